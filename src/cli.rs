@@ -1,0 +1,203 @@
+//! The command line, as clap types only. Validation into typed settings is `settings`' job.
+
+use std::num::NonZeroUsize;
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use serde::Serialize;
+
+use crate::exit_code;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "migrate",
+    version,
+    about = "Move an application's data from PostgreSQL or Supabase into Convex",
+    long_about = "Move an application's data from PostgreSQL or Supabase into Convex.\n\n\
+        The job runs in four stages, each leaving files in the data directory for the next:\n  \
+        export     Postgres → data/raw/*.jsonl and data/manifest.json, in one snapshot\n  \
+        transform  raw rows → Convex documents (data/transformed/), bad rows to data/rejects/\n  \
+        import     documents → Convex over its HTTP API, resumable\n  \
+        verify     prove Convex holds exactly what the source held\n\n\
+        Settings come from flags, then the environment (DATABASE_URL, CONVEX_URL, \
+        CONVEX_DEPLOY_KEY, MIGRATE_*; a .env file in the working directory is read), then \
+        defaults. The deploy key is read only from the environment.",
+    after_help = exit_code::HELP,
+    after_long_help = exit_code::HELP,
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: GlobalArgs,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Args)]
+pub struct GlobalArgs {
+    /// Where stages keep their files: raw/, transformed/, rejects/, manifest.json, state
+    #[arg(long, global = true, env = "MIGRATE_DATA_DIR", default_value = "data")]
+    pub data_dir: PathBuf,
+
+    /// Where the mapping plan lives (migrations/0001_initial.toml, ...)
+    #[arg(long, global = true, env = "MIGRATE_PLAN_DIR", default_value = "migrations")]
+    pub plan_dir: PathBuf,
+
+    /// Results on stdout as a human summary or as JSON for scripts and CI
+    #[arg(long, global = true, env = "MIGRATE_FORMAT", value_enum, default_value_t = OutputFormat::Text)]
+    pub format: OutputFormat,
+
+    /// More log output on stderr (-v info, -vv debug, -vvv trace); RUST_LOG overrides
+    #[arg(short, long, global = true, action = clap::ArgAction::Count, conflicts_with = "quiet")]
+    pub verbose: u8,
+
+    /// Only errors on stderr
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub quiet: u8,
+
+    /// Never draw progress bars (they are drawn only on a terminal, never in CI)
+    #[arg(long, global = true, env = "MIGRATE_NO_PROGRESS", value_parser = clap::builder::FalseyValueParser::new())]
+    pub no_progress: bool,
+
+    /// Print the settings this command would use (secrets redacted) and exit
+    #[arg(long, global = true)]
+    pub show_settings: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OutputFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Write a first mapping plan and the Convex-side files from the source catalog
+    #[command(alias = "plan")]
+    Init(InitArgs),
+    /// Read every selected table in one consistent snapshot into data/raw/*.jsonl
+    #[command(long_about = EXPORT_ABOUT)]
+    Export(ExportArgs),
+    /// Turn raw rows into Convex documents following the mapping plan
+    Transform(TransformArgs),
+    /// Push documents into Convex in batches, parents first, resumable
+    Import(ImportArgs),
+    /// Prove that Convex holds exactly what the source held
+    Verify(VerifyArgs),
+    /// Run export, transform, import and verify in turn
+    Run(RunArgs),
+    /// Show where each table stands
+    Status,
+}
+
+const EXPORT_ABOUT: &str = "\
+Read every selected table in one consistent snapshot into data/raw/*.jsonl.
+
+All tables are read inside one REPEATABLE READ snapshot, shared by the --jobs connections, so a row \
+that references another finds it in the export even while the application keeps writing. Rows \
+stream to data/raw/<schema>.<table>.jsonl (one JSON object per row, nothing rounded: see \
+docs/raw-format.md); a file appears under its final name only once complete. data/manifest.json \
+records the snapshot, the catalog (columns, types, keys, foreign keys) and per table the row count \
+and a BLAKE3 checksum of the file. Partitioned tables are read once through their parent. Views are \
+exported only when named in --tables. Row-level security is never applied silently: a table whose \
+policies would hide rows from the exporting user is an error.";
+
+#[derive(Debug, Args)]
+pub struct InitArgs {
+    #[command(flatten)]
+    pub source: SourceArgs,
+    /// Schemas to read
+    #[arg(long, env = "MIGRATE_SCHEMAS", default_value = "public")]
+    pub schemas: String,
+    /// Where to write schema.ts and migrate.ts for the Convex app
+    #[arg(long, env = "MIGRATE_CONVEX_DIR", default_value = "convex")]
+    pub convex_dir: PathBuf,
+    /// Overwrite a plan or generated file that was edited since it was written
+    #[arg(long)]
+    pub force: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct SourceArgs {
+    /// PostgreSQL connection URL: postgres://USER:PASSWORD@HOST:PORT/DATABASE
+    #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
+    pub database_url: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct ExportArgs {
+    /// PostgreSQL connection URL: postgres://USER:PASSWORD@HOST:PORT/DATABASE
+    /// (Supabase: the direct connection or the session pooler, not the transaction pooler)
+    #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
+    pub database_url: Option<String>,
+
+    /// Schemas whose tables are exported, comma-separated (Supabase users: add `auth`)
+    #[arg(long, env = "MIGRATE_SCHEMAS", default_value = "public")]
+    pub schemas: String,
+
+    /// Export only these tables or views: `schema.table` or `table`, comma-separated;
+    /// quote names holding dots or commas: `public."a.b"`
+    #[arg(long, env = "MIGRATE_TABLES")]
+    pub tables: Option<String>,
+
+    /// Connections reading tables in parallel, all in the same snapshot
+    #[arg(long, short = 'j', env = "MIGRATE_JOBS", default_value = "4")]
+    pub jobs: NonZeroUsize,
+}
+
+#[derive(Debug, Args)]
+pub struct TransformArgs {
+    /// Print sample documents and statistics; write nothing
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Sample documents per table shown by --dry-run
+    #[arg(long, default_value = "3")]
+    pub sample: usize,
+    /// Stop once more rows than this were rejected
+    #[arg(long)]
+    pub max_rejected: Option<u64>,
+}
+
+#[derive(Debug, Args)]
+pub struct ImportArgs {
+    /// The Convex deployment URL, e.g. https://happy-animal-123.convex.cloud
+    #[arg(long, env = "CONVEX_URL")]
+    pub convex_url: Option<String>,
+    /// Mutations in flight at once
+    #[arg(long, default_value = "16")]
+    pub concurrency: NonZeroUsize,
+    /// Documents per mutation (batches are also bounded in bytes)
+    #[arg(long, default_value = "100")]
+    pub batch_size: NonZeroUsize,
+    /// Print the import order and batch counts; send nothing
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct VerifyArgs {
+    /// The Convex deployment URL
+    #[arg(long, env = "CONVEX_URL")]
+    pub convex_url: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    #[command(flatten)]
+    pub export: ExportArgs,
+    /// The Convex deployment URL
+    #[arg(long, env = "CONVEX_URL")]
+    pub convex_url: Option<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    use super::*;
+
+    #[test]
+    fn the_command_line_is_consistent() {
+        Cli::command().debug_assert();
+    }
+}

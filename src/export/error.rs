@@ -1,0 +1,186 @@
+//! What can go wrong reading from Postgres, each failure naming the thing it concerns.
+
+use std::fmt;
+
+use tokio_postgres::error::SqlState;
+
+use super::binary_copy::CopyError;
+use crate::catalog::TableName;
+use crate::data_dir::DataDirError;
+use crate::exit_code;
+use crate::settings::DatabaseUrl;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ExportError {
+    #[error("cannot connect to PostgreSQL at `{endpoint}`")]
+    Unreachable {
+        endpoint: String,
+        #[source]
+        source: PostgresError,
+    },
+    #[error("PostgreSQL at `{endpoint}` refused the login of user `{user}`")]
+    LoginRefused {
+        endpoint: String,
+        user: String,
+        #[source]
+        source: PostgresError,
+    },
+    #[error("database `{database}` does not exist on `{endpoint}`")]
+    DatabaseMissing {
+        database: String,
+        endpoint: String,
+        #[source]
+        source: PostgresError,
+    },
+    #[error("PostgreSQL {version} is not supported: migrate needs 12 or later")]
+    ServerTooOld { version: String },
+    #[error("table `{name}` does not exist in schema{} {}", plural(schemas.len()), backticked(schemas))]
+    TableMissing { name: String, schemas: Vec<String>, suggestion: Option<String> },
+    #[error("permission denied to read {}", backticked(tables))]
+    PermissionDenied {
+        tables: Vec<TableName>,
+        #[source]
+        source: Option<PostgresError>,
+    },
+    #[error("row-level security would hide rows of `{table}` from this user")]
+    RowSecurity {
+        table: TableName,
+        #[source]
+        source: PostgresError,
+    },
+    #[error("cannot read the catalog")]
+    Catalog(#[source] PostgresError),
+    #[error("cannot start the snapshot session")]
+    Session(#[source] PostgresError),
+    #[error("reading table `{table}` failed")]
+    Read {
+        table: TableName,
+        #[source]
+        source: PostgresError,
+    },
+    #[error("cannot export a value of table `{table}`")]
+    Value {
+        table: TableName,
+        #[source]
+        source: CopyError,
+    },
+    #[error(transparent)]
+    DataDir(#[from] DataDirError),
+}
+
+fn plural(n: usize) -> &'static str {
+    if n == 1 { "" } else { "s" }
+}
+
+fn backticked<T: fmt::Display>(items: &[T]) -> String {
+    items.iter().map(|i| format!("`{i}`")).collect::<Vec<_>>().join(", ")
+}
+
+impl ExportError {
+    /// Classifies a failed connection attempt.
+    pub(super) fn connect(url: &DatabaseUrl, error: tokio_postgres::Error) -> Self {
+        let endpoint = url.endpoint();
+        let code = error.as_db_error().map(|db| db.code().clone());
+        let source = PostgresError(error);
+        match code {
+            Some(SqlState::INVALID_CATALOG_NAME) => ExportError::DatabaseMissing {
+                database: url.database().to_owned(),
+                endpoint,
+                source,
+            },
+            Some(SqlState::INVALID_PASSWORD | SqlState::INVALID_AUTHORIZATION_SPECIFICATION) => {
+                ExportError::LoginRefused { endpoint, user: url.user().to_owned(), source }
+            }
+            _ if source.to_string().contains("password missing") => {
+                ExportError::LoginRefused { endpoint, user: url.user().to_owned(), source }
+            }
+            _ => ExportError::Unreachable { endpoint, source },
+        }
+    }
+
+    pub(super) fn catalog(error: tokio_postgres::Error) -> Self {
+        ExportError::Catalog(PostgresError(error))
+    }
+
+    pub(super) fn session(error: tokio_postgres::Error) -> Self {
+        ExportError::Session(PostgresError(error))
+    }
+
+    /// Classifies a failure while reading a table's rows.
+    pub(super) fn read(table: &TableName, error: tokio_postgres::Error) -> Self {
+        let db = error.as_db_error();
+        let privilege = db.is_some_and(|db| db.code() == &SqlState::INSUFFICIENT_PRIVILEGE);
+        let row_security =
+            privilege && db.is_some_and(|db| db.message().contains("row-level security"));
+        let source = PostgresError(error);
+        if row_security {
+            ExportError::RowSecurity { table: table.clone(), source }
+        } else if privilege {
+            ExportError::PermissionDenied { tables: vec![table.clone()], source: Some(source) }
+        } else {
+            ExportError::Read { table: table.clone(), source }
+        }
+    }
+
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            ExportError::TableMissing { .. } => exit_code::USAGE,
+            ExportError::DataDir(_) => exit_code::LOCAL_IO,
+            _ => exit_code::SOURCE_FAILURE,
+        }
+    }
+
+    pub fn hint(&self) -> Option<String> {
+        Some(match self {
+            ExportError::Unreachable { .. } => {
+                "check the host and port in DATABASE_URL and that the server accepts TCP connections"
+                    .into()
+            }
+            ExportError::LoginRefused { .. } => "check the user and password in DATABASE_URL".into(),
+            ExportError::DatabaseMissing { .. } => {
+                "check the database name at the end of DATABASE_URL (`psql -l` lists them)".into()
+            }
+            ExportError::TableMissing { suggestion: Some(name), .. } => {
+                format!("did you mean `{name}`?")
+            }
+            ExportError::TableMissing { .. } => {
+                "write `schema.table` for tables outside --schemas, or add the schema to --schemas"
+                    .into()
+            }
+            ExportError::PermissionDenied { .. } => "grant SELECT on them to the exporting user, \
+                or export as their owner (Supabase: the `postgres` user)"
+                .into(),
+            ExportError::RowSecurity { .. } => "export as the table owner or a role with \
+                BYPASSRLS (Supabase: the `postgres` user) so that no row is filtered out"
+                .into(),
+            ExportError::DataDir(error) => return error.hint(),
+            _ => return None,
+        })
+    }
+}
+
+/// A tokio-postgres error shown the way a person wants to read it: the server's own message
+/// with its SQLSTATE and detail, or the client-side reason. Never contains the password: neither
+/// tokio-postgres nor the server put it in messages.
+#[derive(Debug)]
+pub struct PostgresError(pub tokio_postgres::Error);
+
+impl fmt::Display for PostgresError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0.as_db_error() {
+            Some(db) => {
+                write!(f, "{} {}: {}", db.severity(), db.code().code(), db.message())?;
+                if let Some(detail) = db.detail() {
+                    write!(f, " ({detail})")?;
+                }
+                Ok(())
+            }
+            None => {
+                write!(f, "{}", self.0)?;
+                Ok(())
+            }
+        }
+    }
+}
+
+impl std::error::Error for PostgresError {}

@@ -1,0 +1,414 @@
+//! Catalog queries: which relations exist, which the user selected, and their columns, types,
+//! keys and foreign keys. Runs inside the export's snapshot transaction, so the catalog and the
+//! rows describe the same moment.
+
+use std::collections::{BTreeMap, HashMap};
+
+use tokio_postgres::Client;
+
+use super::ExportError;
+use crate::catalog::{Column, ForeignKey, PgType, Table, TableKind, TableName};
+use crate::settings::TableSelector;
+
+/// A relation found in the catalog, before its columns are read.
+#[derive(Debug, Clone)]
+struct Relation {
+    oid: u32,
+    name: TableName,
+    kind: TableKind,
+    is_partition: bool,
+    estimated_rows: Option<u64>,
+    can_select: bool,
+}
+
+/// Reads the catalog of the selected tables.
+///
+/// With no selectors: every table and partitioned table of `schemas` (partitions are read
+/// through their parent). With selectors: exactly those relations, views included; a bare name
+/// is looked up in `schemas`.
+pub async fn introspect(
+    client: &Client,
+    schemas: &[String],
+    selectors: &[TableSelector],
+) -> Result<Vec<Table>, ExportError> {
+    let relations = relations(client).await?;
+    let selected = select(&relations, schemas, selectors)?;
+    let denied: Vec<TableName> =
+        selected.iter().filter(|r| !r.can_select).map(|r| r.name.clone()).collect();
+    if !denied.is_empty() {
+        return Err(ExportError::PermissionDenied { tables: denied, source: None });
+    }
+    let oids: Vec<u32> = selected.iter().map(|r| r.oid).collect();
+    let types = TypeCatalog::load(client).await?;
+    let mut columns = columns(client, &oids, &types).await?;
+    let mut keys = keys(client, &oids).await?;
+    Ok(selected
+        .into_iter()
+        .map(|relation| {
+            let keys = keys.remove(&relation.oid).unwrap_or_default();
+            Table {
+                name: relation.name,
+                kind: relation.kind,
+                columns: columns.remove(&relation.oid).unwrap_or_default(),
+                primary_key: keys.primary,
+                unique_keys: keys.unique,
+                foreign_keys: keys.foreign,
+                estimated_rows: relation.estimated_rows,
+            }
+        })
+        .collect())
+}
+
+async fn relations(client: &Client) -> Result<Vec<Relation>, ExportError> {
+    let rows = client
+        .query(
+            r"select c.oid, n.nspname::text, c.relname::text, c.relkind::text, c.relispartition,
+                     case when c.relkind = 'p' then
+                       (select case when bool_and(p.reltuples < 0) then -1
+                                    else sum(greatest(p.reltuples, 0)) end::float8
+                          from pg_partition_tree(c.oid) t join pg_class p on p.oid = t.relid
+                         where t.isleaf)
+                     else c.reltuples::float8 end,
+                     has_table_privilege(c.oid, 'SELECT')
+                from pg_class c join pg_namespace n on n.oid = c.relnamespace
+               where c.relkind in ('r', 'p', 'v', 'm', 'f')
+                 and n.nspname not in ('pg_catalog', 'information_schema')
+                 and n.nspname not like 'pg\_toast%' and n.nspname not like 'pg\_temp%'
+               order by 2, 3",
+            &[],
+        )
+        .await
+        .map_err(ExportError::catalog)?;
+    Ok(rows
+        .iter()
+        .map(|row| {
+            let kind = match row.get::<_, String>(3).as_str() {
+                "r" => TableKind::Table,
+                "p" => TableKind::Partitioned,
+                "v" => TableKind::View,
+                "m" => TableKind::MaterializedView,
+                _ => TableKind::Foreign,
+            };
+            let estimate: Option<f64> = row.get(5);
+            Relation {
+                oid: row.get(0),
+                name: TableName::new(row.get::<_, String>(1), row.get::<_, String>(2)),
+                kind,
+                is_partition: row.get(4),
+                estimated_rows: estimate.filter(|e| *e >= 0.0).map(|e| e as u64),
+                can_select: row.get(6),
+            }
+        })
+        .collect())
+}
+
+fn select(
+    relations: &[Relation],
+    schemas: &[String],
+    selectors: &[TableSelector],
+) -> Result<Vec<Relation>, ExportError> {
+    if selectors.is_empty() {
+        return Ok(relations
+            .iter()
+            .filter(|r| schemas.contains(&r.name.schema))
+            .filter(|r| matches!(r.kind, TableKind::Table | TableKind::Partitioned))
+            .filter(|r| !r.is_partition)
+            .cloned()
+            .collect());
+    }
+    let mut selected: Vec<Relation> = Vec::new();
+    for selector in selectors {
+        let found = relations.iter().find(|r| match &selector.schema {
+            Some(schema) => &r.name.schema == schema && r.name.name == selector.name,
+            None => schemas.contains(&r.name.schema) && r.name.name == selector.name,
+        });
+        match found {
+            Some(relation) if !selected.iter().any(|s| s.oid == relation.oid) => {
+                selected.push(relation.clone())
+            }
+            Some(_) => {}
+            None => {
+                return Err(ExportError::TableMissing {
+                    name: selector.to_string(),
+                    schemas: schemas.to_vec(),
+                    suggestion: suggest(relations, schemas, selector),
+                });
+            }
+        }
+    }
+    Ok(selected)
+}
+
+/// The closest existing relation name, when one is close enough to be a likely typo.
+fn suggest(relations: &[Relation], schemas: &[String], selector: &TableSelector) -> Option<String> {
+    let wanted = selector.to_string().to_lowercase();
+    relations
+        .iter()
+        .map(|r| {
+            let candidate =
+                if selector.schema.is_some() { r.name.to_string() } else { r.name.name.clone() };
+            let in_schemas = if schemas.contains(&r.name.schema) { 0.01 } else { 0.0 };
+            let score = strsim::jaro_winkler(&wanted, &candidate.to_lowercase()) + in_schemas;
+            (score, r.name.to_string())
+        })
+        .filter(|(score, _)| *score >= 0.8)
+        .max_by(|a, b| a.0.total_cmp(&b.0))
+        .map(|(_, name)| name)
+}
+
+struct TypeInfo {
+    schema: String,
+    name: String,
+    typtype: String,
+    category: String,
+    element: u32,
+    base: u32,
+}
+
+/// Every type of the database, to resolve domains, arrays and enums without a query per column.
+struct TypeCatalog {
+    types: HashMap<u32, TypeInfo>,
+    enum_labels: HashMap<u32, Vec<String>>,
+}
+
+impl TypeCatalog {
+    async fn load(client: &Client) -> Result<Self, ExportError> {
+        let rows = client
+            .query(
+                "select t.oid, n.nspname::text, t.typname::text, t.typtype::text,
+                        t.typcategory::text, t.typelem, t.typbasetype
+                   from pg_type t join pg_namespace n on n.oid = t.typnamespace",
+                &[],
+            )
+            .await
+            .map_err(ExportError::catalog)?;
+        let types = rows
+            .iter()
+            .map(|row| {
+                let info = TypeInfo {
+                    schema: row.get(1),
+                    name: row.get(2),
+                    typtype: row.get(3),
+                    category: row.get(4),
+                    element: row.get(5),
+                    base: row.get(6),
+                };
+                (row.get::<_, u32>(0), info)
+            })
+            .collect();
+        let mut enum_labels: HashMap<u32, Vec<String>> = HashMap::new();
+        let rows = client
+            .query(
+                "select enumtypid, enumlabel::text from pg_enum order by enumtypid, enumsortorder",
+                &[],
+            )
+            .await
+            .map_err(ExportError::catalog)?;
+        for row in rows {
+            enum_labels.entry(row.get(0)).or_default().push(row.get(1));
+        }
+        Ok(Self { types, enum_labels })
+    }
+
+    /// The base type (domains resolved), whether it is an array, and the outermost domain.
+    fn resolve(&self, mut oid: u32) -> (PgType, bool, Option<String>) {
+        let mut array = false;
+        let mut domain = None;
+        loop {
+            let Some(info) = self.types.get(&oid) else {
+                return (PgType::Other(format!("oid {oid}")), array, domain);
+            };
+            let qualified = if info.schema == "pg_catalog" {
+                info.name.clone()
+            } else {
+                format!("{}.{}", info.schema, info.name)
+            };
+            if info.typtype == "d" && info.base != 0 {
+                domain.get_or_insert(qualified);
+                oid = info.base;
+            } else if info.category == "A" && info.element != 0 && !array {
+                array = true;
+                oid = info.element;
+            } else if info.typtype == "e" {
+                let labels = self.enum_labels.get(&oid).cloned().unwrap_or_default();
+                return (PgType::Enum { name: qualified, labels }, array, domain);
+            } else {
+                let known = (info.schema == "pg_catalog" || info.name == "citext")
+                    .then(|| PgType::builtin(&info.name))
+                    .flatten();
+                return (known.unwrap_or(PgType::Other(qualified)), array, domain);
+            }
+        }
+    }
+}
+
+async fn columns(
+    client: &Client,
+    oids: &[u32],
+    types: &TypeCatalog,
+) -> Result<HashMap<u32, Vec<Column>>, ExportError> {
+    let rows = client
+        .query(
+            "select a.attrelid, a.attname::text, a.atttypid, format_type(a.atttypid, a.atttypmod),
+                    not a.attnotnull, a.attgenerated::text <> ''
+               from pg_attribute a
+              where a.attrelid = any($1) and a.attnum > 0 and not a.attisdropped
+              order by a.attrelid, a.attnum",
+            &[&oids],
+        )
+        .await
+        .map_err(ExportError::catalog)?;
+    let mut columns: HashMap<u32, Vec<Column>> = HashMap::new();
+    for row in rows {
+        let (ty, array, domain) = types.resolve(row.get(2));
+        columns.entry(row.get(0)).or_default().push(Column {
+            name: row.get(1),
+            sql_type: row.get(3),
+            ty,
+            array,
+            domain,
+            nullable: row.get(4),
+            generated: row.get(5),
+        });
+    }
+    Ok(columns)
+}
+
+#[derive(Default)]
+struct Keys {
+    primary: Vec<String>,
+    unique: Vec<Vec<String>>,
+    foreign: Vec<ForeignKey>,
+}
+
+async fn keys(client: &Client, oids: &[u32]) -> Result<BTreeMap<u32, Keys>, ExportError> {
+    let constraints = client
+        .query(
+            r"select con.conrelid, con.contype::text, con.conname::text,
+                     array(select a.attname::text
+                             from unnest(con.conkey) with ordinality k(num, ord)
+                             join pg_attribute a on a.attrelid = con.conrelid and a.attnum = k.num
+                            order by k.ord),
+                     fn.nspname::text, fc.relname::text,
+                     array(select a.attname::text
+                             from unnest(con.confkey) with ordinality k(num, ord)
+                             join pg_attribute a on a.attrelid = con.confrelid and a.attnum = k.num
+                            order by k.ord)
+                from pg_constraint con
+                left join pg_class fc on fc.oid = con.confrelid
+                left join pg_namespace fn on fn.oid = fc.relnamespace
+               where con.conrelid = any($1) and con.contype in ('p', 'u', 'f')
+               order by con.conrelid, con.contype, con.conname",
+            &[&oids],
+        )
+        .await
+        .map_err(ExportError::catalog)?;
+    let mut keys: BTreeMap<u32, Keys> = BTreeMap::new();
+    for row in constraints {
+        let entry = keys.entry(row.get(0)).or_default();
+        let columns: Vec<String> = row.get(3);
+        match row.get::<_, String>(1).as_str() {
+            "p" => entry.primary = columns,
+            "u" => entry.unique.push(columns),
+            _ => entry.foreign.push(ForeignKey {
+                name: row.get(2),
+                columns,
+                references: TableName::new(row.get::<_, String>(4), row.get::<_, String>(5)),
+                referenced_columns: row.get(6),
+            }),
+        }
+    }
+    let unique_indexes = client
+        .query(
+            r"select i.indrelid,
+                     array(select a.attname::text
+                             from unnest(i.indkey::int2[]) with ordinality k(num, ord)
+                             join pg_attribute a on a.attrelid = i.indrelid and a.attnum = k.num
+                            where k.ord <= i.indnkeyatts
+                            order by k.ord)
+                from pg_index i
+               where i.indrelid = any($1) and i.indisunique and not i.indisprimary
+                 and i.indpred is null and i.indexprs is null
+                 and not exists (select 1 from pg_constraint c where c.conindid = i.indexrelid)
+               order by i.indrelid, i.indexrelid",
+            &[&oids],
+        )
+        .await
+        .map_err(ExportError::catalog)?;
+    for row in unique_indexes {
+        let columns: Vec<String> = row.get(1);
+        let entry = keys.entry(row.get(0)).or_default();
+        if !entry.unique.contains(&columns) {
+            entry.unique.push(columns);
+        }
+    }
+    Ok(keys)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn relation(
+        oid: u32,
+        schema: &str,
+        name: &str,
+        kind: TableKind,
+        is_partition: bool,
+    ) -> Relation {
+        Relation {
+            oid,
+            name: TableName::new(schema, name),
+            kind,
+            is_partition,
+            estimated_rows: None,
+            can_select: true,
+        }
+    }
+
+    fn catalog() -> Vec<Relation> {
+        vec![
+            relation(1, "public", "users", TableKind::Table, false),
+            relation(2, "public", "events", TableKind::Partitioned, false),
+            relation(3, "public", "events_2024", TableKind::Table, true),
+            relation(4, "public", "active_users", TableKind::View, false),
+            relation(5, "auth", "users", TableKind::Table, false),
+        ]
+    }
+
+    fn names(selected: Vec<Relation>) -> Vec<String> {
+        selected.into_iter().map(|r| r.name.to_string()).collect()
+    }
+
+    #[test]
+    fn default_selection_is_tables_of_the_schemas_without_partitions_or_views() {
+        let selected = select(&catalog(), &["public".into()], &[]).unwrap();
+        assert_eq!(names(selected), ["public.users", "public.events"]);
+    }
+
+    #[test]
+    fn named_relations_include_views_and_other_schemas() {
+        let selectors: Vec<TableSelector> =
+            ["active_users", "auth.users", "users"].iter().map(|s| s.parse().unwrap()).collect();
+        let selected = select(&catalog(), &["public".into()], &selectors).unwrap();
+        assert_eq!(names(selected), ["public.active_users", "auth.users", "public.users"]);
+    }
+
+    #[test]
+    fn a_missing_table_suggests_the_closest_name() {
+        let selectors = vec!["usres".parse().unwrap()];
+        let err = select(&catalog(), &["public".into()], &selectors).unwrap_err();
+        match err {
+            ExportError::TableMissing { name, suggestion, .. } => {
+                assert_eq!(name, "usres");
+                assert_eq!(suggestion.as_deref(), Some("public.users"));
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+        let selectors = vec!["zzz".parse().unwrap()];
+        assert!(matches!(
+            select(&catalog(), &["public".into()], &selectors),
+            Err(ExportError::TableMissing { suggestion: None, .. })
+        ));
+    }
+}

@@ -1,0 +1,381 @@
+//! `migrate export`: Postgres → `raw/*.jsonl` + `manifest.json`, in one consistent snapshot.
+//!
+//! The only code that talks to Postgres. One coordinator connection opens a REPEATABLE READ,
+//! READ ONLY transaction, exports its snapshot and reads the catalog; up to `--jobs - 1` more
+//! connections adopt the same snapshot with `SET TRANSACTION SNAPSHOT`, so every table is read
+//! at the same instant. Each table streams through binary COPY into a [`JsonlWriter`]: memory
+//! stays constant whatever the table size.
+
+mod binary_copy;
+mod error;
+mod introspect;
+pub mod raw_json;
+
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use futures_util::StreamExt;
+use serde::Serialize;
+use tokio::task::JoinSet;
+use tokio_postgres::{Client, NoTls};
+
+use self::binary_copy::{ColumnCodec, RowDecoder};
+pub use self::error::{ExportError, PostgresError};
+use self::raw_json::Wire;
+use crate::catalog::{Catalog, Column, PgType, Table, TableKind, quote_ident};
+use crate::data_dir::{self, DataDir, JsonlWriter};
+use crate::manifest::{self, ExportedTable, Manifest};
+use crate::output::Reporter;
+use crate::settings::{DatabaseUrl, ExportSettings};
+
+/// What an export did, for the summary.
+#[derive(Debug, Clone, Serialize)]
+pub struct ExportReport {
+    pub snapshot_taken_at: String,
+    pub manifest: String,
+    pub tables: Vec<TableReport>,
+    pub rows: u64,
+    pub bytes: u64,
+    pub seconds: f64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct TableReport {
+    pub table: String,
+    pub file: String,
+    pub rows: u64,
+    pub bytes: u64,
+    pub seconds: f64,
+}
+
+/// Session settings every connection uses: text forms that do not depend on the server's
+/// configuration (for the `::text` casts), and row-level security that fails loudly instead of
+/// hiding rows.
+const SESSION_SETUP: &str = "SET DateStyle = 'ISO, YMD'; SET IntervalStyle = 'iso_8601'; \
+    SET TimeZone = 'UTC'; SET extra_float_digits = 3; SET row_security = off; \
+    SET statement_timeout = 0; SET client_encoding = 'UTF8'";
+const BEGIN_SNAPSHOT: &str = "BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY";
+
+/// Runs the export. On error nothing under its final name is left half-written, and the previous
+/// manifest is gone, so later stages refuse to start from a partial export.
+pub async fn export(
+    settings: &ExportSettings,
+    data_dir: &DataDir,
+    reporter: Arc<dyn Reporter>,
+) -> Result<ExportReport, ExportError> {
+    let started = Instant::now();
+    let url = &settings.database_url;
+    let coordinator = connect(url).await?;
+    coordinator.batch_execute(SESSION_SETUP).await.map_err(ExportError::session)?;
+    coordinator.batch_execute(BEGIN_SNAPSHOT).await.map_err(ExportError::session)?;
+    let snapshot = Snapshot::export(&coordinator).await?;
+    tracing::info!(snapshot = %snapshot.id, taken_at = %snapshot.taken_at, "snapshot exported");
+
+    let mut tables =
+        introspect::introspect(&coordinator, &settings.schemas, &settings.tables).await?;
+    tables.sort_by(|a, b| b.estimated_rows.unwrap_or(0).cmp(&a.estimated_rows.unwrap_or(0)));
+
+    data_dir::remove_if_exists(&data_dir.manifest_path())?;
+    data_dir.prepare(&data_dir.raw_dir())?;
+
+    let jobs = settings.jobs.get().min(tables.len()).max(1);
+    let mut clients = vec![coordinator];
+    for _ in 1..jobs {
+        let client = connect(url).await?;
+        client.batch_execute(SESSION_SETUP).await.map_err(ExportError::session)?;
+        let adopt =
+            format!("{BEGIN_SNAPSHOT}; SET TRANSACTION SNAPSHOT {}", quote_literal(&snapshot.id));
+        client.batch_execute(&adopt).await.map_err(ExportError::session)?;
+        clients.push(client);
+    }
+    tracing::debug!(jobs, tables = tables.len(), "reading tables");
+
+    let queue = Arc::new(Mutex::new(tables.iter().rev().cloned().collect::<Vec<Table>>()));
+    let mut workers = JoinSet::new();
+    for client in clients {
+        let queue = Arc::clone(&queue);
+        let data_dir = data_dir.clone();
+        let reporter = Arc::clone(&reporter);
+        workers.spawn(async move {
+            let mut done = Vec::new();
+            loop {
+                let next = queue.lock().expect("queue lock").pop();
+                let Some(table) = next else { break };
+                done.push(export_table(&client, &table, &data_dir, reporter.as_ref()).await?);
+            }
+            client.batch_execute("COMMIT").await.map_err(ExportError::session)?;
+            Ok::<_, ExportError>(done)
+        });
+    }
+    let mut exported: Vec<(ExportedTable, f64)> = Vec::new();
+    while let Some(joined) = workers.join_next().await {
+        match joined {
+            Ok(Ok(done)) => exported.extend(done),
+            Ok(Err(error)) => return Err(error),
+            Err(join) => std::panic::resume_unwind(join.into_panic()),
+        }
+    }
+    exported.sort_by(|a, b| a.0.table.cmp(&b.0.table));
+    tables.sort_by(|a, b| a.name.cmp(&b.name));
+
+    remove_stale_raw_files(data_dir, &exported)?;
+    let manifest = Manifest {
+        format_version: manifest::FORMAT_VERSION,
+        tool: concat!("migrate ", env!("CARGO_PKG_VERSION")).into(),
+        source: manifest::Source {
+            url: url.to_string(),
+            database: snapshot.database.clone(),
+            server_version: snapshot.server_version.clone(),
+        },
+        snapshot: manifest::Snapshot {
+            taken_at: snapshot.taken_at.clone(),
+            transaction_snapshot: snapshot.transaction_snapshot.clone(),
+        },
+        schemas: settings.schemas.clone(),
+        tables: exported.iter().map(|(table, _)| table.clone()).collect(),
+        catalog: Catalog { tables },
+    };
+    manifest.write(&data_dir.manifest_path())?;
+
+    let tables: Vec<TableReport> = exported
+        .into_iter()
+        .map(|(table, seconds)| TableReport {
+            table: table.table.to_string(),
+            file: table.file,
+            rows: table.rows,
+            bytes: table.bytes,
+            seconds,
+        })
+        .collect();
+    Ok(ExportReport {
+        snapshot_taken_at: snapshot.taken_at,
+        manifest: data_dir.manifest_path().display().to_string(),
+        rows: tables.iter().map(|t| t.rows).sum(),
+        bytes: tables.iter().map(|t| t.bytes).sum(),
+        tables,
+        seconds: started.elapsed().as_secs_f64(),
+    })
+}
+
+async fn connect(url: &DatabaseUrl) -> Result<Client, ExportError> {
+    let (client, connection) =
+        url.config().connect(NoTls).await.map_err(|e| ExportError::connect(url, e))?;
+    tokio::spawn(async move {
+        if let Err(error) = connection.await {
+            tracing::debug!(error = %PostgresError(error), "connection closed");
+        }
+    });
+    Ok(client)
+}
+
+struct Snapshot {
+    id: String,
+    taken_at: String,
+    transaction_snapshot: String,
+    server_version: String,
+    database: String,
+}
+
+impl Snapshot {
+    async fn export(client: &Client) -> Result<Self, ExportError> {
+        let row = client
+            .query_one(
+                r#"select current_setting('server_version_num')::int,
+                          current_setting('server_version'), current_database()::text"#,
+                &[],
+            )
+            .await
+            .map_err(ExportError::session)?;
+        let version_num: i32 = row.get(0);
+        let server_version: String = row.get(1);
+        if version_num < 120_000 {
+            return Err(ExportError::ServerTooOld { version: server_version });
+        }
+        let database: String = row.get(2);
+        let row = client
+            .query_one(
+                r#"select pg_export_snapshot(),
+                          to_char(now() at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'),
+                          txid_current_snapshot()::text"#,
+                &[],
+            )
+            .await
+            .map_err(ExportError::session)?;
+        Ok(Snapshot {
+            id: row.get(0),
+            taken_at: row.get(1),
+            transaction_snapshot: row.get(2),
+            server_version,
+            database,
+        })
+    }
+}
+
+fn quote_literal(value: &str) -> String {
+    format!("'{}'", value.replace('\'', "''"))
+}
+
+/// How a column is selected and decoded: natively in binary where `raw_json` knows the type,
+/// else cast to text (or text[]) by the server.
+fn column_plan(column: &Column) -> (String, ColumnCodec) {
+    let native = match &column.ty {
+        PgType::Bool => Some(Wire::Bool),
+        PgType::Int2 => Some(Wire::Int2),
+        PgType::Int4 => Some(Wire::Int4),
+        PgType::Int8 => Some(Wire::Int8),
+        PgType::Float4 => Some(Wire::Float4),
+        PgType::Float8 => Some(Wire::Float8),
+        PgType::Numeric => Some(Wire::Numeric),
+        PgType::Text | PgType::Varchar | PgType::Bpchar | PgType::Enum { .. } => Some(Wire::Text),
+        PgType::Uuid => Some(Wire::Uuid),
+        PgType::Json => Some(Wire::Json),
+        PgType::Jsonb => Some(Wire::Jsonb),
+        PgType::Bytea => Some(Wire::Bytea),
+        PgType::Date => Some(Wire::Date),
+        PgType::Timestamp => Some(Wire::Timestamp),
+        PgType::Timestamptz => Some(Wire::Timestamptz),
+        PgType::Citext
+        | PgType::Inet
+        | PgType::Time
+        | PgType::Interval
+        | PgType::Tsvector
+        | PgType::Other(_) => None,
+    };
+    let ident = quote_ident(&column.name);
+    let (expression, wire) = match native {
+        Some(wire) => (ident, wire),
+        None if column.array => (format!("{ident}::text[]"), Wire::Text),
+        None => (format!("{ident}::text"), Wire::Text),
+    };
+    (expression, ColumnCodec { name: column.name.clone(), wire, array: column.array })
+}
+
+/// The COPY statement for a table: partitioned parents include their partitions; plain tables
+/// use `ONLY` so inheritance children are not read twice.
+fn copy_statement(table: &Table) -> (String, Vec<ColumnCodec>) {
+    let (expressions, codecs): (Vec<String>, Vec<ColumnCodec>) =
+        table.columns.iter().map(column_plan).unzip();
+    let only = if table.kind == TableKind::Table { "ONLY " } else { "" };
+    let sql = format!(
+        "COPY (SELECT {} FROM {only}{}) TO STDOUT (FORMAT binary)",
+        expressions.join(", "),
+        table.name.quoted()
+    );
+    (sql, codecs)
+}
+
+/// Progress is reported every this many rows, never per row.
+const PROGRESS_EVERY: u64 = 4096;
+
+async fn export_table(
+    client: &Client,
+    table: &Table,
+    data_dir: &DataDir,
+    reporter: &dyn Reporter,
+) -> Result<(ExportedTable, f64), ExportError> {
+    let started = Instant::now();
+    let (sql, codecs) = copy_statement(table);
+    tracing::debug!(table = %table.name, %sql, "copy");
+    let file = DataDir::raw_file(&table.name);
+    let mut writer = JsonlWriter::create(data_dir.path(&file))?;
+    let mut decoder = RowDecoder::new(codecs);
+    let mut progress = reporter.table_started(&table.name, table.estimated_rows);
+
+    let stream =
+        client.copy_out(sql.as_str()).await.map_err(|e| ExportError::read(&table.name, e))?;
+    futures_util::pin_mut!(stream);
+    let mut reported = 0;
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(|e| ExportError::read(&table.name, e))?;
+        let before = decoder.rows();
+        decoder
+            .feed(&chunk, writer.buffer())
+            .map_err(|source| ExportError::Value { table: table.name.clone(), source })?;
+        writer.end_lines(decoder.rows() - before)?;
+        if decoder.rows() - reported >= PROGRESS_EVERY {
+            reported = decoder.rows();
+            progress.rows(reported);
+        }
+    }
+    let rows = decoder
+        .finish()
+        .map_err(|source| ExportError::Value { table: table.name.clone(), source })?;
+    let digest = writer.finish()?;
+    debug_assert_eq!(digest.lines, rows);
+    progress.finished(rows);
+    let seconds = started.elapsed().as_secs_f64();
+    tracing::info!(table = %table.name, rows, bytes = digest.bytes, seconds, "table exported");
+    Ok((ExportedTable::new(table.name.clone(), file, digest), seconds))
+}
+
+/// Removes `raw/*.jsonl` files that this export did not write (tables since dropped or no
+/// longer selected), so the directory holds exactly what the manifest lists.
+fn remove_stale_raw_files(
+    data_dir: &DataDir,
+    exported: &[(ExportedTable, f64)],
+) -> Result<(), ExportError> {
+    let raw_dir = data_dir.raw_dir();
+    let entries =
+        std::fs::read_dir(&raw_dir).map_err(data_dir::DataDirError::new("read", &raw_dir))?;
+    for entry in entries {
+        let path = entry.map_err(data_dir::DataDirError::new("read", &raw_dir))?.path();
+        let relative = format!("raw/{}", path.file_name().unwrap_or_default().to_string_lossy());
+        let listed = exported.iter().any(|(table, _)| table.file == relative);
+        if !listed && relative.ends_with(".jsonl") {
+            data_dir::remove_if_exists(&path)?;
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::catalog::TableName;
+
+    fn column(name: &str, ty: PgType, array: bool) -> Column {
+        Column {
+            name: name.into(),
+            sql_type: String::new(),
+            ty,
+            array,
+            domain: None,
+            nullable: true,
+            generated: false,
+        }
+    }
+
+    #[test]
+    fn copy_selects_native_types_as_they_are_and_casts_the_rest_to_text() {
+        let table = Table {
+            name: TableName::new("public", "Order \"Items\""),
+            kind: TableKind::Table,
+            columns: vec![
+                column("id", PgType::Int8, false),
+                column("addr", PgType::Inet, false),
+                column("spans", PgType::Interval, true),
+                column("tags", PgType::Text, true),
+            ],
+            primary_key: vec![],
+            unique_keys: vec![],
+            foreign_keys: vec![],
+            estimated_rows: None,
+        };
+        let (sql, codecs) = copy_statement(&table);
+        assert_eq!(
+            sql,
+            r#"COPY (SELECT "id", "addr"::text, "spans"::text[], "tags" FROM ONLY "public"."Order ""Items""") TO STDOUT (FORMAT binary)"#
+        );
+        assert_eq!(codecs[1].wire, Wire::Text);
+        assert!(codecs[2].array && codecs[3].array);
+
+        let partitioned = Table { kind: TableKind::Partitioned, ..table };
+        assert!(!copy_statement(&partitioned).0.contains("ONLY"));
+    }
+
+    #[test]
+    fn snapshot_ids_are_quoted_as_literals() {
+        assert_eq!(quote_literal("00000003-0000001B-1"), "'00000003-0000001B-1'");
+        assert_eq!(quote_literal("x'; drop table y; --"), "'x''; drop table y; --'");
+    }
+}

@@ -1,0 +1,14 @@
+//! `migrate`: move an application's data from PostgreSQL or Supabase into Convex.
+//!
+//! The pipeline is export → transform → import → verify; ARCHITECTURE.md maps the modules.
+
+pub mod catalog;
+pub mod cli;
+pub mod commands;
+pub mod data_dir;
+pub mod dotenv;
+pub mod exit_code;
+pub mod export;
+pub mod manifest;
+pub mod output;
+pub mod settings;

@@ -1,0 +1,20 @@
+//! Entry point: read `.env`, parse the command line, run, map the outcome to an exit code.
+
+use std::path::Path;
+use std::process::ExitCode;
+
+use clap::Parser;
+use migrate::{cli::Cli, commands, dotenv, exit_code, output};
+
+fn main() -> ExitCode {
+    if let Err(error) = dotenv::load(Path::new(".env")) {
+        eprintln!("error: {error}");
+        return ExitCode::from(exit_code::USAGE);
+    }
+    let cli = Cli::parse();
+    output::init_logging(&cli.global);
+    match commands::run(cli) {
+        Ok(code) => ExitCode::from(code),
+        Err(error) => ExitCode::from(output::report_error(&error)),
+    }
+}

@@ -1,0 +1,128 @@
+//! Everything that reaches the terminal: results on stdout (a summary table or JSON), and on
+//! stderr logs, progress bars and errors. Stage code reports through [`Reporter`] and never
+//! prints; only this module knows indicatif.
+
+mod progress;
+mod summary;
+
+use std::io::Write;
+
+pub use self::progress::{Bars, NoProgress};
+pub use self::summary::export_summary;
+use crate::catalog::TableName;
+use crate::cli::GlobalArgs;
+use crate::commands::{Interrupted, NotBuilt};
+use crate::data_dir::DataDirError;
+use crate::exit_code;
+use crate::export::ExportError;
+use crate::settings::SettingsError;
+
+/// How a stage tells the person watching how far it is. Called per table and every few
+/// thousand rows, never per row.
+pub trait Reporter: Send + Sync {
+    fn table_started(
+        &self,
+        table: &TableName,
+        estimated_rows: Option<u64>,
+    ) -> Box<dyn TableProgress>;
+}
+
+pub trait TableProgress: Send {
+    /// Rows done so far in this table.
+    fn rows(&mut self, rows: u64);
+    fn finished(&mut self, rows: u64);
+}
+
+/// Logs go to stderr: warnings by default, `-v` info, `-vv` debug, `-vvv` trace, `-q` errors
+/// only; `RUST_LOG` overrides all of these.
+pub fn init_logging(args: &GlobalArgs) {
+    let level = match (args.quiet, args.verbose) {
+        (q, _) if q > 0 => "error",
+        (_, 0) => "warn",
+        (_, 1) => "info",
+        (_, 2) => "debug",
+        _ => "trace",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .try_init();
+}
+
+/// Prints `error: …`, one `caused by: …` per source and a `hint: …` when one helps, to stderr;
+/// returns the exit code the error calls for.
+pub fn report_error(error: &anyhow::Error) -> u8 {
+    let (text, code) = render_error(error);
+    let _ = std::io::stderr().write_all(text.as_bytes());
+    code
+}
+
+pub fn render_error(error: &anyhow::Error) -> (String, u8) {
+    let mut text = format!("error: {error}\n");
+    for cause in error.chain().skip(1) {
+        text.push_str(&format!("  caused by: {cause}\n"));
+    }
+    let (code, hint) = classify(error);
+    if let Some(hint) = hint {
+        text.push_str(&format!("  hint: {hint}\n"));
+    }
+    (text, code)
+}
+
+/// The exit code and hint of the first error in the chain that knows them.
+fn classify(error: &anyhow::Error) -> (u8, Option<String>) {
+    for cause in error.chain() {
+        if let Some(e) = cause.downcast_ref::<ExportError>() {
+            return (e.exit_code(), e.hint());
+        }
+        if let Some(e) = cause.downcast_ref::<SettingsError>() {
+            return (e.exit_code(), e.hint());
+        }
+        if let Some(e) = cause.downcast_ref::<DataDirError>() {
+            return (exit_code::LOCAL_IO, e.hint());
+        }
+        if let Some(e) = cause.downcast_ref::<NotBuilt>() {
+            return (exit_code::USAGE, Some(e.hint()));
+        }
+        if let Some(e) = cause.downcast_ref::<Interrupted>() {
+            return (exit_code::INTERRUPTED, Some(e.hint()));
+        }
+    }
+    (
+        exit_code::INTERNAL,
+        Some("this is a bug in migrate: please report it with the command you ran".into()),
+    )
+}
+
+/// Writes a result to stdout; a closed pipe (`migrate export | head`) is not an error.
+pub fn print_result(text: &str) {
+    let mut stdout = std::io::stdout().lock();
+    let _ = stdout.write_all(text.as_bytes());
+    let _ = stdout.flush();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn errors_render_with_causes_hint_and_code() {
+        let error = anyhow::Error::new(SettingsError::MissingDatabaseUrl).context("exporting");
+        let (text, code) = render_error(&error);
+        assert_eq!(code, exit_code::USAGE);
+        assert_eq!(
+            text,
+            "error: exporting\n  caused by: no database URL given\n  hint: pass --database-url or \
+             set DATABASE_URL (in the environment or a .env file)\n"
+        );
+    }
+
+    #[test]
+    fn unknown_errors_are_internal() {
+        let (_, code) = render_error(&anyhow::anyhow!("boom"));
+        assert_eq!(code, exit_code::INTERNAL);
+    }
+}

@@ -1,0 +1,390 @@
+//! Flags, environment and `.env` turned into typed settings, validated once at the edge.
+//!
+//! Precedence is flag > environment (a `.env` file in the working directory fills variables that
+//! are not already set) > default; clap applies the first two. Secrets live in types whose
+//! `Debug` and `Display` never show them: [`DatabaseUrl`] and [`Secret`].
+
+use std::fmt;
+use std::num::NonZeroUsize;
+use std::path::PathBuf;
+use std::str::FromStr;
+use std::time::Duration;
+
+use serde::Serialize;
+use tokio_postgres::config::Host;
+
+use crate::cli::{ExportArgs, GlobalArgs, OutputFormat};
+use crate::exit_code;
+
+/// A setting that is missing or malformed. Always a usage error: nothing was touched.
+#[derive(Debug, thiserror::Error)]
+pub enum SettingsError {
+    #[error("no database URL given")]
+    MissingDatabaseUrl,
+    #[error("the database URL is not valid")]
+    InvalidDatabaseUrl {
+        /// tokio-postgres' reason; it names options, never their values.
+        #[source]
+        source: tokio_postgres::Error,
+    },
+    #[error("`{url}` is a Supabase pooler in transaction mode, which cannot hold a snapshot")]
+    TransactionPooler { url: String },
+    #[error("`{value}` is not a table name")]
+    InvalidTableName { value: String },
+    #[error("`--schemas` is empty")]
+    NoSchemas,
+}
+
+impl SettingsError {
+    pub fn exit_code(&self) -> u8 {
+        exit_code::USAGE
+    }
+
+    pub fn hint(&self) -> Option<String> {
+        Some(match self {
+            SettingsError::MissingDatabaseUrl => {
+                "pass --database-url or set DATABASE_URL (in the environment or a .env file)".into()
+            }
+            SettingsError::InvalidDatabaseUrl { .. } => {
+                "expected postgres://USER:PASSWORD@HOST:PORT/DATABASE".into()
+            }
+            SettingsError::TransactionPooler { .. } => "use the direct connection \
+                (db.<project>.supabase.co:5432) or the session pooler on port 5432; a consistent \
+                export needs one session that holds its snapshot"
+                .into(),
+            SettingsError::InvalidTableName { .. } => {
+                "write `schema.table` or `table`; quote names with dots: `public.\"a.b\"`".into()
+            }
+            SettingsError::NoSchemas => return None,
+        })
+    }
+}
+
+/// A Postgres connection string whose password never leaves this type: `Display` and `Debug`
+/// show `postgres://user@host:port/database`.
+#[derive(Clone)]
+pub struct DatabaseUrl {
+    config: tokio_postgres::Config,
+    redacted: String,
+}
+
+impl DatabaseUrl {
+    pub fn parse(raw: &str) -> Result<Self, SettingsError> {
+        let mut config = tokio_postgres::Config::from_str(raw)
+            .map_err(|source| SettingsError::InvalidDatabaseUrl { source })?;
+        if config.get_connect_timeout().is_none() {
+            config.connect_timeout(Duration::from_secs(10));
+        }
+        if config.get_application_name().is_none() {
+            config.application_name("migrate");
+        }
+        let redacted = redact(&config);
+        let url = Self { config, redacted };
+        if url.is_transaction_pooler() {
+            return Err(SettingsError::TransactionPooler { url: url.redacted });
+        }
+        Ok(url)
+    }
+
+    pub fn config(&self) -> &tokio_postgres::Config {
+        &self.config
+    }
+
+    /// `host:port` of the first host, for messages.
+    pub fn endpoint(&self) -> String {
+        let host = match self.config.get_hosts().first() {
+            Some(Host::Tcp(host)) => host.clone(),
+            Some(Host::Unix(path)) => path.display().to_string(),
+            None => "localhost".into(),
+        };
+        let port = self.config.get_ports().first().copied().unwrap_or(5432);
+        format!("{host}:{port}")
+    }
+
+    pub fn user(&self) -> &str {
+        self.config.get_user().unwrap_or("(default user)")
+    }
+
+    pub fn database(&self) -> &str {
+        self.config.get_dbname().or(self.config.get_user()).unwrap_or("postgres")
+    }
+
+    /// Supavisor answers transaction mode on port 6543 of `*.pooler.supabase.com`: every
+    /// statement may run on another server connection, so no snapshot can be held or shared.
+    fn is_transaction_pooler(&self) -> bool {
+        let on_pooler = self.config.get_hosts().iter().any(|host| {
+            matches!(host, Host::Tcp(name) if name.to_ascii_lowercase().ends_with(".pooler.supabase.com"))
+        });
+        on_pooler && self.config.get_ports().contains(&6543)
+    }
+}
+
+fn redact(config: &tokio_postgres::Config) -> String {
+    let user = config.get_user().map(|u| format!("{u}@")).unwrap_or_default();
+    let host = match config.get_hosts().first() {
+        Some(Host::Tcp(host)) if host.contains(':') => format!("[{host}]"),
+        Some(Host::Tcp(host)) => host.clone(),
+        Some(Host::Unix(path)) => path.display().to_string(),
+        None => "localhost".into(),
+    };
+    let port = config.get_ports().first().map(|p| format!(":{p}")).unwrap_or_default();
+    let database = config.get_dbname().unwrap_or_default();
+    format!("postgres://{user}{host}{port}/{database}")
+}
+
+impl fmt::Display for DatabaseUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.redacted)
+    }
+}
+
+impl fmt::Debug for DatabaseUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "DatabaseUrl({})", self.redacted)
+    }
+}
+
+impl Serialize for DatabaseUrl {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&self.redacted)
+    }
+}
+
+/// A secret read from the environment (the Convex deploy key). Shows as `****`.
+#[derive(Clone)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: String) -> Self {
+        Self(value)
+    }
+
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("****")
+    }
+}
+
+impl Serialize for Secret {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str("****")
+    }
+}
+
+/// A table named on the command line: `schema.table` or a bare `table` looked up in the
+/// selected schemas. Double quotes protect dots: `public."a.b"`; `""` is a literal quote.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct TableSelector {
+    pub schema: Option<String>,
+    pub name: String,
+}
+
+impl FromStr for TableSelector {
+    type Err = SettingsError;
+
+    fn from_str(value: &str) -> Result<Self, Self::Err> {
+        let invalid = || SettingsError::InvalidTableName { value: value.to_owned() };
+        let mut parts = vec![String::new()];
+        let mut chars = value.trim().chars().peekable();
+        let mut quoted = false;
+        while let Some(c) = chars.next() {
+            match c {
+                '"' if quoted && chars.peek() == Some(&'"') => {
+                    chars.next();
+                    parts.last_mut().expect("parts is never empty").push('"');
+                }
+                '"' => quoted = !quoted,
+                '.' if !quoted => parts.push(String::new()),
+                c => parts.last_mut().expect("parts is never empty").push(c),
+            }
+        }
+        if quoted || parts.iter().any(String::is_empty) {
+            return Err(invalid());
+        }
+        match <[String; 2]>::try_from(parts) {
+            Ok([schema, name]) => Ok(TableSelector { schema: Some(schema), name }),
+            Err(parts) if parts.len() == 1 => Ok(TableSelector {
+                schema: None,
+                name: parts.into_iter().next().unwrap_or_default(),
+            }),
+            Err(_) => Err(invalid()),
+        }
+    }
+}
+
+impl fmt::Display for TableSelector {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.schema {
+            Some(schema) => write!(f, "{schema}.{}", self.name),
+            None => f.write_str(&self.name),
+        }
+    }
+}
+
+/// Settings every command shares.
+#[derive(Debug, Clone, Serialize)]
+pub struct Settings {
+    pub data_dir: PathBuf,
+    pub plan_dir: PathBuf,
+    pub format: OutputFormat,
+    /// Progress bars: only on a terminal, never in CI, verbose or quiet mode.
+    pub progress: bool,
+    pub convex_url: Option<String>,
+    pub convex_deploy_key: Option<Secret>,
+}
+
+impl Settings {
+    pub fn from_args(args: &GlobalArgs) -> Self {
+        let on_terminal = std::io::IsTerminal::is_terminal(&std::io::stderr());
+        let in_ci = std::env::var_os("CI").is_some_and(|v| !v.is_empty() && v != "false");
+        Settings {
+            data_dir: args.data_dir.clone(),
+            plan_dir: args.plan_dir.clone(),
+            format: args.format,
+            progress: show_progress(args.no_progress, args.verbose, args.quiet, on_terminal, in_ci),
+            convex_url: non_empty_env("CONVEX_URL"),
+            convex_deploy_key: non_empty_env("CONVEX_DEPLOY_KEY").map(Secret::new),
+        }
+    }
+}
+
+/// Progress bars draw only for a person watching: stderr is a terminal, not CI, and neither
+/// `--no-progress`, `-v` (logs would interleave) nor `-q` was given.
+pub fn show_progress(
+    no_progress: bool,
+    verbose: u8,
+    quiet: u8,
+    on_terminal: bool,
+    in_ci: bool,
+) -> bool {
+    !no_progress && verbose == 0 && quiet == 0 && on_terminal && !in_ci
+}
+
+fn non_empty_env(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.trim().is_empty())
+}
+
+/// What `migrate export` needs, validated.
+#[derive(Debug, Clone, Serialize)]
+pub struct ExportSettings {
+    pub database_url: DatabaseUrl,
+    pub schemas: Vec<String>,
+    /// Empty: every table of the selected schemas.
+    pub tables: Vec<TableSelector>,
+    pub jobs: NonZeroUsize,
+}
+
+impl ExportSettings {
+    pub fn from_args(args: &ExportArgs) -> Result<Self, SettingsError> {
+        let raw_url = args.database_url.as_deref().filter(|u| !u.trim().is_empty());
+        let database_url = DatabaseUrl::parse(raw_url.ok_or(SettingsError::MissingDatabaseUrl)?)?;
+        let schemas: Vec<String> = split_list(&args.schemas);
+        if schemas.is_empty() {
+            return Err(SettingsError::NoSchemas);
+        }
+        let tables = match &args.tables {
+            Some(list) => split_list(list)
+                .iter()
+                .map(|t| t.parse())
+                .collect::<Result<Vec<TableSelector>, _>>()?,
+            None => Vec::new(),
+        };
+        Ok(ExportSettings { database_url, schemas, tables, jobs: args.jobs })
+    }
+}
+
+/// Splits a comma-separated list, keeping commas inside double quotes.
+fn split_list(list: &str) -> Vec<String> {
+    let mut items = vec![String::new()];
+    let mut quoted = false;
+    for c in list.chars() {
+        match c {
+            '"' => {
+                quoted = !quoted;
+                items.last_mut().expect("items is never empty").push(c);
+            }
+            ',' if !quoted => items.push(String::new()),
+            c => items.last_mut().expect("items is never empty").push(c),
+        }
+    }
+    items.into_iter().map(|i| i.trim().to_owned()).filter(|i| !i.is_empty()).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn database_url_never_shows_the_password() {
+        let url = DatabaseUrl::parse("postgres://alice:s3cret-pw@db.example.com:6432/app").unwrap();
+        for shown in [url.to_string(), format!("{url:?}"), serde_json::to_string(&url).unwrap()] {
+            assert!(!shown.contains("s3cret-pw"), "{shown}");
+            assert!(shown.contains("alice@db.example.com:6432/app"), "{shown}");
+        }
+    }
+
+    #[test]
+    fn an_invalid_url_error_does_not_echo_the_password() {
+        let err = DatabaseUrl::parse("postgres://alice:s3cret-pw@host:notaport/db").unwrap_err();
+        let mut text = err.to_string();
+        let mut source = std::error::Error::source(&err);
+        while let Some(s) = source {
+            text.push_str(&s.to_string());
+            source = s.source();
+        }
+        assert!(!text.contains("s3cret-pw"), "{text}");
+    }
+
+    #[test]
+    fn supabase_transaction_pooler_is_refused_and_session_pooler_accepted() {
+        let tx = "postgres://postgres.ref:pw@aws-0-eu-west-1.pooler.supabase.com:6543/postgres";
+        assert!(matches!(DatabaseUrl::parse(tx), Err(SettingsError::TransactionPooler { .. })));
+        let session =
+            "postgres://postgres.ref:pw@aws-0-eu-west-1.pooler.supabase.com:5432/postgres";
+        assert!(DatabaseUrl::parse(session).is_ok());
+        assert!(DatabaseUrl::parse("postgres://u@localhost:6543/db").is_ok());
+    }
+
+    #[test]
+    fn table_selectors_parse_quotes_and_dots() {
+        let parse = |s: &str| s.parse::<TableSelector>();
+        assert_eq!(parse("users").unwrap(), TableSelector { schema: None, name: "users".into() });
+        assert_eq!(
+            parse("auth.users").unwrap(),
+            TableSelector { schema: Some("auth".into()), name: "users".into() }
+        );
+        assert_eq!(
+            parse(r#"public."a.b""#).unwrap(),
+            TableSelector { schema: Some("public".into()), name: "a.b".into() }
+        );
+        assert_eq!(
+            parse(r#""say ""hi""""#).unwrap(),
+            TableSelector { schema: None, name: r#"say "hi""#.into() }
+        );
+        assert_eq!(parse("Order Items").unwrap().name, "Order Items");
+        for bad in ["a.b.c", "a.", ".b", r#""open"#, ""] {
+            assert!(parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn lists_split_on_commas_outside_quotes() {
+        assert_eq!(split_list(" a, b ,,c"), ["a", "b", "c"]);
+        assert_eq!(split_list(r#"public."x,y",z"#), [r#"public."x,y""#, "z"]);
+    }
+
+    #[test]
+    fn progress_only_for_a_person_at_a_terminal() {
+        assert!(show_progress(false, 0, 0, true, false));
+        assert!(!show_progress(true, 0, 0, true, false));
+        assert!(!show_progress(false, 1, 0, true, false));
+        assert!(!show_progress(false, 0, 1, true, false));
+        assert!(!show_progress(false, 0, 0, false, false));
+        assert!(!show_progress(false, 0, 0, true, true));
+    }
+}
