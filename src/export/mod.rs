@@ -300,7 +300,9 @@ async fn export_table(
     let rows = decoder
         .finish()
         .map_err(|source| ExportError::Value { table: table.name.clone(), source })?;
-    let digest = writer.finish()?;
+    // fsync of a large file can take a while: keep it off the async workers' backs so the
+    // other tables' connections keep flowing.
+    let digest = tokio::task::block_in_place(|| writer.finish())?;
     debug_assert_eq!(digest.lines, rows);
     progress.finished(rows);
     let seconds = started.elapsed().as_secs_f64();
