@@ -33,6 +33,8 @@ pub enum SettingsError {
     InvalidTableName { value: String },
     #[error("`--schemas` is empty")]
     NoSchemas,
+    #[error("`sslmode={value}` is not a TLS mode")]
+    InvalidSslMode { value: String },
 }
 
 impl SettingsError {
@@ -55,6 +57,9 @@ impl SettingsError {
             SettingsError::InvalidTableName { .. } => {
                 "write `schema.table` or `table`; quote names with dots: `public.\"a.b\"`".into()
             }
+            SettingsError::InvalidSslMode { .. } => {
+                "use disable, prefer, require, verify-ca or verify-full".into()
+            }
             SettingsError::NoSchemas => return None,
         })
     }
@@ -65,13 +70,118 @@ impl SettingsError {
 #[derive(Clone)]
 pub struct DatabaseUrl {
     config: tokio_postgres::Config,
+    tls: Tls,
     redacted: String,
+}
+
+/// TLS as libpq's `sslmode` and `sslrootcert` ask for it. tokio-postgres knows only
+/// disable/prefer/require, so the URL's own TLS options are taken out before it parses the rest.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Tls {
+    pub mode: SslMode,
+    /// PEM file of the certificate authorities to trust (`sslrootcert`); default: the Mozilla
+    /// roots.
+    pub root_cert: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SslMode {
+    Disable,
+    /// TLS when the server offers it, certificate not checked (libpq's default).
+    Prefer,
+    /// TLS or fail; the certificate is checked only when `sslrootcert` is given.
+    Require,
+    /// TLS, the certificate chain checked, not the host name.
+    VerifyCa,
+    /// TLS, the certificate chain and the host name checked.
+    VerifyFull,
+}
+
+impl FromStr for SslMode {
+    type Err = SettingsError;
+
+    fn from_str(value: &str) -> Result<Self, Self::Err> {
+        Ok(match value {
+            "disable" => SslMode::Disable,
+            "allow" | "prefer" => SslMode::Prefer,
+            "require" => SslMode::Require,
+            "verify-ca" => SslMode::VerifyCa,
+            "verify-full" => SslMode::VerifyFull,
+            _ => return Err(SettingsError::InvalidSslMode { value: value.to_owned() }),
+        })
+    }
+}
+
+/// Takes `sslmode` and `sslrootcert` out of a URL's query or a key=value string.
+fn take_tls_options(raw: &str) -> Result<(String, Tls), SettingsError> {
+    let mut tls = Tls { mode: SslMode::Prefer, root_cert: None };
+    let mut apply = |key: &str, value: &str| -> Result<bool, SettingsError> {
+        match key {
+            "sslmode" => tls.mode = value.parse()?,
+            "sslrootcert" => tls.root_cert = Some(PathBuf::from(value)),
+            _ => return Ok(false),
+        }
+        Ok(true)
+    };
+    let rest = if raw.starts_with("postgres://") || raw.starts_with("postgresql://") {
+        match raw.split_once('?') {
+            None => raw.to_owned(),
+            Some((base, query)) => {
+                let mut kept = Vec::new();
+                for pair in query.split('&').filter(|p| !p.is_empty()) {
+                    let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+                    let value = percent_decode(value);
+                    if !apply(key, &value)? {
+                        kept.push(pair);
+                    }
+                }
+                if kept.is_empty() { base.to_owned() } else { format!("{base}?{}", kept.join("&")) }
+            }
+        }
+    } else {
+        let mut kept = Vec::new();
+        for token in raw.split_whitespace() {
+            let (key, value) = token.split_once('=').unwrap_or((token, ""));
+            if !apply(key.trim(), value.trim().trim_matches('\'').trim())? {
+                kept.push(token);
+            }
+        }
+        kept.join(" ")
+    };
+    Ok((rest, tls))
+}
+
+fn percent_decode(value: &str) -> String {
+    let bytes = value.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = || std::str::from_utf8(bytes.get(i + 1..i + 3)?).ok();
+        match (bytes[i], hex().and_then(|h| u8::from_str_radix(h, 16).ok())) {
+            (b'%', Some(byte)) => {
+                out.push(byte);
+                i += 3;
+            }
+            (byte, _) => {
+                out.push(byte);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 impl DatabaseUrl {
     pub fn parse(raw: &str) -> Result<Self, SettingsError> {
-        let mut config = tokio_postgres::Config::from_str(raw)
+        let (rest, tls) = take_tls_options(raw)?;
+        let mut config = tokio_postgres::Config::from_str(&rest)
             .map_err(|source| SettingsError::InvalidDatabaseUrl { source })?;
+        config.ssl_mode(match tls.mode {
+            SslMode::Disable => tokio_postgres::config::SslMode::Disable,
+            SslMode::Prefer => tokio_postgres::config::SslMode::Prefer,
+            _ => tokio_postgres::config::SslMode::Require,
+        });
         if config.get_connect_timeout().is_none() {
             config.connect_timeout(Duration::from_secs(10));
         }
@@ -79,7 +189,7 @@ impl DatabaseUrl {
             config.application_name("migrate");
         }
         let redacted = redact(&config);
-        let url = Self { config, redacted };
+        let url = Self { config, tls, redacted };
         if url.is_transaction_pooler() {
             return Err(SettingsError::TransactionPooler { url: url.redacted });
         }
@@ -88,6 +198,10 @@ impl DatabaseUrl {
 
     pub fn config(&self) -> &tokio_postgres::Config {
         &self.config
+    }
+
+    pub fn tls(&self) -> &Tls {
+        &self.tls
     }
 
     /// `host:port` of the first host, for messages.
@@ -338,6 +452,34 @@ mod tests {
             source = s.source();
         }
         assert!(!text.contains("s3cret-pw"), "{text}");
+    }
+
+    #[test]
+    fn tls_options_are_taken_from_urls_and_key_value_strings() {
+        let url = DatabaseUrl::parse(
+            "postgres://u:pw@db.example.com/app?sslmode=verify-full&sslrootcert=%2Fetc%2Fca.pem&application_name=x",
+        )
+        .unwrap();
+        assert_eq!(
+            url.tls(),
+            &Tls { mode: SslMode::VerifyFull, root_cert: Some(PathBuf::from("/etc/ca.pem")) }
+        );
+        assert_eq!(url.config().get_application_name(), Some("x"));
+        assert_eq!(url.config().get_ssl_mode(), tokio_postgres::config::SslMode::Require);
+
+        let kv = DatabaseUrl::parse("host=localhost user=u sslmode=verify-ca dbname=app").unwrap();
+        assert_eq!(kv.tls().mode, SslMode::VerifyCa);
+        assert_eq!(kv.database(), "app");
+
+        let plain = DatabaseUrl::parse("postgres://u@localhost/app").unwrap();
+        assert_eq!(plain.tls(), &Tls { mode: SslMode::Prefer, root_cert: None });
+        let off = DatabaseUrl::parse("postgres://u@localhost/app?sslmode=disable").unwrap();
+        assert_eq!(off.config().get_ssl_mode(), tokio_postgres::config::SslMode::Disable);
+
+        assert!(matches!(
+            DatabaseUrl::parse("postgres://u@localhost/app?sslmode=sometimes"),
+            Err(SettingsError::InvalidSslMode { .. })
+        ));
     }
 
     #[test]

@@ -18,6 +18,12 @@ pub enum ExportError {
         #[source]
         source: PostgresError,
     },
+    #[error("TLS with PostgreSQL at `{endpoint}` failed")]
+    TlsHandshake {
+        endpoint: String,
+        #[source]
+        source: PostgresError,
+    },
     #[error("PostgreSQL at `{endpoint}` refused the login of user `{user}`")]
     LoginRefused {
         endpoint: String,
@@ -32,6 +38,8 @@ pub enum ExportError {
         #[source]
         source: PostgresError,
     },
+    #[error("cannot set up TLS: {reason}")]
+    Tls { reason: String },
     #[error("PostgreSQL {version} is not supported: migrate needs 12 or later")]
     ServerTooOld { version: String },
     #[error("table `{name}` does not exist in schema{} {}", plural(schemas.len()), backticked(schemas))]
@@ -91,6 +99,9 @@ impl ExportError {
             Some(SqlState::INVALID_PASSWORD | SqlState::INVALID_AUTHORIZATION_SPECIFICATION) => {
                 ExportError::LoginRefused { endpoint, user: url.user().to_owned(), source }
             }
+            _ if source.to_string().contains("TLS") => {
+                ExportError::TlsHandshake { endpoint, source }
+            }
             _ if source.to_string().contains("password missing") => {
                 ExportError::LoginRefused { endpoint, user: url.user().to_owned(), source }
             }
@@ -124,7 +135,7 @@ impl ExportError {
 
     pub fn exit_code(&self) -> u8 {
         match self {
-            ExportError::TableMissing { .. } => exit_code::USAGE,
+            ExportError::TableMissing { .. } | ExportError::Tls { .. } => exit_code::USAGE,
             ExportError::DataDir(_) => exit_code::LOCAL_IO,
             _ => exit_code::SOURCE_FAILURE,
         }
@@ -136,6 +147,24 @@ impl ExportError {
                 "check the host and port in DATABASE_URL and that the server accepts TCP connections"
                     .into()
             }
+            ExportError::TlsHandshake { source, .. }
+                if source.to_string().contains("does not support TLS") =>
+            {
+                "the server offers no TLS: use sslmode=prefer or sslmode=disable in DATABASE_URL, \
+                 or enable ssl on the server"
+                    .into()
+            }
+            ExportError::TlsHandshake { source, .. }
+                if source.to_string().contains("not valid for name") =>
+            {
+                "the certificate is not issued for this host name: connect with the name it \
+                 names, or use sslmode=verify-ca to check only the authority"
+                    .into()
+            }
+            ExportError::TlsHandshake { .. } => "the server's certificate is not trusted: add \
+                sslrootcert=/path/to/ca.pem to DATABASE_URL (Supabase and RDS publish theirs), or \
+                use sslmode=require to encrypt without checking the certificate"
+                .into(),
             ExportError::LoginRefused { .. } => "check the user and password in DATABASE_URL".into(),
             ExportError::DatabaseMissing { .. } => {
                 "check the database name at the end of DATABASE_URL (`psql -l` lists them)".into()
@@ -177,6 +206,11 @@ impl fmt::Display for PostgresError {
             }
             None => {
                 write!(f, "{}", self.0)?;
+                let mut source = std::error::Error::source(&self.0);
+                while let Some(cause) = source {
+                    write!(f, ": {cause}")?;
+                    source = cause.source();
+                }
                 Ok(())
             }
         }

@@ -10,6 +10,7 @@ mod binary_copy;
 mod error;
 mod introspect;
 pub mod raw_json;
+mod tls;
 
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
@@ -17,7 +18,7 @@ use std::time::Instant;
 use futures_util::StreamExt;
 use serde::Serialize;
 use tokio::task::JoinSet;
-use tokio_postgres::{Client, NoTls};
+use tokio_postgres::Client;
 
 use self::binary_copy::{ColumnCodec, RowDecoder};
 pub use self::error::{ExportError, PostgresError};
@@ -73,7 +74,7 @@ pub async fn export(
 
     let mut tables =
         introspect::introspect(&coordinator, &settings.schemas, &settings.tables).await?;
-    tables.sort_by(|a, b| b.estimated_rows.unwrap_or(0).cmp(&a.estimated_rows.unwrap_or(0)));
+    tables.sort_by_key(|t| std::cmp::Reverse(t.estimated_rows.unwrap_or(0)));
 
     data_dir::remove_if_exists(&data_dir.manifest_path())?;
     data_dir.prepare(&data_dir.raw_dir())?;
@@ -158,8 +159,9 @@ pub async fn export(
 }
 
 async fn connect(url: &DatabaseUrl) -> Result<Client, ExportError> {
+    let connector = tls::connector(url.tls())?;
     let (client, connection) =
-        url.config().connect(NoTls).await.map_err(|e| ExportError::connect(url, e))?;
+        url.config().connect(connector).await.map_err(|e| ExportError::connect(url, e))?;
     tokio::spawn(async move {
         if let Err(error) = connection.await {
             tracing::debug!(error = %PostgresError(error), "connection closed");
