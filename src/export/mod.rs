@@ -243,10 +243,15 @@ fn column_plan(column: &Column) -> (String, ColumnCodec) {
         | PgType::Tsvector
         | PgType::Other(_) => None,
     };
+    // The text form is the type's output function, as psql shows it. `::text` is that for
+    // every type but inet, whose cast adds the netmask (`10.0.0.1/32`) and whose `abbrev` is
+    // the output form. Arrays go through the array's own output, which uses each element's
+    // output function.
     let ident = quote_ident(&column.name);
     let (expression, wire) = match native {
         Some(wire) => (ident, wire),
-        None if column.array => (format!("{ident}::text[]"), Wire::Text),
+        None if column.array => (format!("{ident}::text::text[]"), Wire::Text),
+        None if column.ty == PgType::Inet => (format!("abbrev({ident})"), Wire::Text),
         None => (format!("{ident}::text"), Wire::Text),
     };
     (expression, ColumnCodec { name: column.name.clone(), wire, array: column.array })
@@ -368,7 +373,7 @@ mod tests {
         let (sql, codecs) = copy_statement(&table);
         assert_eq!(
             sql,
-            r#"COPY (SELECT "id", "addr"::text, "spans"::text[], "tags" FROM ONLY "public"."Order ""Items""") TO STDOUT (FORMAT binary)"#
+            r#"COPY (SELECT "id", abbrev("addr"), "spans"::text::text[], "tags" FROM ONLY "public"."Order ""Items""") TO STDOUT (FORMAT binary)"#
         );
         assert_eq!(codecs[1].wire, Wire::Text);
         assert!(codecs[2].array && codecs[3].array);

@@ -247,7 +247,40 @@ pub fn write_json_string(s: &str, out: &mut Vec<u8>) {
 /// Copies json/jsonb text, which Postgres has already validated, dropping the whitespace
 /// between tokens so a value spanning lines stays on its JSONL line. Keys, strings and number
 /// spellings are kept byte for byte (a jsonb number keeps all its digits).
+///
+/// JSON `null` is written `{"$json":null}` so that it differs from SQL NULL (`null`), and an
+/// object whose only key is `$json` is wrapped the same way so the wrapper stays unambiguous:
+/// a reader unwraps any object whose only key is `$json`.
 fn write_json_text(text: &[u8], out: &mut Vec<u8>) -> Result<(), DecodeError> {
+    let start = out.len();
+    copy_json_compact(text, out)?;
+    if needs_json_wrapper(&out[start..]) {
+        let value = out.split_off(start);
+        out.extend_from_slice(b"{\"$json\":");
+        out.extend_from_slice(&value);
+        out.push(b'}');
+    }
+    Ok(())
+}
+
+fn needs_json_wrapper(compact: &[u8]) -> bool {
+    if compact == b"null" {
+        return true;
+    }
+    // Only an object that might have `$json` (perhaps spelled with escapes) as its only key
+    // needs a real look; that is rare enough to parse.
+    let might = compact.first() == Some(&b'{')
+        && (contains(compact, b"$json") || contains(compact, b"\\u"));
+    might
+        && serde_json::from_slice::<serde_json::Map<String, serde_json::Value>>(compact)
+            .is_ok_and(|object| object.len() == 1 && object.contains_key("$json"))
+}
+
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack.windows(needle.len()).any(|window| window == needle)
+}
+
+fn copy_json_compact(text: &[u8], out: &mut Vec<u8>) -> Result<(), DecodeError> {
     utf8(text)?;
     out.reserve(text.len());
     let mut in_string = false;
@@ -507,6 +540,21 @@ mod tests {
         let mut jsonb = vec![1u8];
         jsonb.extend_from_slice(b"{\"k\": null}");
         assert_eq!(json(Wire::Jsonb, &jsonb), r#"{"k":null}"#);
+    }
+
+    #[test]
+    fn json_null_and_lookalikes_of_the_wrapper_are_wrapped() {
+        assert_eq!(json(Wire::Json, b" null "), r#"{"$json":null}"#);
+        assert_eq!(json(Wire::Json, br#"{"$json": 1}"#), r#"{"$json":{"$json":1}}"#);
+        assert_eq!(json(Wire::Json, br#"{"\u0024json": 1}"#), r#"{"$json":{"\u0024json":1}}"#);
+        assert_eq!(json(Wire::Json, br#"{"$json": 1, "a": 2}"#), r#"{"$json":1,"a":2}"#);
+        assert_eq!(json(Wire::Json, br#"[null]"#), r#"[null]"#);
+        assert_eq!(json(Wire::Json, br#""null""#), r#""null""#);
+        let mut out = Vec::new();
+        let mut element = vec![1u8];
+        element.extend_from_slice(b"null");
+        write_scalar(Wire::Jsonb, &element, &mut out).unwrap();
+        assert_eq!(String::from_utf8(out).unwrap(), r#"{"$json":null}"#);
     }
 
     #[test]
