@@ -1,0 +1,8 @@
+//! The integration tests: one binary, a real PostgreSQL (MIGRATE_TEST_DATABASE_URL, default
+//! postgres://postgres@127.0.0.1:5432/postgres), one database per test, the real `migrate`
+//! binary. `scripts/test.sh` runs them, starting a throwaway cluster when no server answers.
+
+mod export_cli;
+mod export_consistency;
+mod export_golden;
+mod support;

@@ -1,0 +1,524 @@
+//! What every integration test needs: a database of its own on a real PostgreSQL, the `migrate`
+//! binary run in a clean working directory, and a throwaway cluster for cases the shared server
+//! cannot stage (password authentication).
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use tempfile::TempDir;
+use tokio_postgres::NoTls;
+
+/// The server the tests use, as design.md fixes it: override with `MIGRATE_TEST_DATABASE_URL`.
+pub const DEFAULT_TEST_DATABASE_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
+
+pub fn test_server_url() -> String {
+    std::env::var("MIGRATE_TEST_DATABASE_URL")
+        .ok()
+        .filter(|url| !url.trim().is_empty())
+        .unwrap_or_else(|| DEFAULT_TEST_DATABASE_URL.to_owned())
+}
+
+/// `url` with its database replaced by `database`; works for `postgres://…` URLs and for
+/// `key=value` connection strings.
+pub fn url_with_database(url: &str, database: &str) -> String {
+    let Some(scheme_end) = url.find("://") else {
+        return format!("{url} dbname={database}");
+    };
+    let authority_start = scheme_end + 3;
+    let (base, query) = match url.find('?') {
+        Some(q) => (&url[..q], &url[q..]),
+        None => (url, ""),
+    };
+    let base = match base[authority_start..].find('/') {
+        Some(slash) => &base[..authority_start + slash],
+        None => base,
+    };
+    format!("{base}/{database}{query}")
+}
+
+/// `url` with the user and password replaced, for connecting as another role.
+pub fn url_with_login(url: &str, user: &str, password: &str) -> String {
+    let scheme_end = url.find("://").expect("the test server URL is a postgres:// URL") + 3;
+    let rest = &url[scheme_end..];
+    let host_start = rest.find('@').map_or(0, |at| at + 1);
+    format!("{}{user}:{password}@{}", &url[..scheme_end], &rest[host_start..])
+}
+
+/// `url` with `password` added for its user (the test server's trust authentication ignores
+/// it), to check that messages never show it.
+pub fn url_with_password(url: &str, password: &str) -> String {
+    let scheme_end = url.find("://").expect("the test server URL is a postgres:// URL") + 3;
+    let rest = &url[scheme_end..];
+    let user = match rest.find('@') {
+        Some(at) => rest[..at].split(':').next().unwrap_or_default(),
+        None => "postgres",
+    };
+    url_with_login(url, user, password)
+}
+
+/// The URL without its password, for messages.
+fn redacted(url: &str) -> String {
+    match (url.find("://"), url.find('@')) {
+        (Some(scheme), Some(at)) if url[scheme + 3..at].contains(':') => {
+            let colon = scheme + 3 + url[scheme + 3..at].find(':').unwrap_or(0);
+            format!("{}:****{}", &url[..colon], &url[at..])
+        }
+        _ => url.to_owned(),
+    }
+}
+
+fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
+/// A synchronous PostgreSQL connection: tokio-postgres driven by a runtime of its own.
+pub struct Conn {
+    runtime: tokio::runtime::Runtime,
+    client: tokio_postgres::Client,
+}
+
+impl Conn {
+    pub fn connect(url: &str) -> Result<Self, tokio_postgres::Error> {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("a tokio runtime for the test connection");
+        let client = runtime.block_on(async {
+            let (client, connection) = tokio_postgres::connect(url, NoTls).await?;
+            tokio::spawn(connection);
+            Ok::<_, tokio_postgres::Error>(client)
+        })?;
+        Ok(Self { runtime, client })
+    }
+
+    /// Connects or fails the test, saying how to get a server.
+    pub fn connect_or_fail(url: &str) -> Self {
+        Self::connect(url).unwrap_or_else(|error| {
+            panic!(
+                "cannot connect to the test PostgreSQL at {} ({}).\n\
+                 The integration tests need a real server: start one there, point \
+                 MIGRATE_TEST_DATABASE_URL at another, or run scripts/test.sh, which starts a \
+                 throwaway cluster when nothing answers.",
+                redacted(url),
+                error_chain(&error)
+            )
+        })
+    }
+
+    /// Runs one or more statements (simple query protocol).
+    pub fn try_execute(&self, sql: &str) -> Result<(), tokio_postgres::Error> {
+        self.runtime.block_on(self.client.batch_execute(sql))
+    }
+
+    pub fn execute(&self, sql: &str) {
+        if let Err(error) = self.try_execute(sql) {
+            panic!("SQL failed: {}\n{sql}", error_chain(&error));
+        }
+    }
+
+    /// The first column of every row, as text (`NULL` as `None`).
+    pub fn column(&self, sql: &str) -> Vec<Option<String>> {
+        let messages = self
+            .runtime
+            .block_on(self.client.simple_query(sql))
+            .unwrap_or_else(|error| panic!("SQL failed: {}\n{sql}", error_chain(&error)));
+        messages
+            .into_iter()
+            .filter_map(|message| match message {
+                tokio_postgres::SimpleQueryMessage::Row(row) => Some(row.get(0).map(str::to_owned)),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// The single non-NULL value `sql` returns, as text.
+    pub fn value(&self, sql: &str) -> String {
+        match self.column(sql).as_slice() {
+            [Some(value)] => value.clone(),
+            other => panic!("expected one value from `{sql}`, got {other:?}"),
+        }
+    }
+
+    pub fn count(&self, sql: &str) -> u64 {
+        self.value(sql).parse().expect("a count")
+    }
+}
+
+static DATABASES: AtomicU32 = AtomicU32::new(0);
+
+/// A database of its own on the test server, dropped (with any roles the test created) when the
+/// test ends, whether it passed or not.
+pub struct TestDb {
+    name: String,
+    url: String,
+    admin: Conn,
+    conn: Conn,
+    roles: Vec<String>,
+}
+
+impl TestDb {
+    pub fn new() -> Self {
+        let server = test_server_url();
+        let admin = Conn::connect_or_fail(&server);
+        let nanos = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().subsec_nanos();
+        let name = format!(
+            "migrate_test_{}_{}_{nanos}",
+            std::process::id(),
+            DATABASES.fetch_add(1, Ordering::Relaxed)
+        );
+        admin.execute(&format!("create database \"{name}\""));
+        let url = url_with_database(&server, &name);
+        let conn = Conn::connect_or_fail(&url);
+        Self { name, url, admin, conn, roles: Vec::new() }
+    }
+
+    /// A fresh database with `sql` already run in it.
+    pub fn with(sql: &str) -> Self {
+        let db = Self::new();
+        db.execute(sql);
+        db
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    pub fn execute(&self, sql: &str) {
+        self.conn.execute(sql)
+    }
+
+    pub fn conn(&self) -> &Conn {
+        &self.conn
+    }
+
+    /// A new connection of its own (for a concurrent writer).
+    pub fn connect(&self) -> Conn {
+        Conn::connect_or_fail(&self.url)
+    }
+
+    /// Creates a login role unique to this test; returns its name. Dropped with the database.
+    pub fn create_role(&mut self, suffix: &str) -> String {
+        let role = format!("{}_{suffix}", self.name);
+        self.admin.execute(&format!("create role \"{role}\" login"));
+        self.roles.push(role.clone());
+        role
+    }
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        let _ = self
+            .admin
+            .try_execute(&format!("drop database if exists \"{}\" with (force)", self.name));
+        for role in &self.roles {
+            let _ = self.admin.try_execute(&format!("drop role if exists \"{role}\""));
+        }
+    }
+}
+
+/// What a run of `migrate` printed and how it exited.
+#[derive(Debug)]
+pub struct Run {
+    /// `None` when a signal ended the process.
+    pub code: Option<i32>,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Run {
+    pub fn of(mut command: Command) -> Self {
+        let output = command.output().expect("migrate runs");
+        Run {
+            code: output.status.code(),
+            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+        }
+    }
+
+    /// Fails the test, showing both streams, unless the run exited 0.
+    #[track_caller]
+    pub fn success(self) -> Self {
+        assert_eq!(self.code, Some(0), "migrate failed\n{self}");
+        self
+    }
+
+    /// Asserts the exit code and that stderr contains every one of `expected`.
+    #[track_caller]
+    pub fn fails_with(&self, code: i32, expected: &[&str]) {
+        assert_eq!(self.code, Some(code), "unexpected exit code\n{self}");
+        for text in expected {
+            assert!(self.stderr.contains(text), "stderr lacks {text:?}\n{self}");
+        }
+    }
+
+    /// Asserts `secret` appears in neither stream.
+    #[track_caller]
+    pub fn never_shows(&self, secret: &str) {
+        assert!(!self.stdout.contains(secret), "stdout shows the secret {secret:?}\n{self}");
+        assert!(!self.stderr.contains(secret), "stderr shows the secret {secret:?}\n{self}");
+    }
+}
+
+impl std::fmt::Display for Run {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "exit code: {:?}\n--- stdout ---\n{}--- stderr ---\n{}",
+            self.code, self.stdout, self.stderr
+        )
+    }
+}
+
+/// A fresh temporary working directory for `migrate`, so that no stray `.env` or `data/` of
+/// the repository is read, with its data directory at `<dir>/data`.
+pub struct Workdir {
+    dir: TempDir,
+}
+
+impl Workdir {
+    pub fn new() -> Self {
+        Self { dir: tempfile::tempdir().expect("a temporary directory") }
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub fn data_dir(&self) -> PathBuf {
+        self.path().join("data")
+    }
+
+    pub fn raw_dir(&self) -> PathBuf {
+        self.data_dir().join("raw")
+    }
+
+    pub fn raw_file(&self, stem: &str) -> PathBuf {
+        self.raw_dir().join(format!("{stem}.jsonl"))
+    }
+
+    pub fn manifest_path(&self) -> PathBuf {
+        self.data_dir().join("manifest.json")
+    }
+
+    pub fn manifest(&self) -> serde_json::Value {
+        let text = std::fs::read_to_string(self.manifest_path()).expect("manifest.json exists");
+        serde_json::from_str(&text).expect("manifest.json is JSON")
+    }
+
+    /// Names of the files in `data/raw`, sorted, hidden ones included.
+    pub fn raw_files(&self) -> Vec<String> {
+        let mut names: Vec<String> = match std::fs::read_dir(self.raw_dir()) {
+            Ok(entries) => {
+                entries.map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect()
+            }
+            Err(_) => Vec::new(),
+        };
+        names.sort();
+        names
+    }
+
+    /// `migrate <args>` in this directory, with nothing of the caller's settings: every
+    /// `DATABASE_URL`, `CONVEX_*`, `MIGRATE_*`, `RUST_LOG` and `CI` variable removed.
+    pub fn command(&self, args: &[&str]) -> Command {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_migrate"));
+        command.args(args).current_dir(self.path()).stdin(Stdio::null());
+        for (key, _) in std::env::vars_os() {
+            let key = key.to_string_lossy();
+            if matches!(key.as_ref(), "DATABASE_URL" | "RUST_LOG" | "CI")
+                || key.starts_with("CONVEX_")
+                || key.starts_with("MIGRATE_")
+            {
+                command.env_remove(key.as_ref());
+            }
+        }
+        command
+    }
+
+    pub fn run(&self, args: &[&str]) -> Run {
+        Run::of(self.command(args))
+    }
+
+    /// `migrate export --database-url <url> --data-dir <dir>/data <extra>`, not yet started.
+    pub fn export_command(&self, url: &str, extra: &[&str]) -> Command {
+        let data_dir = self.data_dir();
+        let mut args = vec!["export", "--database-url", url, "--data-dir"];
+        args.push(data_dir.to_str().expect("temporary paths are UTF-8"));
+        args.extend_from_slice(extra);
+        self.command(&args)
+    }
+
+    pub fn export(&self, url: &str, extra: &[&str]) -> Run {
+        Run::of(self.export_command(url, extra))
+    }
+}
+
+/// A TCP port on 127.0.0.1 that nothing listens on right now.
+pub fn free_port() -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind an ephemeral port");
+    listener.local_addr().expect("a local address").port()
+}
+
+/// Waits until `done` holds, failing the test after `timeout`.
+#[track_caller]
+pub fn wait_until(what: &str, timeout: Duration, mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + timeout;
+    while !done() {
+        assert!(Instant::now() < deadline, "timed out after {timeout:?} waiting until {what}");
+        std::thread::sleep(Duration::from_millis(2));
+    }
+}
+
+/// The directory of the installed PostgreSQL server binaries (`initdb`, `pg_ctl`).
+fn postgres_bin_dir() -> PathBuf {
+    let has_initdb = |dir: &Path| dir.join("initdb").is_file();
+    if let Ok(output) = Command::new("pg_config").arg("--bindir").output() {
+        let dir = PathBuf::from(String::from_utf8_lossy(&output.stdout).trim());
+        if output.status.success() && has_initdb(&dir) {
+            return dir;
+        }
+    }
+    let mut versions: Vec<(u32, PathBuf)> = std::fs::read_dir("/usr/lib/postgresql")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|entry| {
+            let version = entry.file_name().to_string_lossy().parse().ok()?;
+            Some((version, entry.path().join("bin")))
+        })
+        .filter(|(_, dir)| has_initdb(dir))
+        .collect();
+    versions.sort();
+    if let Some((_, dir)) = versions.pop() {
+        return dir;
+    }
+    let on_path = std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default())
+        .find(|dir| has_initdb(dir));
+    on_path.expect("initdb not found: install the PostgreSQL server binaries")
+}
+
+fn running_as_root() -> bool {
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .map(|output| String::from_utf8_lossy(&output.stdout).trim() == "0")
+        .unwrap_or(false)
+}
+
+/// A PostgreSQL cluster of this test's own, with password (SCRAM) authentication for user
+/// `postgres`; stopped and removed on drop.
+pub struct ThrowawayCluster {
+    dir: TempDir,
+    bin: PathBuf,
+    as_root: bool,
+    pub port: u16,
+}
+
+impl ThrowawayCluster {
+    pub fn start_with_password(password: &str) -> Self {
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let bin = postgres_bin_dir();
+        let as_root = running_as_root();
+        let pwfile = dir.path().join("pwfile");
+        std::fs::write(&pwfile, format!("{password}\n")).expect("write the password file");
+        if as_root {
+            // initdb refuses to run as root: the cluster belongs to `postgres`.
+            let chown = Command::new("chown")
+                .args(["-R", "postgres:"])
+                .arg(dir.path())
+                .status()
+                .expect("chown runs");
+            assert!(chown.success(), "cannot chown {} to postgres", dir.path().display());
+        }
+        let port = free_port();
+        let cluster = Self { dir, bin, as_root, port };
+        let pgdata = cluster.dir.path().join("pgdata");
+        cluster.pg(
+            "initdb",
+            &[
+                "-D".as_ref(),
+                pgdata.as_os_str(),
+                "-U".as_ref(),
+                "postgres".as_ref(),
+                "--auth=scram-sha-256".as_ref(),
+                format!("--pwfile={}", pwfile.display()).as_ref(),
+                "--no-sync".as_ref(),
+                "-E".as_ref(),
+                "UTF8".as_ref(),
+                "--locale=C".as_ref(),
+            ],
+        );
+        let options = format!(
+            "-c listen_addresses=127.0.0.1 -p {port} -k {} -c fsync=off",
+            cluster.dir.path().display()
+        );
+        let log = cluster.dir.path().join("log");
+        cluster.pg(
+            "pg_ctl",
+            &[
+                "-D".as_ref(),
+                pgdata.as_os_str(),
+                "-l".as_ref(),
+                log.as_os_str(),
+                "-w".as_ref(),
+                "-o".as_ref(),
+                options.as_ref(),
+                "start".as_ref(),
+            ],
+        );
+        cluster
+    }
+
+    /// The URL of database `postgres` as user `postgres` with `password`.
+    pub fn url(&self, password: &str) -> String {
+        format!("postgres://postgres:{password}@127.0.0.1:{}/postgres", self.port)
+    }
+
+    fn command(&self, tool: &str) -> Command {
+        let program = self.bin.join(tool);
+        if self.as_root {
+            let mut command = Command::new("runuser");
+            command.args(["-u", "postgres", "--"]).arg(program);
+            command
+        } else {
+            Command::new(program)
+        }
+    }
+
+    #[track_caller]
+    fn pg(&self, tool: &str, args: &[&std::ffi::OsStr]) {
+        let output = self.command(tool).args(args).output().expect("a PostgreSQL tool runs");
+        let log = std::fs::read_to_string(self.dir.path().join("log")).unwrap_or_default();
+        assert!(
+            output.status.success(),
+            "{tool} failed: {}\n{}\n{log}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+}
+
+impl Drop for ThrowawayCluster {
+    fn drop(&mut self) {
+        let pgdata = self.dir.path().join("pgdata");
+        let _ = self
+            .command("pg_ctl")
+            .arg("-D")
+            .arg(&pgdata)
+            .args(["-m", "immediate", "-w", "stop"])
+            .output();
+    }
+}
