@@ -5,4 +5,5 @@
 mod export_cli;
 mod export_consistency;
 mod export_golden;
+mod export_tls;
 mod support;

@@ -427,8 +427,34 @@ pub struct ThrowawayCluster {
     pub port: u16,
 }
 
+/// A server certificate for a [`ThrowawayCluster`]: PEM certificate and key.
+pub struct ServerTls {
+    pub cert_pem: String,
+    pub key_pem: String,
+}
+
+impl ServerTls {
+    /// A self-signed certificate for `localhost` only: trusted when given as `sslrootcert`,
+    /// valid for the name `localhost` and not for `127.0.0.1`.
+    pub fn self_signed_for_localhost() -> Self {
+        let certified = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()])
+            .expect("a self-signed certificate");
+        ServerTls { cert_pem: certified.cert.pem(), key_pem: certified.signing_key.serialize_pem() }
+    }
+}
+
 impl ThrowawayCluster {
     pub fn start_with_password(password: &str) -> Self {
+        Self::start(password, None)
+    }
+
+    /// A cluster that accepts TCP connections only over TLS (`hostssl` lines alone in
+    /// pg_hba.conf), with `tls` as its certificate.
+    pub fn start_tls_only(password: &str, tls: &ServerTls) -> Self {
+        Self::start(password, Some(tls))
+    }
+
+    fn start(password: &str, tls: Option<&ServerTls>) -> Self {
         let dir = tempfile::tempdir().expect("a temporary directory");
         let bin = postgres_bin_dir();
         let as_root = running_as_root();
@@ -461,10 +487,26 @@ impl ThrowawayCluster {
                 "--locale=C".as_ref(),
             ],
         );
-        let options = format!(
+        let mut options = format!(
             "-c listen_addresses=127.0.0.1 -p {port} -k {} -c fsync=off",
             cluster.dir.path().display()
         );
+        if let Some(tls) = tls {
+            let cert = cluster.dir.path().join("server.crt");
+            let key = cluster.dir.path().join("server.key");
+            cluster.write_owned(&cert, &tls.cert_pem, 0o644);
+            cluster.write_owned(&key, &tls.key_pem, 0o600);
+            cluster.write_owned(
+                &pgdata.join("pg_hba.conf"),
+                "local all all trust\nhostssl all all 127.0.0.1/32 scram-sha-256\n",
+                0o600,
+            );
+            options.push_str(&format!(
+                " -c ssl=on -c ssl_cert_file={} -c ssl_key_file={}",
+                cert.display(),
+                key.display()
+            ));
+        }
         let log = cluster.dir.path().join("log");
         cluster.pg(
             "pg_ctl",
@@ -480,6 +522,23 @@ impl ThrowawayCluster {
             ],
         );
         cluster
+    }
+
+    /// Writes a file the server reads, owned by the user the server runs as.
+    fn write_owned(&self, path: &Path, contents: &str, mode: u32) {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::write(path, contents).expect("write a server file");
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
+            .expect("set the file's mode");
+        if self.as_root {
+            let chown =
+                Command::new("chown").arg("postgres:").arg(path).status().expect("chown runs");
+            assert!(chown.success(), "cannot chown {} to postgres", path.display());
+        }
+    }
+
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
     }
 
     /// The URL of database `postgres` as user `postgres` with `password`.
