@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The README's first command: loads the sample application database into Postgres and runs the
-# pipeline on it, printing each stage's summary. Uses DATABASE_URL's server when one answers at
-# MIGRATE_DEMO_SERVER_URL (default postgres://postgres@127.0.0.1:5432/postgres), else a
-# throwaway cluster of its own. Output goes to ./demo-data.
+# pipeline on it, printing each stage's summary. Uses the server at MIGRATE_DEMO_SERVER_URL
+# (default postgres://postgres@127.0.0.1:5432/postgres) when one answers, else a throwaway
+# cluster of its own (scripts/lib/postgres.sh). Output goes to ./demo-data.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/lib/postgres.sh
