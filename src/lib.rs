@@ -11,4 +11,5 @@ pub mod exit_code;
 pub mod export;
 pub mod manifest;
 pub mod output;
+pub mod plan;
 pub mod settings;

@@ -1,0 +1,186 @@
+//! The mapping plan once every plan file is applied and checked against the catalog: concrete,
+//! per table and per column. `transform` executes it, `codegen` writes the Convex schema from
+//! it, and the two agree because they read the same values.
+
+use crate::catalog::TableName;
+
+/// Every table of the export, in catalog (name) order, with what becomes of it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Plan {
+    pub tables: Vec<TablePlan>,
+    /// Tables deliberately not migrated (`skip = true`).
+    pub skipped: Vec<TableName>,
+    /// `blake3:<hex>` over the plan files' bytes in order: a changed plan has another hash.
+    pub hash: String,
+    /// Things a person should know that are not errors, e.g. columns of types without a policy
+    /// that travel as their text form.
+    pub warnings: Vec<String>,
+}
+
+impl Plan {
+    pub fn table(&self, source: &TableName) -> Option<&TablePlan> {
+        self.tables.iter().find(|t| &t.source == source)
+    }
+
+    /// The plan of the Convex table named `target`.
+    pub fn target(&self, target: &str) -> Option<&TablePlan> {
+        self.tables.iter().find(|t| t.target == target)
+    }
+}
+
+/// One Convex table, fed by one source table and the tables merged into it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TablePlan {
+    pub source: TableName,
+    /// The Convex table name.
+    pub target: String,
+    pub legacy_id: LegacyId,
+    /// Plain fields, in document order (after the legacy id).
+    pub fields: Vec<FieldPlan>,
+    /// Foreign keys that become `v.id(...)` fields, resolved at import.
+    pub references: Vec<ReferencePlan>,
+    /// A row is migrated only when every filter holds; others are counted as filtered.
+    pub filters: Vec<RowFilter>,
+    /// Tables whose rows are folded into this table's documents (consolidation).
+    pub merges: Vec<MergePlan>,
+    pub nulls: NullPolicy,
+}
+
+/// The field holding the source row's identity.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LegacyId {
+    /// The Convex field name (default `legacyId`).
+    pub field: String,
+    /// Primary key columns (or the chosen unique key). One column: the legacy id is that
+    /// value's string form (`"42"`, a uuid). Several: a JSON array of the string forms,
+    /// compact (`["org-1","42"]`).
+    pub columns: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct FieldPlan {
+    pub column: String,
+    pub field: String,
+    pub conversion: Conversion,
+    /// Used when the column is SQL NULL: a JSON value converted with `conversion`.
+    pub default: Option<serde_json::Value>,
+    /// The column is nullable and has no default: the field may be absent (or null, by the
+    /// null policy).
+    pub optional: bool,
+}
+
+/// How one raw value becomes a Convex value. Anything that cannot be converted without loss
+/// rejects the row with the reason.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Conversion {
+    /// boolean → boolean.
+    Boolean,
+    /// smallint, integer, real, double → Float64 (NaN and ±Infinity as `$float`).
+    Float64,
+    /// bigint → Float64 when within ±2^53, else the row is rejected.
+    Int8AsNumber,
+    /// bigint → Int64 (`v.int64()`).
+    Int8AsInt64,
+    /// bigint → its decimal string.
+    Int8AsString,
+    /// numeric → Float64 when exactly representable, else rejected.
+    NumericAsNumber,
+    /// numeric → its decimal string, every digit.
+    NumericAsString,
+    /// numeric × 100 → Float64 integer, when exact (at most 2 decimals, within ±2^53).
+    NumericAsCents,
+    /// numeric → Int64 when it is an integer within i64.
+    NumericAsInt64,
+    /// text, varchar, char, citext, uuid, inet, time, interval, and types without a policy
+    /// (their text form) → string.
+    String,
+    /// An enum label → string; the schema lists the labels as literals.
+    Enum { labels: Vec<String> },
+    /// timestamp/timestamptz → Float64 milliseconds since the Unix epoch (sub-millisecond
+    /// digits kept as a fraction). Naive timestamps are read at `offset_seconds` east of UTC.
+    /// `infinity` is rejected.
+    TimestampMs { offset_seconds: i32 },
+    /// timestamp/timestamptz → ISO 8601 string as exported.
+    TimestampIso,
+    /// date → `"YYYY-MM-DD"`.
+    DateString,
+    /// date → Float64 milliseconds of midnight UTC.
+    DateMs,
+    /// json/jsonb → the JSON value as Convex values (numbers Float64; keys Convex forbids
+    /// renamed or rejected by `keys`).
+    Json { keys: JsonKeyPolicy },
+    /// bytea → bytes.
+    Bytes,
+    /// An array of the element conversion (≤ 8192 elements; NULL elements become null).
+    Array(Box<Conversion>),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum JsonKeyPolicy {
+    /// A key Convex forbids is rewritten (see docs/plan-format.md); a clash rejects the row.
+    Rename,
+    /// A key Convex forbids rejects the row.
+    Reject,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NullPolicy {
+    /// SQL NULL leaves the field out (Convex's idiom for optional).
+    Omit,
+    /// SQL NULL is stored as null.
+    Null,
+}
+
+/// A foreign key that becomes a field holding the parent's Convex id.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ReferencePlan {
+    /// The constraint name in the catalog.
+    pub constraint: String,
+    pub columns: Vec<String>,
+    pub field: String,
+    /// The referenced source table and the Convex table its documents live in.
+    pub parent: TableName,
+    pub parent_target: String,
+    pub orphans: OrphanPolicy,
+    /// Some column is nullable: the field may be absent.
+    pub optional: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OrphanPolicy {
+    /// A row whose parent is missing is rejected.
+    Fail,
+    /// The field is left out (or null, by the null policy).
+    Null,
+    /// The row is dropped and counted.
+    Drop,
+    /// The field keeps the legacy id string instead of a Convex id.
+    KeepLegacy,
+}
+
+/// A table consolidated into another: each of its rows adds fields to the document whose
+/// legacy id equals the row's `on` columns.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MergePlan {
+    pub source: TableName,
+    pub on: Vec<String>,
+    /// Always optional in the target: a document may have no row here.
+    pub fields: Vec<FieldPlan>,
+    pub filters: Vec<RowFilter>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct RowFilter {
+    pub column: String,
+    pub condition: Condition,
+}
+
+/// Compared against the raw value (docs/raw-format.md), before any conversion.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Condition {
+    IsNull,
+    IsNotNull,
+    Equals(serde_json::Value),
+    NotEquals(serde_json::Value),
+    In(Vec<serde_json::Value>),
+}
