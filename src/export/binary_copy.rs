@@ -50,7 +50,7 @@ impl RowDecoder {
             .enumerate()
             .map(|(i, column)| {
                 let mut key = vec![if i == 0 { b'{' } else { b',' }];
-                raw_json::write_json_string(&column.name, &mut key);
+                crate::json_text::write_string(&mut key, &column.name);
                 key.push(b':');
                 key
             })

@@ -66,7 +66,7 @@ fn write_scalar(wire: Wire, b: &[u8], out: &mut Vec<u8>) -> Result<(), DecodeErr
         Wire::Float4 => write_float(out, f32::from_be_bytes(fixed(b)?)),
         Wire::Float8 => write_float(out, f64::from_be_bytes(fixed(b)?)),
         Wire::Numeric => write_numeric(b, out)?,
-        Wire::Text => write_json_string(utf8(b)?, out),
+        Wire::Text => crate::json_text::write_string(out, utf8(b)?),
         Wire::Uuid => write_uuid(&fixed::<16>(b)?, out),
         Wire::Json => write_json_text(b, out)?,
         Wire::Jsonb => match b.split_first() {
@@ -198,49 +198,6 @@ fn write_uuid(b: &[u8; 16], out: &mut Vec<u8>) {
         out.push(HEX[(byte >> 4) as usize]);
         out.push(HEX[(byte & 0xf) as usize]);
     }
-    out.push(b'"');
-}
-
-/// Bytes that JSON strings must escape: control characters, `"` and `\`.
-const fn escape_table() -> [bool; 256] {
-    let mut table = [false; 256];
-    let mut i = 0;
-    while i < 0x20 {
-        table[i] = true;
-        i += 1;
-    }
-    table[b'"' as usize] = true;
-    table[b'\\' as usize] = true;
-    table
-}
-static NEEDS_ESCAPE: [bool; 256] = escape_table();
-
-/// Appends `s` as a JSON string literal.
-pub fn write_json_string(s: &str, out: &mut Vec<u8>) {
-    let bytes = s.as_bytes();
-    out.reserve(bytes.len() + 2);
-    out.push(b'"');
-    let mut start = 0;
-    for (i, &byte) in bytes.iter().enumerate() {
-        if !NEEDS_ESCAPE[byte as usize] {
-            continue;
-        }
-        out.extend_from_slice(&bytes[start..i]);
-        match byte {
-            b'"' => out.extend_from_slice(b"\\\""),
-            b'\\' => out.extend_from_slice(b"\\\\"),
-            b'\n' => out.extend_from_slice(b"\\n"),
-            b'\r' => out.extend_from_slice(b"\\r"),
-            b'\t' => out.extend_from_slice(b"\\t"),
-            control => {
-                out.extend_from_slice(b"\\u00");
-                out.push(HEX[(control >> 4) as usize]);
-                out.push(HEX[(control & 0xf) as usize]);
-            }
-        }
-        start = i + 1;
-    }
-    out.extend_from_slice(&bytes[start..]);
     out.push(b'"');
 }
 

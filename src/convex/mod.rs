@@ -1,0 +1,15 @@
+//! Convex's data model as the wire sees it, shared by transform (builds documents), import
+//! (sends them) and verify (reads them back). Pure code, no IO.
+//!
+//! - [`value`]: the [`Value`] type, its tagged JSON encoding and Convex's size measure.
+//! - [`rules`]: which documents, field names and table names Convex accepts, checked before
+//!   sending so a bad row is rejected with a path and a reason instead of failing a whole batch.
+//! - [`id`]: the shape of Convex document ids, checkable offline.
+
+pub mod id;
+pub mod rules;
+pub mod value;
+
+pub use id::is_document_id;
+pub use rules::{Rule, Violation, check_document, check_field_name, check_table_name};
+pub use value::{Document, Value, ValueError, document_size, write_document};
