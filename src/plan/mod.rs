@@ -2,6 +2,15 @@
 //! resolved against the catalog into a [`Plan`] that transform executes and codegen turns into
 //! the Convex schema.
 
+pub mod codegen;
+pub mod error;
+pub mod file;
+pub mod generated;
+pub mod init;
 pub mod model;
+pub mod resolve;
 
+pub use self::error::{Location, PlanError, PlanErrorKind};
+pub use self::init::initial_plan;
 pub use self::model::*;
+pub use self::resolve::load;
