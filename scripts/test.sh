@@ -6,11 +6,25 @@
 # answers there, a throwaway cluster is started from the installed PostgreSQL binaries on a free
 # port (scripts/lib/postgres.sh) and removed on exit.
 # Uses cargo-nextest when it is installed, else cargo test; extra arguments are passed on
-# (e.g. `scripts/test.sh export_cli`).
+# (e.g. `scripts/test.sh export_cli`). Installs the Convex test tools (tests/convex) with npm
+# first when they are missing or stale.
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 source scripts/lib/postgres.sh
+
+# The Convex test tools (tests/convex: convex, convex-test, typescript, tsx) are an npm package
+# the Rust tests run; install them when they are missing or older than their lockfile.
+convex_tools=tests/convex
+installed=$convex_tools/node_modules/.package-lock.json
+if [[ ! -e $installed || $convex_tools/package-lock.json -nt $installed ]]; then
+    if ! command -v npm >/dev/null 2>&1; then
+        echo "error: the Convex tests need Node.js 20 or later with npm (for $convex_tools)" >&2
+        exit 1
+    fi
+    echo "installing the Convex test tools: $convex_tools/node_modules is missing or older than its package-lock.json" >&2
+    npm ci --prefix "$convex_tools" --no-audit --no-fund
+fi
 
 ensure_postgres "${MIGRATE_TEST_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/postgres}"
 export MIGRATE_TEST_DATABASE_URL=$POSTGRES_URL

@@ -1,0 +1,134 @@
+//! The generated `convex/schema.ts` typechecks with `tsc --noEmit` against the real `convex`
+//! package, and tsc really checks: a broken file fails.
+
+use std::process::Command;
+
+use migrate::plan::codegen::schema_ts;
+
+use migrate::plan::{Conversion, NullPolicy, Plan};
+
+use crate::codegen_support::{
+    ConvexApp, array, convex_tool, convex_tools, every_conversion_plan, field, labels, optional,
+    printed, run, table,
+};
+
+#[test]
+fn the_generated_schema_typechecks() {
+    // GIVEN the schema of a plan using every conversion, cycle and orphan policy
+    let app = ConvexApp::new("tsc");
+    app.write("convex/schema.ts", &schema_ts(&every_conversion_plan()));
+    // and a module that reads documents back through the schema's types
+    app.write(
+        "convex/usage.ts",
+        r#"import type { DataModelFromSchemaDefinition } from "convex/server";
+import type { GenericId } from "convex/values";
+import schema from "./schema";
+
+type Doc<T extends keyof DataModelFromSchemaDefinition<typeof schema>> =
+  DataModelFromSchemaDefinition<typeof schema>[T]["document"];
+
+export function check(all: Doc<"allTypes">, person: Doc<"people">, team: Doc<"teams">) {
+  const big: bigint = all.big;
+  const ratio: number = all.ratio;
+  const mood: "sad" | "ok" | "happy" = all.mood;
+  const blob: ArrayBuffer = all.blob;
+  const owner: GenericId<"people"> = all.ownerId;
+  const reviewer: GenericId<"people"> | undefined = all.reviewerId;
+  const nickname: string | null = person.nickname;
+  const mentor: GenericId<"people"> | string | undefined = person.mentorId;
+  const lead: GenericId<"people"> | undefined = team.leadId;
+  const theme: "light" | "dark" | undefined = team.theme;
+  const tags: (string | null)[] = all.tags;
+  return [big, ratio, mood, blob, owner, reviewer, nickname, mentor, lead, theme, tags];
+}
+"#,
+    );
+
+    // WHEN tsc checks the app
+    let output = app.typecheck();
+
+    // THEN it finds nothing
+    assert!(output.status.success(), "tsc rejected the generated schema:\n{}", printed(&output));
+}
+
+#[test]
+fn tsc_rejects_a_broken_schema() {
+    // GIVEN a schema calling a validator that does not exist
+    let app = ConvexApp::new("tsc-broken");
+    let broken = schema_ts(&every_conversion_plan()).replacen("v.string()", "v.notAFunction()", 1);
+    app.write("convex/schema.ts", &broken);
+
+    // WHEN tsc checks the app
+    let output = app.typecheck();
+
+    // THEN it fails, naming the culprit
+    assert!(!output.status.success(), "tsc accepted a broken schema:\n{}", printed(&output));
+    assert!(
+        String::from_utf8_lossy(&output.stdout).contains("notAFunction"),
+        "tsc failed for another reason:\n{}",
+        printed(&output)
+    );
+}
+
+#[test]
+fn the_convex_test_harness_typechecks() {
+    // GIVEN the committed harness that runs generated schemas under convex-test
+    let harness = convex_tools().join("harness");
+
+    // WHEN tsc checks it against the installed convex and convex-test
+    let output = run(Command::new(convex_tool("tsc")).arg("--noEmit").arg("-p").arg(harness));
+
+    // THEN it finds nothing
+    assert!(output.status.success(), "the harness does not typecheck:\n{}", printed(&output));
+}
+
+#[test]
+fn awkward_names_and_labels_stay_valid_typescript() {
+    // GIVEN names and labels that need quoting or escaping, and an enum without labels
+    let mut t = table("Order\u{2028}Items\n", NullPolicy::Null);
+    t.target = "orderItems".to_owned();
+    t.legacy_id.field = "legacy id".to_owned();
+    t.fields = vec![
+        field("a\u{2029}b", "__proto__", Conversion::String),
+        field("c", "9lives", Conversion::String),
+        field(
+            "d",
+            "constructor",
+            labels(&["it's", "say \"hi\"", "back\\slash", "new\nline", "`${x}`"]),
+        ),
+        field("e", "never", labels(&[])),
+        optional(field("f", "maybeNever", array(labels(&[])))),
+    ];
+    let plan = Plan {
+        tables: vec![t],
+        skipped: Vec::new(),
+        hash: "blake3:x".to_owned(),
+        warnings: Vec::new(),
+    };
+    let app = ConvexApp::new("tsc-awkward");
+    app.write("convex/schema.ts", &schema_ts(&plan));
+    // and a module checking that the keys and labels arrived as they are
+    app.write(
+        "convex/usage.ts",
+        r#"import type { DataModelFromSchemaDefinition } from "convex/server";
+import schema from "./schema";
+
+type Doc = DataModelFromSchemaDefinition<typeof schema>["orderItems"]["document"];
+
+export function check(doc: Doc) {
+  const legacy: string = doc["legacy id"];
+  const nine: string = doc["9lives"];
+  const label: "it's" | 'say "hi"' | "back\\slash" | "new\nline" | "`${x}`" = doc.constructor;
+  const never: never = doc.never;
+  const maybe: null[] | null = doc.maybeNever;
+  return [legacy, nine, label, never, maybe];
+}
+"#,
+    );
+
+    // WHEN tsc checks the app
+    let output = app.typecheck();
+
+    // THEN it finds nothing
+    assert!(output.status.success(), "tsc rejected the generated schema:\n{}", printed(&output));
+}
