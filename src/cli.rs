@@ -72,8 +72,8 @@ pub enum OutputFormat {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Write a first mapping plan and the Convex-side files from the source catalog
-    #[command(alias = "plan")]
+    /// Write a first mapping plan and the Convex schema from the source catalog
+    #[command(alias = "plan", long_about = INIT_ABOUT)]
     Init(InitArgs),
     /// Read every selected table in one consistent snapshot into data/raw/*.jsonl
     #[command(long_about = EXPORT_ABOUT)]
@@ -104,25 +104,40 @@ policies would hide rows from the exporting user is an error.";
 
 #[derive(Debug, Args)]
 pub struct InitArgs {
-    #[command(flatten)]
-    pub source: SourceArgs,
-    /// Schemas to read
+    /// PostgreSQL connection URL to read the catalog from; without it, the catalog of the last
+    /// export (data/manifest.json) is used
+    #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
+    pub database_url: Option<String>,
+
+    /// Schemas whose tables the plan covers, comma-separated (Supabase users: add `auth`)
     #[arg(long, env = "MIGRATE_SCHEMAS", default_value = "public")]
     pub schemas: String,
-    /// Where to write schema.ts and migrate.ts for the Convex app
+
+    /// Only these tables or views: `schema.table` or `table`, comma-separated
+    #[arg(long, env = "MIGRATE_TABLES")]
+    pub tables: Option<String>,
+
+    /// Where to write schema.ts for the Convex app
     #[arg(long, env = "MIGRATE_CONVEX_DIR", default_value = "convex")]
     pub convex_dir: PathBuf,
-    /// Overwrite a plan or generated file that was edited since it was written
+
+    /// Overwrite files a person edited since migrate generated them
     #[arg(long)]
     pub force: bool,
 }
 
-#[derive(Debug, Args)]
-pub struct SourceArgs {
-    /// PostgreSQL connection URL: postgres://USER:PASSWORD@HOST:PORT/DATABASE
-    #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
-    pub database_url: Option<String>,
-}
+const INIT_ABOUT: &str = "\
+Write the first mapping plan and the Convex schema from the source catalog.
+
+Writes <plan-dir>/0001_initial.toml: every table with its Convex table name, the legacy id, each \
+column's field name and value policy, every foreign key as a reference, with comments to edit by \
+(docs/plan-format.md). Then resolves the whole plan (every file in the plan dir, in order) and \
+writes <convex-dir>/schema.ts: a table per Convex table whose validators accept exactly what \
+`migrate transform` emits, with a by_legacy_id index each.
+
+Generated files carry a hash of what was generated. A file a person has edited since is never \
+overwritten without --force: an edited plan is kept as it is (and used), an edited schema.ts \
+stops the command. Run `migrate init` again after editing the plan to regenerate schema.ts.";
 
 #[derive(Debug, Args)]
 pub struct ExportArgs {

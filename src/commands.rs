@@ -10,8 +10,11 @@ use crate::cli::{Cli, Command};
 use crate::data_dir::DataDir;
 use crate::exit_code;
 use crate::export;
+use crate::manifest::Manifest;
 use crate::output::{self, Bars, NoProgress, Reporter};
-use crate::settings::{ExportSettings, Settings};
+use crate::plan::{self, generated};
+use crate::settings::{ExportSettings, InitSettings, Settings};
+use crate::transform::{self, TransformOptions};
 
 /// A subcommand that design.md promises and this release does not have yet.
 #[derive(Debug, thiserror::Error)]
@@ -54,8 +57,24 @@ pub fn run(cli: Cli) -> anyhow::Result<u8> {
             }
             runtime.block_on(run_export(&settings, &export_settings?))
         }
-        Command::Init(_) => Err(NotBuilt { command: "init" }.into()),
-        Command::Transform(_) => Err(NotBuilt { command: "transform" }.into()),
+        Command::Init(args) => {
+            let init_settings = InitSettings::from_args(&args);
+            if cli.global.show_settings {
+                return show_settings(&settings, None);
+            }
+            runtime.block_on(run_init(&settings, &init_settings?))
+        }
+        Command::Transform(args) => {
+            let options = TransformOptions {
+                dry_run: args.dry_run,
+                sample: args.sample,
+                max_rejected: args.max_rejected,
+            };
+            if cli.global.show_settings {
+                return show_settings(&settings, None);
+            }
+            run_transform(&settings, &options)
+        }
         Command::Import(_) => Err(NotBuilt { command: "import" }.into()),
         Command::Verify(_) => Err(NotBuilt { command: "verify" }.into()),
         Command::Run(_) => Err(NotBuilt { command: "run" }.into()),
@@ -71,12 +90,111 @@ fn show_settings(settings: &Settings, export: Option<ExportSettings>) -> anyhow:
 
 async fn run_export(settings: &Settings, export_settings: &ExportSettings) -> anyhow::Result<u8> {
     let data_dir = DataDir::new(&settings.data_dir);
-    let reporter: Arc<dyn Reporter> =
-        if settings.progress { Arc::new(Bars::default()) } else { Arc::new(NoProgress) };
     let report = tokio::select! {
-        report = export::export(export_settings, &data_dir, reporter) => report?,
+        report = export::export(export_settings, &data_dir, reporter(settings)) => report?,
         _ = tokio::signal::ctrl_c() => return Err(Interrupted { command: "export" }.into()),
     };
     output::print_result(&output::export_summary(&report, settings.format));
     Ok(exit_code::OK)
 }
+
+fn reporter(settings: &Settings) -> Arc<dyn Reporter> {
+    if settings.progress { Arc::new(Bars::default()) } else { Arc::new(NoProgress) }
+}
+
+fn run_transform(settings: &Settings, options: &TransformOptions) -> anyhow::Result<u8> {
+    let data_dir = DataDir::new(&settings.data_dir);
+    let report =
+        transform::transform(&data_dir, &settings.plan_dir, options, reporter(settings).as_ref())?;
+    output::print_result(&output::transform_summary(&report, settings.format));
+    let allowed = options.max_rejected.unwrap_or(0);
+    Ok(if report.rejected > allowed || report.stopped_early {
+        exit_code::REJECTED_ROWS
+    } else {
+        exit_code::OK
+    })
+}
+
+/// What `migrate init` did with each file.
+#[derive(Debug, serde::Serialize)]
+pub struct InitReport {
+    pub catalog_from: String,
+    pub plan: GeneratedFile,
+    pub schema: GeneratedFile,
+    /// Convex table ← source tables.
+    pub tables: Vec<(String, Vec<String>)>,
+    pub skipped: Vec<String>,
+    pub warnings: Vec<String>,
+}
+
+#[derive(Debug, serde::Serialize)]
+pub struct GeneratedFile {
+    pub path: String,
+    /// `created`, `updated`, `unchanged`, or `kept` (edited by a person, left as it is).
+    pub status: String,
+}
+
+async fn run_init(settings: &Settings, init: &InitSettings) -> anyhow::Result<u8> {
+    let data_dir = DataDir::new(&settings.data_dir);
+    let (catalog, catalog_from) = match &init.database_url {
+        Some(url) => {
+            let catalog = tokio::select! {
+                catalog = export::read_catalog(url, &init.schemas, &init.tables) => catalog?,
+                _ = tokio::signal::ctrl_c() => return Err(Interrupted { command: "init" }.into()),
+            };
+            (catalog, url.to_string())
+        }
+        None => {
+            let path = data_dir.manifest_path();
+            let text = std::fs::read_to_string(&path).map_err(|_| NoCatalog)?;
+            let manifest: Manifest = serde_json::from_str(&text)
+                .with_context(|| format!("cannot read `{}`", path.display()))?;
+            (manifest.catalog, path.display().to_string())
+        }
+    };
+
+    let plan_path = settings.plan_dir.join("0001_initial.toml");
+    let plan_status =
+        match generated::write(&plan_path, "#", &plan::initial_plan(&catalog), init.force) {
+            Ok(written) => status(written),
+            // An edited plan is the person's work: keep it and generate from it.
+            Err(generated::GeneratedError::Edited { .. }) => "kept".to_owned(),
+            Err(error) => return Err(error.into()),
+        };
+    let plan = plan::load(&settings.plan_dir, &catalog)?;
+    let schema_path = init.convex_dir.join("schema.ts");
+    let schema_status =
+        status(generated::write(&schema_path, "//", &plan::codegen::schema_ts(&plan), init.force)?);
+
+    let report = InitReport {
+        catalog_from,
+        plan: GeneratedFile { path: plan_path.display().to_string(), status: plan_status },
+        schema: GeneratedFile { path: schema_path.display().to_string(), status: schema_status },
+        tables: plan
+            .tables
+            .iter()
+            .map(|t| {
+                let sources = std::iter::once(&t.source).chain(t.merges.iter().map(|m| &m.source));
+                (t.target.clone(), sources.map(ToString::to_string).collect())
+            })
+            .collect(),
+        skipped: plan.skipped.iter().map(ToString::to_string).collect(),
+        warnings: plan.warnings.clone(),
+    };
+    output::print_result(&output::init_summary(&report, settings.format));
+    Ok(exit_code::OK)
+}
+
+fn status(written: generated::Written) -> String {
+    match written {
+        generated::Written::Created => "created",
+        generated::Written::Updated => "updated",
+        generated::Written::Unchanged => "unchanged",
+    }
+    .to_owned()
+}
+
+/// `migrate init` without a database URL and without an export to take the catalog from.
+#[derive(Debug, thiserror::Error)]
+#[error("no catalog to start from: no database URL given and no export in the data directory")]
+pub struct NoCatalog;

@@ -5,11 +5,14 @@
 pub mod catalog;
 pub mod cli;
 pub mod commands;
+pub mod convex;
 pub mod data_dir;
 pub mod dotenv;
 pub mod exit_code;
 pub mod export;
+pub mod json_text;
 pub mod manifest;
 pub mod output;
 pub mod plan;
 pub mod settings;
+pub mod transform;

@@ -6,6 +6,11 @@ use std::process::ExitCode;
 use clap::Parser;
 use migrate::{cli::Cli, commands, dotenv, exit_code, output};
 
+/// mimalloc: transform builds and drops millions of small values; glibc's allocator was a
+/// quarter of its time.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     if let Err(error) = dotenv::load(Path::new(".env")) {
         eprintln!("error: {error}");

@@ -13,7 +13,7 @@ use std::time::Duration;
 use serde::Serialize;
 use tokio_postgres::config::Host;
 
-use crate::cli::{ExportArgs, GlobalArgs, OutputFormat};
+use crate::cli::{ExportArgs, GlobalArgs, InitArgs, OutputFormat};
 use crate::exit_code;
 
 /// A setting that is missing or malformed. Always a usage error: nothing was touched.
@@ -395,21 +395,55 @@ pub struct ExportSettings {
 
 impl ExportSettings {
     pub fn from_args(args: &ExportArgs) -> Result<Self, SettingsError> {
-        let raw_url = args.database_url.as_deref().filter(|u| !u.trim().is_empty());
-        let database_url = DatabaseUrl::parse(raw_url.ok_or(SettingsError::MissingDatabaseUrl)?)?;
-        let schemas: Vec<String> = split_list(&args.schemas);
-        if schemas.is_empty() {
-            return Err(SettingsError::NoSchemas);
-        }
-        let tables = match &args.tables {
-            Some(list) => split_list(list)
-                .iter()
-                .map(|t| t.parse())
-                .collect::<Result<Vec<TableSelector>, _>>()?,
-            None => Vec::new(),
-        };
+        let database_url =
+            optional_url(args.database_url.as_deref())?.ok_or(SettingsError::MissingDatabaseUrl)?;
+        let (schemas, tables) = selection(&args.schemas, args.tables.as_deref())?;
         Ok(ExportSettings { database_url, schemas, tables, jobs: args.jobs })
     }
+}
+
+/// What `migrate init` needs, validated.
+#[derive(Debug, Clone, Serialize)]
+pub struct InitSettings {
+    /// `None`: use the catalog of the last export.
+    pub database_url: Option<DatabaseUrl>,
+    pub schemas: Vec<String>,
+    pub tables: Vec<TableSelector>,
+    pub convex_dir: PathBuf,
+    pub force: bool,
+}
+
+impl InitSettings {
+    pub fn from_args(args: &InitArgs) -> Result<Self, SettingsError> {
+        let (schemas, tables) = selection(&args.schemas, args.tables.as_deref())?;
+        Ok(InitSettings {
+            database_url: optional_url(args.database_url.as_deref())?,
+            schemas,
+            tables,
+            convex_dir: args.convex_dir.clone(),
+            force: args.force,
+        })
+    }
+}
+
+fn optional_url(raw: Option<&str>) -> Result<Option<DatabaseUrl>, SettingsError> {
+    raw.filter(|u| !u.trim().is_empty()).map(DatabaseUrl::parse).transpose()
+}
+
+/// `--schemas` and `--tables`, parsed.
+fn selection(
+    schemas: &str,
+    tables: Option<&str>,
+) -> Result<(Vec<String>, Vec<TableSelector>), SettingsError> {
+    let schemas = split_list(schemas);
+    if schemas.is_empty() {
+        return Err(SettingsError::NoSchemas);
+    }
+    let tables = split_list(tables.unwrap_or_default())
+        .iter()
+        .map(|t| t.parse())
+        .collect::<Result<Vec<TableSelector>, _>>()?;
+    Ok((schemas, tables))
 }
 
 /// Splits a comma-separated list, keeping commas inside double quotes.

@@ -27,7 +27,7 @@ use crate::catalog::{Catalog, Column, PgType, Table, TableKind, quote_ident};
 use crate::data_dir::{self, DataDir, JsonlWriter};
 use crate::manifest::{self, ExportedTable, Manifest};
 use crate::output::Reporter;
-use crate::settings::{DatabaseUrl, ExportSettings};
+use crate::settings::{DatabaseUrl, ExportSettings, TableSelector};
 
 /// What an export did, for the summary.
 #[derive(Debug, Clone, Serialize)]
@@ -158,6 +158,41 @@ pub async fn export(
     })
 }
 
+/// The catalog of the selected tables as an export would record it, read in the same kind of
+/// snapshot, without reading any row (for `migrate init`).
+pub async fn read_catalog(
+    url: &DatabaseUrl,
+    schemas: &[String],
+    selectors: &[TableSelector],
+) -> Result<Catalog, ExportError> {
+    let client = connect(url).await?;
+    client.batch_execute(SESSION_SETUP).await.map_err(ExportError::session)?;
+    client.batch_execute(BEGIN_SNAPSHOT).await.map_err(ExportError::session)?;
+    check_server(&client).await?;
+    let mut tables = introspect::introspect(&client, schemas, selectors).await?;
+    tables.sort_by(|a, b| a.name.cmp(&b.name));
+    client.batch_execute("COMMIT").await.map_err(ExportError::session)?;
+    Ok(Catalog { tables })
+}
+
+/// Refuses servers older than 12 (`pg_partition_tree`); returns the version and database name.
+async fn check_server(client: &Client) -> Result<(String, String), ExportError> {
+    let row = client
+        .query_one(
+            "select current_setting('server_version_num')::int,
+                    current_setting('server_version'), current_database()::text",
+            &[],
+        )
+        .await
+        .map_err(ExportError::session)?;
+    let version_num: i32 = row.get(0);
+    let server_version: String = row.get(1);
+    if version_num < 120_000 {
+        return Err(ExportError::ServerTooOld { version: server_version });
+    }
+    Ok((server_version, row.get(2)))
+}
+
 async fn connect(url: &DatabaseUrl) -> Result<Client, ExportError> {
     let connector = tls::connector(url.tls())?;
     let (client, connection) =
@@ -180,20 +215,7 @@ struct Snapshot {
 
 impl Snapshot {
     async fn export(client: &Client) -> Result<Self, ExportError> {
-        let row = client
-            .query_one(
-                r#"select current_setting('server_version_num')::int,
-                          current_setting('server_version'), current_database()::text"#,
-                &[],
-            )
-            .await
-            .map_err(ExportError::session)?;
-        let version_num: i32 = row.get(0);
-        let server_version: String = row.get(1);
-        if version_num < 120_000 {
-            return Err(ExportError::ServerTooOld { version: server_version });
-        }
-        let database: String = row.get(2);
+        let (server_version, database) = check_server(client).await?;
         let row = client
             .query_one(
                 r#"select pg_export_snapshot(),

@@ -8,14 +8,17 @@ mod summary;
 use std::io::Write;
 
 pub use self::progress::{Bars, NoProgress};
-pub use self::summary::export_summary;
+pub use self::summary::{export_summary, init_summary, transform_summary};
 use crate::catalog::TableName;
 use crate::cli::GlobalArgs;
-use crate::commands::{Interrupted, NotBuilt};
+use crate::commands::{Interrupted, NoCatalog, NotBuilt};
 use crate::data_dir::DataDirError;
 use crate::exit_code;
 use crate::export::ExportError;
+use crate::plan::PlanError;
+use crate::plan::generated::GeneratedError;
 use crate::settings::SettingsError;
+use crate::transform::TransformError;
 
 /// How a stage tells the person watching how far it is. Called per table and every few
 /// thousand rows, never per row.
@@ -78,11 +81,29 @@ fn classify(error: &anyhow::Error) -> (u8, Option<String>) {
         if let Some(e) = cause.downcast_ref::<ExportError>() {
             return (e.exit_code(), e.hint());
         }
+        if let Some(e) = cause.downcast_ref::<TransformError>() {
+            return (e.exit_code(), e.hint());
+        }
         if let Some(e) = cause.downcast_ref::<SettingsError>() {
             return (e.exit_code(), e.hint());
         }
         if let Some(e) = cause.downcast_ref::<DataDirError>() {
             return (exit_code::LOCAL_IO, e.hint());
+        }
+        if let Some(e) = cause.downcast_ref::<PlanError>() {
+            return (e.exit_code(), e.hint());
+        }
+        if let Some(e) = cause.downcast_ref::<GeneratedError>() {
+            return (e.exit_code(), e.hint());
+        }
+        if cause.downcast_ref::<NoCatalog>().is_some() {
+            return (
+                exit_code::USAGE,
+                Some(
+                    "pass --database-url (or set DATABASE_URL), or run `migrate export` first"
+                        .into(),
+                ),
+            );
         }
         if let Some(e) = cause.downcast_ref::<NotBuilt>() {
             return (exit_code::USAGE, Some(e.hint()));

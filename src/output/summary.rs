@@ -4,14 +4,31 @@ use comfy_table::{CellAlignment, Table, presets};
 use indicatif::{HumanBytes, HumanCount};
 
 use crate::cli::OutputFormat;
+use crate::commands::InitReport;
 use crate::export::ExportReport;
+use crate::transform::TransformReport;
+
+fn json<T: serde::Serialize>(report: &T) -> String {
+    serde_json::to_string_pretty(report).expect("a report always serializes") + "\n"
+}
+
+/// A borderless table, every column but the first right-aligned.
+fn table(header: &[&str]) -> Table {
+    let mut table = Table::new();
+    table.load_style(presets::NOTHING).set_header(header.to_vec());
+    for column in 1..header.len() {
+        if let Some(column) = table.column_mut(column) {
+            column.set_cell_alignment(CellAlignment::Right);
+        }
+    }
+    table
+}
 
 pub fn export_summary(report: &ExportReport, format: OutputFormat) -> String {
     if format == OutputFormat::Json {
-        return serde_json::to_string_pretty(report).expect("a report always serializes") + "\n";
+        return json(report);
     }
-    let mut table = Table::new();
-    table.load_style(presets::NOTHING).set_header(["table", "rows", "size", "time", "rows/s"]);
+    let mut table = table(&["table", "rows", "size", "time", "rows/s"]);
     for t in &report.tables {
         table.add_row([
             t.table.clone(),
@@ -20,11 +37,6 @@ pub fn export_summary(report: &ExportReport, format: OutputFormat) -> String {
             format!("{:.2} s", t.seconds),
             HumanCount(rate(t.rows, t.seconds)).to_string(),
         ]);
-    }
-    for column in 1..5 {
-        if let Some(column) = table.column_mut(column) {
-            column.set_cell_alignment(CellAlignment::Right);
-        }
     }
     format!(
         "{table}\n\nexported {} table{} ({} rows, {}) in {:.2} s from the snapshot of {}\nmanifest: {}\n",
@@ -40,4 +52,122 @@ pub fn export_summary(report: &ExportReport, format: OutputFormat) -> String {
 
 fn rate(rows: u64, seconds: f64) -> u64 {
     if seconds > 0.0 { (rows as f64 / seconds) as u64 } else { rows }
+}
+
+pub fn transform_summary(report: &TransformReport, format: OutputFormat) -> String {
+    if format == OutputFormat::Json {
+        return json(report);
+    }
+    let mut out = String::new();
+    for (target, samples) in &report.samples {
+        out.push_str(&format!(
+            "── {target}: {} sample document{}\n",
+            samples.len(),
+            plural(samples.len())
+        ));
+        for sample in samples {
+            out.push_str(&serde_json::to_string_pretty(sample).expect("JSON serializes"));
+            out.push('\n');
+        }
+        out.push('\n');
+    }
+    let mut summary = table(&[
+        "convex table",
+        "from",
+        "rows",
+        "documents",
+        "filtered",
+        "dropped",
+        "rejected",
+        "size",
+    ]);
+    for t in &report.tables {
+        let from = match t.sources.split_first() {
+            Some((first, [])) => first.clone(),
+            Some((first, merged)) => format!("{first} + {}", merged.join(" + ")),
+            None => String::new(),
+        };
+        summary.add_row([
+            t.table.clone(),
+            from,
+            HumanCount(t.rows).to_string(),
+            HumanCount(t.documents).to_string(),
+            HumanCount(t.filtered).to_string(),
+            HumanCount(t.dropped).to_string(),
+            HumanCount(t.rejected).to_string(),
+            if report.dry_run { "-".into() } else { HumanBytes(t.bytes).to_string() },
+        ]);
+    }
+    out.push_str(&format!("{summary}\n\n"));
+    let verb = if report.dry_run { "dry run: would transform" } else { "transformed" };
+    out.push_str(&format!(
+        "{verb} {} table{}: {} rows → {} documents, {} rejected, in {:.2} s\n",
+        report.tables.len(),
+        plural(report.tables.len()),
+        HumanCount(report.rows),
+        HumanCount(report.documents),
+        HumanCount(report.rejected),
+        report.seconds,
+    ));
+    if !report.skipped.is_empty() {
+        out.push_str(&format!("not migrated (skip = true): {}\n", report.skipped.join(", ")));
+    }
+    for warning in &report.warnings {
+        out.push_str(&format!("warning: {warning}\n"));
+    }
+    if report.stopped_early {
+        out.push_str("stopped early: more rows were rejected than --max-rejected allows; nothing was kept but the rejects\n");
+    }
+    if !report.first_rejects.is_empty() {
+        out.push_str("first rejects");
+        out.push_str(if report.dry_run { ":\n" } else { " (all of them in rejects/):\n" });
+        for reject in &report.first_rejects {
+            let key: Vec<String> = reject.key.iter().map(|(k, v)| format!("{k}={v}")).collect();
+            out.push_str(&format!(
+                "  {} line {} ({}): `{}`: {}\n",
+                reject.table,
+                reject.line,
+                key.join(", "),
+                reject.field,
+                reject.reason
+            ));
+        }
+    }
+    if report.dry_run {
+        out.push_str("dry run: nothing was written\n");
+    }
+    out
+}
+
+fn plural(n: usize) -> &'static str {
+    if n == 1 { "" } else { "s" }
+}
+
+pub fn init_summary(report: &InitReport, format: OutputFormat) -> String {
+    if format == OutputFormat::Json {
+        return json(report);
+    }
+    let mut out = format!("catalog from {}\n", report.catalog_from);
+    for file in [&report.plan, &report.schema] {
+        out.push_str(&format!("{:<10} {}\n", file.status, file.path));
+    }
+    if report.plan.status == "kept" {
+        out.push_str("           (edited since it was generated: kept as it is and used; --force overwrites it)\n");
+    }
+    let mut tables = table(&["convex table", "from"]);
+    for (target, sources) in &report.tables {
+        tables.add_row([target.clone(), sources.join(" + ")]);
+    }
+    out.push_str(&format!("\n{tables}\n\n"));
+    if !report.skipped.is_empty() {
+        out.push_str(&format!("not migrated (skip = true): {}\n", report.skipped.join(", ")));
+    }
+    for warning in &report.warnings {
+        out.push_str(&format!("warning: {warning}\n"));
+    }
+    out.push_str(&format!(
+        "next: review {}, then run `migrate transform --dry-run`\n",
+        report.plan.path
+    ));
+    out
 }

@@ -2,8 +2,15 @@
 //! postgres://postgres@127.0.0.1:5432/postgres), one database per test, the real `migrate`
 //! binary. `scripts/test.sh` runs them, starting a throwaway cluster when no server answers.
 
+mod codegen_convex_test;
+mod codegen_support;
+mod codegen_tsc;
 mod export_cli;
 mod export_consistency;
 mod export_golden;
 mod export_tls;
+mod plan_errors;
+mod plan_init;
+mod plan_support;
 mod support;
+mod transform_cli;

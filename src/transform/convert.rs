@@ -1,0 +1,599 @@
+//! One raw value (docs/raw-format.md) → one Convex value, as a [`Conversion`] says. Pure.
+//!
+//! Nothing is rounded silently: a value the conversion cannot carry exactly is an error whose
+//! message says why and which policy would keep it.
+
+use std::collections::BTreeMap;
+
+use base64::Engine;
+use serde_json::Value as Raw;
+
+use crate::convex::{Value, rules};
+use crate::plan::{Conversion, JsonKeyPolicy};
+
+/// 2^53: the largest integer range a Float64 holds exactly.
+const MAX_SAFE_INTEGER: i128 = 9_007_199_254_740_992;
+
+/// Why a value could not be converted; the field path is added by the caller.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConvertError {
+    /// Path inside the value (`[3]`, `.key`), empty for the value itself.
+    pub path: String,
+    pub reason: String,
+}
+
+fn fail<T>(reason: impl Into<String>) -> Result<T, ConvertError> {
+    Err(ConvertError { path: String::new(), reason: reason.into() })
+}
+
+/// Converts a non-null raw value, taking it: strings move into the Convex value uncopied.
+pub fn convert(conversion: &Conversion, raw: Raw) -> Result<Value, ConvertError> {
+    match conversion {
+        Conversion::Boolean => match raw {
+            Raw::Bool(b) => Ok(Value::Boolean(b)),
+            other => fail(format!("expected a boolean, found {}", kind(&other))),
+        },
+        Conversion::Float64 => float64(&raw),
+        Conversion::Int8AsNumber => {
+            let value = int8(&raw)?;
+            if i128::from(value).abs() > MAX_SAFE_INTEGER {
+                return fail(format!(
+                    "bigint {value} is beyond ±2^53 and would lose precision as a number; \
+                     use policy `int64` or `string`"
+                ));
+            }
+            Ok(Value::Float64(value as f64))
+        }
+        Conversion::Int8AsInt64 => Ok(Value::Int64(int8(&raw)?)),
+        Conversion::Int8AsString | Conversion::NumericAsString | Conversion::TimestampIso => {
+            Ok(Value::String(into_text(raw)?))
+        }
+        Conversion::NumericAsNumber => numeric_as_number(text(&raw)?),
+        Conversion::NumericAsCents => numeric_as_cents(text(&raw)?),
+        Conversion::NumericAsInt64 => numeric_as_int64(text(&raw)?),
+        Conversion::String => Ok(Value::String(match raw {
+            Raw::String(s) => s,
+            other => other.to_string(),
+        })),
+        Conversion::Enum { labels } => {
+            let label = into_text(raw)?;
+            if !labels.contains(&label) {
+                return fail(format!("`{label}` is not one of the enum's labels"));
+            }
+            Ok(Value::String(label))
+        }
+        Conversion::TimestampMs { offset_seconds } => timestamp_ms(text(&raw)?, *offset_seconds),
+        Conversion::DateString => {
+            let (year, _, _) = parse_date(text(&raw)?)?;
+            let date = into_text(raw)?;
+            if !(0..=9999).contains(&year) {
+                return fail(format!(
+                    "date {date} is outside years 0000-9999, which JavaScript's Date cannot \
+                     read back from a plain string; use policy `ms`"
+                ));
+            }
+            Ok(Value::String(date))
+        }
+        Conversion::DateMs => {
+            let (year, month, day) = parse_date(text(&raw)?)?;
+            Ok(Value::Float64((days_from_civil(year, month, day) * 86_400_000) as f64))
+        }
+        Conversion::Json { keys } => json(unwrap_json(raw), *keys),
+        Conversion::Bytes => base64::engine::general_purpose::STANDARD
+            .decode(text(&raw)?)
+            .map(Value::Bytes)
+            .or_else(|e| fail(format!("bytea is not valid base64 ({e})"))),
+        Conversion::Array(element) => {
+            let Raw::Array(items) = raw else {
+                return fail(format!("expected an array, found {}", kind(&raw)));
+            };
+            let mut out = Vec::with_capacity(items.len());
+            for (i, item) in items.into_iter().enumerate() {
+                let converted = match (item, element.as_ref()) {
+                    (Raw::Null, _) => Ok(Value::Null),
+                    (Raw::Array(_), element) if !matches!(element, Conversion::Json { .. }) => {
+                        fail("a multi-dimensional array; Convex schemas here hold one dimension")
+                    }
+                    (item, element) => convert(element, item),
+                };
+                out.push(converted.map_err(|e| prefix(e, &format!("[{i}]")))?);
+            }
+            Ok(Value::Array(out))
+        }
+    }
+}
+
+fn prefix(mut error: ConvertError, segment: &str) -> ConvertError {
+    error.path.insert_str(0, segment);
+    error
+}
+
+fn kind(raw: &Raw) -> &'static str {
+    match raw {
+        Raw::Null => "null",
+        Raw::Bool(_) => "a boolean",
+        Raw::Number(_) => "a number",
+        Raw::String(_) => "a string",
+        Raw::Array(_) => "an array",
+        Raw::Object(_) => "an object",
+    }
+}
+
+fn into_text(raw: Raw) -> Result<String, ConvertError> {
+    match raw {
+        Raw::String(s) => Ok(s),
+        other => fail(format!("expected a string, found {}", kind(&other))),
+    }
+}
+
+fn text(raw: &Raw) -> Result<&str, ConvertError> {
+    match raw {
+        Raw::String(s) => Ok(s),
+        other => fail(format!("expected a string, found {}", kind(other))),
+    }
+}
+
+fn float64(raw: &Raw) -> Result<Value, ConvertError> {
+    match raw {
+        Raw::Number(n) => exact_f64(n.as_str()).map(Value::Float64),
+        Raw::String(s) => match s.as_str() {
+            "NaN" => Ok(Value::Float64(f64::NAN)),
+            "Infinity" => Ok(Value::Float64(f64::INFINITY)),
+            "-Infinity" => Ok(Value::Float64(f64::NEG_INFINITY)),
+            other => fail(format!("expected a number, found the string `{other}`")),
+        },
+        other => fail(format!("expected a number, found {}", kind(other))),
+    }
+}
+
+fn int8(raw: &Raw) -> Result<i64, ConvertError> {
+    let digits = match raw {
+        Raw::String(s) => s.as_str(),
+        Raw::Number(n) => return n.as_i64().map_or_else(|| fail("expected a bigint"), Ok),
+        other => return fail(format!("expected a bigint, found {}", kind(other))),
+    };
+    digits.parse().or_else(|_| fail(format!("`{digits}` is not a bigint")))
+}
+
+/// A decimal that reads back identically from the nearest double, as a double.
+fn exact_f64(decimal: &str) -> Result<f64, ConvertError> {
+    let value: f64 = decimal.parse().or_else(|_| fail(format!("`{decimal}` is not a number")))?;
+    // A plain decimal of at most 15 significant digits always reads back from the nearest
+    // double (a double holds 15.95 decimal digits): no need to spell it out again.
+    if value.is_finite() && plain_short_decimal(decimal) {
+        return Ok(value);
+    }
+    let same = value.is_finite()
+        && canonical_decimal(decimal) == canonical_decimal(ryu::Buffer::new().format_finite(value));
+    if same {
+        Ok(value)
+    } else {
+        fail(format!(
+            "{decimal} cannot be a Convex number without losing digits; use policy `string`"
+        ))
+    }
+}
+
+/// `-?digits(.digits)?` with at most 15 digits in all, and no exponent.
+fn plain_short_decimal(text: &str) -> bool {
+    let body = text.strip_prefix('-').unwrap_or(text);
+    let mut digits = 0;
+    let mut points = 0;
+    for byte in body.bytes() {
+        match byte {
+            b'0'..=b'9' => digits += 1,
+            b'.' => points += 1,
+            _ => return false,
+        }
+    }
+    digits > 0 && digits <= 15 && points <= 1
+}
+
+/// A decimal's value as (negative, significant digits, exponent of the last digit), so that
+/// `1.50`, `1.5` and `15e-1` compare equal. `None` for text that is not a plain decimal.
+fn canonical_decimal(text: &str) -> Option<(bool, String, i64)> {
+    let (negative, rest) = match text.strip_prefix('-') {
+        Some(rest) => (true, rest),
+        None => (false, text.strip_prefix('+').unwrap_or(text)),
+    };
+    let (mantissa, exponent) = match rest.find(['e', 'E']) {
+        Some(at) => (&rest[..at], rest[at + 1..].parse::<i64>().ok()?),
+        None => (rest, 0),
+    };
+    let (integer, fraction) = mantissa.split_once('.').unwrap_or((mantissa, ""));
+    if !integer.bytes().chain(fraction.bytes()).all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let digits = format!("{integer}{fraction}");
+    let mut exponent = exponent - fraction.len() as i64;
+    let trimmed_end = digits.trim_end_matches('0');
+    exponent += (digits.len() - trimmed_end.len()) as i64;
+    let significant = trimmed_end.trim_start_matches('0');
+    if significant.is_empty() {
+        return Some((false, String::new(), 0));
+    }
+    Some((negative, significant.to_owned(), exponent))
+}
+
+fn special_numeric(decimal: &str) -> Option<f64> {
+    match decimal {
+        "NaN" => Some(f64::NAN),
+        "Infinity" => Some(f64::INFINITY),
+        "-Infinity" => Some(f64::NEG_INFINITY),
+        _ => None,
+    }
+}
+
+fn numeric_as_number(decimal: &str) -> Result<Value, ConvertError> {
+    match special_numeric(decimal) {
+        Some(special) => Ok(Value::Float64(special)),
+        // numeric has no negative zero: `-0.000` is zero.
+        None => exact_f64(decimal).map(|f| Value::Float64(if f == 0.0 { 0.0 } else { f })),
+    }
+}
+
+/// Splits a plain decimal into sign, integer digits and fraction digits.
+fn split_decimal(decimal: &str) -> Option<(bool, &str, &str)> {
+    let (negative, rest) = match decimal.strip_prefix('-') {
+        Some(rest) => (true, rest),
+        None => (false, decimal),
+    };
+    let (integer, fraction) = rest.split_once('.').unwrap_or((rest, ""));
+    let digits = |s: &str| s.bytes().all(|b| b.is_ascii_digit());
+    (!integer.is_empty() && digits(integer) && digits(fraction))
+        .then_some((negative, integer, fraction))
+}
+
+fn numeric_as_cents(decimal: &str) -> Result<Value, ConvertError> {
+    let Some((negative, integer, fraction)) = split_decimal(decimal) else {
+        return fail(format!("numeric {decimal} has no value in cents"));
+    };
+    let (cents, rest) = fraction.split_at(fraction.len().min(2));
+    if rest.bytes().any(|b| b != b'0') {
+        return fail(format!(
+            "numeric {decimal} has fractions of a cent; use policy `string` or `number`"
+        ));
+    }
+    let amount: i128 = format!("{integer}{cents:0<2}").parse().unwrap_or(i128::MAX);
+    if amount > MAX_SAFE_INTEGER {
+        return fail(format!("numeric {decimal} in cents is beyond ±2^53; use policy `string`"));
+    }
+    let amount = if negative { -amount } else { amount };
+    Ok(Value::Float64(amount as f64))
+}
+
+fn numeric_as_int64(decimal: &str) -> Result<Value, ConvertError> {
+    let whole = split_decimal(decimal)
+        .filter(|(_, _, fraction)| fraction.bytes().all(|b| b == b'0'))
+        .and_then(|(negative, integer, _)| {
+            let value: i128 = integer.parse().ok()?;
+            i64::try_from(if negative { -value } else { value }).ok()
+        });
+    match whole {
+        Some(value) => Ok(Value::Int64(value)),
+        None => {
+            fail(format!("numeric {decimal} is not an integer within int64; use policy `string`"))
+        }
+    }
+}
+
+/// `YYYY-MM-DD` with the raw form's year rules (`-0001`, `+10000`).
+fn parse_date(date: &str) -> Result<(i64, u32, u32), ConvertError> {
+    if date == "infinity" || date == "-infinity" {
+        return fail(format!(
+            "{date} has no Convex form under this policy; use policy `iso`/`string`"
+        ));
+    }
+    let invalid =
+        || ConvertError { path: String::new(), reason: format!("`{date}` is not a date") };
+    let (year_text, rest) = date
+        .get(1..)
+        .and_then(|t| t.find('-').map(|i| date.split_at(i + 1)))
+        .ok_or_else(invalid)?;
+    let year: i64 = year_text.trim_start_matches('+').parse().map_err(|_| invalid())?;
+    let mut parts = rest.trim_start_matches('-').splitn(2, '-');
+    let month: u32 = parts.next().and_then(|m| m.parse().ok()).ok_or_else(invalid)?;
+    let day: u32 =
+        parts.next().and_then(|d| d.get(..2)).and_then(|d| d.parse().ok()).ok_or_else(invalid)?;
+    Ok((year, month, day))
+}
+
+/// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's days_from_civil).
+fn days_from_civil(year: i64, month: u32, day: u32) -> i64 {
+    let year = if month <= 2 { year - 1 } else { year };
+    let era = year.div_euclid(400);
+    let yoe = year.rem_euclid(400);
+    let month = i64::from(month);
+    let doy = (153 * (if month > 2 { month - 3 } else { month + 9 }) + 2) / 5 + i64::from(day) - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+/// `YYYY-MM-DDTHH:MM:SS.ffffff[Z]` → milliseconds since the epoch; naive values are read at
+/// `offset_seconds` east of UTC.
+fn timestamp_ms(timestamp: &str, offset_seconds: i32) -> Result<Value, ConvertError> {
+    let (year, month, day) = parse_date(timestamp)?;
+    let invalid = || ConvertError {
+        path: String::new(),
+        reason: format!("`{timestamp}` is not a timestamp"),
+    };
+    let time = timestamp.split_once('T').map(|(_, t)| t).ok_or_else(invalid)?;
+    let (time, offset) = match time.strip_suffix('Z') {
+        Some(time) => (time, 0),
+        None => (time, i64::from(offset_seconds)),
+    };
+    let field = |range: std::ops::Range<usize>| time.get(range).and_then(|s| s.parse::<i64>().ok());
+    let (hours, minutes, seconds) = (
+        field(0..2).ok_or_else(invalid)?,
+        field(3..5).ok_or_else(invalid)?,
+        field(6..8).ok_or_else(invalid)?,
+    );
+    let micros = match time.get(9..) {
+        Some(fraction) if !fraction.is_empty() => format!("{fraction:0<6}")
+            .get(..6)
+            .and_then(|f| f.parse::<i64>().ok())
+            .ok_or_else(invalid)?,
+        _ => 0,
+    };
+    let seconds =
+        days_from_civil(year, month, day) * 86_400 + hours * 3600 + minutes * 60 + seconds - offset;
+    let micros = i128::from(seconds) * 1_000_000 + i128::from(micros);
+    // Whole milliseconds are exact; a sub-millisecond part is the nearest double.
+    Ok(Value::Float64(if micros % 1000 == 0 {
+        (micros / 1000) as f64
+    } else {
+        micros as f64 / 1000.0
+    }))
+}
+
+/// Raw json values wrap JSON null and `{"$json": …}` lookalikes as `{"$json": value}`.
+fn unwrap_json(raw: Raw) -> Raw {
+    match raw {
+        Raw::Object(mut object) if object.len() == 1 && object.contains_key("$json") => {
+            object.remove("$json").expect("checked above")
+        }
+        other => other,
+    }
+}
+
+fn json(raw: Raw, keys: JsonKeyPolicy) -> Result<Value, ConvertError> {
+    Ok(match raw {
+        Raw::Null => Value::Null,
+        Raw::Bool(b) => Value::Boolean(b),
+        Raw::Number(n) => Value::Float64(exact_f64(n.as_str())?),
+        Raw::String(s) => Value::String(s),
+        Raw::Array(items) => Value::Array(
+            items
+                .into_iter()
+                .enumerate()
+                .map(|(i, item)| json(item, keys).map_err(|e| prefix(e, &format!("[{i}]"))))
+                .collect::<Result<_, _>>()?,
+        ),
+        Raw::Object(object) => {
+            let mut out = BTreeMap::new();
+            for (key, value) in object {
+                let converted = json(value, keys).map_err(|e| prefix(e, &format!(".{key}")))?;
+                let name = match (rules::check_object_key(&key), keys) {
+                    (Ok(()), _) => key,
+                    (Err(rule), JsonKeyPolicy::Reject) => {
+                        return Err(prefix(
+                            ConvertError { path: String::new(), reason: rule.to_string() },
+                            &format!(".{key}"),
+                        ));
+                    }
+                    (Err(_), JsonKeyPolicy::Rename) => {
+                        let name = renamed_key(&key);
+                        if out.contains_key(&name) {
+                            return fail(format!(
+                                "key `{key}` renamed to `{name}` clashes with another key of the object"
+                            ));
+                        }
+                        name
+                    }
+                };
+                if let Some(_clash) = out.insert(name.clone(), converted) {
+                    return fail(format!("key `{name}` clashes with a renamed key of the object"));
+                }
+            }
+            Value::Object(out)
+        }
+    })
+}
+
+/// docs/plan-format.md: a leading `$` becomes `_`, every character outside printable ASCII
+/// becomes `_`, an empty key becomes `_`.
+fn renamed_key(key: &str) -> String {
+    let mut out: String =
+        key.chars().map(|c| if (' '..='~').contains(&c) { c } else { '_' }).collect();
+    if out.starts_with('$') {
+        out.replace_range(..1, "_");
+    }
+    if out.is_empty() {
+        out.push('_');
+    }
+    out
+}
+
+/// The string form of a raw value, for legacy ids: strings as they are, numbers and booleans
+/// as their JSON text.
+pub fn string_form(raw: &Raw) -> String {
+    match raw {
+        Raw::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn ok(conversion: Conversion, raw: Raw) -> Value {
+        let shown = raw.to_string();
+        convert(&conversion, raw).unwrap_or_else(|e| panic!("{shown}: {e:?}"))
+    }
+
+    fn err(conversion: Conversion, raw: Raw) -> String {
+        let e = convert(&conversion, raw).expect_err("should be rejected");
+        if e.path.is_empty() { e.reason } else { format!("{}: {}", e.path, e.reason) }
+    }
+
+    #[test]
+    fn bigint_policies() {
+        assert_eq!(
+            ok(Conversion::Int8AsNumber, json!("9007199254740992")),
+            Value::Float64(9007199254740992.0)
+        );
+        assert_eq!(ok(Conversion::Int8AsNumber, json!("-42")), Value::Float64(-42.0));
+        assert!(err(Conversion::Int8AsNumber, json!("9007199254740993")).contains("beyond ±2^53"));
+        assert_eq!(
+            ok(Conversion::Int8AsInt64, json!("-9223372036854775808")),
+            Value::Int64(i64::MIN)
+        );
+        assert_eq!(
+            ok(Conversion::Int8AsString, json!("9223372036854775807")),
+            Value::String("9223372036854775807".into())
+        );
+        assert!(err(Conversion::Int8AsInt64, json!("12x")).contains("not a bigint"));
+    }
+
+    #[test]
+    fn numeric_policies() {
+        assert_eq!(ok(Conversion::NumericAsNumber, json!("1.500")), Value::Float64(1.5));
+        assert_eq!(ok(Conversion::NumericAsNumber, json!("0.1")), Value::Float64(0.1));
+        assert_eq!(ok(Conversion::NumericAsNumber, json!("-0.000")), Value::Float64(0.0));
+        let nan = ok(Conversion::NumericAsNumber, json!("NaN"));
+        assert!(matches!(nan, Value::Float64(f) if f.is_nan()));
+        assert!(
+            err(Conversion::NumericAsNumber, json!("123456789012345678901234567890"))
+                .contains("without losing digits")
+        );
+        assert!(
+            err(Conversion::NumericAsNumber, json!("0.1000000000000000000001"))
+                .contains("use policy `string`")
+        );
+        assert_eq!(ok(Conversion::NumericAsCents, json!("12.34")), Value::Float64(1234.0));
+        assert_eq!(ok(Conversion::NumericAsCents, json!("-0.5")), Value::Float64(-50.0));
+        assert_eq!(ok(Conversion::NumericAsCents, json!("7.000")), Value::Float64(700.0));
+        assert!(err(Conversion::NumericAsCents, json!("0.125")).contains("fractions of a cent"));
+        assert!(err(Conversion::NumericAsCents, json!("NaN")).contains("no value in cents"));
+        assert_eq!(ok(Conversion::NumericAsInt64, json!("42.00")), Value::Int64(42));
+        assert!(err(Conversion::NumericAsInt64, json!("42.5")).contains("not an integer"));
+        assert!(
+            err(Conversion::NumericAsInt64, json!("99999999999999999999")).contains("within int64")
+        );
+        assert_eq!(ok(Conversion::NumericAsString, json!("1.50")), Value::String("1.50".into()));
+    }
+
+    #[test]
+    fn floats_and_their_specials() {
+        assert_eq!(ok(Conversion::Float64, json!(0.1)), Value::Float64(0.1));
+        assert_eq!(ok(Conversion::Float64, json!(-32768)), Value::Float64(-32768.0));
+        assert!(
+            matches!(ok(Conversion::Float64, json!("-Infinity")), Value::Float64(f) if f == f64::NEG_INFINITY)
+        );
+        assert!(
+            matches!(ok(Conversion::Float64, json!(-0.0)), Value::Float64(f) if f == 0.0 && f.is_sign_negative())
+        );
+    }
+
+    #[test]
+    fn timestamps_become_milliseconds() {
+        let ms =
+            |raw: &str, offset| ok(Conversion::TimestampMs { offset_seconds: offset }, json!(raw));
+        assert_eq!(ms("1970-01-01T00:00:00.000000Z", 0), Value::Float64(0.0));
+        assert_eq!(ms("2024-02-29T12:00:00.123000Z", 0), Value::Float64(1_709_208_000_123.0));
+        assert_eq!(ms("2024-02-29T12:00:00.123456Z", 0), Value::Float64(1_709_208_000_123.456));
+        assert_eq!(ms("1969-12-31T23:59:59.999000Z", 0), Value::Float64(-1.0));
+        // naive timestamps read at +02:00 are two hours earlier in UTC
+        assert_eq!(ms("1970-01-01T02:00:00.000000", 7200), Value::Float64(0.0));
+        assert!(
+            err(Conversion::TimestampMs { offset_seconds: 0 }, json!("infinity"))
+                .contains("policy `iso`")
+        );
+        assert_eq!(
+            ok(Conversion::TimestampIso, json!("infinity")),
+            Value::String("infinity".into())
+        );
+    }
+
+    #[test]
+    fn dates() {
+        assert_eq!(
+            ok(Conversion::DateString, json!("2024-02-29")),
+            Value::String("2024-02-29".into())
+        );
+        assert_eq!(ok(Conversion::DateMs, json!("1970-01-02")), Value::Float64(86_400_000.0));
+        assert_eq!(
+            ok(Conversion::DateMs, json!("-0001-12-31")),
+            Value::Float64((days_from_civil(-1, 12, 31) * 86_400_000) as f64)
+        );
+        assert!(err(Conversion::DateString, json!("-0044-03-15")).contains("policy `ms`"));
+        assert!(err(Conversion::DateString, json!("+10000-01-01")).contains("outside years"));
+        assert!(err(Conversion::DateMs, json!("infinity")).contains("no Convex form"));
+        assert_eq!(days_from_civil(2000, 1, 1), 10_957);
+    }
+
+    #[test]
+    fn json_values_keys_and_wrappers() {
+        let keys = JsonKeyPolicy::Rename;
+        let value =
+            ok(Conversion::Json { keys }, json!({"a": [1, 2.5, null], "$ref": "x", "größe": true}));
+        let Value::Object(object) = value else { panic!("object expected") };
+        assert_eq!(object.keys().collect::<Vec<_>>(), ["_ref", "a", "gr__e"]);
+        assert_eq!(ok(Conversion::Json { keys }, json!({"$json": null})), Value::Null);
+        assert_eq!(
+            ok(Conversion::Json { keys }, json!({"$json": {"$json": 1}})),
+            Value::Object(BTreeMap::from([("_json".to_owned(), Value::Float64(1.0))]))
+        );
+        assert!(err(Conversion::Json { keys }, json!({"$a": 1, "_a": 2})).contains("clashes"));
+        assert_eq!(
+            err(Conversion::Json { keys: JsonKeyPolicy::Reject }, json!({"ok": {"$bad": 1}}))
+                .split(':')
+                .next(),
+            Some(".ok.$bad")
+        );
+        let big: Raw = serde_json::from_str(r#"{"n": 12345678901234567890123}"#).unwrap();
+        assert!(err(Conversion::Json { keys }, big).starts_with(".n: "));
+    }
+
+    #[test]
+    fn arrays_keep_nulls_and_refuse_more_dimensions() {
+        let conversion = Conversion::Array(Box::new(Conversion::Int8AsNumber));
+        assert_eq!(
+            ok(conversion.clone(), json!(["1", null])),
+            Value::Array(vec![Value::Float64(1.0), Value::Null])
+        );
+        assert_eq!(
+            err(conversion.clone(), json!(["1", "9007199254740993"])).split(':').next(),
+            Some("[1]")
+        );
+        assert!(err(conversion, json!([["1"], ["2"]])).contains("multi-dimensional"));
+        let jsons = Conversion::Array(Box::new(Conversion::Json { keys: JsonKeyPolicy::Rename }));
+        assert_eq!(
+            ok(jsons, json!([[1], {"$json": null}])),
+            Value::Array(vec![Value::Array(vec![Value::Float64(1.0)]), Value::Null])
+        );
+    }
+
+    #[test]
+    fn bytes_enums_strings_and_legacy_forms() {
+        assert_eq!(ok(Conversion::Bytes, json!("AP8=")), Value::Bytes(vec![0, 255]));
+        assert!(
+            err(Conversion::Enum { labels: vec!["a".into()] }, json!("b")).contains("not one of")
+        );
+        assert_eq!(ok(Conversion::String, json!("10.0.0.1")), Value::String("10.0.0.1".into()));
+        assert_eq!(string_form(&json!(42)), "42");
+        assert_eq!(string_form(&json!("42")), "42");
+    }
+
+    #[test]
+    fn canonical_decimals_compare_by_value() {
+        assert_eq!(canonical_decimal("1.50"), canonical_decimal("15e-1"));
+        assert_eq!(canonical_decimal("1e21"), canonical_decimal("1000000000000000000000"));
+        assert_eq!(canonical_decimal("-0.0"), canonical_decimal("0"));
+        assert_ne!(canonical_decimal("0.1"), canonical_decimal("0.10000000000000001"));
+        assert_eq!(canonical_decimal("abc"), None);
+    }
+}

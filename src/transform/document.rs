@@ -1,0 +1,397 @@
+//! One raw row → one Convex document (or the reason it cannot be one), following a
+//! [`TablePlan`]. Pure: lookups of parents and merged rows come in as data.
+
+use std::collections::{HashMap, HashSet};
+
+use serde_json::{Map, Value as Raw};
+
+use super::convert::{self, ConvertError};
+use crate::convex::{Document, Value, rules};
+use crate::plan::{
+    Condition, FieldPlan, NullPolicy, OrphanPolicy, ReferencePlan, RowFilter, TablePlan,
+};
+
+/// What became of a row.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Outcome {
+    Document(Transformed),
+    /// A filter excluded it.
+    Filtered,
+    /// A reference's parent is missing and its policy is `drop`.
+    Dropped,
+    Rejected(Rejection),
+}
+
+/// A document, with its references still in legacy form for import to resolve.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Transformed {
+    pub legacy_id: String,
+    pub document: Document,
+    /// Reference field → the parent's legacy id.
+    pub references: Vec<(String, String)>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Rejection {
+    /// The Convex field (or column) the reason concerns, with a path inside it.
+    pub field: String,
+    pub reason: String,
+    /// The row's key columns and their raw values, to find it again.
+    pub key: Map<String, Raw>,
+}
+
+fn rejection(field: impl Into<String>, reason: impl Into<String>) -> Rejection {
+    Rejection { field: field.into(), reason: reason.into(), key: Map::new() }
+}
+
+fn reject(field: impl Into<String>, reason: impl Into<String>) -> Outcome {
+    Outcome::Rejected(rejection(field, reason))
+}
+
+/// The values of `columns` in `row`.
+fn key_of(row: &Map<String, Raw>, columns: &[String]) -> Map<String, Raw> {
+    columns.iter().map(|c| (c.clone(), row.get(c).cloned().unwrap_or(Raw::Null))).collect()
+}
+
+/// The legacy ids of the parent rows a reference may point at. Plan resolution makes
+/// references only to the parent's legacy id columns, in their order, so a child's key is in
+/// the same form as the parent's legacy id.
+pub type ParentKeys = HashSet<String>;
+
+/// Fields contributed by merged tables, by the target's legacy id.
+pub type MergedFields = HashMap<String, Vec<(String, Value)>>;
+
+/// Everything a table's rows are checked against.
+pub struct Lookups<'a> {
+    /// Per reference (same order as `TablePlan::references`): the parent's keys.
+    pub parents: Vec<&'a ParentKeys>,
+    pub merged: &'a MergedFields,
+}
+
+/// The legacy id of a row: one column's string form, or a compact JSON array of them.
+pub fn legacy_id(row: &Map<String, Raw>, columns: &[String]) -> Result<String, Rejection> {
+    let mut forms = Vec::with_capacity(columns.len());
+    for column in columns {
+        match row.get(column) {
+            None | Some(Raw::Null) => {
+                return Err(rejection(
+                    column.clone(),
+                    format!("legacy id column `{column}` is null"),
+                ));
+            }
+            Some(value) => forms.push(convert::string_form(value)),
+        }
+    }
+    Ok(match <[String; 1]>::try_from(forms) {
+        Ok([single]) => single,
+        Err(forms) => serde_json::to_string(&forms).expect("strings serialize"),
+    })
+}
+
+/// Whether every filter holds for the row.
+pub fn passes(row: &Map<String, Raw>, filters: &[RowFilter]) -> bool {
+    filters.iter().all(|filter| {
+        let value = row.get(&filter.column).unwrap_or(&Raw::Null);
+        match &filter.condition {
+            Condition::IsNull => value.is_null(),
+            Condition::IsNotNull => !value.is_null(),
+            Condition::Equals(expected) => same(value, expected),
+            Condition::NotEquals(expected) => !same(value, expected),
+            Condition::In(options) => options.iter().any(|option| same(value, option)),
+        }
+    })
+}
+
+/// Equality of a raw value and a plan value: bigint and numeric are digit strings in the raw
+/// form, so a plan number also matches the string of the same number.
+fn same(raw: &Raw, plan: &Raw) -> bool {
+    match (raw, plan) {
+        (Raw::String(text), Raw::Number(number)) => {
+            text.parse::<f64>().ok().zip(number.as_f64()).is_some_and(|(a, b)| a == b)
+        }
+        _ => raw == plan,
+    }
+}
+
+/// Converts the plain fields of a row into `document`.
+pub fn convert_fields(
+    row: &mut Map<String, Raw>,
+    fields: &[FieldPlan],
+    nulls: NullPolicy,
+    document: &mut Document,
+) -> Result<(), Rejection> {
+    for field in fields {
+        let raw = match row.remove(&field.column) {
+            Some(Raw::Null) | None => match &field.default {
+                Some(default) => default.clone(),
+                None => {
+                    if nulls == NullPolicy::Null {
+                        document.insert(field.field.clone(), Value::Null);
+                    }
+                    continue;
+                }
+            },
+            Some(value) => value,
+        };
+        let value = convert::convert(&field.conversion, raw).map_err(|e| at(&field.field, e))?;
+        document.insert(field.field.clone(), value);
+    }
+    Ok(())
+}
+
+fn at(field: &str, error: ConvertError) -> Rejection {
+    rejection(format!("{field}{}", error.path), error.reason)
+}
+
+/// Transforms one row; a rejection carries the row's legacy id columns.
+pub fn transform_row(
+    mut row: Map<String, Raw>,
+    plan: &TablePlan,
+    lookups: &Lookups<'_>,
+) -> Outcome {
+    match transform_fields(&mut row, plan, lookups) {
+        Outcome::Rejected(mut rejection) => {
+            rejection.key = key_of(&row, &plan.legacy_id.columns);
+            Outcome::Rejected(rejection)
+        }
+        outcome => outcome,
+    }
+}
+
+fn transform_fields(
+    row: &mut Map<String, Raw>,
+    plan: &TablePlan,
+    lookups: &Lookups<'_>,
+) -> Outcome {
+    if !passes(row, &plan.filters) {
+        return Outcome::Filtered;
+    }
+    let legacy_id = match legacy_id(row, &plan.legacy_id.columns) {
+        Ok(id) => id,
+        Err(rejection) => return Outcome::Rejected(rejection),
+    };
+    let mut document = Document::new();
+    document.insert(plan.legacy_id.field.clone(), Value::String(legacy_id.clone()));
+    let mut references = Vec::new();
+    for (reference, parents) in plan.references.iter().zip(&lookups.parents) {
+        match resolve_reference(row, reference, parents) {
+            Reference::Absent => {}
+            Reference::Parent(parent) => references.push((reference.field.clone(), parent)),
+            Reference::Orphan(key) => match reference.orphans {
+                OrphanPolicy::Fail => {
+                    return reject(
+                        &reference.field,
+                        format!(
+                            "`{}` = {key} has no row in `{}` (orphan policy `fail`)",
+                            reference.columns.join("`, `"),
+                            reference.parent
+                        ),
+                    );
+                }
+                OrphanPolicy::Null => {
+                    if plan.nulls == NullPolicy::Null {
+                        document.insert(reference.field.clone(), Value::Null);
+                    }
+                }
+                OrphanPolicy::Drop => return Outcome::Dropped,
+                OrphanPolicy::KeepLegacy => {
+                    document.insert(reference.field.clone(), Value::String(key));
+                }
+            },
+        }
+    }
+    if let Err(rejection) = convert_fields(row, &plan.fields, plan.nulls, &mut document) {
+        return Outcome::Rejected(rejection);
+    }
+    if let Some(merged) = lookups.merged.get(&legacy_id) {
+        for (field, value) in merged {
+            document.insert(field.clone(), value.clone());
+        }
+    }
+    if let Err(violation) = rules::check_document(&document) {
+        return reject(violation.path.clone(), violation.rule.to_string());
+    }
+    Outcome::Document(Transformed { legacy_id, document, references })
+}
+
+enum Reference {
+    /// Every column is NULL: no reference.
+    Absent,
+    /// The parent's legacy id.
+    Parent(String),
+    /// The key that found no parent.
+    Orphan(String),
+}
+
+fn resolve_reference(
+    row: &Map<String, Raw>,
+    reference: &ReferencePlan,
+    parents: &ParentKeys,
+) -> Reference {
+    let values: Vec<&Raw> =
+        reference.columns.iter().map(|c| row.get(c).unwrap_or(&Raw::Null)).collect();
+    // SQL's MATCH SIMPLE: a key with any NULL column references nothing.
+    if values.iter().any(|v| v.is_null()) {
+        return Reference::Absent;
+    }
+    let key = reference_key(&values);
+    if parents.contains(&key) { Reference::Parent(key) } else { Reference::Orphan(key) }
+}
+
+/// The lookup key of referenced values: a legacy id in the same form as [`legacy_id`].
+pub fn reference_key(values: &[&Raw]) -> String {
+    match values {
+        [single] => convert::string_form(single),
+        several => serde_json::to_string(
+            &several.iter().map(|v| convert::string_form(v)).collect::<Vec<_>>(),
+        )
+        .expect("strings serialize"),
+    }
+}
+
+/// Converts a merged table's row into the fields it adds to its target document; the key is the
+/// target's legacy id.
+pub fn merged_row(
+    mut row: Map<String, Raw>,
+    on: &[String],
+    fields: &[FieldPlan],
+    nulls: NullPolicy,
+) -> Result<(String, Vec<(String, Value)>), Rejection> {
+    let key = legacy_id(&row, on).map_err(|mut r| {
+        r.key = key_of(&row, on);
+        r
+    })?;
+    let mut document = Document::new();
+    convert_fields(&mut row, fields, nulls, &mut document).map_err(|mut r| {
+        r.key = key_of(&row, on);
+        r
+    })?;
+    Ok((key, document.into_iter().collect()))
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+    use crate::catalog::TableName;
+    use crate::plan::{Conversion, LegacyId, MergePlan};
+
+    fn row(value: Raw) -> Map<String, Raw> {
+        value.as_object().cloned().expect("an object")
+    }
+
+    fn field(column: &str, name: &str, conversion: Conversion, optional: bool) -> FieldPlan {
+        FieldPlan { column: column.into(), field: name.into(), conversion, default: None, optional }
+    }
+
+    fn posts_plan(orphans: OrphanPolicy) -> TablePlan {
+        TablePlan {
+            source: TableName::new("public", "posts"),
+            target: "posts".into(),
+            legacy_id: LegacyId { field: "legacyId".into(), columns: vec!["id".into()] },
+            fields: vec![
+                field("title", "title", Conversion::String, false),
+                field("score", "score", Conversion::NumericAsCents, true),
+            ],
+            references: vec![ReferencePlan {
+                constraint: "posts_author_id_fkey".into(),
+                columns: vec!["author_id".into()],
+                field: "authorId".into(),
+                parent: TableName::new("public", "users"),
+                parent_target: "users".into(),
+                orphans,
+                optional: true,
+            }],
+            filters: vec![RowFilter {
+                column: "status".into(),
+                condition: Condition::NotEquals(json!("deleted")),
+            }],
+            merges: Vec::<MergePlan>::new(),
+            nulls: NullPolicy::Omit,
+        }
+    }
+
+    fn parents() -> ParentKeys {
+        ParentKeys::from(["7".to_owned()])
+    }
+
+    fn run(plan: &TablePlan, value: Raw) -> Outcome {
+        let parents = parents();
+        let merged = MergedFields::new();
+        let lookups = Lookups { parents: vec![&parents], merged: &merged };
+        transform_row(row(value), plan, &lookups)
+    }
+
+    #[test]
+    fn a_row_becomes_a_document_with_its_reference_in_legacy_form() {
+        let outcome = run(
+            &posts_plan(OrphanPolicy::Fail),
+            json!({"id": "1", "title": "Hi", "score": null, "author_id": "7", "status": "ok"}),
+        );
+        let Outcome::Document(doc) = outcome else { panic!("{outcome:?}") };
+        assert_eq!(doc.legacy_id, "1");
+        assert_eq!(doc.references, vec![("authorId".to_owned(), "7".to_owned())]);
+        assert_eq!(doc.document.keys().collect::<Vec<_>>(), ["legacyId", "title"]);
+    }
+
+    #[test]
+    fn orphans_follow_their_policy() {
+        let orphan = json!({"id": "1", "title": "Hi", "author_id": "99", "status": "ok"});
+        let Outcome::Rejected(rejection) = run(&posts_plan(OrphanPolicy::Fail), orphan.clone())
+        else {
+            panic!("fail policy must reject")
+        };
+        assert_eq!(rejection.field, "authorId");
+        assert!(rejection.reason.contains("`author_id` = 99 has no row in `public.users`"));
+        assert_eq!(run(&posts_plan(OrphanPolicy::Drop), orphan.clone()), Outcome::Dropped);
+        let Outcome::Document(kept) = run(&posts_plan(OrphanPolicy::KeepLegacy), orphan.clone())
+        else {
+            panic!()
+        };
+        assert_eq!(kept.document.get("authorId"), Some(&Value::String("99".into())));
+        let Outcome::Document(nulled) = run(&posts_plan(OrphanPolicy::Null), orphan) else {
+            panic!()
+        };
+        assert!(!nulled.document.contains_key("authorId") && nulled.references.is_empty());
+    }
+
+    #[test]
+    fn filters_conversions_and_rules_decide_the_outcome() {
+        let plan = posts_plan(OrphanPolicy::Fail);
+        assert_eq!(
+            run(&plan, json!({"id": "1", "title": "x", "status": "deleted"})),
+            Outcome::Filtered
+        );
+        let Outcome::Rejected(bad) =
+            run(&plan, json!({"id": "1", "title": "x", "score": "0.001", "status": "ok"}))
+        else {
+            panic!()
+        };
+        assert_eq!(bad.field, "score");
+        let Outcome::Rejected(no_id) = run(&plan, json!({"id": null, "title": "x"})) else {
+            panic!()
+        };
+        assert!(no_id.reason.contains("legacy id column `id` is null"));
+        let huge = "x".repeat(1 << 20);
+        let Outcome::Rejected(too_big) = run(&plan, json!({"id": "1", "title": huge})) else {
+            panic!()
+        };
+        assert!(too_big.reason.contains("MiB") || too_big.reason.contains("size"), "{too_big:?}");
+    }
+
+    #[test]
+    fn composite_legacy_ids_are_compact_json_arrays() {
+        let r = row(json!({"org": "acme", "n": 42}));
+        assert_eq!(legacy_id(&r, &["org".into(), "n".into()]).unwrap(), r#"["acme","42"]"#);
+        assert_eq!(reference_key(&[&json!("acme"), &json!(42)]), r#"["acme","42"]"#);
+    }
+
+    #[test]
+    fn plan_numbers_match_digit_strings_in_filters() {
+        let filters =
+            vec![RowFilter { column: "n".into(), condition: Condition::In(vec![json!(5)]) }];
+        assert!(passes(&row(json!({"n": "5"})), &filters));
+        assert!(!passes(&row(json!({"n": "6"})), &filters));
+    }
+}

@@ -1,0 +1,655 @@
+//! `migrate transform`: raw rows → Convex documents, following the mapping plan.
+//!
+//! Reads `manifest.json` and `raw/`, writes `transformed/<convexTable>.jsonl` (one
+//! [`document line`](docs/transformed-format.md) per document, references still in legacy form
+//! for import to resolve), `rejects/<schema>.<table>.jsonl` for rows that cannot become valid
+//! Convex documents, and `transformed/manifest.json` last. The conversions themselves are pure
+//! (`convert`, `document`); this module streams files through them.
+
+mod convert;
+mod document;
+mod error;
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::io::{BufRead, BufReader, Read};
+use std::path::Path;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Instant;
+
+use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value as Raw};
+
+use self::document::{Lookups, MergedFields, Outcome, ParentKeys, Transformed};
+pub use self::error::TransformError;
+use crate::catalog::TableName;
+use crate::data_dir::{self, DataDir, DataDirError, JsonlWriter};
+use crate::manifest::{ExportedTable, Manifest};
+use crate::output::Reporter;
+use crate::plan::{self, Plan, TablePlan};
+
+/// Bumped when the transformed format changes incompatibly.
+pub const FORMAT_VERSION: u32 = 1;
+
+#[derive(Debug, Clone)]
+pub struct TransformOptions {
+    /// Write nothing; keep `sample` documents per table and the first rejects for the report.
+    pub dry_run: bool,
+    pub sample: usize,
+    /// Stop once more rows than this were rejected. `None`: never stop early.
+    pub max_rejected: Option<u64>,
+}
+
+/// `transformed/manifest.json`: what transform produced, for import and verify.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TransformManifest {
+    pub format_version: u32,
+    pub tool: String,
+    /// The plan's hash: import refuses to continue a half-done import under another plan.
+    pub plan_hash: String,
+    /// The export this was made from.
+    pub snapshot_taken_at: String,
+    pub tables: Vec<TableReport>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TableReport {
+    /// The Convex table.
+    pub table: String,
+    /// The source table and the tables merged into it.
+    pub sources: Vec<String>,
+    /// `transformed/<table>.jsonl`, relative to the data directory (absent in a dry run).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub file: Option<String>,
+    pub rows: u64,
+    pub documents: u64,
+    pub filtered: u64,
+    pub dropped: u64,
+    pub rejected: u64,
+    pub bytes: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub checksum: Option<String>,
+}
+
+/// A row that could not become a document, as written to `rejects/`.
+#[derive(Debug, Clone, Serialize)]
+pub struct RejectRecord {
+    pub table: String,
+    /// 1-based line of the raw file.
+    pub line: u64,
+    /// The row's legacy id columns and their raw values.
+    pub key: Map<String, Raw>,
+    pub field: String,
+    pub reason: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct TransformReport {
+    pub dry_run: bool,
+    pub plan_hash: String,
+    pub tables: Vec<TableReport>,
+    pub skipped: Vec<String>,
+    pub warnings: Vec<String>,
+    pub rows: u64,
+    pub documents: u64,
+    pub rejected: u64,
+    /// True when `--max-rejected` stopped the run before every table was done.
+    pub stopped_early: bool,
+    /// The first rejects (all of them in the rejects files).
+    pub first_rejects: Vec<RejectRecord>,
+    /// Dry run: sample document lines per table, pretty-printed.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub samples: Vec<(String, Vec<serde_json::Value>)>,
+    pub seconds: f64,
+}
+
+const FIRST_REJECTS: usize = 10;
+
+/// Runs transform over the export in `data_dir` with the plan in `plan_dir`.
+pub fn transform(
+    data_dir: &DataDir,
+    plan_dir: &Path,
+    options: &TransformOptions,
+    reporter: &dyn Reporter,
+) -> Result<TransformReport, TransformError> {
+    let started = Instant::now();
+    let manifest = read_manifest(data_dir)?;
+    let plan = plan::load(plan_dir, &manifest.catalog)?;
+    let files: HashMap<&TableName, &ExportedTable> =
+        manifest.tables.iter().map(|t| (&t.table, t)).collect();
+    let raw = |table: &TableName| -> Result<&ExportedTable, TransformError> {
+        files
+            .get(table)
+            .copied()
+            .ok_or_else(|| TransformError::NotExported { table: table.clone() })
+    };
+
+    let transformed_dir = data_dir.root().join("transformed");
+    let rejects_dir = data_dir.root().join("rejects");
+    if !options.dry_run {
+        data_dir::remove_if_exists(&transformed_dir.join("manifest.json"))?;
+        data_dir.prepare(&transformed_dir)?;
+        data_dir.prepare(&rejects_dir)?;
+        remove_jsonl_files(&transformed_dir)?;
+        remove_jsonl_files(&rejects_dir)?;
+    }
+
+    let run = Run {
+        data_dir,
+        options,
+        rejected: AtomicU64::new(0),
+        stop: AtomicBool::new(false),
+        first_rejects: Mutex::new(Vec::new()),
+        rejects: Mutex::new(HashMap::new()),
+    };
+    let parents = parent_keys(&plan, &raw, &run)?;
+    let mut reports = Vec::new();
+    let mut samples = Vec::new();
+    for table in &plan.tables {
+        if run.stop.load(Ordering::Relaxed) {
+            break;
+        }
+        let merged = merged_fields(table, &raw, &run)?;
+        let lookups = Lookups {
+            parents: table.references.iter().map(|r| &parents[&r.parent]).collect(),
+            merged: &merged,
+        };
+        let (report, sample) =
+            transform_table(table, raw(&table.source)?, &lookups, &run, reporter)?;
+        reports.push(report);
+        if options.dry_run {
+            samples.push((table.target.clone(), sample));
+        }
+    }
+    let stopped_early = run.stop.load(Ordering::Relaxed);
+    run.finish_rejects()?;
+
+    let rejected = run.rejected.load(Ordering::Relaxed);
+    if !options.dry_run && !stopped_early {
+        let transform_manifest = TransformManifest {
+            format_version: FORMAT_VERSION,
+            tool: concat!("migrate ", env!("CARGO_PKG_VERSION")).into(),
+            plan_hash: plan.hash.clone(),
+            snapshot_taken_at: manifest.snapshot.taken_at.clone(),
+            tables: reports.clone(),
+        };
+        let mut json = serde_json::to_vec_pretty(&transform_manifest).expect("serializes");
+        json.push(b'\n');
+        data_dir::write_atomically(&transformed_dir.join("manifest.json"), &json)?;
+    }
+    Ok(TransformReport {
+        dry_run: options.dry_run,
+        plan_hash: plan.hash.clone(),
+        rows: reports.iter().map(|t| t.rows).sum(),
+        documents: reports.iter().map(|t| t.documents).sum(),
+        tables: reports,
+        skipped: plan.skipped.iter().map(ToString::to_string).collect(),
+        warnings: plan.warnings.clone(),
+        rejected,
+        stopped_early,
+        first_rejects: run.first_rejects.into_inner().expect("no poisoned lock"),
+        samples,
+        seconds: started.elapsed().as_secs_f64(),
+    })
+}
+
+fn read_manifest(data_dir: &DataDir) -> Result<Manifest, TransformError> {
+    let path = data_dir.manifest_path();
+    let text = match std::fs::read_to_string(&path) {
+        Ok(text) => text,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Err(TransformError::NoExport { data_dir: data_dir.root().to_path_buf() });
+        }
+        Err(e) => return Err(DataDirError::new("read", &path)(e).into()),
+    };
+    let manifest: Manifest = serde_json::from_str(&text)
+        .map_err(|e| TransformError::BadManifest { path: path.clone(), reason: e.to_string() })?;
+    if manifest.format_version != crate::manifest::FORMAT_VERSION {
+        return Err(TransformError::BadManifest {
+            path,
+            reason: format!(
+                "format version {} is not {}",
+                manifest.format_version,
+                crate::manifest::FORMAT_VERSION
+            ),
+        });
+    }
+    Ok(manifest)
+}
+
+fn remove_jsonl_files(dir: &Path) -> Result<(), TransformError> {
+    for entry in std::fs::read_dir(dir).map_err(DataDirError::new("read", dir))? {
+        let path = entry.map_err(DataDirError::new("read", dir))?.path();
+        if path.extension().is_some_and(|e| e == "jsonl") {
+            data_dir::remove_if_exists(&path)?;
+        }
+    }
+    Ok(())
+}
+
+/// Shared state of one transform run.
+struct Run<'a> {
+    data_dir: &'a DataDir,
+    options: &'a TransformOptions,
+    rejected: AtomicU64,
+    stop: AtomicBool,
+    first_rejects: Mutex<Vec<RejectRecord>>,
+    /// One rejects file per source table, opened on its first reject.
+    rejects: Mutex<HashMap<TableName, JsonlWriter>>,
+}
+
+impl Run<'_> {
+    fn record_reject(
+        &self,
+        source: &TableName,
+        record: RejectRecord,
+    ) -> Result<(), TransformError> {
+        let total = self.rejected.fetch_add(1, Ordering::Relaxed) + 1;
+        if self.options.max_rejected.is_some_and(|max| total > max) {
+            self.stop.store(true, Ordering::Relaxed);
+        }
+        {
+            let mut first = self.first_rejects.lock().expect("no poisoned lock");
+            if first.len() < FIRST_REJECTS {
+                first.push(record.clone());
+            }
+        }
+        if self.options.dry_run {
+            return Ok(());
+        }
+        let mut writers = self.rejects.lock().expect("no poisoned lock");
+        let writer = match writers.entry(source.clone()) {
+            std::collections::hash_map::Entry::Occupied(entry) => entry.into_mut(),
+            std::collections::hash_map::Entry::Vacant(entry) => {
+                let path = self.data_dir.path(&format!("rejects/{}.jsonl", source.file_stem()));
+                entry.insert(JsonlWriter::create(path)?)
+            }
+        };
+        serde_json::to_writer(&mut *writer.buffer(), &record).expect("a reject serializes");
+        writer.buffer().push(b'\n');
+        writer.end_lines(1)?;
+        Ok(())
+    }
+
+    fn finish_rejects(&self) -> Result<(), TransformError> {
+        let writers = std::mem::take(&mut *self.rejects.lock().expect("no poisoned lock"));
+        for (_, writer) in writers {
+            writer.finish()?;
+        }
+        Ok(())
+    }
+}
+
+/// Streams a raw file's rows (1-based line numbers), checking its checksum against the
+/// manifest once read through.
+fn for_each_row(
+    data_dir: &DataDir,
+    exported: &ExportedTable,
+    mut each: impl FnMut(u64, Map<String, Raw>) -> Result<bool, TransformError>,
+) -> Result<(), TransformError> {
+    let path = data_dir.path(&exported.file);
+    let file = File::open(&path).map_err(DataDirError::new("open", &path))?;
+    let mut reader = BufReader::with_capacity(1 << 20, HashingReader::new(file));
+    let mut line = Vec::new();
+    let mut number = 0;
+    loop {
+        line.clear();
+        if reader.read_until(b'\n', &mut line).map_err(DataDirError::new("read", &path))? == 0 {
+            break;
+        }
+        number += 1;
+        let row: Map<String, Raw> = serde_json::from_slice(&line).map_err(|e| {
+            TransformError::CorruptRaw { file: path.clone(), line: number, reason: e.to_string() }
+        })?;
+        if !each(number, row)? {
+            return Ok(());
+        }
+    }
+    let checksum = format!("blake3:{}", reader.into_inner().hasher.finalize().to_hex());
+    if number != exported.rows || checksum != exported.checksum {
+        return Err(TransformError::RawChanged { file: path, table: exported.table.clone() });
+    }
+    Ok(())
+}
+
+/// Hashes what passes through, to compare with the manifest's checksum.
+struct HashingReader<R> {
+    inner: R,
+    hasher: blake3::Hasher,
+}
+
+impl<R: Read> HashingReader<R> {
+    fn new(inner: R) -> Self {
+        Self { inner, hasher: blake3::Hasher::new() }
+    }
+}
+
+impl<R: Read> Read for HashingReader<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.hasher.update(&buf[..n]);
+        Ok(n)
+    }
+}
+
+/// For every parent table some reference points at: the legacy ids of its rows that pass its
+/// filters (rows it drops or rejects are not known here; verify catches references to them).
+fn parent_keys<'a>(
+    plan: &Plan,
+    raw: &impl Fn(&TableName) -> Result<&'a ExportedTable, TransformError>,
+    run: &Run<'_>,
+) -> Result<HashMap<TableName, ParentKeys>, TransformError> {
+    let mut all = HashMap::new();
+    for reference in plan.tables.iter().flat_map(|t| &t.references) {
+        if all.contains_key(&reference.parent) {
+            continue;
+        }
+        let parent = plan
+            .table(&reference.parent)
+            .expect("plan resolution only makes references to migrated tables");
+        let mut keys = ParentKeys::default();
+        for_each_row(run.data_dir, raw(&reference.parent)?, |_, row| {
+            if document::passes(&row, &parent.filters)
+                && let Ok(legacy) = document::legacy_id(&row, &parent.legacy_id.columns)
+            {
+                keys.insert(legacy);
+            }
+            Ok(true)
+        })?;
+        all.insert(reference.parent.clone(), keys);
+    }
+    Ok(all)
+}
+
+/// The fields merged tables add to `table`'s documents, by legacy id. Rows that cannot be
+/// converted are rejected under their own table.
+fn merged_fields<'a>(
+    table: &TablePlan,
+    raw: &impl Fn(&TableName) -> Result<&'a ExportedTable, TransformError>,
+    run: &Run<'_>,
+) -> Result<MergedFields, TransformError> {
+    let mut merged = MergedFields::new();
+    for merge in &table.merges {
+        for_each_row(run.data_dir, raw(&merge.source)?, |line, row| {
+            if !document::passes(&row, &merge.filters) {
+                return Ok(true);
+            }
+            match document::merged_row(row, &merge.on, &merge.fields, table.nulls) {
+                Ok((key, fields)) => merged.entry(key).or_default().extend(fields),
+                Err(rejection) => {
+                    run.record_reject(
+                        &merge.source,
+                        reject_record(&merge.source, line, rejection),
+                    )?;
+                }
+            }
+            Ok(!run.stop.load(Ordering::Relaxed))
+        })?;
+    }
+    Ok(merged)
+}
+
+fn reject_record(table: &TableName, line: u64, rejection: document::Rejection) -> RejectRecord {
+    RejectRecord {
+        table: table.to_string(),
+        line,
+        key: rejection.key,
+        field: rejection.field,
+        reason: rejection.reason,
+    }
+}
+
+/// Rows are read in blocks of about this size and transformed in parallel, block by block;
+/// results are written in order, so the output does not depend on the number of threads.
+const BLOCK_BYTES: usize = 1 << 20;
+/// Blocks transformed at once: bounds memory to a few MiB whatever the table size.
+const BLOCKS_IN_FLIGHT: usize = 8;
+
+/// What one block of rows became.
+#[derive(Default)]
+struct BlockResult {
+    lines: Vec<u8>,
+    rows: u64,
+    documents: u64,
+    filtered: u64,
+    dropped: u64,
+    rejects: Vec<RejectRecord>,
+    samples: Vec<serde_json::Value>,
+}
+
+fn transform_table(
+    table: &TablePlan,
+    exported: &ExportedTable,
+    lookups: &Lookups<'_>,
+    run: &Run<'_>,
+    reporter: &dyn Reporter,
+) -> Result<(TableReport, Vec<serde_json::Value>), TransformError> {
+    let file = format!("transformed/{}.jsonl", table.target);
+    let mut writer = if run.options.dry_run {
+        None
+    } else {
+        Some(JsonlWriter::create(run.data_dir.path(&file))?)
+    };
+    let mut progress = reporter.table_started(&table.source, Some(exported.rows));
+    let mut report = TableReport {
+        table: table.target.clone(),
+        sources: std::iter::once(&table.source)
+            .chain(table.merges.iter().map(|m| &m.source))
+            .map(ToString::to_string)
+            .collect(),
+        file: None,
+        rows: 0,
+        documents: 0,
+        filtered: 0,
+        dropped: 0,
+        rejected: 0,
+        bytes: 0,
+        checksum: None,
+    };
+    let mut samples = Vec::new();
+    let path = run.data_dir.path(&exported.file);
+    let mut blocks = RawBlocks::open(&path)?;
+    loop {
+        let batch = blocks.next_batch(BLOCKS_IN_FLIGHT)?;
+        if batch.is_empty() {
+            break;
+        }
+        let want_samples =
+            if run.options.dry_run { run.options.sample.saturating_sub(samples.len()) } else { 0 };
+        let results: Vec<Result<BlockResult, TransformError>> = batch
+            .par_iter()
+            .map(|block| transform_block(block, &path, table, lookups, want_samples))
+            .collect();
+        for result in results {
+            let result = result?;
+            report.rows += result.rows;
+            report.documents += result.documents;
+            report.filtered += result.filtered;
+            report.dropped += result.dropped;
+            report.rejected += result.rejects.len() as u64;
+            for reject in result.rejects {
+                if run.stop.load(Ordering::Relaxed) {
+                    break;
+                }
+                run.record_reject(&table.source, reject)?;
+            }
+            let room = run.options.sample.saturating_sub(samples.len());
+            samples.extend(result.samples.into_iter().take(room));
+            if let Some(writer) = writer.as_mut() {
+                writer.buffer().extend_from_slice(&result.lines);
+                writer.end_lines(result.documents)?;
+            }
+        }
+        progress.rows(report.rows);
+        if run.stop.load(Ordering::Relaxed) {
+            break;
+        }
+    }
+    progress.finished(report.rows);
+    if !run.stop.load(Ordering::Relaxed) {
+        blocks.verify(exported)?;
+        if let Some(writer) = writer {
+            let digest = writer.finish()?;
+            report.file = Some(file);
+            report.bytes = digest.bytes;
+            report.checksum = Some(digest.checksum);
+        }
+    }
+    Ok((report, samples))
+}
+
+/// A block of whole lines of a raw file, and the line number of its first line.
+struct Block {
+    first_line: u64,
+    bytes: Vec<u8>,
+}
+
+/// Reads a raw file in blocks of whole lines, hashing every byte for [`RawBlocks::verify`].
+struct RawBlocks {
+    path: std::path::PathBuf,
+    file: File,
+    hasher: blake3::Hasher,
+    carry: Vec<u8>,
+    next_line: u64,
+    done: bool,
+}
+
+impl RawBlocks {
+    fn open(path: &Path) -> Result<Self, TransformError> {
+        let file = File::open(path).map_err(DataDirError::new("open", path))?;
+        Ok(Self {
+            path: path.to_path_buf(),
+            file,
+            hasher: blake3::Hasher::new(),
+            carry: Vec::new(),
+            next_line: 1,
+            done: false,
+        })
+    }
+
+    fn next_batch(&mut self, blocks: usize) -> Result<Vec<Block>, TransformError> {
+        let mut batch = Vec::with_capacity(blocks);
+        while batch.len() < blocks && !self.done {
+            let mut bytes = std::mem::take(&mut self.carry);
+            let start = bytes.len();
+            bytes.resize(start + BLOCK_BYTES, 0);
+            let mut filled = start;
+            while filled < bytes.len() {
+                let n = self
+                    .file
+                    .read(&mut bytes[filled..])
+                    .map_err(DataDirError::new("read", &self.path))?;
+                if n == 0 {
+                    self.done = true;
+                    break;
+                }
+                self.hasher.update(&bytes[filled..filled + n]);
+                filled += n;
+            }
+            bytes.truncate(filled);
+            // Keep a trailing partial line for the next block.
+            if !self.done {
+                match bytes.iter().rposition(|&b| b == b'\n') {
+                    Some(end) => self.carry = bytes.split_off(end + 1),
+                    None => {
+                        self.carry = bytes;
+                        continue;
+                    }
+                }
+            }
+            if bytes.is_empty() {
+                continue;
+            }
+            let lines = bytes.iter().filter(|&&b| b == b'\n').count() as u64;
+            let lines = lines + u64::from(bytes.last() != Some(&b'\n'));
+            batch.push(Block { first_line: self.next_line, bytes });
+            self.next_line += lines;
+        }
+        Ok(batch)
+    }
+
+    /// Checks the whole file against the export's manifest.
+    fn verify(&self, exported: &ExportedTable) -> Result<(), TransformError> {
+        let checksum = format!("blake3:{}", self.hasher.finalize().to_hex());
+        if self.next_line - 1 != exported.rows || checksum != exported.checksum {
+            return Err(TransformError::RawChanged {
+                file: self.path.clone(),
+                table: exported.table.clone(),
+            });
+        }
+        Ok(())
+    }
+}
+
+fn transform_block(
+    block: &Block,
+    path: &Path,
+    table: &TablePlan,
+    lookups: &Lookups<'_>,
+    samples: usize,
+) -> Result<BlockResult, TransformError> {
+    let mut result = BlockResult {
+        lines: Vec::with_capacity(block.bytes.len() + block.bytes.len() / 4),
+        ..BlockResult::default()
+    };
+    for (i, line) in block.bytes.split(|&b| b == b'\n').enumerate() {
+        if line.is_empty() {
+            continue;
+        }
+        let number = block.first_line + i as u64;
+        let row: Map<String, Raw> =
+            serde_json::from_slice(line).map_err(|e| TransformError::CorruptRaw {
+                file: path.to_path_buf(),
+                line: number,
+                reason: e.to_string(),
+            })?;
+        result.rows += 1;
+        match document::transform_row(row, table, lookups) {
+            Outcome::Document(transformed) => {
+                result.documents += 1;
+                let start = result.lines.len();
+                write_document_line(&transformed, table, &mut result.lines);
+                if result.samples.len() < samples {
+                    result.samples.push(
+                        serde_json::from_slice(&result.lines[start..]).expect("we wrote JSON"),
+                    );
+                }
+            }
+            Outcome::Filtered => result.filtered += 1,
+            Outcome::Dropped => result.dropped += 1,
+            Outcome::Rejected(rejection) => {
+                result.rejects.push(reject_record(&table.source, number, rejection));
+            }
+        }
+    }
+    Ok(result)
+}
+
+/// One line of `transformed/<table>.jsonl`: `{"doc":{…},"refs":{"field":{"table":"…","legacyId":"…"}}}`
+/// with the document in Convex's tagged encoding; `refs` is left out when empty.
+fn write_document_line(transformed: &Transformed, table: &TablePlan, out: &mut Vec<u8>) {
+    out.extend_from_slice(b"{\"doc\":");
+    crate::convex::value::write_document(out, &transformed.document);
+    if !transformed.references.is_empty() {
+        out.extend_from_slice(b",\"refs\":{");
+        for (i, (field, parent)) in transformed.references.iter().enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
+            let target = table
+                .references
+                .iter()
+                .find(|r| &r.field == field)
+                .map(|r| r.parent_target.as_str())
+                .unwrap_or_default();
+            let entry = serde_json::json!({ "table": target, "legacyId": parent });
+            serde_json::to_writer(&mut *out, field).expect("serializes");
+            out.push(b':');
+            serde_json::to_writer(&mut *out, &entry).expect("serializes");
+        }
+        out.push(b'}');
+    }
+    out.extend_from_slice(b"}\n");
+}
