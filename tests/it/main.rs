@@ -14,3 +14,4 @@ mod plan_init;
 mod plan_support;
 mod support;
 mod transform_cli;
+mod transform_pipeline;
