@@ -133,58 +133,76 @@ impl fmt::Display for Violation {
 /// document's field count, then each field in key order, depth first (a container's nesting,
 /// then its length, then its keys and items), and the document's size last.
 pub fn check_document(doc: &Document) -> Result<(), Violation> {
-    let mut path = String::new();
-    let violation = |path: &String, rule| Violation { path: path.clone(), rule };
     if doc.len() > MAX_DOCUMENT_FIELDS {
-        return Err(violation(&path, Rule::DocumentTooManyFields { count: doc.len() }));
+        return Err(Violation {
+            path: String::new(),
+            rule: Rule::DocumentTooManyFields { count: doc.len() },
+        });
     }
     for (name, value) in doc {
-        push_key(&mut path, name);
-        check_field_name(name).map_err(|rule| violation(&path, rule))?;
-        check_value(value, 1, &mut path)?;
-        path.clear();
+        let found = check_field_name(name)
+            .map_err(|rule| (rule, Vec::new()))
+            .and_then(|()| check_value(value, 1));
+        if let Err((rule, mut steps)) = found {
+            // The path is spelled out only for a violation: checks stay allocation-free.
+            steps.push(Step::Key(name));
+            let mut path = String::new();
+            for step in steps.iter().rev() {
+                match step {
+                    Step::Key(key) => push_key(&mut path, key),
+                    Step::Index(i) => push_index(&mut path, *i),
+                }
+            }
+            return Err(Violation { path, rule });
+        }
     }
     let size = document_size(doc);
     if size > MAX_DOCUMENT_SIZE {
-        return Err(violation(&path, Rule::DocumentTooLarge { size }));
+        return Err(Violation { path: String::new(), rule: Rule::DocumentTooLarge { size } });
     }
     Ok(())
 }
 
-/// `value` sits in a container at nesting level `parent_depth`; `path` points at it.
-fn check_value(value: &Value, parent_depth: usize, path: &mut String) -> Result<(), Violation> {
-    let violation = |path: &String, rule| Err(Violation { path: path.clone(), rule });
+/// One step of the path to a violation, collected innermost first while unwinding.
+enum Step<'a> {
+    Key(&'a str),
+    Index(usize),
+}
+
+type Found<'a> = Result<(), (Rule, Vec<Step<'a>>)>;
+
+fn check_value(value: &Value, parent_depth: usize) -> Found<'_> {
     let depth = parent_depth + 1;
     match value {
         Value::Array(items) => {
             if depth > MAX_NESTING {
-                return violation(path, Rule::TooNested { depth });
+                return Err((Rule::TooNested { depth }, Vec::new()));
             }
             if items.len() > MAX_ARRAY_LEN {
-                return violation(path, Rule::ArrayTooLong { len: items.len() });
+                return Err((Rule::ArrayTooLong { len: items.len() }, Vec::new()));
             }
             for (i, item) in items.iter().enumerate() {
-                let len = path.len();
-                push_index(path, i);
-                check_value(item, depth, path)?;
-                path.truncate(len);
+                check_value(item, depth).map_err(|(rule, mut steps)| {
+                    steps.push(Step::Index(i));
+                    (rule, steps)
+                })?;
             }
         }
         Value::Object(fields) => {
             if depth > MAX_NESTING {
-                return violation(path, Rule::TooNested { depth });
+                return Err((Rule::TooNested { depth }, Vec::new()));
             }
             if fields.len() > MAX_OBJECT_FIELDS {
-                return violation(path, Rule::TooManyFields { count: fields.len() });
+                return Err((Rule::TooManyFields { count: fields.len() }, Vec::new()));
             }
             for (key, item) in fields {
-                let len = path.len();
-                push_key(path, key);
-                if let Err(rule) = check_object_key(key) {
-                    return violation(path, rule);
-                }
-                check_value(item, depth, path)?;
-                path.truncate(len);
+                check_object_key(key)
+                    .map_err(|rule| (rule, Vec::new()))
+                    .and_then(|()| check_value(item, depth))
+                    .map_err(|(rule, mut steps)| {
+                        steps.push(Step::Key(key));
+                        (rule, steps)
+                    })?;
             }
         }
         Value::Null

@@ -28,14 +28,82 @@ fn fail<T>(reason: impl Into<String>) -> Result<T, ConvertError> {
 
 /// Converts a non-null raw value, taking it: strings move into the Convex value uncopied.
 pub fn convert(conversion: &Conversion, raw: Raw) -> Result<Value, ConvertError> {
+    match (conversion, raw) {
+        (Conversion::Boolean, Raw::Bool(b)) => Ok(Value::Boolean(b)),
+        (Conversion::Float64, raw) => float64(&raw),
+        (Conversion::Json { keys }, raw) => json(unwrap_json(raw), *keys),
+        (Conversion::Array(element), Raw::Array(items)) => array(element, items),
+        (Conversion::String, Raw::String(s)) => Ok(Value::String(s)),
+        (conversion, Raw::String(s)) if carried_as_text(conversion) => from_text(conversion, &s),
+        (Conversion::String, other) => Ok(Value::String(other.to_string())),
+        (Conversion::Int8AsNumber | Conversion::Int8AsInt64, Raw::Number(n)) => {
+            from_text(conversion, n.as_str())
+        }
+        (conversion, other) => {
+            fail(format!("expected {}, found {}", expected(conversion), kind(&other)))
+        }
+    }
+}
+
+/// Converts a non-null value from its raw JSON text. Scalars carried as plain strings or
+/// numbers convert without building a `serde_json::Value`; the rest is parsed first.
+pub fn convert_text(conversion: &Conversion, text: &str) -> Result<Value, ConvertError> {
     match conversion {
-        Conversion::Boolean => match raw {
-            Raw::Bool(b) => Ok(Value::Boolean(b)),
-            other => fail(format!("expected a boolean, found {}", kind(&other))),
+        Conversion::Boolean if text == "true" => Ok(Value::Boolean(true)),
+        Conversion::Boolean if text == "false" => Ok(Value::Boolean(false)),
+        Conversion::Float64 if !text.starts_with('"') => exact_f64(text).map(Value::Float64),
+        conversion if carried_as_text(conversion) => match plain_string(text) {
+            Some(s) => from_text(conversion, s),
+            None => convert(conversion, parse(text)?),
         },
-        Conversion::Float64 => float64(&raw),
+        conversion => convert(conversion, parse(text)?),
+    }
+}
+
+fn parse(text: &str) -> Result<Raw, ConvertError> {
+    serde_json::from_str(text).or_else(|e| fail(format!("not valid JSON ({e})")))
+}
+
+/// The contents of a JSON string literal without escapes; `None` for anything else.
+fn plain_string(text: &str) -> Option<&str> {
+    let inner = text.strip_prefix('"')?.strip_suffix('"')?;
+    (!inner.contains(['\\', '"'])).then_some(inner)
+}
+
+/// Conversions whose raw value is a JSON string (docs/raw-format.md).
+fn carried_as_text(conversion: &Conversion) -> bool {
+    matches!(
+        conversion,
+        Conversion::Int8AsNumber
+            | Conversion::Int8AsInt64
+            | Conversion::Int8AsString
+            | Conversion::NumericAsNumber
+            | Conversion::NumericAsString
+            | Conversion::NumericAsCents
+            | Conversion::NumericAsInt64
+            | Conversion::String
+            | Conversion::Enum { .. }
+            | Conversion::TimestampMs { .. }
+            | Conversion::TimestampIso
+            | Conversion::DateString
+            | Conversion::DateMs
+            | Conversion::Bytes
+    )
+}
+
+fn expected(conversion: &Conversion) -> &'static str {
+    match conversion {
+        Conversion::Boolean => "a boolean",
+        Conversion::Array(_) => "an array",
+        _ => "a string",
+    }
+}
+
+/// The conversions of values the raw form carries as strings.
+fn from_text(conversion: &Conversion, s: &str) -> Result<Value, ConvertError> {
+    match conversion {
         Conversion::Int8AsNumber => {
-            let value = int8(&raw)?;
+            let value = int8(s)?;
             if i128::from(value).abs() > MAX_SAFE_INTEGER {
                 return fail(format!(
                     "bigint {value} is beyond ±2^53 and would lose precision as a number; \
@@ -44,63 +112,56 @@ pub fn convert(conversion: &Conversion, raw: Raw) -> Result<Value, ConvertError>
             }
             Ok(Value::Float64(value as f64))
         }
-        Conversion::Int8AsInt64 => Ok(Value::Int64(int8(&raw)?)),
-        Conversion::Int8AsString | Conversion::NumericAsString | Conversion::TimestampIso => {
-            Ok(Value::String(into_text(raw)?))
-        }
-        Conversion::NumericAsNumber => numeric_as_number(text(&raw)?),
-        Conversion::NumericAsCents => numeric_as_cents(text(&raw)?),
-        Conversion::NumericAsInt64 => numeric_as_int64(text(&raw)?),
-        Conversion::String => Ok(Value::String(match raw {
-            Raw::String(s) => s,
-            other => other.to_string(),
-        })),
+        Conversion::Int8AsInt64 => Ok(Value::Int64(int8(s)?)),
+        Conversion::Int8AsString
+        | Conversion::NumericAsString
+        | Conversion::TimestampIso
+        | Conversion::String => Ok(Value::String(s.to_owned())),
+        Conversion::NumericAsNumber => numeric_as_number(s),
+        Conversion::NumericAsCents => numeric_as_cents(s),
+        Conversion::NumericAsInt64 => numeric_as_int64(s),
         Conversion::Enum { labels } => {
-            let label = into_text(raw)?;
-            if !labels.contains(&label) {
-                return fail(format!("`{label}` is not one of the enum's labels"));
+            if !labels.iter().any(|l| l == s) {
+                return fail(format!("`{s}` is not one of the enum's labels"));
             }
-            Ok(Value::String(label))
+            Ok(Value::String(s.to_owned()))
         }
-        Conversion::TimestampMs { offset_seconds } => timestamp_ms(text(&raw)?, *offset_seconds),
+        Conversion::TimestampMs { offset_seconds } => timestamp_ms(s, *offset_seconds),
         Conversion::DateString => {
-            let (year, _, _) = parse_date(text(&raw)?)?;
-            let date = into_text(raw)?;
+            let (year, _, _) = parse_date(s)?;
             if !(0..=9999).contains(&year) {
                 return fail(format!(
-                    "date {date} is outside years 0000-9999, which JavaScript's Date cannot \
+                    "date {s} is outside years 0000-9999, which JavaScript's Date cannot \
                      read back from a plain string; use policy `ms`"
                 ));
             }
-            Ok(Value::String(date))
+            Ok(Value::String(s.to_owned()))
         }
         Conversion::DateMs => {
-            let (year, month, day) = parse_date(text(&raw)?)?;
+            let (year, month, day) = parse_date(s)?;
             Ok(Value::Float64((days_from_civil(year, month, day) * 86_400_000) as f64))
         }
-        Conversion::Json { keys } => json(unwrap_json(raw), *keys),
         Conversion::Bytes => base64::engine::general_purpose::STANDARD
-            .decode(text(&raw)?)
+            .decode(s)
             .map(Value::Bytes)
             .or_else(|e| fail(format!("bytea is not valid base64 ({e})"))),
-        Conversion::Array(element) => {
-            let Raw::Array(items) = raw else {
-                return fail(format!("expected an array, found {}", kind(&raw)));
-            };
-            let mut out = Vec::with_capacity(items.len());
-            for (i, item) in items.into_iter().enumerate() {
-                let converted = match (item, element.as_ref()) {
-                    (Raw::Null, _) => Ok(Value::Null),
-                    (Raw::Array(_), element) if !matches!(element, Conversion::Json { .. }) => {
-                        fail("a multi-dimensional array; Convex schemas here hold one dimension")
-                    }
-                    (item, element) => convert(element, item),
-                };
-                out.push(converted.map_err(|e| prefix(e, &format!("[{i}]")))?);
-            }
-            Ok(Value::Array(out))
-        }
+        other => fail(format!("expected {}, found a string", expected(other))),
     }
+}
+
+fn array(element: &Conversion, items: Vec<Raw>) -> Result<Value, ConvertError> {
+    let mut out = Vec::with_capacity(items.len());
+    for (i, item) in items.into_iter().enumerate() {
+        let converted = match (item, element) {
+            (Raw::Null, _) => Ok(Value::Null),
+            (Raw::Array(_), element) if !matches!(element, Conversion::Json { .. }) => {
+                fail("a multi-dimensional array; Convex schemas here hold one dimension")
+            }
+            (item, element) => convert(element, item),
+        };
+        out.push(converted.map_err(|e| prefix(e, &format!("[{i}]")))?);
+    }
+    Ok(Value::Array(out))
 }
 
 fn prefix(mut error: ConvertError, segment: &str) -> ConvertError {
@@ -119,20 +180,6 @@ fn kind(raw: &Raw) -> &'static str {
     }
 }
 
-fn into_text(raw: Raw) -> Result<String, ConvertError> {
-    match raw {
-        Raw::String(s) => Ok(s),
-        other => fail(format!("expected a string, found {}", kind(&other))),
-    }
-}
-
-fn text(raw: &Raw) -> Result<&str, ConvertError> {
-    match raw {
-        Raw::String(s) => Ok(s),
-        other => fail(format!("expected a string, found {}", kind(other))),
-    }
-}
-
 fn float64(raw: &Raw) -> Result<Value, ConvertError> {
     match raw {
         Raw::Number(n) => exact_f64(n.as_str()).map(Value::Float64),
@@ -146,12 +193,7 @@ fn float64(raw: &Raw) -> Result<Value, ConvertError> {
     }
 }
 
-fn int8(raw: &Raw) -> Result<i64, ConvertError> {
-    let digits = match raw {
-        Raw::String(s) => s.as_str(),
-        Raw::Number(n) => return n.as_i64().map_or_else(|| fail("expected a bigint"), Ok),
-        other => return fail(format!("expected a bigint, found {}", kind(other))),
-    };
+fn int8(digits: &str) -> Result<i64, ConvertError> {
     digits.parse().or_else(|_| fail(format!("`{digits}` is not a bigint")))
 }
 
@@ -338,12 +380,22 @@ fn timestamp_ms(timestamp: &str, offset_seconds: i32) -> Result<Value, ConvertEr
     let seconds =
         days_from_civil(year, month, day) * 86_400 + hours * 3600 + minutes * 60 + seconds - offset;
     let micros = i128::from(seconds) * 1_000_000 + i128::from(micros);
-    // Whole milliseconds are exact; a sub-millisecond part is the nearest double.
-    Ok(Value::Float64(if micros % 1000 == 0 {
+    Ok(Value::Float64(micros_to_ms(micros)))
+}
+
+/// Microseconds → milliseconds as the nearest double. Whole milliseconds are exact; otherwise
+/// one rounding only: dividing two exactly held doubles (within 2^53) rounds once, and beyond
+/// that the decimal is parsed, which also rounds once.
+fn micros_to_ms(micros: i128) -> f64 {
+    if micros % 1000 == 0 {
         (micros / 1000) as f64
-    } else {
+    } else if micros.abs() <= MAX_SAFE_INTEGER {
         micros as f64 / 1000.0
-    }))
+    } else {
+        let sign = if micros < 0 { "-" } else { "" };
+        let abs = micros.abs();
+        format!("{sign}{}.{:03}", abs / 1000, abs % 1000).parse().expect("a decimal parses")
+    }
 }
 
 /// Raw json values wrap JSON null and `{"$json": …}` lookalikes as `{"$json": value}`.
@@ -414,12 +466,15 @@ fn renamed_key(key: &str) -> String {
     out
 }
 
-/// The string form of a raw value, for legacy ids: strings as they are, numbers and booleans
-/// as their JSON text.
-pub fn string_form(raw: &Raw) -> String {
-    match raw {
-        Raw::String(s) => s.clone(),
-        other => other.to_string(),
+/// The string form of a raw value given as JSON text, for legacy ids: a string's contents,
+/// a number's or boolean's JSON text.
+pub fn string_form(text: &str) -> String {
+    match plain_string(text) {
+        Some(s) => s.to_owned(),
+        None if text.starts_with('"') => {
+            serde_json::from_str(text).unwrap_or_else(|_| text.to_owned())
+        }
+        None => text.to_owned(),
     }
 }
 
@@ -584,8 +639,17 @@ mod tests {
             err(Conversion::Enum { labels: vec!["a".into()] }, json!("b")).contains("not one of")
         );
         assert_eq!(ok(Conversion::String, json!("10.0.0.1")), Value::String("10.0.0.1".into()));
-        assert_eq!(string_form(&json!(42)), "42");
-        assert_eq!(string_form(&json!("42")), "42");
+        assert_eq!(string_form("42"), "42");
+        assert_eq!(string_form(r#""42""#), "42");
+        assert_eq!(string_form(r#""a\"b""#), "a\"b");
+        assert_eq!(convert_text(&Conversion::Int8AsNumber, r#""-42""#), Ok(Value::Float64(-42.0)));
+        assert_eq!(
+            convert_text(&Conversion::String, r#""tab\there""#),
+            Ok(Value::String("tab\there".into()))
+        );
+        assert_eq!(convert_text(&Conversion::Boolean, "true"), Ok(Value::Boolean(true)));
+        assert!(convert_text(&Conversion::Boolean, r#""yes""#).is_err());
+        assert_eq!(convert_text(&Conversion::Float64, "0.5"), Ok(Value::Float64(0.5)));
     }
 
     #[test]
@@ -597,3 +661,6 @@ mod tests {
         assert_eq!(canonical_decimal("abc"), None);
     }
 }
+
+#[cfg(test)]
+mod props;

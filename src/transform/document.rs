@@ -6,6 +6,7 @@ use std::collections::{HashMap, HashSet};
 use serde_json::{Map, Value as Raw};
 
 use super::convert::{self, ConvertError};
+use super::row::Row;
 use crate::convex::{Document, Value, rules};
 use crate::plan::{
     Condition, FieldPlan, NullPolicy, OrphanPolicy, ReferencePlan, RowFilter, TablePlan,
@@ -49,8 +50,8 @@ fn reject(field: impl Into<String>, reason: impl Into<String>) -> Outcome {
 }
 
 /// The values of `columns` in `row`.
-fn key_of(row: &Map<String, Raw>, columns: &[String]) -> Map<String, Raw> {
-    columns.iter().map(|c| (c.clone(), row.get(c).cloned().unwrap_or(Raw::Null))).collect()
+fn key_of(row: &Row<'_>, columns: &[String]) -> Map<String, Raw> {
+    columns.iter().map(|c| (c.clone(), row.value(c))).collect()
 }
 
 /// The legacy ids of the parent rows a reference may point at. Plan resolution makes
@@ -69,17 +70,17 @@ pub struct Lookups<'a> {
 }
 
 /// The legacy id of a row: one column's string form, or a compact JSON array of them.
-pub fn legacy_id(row: &Map<String, Raw>, columns: &[String]) -> Result<String, Rejection> {
+pub fn legacy_id(row: &Row<'_>, columns: &[String]) -> Result<String, Rejection> {
     let mut forms = Vec::with_capacity(columns.len());
     for column in columns {
-        match row.get(column) {
-            None | Some(Raw::Null) => {
+        match row.text(column) {
+            "null" => {
                 return Err(rejection(
                     column.clone(),
                     format!("legacy id column `{column}` is null"),
                 ));
             }
-            Some(value) => forms.push(convert::string_form(value)),
+            text => forms.push(convert::string_form(text)),
         }
     }
     Ok(match <[String; 1]>::try_from(forms) {
@@ -89,15 +90,15 @@ pub fn legacy_id(row: &Map<String, Raw>, columns: &[String]) -> Result<String, R
 }
 
 /// Whether every filter holds for the row.
-pub fn passes(row: &Map<String, Raw>, filters: &[RowFilter]) -> bool {
+pub fn passes(row: &Row<'_>, filters: &[RowFilter]) -> bool {
     filters.iter().all(|filter| {
-        let value = row.get(&filter.column).unwrap_or(&Raw::Null);
+        let value = row.value(&filter.column);
         match &filter.condition {
             Condition::IsNull => value.is_null(),
             Condition::IsNotNull => !value.is_null(),
-            Condition::Equals(expected) => same(value, expected),
-            Condition::NotEquals(expected) => !same(value, expected),
-            Condition::In(options) => options.iter().any(|option| same(value, option)),
+            Condition::Equals(expected) => same(&value, expected),
+            Condition::NotEquals(expected) => !same(&value, expected),
+            Condition::In(options) => options.iter().any(|option| same(&value, option)),
         }
     })
 }
@@ -115,26 +116,23 @@ fn same(raw: &Raw, plan: &Raw) -> bool {
 
 /// Converts the plain fields of a row into `document`.
 pub fn convert_fields(
-    row: &mut Map<String, Raw>,
+    row: &Row<'_>,
     fields: &[FieldPlan],
     nulls: NullPolicy,
     document: &mut Document,
 ) -> Result<(), Rejection> {
     for field in fields {
-        let raw = match row.remove(&field.column) {
-            Some(Raw::Null) | None => match &field.default {
-                Some(default) => default.clone(),
-                None => {
-                    if nulls == NullPolicy::Null {
-                        document.insert(field.field.clone(), Value::Null);
-                    }
-                    continue;
+        let converted = match (row.text(&field.column), &field.default) {
+            ("null", Some(default)) => convert::convert(&field.conversion, default.clone()),
+            ("null", None) => {
+                if nulls == NullPolicy::Null {
+                    document.insert(field.field.clone(), Value::Null);
                 }
-            },
-            Some(value) => value,
+                continue;
+            }
+            (text, _) => convert::convert_text(&field.conversion, text),
         };
-        let value = convert::convert(&field.conversion, raw).map_err(|e| at(&field.field, e))?;
-        document.insert(field.field.clone(), value);
+        document.insert(field.field.clone(), converted.map_err(|e| at(&field.field, e))?);
     }
     Ok(())
 }
@@ -144,25 +142,17 @@ fn at(field: &str, error: ConvertError) -> Rejection {
 }
 
 /// Transforms one row; a rejection carries the row's legacy id columns.
-pub fn transform_row(
-    mut row: Map<String, Raw>,
-    plan: &TablePlan,
-    lookups: &Lookups<'_>,
-) -> Outcome {
-    match transform_fields(&mut row, plan, lookups) {
+pub fn transform_row(row: &Row<'_>, plan: &TablePlan, lookups: &Lookups<'_>) -> Outcome {
+    match transform_fields(row, plan, lookups) {
         Outcome::Rejected(mut rejection) => {
-            rejection.key = key_of(&row, &plan.legacy_id.columns);
+            rejection.key = key_of(row, &plan.legacy_id.columns);
             Outcome::Rejected(rejection)
         }
         outcome => outcome,
     }
 }
 
-fn transform_fields(
-    row: &mut Map<String, Raw>,
-    plan: &TablePlan,
-    lookups: &Lookups<'_>,
-) -> Outcome {
+fn transform_fields(row: &Row<'_>, plan: &TablePlan, lookups: &Lookups<'_>) -> Outcome {
     if !passes(row, &plan.filters) {
         return Outcome::Filtered;
     }
@@ -223,27 +213,23 @@ enum Reference {
     Orphan(String),
 }
 
-fn resolve_reference(
-    row: &Map<String, Raw>,
-    reference: &ReferencePlan,
-    parents: &ParentKeys,
-) -> Reference {
-    let values: Vec<&Raw> =
-        reference.columns.iter().map(|c| row.get(c).unwrap_or(&Raw::Null)).collect();
+fn resolve_reference(row: &Row<'_>, reference: &ReferencePlan, parents: &ParentKeys) -> Reference {
     // SQL's MATCH SIMPLE: a key with any NULL column references nothing.
-    if values.iter().any(|v| v.is_null()) {
+    if reference.columns.iter().any(|c| row.is_null(c)) {
         return Reference::Absent;
     }
-    let key = reference_key(&values);
+    let texts: Vec<&str> = reference.columns.iter().map(|c| row.text(c)).collect();
+    let key = reference_key(&texts);
     if parents.contains(&key) { Reference::Parent(key) } else { Reference::Orphan(key) }
 }
 
-/// The lookup key of referenced values: a legacy id in the same form as [`legacy_id`].
-pub fn reference_key(values: &[&Raw]) -> String {
-    match values {
+/// The lookup key of referenced values (JSON texts): a legacy id in the same form as
+/// [`legacy_id`].
+pub fn reference_key(texts: &[&str]) -> String {
+    match texts {
         [single] => convert::string_form(single),
         several => serde_json::to_string(
-            &several.iter().map(|v| convert::string_form(v)).collect::<Vec<_>>(),
+            &several.iter().map(|t| convert::string_form(t)).collect::<Vec<_>>(),
         )
         .expect("strings serialize"),
     }
@@ -252,20 +238,18 @@ pub fn reference_key(values: &[&Raw]) -> String {
 /// Converts a merged table's row into the fields it adds to its target document; the key is the
 /// target's legacy id.
 pub fn merged_row(
-    mut row: Map<String, Raw>,
+    row: &Row<'_>,
     on: &[String],
     fields: &[FieldPlan],
     nulls: NullPolicy,
 ) -> Result<(String, Vec<(String, Value)>), Rejection> {
-    let key = legacy_id(&row, on).map_err(|mut r| {
-        r.key = key_of(&row, on);
+    let with_key = |mut r: Rejection| {
+        r.key = key_of(row, on);
         r
-    })?;
+    };
+    let key = legacy_id(row, on).map_err(with_key)?;
     let mut document = Document::new();
-    convert_fields(&mut row, fields, nulls, &mut document).map_err(|mut r| {
-        r.key = key_of(&row, on);
-        r
-    })?;
+    convert_fields(row, fields, nulls, &mut document).map_err(with_key)?;
     Ok((key, document.into_iter().collect()))
 }
 
@@ -276,9 +260,14 @@ mod tests {
     use super::*;
     use crate::catalog::TableName;
     use crate::plan::{Conversion, LegacyId, MergePlan};
+    use crate::transform::row::RowShape;
 
-    fn row(value: Raw) -> Map<String, Raw> {
-        value.as_object().cloned().expect("an object")
+    /// Runs `each` on `value` as a parsed raw row.
+    fn with_row<T>(value: Raw, each: impl FnOnce(&Row<'_>) -> T) -> T {
+        let object = value.as_object().expect("an object");
+        let shape = RowShape::new(object.keys().map(String::as_str));
+        let line = serde_json::to_vec(&value).unwrap();
+        each(&Row::parse(&line, &shape).unwrap())
     }
 
     fn field(column: &str, name: &str, conversion: Conversion, optional: bool) -> FieldPlan {
@@ -320,7 +309,7 @@ mod tests {
         let parents = parents();
         let merged = MergedFields::new();
         let lookups = Lookups { parents: vec![&parents], merged: &merged };
-        transform_row(row(value), plan, &lookups)
+        with_row(value, |row| transform_row(row, plan, &lookups))
     }
 
     #[test]
@@ -382,16 +371,18 @@ mod tests {
 
     #[test]
     fn composite_legacy_ids_are_compact_json_arrays() {
-        let r = row(json!({"org": "acme", "n": 42}));
-        assert_eq!(legacy_id(&r, &["org".into(), "n".into()]).unwrap(), r#"["acme","42"]"#);
-        assert_eq!(reference_key(&[&json!("acme"), &json!(42)]), r#"["acme","42"]"#);
+        let id = with_row(json!({"org": "acme", "n": 42}), |r| {
+            legacy_id(r, &["org".into(), "n".into()])
+        });
+        assert_eq!(id.unwrap(), r#"["acme","42"]"#);
+        assert_eq!(reference_key(&[r#""acme""#, "42"]), r#"["acme","42"]"#);
     }
 
     #[test]
     fn plan_numbers_match_digit_strings_in_filters() {
         let filters =
             vec![RowFilter { column: "n".into(), condition: Condition::In(vec![json!(5)]) }];
-        assert!(passes(&row(json!({"n": "5"})), &filters));
-        assert!(!passes(&row(json!({"n": "6"})), &filters));
+        assert!(with_row(json!({"n": "5"}), |r| passes(r, &filters)));
+        assert!(!with_row(json!({"n": "6"}), |r| passes(r, &filters)));
     }
 }

@@ -9,10 +9,11 @@
 mod convert;
 mod document;
 mod error;
+mod row;
 
 use std::collections::HashMap;
 use std::fs::File;
-use std::io::{BufRead, BufReader, Read};
+use std::io::Read;
 use std::path::Path;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -24,7 +25,8 @@ use serde_json::{Map, Value as Raw};
 
 use self::document::{Lookups, MergedFields, Outcome, ParentKeys, Transformed};
 pub use self::error::TransformError;
-use crate::catalog::TableName;
+use self::row::{Row, RowShape};
+use crate::catalog::{Catalog, TableName};
 use crate::data_dir::{self, DataDir, DataDirError, JsonlWriter};
 use crate::manifest::{ExportedTable, Manifest};
 use crate::output::Reporter;
@@ -144,20 +146,27 @@ pub fn transform(
         first_rejects: Mutex::new(Vec::new()),
         rejects: Mutex::new(HashMap::new()),
     };
-    let parents = parent_keys(&plan, &raw, &run)?;
+    let catalog = &manifest.catalog;
+    let parents = parent_keys(&plan, catalog, &raw, &run)?;
     let mut reports = Vec::new();
     let mut samples = Vec::new();
     for table in &plan.tables {
         if run.stop.load(Ordering::Relaxed) {
             break;
         }
-        let merged = merged_fields(table, &raw, &run)?;
+        let merged = merged_fields(table, catalog, &raw, &run)?;
         let lookups = Lookups {
             parents: table.references.iter().map(|r| &parents[&r.parent]).collect(),
             merged: &merged,
         };
-        let (report, sample) =
-            transform_table(table, raw(&table.source)?, &lookups, &run, reporter)?;
+        let (report, sample) = transform_table(
+            table,
+            raw(&table.source)?,
+            &shape(catalog, &table.source),
+            &lookups,
+            &run,
+            reporter,
+        )?;
         reports.push(report);
         if options.dry_run {
             samples.push((table.target.clone(), sample));
@@ -282,62 +291,53 @@ impl Run<'_> {
     }
 }
 
-/// Streams a raw file's rows (1-based line numbers), checking its checksum against the
-/// manifest once read through.
+/// Streams a raw file's rows in order with their 1-based line numbers (`each` returns false to
+/// stop), checking the file against the manifest once read through.
 fn for_each_row(
     data_dir: &DataDir,
     exported: &ExportedTable,
-    mut each: impl FnMut(u64, Map<String, Raw>) -> Result<bool, TransformError>,
+    shape: &RowShape,
+    mut each: impl FnMut(u64, &Row<'_>) -> Result<bool, TransformError>,
 ) -> Result<(), TransformError> {
     let path = data_dir.path(&exported.file);
-    let file = File::open(&path).map_err(DataDirError::new("open", &path))?;
-    let mut reader = BufReader::with_capacity(1 << 20, HashingReader::new(file));
-    let mut line = Vec::new();
-    let mut number = 0;
+    let mut blocks = RawBlocks::open(&path)?;
     loop {
-        line.clear();
-        if reader.read_until(b'\n', &mut line).map_err(DataDirError::new("read", &path))? == 0 {
-            break;
-        }
-        number += 1;
-        let row: Map<String, Raw> = serde_json::from_slice(&line).map_err(|e| {
-            TransformError::CorruptRaw { file: path.clone(), line: number, reason: e.to_string() }
-        })?;
-        if !each(number, row)? {
-            return Ok(());
+        let batch = blocks.next_batch(1)?;
+        let Some(block) = batch.first() else { break };
+        for (number, line) in block.lines() {
+            if !each(number, &parse_row(line, shape, &path, number)?)? {
+                return Ok(());
+            }
         }
     }
-    let checksum = format!("blake3:{}", reader.into_inner().hasher.finalize().to_hex());
-    if number != exported.rows || checksum != exported.checksum {
-        return Err(TransformError::RawChanged { file: path, table: exported.table.clone() });
-    }
-    Ok(())
+    blocks.verify(exported)
 }
 
-/// Hashes what passes through, to compare with the manifest's checksum.
-struct HashingReader<R> {
-    inner: R,
-    hasher: blake3::Hasher,
+fn parse_row<'a>(
+    line: &'a [u8],
+    shape: &'a RowShape,
+    path: &Path,
+    number: u64,
+) -> Result<Row<'a>, TransformError> {
+    Row::parse(line, shape).map_err(|e| TransformError::CorruptRaw {
+        file: path.to_path_buf(),
+        line: number,
+        reason: e.to_string(),
+    })
 }
 
-impl<R: Read> HashingReader<R> {
-    fn new(inner: R) -> Self {
-        Self { inner, hasher: blake3::Hasher::new() }
-    }
-}
-
-impl<R: Read> Read for HashingReader<R> {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        let n = self.inner.read(buf)?;
-        self.hasher.update(&buf[..n]);
-        Ok(n)
-    }
+/// The columns of `table`'s raw file, from the export's catalog.
+fn shape(catalog: &Catalog, table: &TableName) -> RowShape {
+    RowShape::new(
+        catalog.table(table).into_iter().flat_map(|t| t.columns.iter().map(|c| c.name.as_str())),
+    )
 }
 
 /// For every parent table some reference points at: the legacy ids of its rows that pass its
 /// filters (rows it drops or rejects are not known here; verify catches references to them).
 fn parent_keys<'a>(
     plan: &Plan,
+    catalog: &Catalog,
     raw: &impl Fn(&TableName) -> Result<&'a ExportedTable, TransformError>,
     run: &Run<'_>,
 ) -> Result<HashMap<TableName, ParentKeys>, TransformError> {
@@ -350,9 +350,10 @@ fn parent_keys<'a>(
             .table(&reference.parent)
             .expect("plan resolution only makes references to migrated tables");
         let mut keys = ParentKeys::default();
-        for_each_row(run.data_dir, raw(&reference.parent)?, |_, row| {
-            if document::passes(&row, &parent.filters)
-                && let Ok(legacy) = document::legacy_id(&row, &parent.legacy_id.columns)
+        let shape = shape(catalog, &reference.parent);
+        for_each_row(run.data_dir, raw(&reference.parent)?, &shape, |_, row| {
+            if document::passes(row, &parent.filters)
+                && let Ok(legacy) = document::legacy_id(row, &parent.legacy_id.columns)
             {
                 keys.insert(legacy);
             }
@@ -367,13 +368,15 @@ fn parent_keys<'a>(
 /// converted are rejected under their own table.
 fn merged_fields<'a>(
     table: &TablePlan,
+    catalog: &Catalog,
     raw: &impl Fn(&TableName) -> Result<&'a ExportedTable, TransformError>,
     run: &Run<'_>,
 ) -> Result<MergedFields, TransformError> {
     let mut merged = MergedFields::new();
     for merge in &table.merges {
-        for_each_row(run.data_dir, raw(&merge.source)?, |line, row| {
-            if !document::passes(&row, &merge.filters) {
+        let shape = shape(catalog, &merge.source);
+        for_each_row(run.data_dir, raw(&merge.source)?, &shape, |line, row| {
+            if !document::passes(row, &merge.filters) {
                 return Ok(true);
             }
             match document::merged_row(row, &merge.on, &merge.fields, table.nulls) {
@@ -422,6 +425,7 @@ struct BlockResult {
 fn transform_table(
     table: &TablePlan,
     exported: &ExportedTable,
+    shape: &RowShape,
     lookups: &Lookups<'_>,
     run: &Run<'_>,
     reporter: &dyn Reporter,
@@ -460,7 +464,7 @@ fn transform_table(
             if run.options.dry_run { run.options.sample.saturating_sub(samples.len()) } else { 0 };
         let results: Vec<Result<BlockResult, TransformError>> = batch
             .par_iter()
-            .map(|block| transform_block(block, &path, table, lookups, want_samples))
+            .map(|block| transform_block(block, &path, table, shape, lookups, want_samples))
             .collect();
         for result in results {
             let result = result?;
@@ -504,6 +508,17 @@ fn transform_table(
 struct Block {
     first_line: u64,
     bytes: Vec<u8>,
+}
+
+impl Block {
+    /// The non-empty lines with their 1-based numbers in the file.
+    fn lines(&self) -> impl Iterator<Item = (u64, &[u8])> {
+        self.bytes
+            .split(|&b| b == b'\n')
+            .enumerate()
+            .filter(|(_, line)| !line.is_empty())
+            .map(|(i, line)| (self.first_line + i as u64, line))
+    }
 }
 
 /// Reads a raw file in blocks of whole lines, hashing every byte for [`RawBlocks::verify`].
@@ -587,26 +602,16 @@ fn transform_block(
     block: &Block,
     path: &Path,
     table: &TablePlan,
+    shape: &RowShape,
     lookups: &Lookups<'_>,
     samples: usize,
 ) -> Result<BlockResult, TransformError> {
-    let mut result = BlockResult {
-        lines: Vec::with_capacity(block.bytes.len() + block.bytes.len() / 4),
-        ..BlockResult::default()
-    };
-    for (i, line) in block.bytes.split(|&b| b == b'\n').enumerate() {
-        if line.is_empty() {
-            continue;
-        }
-        let number = block.first_line + i as u64;
-        let row: Map<String, Raw> =
-            serde_json::from_slice(line).map_err(|e| TransformError::CorruptRaw {
-                file: path.to_path_buf(),
-                line: number,
-                reason: e.to_string(),
-            })?;
+    let capacity = block.bytes.len() + block.bytes.len() / 4;
+    let mut result = BlockResult { lines: Vec::with_capacity(capacity), ..BlockResult::default() };
+    for (number, line) in block.lines() {
+        let row = parse_row(line, shape, path, number)?;
         result.rows += 1;
-        match document::transform_row(row, table, lookups) {
+        match document::transform_row(&row, table, lookups) {
             Outcome::Document(transformed) => {
                 result.documents += 1;
                 let start = result.lines.len();
