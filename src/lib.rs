@@ -2,6 +2,7 @@
 //!
 //! The pipeline is export → transform → import → verify; ARCHITECTURE.md maps the modules.
 
+pub mod calendar;
 pub mod catalog;
 pub mod cli;
 pub mod commands;

@@ -310,16 +310,7 @@ fn write_timestamp(micros: i64, utc: bool, out: &mut Vec<u8>) {
 /// Writes `YYYY-MM-DD` for a day count from 2000-01-01 (proleptic Gregorian, astronomical
 /// years: year 0 is 1 BC, written `0000`; before that `-0001`; after 9999 `+10000`).
 fn write_civil_date(pg_days: i64, out: &mut Vec<u8>) {
-    // Howard Hinnant's civil_from_days.
-    let z = pg_days + PG_EPOCH_DAYS + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
+    let (year, month, day) = crate::calendar::civil_from_days(pg_days + PG_EPOCH_DAYS);
     if year < 0 {
         out.push(b'-');
     } else if year > 9999 {

@@ -33,6 +33,7 @@ use super::model::{
     Condition, Conversion, FieldPlan, JsonKeyPolicy, LegacyId, MergePlan, NullPolicy, OrphanPolicy,
     Plan, ReferencePlan, RowFilter, TablePlan,
 };
+use crate::calendar;
 use crate::catalog::{Catalog, Column, ForeignKey, PgType, Table, TableName};
 
 /// The field holding the legacy id unless `legacy_id_field` says otherwise.
@@ -1363,30 +1364,6 @@ fn date_text(d: &Datetime) -> Result<String, String> {
     }
 }
 
-/// Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's `days_from_civil`).
-fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
-    let y = if month <= 2 { year - 1 } else { year };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let mp = (month + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + day - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
-}
-
-fn civil_from_days(days: i64) -> (i64, i64, i64) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    (year, month, day)
-}
-
 /// A TOML date-time as the export writes a timestamp (six fraction digits) or timestamptz
 /// (in UTC, with `Z`).
 fn timestamp_text(d: &Datetime, ty: &PgType) -> Result<String, String> {
@@ -1415,12 +1392,13 @@ fn timestamp_text(d: &Datetime, ty: &PgType) -> Result<String, String> {
         (_, Some(toml::value::Offset::Z)) => 0,
         (_, Some(toml::value::Offset::Custom { minutes })) => minutes.into(),
     };
-    let seconds = days_from_civil(date.year.into(), date.month.into(), date.day.into()) * 86_400
+    let seconds = calendar::days_from_civil(date.year.into(), date.month.into(), date.day.into())
+        * 86_400
         + i64::from(time.hour) * 3600
         + i64::from(time.minute) * 60
         + i64::from(second)
         - offset_minutes * 60;
-    let (year, month, day) = civil_from_days(seconds.div_euclid(86_400));
+    let (year, month, day) = calendar::civil_from_days(seconds.div_euclid(86_400));
     let in_day = seconds.rem_euclid(86_400);
     Ok(format!(
         "{}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:06}{}",
@@ -2034,8 +2012,8 @@ equals = 42
         assert!(raw_value(&Literal::String("AP8=".into()), &bytes).is_ok());
         assert!(raw_value(&Literal::String("not base64!".into()), &bytes).is_err());
         for days in [-719_468, -1, 0, 1, 19_782, 2_932_896] {
-            let (y, m, d) = civil_from_days(days);
-            assert_eq!(days_from_civil(y, m, d), days);
+            let (y, m, d) = calendar::civil_from_days(days);
+            assert_eq!(calendar::days_from_civil(y, m, d), days);
         }
     }
 

@@ -8,6 +8,7 @@ use std::collections::BTreeMap;
 use base64::Engine;
 use serde_json::Value as Raw;
 
+use crate::calendar;
 use crate::convex::{Value, rules};
 use crate::plan::{Conversion, JsonKeyPolicy};
 
@@ -139,7 +140,10 @@ fn from_text(conversion: &Conversion, s: &str) -> Result<Value, ConvertError> {
         }
         Conversion::DateMs => {
             let (year, month, day) = parse_date(s)?;
-            Ok(Value::Float64((days_from_civil(year, month, day) * 86_400_000) as f64))
+            Ok(Value::Float64(
+                (calendar::days_from_civil(year, i64::from(month), i64::from(day)) * 86_400_000)
+                    as f64,
+            ))
         }
         Conversion::Bytes => base64::engine::general_purpose::STANDARD
             .decode(s)
@@ -340,17 +344,6 @@ fn parse_date(date: &str) -> Result<(i64, u32, u32), ConvertError> {
     Ok((year, month, day))
 }
 
-/// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's days_from_civil).
-fn days_from_civil(year: i64, month: u32, day: u32) -> i64 {
-    let year = if month <= 2 { year - 1 } else { year };
-    let era = year.div_euclid(400);
-    let yoe = year.rem_euclid(400);
-    let month = i64::from(month);
-    let doy = (153 * (if month > 2 { month - 3 } else { month + 9 }) + 2) / 5 + i64::from(day) - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
-}
-
 /// `YYYY-MM-DDTHH:MM:SS.ffffff[Z]` → milliseconds since the epoch; naive values are read at
 /// `offset_seconds` east of UTC.
 fn timestamp_ms(timestamp: &str, offset_seconds: i32) -> Result<Value, ConvertError> {
@@ -377,8 +370,11 @@ fn timestamp_ms(timestamp: &str, offset_seconds: i32) -> Result<Value, ConvertEr
             .ok_or_else(invalid)?,
         _ => 0,
     };
-    let seconds =
-        days_from_civil(year, month, day) * 86_400 + hours * 3600 + minutes * 60 + seconds - offset;
+    let seconds = calendar::days_from_civil(year, i64::from(month), i64::from(day)) * 86_400
+        + hours * 3600
+        + minutes * 60
+        + seconds
+        - offset;
     let micros = i128::from(seconds) * 1_000_000 + i128::from(micros);
     Ok(Value::Float64(micros_to_ms(micros)))
 }
@@ -582,12 +578,11 @@ mod tests {
         assert_eq!(ok(Conversion::DateMs, json!("1970-01-02")), Value::Float64(86_400_000.0));
         assert_eq!(
             ok(Conversion::DateMs, json!("-0001-12-31")),
-            Value::Float64((days_from_civil(-1, 12, 31) * 86_400_000) as f64)
+            Value::Float64((calendar::days_from_civil(-1, 12, 31) * 86_400_000) as f64)
         );
         assert!(err(Conversion::DateString, json!("-0044-03-15")).contains("policy `ms`"));
         assert!(err(Conversion::DateString, json!("+10000-01-01")).contains("outside years"));
         assert!(err(Conversion::DateMs, json!("infinity")).contains("no Convex form"));
-        assert_eq!(days_from_civil(2000, 1, 1), 10_957);
     }
 
     #[test]
