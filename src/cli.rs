@@ -79,6 +79,7 @@ pub enum Command {
     #[command(long_about = EXPORT_ABOUT)]
     Export(ExportArgs),
     /// Turn raw rows into Convex documents following the mapping plan
+    #[command(long_about = TRANSFORM_ABOUT)]
     Transform(TransformArgs),
     /// Push documents into Convex in batches, parents first, resumable
     Import(ImportArgs),
@@ -160,6 +161,20 @@ pub struct ExportArgs {
     pub jobs: NonZeroUsize,
 }
 
+const TRANSFORM_ABOUT: &str = "\
+Turn raw rows into Convex documents following the mapping plan.
+
+Reads the export (data/manifest.json, data/raw/) and the plan (every file of --plan-dir, in \
+order; docs/plan-format.md), and writes data/transformed/<convexTable>.jsonl: one document per \
+line in Convex's tagged encoding, references still as legacy ids for import to resolve \
+(docs/transformed-format.md). Nothing is rounded silently: a row with a value its policy cannot \
+carry exactly, or a document Convex would refuse (field names, nesting, array and object sizes, \
+1 MiB), goes to data/rejects/<schema>.<table>.jsonl with its key, the field and the reason, and \
+the run goes on. The raw files are checked against the export's row counts and checksums. \
+transformed/manifest.json is written last.
+
+Exit code 5 when more rows were rejected than --max-rejected allows (default 0).";
+
 #[derive(Debug, Args)]
 pub struct TransformArgs {
     /// Print sample documents and statistics; write nothing
@@ -168,8 +183,9 @@ pub struct TransformArgs {
     /// Sample documents per table shown by --dry-run
     #[arg(long, default_value = "3")]
     pub sample: usize,
-    /// Stop once more rows than this were rejected
-    #[arg(long)]
+    /// Tolerate up to N rejected rows (exit 0), and stop as soon as more are rejected; without
+    /// it the run goes on and any rejected row makes the exit code 5
+    #[arg(long, value_name = "N")]
     pub max_rejected: Option<u64>,
 }
 
