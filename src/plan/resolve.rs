@@ -1411,68 +1411,11 @@ fn timestamp_text(d: &Datetime, ty: &PgType) -> Result<String, String> {
     ))
 }
 
-/// Whether a raw value converts without loss (only what a plan can get wrong is checked: the
-/// value policies' limits, and infinity where a number is wanted).
+/// Whether a raw value converts without loss: the very conversion transform applies.
 fn convertible(raw: &Value, conversion: &Conversion) -> Result<(), String> {
-    let text = raw.as_str().unwrap_or_default();
-    match conversion {
-        Conversion::Array(element) => {
-            for item in raw.as_array().into_iter().flatten() {
-                convertible(item, element)?;
-            }
-        }
-        Conversion::Int8AsNumber => {
-            let n: i64 = text.parse().unwrap_or(0);
-            if n.unsigned_abs() > 1 << 53 {
-                return Err(format!(
-                    "{n} is beyond ±2^53, which policy `number` rejects: use `int64` or `string`"
-                ));
-            }
-        }
-        Conversion::NumericAsCents => {
-            let fraction = text.split_once('.').map_or("", |(_, f)| f).trim_end_matches('0');
-            if !is_decimal(text) || fraction.len() > 2 {
-                return Err(format!("`{text}` is not a whole number of cents"));
-            }
-        }
-        Conversion::NumericAsInt64 => {
-            let (whole, fraction) = text.split_once('.').unwrap_or((text, ""));
-            if !is_decimal(text)
-                || !fraction.bytes().all(|b| b == b'0')
-                || whole.parse::<i64>().is_err()
-            {
-                return Err(format!("`{text}` is not an integer within int64"));
-            }
-        }
-        Conversion::NumericAsNumber if is_decimal(text) => {
-            let float: f64 = text.parse().map_err(|_| format!("`{text}` is not a number"))?;
-            if !same_decimal(text, &float.to_string()) {
-                return Err(format!(
-                    "`{text}` is not exact as a double, which policy `number` rejects: use \
-                     `string` or `cents`"
-                ));
-            }
-        }
-        Conversion::TimestampMs { .. } | Conversion::DateMs if is_infinity(text) => {
-            return Err(format!("`{text}` has no milliseconds since the epoch"));
-        }
-        _ => {}
-    }
-    Ok(())
-}
-
-/// Two decimal texts of the same number: equal once signs, leading and trailing zeros agree.
-fn same_decimal(a: &str, b: &str) -> bool {
-    fn normal(s: &str) -> (bool, String, String) {
-        let negative = s.starts_with('-');
-        let unsigned = s.trim_start_matches('-');
-        let (whole, fraction) = unsigned.split_once('.').unwrap_or((unsigned, ""));
-        let whole = whole.trim_start_matches('0').to_owned();
-        let fraction = fraction.trim_end_matches('0').to_owned();
-        let zero = whole.is_empty() && fraction.is_empty();
-        (negative && !zero, whole, fraction)
-    }
-    normal(a) == normal(b)
+    crate::transform::convert_value(conversion, raw.clone())
+        .map(drop)
+        .map_err(|e| if e.path.is_empty() { e.reason } else { format!("{}: {}", e.path, e.reason) })
 }
 
 #[cfg(test)]
@@ -2073,7 +2016,7 @@ equals = 42
             ),
             (
                 "[tables.\"public.users\"]\ncolumns.balance = { policy = \"cents\", default = 0.125 }\n",
-                "migrations/0001_test.toml:2: `tables.\"public.users\".columns.balance.default` does not fit column `public.users.balance` of type `numeric(12,2)`: `0.125` is not a whole number of cents",
+                "migrations/0001_test.toml:2: `tables.\"public.users\".columns.balance.default` does not fit column `public.users.balance` of type `numeric(12,2)`: numeric 0.125 has fractions of a cent; use policy `string` or `number`",
             ),
             (
                 "[tables.\"public.posts\"]\n\n[[tables.\"public.posts\".filter]]\ncolumn = \"status\"\nequals = \"publishd\"\n",
