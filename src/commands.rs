@@ -38,7 +38,10 @@ pub struct Interrupted {
 
 impl Interrupted {
     pub fn hint(&self) -> String {
-        format!("no partial file was kept; run `migrate {}` again to start over", self.command)
+        format!(
+            "nothing half-written was left looking complete; run `migrate {}` again to start over",
+            self.command
+        )
     }
 }
 
@@ -69,11 +72,12 @@ pub fn run(cli: Cli) -> anyhow::Result<u8> {
                 dry_run: args.dry_run,
                 sample: args.sample,
                 max_rejected: args.max_rejected,
+                cancel: Arc::default(),
             };
             if cli.global.show_settings {
                 return show_settings(&settings, None);
             }
-            run_transform(&settings, &options)
+            runtime.block_on(run_transform(settings, options))
         }
         Command::Import(_) => Err(NotBuilt { command: "import" }.into()),
         Command::Verify(_) => Err(NotBuilt { command: "verify" }.into()),
@@ -102,10 +106,24 @@ fn reporter(settings: &Settings) -> Arc<dyn Reporter> {
     if settings.progress { Arc::new(Bars::default()) } else { Arc::new(NoProgress) }
 }
 
-fn run_transform(settings: &Settings, options: &TransformOptions) -> anyhow::Result<u8> {
+/// Transform is synchronous (rayon); it runs on a blocking thread so that Ctrl-C can tell it to
+/// stop. It stops between blocks of rows without finalizing anything, and we wait for that:
+/// a runtime would otherwise wait for the thread to finish the whole job.
+async fn run_transform(settings: Settings, options: TransformOptions) -> anyhow::Result<u8> {
     let data_dir = DataDir::new(&settings.data_dir);
-    let report =
-        transform::transform(&data_dir, &settings.plan_dir, options, reporter(settings).as_ref())?;
+    let reporter = reporter(&settings);
+    let (plan_dir, run_options) = (settings.plan_dir.clone(), options.clone());
+    let mut work = tokio::task::spawn_blocking(move || {
+        transform::transform(&data_dir, &plan_dir, &run_options, reporter.as_ref())
+    });
+    let joined = tokio::select! {
+        joined = &mut work => joined,
+        _ = tokio::signal::ctrl_c() => {
+            options.cancel.store(true, std::sync::atomic::Ordering::Relaxed);
+            work.await
+        }
+    };
+    let report = joined.context("transform stopped unexpectedly")??;
     output::print_result(&output::transform_summary(&report, settings.format));
     let allowed = options.max_rejected.unwrap_or(0);
     Ok(if report.rejected > allowed || report.stopped_early {

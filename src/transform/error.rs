@@ -19,6 +19,8 @@ pub enum TransformError {
     CorruptRaw { file: PathBuf, line: u64, reason: String },
     #[error("`{}` is not the file the export wrote for `{table}` (row count or checksum differs)", file.display())]
     RawChanged { file: PathBuf, table: TableName },
+    #[error("interrupted: `migrate transform` stopped before it finished")]
+    Interrupted,
     #[error(transparent)]
     Plan(#[from] PlanError),
     #[error(transparent)]
@@ -30,6 +32,7 @@ impl TransformError {
         match self {
             TransformError::Plan(error) => error.exit_code(),
             TransformError::DataDir(_) => exit_code::LOCAL_IO,
+            TransformError::Interrupted => exit_code::INTERRUPTED,
             _ => exit_code::USAGE,
         }
     }
@@ -44,6 +47,10 @@ impl TransformError {
             | TransformError::RawChanged { .. } => {
                 Some("the export was changed or cut short: run `migrate export` again".into())
             }
+            TransformError::Interrupted => Some(
+                "nothing half-written was left looking complete; run `migrate transform` again"
+                    .into(),
+            ),
             TransformError::Plan(error) => error.hint(),
             TransformError::DataDir(error) => error.hint(),
         }

@@ -15,8 +15,8 @@ use std::collections::HashMap;
 use std::fs::File;
 use std::io::Read;
 use std::path::Path;
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use rayon::prelude::*;
@@ -43,6 +43,8 @@ pub struct TransformOptions {
     pub sample: usize,
     /// Stop once more rows than this were rejected. `None`: never stop early.
     pub max_rejected: Option<u64>,
+    /// Set from another thread (Ctrl-C) to stop between blocks of rows; nothing is finalized.
+    pub cancel: Arc<AtomicBool>,
 }
 
 /// `transformed/manifest.json`: what transform produced, for import and verify.
@@ -152,7 +154,7 @@ pub fn transform(
     let mut reports = Vec::new();
     let mut samples = Vec::new();
     for table in &plan.tables {
-        if run.stop.load(Ordering::Relaxed) {
+        if run.stopping() {
             break;
         }
         let merged = merged_fields(table, catalog, &raw, &run)?;
@@ -173,7 +175,10 @@ pub fn transform(
             samples.push((table.target.clone(), sample));
         }
     }
-    let stopped_early = run.stop.load(Ordering::Relaxed);
+    if options.cancel.load(Ordering::Relaxed) {
+        return Err(TransformError::Interrupted);
+    }
+    let stopped_early = run.stopping();
     run.finish_rejects()?;
 
     let rejected = run.rejected.load(Ordering::Relaxed);
@@ -251,6 +256,11 @@ struct Run<'a> {
 }
 
 impl Run<'_> {
+    /// Whether to stop: too many rejects, or cancelled.
+    fn stopping(&self) -> bool {
+        self.stop.load(Ordering::Relaxed) || self.options.cancel.load(Ordering::Relaxed)
+    }
+
     fn record_reject(
         &self,
         source: &TableName,
@@ -389,7 +399,7 @@ fn merged_fields<'a>(
                     )?;
                 }
             }
-            Ok(!run.stop.load(Ordering::Relaxed))
+            Ok(!run.stopping())
         })?;
     }
     Ok(merged)
@@ -475,7 +485,7 @@ fn transform_table(
             report.dropped += result.dropped;
             report.rejected += result.rejects.len() as u64;
             for reject in result.rejects {
-                if run.stop.load(Ordering::Relaxed) {
+                if run.stopping() {
                     break;
                 }
                 run.record_reject(&table.source, reject)?;
@@ -488,12 +498,12 @@ fn transform_table(
             }
         }
         progress.rows(report.rows);
-        if run.stop.load(Ordering::Relaxed) {
+        if run.stopping() {
             break;
         }
     }
     progress.finished(report.rows);
-    if !run.stop.load(Ordering::Relaxed) {
+    if !run.stopping() {
         blocks.verify(exported)?;
         if let Some(writer) = writer {
             let digest = writer.finish()?;

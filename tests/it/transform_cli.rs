@@ -198,3 +198,56 @@ fn without_an_export_transform_says_to_run_export() {
         &["no export in", "`manifest.json` is missing", "run `migrate export` first"],
     );
 }
+
+#[test]
+fn ctrl_c_stops_transform_without_leaving_output_that_looks_complete() {
+    // GIVEN an export of a table large enough to take a moment, and a finished transform of it
+    let db = TestDb::with(
+        "create table big as
+           select g as id, repeat('x', 200) || g as filler from generate_series(1, 150000) g;
+         alter table big add primary key (id);",
+    );
+    let work = Workdir::new();
+    work.export(db.url(), &[]).success();
+    transform(&work, "", &[]).success();
+    let transformed = work.data_dir().join("transformed");
+    assert!(transformed.join("manifest.json").exists());
+
+    // WHEN a new transform is interrupted with SIGINT while it writes
+    let plan_dir = work.path().join("plan");
+    let data_dir = work.data_dir();
+    let child = work
+        .command(&[
+            "--data-dir",
+            data_dir.to_str().unwrap(),
+            "--plan-dir",
+            plan_dir.to_str().unwrap(),
+            "transform",
+        ])
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("migrate starts");
+    let partial = transformed.join(".big.jsonl.partial");
+    crate::support::wait_until("the transform writes", std::time::Duration::from_secs(60), || {
+        std::fs::metadata(&partial).is_ok_and(|m| m.len() > 0)
+    });
+    let sent = std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .expect("kill runs");
+    assert!(sent.success());
+    let output = child.wait_with_output().expect("the transform ends");
+
+    // THEN it exits 130 saying so, and nothing under transformed/ looks finished
+    assert_eq!(output.status.code(), Some(130), "{}", String::from_utf8_lossy(&output.stderr));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("interrupted"));
+    let left: Vec<_> = std::fs::read_dir(&transformed)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(left.is_empty(), "files left after an interrupted transform: {left:?}");
+
+    // AND the next transform completes
+    transform(&work, "", &[]).success();
+    assert_eq!(jsonl(&transformed.join("big.jsonl")).len(), 150_000);
+}
