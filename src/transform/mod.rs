@@ -24,7 +24,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value as Raw};
 
 pub use self::convert::{ConvertError, convert as convert_value};
-use self::document::{Lookups, MergedFields, Outcome, ParentKeys, Transformed};
+use self::document::{Lookups, MergedFields, Outcome, ParentKeys, Positions, Transformed};
 pub use self::error::TransformError;
 use self::row::{Row, RowShape};
 use crate::catalog::{Catalog, TableName};
@@ -362,9 +362,10 @@ fn parent_keys<'a>(
             .expect("plan resolution only makes references to migrated tables");
         let mut keys = ParentKeys::default();
         let shape = shape(catalog, &reference.parent);
+        let key = shape.positions(parent.legacy_id.columns.iter().map(String::as_str));
         for_each_row(run.data_dir, raw(&reference.parent)?, &shape, |_, row| {
             if document::passes(row, &parent.filters)
-                && let Ok(legacy) = document::legacy_id(row, &parent.legacy_id.columns)
+                && let Ok(legacy) = document::legacy_id(row, &parent.legacy_id.columns, &key)
             {
                 keys.insert(legacy);
             }
@@ -386,11 +387,12 @@ fn merged_fields<'a>(
     let mut merged = MergedFields::new();
     for merge in &table.merges {
         let shape = shape(catalog, &merge.source);
+        let positions = Positions::new(&shape, &merge.on, &merge.fields);
         for_each_row(run.data_dir, raw(&merge.source)?, &shape, |line, row| {
             if !document::passes(row, &merge.filters) {
                 return Ok(true);
             }
-            match document::merged_row(row, &merge.on, &merge.fields, table.nulls) {
+            match document::merged_row(row, &merge.on, &merge.fields, &positions, table.nulls) {
                 Ok((key, fields)) => merged.entry(key).or_default().extend(fields),
                 Err(rejection) => {
                     run.record_reject(
@@ -465,6 +467,7 @@ fn transform_table(
     };
     let mut samples = Vec::new();
     let path = run.data_dir.path(&exported.file);
+    let positions = Positions::new(shape, &table.legacy_id.columns, &table.fields);
     let mut blocks = RawBlocks::open(&path)?;
     loop {
         let batch = blocks.next_batch(BLOCKS_IN_FLIGHT)?;
@@ -475,7 +478,9 @@ fn transform_table(
             if run.options.dry_run { run.options.sample.saturating_sub(samples.len()) } else { 0 };
         let results: Vec<Result<BlockResult, TransformError>> = batch
             .par_iter()
-            .map(|block| transform_block(block, &path, table, shape, lookups, want_samples))
+            .map(|block| {
+                transform_block(block, &path, table, shape, &positions, lookups, want_samples)
+            })
             .collect();
         for result in results {
             let result = result?;
@@ -614,6 +619,7 @@ fn transform_block(
     path: &Path,
     table: &TablePlan,
     shape: &RowShape,
+    positions: &Positions,
     lookups: &Lookups<'_>,
     samples: usize,
 ) -> Result<BlockResult, TransformError> {
@@ -622,7 +628,7 @@ fn transform_block(
     for (number, line) in block.lines() {
         let row = parse_row(line, shape, path, number)?;
         result.rows += 1;
-        match document::transform_row(&row, table, lookups) {
+        match document::transform_row(&row, table, positions, lookups) {
             Outcome::Document(transformed) => {
                 result.documents += 1;
                 let start = result.lines.len();

@@ -21,6 +21,12 @@ impl RowShape {
     pub fn new<'c>(columns: impl IntoIterator<Item = &'c str>) -> Self {
         Self { index: columns.into_iter().enumerate().map(|(i, c)| (c.to_owned(), i)).collect() }
     }
+
+    /// The positions of `columns`, looked up once so that rows are read by position
+    /// ([`Row::text_at`]); `None` for a column the file does not have.
+    pub fn positions<'c>(&self, columns: impl IntoIterator<Item = &'c str>) -> Vec<Option<usize>> {
+        columns.into_iter().map(|c| self.index.get(c).copied()).collect()
+    }
 }
 
 pub struct Row<'a> {
@@ -39,7 +45,12 @@ impl<'a> Row<'a> {
 
     /// The column's JSON text; `null` for SQL NULL and for a column the line lacks.
     pub fn text(&self, column: &str) -> &'a str {
-        self.shape.index.get(column).and_then(|&i| self.values[i]).map_or("null", RawValue::get)
+        self.text_at(self.shape.index.get(column).copied())
+    }
+
+    /// The JSON text at a position from [`RowShape::positions`].
+    pub fn text_at(&self, position: Option<usize>) -> &'a str {
+        position.and_then(|i| self.values[i]).map_or("null", RawValue::get)
     }
 
     pub fn is_null(&self, column: &str) -> bool {
