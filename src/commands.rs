@@ -123,7 +123,12 @@ async fn run_transform(settings: Settings, options: TransformOptions) -> anyhow:
             work.await
         }
     };
-    let report = joined.context("transform stopped unexpectedly")??;
+    let report = match joined.context("transform stopped unexpectedly")? {
+        Err(transform::TransformError::Interrupted) => {
+            return Err(Interrupted { command: "transform" }.into());
+        }
+        report => report?,
+    };
     output::print_result(&output::transform_summary(&report, settings.format));
     let allowed = options.max_rejected.unwrap_or(0);
     Ok(if report.rejected > allowed || report.stopped_early {

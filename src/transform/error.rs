@@ -19,7 +19,8 @@ pub enum TransformError {
     CorruptRaw { file: PathBuf, line: u64, reason: String },
     #[error("`{}` is not the file the export wrote for `{table}` (row count or checksum differs)", file.display())]
     RawChanged { file: PathBuf, table: TableName },
-    #[error("interrupted: `migrate transform` stopped before it finished")]
+    /// `TransformOptions::cancel` was set; the command reports it as its interruption.
+    #[error("transform was cancelled")]
     Interrupted,
     #[error(transparent)]
     Plan(#[from] PlanError),
@@ -47,10 +48,7 @@ impl TransformError {
             | TransformError::RawChanged { .. } => {
                 Some("the export was changed or cut short: run `migrate export` again".into())
             }
-            TransformError::Interrupted => Some(
-                "nothing half-written was left looking complete; run `migrate transform` again"
-                    .into(),
-            ),
+            TransformError::Interrupted => None,
             TransformError::Plan(error) => error.hint(),
             TransformError::DataDir(error) => error.hint(),
         }

@@ -23,7 +23,7 @@ use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value as Raw};
 
-pub use self::convert::{ConvertError, convert as convert_value};
+pub use self::convert::convert as convert_value;
 use self::document::{Lookups, MergedFields, Outcome, ParentKeys, Positions, Transformed};
 pub use self::error::TransformError;
 use self::row::{Row, RowShape};
