@@ -1,0 +1,1 @@
+//! A fast in-memory stand-in for a Convex deployment running the generated `convex/migrate.ts`.
