@@ -1,0 +1,407 @@
+//! The functions of the generated `convex/migrate.ts` (docs/convex-module.md): which path is
+//! which function, their arguments, their semantics on the store, and their results as JSON.
+
+use std::borrow::Cow;
+
+use serde::Deserialize;
+use serde_json::value::RawValue;
+
+use crate::id::DocId;
+use crate::json::{self, OrderedMap, Str};
+use crate::store::{Lookup, Store, Thrown, write_doc};
+
+/// `migrate:get` takes at most this many legacy ids.
+pub const MAX_GET: usize = 1000;
+
+/// The endpoint a call came in on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    Query,
+    Mutation,
+}
+
+/// What a successful call wrote, for the counters.
+#[derive(Default, Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Writes {
+    pub inserted: u64,
+    pub replaced: u64,
+    pub patched: u64,
+    pub deleted: u64,
+}
+
+#[derive(Clone, Copy)]
+enum Function {
+    Info,
+    Upsert,
+    PatchRefs,
+    Page,
+    Get,
+    Remove,
+}
+
+impl Function {
+    fn kind(self) -> Kind {
+        match self {
+            Function::Info | Function::Page | Function::Get => Kind::Query,
+            Function::Upsert | Function::PatchRefs | Function::Remove => Kind::Mutation,
+        }
+    }
+}
+
+fn find(path: &str) -> Option<Function> {
+    let (module, name) = path.split_once(':')?;
+    if module != "migrate" && module != "migrate.js" {
+        return None;
+    }
+    Some(match name {
+        "info" => Function::Info,
+        "upsert" => Function::Upsert,
+        "patchRefs" => Function::PatchRefs,
+        "page" => Function::Page,
+        "get" => Function::Get,
+        "remove" => Function::Remove,
+        _ => return None,
+    })
+}
+
+/// Runs the function at `path` with `args` (a JSON object); returns the encoded result value
+/// and what it wrote.
+pub fn call(
+    store: &mut Store,
+    plan_json: &str,
+    kind: Kind,
+    path: &str,
+    args: &RawValue,
+) -> Result<(String, Writes), Thrown> {
+    let Some(function) = find(path) else {
+        return Err(Thrown(format!(
+            "Could not find function for '{path}'. Did you forget to run `npx convex dev` or `npx convex deploy`?"
+        )));
+    };
+    if function.kind() != kind {
+        let (called, defined) = (kind_name(kind), kind_name(function.kind()));
+        return Err(Thrown(format!(
+            "Trying to execute {path} as {called}, but it is defined as {defined}."
+        )));
+    }
+    let mut writes = Writes::default();
+    let value = match function {
+        Function::Info => {
+            let _: InfoArgs = parse_args(args)?;
+            plan_json.to_owned()
+        }
+        Function::Upsert => store.atomically(|s| upsert(s, parse_args(args)?, &mut writes))?,
+        Function::PatchRefs => {
+            store.atomically(|s| patch_refs(s, parse_args(args)?, &mut writes))?
+        }
+        Function::Page => page(store, parse_args(args)?)?,
+        Function::Get => get(store, parse_args(args)?)?,
+        Function::Remove => remove(store, parse_args(args)?, &mut writes)?,
+    };
+    Ok((value, writes))
+}
+
+fn kind_name(kind: Kind) -> &'static str {
+    match kind {
+        Kind::Query => "Query",
+        Kind::Mutation => "Mutation",
+    }
+}
+
+fn parse_args<'a, T: Deserialize<'a>>(args: &'a RawValue) -> Result<T, Thrown> {
+    serde_json::from_str(args.get()).map_err(|e| Thrown(format!("ArgumentValidationError: {e}")))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct InfoArgs {}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct UpsertArgs<'a> {
+    #[serde(borrow)]
+    table: Str<'a>,
+    #[serde(borrow)]
+    docs: Vec<UpsertElement<'a>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct UpsertElement<'a> {
+    #[serde(borrow)]
+    doc: OrderedMap<Str<'a>, &'a RawValue>,
+    #[serde(borrow, default)]
+    refs: Option<OrderedMap<Str<'a>, RefTarget<'a>>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RefTarget<'a> {
+    #[serde(borrow)]
+    table: Str<'a>,
+    #[serde(borrow, rename = "legacyId")]
+    legacy_id: Str<'a>,
+}
+
+fn upsert(store: &mut Store, args: UpsertArgs<'_>, writes: &mut Writes) -> Result<String, Thrown> {
+    let t = store.table_index(&args.table)?;
+    let mut ids = Vec::with_capacity(args.docs.len());
+    let (mut inserted, mut replaced) = (0, 0);
+    for (index, element) in args.docs.iter().enumerate() {
+        let legacy = legacy_id(store, t, index, &element.doc)?;
+        let refs = match &element.refs {
+            Some(refs) => resolve_refs(store, t, &legacy, refs)?,
+            None => Vec::new(),
+        };
+        let body = build_body(&element.doc.0, &refs);
+        let id = match store.lookup(t, &legacy) {
+            Lookup::None => {
+                inserted += 1;
+                store.insert(t, Some(&legacy), body)
+            }
+            Lookup::One(slot) => {
+                replaced += 1;
+                store.replace(t, slot, body)
+            }
+            Lookup::Many => return Err(store.duplicates(t, &legacy)),
+        };
+        ids.push(id);
+    }
+    writes.inserted = inserted;
+    writes.replaced = replaced;
+    let mut out = ids_json(&ids);
+    out.pop();
+    out.push_str(&format!(",\"inserted\":{inserted},\"replaced\":{replaced}}}"));
+    Ok(out)
+}
+
+/// `doc[legacyIdField]`, which must be a string; `index` is the element's, from 0.
+fn legacy_id<'a>(
+    store: &Store,
+    t: usize,
+    index: usize,
+    doc: &'a OrderedMap<Str<'a>, &'a RawValue>,
+) -> Result<Cow<'a, str>, Thrown> {
+    let table = store.table(t);
+    let field = &*table.legacy_field;
+    let value = doc.0.iter().rev().find(|(key, _)| &**key == field).map(|(_, value)| *value);
+    value.and_then(json::as_str).ok_or_else(|| {
+        let got = value.map_or("undefined", js_type);
+        let (name, n) = (&table.name, index + 1);
+        Thrown(format!("{name}: document {n} of the batch has no string {field} (got {got})"))
+    })
+}
+
+/// What the module's `typeof` (or `null`) says of a value in Convex's JSON encoding.
+fn js_type(value: &RawValue) -> &'static str {
+    let text = value.get().trim_start();
+    match text.as_bytes().first() {
+        Some(b'n') => "null",
+        Some(b't' | b'f') => "boolean",
+        Some(b'"') => "string",
+        Some(b'{') if text[1..].trim_start().starts_with("\"$integer\"") => "bigint",
+        Some(b'{') if text[1..].trim_start().starts_with("\"$float\"") => "number",
+        Some(b'{' | b'[') => "object",
+        _ => "number",
+    }
+}
+
+/// Each reference as (field, the parent's id), checked against the plan.
+fn resolve_refs<'a>(
+    store: &Store,
+    t: usize,
+    legacy: &str,
+    refs: &'a OrderedMap<Str<'a>, RefTarget<'a>>,
+) -> Result<Vec<(&'a str, DocId)>, Thrown> {
+    let table = store.table(t);
+    let mut resolved = Vec::with_capacity(refs.0.len());
+    for (field, target) in &refs.0 {
+        let (field, parent) = (&**field, &*target.table);
+        match table.references.get(field) {
+            None => {
+                return Err(Thrown(format!(
+                    "{} {legacy}: {field} is not a reference of {} in the plan",
+                    table.name, table.name
+                )));
+            }
+            Some(planned) if **planned != *parent => {
+                return Err(Thrown(format!(
+                    "{} {legacy}: {field} refers to {planned} in the plan, not to {parent}",
+                    table.name
+                )));
+            }
+            Some(_) => {}
+        }
+        let p = store.table_index(parent)?;
+        let Some(doc) = store.find(p, &target.legacy_id)? else {
+            return Err(Thrown(format!(
+                "{} {legacy}: {field} refers to {parent} {}, which is not in Convex",
+                table.name, &*target.legacy_id
+            )));
+        };
+        resolved.push((field, doc.id));
+    }
+    Ok(resolved)
+}
+
+/// `{ ...fields, [field]: parentId, ... }` as JSON text; system fields are dropped.
+fn build_body(fields: &[(Str<'_>, &RawValue)], refs: &[(&str, DocId)]) -> Box<str> {
+    let size: usize = fields.iter().map(|(k, v)| k.len() + v.get().len() + 4).sum();
+    let mut out = String::with_capacity(size + refs.len() * 48 + 2);
+    out.push('{');
+    for (key, value) in fields {
+        let key = &**key;
+        if key == "_id" || key == "_creationTime" || refs.iter().any(|(field, _)| *field == key) {
+            continue;
+        }
+        json::write_str(&mut out, key);
+        out.push(':');
+        out.push_str(value.get());
+        out.push(',');
+    }
+    for (field, id) in refs {
+        json::write_str(&mut out, field);
+        out.push(':');
+        json::write_str(&mut out, id.as_str());
+        out.push(',');
+    }
+    if out.ends_with(',') {
+        out.pop();
+    }
+    out.push('}');
+    out.into_boxed_str()
+}
+
+fn ids_json(ids: &[DocId]) -> String {
+    let mut out = String::with_capacity(ids.len() * 35 + 16);
+    out.push_str("{\"ids\":[");
+    for (i, id) in ids.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        json::write_str(&mut out, id.as_str());
+    }
+    out.push_str("]}");
+    out
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PatchRefsArgs<'a> {
+    #[serde(borrow)]
+    table: Str<'a>,
+    #[serde(borrow)]
+    docs: Vec<PatchElement<'a>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PatchElement<'a> {
+    #[serde(borrow, rename = "legacyId")]
+    legacy_id: Str<'a>,
+    #[serde(borrow)]
+    refs: OrderedMap<Str<'a>, RefTarget<'a>>,
+}
+
+fn patch_refs(
+    store: &mut Store,
+    args: PatchRefsArgs<'_>,
+    writes: &mut Writes,
+) -> Result<String, Thrown> {
+    let t = store.table_index(&args.table)?;
+    let mut ids = Vec::with_capacity(args.docs.len());
+    for element in &args.docs {
+        let legacy = &*element.legacy_id;
+        let slot = match store.lookup(t, legacy) {
+            Lookup::One(slot) => slot,
+            Lookup::None => {
+                return Err(Thrown(format!("{} {legacy}: not in Convex", store.table(t).name)));
+            }
+            Lookup::Many => return Err(store.duplicates(t, legacy)),
+        };
+        let refs = resolve_refs(store, t, legacy, &element.refs)?;
+        let old = store.doc(t, slot).body.clone();
+        let fields: OrderedMap<Str<'_>, &RawValue> =
+            serde_json::from_str(&old).expect("stored bodies are JSON objects");
+        ids.push(store.replace(t, slot, build_body(&fields.0, &refs)));
+    }
+    writes.patched = ids.len() as u64;
+    Ok(ids_json(&ids))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PageArgs<'a> {
+    #[serde(borrow)]
+    table: Str<'a>,
+    #[serde(borrow)]
+    cursor: Option<Str<'a>>,
+    #[serde(rename = "numItems")]
+    num_items: f64,
+}
+
+fn page(store: &Store, args: PageArgs<'_>) -> Result<String, Thrown> {
+    let t = store.table_index(&args.table)?;
+    let start = match &args.cursor {
+        None => 0,
+        Some(cursor) => cursor.parse::<usize>().map_err(|_| {
+            Thrown(format!("InvalidCursor: {:?} is not a cursor of this query", &**cursor))
+        })?,
+    };
+    if args.num_items.is_nan() || args.num_items < 0.0 {
+        return Err(Thrown(format!("numItems must be a positive number, not {}", args.num_items)));
+    }
+    let (docs, next, done) = store.page(t, start, args.num_items as usize);
+    let mut out = String::with_capacity(docs.iter().map(|d| d.body.len() + 80).sum::<usize>() + 64);
+    out.push_str("{\"page\":[");
+    for (i, doc) in docs.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        write_doc(&mut out, doc);
+    }
+    out.push_str(&format!("],\"isDone\":{done},\"continueCursor\":\"{next}\"}}"));
+    Ok(out)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LegacyIdsArgs<'a> {
+    #[serde(borrow)]
+    table: Str<'a>,
+    #[serde(borrow, rename = "legacyIds")]
+    legacy_ids: Vec<Str<'a>>,
+}
+
+fn get(store: &Store, args: LegacyIdsArgs<'_>) -> Result<String, Thrown> {
+    let t = store.table_index(&args.table)?;
+    if args.legacy_ids.len() > MAX_GET {
+        return Err(Thrown(format!(
+            "get takes at most {MAX_GET} legacy ids, not {}",
+            args.legacy_ids.len()
+        )));
+    }
+    let mut out = String::from("[");
+    for (i, legacy) in args.legacy_ids.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        match store.find(t, legacy)? {
+            Some(doc) => write_doc(&mut out, doc),
+            None => out.push_str("null"),
+        }
+    }
+    out.push(']');
+    Ok(out)
+}
+
+fn remove(
+    store: &mut Store,
+    args: LegacyIdsArgs<'_>,
+    writes: &mut Writes,
+) -> Result<String, Thrown> {
+    let t = store.table_index(&args.table)?;
+    let deleted: usize = args.legacy_ids.iter().map(|legacy| store.remove_all(t, legacy)).sum();
+    writes.deleted = deleted as u64;
+    Ok(format!("{{\"deleted\":{deleted}}}"))
+}

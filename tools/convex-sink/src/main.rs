@@ -1,0 +1,121 @@
+//! `convex-sink`: serves a generated `convex/migrate.ts` in memory over Convex's HTTP API until
+//! SIGTERM or Ctrl-C, then prints its counters to stderr.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::Parser;
+use convex_sink::{Faults, Plan, Sink, SinkConfig, Stats};
+
+/// A fast in-memory stand-in for a Convex deployment running migrate's generated functions.
+///
+/// Prints `listening on http://127.0.0.1:<port>` on stdout once it answers.
+#[derive(Parser)]
+#[command(version)]
+struct Args {
+    /// The generated module whose `const PLAN = ...;` line gives the tables.
+    #[arg(long)]
+    module: PathBuf,
+    /// The deploy key clients must send (`Authorization: Convex <KEY>`).
+    #[arg(long)]
+    admin_key: String,
+    /// Port on 127.0.0.1; 0 picks a free one.
+    #[arg(long, default_value_t = 0)]
+    port: u16,
+    /// Milliseconds every reply waits before it is sent.
+    #[arg(long, default_value_t = 0.0)]
+    latency_ms: f64,
+    /// Share of requests answered 503 Overloaded / 429 TooManyConcurrentRequests.
+    #[arg(long, default_value_t = 0.0)]
+    unavailable: f64,
+    /// Share of requests whose connection is closed before anything is applied.
+    #[arg(long, default_value_t = 0.0)]
+    reset_before: f64,
+    /// Share of requests applied, then their connection closed without a reply.
+    #[arg(long, default_value_t = 0.0)]
+    reset_after: f64,
+    /// Share of requests applied, then their reply held for --stall-ms.
+    #[arg(long, default_value_t = 0.0)]
+    stall: f64,
+    /// How long a stalled reply is held, in milliseconds.
+    #[arg(long, default_value_t = 30_000)]
+    stall_ms: u64,
+    /// Seed of the fault draws and the ids.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    match run(args) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("convex-sink: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(args: Args) -> Result<(), String> {
+    let plan = Plan::from_module_file(&args.module).map_err(|e| e.to_string())?;
+    if !(args.latency_ms >= 0.0 && args.latency_ms.is_finite()) {
+        return Err(format!("--latency-ms {} is not a duration", args.latency_ms));
+    }
+    let config = SinkConfig {
+        admin_key: args.admin_key,
+        port: args.port,
+        latency: Duration::from_secs_f64(args.latency_ms / 1000.0),
+        faults: Faults {
+            unavailable: args.unavailable,
+            reset_before: args.reset_before,
+            reset_after: args.reset_after,
+            stall: args.stall,
+            stall_for: Duration::from_millis(args.stall_ms),
+        },
+        seed: args.seed,
+        ..SinkConfig::new(plan)
+    };
+    let sink = Sink::start(config).map_err(|e| e.to_string())?;
+    println!("listening on {}", sink.url());
+    wait_for_signal().map_err(|e| format!("cannot wait for signals: {e}"))?;
+    eprintln!("{}", describe(&sink.stats()));
+    sink.shutdown();
+    Ok(())
+}
+
+fn wait_for_signal() -> std::io::Result<()> {
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    runtime.block_on(async {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+        tokio::select! {
+            _ = term.recv() => {}
+            result = tokio::signal::ctrl_c() => result?,
+        }
+        Ok(())
+    })
+}
+
+fn describe(stats: &Stats) -> String {
+    let Stats {
+        requests,
+        succeeded,
+        function_errors,
+        wire_errors,
+        unavailable,
+        failed_all,
+        reset_before,
+        reset_after,
+        stalled,
+        inserted,
+        replaced,
+        patched,
+        deleted,
+    } = stats;
+    format!(
+        "convex-sink: requests={requests} succeeded={succeeded} function_errors={function_errors} \
+         wire_errors={wire_errors} unavailable={unavailable} failed_all={failed_all} \
+         reset_before={reset_before} reset_after={reset_after} stalled={stalled} \
+         inserted={inserted} replaced={replaced} patched={patched} deleted={deleted}"
+    )
+}

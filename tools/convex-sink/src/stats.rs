@@ -1,0 +1,88 @@
+//! Counters of what the sink did: requests by how they ended, and documents written.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// A snapshot of the counters. Every request to `/api/query` or `/api/mutation` counts once in
+/// `requests` and once in exactly one of the outcome counters.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Stats {
+    pub requests: u64,
+    /// Answered `{"status":"success"}`.
+    pub succeeded: u64,
+    /// Answered `{"status":"error"}`: the function threw, nothing applied.
+    pub function_errors: u64,
+    /// Refused at the wire: 400, 401 or 404.
+    pub wire_errors: u64,
+    /// Answered 503 or 429 by the `unavailable` fault.
+    pub unavailable: u64,
+    /// Answered 503 because `fail_all` was on.
+    pub failed_all: u64,
+    /// Connection closed before anything was applied.
+    pub reset_before: u64,
+    /// Applied, then the connection was closed without a reply.
+    pub reset_after: u64,
+    /// Applied, reply held for `stall_for` (counted when the stall begins).
+    pub stalled: u64,
+    /// Documents inserted, replaced, patched (`patchRefs`) and deleted by applied calls.
+    pub inserted: u64,
+    pub replaced: u64,
+    pub patched: u64,
+    pub deleted: u64,
+}
+
+/// How one request ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Outcome {
+    Succeeded,
+    FunctionError,
+    WireError,
+    Unavailable,
+    FailedAll,
+    ResetBefore,
+    ResetAfter,
+    Stalled,
+}
+
+#[derive(Default)]
+pub(crate) struct Counters {
+    requests: AtomicU64,
+    outcomes: [AtomicU64; 8],
+    inserted: AtomicU64,
+    replaced: AtomicU64,
+    patched: AtomicU64,
+    deleted: AtomicU64,
+}
+
+impl Counters {
+    pub fn request(&self, outcome: Outcome) {
+        self.requests.fetch_add(1, Ordering::Relaxed);
+        self.outcomes[outcome as usize].fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn wrote(&self, writes: crate::functions::Writes) {
+        self.inserted.fetch_add(writes.inserted, Ordering::Relaxed);
+        self.replaced.fetch_add(writes.replaced, Ordering::Relaxed);
+        self.patched.fetch_add(writes.patched, Ordering::Relaxed);
+        self.deleted.fetch_add(writes.deleted, Ordering::Relaxed);
+    }
+
+    pub fn snapshot(&self) -> Stats {
+        let get = |counter: &AtomicU64| counter.load(Ordering::Relaxed);
+        let outcome = |o: Outcome| get(&self.outcomes[o as usize]);
+        Stats {
+            requests: get(&self.requests),
+            succeeded: outcome(Outcome::Succeeded),
+            function_errors: outcome(Outcome::FunctionError),
+            wire_errors: outcome(Outcome::WireError),
+            unavailable: outcome(Outcome::Unavailable),
+            failed_all: outcome(Outcome::FailedAll),
+            reset_before: outcome(Outcome::ResetBefore),
+            reset_after: outcome(Outcome::ResetAfter),
+            stalled: outcome(Outcome::Stalled),
+            inserted: get(&self.inserted),
+            replaced: get(&self.replaced),
+            patched: get(&self.patched),
+            deleted: get(&self.deleted),
+        }
+    }
+}

@@ -1,0 +1,364 @@
+//! The in-memory database: per table, the documents in insertion order and an index from legacy
+//! id to them (the `by_legacy_id` index), plus the undo log that makes each call atomic.
+//!
+//! A document is its id, creation time and body: the JSON object text of its fields without the
+//! system fields, references already Convex ids. Bodies stay text; only the handle's test helpers
+//! build `serde_json::Value`s. A removed document leaves an empty slot, so a slot number is a
+//! stable position: the paging cursor.
+
+use std::fmt::Write;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use rustc_hash::FxHashMap;
+
+use crate::id::{DocId, FIRST_TABLE_NUMBER, IdMinter};
+use crate::json;
+use crate::plan::Plan;
+
+/// A function threw: the call answers `{"status":"error","errorMessage":...}`, nothing applied.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Thrown(pub String);
+
+pub struct Doc {
+    pub id: DocId,
+    pub created: f64,
+    /// The fields as a JSON object, system fields left out.
+    pub body: Box<str>,
+}
+
+/// Where the documents with one legacy id are (more than one only if a test made it so).
+enum Slots {
+    One(u32),
+    Many(Vec<u32>),
+}
+
+/// What a legacy id finds.
+pub enum Lookup {
+    None,
+    One(u32),
+    Many,
+}
+
+pub struct Table {
+    pub name: Box<str>,
+    number: u32,
+    pub legacy_field: Box<str>,
+    /// Reference field → parent table, from the plan.
+    pub references: FxHashMap<Box<str>, Box<str>>,
+    docs: Vec<Option<Doc>>,
+    index: FxHashMap<Box<str>, Slots>,
+    live: usize,
+}
+
+enum Undo {
+    Inserted { table: usize, legacy: Option<Box<str>> },
+    Replaced { table: usize, slot: u32, body: Box<str> },
+}
+
+pub struct Store {
+    tables: Vec<Table>,
+    by_name: FxHashMap<Box<str>, usize>,
+    minter: IdMinter,
+    last_created: f64,
+    undo: Vec<Undo>,
+}
+
+impl Store {
+    pub fn new(plan: &Plan, seed: u64) -> Store {
+        let tables: Vec<Table> = plan
+            .tables()
+            .iter()
+            .zip(FIRST_TABLE_NUMBER..)
+            .map(|(table, number)| Table {
+                name: table.name.as_str().into(),
+                number,
+                legacy_field: table.legacy_id_field.as_str().into(),
+                references: table
+                    .references
+                    .iter()
+                    .map(|(field, parent)| (field.as_str().into(), parent.as_str().into()))
+                    .collect(),
+                docs: Vec::new(),
+                index: FxHashMap::default(),
+                live: 0,
+            })
+            .collect();
+        let by_name = tables.iter().enumerate().map(|(i, t)| (t.name.clone(), i)).collect();
+        Store { tables, by_name, minter: IdMinter::new(seed), last_created: 0.0, undo: Vec::new() }
+    }
+
+    /// The table named `name`, or the error every function throws for a table outside the plan.
+    pub fn table_index(&self, name: &str) -> Result<usize, Thrown> {
+        self.by_name.get(name).copied().ok_or_else(|| {
+            let mut message = String::from("unknown table ");
+            json::write_str(&mut message, name);
+            Thrown(message)
+        })
+    }
+
+    pub fn table(&self, table: usize) -> &Table {
+        &self.tables[table]
+    }
+
+    /// Runs `f` as one transaction: if it throws, every write it made is undone.
+    pub fn atomically<R>(
+        &mut self,
+        f: impl FnOnce(&mut Store) -> Result<R, Thrown>,
+    ) -> Result<R, Thrown> {
+        self.undo.clear();
+        let result = f(self);
+        if result.is_err() {
+            while let Some(undo) = self.undo.pop() {
+                self.revert(undo);
+            }
+        }
+        self.undo.clear();
+        result
+    }
+
+    fn revert(&mut self, undo: Undo) {
+        match undo {
+            Undo::Inserted { table, legacy } => {
+                let t = &mut self.tables[table];
+                t.docs.pop();
+                t.live -= 1;
+                if let Some(legacy) = legacy {
+                    t.unindex(&legacy, t.docs.len() as u32);
+                }
+            }
+            Undo::Replaced { table, slot, body } => {
+                self.tables[table].docs[slot as usize]
+                    .as_mut()
+                    .expect("replaced a live slot")
+                    .body = body;
+            }
+        }
+    }
+
+    pub fn lookup(&self, table: usize, legacy: &str) -> Lookup {
+        match self.tables[table].index.get(legacy) {
+            None => Lookup::None,
+            Some(Slots::One(slot)) => Lookup::One(*slot),
+            Some(Slots::Many(_)) => Lookup::Many,
+        }
+    }
+
+    /// The document with this legacy id, if any; two of them throw (`findByLegacyId` of the
+    /// module).
+    pub fn find(&self, table: usize, legacy: &str) -> Result<Option<&Doc>, Thrown> {
+        match self.lookup(table, legacy) {
+            Lookup::None => Ok(None),
+            Lookup::One(slot) => Ok(Some(self.doc(table, slot))),
+            Lookup::Many => Err(self.duplicates(table, legacy)),
+        }
+    }
+
+    /// What the module throws when a legacy id finds more than one document.
+    pub fn duplicates(&self, table: usize, legacy: &str) -> Thrown {
+        Thrown(format!("{} {legacy}: 2 documents have this legacy id", self.tables[table].name))
+    }
+
+    /// The first document with this legacy id, duplicates or not (for the handle).
+    pub fn first(&self, table: usize, legacy: &str) -> Option<&Doc> {
+        let t = &self.tables[table];
+        let slot = match t.index.get(legacy)? {
+            Slots::One(slot) => *slot,
+            Slots::Many(slots) => slots[0],
+        };
+        t.docs[slot as usize].as_ref()
+    }
+
+    pub fn doc(&self, table: usize, slot: u32) -> &Doc {
+        self.tables[table].docs[slot as usize].as_ref().expect("indexed slots are live")
+    }
+
+    /// Inserts a new document; `legacy` (if any) is indexed.
+    pub fn insert(&mut self, table: usize, legacy: Option<&str>, body: Box<str>) -> DocId {
+        let created = self.next_creation_time();
+        let t = &mut self.tables[table];
+        let id = self.minter.mint(t.number);
+        let slot = t.docs.len() as u32;
+        t.docs.push(Some(Doc { id, created, body }));
+        t.live += 1;
+        if let Some(legacy) = legacy {
+            t.index_add(legacy, slot);
+        }
+        self.undo.push(Undo::Inserted { table, legacy: legacy.map(Into::into) });
+        id
+    }
+
+    /// Replaces the fields of the document in `slot`, keeping its id and creation time.
+    pub fn replace(&mut self, table: usize, slot: u32, body: Box<str>) -> DocId {
+        let doc = self.tables[table].docs[slot as usize].as_mut().expect("replacing a live slot");
+        let old = std::mem::replace(&mut doc.body, body);
+        let id = doc.id;
+        self.undo.push(Undo::Replaced { table, slot, body: old });
+        id
+    }
+
+    /// Deletes every document with this legacy id; not undoable (`remove` cannot fail midway).
+    pub fn remove_all(&mut self, table: usize, legacy: &str) -> usize {
+        let t = &mut self.tables[table];
+        let slots = match t.index.remove(legacy) {
+            None => return 0,
+            Some(Slots::One(slot)) => vec![slot],
+            Some(Slots::Many(slots)) => slots,
+        };
+        for &slot in &slots {
+            t.docs[slot as usize] = None;
+        }
+        t.live -= slots.len();
+        slots.len()
+    }
+
+    /// Up to `n` documents from slot `start` on, the slot to continue from, and whether that is
+    /// the end of the table.
+    pub fn page(&self, table: usize, start: usize, n: usize) -> (Vec<&Doc>, usize, bool) {
+        let docs = &self.tables[table].docs;
+        let mut page = Vec::with_capacity(n.min(1024));
+        let mut pos = start.min(docs.len());
+        while pos < docs.len() && page.len() < n {
+            if let Some(doc) = &docs[pos] {
+                page.push(doc);
+            }
+            pos += 1;
+        }
+        while pos < docs.len() && docs[pos].is_none() {
+            pos += 1;
+        }
+        (page, pos, pos >= docs.len())
+    }
+
+    pub fn live_count(&self, table: usize) -> usize {
+        self.tables[table].live
+    }
+
+    /// Moves the document in `slot` from one legacy id to another (after a test changed it).
+    pub fn reindex(&mut self, table: usize, slot: u32, from: Option<&str>, to: Option<&str>) {
+        let t = &mut self.tables[table];
+        if let Some(from) = from {
+            t.unindex(from, slot);
+        }
+        if let Some(to) = to {
+            t.index_add(to, slot);
+        }
+    }
+
+    /// The first slot holding a document with this legacy id.
+    pub fn first_slot(&self, table: usize, legacy: &str) -> Option<u32> {
+        match self.tables[table].index.get(legacy)? {
+            Slots::One(slot) => Some(*slot),
+            Slots::Many(slots) => Some(slots[0]),
+        }
+    }
+
+    /// Creation times in milliseconds since the epoch, strictly increasing.
+    fn next_creation_time(&mut self) -> f64 {
+        let now = SystemTime::now().duration_since(UNIX_EPOCH).expect("after 1970");
+        let now = now.as_micros() as f64 / 1000.0;
+        self.last_created = if now > self.last_created { now } else { self.last_created + 0.001 };
+        self.last_created
+    }
+}
+
+impl Table {
+    fn index_add(&mut self, legacy: &str, slot: u32) {
+        match self.index.get_mut(legacy) {
+            None => {
+                self.index.insert(legacy.into(), Slots::One(slot));
+            }
+            Some(slots) => {
+                let mut all = match slots {
+                    Slots::One(first) => vec![*first],
+                    Slots::Many(all) => std::mem::take(all),
+                };
+                all.push(slot);
+                all.sort_unstable();
+                *slots = Slots::Many(all);
+            }
+        }
+    }
+
+    fn unindex(&mut self, legacy: &str, slot: u32) {
+        let Some(slots) = self.index.get_mut(legacy) else { return };
+        match slots {
+            Slots::One(s) if *s == slot => {
+                self.index.remove(legacy);
+            }
+            Slots::One(_) => {}
+            Slots::Many(all) => {
+                all.retain(|&s| s != slot);
+                if let [only] = all[..] {
+                    *slots = Slots::One(only);
+                }
+            }
+        }
+    }
+}
+
+/// Appends a document as Convex returns it: `_creationTime`, `_id`, then its fields.
+pub fn write_doc(out: &mut String, doc: &Doc) {
+    out.push_str("{\"_creationTime\":");
+    write!(out, "{}", doc.created).expect("writing to a String cannot fail");
+    out.push_str(",\"_id\":");
+    json::write_str(out, doc.id.as_str());
+    let fields = doc.body.trim_start().strip_prefix('{').expect("a body is an object").trim_start();
+    if !fields.starts_with('}') {
+        out.push(',');
+    }
+    out.push_str(fields);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn store() -> Store {
+        let plan = Plan::from_json(
+            r#"{"version":1,"planHash":"blake3:0","tables":{"users":{"legacyIdField":"legacyId","references":{}}}}"#,
+        )
+        .unwrap();
+        Store::new(&plan, 1)
+    }
+
+    #[test]
+    fn a_thrown_transaction_leaves_nothing_behind() {
+        let mut store = store();
+        let kept = store.insert(0, Some("1"), r#"{"legacyId":"1","v":1}"#.into());
+        let result: Result<(), Thrown> = store.atomically(|s| {
+            s.insert(0, Some("2"), r#"{"legacyId":"2"}"#.into());
+            s.replace(0, 0, r#"{"legacyId":"1","v":2}"#.into());
+            s.insert(0, Some("1"), r#"{"legacyId":"1","dup":true}"#.into());
+            Err(Thrown("boom".into()))
+        });
+        assert_eq!(result, Err(Thrown("boom".into())));
+        assert_eq!(store.live_count(0), 1);
+        assert!(matches!(store.lookup(0, "1"), Lookup::One(0)));
+        assert!(matches!(store.lookup(0, "2"), Lookup::None));
+        assert_eq!(store.doc(0, 0).id, kept);
+        assert_eq!(&*store.doc(0, 0).body, r#"{"legacyId":"1","v":1}"#);
+    }
+
+    #[test]
+    fn pages_skip_removed_slots_and_documents_print_with_system_fields() {
+        let mut store = store();
+        for i in 0..5 {
+            store.insert(0, Some(&i.to_string()), format!(r#"{{"legacyId":"{i}"}}"#).into());
+        }
+        assert_eq!(store.remove_all(0, "1"), 1);
+        assert_eq!(store.remove_all(0, "4"), 1);
+        let (page, next, done) = store.page(0, 0, 2);
+        assert_eq!((page.len(), next, done), (2, 3, false));
+        let (page, next, done) = store.page(0, next, 2);
+        assert_eq!((page.len(), next, done), (1, 5, true));
+        let mut out = String::new();
+        write_doc(&mut out, page[0]);
+        let value: serde_json::Value = serde_json::from_str(&out).unwrap();
+        assert_eq!(value["legacyId"], "3");
+        assert_eq!(value["_id"].as_str().unwrap().len(), 32);
+        assert!(value["_creationTime"].as_f64().unwrap() > 1.7e12);
+        let mut empty = String::new();
+        write_doc(&mut empty, &Doc { id: page[0].id, created: 1.5, body: "{}".into() });
+        assert_eq!(empty, format!(r#"{{"_creationTime":1.5,"_id":"{}"}}"#, page[0].id.as_str()));
+    }
+}

@@ -1,0 +1,293 @@
+//! The functions of docs/convex-module.md over HTTP: upsert, patchRefs, page, get, remove.
+
+mod common;
+
+use common::{Client, is_convex_id, start, users};
+use serde_json::{Value, json};
+
+fn ids(value: &Value) -> Vec<String> {
+    value["ids"].as_array().unwrap().iter().map(|id| id.as_str().unwrap().to_owned()).collect()
+}
+
+#[tokio::test]
+async fn upsert_inserts_then_replaces_under_the_same_ids() {
+    let sink = start();
+    let mut client = Client::new(&sink);
+    let first = client.upsert("users", users(0..3)).await;
+    assert_eq!((first["inserted"].clone(), first["replaced"].clone()), (json!(3), json!(0)));
+    let first_ids = ids(&first);
+    assert_eq!(first_ids.len(), 3);
+    assert!(first_ids.iter().all(|id| is_convex_id(id)), "{first_ids:?}");
+
+    let changed = json!([
+        {"doc": {"legacyId": "1", "name": "renamed", "score": {"$integer": "AQAAAAAAAAA="}}},
+        {"doc": {"legacyId": "3", "name": "new"}},
+    ]);
+    let second = client.upsert("users", changed).await;
+    assert_eq!((second["inserted"].clone(), second["replaced"].clone()), (json!(1), json!(1)));
+    let second_ids = ids(&second);
+    assert_eq!(second_ids[0], first_ids[1]);
+    assert!(!first_ids.contains(&second_ids[1]));
+
+    let docs = sink.documents("users");
+    assert_eq!(docs.len(), 4);
+    assert_eq!(docs[1]["_id"], first_ids[1].as_str());
+    assert_eq!(docs[1]["name"], "renamed");
+    assert_eq!(docs[1]["score"], json!({"$integer": "AQAAAAAAAAA="}));
+    assert!(
+        docs[0]["_creationTime"].as_f64().unwrap() < docs[3]["_creationTime"].as_f64().unwrap()
+    );
+    let stats = sink.stats();
+    assert_eq!((stats.inserted, stats.replaced), (4, 1));
+}
+
+#[tokio::test]
+async fn references_become_the_parents_ids_even_within_one_batch() {
+    let sink = start();
+    let mut client = Client::new(&sink);
+    let user = ids(&client.upsert("users", users(7..8)).await).remove(0);
+    let posts = json!([
+        {"doc": {"legacyId": "p1", "title": "root"}, "refs": {"authorId": {"table": "users", "legacyId": "7"}}},
+        {"doc": {"legacyId": "p2", "title": "reply"},
+         "refs": {"authorId": {"table": "users", "legacyId": "7"}, "parentId": {"table": "posts", "legacyId": "p1"}}},
+    ]);
+    let post_ids = ids(&client.upsert("posts", posts).await);
+    let p2 = sink.document("posts", "p2").unwrap();
+    assert_eq!(p2["authorId"], user.as_str());
+    assert_eq!(p2["parentId"], post_ids[0].as_str());
+    assert_eq!(p2["_id"], post_ids[1].as_str());
+    // Table numbers differ per table, so ids of different tables differ in their first bytes.
+    assert_ne!(user[..3], post_ids[0][..3]);
+}
+
+#[tokio::test]
+async fn a_missing_parent_throws_and_applies_nothing() {
+    let sink = start();
+    let mut client = Client::new(&sink);
+    client.upsert("users", users(0..1)).await;
+    client.upsert("posts", json!([{"doc": {"legacyId": "old", "title": "kept"}}])).await;
+    let args = json!({"table": "posts", "docs": [
+        {"doc": {"legacyId": "old", "title": "changed"}},
+        {"doc": {"legacyId": "a", "title": "fine"}, "refs": {"authorId": {"table": "users", "legacyId": "0"}}},
+        {"doc": {"legacyId": "b", "title": "orphan"}, "refs": {"authorId": {"table": "users", "legacyId": "99"}}},
+    ]});
+    let message = client.thrown("mutation", "migrate:upsert", args).await;
+    assert_eq!(message, "posts b: authorId refers to users 99, which is not in Convex");
+    let posts = sink.documents("posts");
+    assert_eq!(posts.len(), 1);
+    assert_eq!(posts[0]["title"], "kept");
+    assert_eq!(sink.stats().inserted, 2);
+}
+
+#[tokio::test]
+async fn plan_violations_and_bad_legacy_ids_throw() {
+    let sink = start();
+    let mut client = Client::new(&sink);
+    client.upsert("users", users(0..1)).await;
+    let cases = [
+        (json!({"table": "nope", "docs": []}), "unknown table \"nope\"".to_owned()),
+        (
+            json!({"table": "users", "docs": [{"doc": {"legacyId": "a"}}, {"doc": {"legacyId": 5}}]}),
+            "users: document 2 of the batch has no string legacyId (got number)".to_owned(),
+        ),
+        (
+            json!({"table": "users", "docs": [{"doc": {"name": "x"}}]}),
+            "users: document 1 of the batch has no string legacyId (got undefined)".to_owned(),
+        ),
+        (
+            json!({"table": "users", "docs": [{"doc": {"legacyId": {"$integer": "AQAAAAAAAAA="}}}]}),
+            "users: document 1 of the batch has no string legacyId (got bigint)".to_owned(),
+        ),
+        (
+            json!({"table": "users", "docs": [{"doc": {"legacyId": null}}]}),
+            "users: document 1 of the batch has no string legacyId (got null)".to_owned(),
+        ),
+        (json!({"table": "a\"b", "docs": []}), r#"unknown table "a\"b""#.to_owned()),
+        (
+            json!({"table": "posts", "docs": [{"doc": {"legacyId": "p"}, "refs": {"authorId": {"table": "posts", "legacyId": "0"}}}]}),
+            "posts p: authorId refers to users in the plan, not to posts".to_owned(),
+        ),
+        (
+            json!({"table": "posts", "docs": [{"doc": {"legacyId": "p"}, "refs": {"title": {"table": "users", "legacyId": "0"}}}]}),
+            "posts p: title is not a reference of posts in the plan".to_owned(),
+        ),
+    ];
+    for (args, expected) in cases {
+        assert_eq!(client.thrown("mutation", "migrate:upsert", args).await, expected);
+    }
+    assert_eq!(sink.count("posts"), 0);
+    assert_eq!(sink.count("users"), 1);
+}
+
+#[tokio::test]
+async fn two_documents_with_one_legacy_id_make_upsert_and_patch_refs_throw() {
+    let sink = start();
+    let mut client = Client::new(&sink);
+    client.upsert("users", users(0..1)).await;
+    let extra =
+        sink.insert_raw("users", json!({"legacyId": "0", "name": "twin", "_id": "ignored"}));
+    assert!(is_convex_id(&extra));
+    assert_eq!(sink.count("users"), 2);
+    let message = client
+        .thrown("mutation", "migrate:upsert", json!({"table": "users", "docs": users(0..1)}))
+        .await;
+    assert_eq!(message, "users 0: 2 documents have this legacy id");
+    client.upsert("posts", json!([{"doc": {"legacyId": "p"}}])).await;
+    let patch = json!({"table": "posts", "docs": [{"legacyId": "p", "refs": {"authorId": {"table": "users", "legacyId": "0"}}}]});
+    let message = client.thrown("mutation", "migrate:patchRefs", patch).await;
+    assert_eq!(message, "users 0: 2 documents have this legacy id", "as a parent");
+    let get = json!({"table": "users", "legacyIds": ["0"]});
+    let message = client.thrown("query", "migrate:get", get).await;
+    assert_eq!(message, "users 0: 2 documents have this legacy id");
+    sink.insert_raw("posts", json!({"legacyId": "p"}));
+    let patch = json!({"table": "posts", "docs": [{"legacyId": "p", "refs": {}}]});
+    let message = client.thrown("mutation", "migrate:patchRefs", patch).await;
+    assert_eq!(message, "posts p: 2 documents have this legacy id");
+    // remove deletes both.
+    let value = client
+        .ok("mutation", "migrate:remove", json!({"table": "users", "legacyIds": ["0"]}))
+        .await;
+    assert_eq!(value, json!({"deleted": 2}));
+    assert_eq!(sink.count("users"), 0);
+}
+
+#[tokio::test]
+async fn patch_refs_fills_cycle_references_in() {
+    let sink = start();
+    let mut client = Client::new(&sink);
+    client.upsert("users", users(1..2)).await;
+    let posts =
+        json!([{"doc": {"legacyId": "a", "title": "A"}}, {"doc": {"legacyId": "b", "title": "B"}}]);
+    let post_ids = ids(&client.upsert("posts", posts).await);
+    let args = json!({"table": "posts", "docs": [
+        {"legacyId": "a", "refs": {"parentId": {"table": "posts", "legacyId": "b"}}},
+        {"legacyId": "b", "refs": {"parentId": {"table": "posts", "legacyId": "a"}, "authorId": {"table": "users", "legacyId": "1"}}},
+    ]});
+    let value = client.ok("mutation", "migrate:patchRefs", args).await;
+    assert_eq!(ids(&value), post_ids);
+    let a = sink.document("posts", "a").unwrap();
+    let b = sink.document("posts", "b").unwrap();
+    assert_eq!(
+        (a["parentId"].as_str(), a["title"].as_str()),
+        (Some(post_ids[1].as_str()), Some("A"))
+    );
+    assert_eq!(b["parentId"], post_ids[0].as_str());
+    assert!(is_convex_id(b["authorId"].as_str().unwrap()));
+    assert_eq!(sink.stats().patched, 2);
+
+    // A missing document throws and the earlier patch of the call is undone.
+    let args = json!({"table": "posts", "docs": [
+        {"legacyId": "a", "refs": {"parentId": {"table": "posts", "legacyId": "a"}}},
+        {"legacyId": "zzz", "refs": {"parentId": {"table": "posts", "legacyId": "a"}}},
+    ]});
+    assert_eq!(
+        client.thrown("mutation", "migrate:patchRefs", args).await,
+        "posts zzz: not in Convex"
+    );
+    assert_eq!(sink.document("posts", "a").unwrap()["parentId"], post_ids[1].as_str());
+}
+
+#[tokio::test]
+async fn page_walks_a_table_in_insertion_order() {
+    let sink = start();
+    let mut client = Client::new(&sink);
+    for start in (0..1000).step_by(250) {
+        client.upsert("users", users(start..start + 250)).await;
+    }
+    let mut seen = Vec::new();
+    let mut cursor = Value::Null;
+    let mut pages = 0;
+    loop {
+        let args = json!({"table": "users", "cursor": cursor, "numItems": 64});
+        let value = client.ok("query", "migrate:page", args).await;
+        let page = value["page"].as_array().unwrap();
+        assert!(page.len() <= 64);
+        for doc in page {
+            assert!(is_convex_id(doc["_id"].as_str().unwrap()));
+            assert!(doc["_creationTime"].as_f64().is_some_and(|t| t > 1.7e12));
+            seen.push(doc["legacyId"].as_str().unwrap().parse::<usize>().unwrap());
+        }
+        pages += 1;
+        cursor = value["continueCursor"].clone();
+        assert!(cursor.is_string());
+        if value["isDone"] == json!(true) {
+            break;
+        }
+    }
+    assert_eq!(pages, 16);
+    assert_eq!(seen, (0..1000).collect::<Vec<_>>());
+    let message = client
+        .thrown("query", "migrate:page", json!({"table": "users", "cursor": "x!", "numItems": 1}))
+        .await;
+    assert!(message.contains("cursor"), "{message}");
+}
+
+#[tokio::test]
+async fn get_returns_documents_in_order_with_nulls() {
+    let sink = start();
+    let mut client = Client::new(&sink);
+    let user_ids = ids(&client.upsert("users", users(0..3)).await);
+    let value = client
+        .ok("query", "migrate:get", json!({"table": "users", "legacyIds": ["2", "x", "0"]}))
+        .await;
+    let docs = value.as_array().unwrap();
+    assert_eq!(docs.len(), 3);
+    assert_eq!(docs[0]["_id"], user_ids[2].as_str());
+    assert_eq!(docs[0]["name"], "user 2");
+    assert_eq!(docs[1], Value::Null);
+    assert_eq!(docs[2]["_id"], user_ids[0].as_str());
+    let too_many: Vec<String> = (0..1001).map(|i| i.to_string()).collect();
+    let message = client
+        .thrown("query", "migrate:get", json!({"table": "users", "legacyIds": too_many}))
+        .await;
+    assert!(message.contains("1000"), "{message}");
+}
+
+#[tokio::test]
+async fn remove_deletes_and_a_modified_document_shows_in_get() {
+    let sink = start();
+    let mut client = Client::new(&sink);
+    client.upsert("users", users(0..4)).await;
+    let value = client
+        .ok("mutation", "migrate:remove", json!({"table": "users", "legacyIds": ["1", "3", "9"]}))
+        .await;
+    assert_eq!(value, json!({"deleted": 2}));
+    let left: Vec<Value> = sink.documents("users").iter().map(|d| d["legacyId"].clone()).collect();
+    assert_eq!(left, [json!("0"), json!("2")]);
+    assert_eq!(sink.stats().deleted, 2);
+
+    assert!(sink.modify("users", "2", |doc| {
+        doc.insert("name".into(), json!("tampered"));
+    }));
+    assert!(!sink.modify("users", "1", |_| {}));
+    let value =
+        client.ok("query", "migrate:get", json!({"table": "users", "legacyIds": ["2"]})).await;
+    assert_eq!(value[0]["name"], "tampered");
+    // Moving a document to another legacy id re-indexes it.
+    assert!(sink.modify("users", "2", |doc| {
+        doc.insert("legacyId".into(), json!("20"));
+    }));
+    let value = client
+        .ok("query", "migrate:get", json!({"table": "users", "legacyIds": ["2", "20"]}))
+        .await;
+    assert_eq!(value[0], Value::Null);
+    assert_eq!(value[1]["name"], "tampered");
+}
+
+#[tokio::test]
+async fn a_table_with_another_legacy_id_field_uses_it() {
+    let sink = start();
+    let mut client = Client::new(&sink);
+    client.upsert("posts", json!([{"doc": {"legacyId": "p"}}])).await;
+    let docs = json!([{"doc": {"key": "[\"acme\",\"42\"]", "body": "hi"}, "refs": {"postId": {"table": "posts", "legacyId": "p"}}}]);
+    client.upsert("comments", docs).await;
+    let value = client
+        .ok(
+            "query",
+            "migrate:get",
+            json!({"table": "comments", "legacyIds": ["[\"acme\",\"42\"]"]}),
+        )
+        .await;
+    assert_eq!(value[0]["body"], "hi");
+    assert!(is_convex_id(value[0]["postId"].as_str().unwrap()));
+}
