@@ -410,7 +410,7 @@ enum Call<'a> {
 }
 
 /// A TypeScript string literal: JSON's string syntax is valid JavaScript.
-fn string_literal(value: &str) -> String {
+pub(super) fn string_literal(value: &str) -> String {
     serde_json::to_string(value).expect("a string always serializes")
 }
 
@@ -431,7 +431,7 @@ fn object_key(name: &str) -> String {
 
 /// `text` safe inside a `//` comment: line breaks (including U+2028 and U+2029, which end a
 /// line in JavaScript) and other control characters are written as `\u{..}` escapes.
-fn comment_text(text: &str) -> String {
+pub(super) fn comment_text(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for c in text.chars() {
         if c.is_control() || c == '\u{2028}' || c == '\u{2029}' {

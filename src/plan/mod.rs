@@ -1,12 +1,13 @@
 //! The mapping plan: the versioned TOML files in the plan directory (docs/plan-format.md),
 //! resolved against the catalog into a [`Plan`] that transform executes and codegen turns into
-//! the Convex schema.
+//! the Convex schema (`codegen`) and the Convex functions import calls (`migrate_ts`).
 
 pub mod codegen;
 pub mod error;
 pub mod file;
 pub mod generated;
 pub mod init;
+pub mod migrate_ts;
 pub mod model;
 pub mod resolve;
 

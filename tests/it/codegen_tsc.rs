@@ -1,9 +1,10 @@
-//! The generated `convex/schema.ts` typechecks with `tsc --noEmit` against the real `convex`
-//! package, and tsc really checks: a broken file fails.
+//! The generated `convex/schema.ts` and `convex/migrate.ts` typecheck with `tsc --noEmit` against
+//! the real `convex` package, and tsc really checks: a broken file fails.
 
 use std::process::Command;
 
 use migrate::plan::codegen::schema_ts;
+use migrate::plan::migrate_ts::migrate_ts;
 
 use migrate::plan::{Conversion, NullPolicy, Plan};
 
@@ -13,16 +14,23 @@ use crate::codegen_support::{
 };
 
 #[test]
-fn the_generated_schema_typechecks() {
-    // GIVEN the schema of a plan using every conversion, cycle and orphan policy
+fn the_generated_schema_and_module_typecheck() {
+    // GIVEN the schema and the module of a plan using every conversion, cycle and orphan policy
     let app = ConvexApp::new("tsc");
     app.write("convex/schema.ts", &schema_ts(&every_conversion_plan()));
-    // and a module that reads documents back through the schema's types
+    app.write("convex/migrate.ts", &migrate_ts(&every_conversion_plan()));
+    // and a module that reads documents back through the schema's types, and holds the module's
+    // functions as internal ones (a public function would not fit)
     app.write(
         "convex/usage.ts",
         r#"import type { DataModelFromSchemaDefinition } from "convex/server";
+import type { RegisteredMutation, RegisteredQuery } from "convex/server";
 import type { GenericId } from "convex/values";
 import schema from "./schema";
+import { get, info, page, patchRefs, remove, upsert } from "./migrate";
+
+export const mutations: RegisteredMutation<"internal", any, any>[] = [upsert, patchRefs, remove];
+export const queries: RegisteredQuery<"internal", any, any>[] = [info, page, get];
 
 type Doc<T extends keyof DataModelFromSchemaDefinition<typeof schema>> =
   DataModelFromSchemaDefinition<typeof schema>[T]["document"];
@@ -48,7 +56,7 @@ export function check(all: Doc<"allTypes">, person: Doc<"people">, team: Doc<"te
     let output = app.typecheck();
 
     // THEN it finds nothing
-    assert!(output.status.success(), "tsc rejected the generated schema:\n{}", printed(&output));
+    assert!(output.status.success(), "tsc rejected the generated files:\n{}", printed(&output));
 }
 
 #[test]
@@ -107,6 +115,7 @@ fn awkward_names_and_labels_stay_valid_typescript() {
     };
     let app = ConvexApp::new("tsc-awkward");
     app.write("convex/schema.ts", &schema_ts(&plan));
+    app.write("convex/migrate.ts", &migrate_ts(&plan));
     // and a module checking that the keys and labels arrived as they are
     app.write(
         "convex/usage.ts",
@@ -130,5 +139,5 @@ export function check(doc: Doc) {
     let output = app.typecheck();
 
     // THEN it finds nothing
-    assert!(output.status.success(), "tsc rejected the generated schema:\n{}", printed(&output));
+    assert!(output.status.success(), "tsc rejected the generated files:\n{}", printed(&output));
 }

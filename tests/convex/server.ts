@@ -1,0 +1,358 @@
+// A Convex deployment's HTTP API on this machine, for migrate's tests: loads a Convex app folder
+// into the official `convex-test` runtime and answers `/api/query`, `/api/mutation` and
+// `/api/action` the way Convex does (/work/shared/convex-wire.md), so the tests call the real
+// generated validators and functions over real HTTP.
+//
+//   tsx server.ts <convex-dir> --admin-key <key> [--port 0]
+//
+// Loads `<convex-dir>/schema.ts` and every other `.ts` module under it (`_generated` aside).
+// Once listening, prints one line `listening on http://127.0.0.1:<port>` to stdout; logs one
+// line per call to stderr. Exits when its stdin, a pipe, closes: a test that dies cannot leave it
+// running.
+//
+// What it answers, as Convex does:
+// - 200 `{"status":"success","value":<convex_encoded_json>,"logLines":[]}`;
+// - 200 `{"status":"error","errorMessage":…,"logLines":[]}` (plus `errorData` for a ConvexError)
+//   when the function throws, its arguments fail validation, the function does not exist, or it
+//   is of another kind than the route; a mutation that throws leaves nothing written;
+// - 401 `BadAdminKey` for an `Authorization` header that is not `Convex <admin key>`; without the
+//   header only public functions are found;
+// - 400 `InvalidVersion` for a `Convex-Client` header that is not `<name>-<semver>`, 400
+//   `BadJsonBody` for a body that is not `{"path": string, "args": object, …}`; 404 elsewhere.
+// Where it is stricter than Convex, on purpose: `format` must be `convex_encoded_json` (Convex
+// would answer in a lossy encoding that migrate must never rely on), and Convex's per-mutation
+// limits are enforced (convex-test's `transactionLimits`), so a batch too big for Convex fails
+// here too. Calls run one at a time, like Convex's serializable mutations: convex-test is not
+// built for concurrent calls.
+import { fstatSync, readdirSync, statSync } from "node:fs";
+import { createServer } from "node:http";
+import type { IncomingMessage, ServerResponse } from "node:http";
+import { join, relative, resolve, sep } from "node:path";
+import { pathToFileURL } from "node:url";
+import { makeFunctionReference } from "convex/server";
+import type { GenericSchema, SchemaDefinition } from "convex/server";
+import { convexToJson, jsonToConvex } from "convex/values";
+import type { JSONValue, Value } from "convex/values";
+import { convexTest } from "convex-test";
+
+type Kind = "query" | "mutation" | "action";
+
+/** What `convex/server` marks a registered function with. */
+type RegisteredFunction = {
+  isQuery?: boolean;
+  isMutation?: boolean;
+  isAction?: boolean;
+  isPublic?: boolean;
+  isInternal?: boolean;
+};
+
+function usage(problem: string): never {
+  console.error(`${problem}\nusage: tsx server.ts <convex-dir> --admin-key <key> [--port 0]`);
+  process.exit(2);
+}
+
+function parseArgs(argv: string[]): { convexDir: string; adminKey: string; port: number } {
+  let convexDir: string | undefined;
+  let adminKey: string | undefined;
+  let port = 0;
+  for (let i = 0; i < argv.length; i += 1) {
+    const arg = argv[i];
+    if (arg === "--admin-key" || arg === "--port") {
+      const value = argv[i + 1];
+      if (value === undefined) {
+        usage(`${arg} needs a value`);
+      }
+      i += 1;
+      if (arg === "--admin-key") {
+        adminKey = value;
+      } else {
+        port = Number(value);
+        if (!Number.isInteger(port) || port < 0 || port > 65535) {
+          usage(`--port ${value} is not a port number`);
+        }
+      }
+    } else if (arg.startsWith("--") || convexDir !== undefined) {
+      usage(`unexpected argument ${arg}`);
+    } else {
+      convexDir = arg;
+    }
+  }
+  if (convexDir === undefined) {
+    usage("no convex dir given");
+  }
+  if (adminKey === undefined || adminKey === "") {
+    usage("no --admin-key given");
+  }
+  return { convexDir: resolve(convexDir), adminKey, port };
+}
+
+/** Every `.ts` module under `dir` but `_generated/` and declaration files, relative paths. */
+function moduleFiles(dir: string, root = dir): string[] {
+  const files: string[] = [];
+  for (const name of readdirSync(dir).sort()) {
+    const path = join(dir, name);
+    if (statSync(path).isDirectory()) {
+      if (name !== "_generated" && name !== "node_modules") {
+        files.push(...moduleFiles(path, root));
+      }
+    } else if (name.endsWith(".ts") && !name.endsWith(".d.ts")) {
+      files.push(relative(root, path).split(sep).join("/"));
+    }
+  }
+  return files;
+}
+
+const { convexDir, adminKey, port } = parseArgs(process.argv.slice(2));
+const files = moduleFiles(convexDir);
+if (!files.includes("schema.ts")) {
+  usage(`${convexDir} has no schema.ts`);
+}
+
+// Every module is imported now, so that one that does not load stops the server at start (as a
+// deploy would fail) instead of failing some call later. Node caches modules: convex-test gets
+// the very objects whose flags `findFunction` reads.
+const modules = new Map<string, Record<string, unknown>>();
+for (const file of files) {
+  const url = pathToFileURL(join(convexDir, file)).href;
+  modules.set(file.replace(/\.ts$/, ""), (await import(url)) as Record<string, unknown>);
+}
+const schema = modules.get("schema")?.default as
+  | SchemaDefinition<GenericSchema, boolean>
+  | undefined;
+if (schema === undefined) {
+  usage(`${convexDir}/schema.ts has no default export`);
+}
+
+// convex-test finds the functions' root folder through a key containing `_generated`; that
+// module is never loaded, so it needs no content.
+const moduleMap: Record<string, () => Promise<unknown>> = {
+  "./convex/_generated/server.ts": async () => ({}),
+};
+for (const [path, module] of modules) {
+  moduleMap[`./convex/${path}.ts`] = async () => module;
+}
+const t = convexTest({ schema, modules: moduleMap, transactionLimits: true });
+
+/** The registered function at `path` (`dir/file:name`, `file.js:name`, `file` for default). */
+function findFunction(path: string): RegisteredFunction | undefined {
+  const [file, name = "default"] = path.split(":", 2);
+  const module = modules.get(file.replace(/\.js$/, ""));
+  if (module === undefined || !Object.hasOwn(module, name)) {
+    return undefined;
+  }
+  const exported = module[name] as RegisteredFunction | null | undefined;
+  const registered =
+    (typeof exported === "object" || typeof exported === "function") &&
+    exported !== null &&
+    (exported.isQuery === true || exported.isMutation === true || exported.isAction === true);
+  return registered ? exported : undefined;
+}
+
+function kindOf(fn: RegisteredFunction): Kind {
+  return fn.isQuery ? "query" : fn.isMutation ? "mutation" : "action";
+}
+
+const title = (kind: Kind) => kind[0].toUpperCase() + kind.slice(1);
+
+/** A system error, as Convex sends them: not 200, `{code, message}`. */
+class HttpError extends Error {
+  constructor(
+    readonly status: number,
+    readonly code: string,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+type Reply = { status: number; body: unknown };
+
+/** `Convex-Client: <name>-<semver>`, e.g. `npm-1.2.3` or `migrate-0.1.0-beta.1`. */
+const CLIENT_VERSION = /^[^\s]+?-\d+\.\d+\.\d+(?:-[0-9A-Za-z.-]+)?(?:\+[0-9A-Za-z.-]+)?$/;
+
+/** Checks the headers and body of a call; returns what to run, or throws an HttpError. */
+function parseCall(
+  request: IncomingMessage,
+  text: string,
+): { admin: boolean; path: string; args: Record<string, Value> } {
+  const client = request.headers["convex-client"];
+  if (client !== undefined && !CLIENT_VERSION.test(String(client))) {
+    throw new HttpError(
+      400,
+      "InvalidVersion",
+      `Convex-Client ${JSON.stringify(client)} is not <name>-<semver>, e.g. npm-1.2.3`,
+    );
+  }
+  const authorization = request.headers.authorization;
+  if (authorization !== undefined && authorization !== `Convex ${adminKey}`) {
+    throw new HttpError(401, "BadAdminKey", "The provided admin key was invalid for this instance");
+  }
+  let body: unknown;
+  try {
+    body = JSON.parse(text);
+  } catch (e) {
+    const problem = `Failed to parse the request body as JSON: ${message(e)}`;
+    throw new HttpError(400, "BadJsonBody", problem);
+  }
+  const call = body as { path?: unknown; args?: unknown; format?: unknown } | null;
+  const isObject = (value: unknown) =>
+    typeof value === "object" && value !== null && !Array.isArray(value);
+  if (!isObject(call) || typeof call?.path !== "string" || !isObject(call.args)) {
+    throw new HttpError(
+      400,
+      "BadJsonBody",
+      'The request body must be {"path": string, "args": object, "format": "convex_encoded_json"}',
+    );
+  }
+  if (call.format !== "convex_encoded_json") {
+    throw new HttpError(
+      400,
+      "BadJsonBody",
+      `format ${JSON.stringify(call.format)}: this test server answers only ` +
+        '"convex_encoded_json" (Convex would reply in a lossy encoding)',
+    );
+  }
+  let args: Record<string, Value>;
+  try {
+    args = jsonToConvex(call.args as JSONValue) as Record<string, Value>;
+  } catch (e) {
+    const problem = `The arguments are not convex_encoded_json: ${message(e)}`;
+    throw new HttpError(400, "BadJsonBody", problem);
+  }
+  return { admin: authorization !== undefined, path: call.path, args };
+}
+
+const DEPLOY_HINT = "Did you forget to run `npx convex dev` or `npx convex deploy`?";
+
+/** Runs one call under convex-test: the reply Convex gives for the function's outcome. */
+async function run(
+  kind: Kind,
+  admin: boolean,
+  path: string,
+  args: Record<string, Value>,
+): Promise<Reply> {
+  const failed = (errorMessage: string, errorData?: JSONValue): Reply => ({
+    status: 200,
+    body: {
+      status: "error",
+      errorMessage,
+      ...(errorData === undefined ? {} : { errorData }),
+      logLines: [],
+    },
+  });
+  const fn = findFunction(path);
+  if (!admin && (fn === undefined || !fn.isPublic)) {
+    return failed(`Could not find public function for '${path}'. ${DEPLOY_HINT}`);
+  }
+  if (fn === undefined) {
+    return failed(`Could not find function for '${path}'. ${DEPLOY_HINT}`);
+  }
+  if (kindOf(fn) !== kind) {
+    const defined = title(kindOf(fn));
+    return failed(`Trying to execute ${path} as ${title(kind)}, but it is defined as ${defined}.`);
+  }
+  try {
+    const value: Value | undefined =
+      kind === "query"
+        ? await t.query(makeFunctionReference<"query">(path), args)
+        : kind === "mutation"
+          ? await t.mutation(makeFunctionReference<"mutation">(path), args)
+          : await t.action(makeFunctionReference<"action">(path), args);
+    // A function that returns nothing returns null over the wire.
+    const encoded = convexToJson(value ?? null);
+    return { status: 200, body: { status: "success", value: encoded, logLines: [] } };
+  } catch (e) {
+    // A ConvexError carries data the client may read (`Symbol.for("ConvexError")` marks one
+    // whatever copy of the `convex` package made it).
+    const data =
+      typeof e === "object" && e !== null && Symbol.for("ConvexError") in e
+        ? convexToJson(((e as { data?: Value }).data ?? null) as Value)
+        : undefined;
+    return failed(message(e), data);
+  }
+}
+
+function message(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}
+
+function readBody(request: IncomingMessage): Promise<string> {
+  return new Promise((resolveBody, reject) => {
+    const chunks: Buffer[] = [];
+    request.on("data", (chunk: Buffer) => chunks.push(chunk));
+    request.on("end", () => resolveBody(Buffer.concat(chunks).toString("utf8")));
+    request.on("error", reject);
+  });
+}
+
+function send(response: ServerResponse, reply: Reply) {
+  const text = JSON.stringify(reply.body);
+  response.writeHead(reply.status, {
+    "Content-Type": "application/json",
+    "Content-Length": Buffer.byteLength(text),
+  });
+  response.end(text);
+}
+
+const ROUTES = new Map<string, Kind>([
+  ["/api/query", "query"],
+  ["/api/mutation", "mutation"],
+  ["/api/action", "action"],
+]);
+
+// Calls run one after another: each waits for the one before it to finish.
+let queue: Promise<unknown> = Promise.resolve();
+
+async function handle(request: IncomingMessage, response: ServerResponse) {
+  const route = request.url?.split("?")[0] ?? "";
+  const text = await readBody(request);
+  const kind = ROUTES.get(route);
+  if (request.method !== "POST" || kind === undefined) {
+    send(response, {
+      status: 404,
+      body: { code: "NotFound", message: `No route for ${request.method} ${route}` },
+    });
+    return;
+  }
+  let call;
+  try {
+    call = parseCall(request, text);
+  } catch (e) {
+    if (e instanceof HttpError) {
+      console.error(`${route} → ${e.status} ${e.code}: ${e.message}`);
+      send(response, { status: e.status, body: { code: e.code, message: e.message } });
+      return;
+    }
+    throw e;
+  }
+  const { admin, path, args } = call;
+  const started = performance.now();
+  const reply = queue.then(() => run(kind, admin, path, args));
+  queue = reply.catch(() => undefined);
+  const done = await reply;
+  const body = done.body as { status: string; errorMessage?: string };
+  const outcome =
+    body.status === "success" ? "success" : `error: ${body.errorMessage?.split("\n")[0]}`;
+  const ms = (performance.now() - started).toFixed(1);
+  console.error(`${route} ${path}${admin ? " (admin)" : ""} → ${outcome} (${ms} ms)`);
+  send(response, done);
+}
+
+const server = createServer((request, response) => {
+  handle(request, response).catch((e: unknown) => {
+    console.error(`internal error: ${e instanceof Error ? e.stack : String(e)}`);
+    send(response, { status: 500, body: { code: "InternalServerError", message: message(e) } });
+  });
+});
+server.listen(port, "127.0.0.1", () => {
+  const address = server.address();
+  const bound = typeof address === "object" && address !== null ? address.port : port;
+  console.log(`listening on http://127.0.0.1:${bound}`);
+});
+
+// A test starts the server with its stdin a pipe it holds: when the pipe closes (the test ended
+// or died), the server goes too. Started by hand, stdin is a terminal or /dev/null, and ignored.
+if (fstatSync(0).isFIFO()) {
+  process.stdin.on("end", () => process.exit(0));
+  process.stdin.resume();
+}
