@@ -12,25 +12,15 @@ set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 source scripts/lib/postgres.sh
+source scripts/lib/convex-tools.sh
 
-# The Convex test tools (tests/convex: convex, convex-test, typescript, tsx) are an npm package
-# the Rust tests run; install them when they are missing or older than their lockfile.
-convex_tools=tests/convex
-installed=$convex_tools/node_modules/.package-lock.json
-if [[ ! -e $installed || $convex_tools/package-lock.json -nt $installed ]]; then
-    if ! command -v npm >/dev/null 2>&1; then
-        echo "error: the Convex tests need Node.js 20 or later with npm (for $convex_tools)" >&2
-        exit 1
-    fi
-    echo "installing the Convex test tools: $convex_tools/node_modules is missing or older than its package-lock.json" >&2
-    npm ci --prefix "$convex_tools" --no-audit --no-fund
-fi
+ensure_convex_tools
 
 ensure_postgres "${MIGRATE_TEST_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/postgres}"
 export MIGRATE_TEST_DATABASE_URL=$POSTGRES_URL
 
 if cargo nextest --version >/dev/null 2>&1; then
-    cargo nextest run --no-fail-fast "$@"
+    cargo nextest run --workspace --no-fail-fast "$@"
 else
-    cargo test --no-fail-fast "$@"
+    cargo test --workspace --no-fail-fast "$@"
 fi

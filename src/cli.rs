@@ -72,7 +72,7 @@ pub enum OutputFormat {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Write a first mapping plan and the Convex schema from the source catalog
+    /// Write a first mapping plan and the Convex files (schema.ts, migrate.ts) from the catalog
     #[command(alias = "plan", long_about = INIT_ABOUT)]
     Init(InitArgs),
     /// Read every selected table in one consistent snapshot into data/raw/*.jsonl
@@ -82,6 +82,7 @@ pub enum Command {
     #[command(long_about = TRANSFORM_ABOUT)]
     Transform(TransformArgs),
     /// Push documents into Convex in batches, parents first, resumable
+    #[command(long_about = IMPORT_ABOUT)]
     Import(ImportArgs),
     /// Prove that Convex holds exactly what the source held
     Verify(VerifyArgs),
@@ -118,7 +119,7 @@ pub struct InitArgs {
     #[arg(long, env = "MIGRATE_TABLES")]
     pub tables: Option<String>,
 
-    /// Where to write schema.ts for the Convex app
+    /// Where to write schema.ts and migrate.ts for the Convex app
     #[arg(long, env = "MIGRATE_CONVEX_DIR", default_value = "convex")]
     pub convex_dir: PathBuf,
 
@@ -128,17 +129,23 @@ pub struct InitArgs {
 }
 
 const INIT_ABOUT: &str = "\
-Write the first mapping plan and the Convex schema from the source catalog.
+Write the first mapping plan, the Convex schema and the Convex functions import calls, from the \
+source catalog.
 
 Writes <plan-dir>/0001_initial.toml: every table with its Convex table name, the legacy id, each \
 column's field name and value policy, every foreign key as a reference, with comments to edit by \
 (docs/plan-format.md). Then resolves the whole plan (every file in the plan dir, in order) and \
-writes <convex-dir>/schema.ts: a table per Convex table whose validators accept exactly what \
-`migrate transform` emits, with a by_legacy_id index each.
+writes into <convex-dir>:
+- schema.ts: a table per Convex table whose validators accept exactly what `migrate transform` \
+emits, with a by_legacy_id index each;
+- migrate.ts: the internal functions `migrate import` and `migrate verify` call with the deploy \
+key (upsert by legacy id, resolving references to Convex ids; read-back; delete), see \
+docs/convex-module.md.
+Deploy both with your app (`npx convex deploy`) before importing.
 
 Generated files carry a hash of what was generated. A file a person has edited since is never \
-overwritten without --force: an edited plan is kept as it is (and used), an edited schema.ts \
-stops the command. Run `migrate init` again after editing the plan to regenerate schema.ts.";
+overwritten without --force: an edited plan is kept as it is (and used), an edited schema.ts or \
+migrate.ts stops the command. Run `migrate init` again after editing the plan to regenerate them.";
 
 #[derive(Debug, Args)]
 pub struct ExportArgs {
@@ -191,34 +198,88 @@ pub struct TransformArgs {
 
 #[derive(Debug, Args)]
 pub struct ImportArgs {
-    /// The Convex deployment URL, e.g. https://happy-animal-123.convex.cloud
-    #[arg(long, env = "CONVEX_URL")]
-    pub convex_url: Option<String>,
-    /// Mutations in flight at once
-    #[arg(long, default_value = "16")]
-    pub concurrency: NonZeroUsize,
-    /// Documents per mutation (batches are also bounded in bytes)
-    #[arg(long, default_value = "100")]
-    pub batch_size: NonZeroUsize,
+    #[command(flatten)]
+    pub convex: ConvexArgs,
+    #[command(flatten)]
+    pub batches: BatchArgs,
+    /// Start over when the state file belongs to an import under another plan
+    #[arg(long)]
+    pub force: bool,
     /// Print the import order and batch counts; send nothing
     #[arg(long)]
     pub dry_run: bool,
 }
 
-#[derive(Debug, Args)]
-pub struct VerifyArgs {
-    /// The Convex deployment URL
+/// How import cuts and sends batches.
+#[derive(Debug, Clone, Args)]
+pub struct BatchArgs {
+    /// Mutations in flight at once (Convex's smallest plan runs 16 at a time)
+    #[arg(long, env = "MIGRATE_CONCURRENCY", default_value = "16")]
+    pub concurrency: NonZeroUsize,
+    /// Documents per mutation (batches are also bounded by --batch-bytes)
+    #[arg(long, env = "MIGRATE_BATCH_SIZE", default_value = "100")]
+    pub batch_size: NonZeroUsize,
+    /// Upper bound on one mutation's arguments, in bytes (Convex allows 16 MiB)
+    #[arg(long, default_value = "8388608")]
+    pub batch_bytes: NonZeroUsize,
+}
+
+/// Where Convex is and how hard to try.
+#[derive(Debug, Clone, Args)]
+pub struct ConvexArgs {
+    /// The Convex deployment URL, e.g. https://happy-animal-123.convex.cloud (the deploy key
+    /// is read from CONVEX_DEPLOY_KEY only, never from the command line)
     #[arg(long, env = "CONVEX_URL")]
     pub convex_url: Option<String>,
+    /// Seconds one call may take before it is retried
+    #[arg(long, env = "MIGRATE_TIMEOUT", default_value = "60", value_name = "SECONDS")]
+    pub timeout: u64,
+    /// Retries of a call that timed out, lost its connection or got 429/5xx, with exponential
+    /// backoff and jitter; then the command stops and can be resumed
+    #[arg(long, env = "MIGRATE_RETRIES", default_value = "8")]
+    pub retries: u32,
+}
+
+const IMPORT_ABOUT: &str = "\
+Push documents into Convex in batches, parents first, resumable.
+
+Calls the generated convex/migrate.ts (deploy it with your app first; docs/convex-module.md) over \
+Convex's HTTP API with the deploy key from CONVEX_DEPLOY_KEY. Each batch is an upsert by legacy \
+id, so sending it twice changes nothing: timeouts, lost connections, 429 and 5xx replies are \
+retried with backoff, and an interrupted import resumes from data/state.sqlite, which records \
+every acknowledged batch. Tables go parents first; references in foreign-key cycles \
+(self-references too) are patched in by a second pass. A document Convex refuses goes to \
+data/rejects/import/<table>.jsonl with Convex's message and the rest of its batch is imported.
+
+Exit code 5 when Convex refused documents, 4 when Convex kept failing (run again to resume).";
+
+#[derive(Debug, Args)]
+pub struct VerifyArgs {
+    #[command(flatten)]
+    pub convex: ConvexArgs,
+    /// Differences listed in the report (all are counted)
+    #[arg(long, default_value = "20", value_name = "N")]
+    pub show: usize,
 }
 
 #[derive(Debug, Args)]
 pub struct RunArgs {
     #[command(flatten)]
     pub export: ExportArgs,
-    /// The Convex deployment URL
-    #[arg(long, env = "CONVEX_URL")]
-    pub convex_url: Option<String>,
+    #[command(flatten)]
+    pub convex: ConvexArgs,
+    #[command(flatten)]
+    pub batches: BatchArgs,
+    /// Tolerate up to N rows rejected by transform before importing (default 0: a rejected
+    /// row stops the run before anything reaches Convex)
+    #[arg(long, value_name = "N")]
+    pub max_rejected: Option<u64>,
+    /// Start the import over when the state file belongs to another plan
+    #[arg(long)]
+    pub force: bool,
+    /// Differences listed in the verify report
+    #[arg(long, default_value = "20", value_name = "N")]
+    pub show: usize,
 }
 
 #[cfg(test)]

@@ -6,15 +6,20 @@ use std::sync::Arc;
 use anyhow::Context;
 use serde_json::json;
 
-use crate::cli::{Cli, Command};
+use crate::cli::{
+    BatchArgs, Cli, Command, ConvexArgs, ImportArgs, OutputFormat, RunArgs, VerifyArgs,
+};
+use crate::convex::client::RetryPolicy;
 use crate::data_dir::DataDir;
 use crate::exit_code;
 use crate::export;
+use crate::import::{self, ConvexTarget, ImportError, ImportOptions};
 use crate::manifest::Manifest;
 use crate::output::{self, Bars, NoProgress, Reporter};
 use crate::plan::{self, generated};
 use crate::settings::{ExportSettings, InitSettings, Settings};
 use crate::transform::{self, TransformOptions};
+use crate::verify;
 
 /// A subcommand that design.md promises and this release does not have yet.
 #[derive(Debug, thiserror::Error)]
@@ -79,9 +84,25 @@ pub fn run(cli: Cli) -> anyhow::Result<u8> {
             }
             runtime.block_on(run_transform(settings, options))
         }
-        Command::Import(_) => Err(NotBuilt { command: "import" }.into()),
-        Command::Verify(_) => Err(NotBuilt { command: "verify" }.into()),
-        Command::Run(_) => Err(NotBuilt { command: "run" }.into()),
+        Command::Import(args) => {
+            if cli.global.show_settings {
+                return show_settings(&settings, None);
+            }
+            runtime.block_on(run_import(&settings, &args))
+        }
+        Command::Verify(args) => {
+            if cli.global.show_settings {
+                return show_settings(&settings, None);
+            }
+            runtime.block_on(run_verify(&settings, &args))
+        }
+        Command::Run(args) => {
+            let export_settings = ExportSettings::from_args(&args.export);
+            if cli.global.show_settings {
+                return show_settings(&settings, export_settings.ok());
+            }
+            runtime.block_on(run_all(settings, export_settings?, &args))
+        }
         Command::Status => Err(NotBuilt { command: "status" }.into()),
     }
 }
@@ -138,12 +159,115 @@ async fn run_transform(settings: Settings, options: TransformOptions) -> anyhow:
     })
 }
 
+async fn run_import(settings: &Settings, args: &ImportArgs) -> anyhow::Result<u8> {
+    let data_dir = DataDir::new(&settings.data_dir);
+    let inputs = import::read_inputs(&data_dir, &settings.plan_dir)?;
+    if args.dry_run {
+        let report = import::dry_run(&inputs, args.batches.batch_size.get());
+        output::print_result(&output::import_summary(&report, settings.format));
+        return Ok(exit_code::OK);
+    }
+    let options = import_options(settings, &args.convex, &args.batches, args.force)?;
+    let report = import::import(&data_dir, &inputs, &options, reporter(settings)).await?;
+    output::print_result(&output::import_summary(&report, settings.format));
+    Ok(if report.rejected > 0 { exit_code::REJECTED_ROWS } else { exit_code::OK })
+}
+
+/// `migrate run`: each stage in turn, each printing its summary; the first that does not
+/// succeed stops the chain with its exit code.
+async fn run_all(
+    settings: Settings,
+    export_settings: ExportSettings,
+    args: &RunArgs,
+) -> anyhow::Result<u8> {
+    // Check the Convex settings before spending time on the export.
+    let options = import_options(&settings, &args.convex, &args.batches, args.force)?;
+    let heading = |stage: &str| {
+        if settings.format == OutputFormat::Text {
+            output::print_result(&format!("\n── {stage}\n"));
+        }
+    };
+    heading("export");
+    let code = run_export(&settings, &export_settings).await?;
+    if code != exit_code::OK {
+        return Ok(code);
+    }
+    let transform_options = TransformOptions {
+        dry_run: false,
+        sample: 0,
+        max_rejected: args.max_rejected,
+        cancel: Arc::default(),
+    };
+    heading("transform");
+    let code = run_transform(settings.clone(), transform_options).await?;
+    if code != exit_code::OK {
+        return Ok(code);
+    }
+    let data_dir = DataDir::new(&settings.data_dir);
+    let inputs = import::read_inputs(&data_dir, &settings.plan_dir)?;
+    heading("import");
+    let imported = import::import(&data_dir, &inputs, &options, reporter(&settings)).await?;
+    output::print_result(&output::import_summary(&imported, settings.format));
+    heading("verify");
+    let verified = tokio::select! {
+        report = verify::verify(&data_dir, &inputs, &options.target, args.show, reporter(&settings)) => report?,
+        _ = tokio::signal::ctrl_c() => return Err(Interrupted { command: "verify" }.into()),
+    };
+    output::print_result(&output::verify_summary(&verified, settings.format));
+    Ok(if imported.rejected > 0 {
+        exit_code::REJECTED_ROWS
+    } else if verified.identical {
+        exit_code::OK
+    } else {
+        exit_code::VERIFY_DIFFERENCES
+    })
+}
+
+async fn run_verify(settings: &Settings, args: &VerifyArgs) -> anyhow::Result<u8> {
+    let data_dir = DataDir::new(&settings.data_dir);
+    let inputs = import::read_inputs(&data_dir, &settings.plan_dir)?;
+    let target = convex_target(settings, &args.convex)?;
+    let report = tokio::select! {
+        report = verify::verify(&data_dir, &inputs, &target, args.show, reporter(settings)) => report?,
+        _ = tokio::signal::ctrl_c() => return Err(Interrupted { command: "verify" }.into()),
+    };
+    output::print_result(&output::verify_summary(&report, settings.format));
+    Ok(if report.identical { exit_code::OK } else { exit_code::VERIFY_DIFFERENCES })
+}
+
+/// The deployment, the deploy key (from the environment only) and the batch settings.
+fn import_options(
+    settings: &Settings,
+    convex: &ConvexArgs,
+    batches: &BatchArgs,
+    force: bool,
+) -> Result<ImportOptions, ImportError> {
+    Ok(ImportOptions {
+        target: convex_target(settings, convex)?,
+        concurrency: batches.concurrency.get(),
+        batch_size: batches.batch_size.get(),
+        batch_bytes: batches.batch_bytes.get(),
+        force,
+    })
+}
+
+fn convex_target(settings: &Settings, convex: &ConvexArgs) -> Result<ConvexTarget, ImportError> {
+    Ok(ConvexTarget {
+        url: import::convex_url(convex.convex_url.as_deref())?,
+        deploy_key: settings.convex_deploy_key.clone().ok_or(ImportError::MissingDeployKey)?,
+        timeout: std::time::Duration::from_secs(convex.timeout.max(1)),
+        retry: RetryPolicy { retries: convex.retries, ..RetryPolicy::default() },
+    })
+}
+
 /// What `migrate init` did with each file.
 #[derive(Debug, serde::Serialize)]
 pub struct InitReport {
     pub catalog_from: String,
     pub plan: GeneratedFile,
     pub schema: GeneratedFile,
+    /// `convex/migrate.ts`, the functions import and verify call (docs/convex-module.md).
+    pub module: GeneratedFile,
     /// Convex table ← source tables.
     pub tables: Vec<(String, Vec<String>)>,
     pub skipped: Vec<String>,
@@ -188,11 +312,19 @@ async fn run_init(settings: &Settings, init: &InitSettings) -> anyhow::Result<u8
     let schema_path = init.convex_dir.join("schema.ts");
     let schema_status =
         status(generated::write(&schema_path, "//", &plan::codegen::schema_ts(&plan), init.force)?);
+    let module_path = init.convex_dir.join("migrate.ts");
+    let module_status = status(generated::write(
+        &module_path,
+        "//",
+        &plan::migrate_ts::migrate_ts(&plan),
+        init.force,
+    )?);
 
     let report = InitReport {
         catalog_from,
         plan: GeneratedFile { path: plan_path.display().to_string(), status: plan_status },
         schema: GeneratedFile { path: schema_path.display().to_string(), status: schema_status },
+        module: GeneratedFile { path: module_path.display().to_string(), status: module_status },
         tables: plan
             .tables
             .iter()

@@ -1,11 +1,13 @@
 //! Convex's data model as the wire sees it, shared by transform (builds documents), import
-//! (sends them) and verify (reads them back). Pure code, no IO.
+//! (sends them) and verify (reads them back).
 //!
 //! - [`value`]: the [`Value`] type, its tagged JSON encoding and Convex's size measure.
 //! - [`rules`]: which documents, field names and table names Convex accepts, checked before
 //!   sending so a bad row is rejected with a path and a reason instead of failing a whole batch.
 //! - [`id`]: the shape of Convex document ids, checkable offline.
+//! - [`client`]: Convex's HTTP API, with retries (the one module here that does IO).
 
+pub mod client;
 pub mod id;
 pub mod rules;
 pub mod value;

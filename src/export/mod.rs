@@ -308,7 +308,7 @@ async fn export_table(
     let file = DataDir::raw_file(&table.name);
     let mut writer = JsonlWriter::create(data_dir.path(&file))?;
     let mut decoder = RowDecoder::new(codecs);
-    let mut progress = reporter.table_started(&table.name, table.estimated_rows);
+    let mut progress = reporter.table_started(&table.name.to_string(), table.estimated_rows);
 
     let stream =
         client.copy_out(sql.as_str()).await.map_err(|e| ExportError::read(&table.name, e))?;

@@ -8,13 +8,15 @@ mod summary;
 use std::io::Write;
 
 pub use self::progress::{Bars, NoProgress};
-pub use self::summary::{export_summary, init_summary, transform_summary};
-use crate::catalog::TableName;
+pub use self::summary::{
+    export_summary, import_summary, init_summary, transform_summary, verify_summary,
+};
 use crate::cli::GlobalArgs;
 use crate::commands::{Interrupted, NoCatalog, NotBuilt};
 use crate::data_dir::DataDirError;
 use crate::exit_code;
 use crate::export::ExportError;
+use crate::import::ImportError;
 use crate::plan::PlanError;
 use crate::plan::generated::GeneratedError;
 use crate::settings::SettingsError;
@@ -23,11 +25,7 @@ use crate::transform::TransformError;
 /// How a stage tells the person watching how far it is. Called per table and every few
 /// thousand rows, never per row.
 pub trait Reporter: Send + Sync {
-    fn table_started(
-        &self,
-        table: &TableName,
-        estimated_rows: Option<u64>,
-    ) -> Box<dyn TableProgress>;
+    fn table_started(&self, table: &str, estimated_rows: Option<u64>) -> Box<dyn TableProgress>;
 }
 
 pub trait TableProgress: Send {
@@ -79,6 +77,9 @@ pub fn render_error(error: &anyhow::Error) -> (String, u8) {
 fn classify(error: &anyhow::Error) -> (u8, Option<String>) {
     for cause in error.chain() {
         if let Some(e) = cause.downcast_ref::<ExportError>() {
+            return (e.exit_code(), e.hint());
+        }
+        if let Some(e) = cause.downcast_ref::<ImportError>() {
             return (e.exit_code(), e.hint());
         }
         if let Some(e) = cause.downcast_ref::<TransformError>() {

@@ -3,13 +3,12 @@
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use super::{Reporter, TableProgress};
-use crate::catalog::TableName;
 
 /// Draws nothing: for CI, pipes, `-v` and `--no-progress`.
 pub struct NoProgress;
 
 impl Reporter for NoProgress {
-    fn table_started(&self, _: &TableName, _: Option<u64>) -> Box<dyn TableProgress> {
+    fn table_started(&self, _: &str, _: Option<u64>) -> Box<dyn TableProgress> {
         Box::new(NoProgress)
     }
 }
@@ -31,11 +30,7 @@ impl Default for Bars {
 }
 
 impl Reporter for Bars {
-    fn table_started(
-        &self,
-        table: &TableName,
-        estimated_rows: Option<u64>,
-    ) -> Box<dyn TableProgress> {
+    fn table_started(&self, table: &str, estimated_rows: Option<u64>) -> Box<dyn TableProgress> {
         let bar = match estimated_rows.filter(|&rows| rows > 0) {
             Some(rows) => ProgressBar::new(rows).with_style(
                 ProgressStyle::with_template(
@@ -49,7 +44,7 @@ impl Reporter for Bars {
                     .expect("valid template"),
             ),
         };
-        let bar = self.multi.add(bar.with_prefix(table.to_string()));
+        let bar = self.multi.add(bar.with_prefix(table.to_owned()));
         Box::new(TableBar { bar })
     }
 }

@@ -6,7 +6,9 @@ use indicatif::{HumanBytes, HumanCount};
 use crate::cli::OutputFormat;
 use crate::commands::InitReport;
 use crate::export::ExportReport;
+use crate::import::ImportReport;
 use crate::transform::TransformReport;
+use crate::verify::VerifyReport;
 
 fn json<T: serde::Serialize>(report: &T) -> String {
     serde_json::to_string_pretty(report).expect("a report always serializes") + "\n"
@@ -148,11 +150,12 @@ pub fn init_summary(report: &InitReport, format: OutputFormat) -> String {
         return json(report);
     }
     let mut out = format!("catalog from {}\n", report.catalog_from);
-    for file in [&report.plan, &report.schema] {
-        out.push_str(&format!("{:<10} {}\n", file.status, file.path));
-    }
+    out.push_str(&format!("{:<10} {}\n", report.plan.status, report.plan.path));
     if report.plan.status == "kept" {
         out.push_str("           (edited since it was generated: kept as it is and used; --force overwrites it)\n");
+    }
+    for file in [&report.schema, &report.module] {
+        out.push_str(&format!("{:<10} {}\n", file.status, file.path));
     }
     let mut tables = table(&["convex table", "from"]);
     for (target, sources) in &report.tables {
@@ -169,5 +172,133 @@ pub fn init_summary(report: &InitReport, format: OutputFormat) -> String {
         "next: review {}, then run `migrate transform --dry-run`\n",
         report.plan.path
     ));
+    out
+}
+
+pub fn import_summary(report: &ImportReport, format: OutputFormat) -> String {
+    if format == OutputFormat::Json {
+        return json(report);
+    }
+    let mut out = String::new();
+    if report.dry_run {
+        let mut order = table(&["order", "convex table", "documents", "batches", "patched after"]);
+        for (index, t) in report.tables.iter().enumerate() {
+            order.add_row([
+                (index + 1).to_string(),
+                t.table.clone(),
+                HumanCount(t.documents).to_string(),
+                HumanCount(t.batches).to_string(),
+                t.deferred.join(", "),
+            ]);
+        }
+        out.push_str(&format!(
+            "{order}\n\ndry run: {} documents in {} batches would be imported in this order, \
+             parents first; references in foreign-key cycles are patched in by a second pass. \
+             Nothing was sent.\n",
+            HumanCount(report.documents),
+            HumanCount(report.tables.iter().map(|t| t.batches).sum()),
+        ));
+        return out;
+    }
+    let mut summary = table(&[
+        "convex table",
+        "documents",
+        "earlier runs",
+        "inserted",
+        "replaced",
+        "patched",
+        "rejected",
+    ]);
+    for t in &report.tables {
+        summary.add_row([
+            t.table.clone(),
+            HumanCount(t.documents).to_string(),
+            HumanCount(t.resumed).to_string(),
+            HumanCount(t.inserted).to_string(),
+            HumanCount(t.replaced).to_string(),
+            HumanCount(t.patched).to_string(),
+            HumanCount(t.rejected).to_string(),
+        ]);
+    }
+    out.push_str(&format!(
+        "{summary}\n\nimported {} documents into {} table{} in {:.2} s ({} documents/s)\n",
+        HumanCount(report.sent),
+        report.tables.len(),
+        plural(report.tables.len()),
+        report.seconds,
+        HumanCount(rate(report.sent, report.seconds)),
+    ));
+    if report.rejected > 0 {
+        out.push_str(&format!(
+            "\n{} document{} refused by Convex (all in data/rejects/import/):\n",
+            HumanCount(report.rejected),
+            plural(report.rejected as usize)
+        ));
+        for r in &report.first_rejects {
+            out.push_str(&format!(
+                "  {} {} (line {}): {}\n",
+                r.table, r.legacy_id, r.line, r.message
+            ));
+        }
+    }
+    out
+}
+
+pub fn verify_summary(report: &VerifyReport, format: OutputFormat) -> String {
+    if format == OutputFormat::Json {
+        return json(report);
+    }
+    let mut summary = table(&[
+        "convex table",
+        "source rows",
+        "transformed",
+        "in convex",
+        "matching",
+        "missing",
+        "extra",
+        "different",
+        "duplicates",
+        "dangling refs",
+    ]);
+    for t in &report.tables {
+        summary.add_row([
+            t.table.clone(),
+            HumanCount(t.source_rows).to_string(),
+            HumanCount(t.transformed).to_string(),
+            HumanCount(t.convex).to_string(),
+            HumanCount(t.matching).to_string(),
+            HumanCount(t.missing).to_string(),
+            HumanCount(t.extra).to_string(),
+            HumanCount(t.different).to_string(),
+            HumanCount(t.duplicates).to_string(),
+            HumanCount(t.unresolved_references).to_string(),
+        ]);
+    }
+    let mut out = format!("{summary}\n\n");
+    let documents: u64 = report.tables.iter().map(|t| t.transformed).sum();
+    if report.identical {
+        out.push_str(&format!(
+            "verified: Convex holds exactly the {} transformed documents of {} table{} \
+             (every field, every reference by legacy id, no duplicates, nothing extra) in {:.2} s\n",
+            HumanCount(documents),
+            report.tables.len(),
+            plural(report.tables.len()),
+            report.seconds,
+        ));
+        return out;
+    }
+    let counted: u64 =
+        report.tables.iter().map(|t| t.missing + t.extra + t.different + t.duplicates).sum();
+    let verb = if counted == 1 { "differs" } else { "differ" };
+    out.push_str(&format!(
+        "NOT verified: {} document{} {verb}",
+        HumanCount(counted),
+        plural(counted as usize)
+    ));
+    out.push_str(if report.differences.is_empty() { "\n" } else { "; the first:\n" });
+    for d in &report.differences {
+        let field = d.field.as_deref().map(|f| format!(".{f}")).unwrap_or_default();
+        out.push_str(&format!("  {} {} {}{}: {}\n", d.kind, d.table, d.legacy_id, field, d.detail));
+    }
     out
 }

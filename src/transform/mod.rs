@@ -449,7 +449,7 @@ fn transform_table(
     } else {
         Some(JsonlWriter::create(run.data_dir.path(&file))?)
     };
-    let mut progress = reporter.table_started(&table.source, Some(exported.rows));
+    let mut progress = reporter.table_started(&table.source.to_string(), Some(exported.rows));
     let mut report = TableReport {
         table: table.target.clone(),
         sources: std::iter::once(&table.source)

@@ -5,10 +5,13 @@
 mod codegen_convex_test;
 mod codegen_support;
 mod codegen_tsc;
+mod convex_module;
+mod convex_server;
 mod export_cli;
 mod export_consistency;
 mod export_golden;
 mod export_tls;
+mod import_pipeline;
 mod plan_errors;
 mod plan_init;
 mod plan_support;

@@ -1,0 +1,327 @@
+//! Convex's HTTP API as import and verify use it: one reqwest client (rustls, connection pool,
+//! timeouts) calling `/api/query` and `/api/mutation` with the deploy key, retrying what is safe
+//! to retry, and turning replies into values or errors that say what to do.
+//!
+//! Retries: timeouts, connection errors, 429, 502, 503 and 504 are retried with exponential
+//! backoff and full jitter, because every write migrate sends is an upsert by legacy id and may
+//! be applied twice. A function error, a refused key or a bad request is never retried: sending
+//! it again cannot change the answer.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::Deserialize;
+use serde_json::value::RawValue;
+
+use crate::settings::Secret;
+
+/// `Convex-Client`: Convex refuses a value without a `-<semver>` part.
+const CLIENT_NAME: &str = concat!("migrate-", env!("CARGO_PKG_VERSION"));
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FunctionKind {
+    Query,
+    Mutation,
+}
+
+impl FunctionKind {
+    fn route(self) -> &'static str {
+        match self {
+            FunctionKind::Query => "api/query",
+            FunctionKind::Mutation => "api/mutation",
+        }
+    }
+}
+
+/// How hard to try before giving up on a call that keeps failing for transient reasons.
+#[derive(Debug, Clone, Copy)]
+pub struct RetryPolicy {
+    /// Attempts after the first one.
+    pub retries: u32,
+    /// The first backoff's upper bound; it doubles per attempt up to `max_delay`.
+    pub base_delay: Duration,
+    pub max_delay: Duration,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        Self {
+            retries: 8,
+            base_delay: Duration::from_millis(200),
+            max_delay: Duration::from_secs(10),
+        }
+    }
+}
+
+impl RetryPolicy {
+    /// Full jitter: a uniformly random wait below the exponential bound.
+    fn delay(&self, attempt: u32) -> Duration {
+        let bound = self.base_delay.saturating_mul(1 << attempt.min(16)).min(self.max_delay);
+        bound.mul_f64(fastrand::f64())
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum CallError {
+    /// The function ran and threw (or Convex refused its arguments): HTTP 200 with
+    /// `"status": "error"`. Its writes were rolled back.
+    #[error("{path}: {message}")]
+    Function { path: String, message: String },
+    /// 401 or 403: the deploy key is wrong, or for another deployment.
+    #[error("Convex refused the deploy key: HTTP {status} {code}: {message}")]
+    DeployKey { status: u16, code: String, message: String },
+    /// Another 4xx: the request itself is wrong; sending it again cannot help.
+    #[error("Convex refused the call to {path}: HTTP {status} {code}: {message}")]
+    Refused { path: String, status: u16, code: String, message: String },
+    /// Transient failures that outlasted every retry.
+    #[error("Convex kept failing: {last} ({attempts} attempts)")]
+    Unavailable { attempts: u32, last: String },
+    /// A 200 reply that is not Convex's envelope: the URL points at something else.
+    #[error("the reply to {path} is not from Convex: {detail}")]
+    NotConvex { path: String, detail: String },
+}
+
+impl CallError {
+    /// The deployment has no such function: the generated module is not deployed.
+    pub fn is_missing_function(&self) -> bool {
+        matches!(self, CallError::Function { message, .. }
+            if message.contains("Could not find function") || message.contains("Could not find public function"))
+    }
+}
+
+/// `{"status": "success" | "error", ...}`, Convex's reply to a function call. A plain struct,
+/// not a tagged enum: serde buffers tagged enums, and a borrowed `RawValue` cannot be buffered.
+#[derive(Deserialize)]
+struct Envelope<'a> {
+    status: &'a str,
+    #[serde(borrow)]
+    value: Option<&'a RawValue>,
+    #[serde(rename = "errorMessage")]
+    error_message: Option<String>,
+}
+
+/// `{"code": ..., "message": ...}`, Convex's body for a non-2xx reply.
+#[derive(Deserialize, Default)]
+struct SystemError {
+    #[serde(default)]
+    code: String,
+    #[serde(default)]
+    message: String,
+}
+
+/// One deployment, one connection pool. Cheap to clone.
+#[derive(Clone)]
+pub struct ConvexClient {
+    http: reqwest::Client,
+    base: Arc<str>,
+    authorization: Arc<str>,
+    retry: RetryPolicy,
+}
+
+impl std::fmt::Debug for ConvexClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ConvexClient").field("url", &self.base).finish_non_exhaustive()
+    }
+}
+
+impl ConvexClient {
+    /// `url` is the deployment URL (`https://happy-animal-123.convex.cloud`), already validated.
+    pub fn new(
+        url: &str,
+        deploy_key: &Secret,
+        timeout: Duration,
+        retry: RetryPolicy,
+    ) -> anyhow::Result<Self> {
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let roots = rustls::RootCertStore { roots: webpki_roots::TLS_SERVER_ROOTS.to_vec() };
+        let tls = rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()?
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        let http = reqwest::Client::builder()
+            .use_preconfigured_tls(tls)
+            .timeout(timeout)
+            .connect_timeout(Duration::from_secs(10))
+            .pool_idle_timeout(Duration::from_secs(60))
+            .tcp_nodelay(true)
+            .build()?;
+        Ok(Self {
+            http,
+            base: url.trim_end_matches('/').into(),
+            authorization: format!("Convex {}", deploy_key.expose()).into(),
+            retry,
+        })
+    }
+
+    /// Calls `path` with `args` (already in Convex's tagged encoding); returns the value.
+    pub async fn call<T: for<'de> Deserialize<'de>>(
+        &self,
+        kind: FunctionKind,
+        path: &str,
+        args: &serde_json::Value,
+    ) -> Result<T, CallError> {
+        let body = request_body(path, args.to_string().as_bytes());
+        self.call_body(kind, path, body.into(), |raw| {
+            serde_json::from_str(raw.get()).map_err(|e| e.to_string())
+        })
+        .await
+    }
+
+    /// Calls `path` with a request body built by [`request_body`]; `decode` reads the value.
+    /// The body is shared between retries, never copied.
+    pub async fn call_body<T>(
+        &self,
+        kind: FunctionKind,
+        path: &str,
+        body: bytes::Bytes,
+        decode: impl Fn(&RawValue) -> Result<T, String>,
+    ) -> Result<T, CallError> {
+        let url = format!("{}/{}", self.base, kind.route());
+        let mut attempt = 0;
+        loop {
+            let transient = match self.attempt(&url, path, body.clone()).await {
+                Ok(Reply::Done(text)) => return decode_reply(path, &text, &decode),
+                Ok(Reply::Transient(reason)) | Err(reason) => reason,
+                Ok(Reply::Failed(error)) => return Err(error),
+            };
+            if attempt >= self.retry.retries {
+                return Err(CallError::Unavailable { attempts: attempt + 1, last: transient });
+            }
+            let delay = self.retry.delay(attempt);
+            tracing::debug!(path, attempt, ?delay, reason = %transient, "retrying");
+            tokio::time::sleep(delay).await;
+            attempt += 1;
+        }
+    }
+
+    /// One HTTP exchange. `Err` is a transport failure worth retrying.
+    async fn attempt(&self, url: &str, path: &str, body: bytes::Bytes) -> Result<Reply, String> {
+        let response = self
+            .http
+            .post(url)
+            .header(reqwest::header::AUTHORIZATION, &*self.authorization)
+            .header(reqwest::header::CONTENT_TYPE, "application/json")
+            .header("Convex-Client", CLIENT_NAME)
+            .body(body)
+            .send()
+            .await
+            .map_err(|e| transport_reason(&e))?;
+        let status = response.status().as_u16();
+        let text = response.text().await.map_err(|e| transport_reason(&e))?;
+        if status == 200 {
+            return Ok(Reply::Done(text));
+        }
+        let error: SystemError = serde_json::from_str(&text).unwrap_or_default();
+        let message =
+            if error.message.is_empty() { text.chars().take(300).collect() } else { error.message };
+        Ok(match status {
+            429 | 500 | 502 | 503 | 504 => {
+                Reply::Transient(format!("HTTP {status} {}: {message}", error.code))
+            }
+            401 | 403 => Reply::Failed(CallError::DeployKey { status, code: error.code, message }),
+            _ => Reply::Failed(CallError::Refused {
+                path: path.to_owned(),
+                status,
+                code: error.code,
+                message,
+            }),
+        })
+    }
+}
+
+enum Reply {
+    /// HTTP 200: a result or a function error, in Convex's envelope.
+    Done(String),
+    /// Worth retrying.
+    Transient(String),
+    Failed(CallError),
+}
+
+fn decode_reply<T>(
+    path: &str,
+    text: &str,
+    decode: &impl Fn(&RawValue) -> Result<T, String>,
+) -> Result<T, CallError> {
+    let not_convex = |detail: String| CallError::NotConvex { path: path.to_owned(), detail };
+    let envelope: Envelope = serde_json::from_str(text).map_err(|e| not_convex(e.to_string()))?;
+    match (envelope.status, envelope.value, envelope.error_message) {
+        ("success", Some(value), _) => decode(value).map_err(not_convex),
+        // A function that returns nothing.
+        ("success", None, _) => decode(RawValue::NULL).map_err(not_convex),
+        ("error", _, message) => {
+            Err(CallError::Function { path: path.to_owned(), message: message.unwrap_or_default() })
+        }
+        (status, ..) => Err(not_convex(format!("status `{status}`"))),
+    }
+}
+
+/// What went wrong on the wire, without the URL (it is in every message already) or headers.
+fn transport_reason(error: &reqwest::Error) -> String {
+    let kind = if error.is_timeout() {
+        "timed out"
+    } else if error.is_connect() {
+        "cannot connect"
+    } else {
+        "connection failed"
+    };
+    let mut detail = String::new();
+    let mut source = std::error::Error::source(error);
+    while let Some(cause) = source {
+        detail = cause.to_string();
+        source = cause.source();
+    }
+    if detail.is_empty() { kind.to_owned() } else { format!("{kind}: {detail}") }
+}
+
+/// `{"path": ..., "args": <args>, "format": "convex_encoded_json"}` around args that are
+/// already JSON text.
+pub fn request_body(path: &str, args: &[u8]) -> Vec<u8> {
+    let mut body = Vec::with_capacity(args.len() + path.len() + 64);
+    body.extend_from_slice(b"{\"path\":");
+    crate::json_text::write_string(&mut body, path);
+    body.extend_from_slice(b",\"args\":");
+    body.extend_from_slice(args);
+    body.extend_from_slice(b",\"format\":\"convex_encoded_json\"}");
+    body
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_request_body_is_convex_s_shape() {
+        let body = request_body("migrate:upsert", br#"{"table":"users"}"#);
+        let parsed: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(
+            parsed,
+            serde_json::json!({"path": "migrate:upsert", "args": {"table": "users"}, "format": "convex_encoded_json"})
+        );
+    }
+
+    #[test]
+    fn backoff_grows_and_stays_bounded() {
+        let policy = RetryPolicy {
+            retries: 20,
+            base_delay: Duration::from_millis(100),
+            max_delay: Duration::from_secs(2),
+        };
+        for attempt in 0..20 {
+            let delay = policy.delay(attempt);
+            let bound = Duration::from_millis(100 << attempt.min(5)).min(Duration::from_secs(2));
+            assert!(delay <= bound, "attempt {attempt}: {delay:?} > {bound:?}");
+        }
+    }
+
+    #[test]
+    fn replies_decode_into_values_and_function_errors() {
+        let decode =
+            |raw: &RawValue| serde_json::from_str::<u32>(raw.get()).map_err(|e| e.to_string());
+        assert_eq!(decode_reply("m:f", r#"{"status":"success","value":7}"#, &decode).unwrap(), 7);
+        let error = decode_reply("m:f", r#"{"status":"error","errorMessage":"boom"}"#, &decode)
+            .unwrap_err();
+        assert!(matches!(error, CallError::Function { ref message, .. } if message == "boom"));
+        let error = decode_reply("m:f", "<html>", &decode).unwrap_err();
+        assert!(matches!(error, CallError::NotConvex { .. }));
+    }
+}

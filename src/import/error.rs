@@ -1,0 +1,165 @@
+//! Everything that stops an import, each with the exit code and the hint a person needs.
+//! A document Convex refuses does not stop it: that is a reject, not an error.
+
+use std::path::PathBuf;
+
+use super::state::StateError;
+use crate::convex::client::CallError;
+use crate::data_dir::DataDirError;
+use crate::exit_code;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ImportError {
+    #[error("no transformed data: `{path}` does not exist")]
+    NotTransformed { path: PathBuf },
+    #[error("`{path}` cannot be read")]
+    BadManifest {
+        path: PathBuf,
+        #[source]
+        source: serde_json::Error,
+    },
+    #[error(
+        "the plan changed since transform: the plan files hash to {plan}, the transformed data \
+         was made with {transformed}"
+    )]
+    PlanChangedSinceTransform { plan: String, transformed: String },
+    #[error(
+        "an import under another plan is half done: the state records {recorded}, the \
+         transformed data was made with {transformed}"
+    )]
+    PlanChangedDuringImport { recorded: String, transformed: String },
+    #[error("`{path}` changed since transform: {lines} lines, the manifest says {expected_lines}")]
+    TransformedChanged { path: PathBuf, lines: u64, expected_lines: u64 },
+    #[error("`{path}` line {line} is not a document line: {reason}")]
+    BadLine { path: PathBuf, line: u64, reason: String },
+    #[error("no Convex deployment URL given")]
+    MissingConvexUrl,
+    #[error("`{value}` is not a Convex deployment URL")]
+    InvalidConvexUrl { value: String },
+    #[error("no deploy key: CONVEX_DEPLOY_KEY is not set")]
+    MissingDeployKey,
+    #[error("the Convex module `migrate` is not deployed")]
+    ModuleNotDeployed {
+        #[source]
+        source: CallError,
+    },
+    #[error(
+        "the deployed convex/migrate.ts was generated from plan {deployed}, the transformed \
+         data from {transformed}"
+    )]
+    ModuleOutdated { deployed: String, transformed: String },
+    #[error("the deployed convex/migrate.ts does not know table `{table}`")]
+    ModuleMissingTable { table: String },
+    #[error("Convex failed while importing `{table}`")]
+    Convex {
+        table: String,
+        #[source]
+        source: CallError,
+    },
+    #[error("Convex failed")]
+    Call(#[from] CallError),
+    #[error(transparent)]
+    DataDir(#[from] DataDirError),
+    #[error(transparent)]
+    State(#[from] StateError),
+    #[error("interrupted: `migrate import` stopped; {checkpointed} batches are checkpointed")]
+    Interrupted { checkpointed: u64 },
+}
+
+impl ImportError {
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            ImportError::NotTransformed { .. }
+            | ImportError::PlanChangedSinceTransform { .. }
+            | ImportError::PlanChangedDuringImport { .. }
+            | ImportError::MissingConvexUrl
+            | ImportError::InvalidConvexUrl { .. }
+            | ImportError::MissingDeployKey => exit_code::USAGE,
+            ImportError::ModuleNotDeployed { .. }
+            | ImportError::ModuleOutdated { .. }
+            | ImportError::ModuleMissingTable { .. }
+            | ImportError::Convex { .. }
+            | ImportError::Call(_) => exit_code::CONVEX_FAILURE,
+            ImportError::BadManifest { .. }
+            | ImportError::TransformedChanged { .. }
+            | ImportError::BadLine { .. }
+            | ImportError::DataDir(_)
+            | ImportError::State(_) => exit_code::LOCAL_IO,
+            ImportError::Interrupted { .. } => exit_code::INTERRUPTED,
+        }
+    }
+
+    pub fn hint(&self) -> Option<String> {
+        let call = match self {
+            ImportError::Convex { source, .. } | ImportError::Call(source) => Some(source),
+            _ => None,
+        };
+        if let Some(call) = call {
+            return call_hint(call);
+        }
+        Some(match self {
+            ImportError::NotTransformed { .. } => "run `migrate transform` first".into(),
+            ImportError::BadManifest { .. }
+            | ImportError::TransformedChanged { .. }
+            | ImportError::BadLine { .. } => {
+                "the transformed data is damaged or was changed by hand: run `migrate transform` \
+                 again"
+                    .into()
+            }
+            ImportError::PlanChangedSinceTransform { .. } => {
+                "run `migrate transform` again (and `migrate init` to regenerate the Convex \
+                 files), then import"
+                    .into()
+            }
+            ImportError::PlanChangedDuringImport { .. } => {
+                "finish the import with the plan it started with, or run `migrate import --force` \
+                 to start it over under the new plan (documents are upserted by legacy id, so \
+                 nothing is duplicated)"
+                    .into()
+            }
+            ImportError::MissingConvexUrl => {
+                "pass --convex-url or set CONVEX_URL (in the environment or a .env file)".into()
+            }
+            ImportError::InvalidConvexUrl { .. } => {
+                "expected https://<deployment>.convex.cloud (or http://127.0.0.1:<port> for a \
+                 local backend)"
+                    .into()
+            }
+            ImportError::MissingDeployKey => "set CONVEX_DEPLOY_KEY in the environment or .env to \
+                the deployment's deploy key (dashboard: Settings → Deploy keys); it is never \
+                taken from the command line, where `ps` would show it"
+                .into(),
+            ImportError::ModuleNotDeployed { .. } => "deploy the generated convex/schema.ts and \
+                convex/migrate.ts with your app (`npx convex deploy`), then run the import again"
+                .into(),
+            ImportError::ModuleOutdated { .. } | ImportError::ModuleMissingTable { .. } => {
+                "run `migrate init` to regenerate convex/migrate.ts and convex/schema.ts from \
+                 the current plan, and deploy them"
+                    .into()
+            }
+            ImportError::DataDir(e) => return e.hint(),
+            ImportError::State(_) => "the state file only speeds a resumed import up: delete \
+                data/state.sqlite and run the import again"
+                .into(),
+            ImportError::Interrupted { .. } => {
+                "run `migrate import` again to resume where it stopped".into()
+            }
+            ImportError::Convex { .. } | ImportError::Call(_) => return None,
+        })
+    }
+}
+
+fn call_hint(error: &CallError) -> Option<String> {
+    Some(match error {
+        CallError::DeployKey { .. } => "CONVEX_DEPLOY_KEY must be a deploy key of the deployment \
+            CONVEX_URL names (dashboard: Settings → Deploy keys)"
+            .into(),
+        CallError::Unavailable { .. } => "the deployment did not answer or kept refusing; what \
+            was acknowledged is checkpointed: run `migrate import` again to resume"
+            .into(),
+        CallError::NotConvex { .. } => "check CONVEX_URL: it must be the deployment URL, \
+            https://<deployment>.convex.cloud"
+            .into(),
+        CallError::Function { .. } | CallError::Refused { .. } => return None,
+    })
+}

@@ -1,0 +1,615 @@
+//! `migrate import`: documents from `transformed/` into Convex through the generated
+//! `convex/migrate.ts` (docs/convex-module.md), parents before children, `concurrency` batches in
+//! flight, each acknowledged batch checkpointed in `data/state.sqlite`.
+//!
+//! - [`order`]: which table goes when, and which references wait for the second pass.
+//! - [`batches`]: reading a transformed file into batches, skipping what is done.
+//! - [`state`]: checkpoints, the id map, refused documents, the run ledger.
+//!
+//! A batch Convex refuses (its function threw) is split in halves until the refused documents
+//! are found; they go to `rejects/import/<table>.jsonl` with Convex's message, the rest is
+//! imported. Transport failures are retried by the client; what outlasts the retries stops the
+//! import, and the next run resumes from the checkpoints.
+
+pub mod batches;
+mod error;
+pub mod order;
+pub mod state;
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
+use tokio::task::JoinSet;
+
+use self::batches::{Batch, BatchPlan, Entry};
+pub use self::error::ImportError;
+use self::order::TableStep;
+use self::state::{Acked, Checkpointer, ImportReject, Pass, State};
+use crate::convex::client::{CallError, ConvexClient, FunctionKind, RetryPolicy, request_body};
+use crate::data_dir::{DataDir, DataDirError, write_atomically};
+use crate::manifest::Manifest;
+use crate::output::Reporter;
+use crate::settings::Secret;
+use crate::transform::TransformManifest;
+
+/// Bumped with the generated module's `version`.
+const MODULE_VERSION: u32 = 1;
+
+/// A deployment and how to talk to it.
+#[derive(Debug, Clone)]
+pub struct ConvexTarget {
+    pub url: String,
+    pub deploy_key: Secret,
+    pub timeout: Duration,
+    pub retry: RetryPolicy,
+}
+
+impl ConvexTarget {
+    pub fn client(&self) -> Result<ConvexClient, ImportError> {
+        ConvexClient::new(&self.url, &self.deploy_key, self.timeout, self.retry).map_err(|e| {
+            ImportError::Call(CallError::NotConvex { path: String::new(), detail: e.to_string() })
+        })
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct ImportOptions {
+    pub target: ConvexTarget,
+    pub concurrency: usize,
+    pub batch_size: usize,
+    /// Upper bound on a call's arguments, well under Convex's 16 MiB.
+    pub batch_bytes: usize,
+    /// Start over when the state belongs to another plan.
+    pub force: bool,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ImportReport {
+    pub dry_run: bool,
+    pub plan_hash: String,
+    pub tables: Vec<TableImport>,
+    pub documents: u64,
+    /// Documents sent by this run (the rest were done by an earlier one).
+    pub sent: u64,
+    pub rejected: u64,
+    pub first_rejects: Vec<ImportReject>,
+    pub seconds: f64,
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct TableImport {
+    pub table: String,
+    /// Lines of the transformed file.
+    pub documents: u64,
+    /// Batches of `--batch-size` the table needs in all.
+    pub batches: u64,
+    /// Reference fields patched in by the second pass (foreign-key cycles).
+    pub deferred: Vec<String>,
+    /// Documents an earlier run had already imported.
+    pub resumed: u64,
+    pub inserted: u64,
+    pub replaced: u64,
+    pub patched: u64,
+    pub rejected: u64,
+}
+
+/// `transformed/manifest.json` and the plan it was made with, checked against each other.
+pub struct Inputs {
+    pub manifest: TransformManifest,
+    pub order: Vec<TableStep>,
+}
+
+/// Reads what import and verify start from: the transformed manifest, and the plan (which
+/// must still be the one transform used) for the table order.
+pub fn read_inputs(data_dir: &DataDir, plan_dir: &Path) -> anyhow::Result<Inputs> {
+    let path = data_dir.path("transformed/manifest.json");
+    let text = match std::fs::read_to_string(&path) {
+        Ok(text) => text,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Err(ImportError::NotTransformed { path }.into());
+        }
+        Err(e) => return Err(DataDirError::new("read", &path)(e).into()),
+    };
+    let manifest: TransformManifest = serde_json::from_str(&text)
+        .map_err(|source| ImportError::BadManifest { path: path.clone(), source })?;
+    let export_path = data_dir.manifest_path();
+    let export_text =
+        std::fs::read_to_string(&export_path).map_err(DataDirError::new("read", &export_path))?;
+    let export: Manifest = serde_json::from_str(&export_text)
+        .map_err(|source| ImportError::BadManifest { path: export_path, source })?;
+    let plan = crate::plan::load(plan_dir, &export.catalog)?;
+    if plan.hash != manifest.plan_hash {
+        return Err(ImportError::PlanChangedSinceTransform {
+            plan: plan.hash,
+            transformed: manifest.plan_hash,
+        }
+        .into());
+    }
+    Ok(Inputs { order: order::import_order(&plan), manifest })
+}
+
+/// What `--dry-run` shows: the order and the batches, nothing sent.
+pub fn dry_run(inputs: &Inputs, batch_size: usize) -> ImportReport {
+    let tables = inputs
+        .order
+        .iter()
+        .map(|step| {
+            let documents = documents_of(&inputs.manifest, &step.table);
+            TableImport {
+                table: step.table.clone(),
+                documents,
+                batches: batches::expected_batches(documents, batch_size),
+                deferred: step.deferred.clone(),
+                ..TableImport::default()
+            }
+        })
+        .collect::<Vec<_>>();
+    ImportReport {
+        dry_run: true,
+        plan_hash: inputs.manifest.plan_hash.clone(),
+        documents: tables.iter().map(|t| t.documents).sum(),
+        tables,
+        sent: 0,
+        rejected: 0,
+        first_rejects: vec![],
+        seconds: 0.0,
+    }
+}
+
+fn documents_of(manifest: &TransformManifest, table: &str) -> u64 {
+    manifest.tables.iter().find(|t| t.table == table).map_or(0, |t| t.documents)
+}
+
+/// `migrate:info`'s answer.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ModuleInfo {
+    pub version: u32,
+    pub plan_hash: String,
+    pub tables: BTreeMap<String, serde_json::Value>,
+}
+
+/// Asks the deployment which module it runs; refuses one from another plan.
+pub async fn check_module(
+    client: &ConvexClient,
+    inputs: &Inputs,
+) -> Result<ModuleInfo, ImportError> {
+    let info: ModuleInfo = client
+        .call(FunctionKind::Query, "migrate:info", &serde_json::json!({}))
+        .await
+        .map_err(|error| match error {
+            missing if missing.is_missing_function() => {
+                ImportError::ModuleNotDeployed { source: missing }
+            }
+            other => ImportError::Call(other),
+        })?;
+    if info.plan_hash != inputs.manifest.plan_hash || info.version != MODULE_VERSION {
+        return Err(ImportError::ModuleOutdated {
+            deployed: info.plan_hash,
+            transformed: inputs.manifest.plan_hash.clone(),
+        });
+    }
+    if let Some(step) = inputs.order.iter().find(|s| !info.tables.contains_key(&s.table)) {
+        return Err(ImportError::ModuleMissingTable { table: step.table.clone() });
+    }
+    Ok(info)
+}
+
+/// Validates the deployment URL: http(s), a host, nothing after the path.
+pub fn convex_url(raw: Option<&str>) -> Result<String, ImportError> {
+    let raw = raw.map(str::trim).filter(|s| !s.is_empty()).ok_or(ImportError::MissingConvexUrl)?;
+    let invalid = || ImportError::InvalidConvexUrl { value: raw.to_owned() };
+    let url = reqwest::Url::parse(raw).map_err(|_| invalid())?;
+    let plain = matches!(url.scheme(), "http" | "https")
+        && url.host_str().is_some()
+        && url.username().is_empty()
+        && url.password().is_none()
+        && url.query().is_none()
+        && url.fragment().is_none();
+    if !plain {
+        return Err(invalid());
+    }
+    Ok(url.as_str().trim_end_matches('/').to_owned())
+}
+
+/// Runs the import. `reporter` draws a bar per table.
+pub async fn import(
+    data_dir: &DataDir,
+    inputs: &Inputs,
+    options: &ImportOptions,
+    reporter: Arc<dyn Reporter>,
+) -> Result<ImportReport, ImportError> {
+    let started = Instant::now();
+    let client = options.target.client()?;
+    // Listening for Ctrl-C starts with the first call: until this future is first polled, the
+    // default SIGINT action would end the process without a word (a slow or unreachable
+    // deployment makes `migrate:info` take long).
+    let mut interrupt: std::pin::Pin<Box<dyn Future<Output = std::io::Result<()>> + Send>> =
+        Box::pin(tokio::signal::ctrl_c());
+    tokio::select! {
+        checked = check_module(&client, inputs) => { checked?; }
+        _ = &mut interrupt => return Err(ImportError::Interrupted { checkpointed: 0 }),
+    }
+
+    let state = State::open(&data_dir.path("state.sqlite"))?;
+    prepare_state(&state, inputs, options)?;
+    let run = state.run_started("import")?;
+    let mut tables: Vec<TableImport> = Vec::new();
+    for step in &inputs.order {
+        let report = inputs.manifest.tables.iter().find(|t| t.table == step.table);
+        let checksum = report.and_then(|t| t.checksum.clone()).unwrap_or_default();
+        if state.table_checksum(&step.table)?.as_deref() != Some(checksum.as_str()) {
+            state.reset_table(&step.table, &checksum)?;
+        }
+        let documents = report.map_or(0, |t| t.documents);
+        tables.push(TableImport {
+            table: step.table.clone(),
+            documents,
+            batches: batches::expected_batches(documents, options.batch_size),
+            deferred: step.deferred.clone(),
+            resumed: state.written(&step.table, Pass::Upsert)?
+                + state.rejects(&step.table)?.len() as u64,
+            ..TableImport::default()
+        });
+    }
+
+    let mut importer = Importer {
+        client,
+        options,
+        data_dir,
+        inputs,
+        reporter,
+        checkpointer: Checkpointer::spawn(state),
+        checkpointed: 0,
+        interrupt,
+    };
+    let outcome = importer.all_passes(&mut tables).await;
+    let Importer { checkpointer, checkpointed, .. } = importer;
+    let (state, written) = checkpointer.finish();
+    written?;
+    let outcome_name = match &outcome {
+        Ok(()) => "completed",
+        Err(ImportError::Interrupted { .. }) => "interrupted",
+        Err(_) => "failed",
+    };
+    state.run_finished(run, outcome_name)?;
+    if let Err(ImportError::Interrupted { .. }) = outcome {
+        return Err(ImportError::Interrupted { checkpointed });
+    }
+    outcome?;
+
+    let mut first_rejects = Vec::new();
+    let mut rejected = 0;
+    for table in &mut tables {
+        let rejects = state.rejects(&table.table)?;
+        table.rejected = rejects.len() as u64;
+        rejected += table.rejected;
+        write_rejects(data_dir, &table.table, &rejects)?;
+        first_rejects.extend(rejects.into_iter().take(10 - first_rejects.len().min(10)));
+    }
+    Ok(ImportReport {
+        dry_run: false,
+        plan_hash: inputs.manifest.plan_hash.clone(),
+        documents: tables.iter().map(|t| t.documents).sum(),
+        sent: tables.iter().map(|t| t.inserted + t.replaced).sum(),
+        rejected,
+        first_rejects,
+        tables,
+        seconds: started.elapsed().as_secs_f64(),
+    })
+}
+
+/// Checkpoints count only for the deployment and plan they were made with.
+fn prepare_state(
+    state: &State,
+    inputs: &Inputs,
+    options: &ImportOptions,
+) -> Result<(), ImportError> {
+    let plan_hash = &inputs.manifest.plan_hash;
+    if let Some(recorded) = state.meta("plan_hash")?
+        && &recorded != plan_hash
+    {
+        if !options.force {
+            return Err(ImportError::PlanChangedDuringImport {
+                recorded,
+                transformed: plan_hash.clone(),
+            });
+        }
+        tracing::warn!("--force: the import starts over under plan {plan_hash}");
+        state.reset_all()?;
+    }
+    if state.meta("deployment")?.is_some_and(|d| d != options.target.url) {
+        tracing::warn!("another deployment than last time: its import starts from the beginning");
+        state.reset_all()?;
+    }
+    state.set_meta("plan_hash", plan_hash)?;
+    state.set_meta("deployment", &options.target.url)?;
+    Ok(())
+}
+
+/// `rejects/import/<table>.jsonl`, rewritten from the state after every run; removed when
+/// nothing was refused.
+fn write_rejects(
+    data_dir: &DataDir,
+    table: &str,
+    rejects: &[ImportReject],
+) -> Result<(), ImportError> {
+    let path = data_dir.path(&format!("rejects/import/{table}.jsonl"));
+    if rejects.is_empty() {
+        return match std::fs::remove_file(&path) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                Err(DataDirError::new("remove", &path)(e).into())
+            }
+            _ => Ok(()),
+        };
+    }
+    let mut text = Vec::new();
+    for reject in rejects {
+        serde_json::to_writer(&mut text, reject).expect("rejects serialize");
+        text.push(b'\n');
+    }
+    data_dir.prepare(path.parent().expect("under rejects/"))?;
+    write_atomically(&path, &text)?;
+    Ok(())
+}
+
+struct Importer<'a> {
+    client: ConvexClient,
+    options: &'a ImportOptions,
+    data_dir: &'a DataDir,
+    inputs: &'a Inputs,
+    reporter: Arc<dyn Reporter>,
+    checkpointer: Checkpointer,
+    checkpointed: u64,
+    interrupt: std::pin::Pin<Box<dyn Future<Output = std::io::Result<()>> + Send>>,
+}
+
+/// What one acknowledged batch did.
+struct Sent {
+    acked: Acked,
+    inserted: u64,
+    replaced: u64,
+}
+
+impl Importer<'_> {
+    async fn all_passes(&mut self, tables: &mut [TableImport]) -> Result<(), ImportError> {
+        for (step, report) in self.inputs.order.iter().zip(tables.iter_mut()) {
+            self.pass(step, Pass::Upsert, report).await?;
+        }
+        for (step, report) in self.inputs.order.iter().zip(tables.iter_mut()) {
+            if !step.deferred.is_empty() {
+                self.pass(step, Pass::PatchRefs, report).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Sends one table's batches for one pass, `concurrency` at a time.
+    async fn pass(
+        &mut self,
+        step: &TableStep,
+        pass: Pass,
+        report: &mut TableImport,
+    ) -> Result<(), ImportError> {
+        let Some(manifest) = self.inputs.manifest.tables.iter().find(|t| t.table == step.table)
+        else {
+            return Ok(());
+        };
+        let Some(file) = &manifest.file else { return Ok(()) };
+        let state_ranges = {
+            // The writer owns the connection; open a reader on the same file.
+            let state = State::open(&self.data_dir.path("state.sqlite"))?;
+            state.acked_ranges(&step.table, pass)?
+        };
+        let done_lines: u64 = state_ranges.iter().map(|(first, end)| end - first).sum();
+        let label = match pass {
+            Pass::Upsert => step.table.clone(),
+            Pass::PatchRefs => format!("{} (references)", step.table),
+        };
+        let mut progress = self.reporter.table_started(&label, Some(manifest.documents));
+        let mut progressed = done_lines;
+        progress.rows(progressed);
+
+        let batch_plan = BatchPlan {
+            table: step.table.clone(),
+            path: self.data_dir.path(file),
+            pass,
+            legacy_field: step.legacy_field.clone(),
+            deferred: step.deferred.clone(),
+            size: self.options.batch_size,
+            max_bytes: self.options.batch_bytes,
+            done: state_ranges,
+            expected_lines: manifest.documents,
+            expected_checksum: manifest.checksum.clone().unwrap_or_default(),
+        };
+        let (sender, mut receiver) =
+            tokio::sync::mpsc::channel::<Batch>(self.options.concurrency.max(2));
+        let reader = tokio::task::spawn_blocking(move || {
+            batches::read_batches(&batch_plan, |batch| sender.blocking_send(batch).is_ok())
+        });
+
+        let table: Arc<str> = step.table.as_str().into();
+        let mut in_flight: JoinSet<Result<Sent, ImportError>> = JoinSet::new();
+        let mut reading = true;
+        while reading || !in_flight.is_empty() {
+            tokio::select! {
+                batch = receiver.recv(), if reading && in_flight.len() < self.options.concurrency => {
+                    match batch {
+                        Some(batch) => {
+                            in_flight.spawn(send_batch(self.client.clone(), Arc::clone(&table), pass, batch));
+                        }
+                        None => reading = false,
+                    }
+                }
+                Some(joined) = in_flight.join_next(), if !in_flight.is_empty() => {
+                    let sent = joined.expect("import tasks do not panic")?;
+                    progressed += sent.acked.end_line - sent.acked.first_line;
+                    progress.rows(progressed.min(manifest.documents));
+                    match pass {
+                        Pass::Upsert => {
+                            report.inserted += sent.inserted;
+                            report.replaced += sent.replaced;
+                        }
+                        Pass::PatchRefs => report.patched += sent.acked.ids.len() as u64,
+                    }
+                    self.checkpointer.record(sent.acked)?;
+                    self.checkpointed += 1;
+                }
+                _ = &mut self.interrupt => {
+                    in_flight.abort_all();
+                    return Err(ImportError::Interrupted { checkpointed: self.checkpointed });
+                }
+            }
+        }
+        drop(receiver);
+        reader.await.expect("the batch reader does not panic")?;
+        progress.finished(manifest.documents);
+        Ok(())
+    }
+}
+
+/// `migrate:upsert`'s and `migrate:patchRefs`' answer.
+#[derive(Deserialize)]
+struct Written {
+    ids: Vec<String>,
+    #[serde(default)]
+    inserted: u64,
+    #[serde(default)]
+    replaced: u64,
+}
+
+async fn send_batch(
+    client: ConvexClient,
+    table: Arc<str>,
+    pass: Pass,
+    batch: Batch,
+) -> Result<Sent, ImportError> {
+    let mut sent = Sent {
+        acked: Acked {
+            table: table.to_string(),
+            pass,
+            first_line: batch.first_line,
+            end_line: batch.end_line,
+            ids: Vec::with_capacity(batch.entries.len()),
+            rejects: Vec::new(),
+        },
+        inserted: 0,
+        replaced: 0,
+    };
+    send_entries(&client, &table, pass, &batch.entries, &mut sent)
+        .await
+        .map_err(|source| ImportError::Convex { table: table.to_string(), source })?;
+    Ok(sent)
+}
+
+/// Sends `entries` in one call; when the function refuses them, halves until the refused
+/// documents are alone, and records those as rejects.
+fn send_entries<'a>(
+    client: &'a ConvexClient,
+    table: &'a str,
+    pass: Pass,
+    entries: &'a [Entry],
+    sent: &'a mut Sent,
+) -> std::pin::Pin<Box<dyn Future<Output = Result<(), CallError>> + Send + 'a>> {
+    Box::pin(async move {
+        let path = match pass {
+            Pass::Upsert => "migrate:upsert",
+            Pass::PatchRefs => "migrate:patchRefs",
+        };
+        let body = request_body(path, &call_args(table, entries));
+        let expected = entries.len();
+        let decode = |raw: &RawValue| {
+            let written: Written = serde_json::from_str(raw.get()).map_err(|e| e.to_string())?;
+            if written.ids.len() == expected {
+                Ok(written)
+            } else {
+                Err(format!("{} ids for {expected} documents", written.ids.len()))
+            }
+        };
+        match client.call_body(FunctionKind::Mutation, path, body.into(), decode).await {
+            Ok(written) => {
+                sent.inserted += written.inserted;
+                sent.replaced += written.replaced;
+                sent.acked.ids.extend(entries.iter().map(|e| e.legacy_id.clone()).zip(written.ids));
+                Ok(())
+            }
+            Err(CallError::Function { message, .. })
+                if !message.contains("Could not find") && !message.contains("unknown table") =>
+            {
+                if let [entry] = entries {
+                    sent.acked.rejects.push(ImportReject {
+                        table: table.to_owned(),
+                        line: entry.line,
+                        legacy_id: entry.legacy_id.clone(),
+                        message: clean_message(&message),
+                    });
+                    return Ok(());
+                }
+                let (left, right) = entries.split_at(entries.len() / 2);
+                send_entries(client, table, pass, left, sent).await?;
+                send_entries(client, table, pass, right, sent).await
+            }
+            Err(other) => Err(other),
+        }
+    })
+}
+
+/// `{"table": ..., "docs": [<entry>, ...]}`.
+fn call_args(table: &str, entries: &[Entry]) -> Vec<u8> {
+    let size = entries.iter().map(|e| e.json.len() + 1).sum::<usize>() + table.len() + 32;
+    let mut args = Vec::with_capacity(size);
+    args.extend_from_slice(b"{\"table\":");
+    crate::json_text::write_string(&mut args, table);
+    args.extend_from_slice(b",\"docs\":[");
+    for (index, entry) in entries.iter().enumerate() {
+        if index > 0 {
+            args.push(b',');
+        }
+        args.extend_from_slice(&entry.json);
+    }
+    args.extend_from_slice(b"]}");
+    args
+}
+
+/// Convex's message without its request-id prefix and stack trace.
+fn clean_message(message: &str) -> String {
+    let message = match message.find("] ") {
+        Some(end) if message.starts_with("[Request ID:") => &message[end + 2..],
+        _ => message,
+    };
+    message
+        .lines()
+        .take_while(|l| !l.trim_start().starts_with("at "))
+        .collect::<Vec<_>>()
+        .join(" ")
+        .trim()
+        .to_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn convex_urls_are_checked() {
+        assert_eq!(
+            convex_url(Some("https://happy-animal-123.convex.cloud/")).unwrap(),
+            "https://happy-animal-123.convex.cloud"
+        );
+        assert_eq!(convex_url(Some("http://127.0.0.1:3210")).unwrap(), "http://127.0.0.1:3210");
+        for bad in ["happy-animal", "ftp://x.convex.cloud", "https://user:pw@x.convex.cloud", ""] {
+            assert!(convex_url(Some(bad)).is_err(), "{bad}");
+        }
+        assert!(matches!(convex_url(None), Err(ImportError::MissingConvexUrl)));
+    }
+
+    #[test]
+    fn convex_messages_lose_request_ids_and_stacks() {
+        let raw = "[Request ID: 1234] Server Error\nUncaught Error: users 7: boom\n    at handler (../convex/migrate.ts:10:3)";
+        assert_eq!(clean_message(raw), "Server Error Uncaught Error: users 7: boom");
+    }
+}

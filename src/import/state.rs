@@ -1,0 +1,437 @@
+//! The import's state file, `data/state.sqlite`: which batches Convex acknowledged (per table,
+//! per pass, as ranges of lines of the transformed file), the legacy id → Convex id map, the
+//! documents Convex refused, and a ledger of runs.
+//!
+//! Correctness never depends on it: every write is an upsert by legacy id, so a lost or deleted
+//! state only means sending documents again. It makes a resumed import skip what is done.
+//! Checkpoints are written by one thread ([`Checkpointer`]) that commits whatever has arrived in
+//! one transaction, so recording never slows the requests down.
+
+use std::path::{Path, PathBuf};
+use std::sync::mpsc;
+use std::thread::JoinHandle;
+
+use rusqlite::{Connection, OptionalExtension, params};
+
+use crate::data_dir::DataDirError;
+
+/// Bumped when the tables below change incompatibly; an older file is started over.
+const SCHEMA_VERSION: i64 = 1;
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS tables (
+    target TEXT PRIMARY KEY,
+    checksum TEXT NOT NULL,
+    upserted INTEGER NOT NULL DEFAULT 0,
+    patched INTEGER NOT NULL DEFAULT 0
+);
+CREATE TABLE IF NOT EXISTS batches (
+    target TEXT NOT NULL,
+    pass INTEGER NOT NULL,
+    first_line INTEGER NOT NULL,
+    end_line INTEGER NOT NULL,
+    PRIMARY KEY (target, pass, first_line)
+);
+CREATE TABLE IF NOT EXISTS ids (target TEXT NOT NULL, legacy_id TEXT NOT NULL, convex_id TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS rejects (
+    target TEXT NOT NULL,
+    line INTEGER NOT NULL,
+    legacy_id TEXT NOT NULL,
+    message TEXT NOT NULL,
+    PRIMARY KEY (target, line)
+);
+CREATE TABLE IF NOT EXISTS runs (
+    id INTEGER PRIMARY KEY,
+    command TEXT NOT NULL,
+    started_at TEXT NOT NULL,
+    finished_at TEXT,
+    outcome TEXT
+);
+";
+
+#[derive(Debug, thiserror::Error)]
+pub enum StateError {
+    #[error("the import state `{path}` cannot be used")]
+    Sqlite {
+        path: PathBuf,
+        #[source]
+        source: rusqlite::Error,
+    },
+    #[error(transparent)]
+    DataDir(#[from] DataDirError),
+    #[error("the checkpoint writer stopped")]
+    WriterGone,
+}
+
+/// Which of import's two passes a batch belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Pass {
+    /// Documents upserted, references outside foreign-key cycles resolved.
+    Upsert = 1,
+    /// References inside cycles patched in.
+    PatchRefs = 2,
+}
+
+/// A document Convex refused, with its message.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct ImportReject {
+    pub table: String,
+    /// 1-based line of `transformed/<table>.jsonl`.
+    pub line: u64,
+    pub legacy_id: String,
+    pub message: String,
+}
+
+/// A batch Convex acknowledged: lines `first_line..end_line` of the table's file are done.
+#[derive(Debug)]
+pub struct Acked {
+    pub table: String,
+    pub pass: Pass,
+    pub first_line: u64,
+    pub end_line: u64,
+    /// (legacy id, Convex id) of the documents written.
+    pub ids: Vec<(String, String)>,
+    pub rejects: Vec<ImportReject>,
+}
+
+pub struct State {
+    conn: Connection,
+    path: PathBuf,
+}
+
+impl State {
+    /// Opens (or creates) the state file, readable by its owner only.
+    pub fn open(path: &Path) -> Result<Self, StateError> {
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent)
+                .map_err(DataDirError::new("create the data directory", parent))?;
+        }
+        let sqlite = |source| StateError::Sqlite { path: path.to_owned(), source };
+        let conn = Connection::open(path).map_err(sqlite)?;
+        restrict_to_owner(path);
+        conn.execute_batch("PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;")
+            .map_err(sqlite)?;
+        let state = Self { conn, path: path.to_owned() };
+        state.migrate_schema()?;
+        Ok(state)
+    }
+
+    fn sqlite(&self) -> impl Fn(rusqlite::Error) -> StateError + '_ {
+        |source| StateError::Sqlite { path: self.path.clone(), source }
+    }
+
+    fn migrate_schema(&self) -> Result<(), StateError> {
+        let version: i64 = self
+            .conn
+            .query_row("PRAGMA user_version", [], |row| row.get(0))
+            .map_err(self.sqlite())?;
+        if version != SCHEMA_VERSION {
+            self.conn
+                .execute_batch(
+                    "DROP TABLE IF EXISTS meta; DROP TABLE IF EXISTS tables; \
+                     DROP TABLE IF EXISTS batches; DROP TABLE IF EXISTS ids; \
+                     DROP TABLE IF EXISTS rejects; DROP TABLE IF EXISTS runs;",
+                )
+                .map_err(self.sqlite())?;
+        }
+        self.conn.execute_batch(SCHEMA).map_err(self.sqlite())?;
+        self.conn
+            .execute_batch(&format!("PRAGMA user_version = {SCHEMA_VERSION}"))
+            .map_err(self.sqlite())
+    }
+
+    pub fn meta(&self, key: &str) -> Result<Option<String>, StateError> {
+        self.conn
+            .query_row("SELECT value FROM meta WHERE key = ?1", [key], |row| row.get(0))
+            .optional()
+            .map_err(self.sqlite())
+    }
+
+    pub fn set_meta(&self, key: &str, value: &str) -> Result<(), StateError> {
+        self.conn
+            .execute(
+                "INSERT INTO meta (key, value) VALUES (?1, ?2) \
+                 ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                params![key, value],
+            )
+            .map(drop)
+            .map_err(self.sqlite())
+    }
+
+    /// Forgets every checkpoint, id and reject: the next import sends everything again.
+    pub fn reset_all(&self) -> Result<(), StateError> {
+        self.conn
+            .execute_batch(
+                "DELETE FROM tables; DELETE FROM batches; DELETE FROM ids; DELETE FROM rejects;",
+            )
+            .map_err(self.sqlite())
+    }
+
+    /// The checksum of the transformed file the table's checkpoints refer to.
+    pub fn table_checksum(&self, table: &str) -> Result<Option<String>, StateError> {
+        self.conn
+            .query_row("SELECT checksum FROM tables WHERE target = ?1", [table], |row| row.get(0))
+            .optional()
+            .map_err(self.sqlite())
+    }
+
+    /// Starts the table over for a transformed file with `checksum`.
+    pub fn reset_table(&self, table: &str, checksum: &str) -> Result<(), StateError> {
+        let tx = self.conn.unchecked_transaction().map_err(self.sqlite())?;
+        for sql in [
+            "DELETE FROM batches WHERE target = ?1",
+            "DELETE FROM ids WHERE target = ?1",
+            "DELETE FROM rejects WHERE target = ?1",
+            "DELETE FROM tables WHERE target = ?1",
+        ] {
+            tx.execute(sql, [table]).map_err(self.sqlite())?;
+        }
+        tx.execute(
+            "INSERT INTO tables (target, checksum) VALUES (?1, ?2)",
+            params![table, checksum],
+        )
+        .map_err(self.sqlite())?;
+        tx.commit().map_err(self.sqlite())
+    }
+
+    /// Line ranges `[first, end)` of the table acknowledged in `pass`, sorted.
+    pub fn acked_ranges(&self, table: &str, pass: Pass) -> Result<Vec<(u64, u64)>, StateError> {
+        let mut statement = self
+            .conn
+            .prepare(
+                "SELECT first_line, end_line FROM batches WHERE target = ?1 AND pass = ?2 \
+                 ORDER BY first_line",
+            )
+            .map_err(self.sqlite())?;
+        let rows = statement
+            .query_map(params![table, pass as i64], |row| {
+                Ok((row.get::<_, i64>(0)? as u64, row.get::<_, i64>(1)? as u64))
+            })
+            .map_err(self.sqlite())?;
+        rows.collect::<Result<_, _>>().map_err(self.sqlite())
+    }
+
+    /// Documents of the table Convex refused, in line order.
+    pub fn rejects(&self, table: &str) -> Result<Vec<ImportReject>, StateError> {
+        let mut statement = self
+            .conn
+            .prepare("SELECT line, legacy_id, message FROM rejects WHERE target = ?1 ORDER BY line")
+            .map_err(self.sqlite())?;
+        let rows = statement
+            .query_map([table], |row| {
+                Ok(ImportReject {
+                    table: table.to_owned(),
+                    line: row.get::<_, i64>(0)? as u64,
+                    legacy_id: row.get(1)?,
+                    message: row.get(2)?,
+                })
+            })
+            .map_err(self.sqlite())?;
+        rows.collect::<Result<_, _>>().map_err(self.sqlite())
+    }
+
+    /// Documents of the table written in `pass` (counted from acknowledged batches).
+    pub fn written(&self, table: &str, pass: Pass) -> Result<u64, StateError> {
+        let column = match pass {
+            Pass::Upsert => "upserted",
+            Pass::PatchRefs => "patched",
+        };
+        let count: Option<i64> = self
+            .conn
+            .query_row(&format!("SELECT {column} FROM tables WHERE target = ?1"), [table], |row| {
+                row.get(0)
+            })
+            .optional()
+            .map_err(self.sqlite())?;
+        Ok(count.unwrap_or(0) as u64)
+    }
+
+    fn record(&mut self, batches: &[Acked]) -> Result<(), StateError> {
+        let path = self.path.clone();
+        let sqlite = |source| StateError::Sqlite { path: path.clone(), source };
+        let tx = self.conn.transaction().map_err(sqlite)?;
+        {
+            let mut batch = tx
+                .prepare_cached(
+                    "INSERT OR REPLACE INTO batches (target, pass, first_line, end_line) \
+                     VALUES (?1, ?2, ?3, ?4)",
+                )
+                .map_err(sqlite)?;
+            let mut id = tx
+                .prepare_cached(
+                    "INSERT INTO ids (target, legacy_id, convex_id) VALUES (?1, ?2, ?3)",
+                )
+                .map_err(sqlite)?;
+            let mut reject = tx
+                .prepare_cached(
+                    "INSERT OR REPLACE INTO rejects (target, line, legacy_id, message) \
+                     VALUES (?1, ?2, ?3, ?4)",
+                )
+                .map_err(sqlite)?;
+            let mut count = tx
+                .prepare_cached(
+                    "UPDATE tables SET upserted = upserted + ?2 * (?3 = 1), \
+                     patched = patched + ?2 * (?3 = 2) WHERE target = ?1",
+                )
+                .map_err(sqlite)?;
+            for acked in batches {
+                let pass = acked.pass as i64;
+                batch
+                    .execute(params![
+                        acked.table,
+                        pass,
+                        acked.first_line as i64,
+                        acked.end_line as i64
+                    ])
+                    .map_err(sqlite)?;
+                for (legacy, convex) in &acked.ids {
+                    id.execute(params![acked.table, legacy, convex]).map_err(sqlite)?;
+                }
+                for r in &acked.rejects {
+                    reject
+                        .execute(params![acked.table, r.line as i64, r.legacy_id, r.message])
+                        .map_err(sqlite)?;
+                }
+                count
+                    .execute(params![acked.table, acked.ids.len() as i64, pass])
+                    .map_err(sqlite)?;
+            }
+        }
+        tx.commit().map_err(sqlite)
+    }
+
+    /// Opens a ledger entry for a run of `command`; returns its id.
+    pub fn run_started(&self, command: &str) -> Result<i64, StateError> {
+        self.conn
+            .execute(
+                "INSERT INTO runs (command, started_at) VALUES (?1, strftime('%Y-%m-%dT%H:%M:%fZ'))",
+                [command],
+            )
+            .map_err(self.sqlite())?;
+        Ok(self.conn.last_insert_rowid())
+    }
+
+    pub fn run_finished(&self, run: i64, outcome: &str) -> Result<(), StateError> {
+        self.conn
+            .execute(
+                "UPDATE runs SET finished_at = strftime('%Y-%m-%dT%H:%M:%fZ'), outcome = ?2 \
+                 WHERE id = ?1",
+                params![run, outcome],
+            )
+            .map(drop)
+            .map_err(self.sqlite())
+    }
+}
+
+/// The data directory holds user data; so does the state file.
+fn restrict_to_owner(path: &Path) {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let _ = std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600));
+    }
+}
+
+/// Writes acknowledged batches on its own thread, many per transaction.
+pub struct Checkpointer {
+    sender: mpsc::Sender<Acked>,
+    thread: JoinHandle<(State, Result<(), StateError>)>,
+}
+
+impl Checkpointer {
+    pub fn spawn(mut state: State) -> Self {
+        let (sender, receiver) = mpsc::channel::<Acked>();
+        let thread = std::thread::spawn(move || {
+            while let Ok(first) = receiver.recv() {
+                let mut pending = vec![first];
+                pending.extend(receiver.try_iter().take(255));
+                if let Err(error) = state.record(&pending) {
+                    return (state, Err(error));
+                }
+            }
+            (state, Ok(()))
+        });
+        Self { sender, thread }
+    }
+
+    /// Queues a checkpoint. Fails when the writer stopped on an error; `finish` says which.
+    pub fn record(&self, acked: Acked) -> Result<(), StateError> {
+        self.sender.send(acked).map_err(|_| StateError::WriterGone)
+    }
+
+    /// Waits until every queued checkpoint is written; returns the state for reading.
+    pub fn finish(self) -> (State, Result<(), StateError>) {
+        drop(self.sender);
+        self.thread.join().expect("the checkpoint writer does not panic")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn acked(first: u64, end: u64) -> Acked {
+        Acked {
+            table: "users".into(),
+            pass: Pass::Upsert,
+            first_line: first,
+            end_line: end,
+            ids: (first..end).map(|n| (n.to_string(), format!("id{n}"))).collect(),
+            rejects: vec![],
+        }
+    }
+
+    #[test]
+    fn checkpoints_survive_reopening_and_reset() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.sqlite");
+        let state = State::open(&path).unwrap();
+        state.reset_table("users", "blake3:a").unwrap();
+        let writer = Checkpointer::spawn(state);
+        writer.record(acked(101, 201)).unwrap();
+        writer.record(acked(1, 101)).unwrap();
+        let (state, result) = writer.finish();
+        result.unwrap();
+        drop(state);
+
+        let state = State::open(&path).unwrap();
+        assert_eq!(state.acked_ranges("users", Pass::Upsert).unwrap(), [(1, 101), (101, 201)]);
+        assert_eq!(state.acked_ranges("users", Pass::PatchRefs).unwrap(), []);
+        assert_eq!(state.written("users", Pass::Upsert).unwrap(), 200);
+        assert_eq!(state.table_checksum("users").unwrap().as_deref(), Some("blake3:a"));
+
+        state.reset_table("users", "blake3:b").unwrap();
+        assert_eq!(state.acked_ranges("users", Pass::Upsert).unwrap(), []);
+        assert_eq!(state.written("users", Pass::Upsert).unwrap(), 0);
+    }
+
+    #[test]
+    fn rejects_are_kept_per_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = State::open(&dir.path().join("state.sqlite")).unwrap();
+        state.reset_table("users", "blake3:a").unwrap();
+        let mut batch = acked(1, 3);
+        batch.rejects.push(ImportReject {
+            table: "users".into(),
+            line: 2,
+            legacy_id: "2".into(),
+            message: "Validator error".into(),
+        });
+        let writer = Checkpointer::spawn(state);
+        writer.record(batch).unwrap();
+        let (state, result) = writer.finish();
+        result.unwrap();
+        assert_eq!(state.rejects("users").unwrap()[0].message, "Validator error");
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn the_state_file_is_readable_by_its_owner_only() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.sqlite");
+        State::open(&path).unwrap();
+        assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
+    }
+}

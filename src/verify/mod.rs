@@ -1,0 +1,510 @@
+//! `migrate verify`: proof that Convex holds exactly the documents transform produced.
+//!
+//! Every table is read back from Convex (`migrate:page`) and compared with
+//! `transformed/<table>.jsonl` document by document: a fingerprint of the plain fields
+//! ([`canonical`]), and each reference through the legacy identity of the document it points
+//! at, so that ids, which differ per deployment, never need to match. Reported: documents
+//! missing from Convex, documents Convex has that the source does not, documents that differ
+//! (with the field), legacy ids held by two documents, and references that resolve to no
+//! document or to one in the wrong table.
+
+pub mod canonical;
+
+use std::collections::{BTreeMap, HashMap};
+use std::fs::File;
+use std::io::{BufRead, BufReader};
+use std::sync::Arc;
+use std::time::Instant;
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+use self::canonical::{Fingerprint, fingerprint, value_fingerprint};
+use crate::convex::client::{ConvexClient, FunctionKind};
+use crate::data_dir::{DataDir, DataDirError};
+use crate::import::order::TableStep;
+use crate::import::{ConvexTarget, ImportError, Inputs, check_module};
+use crate::output::Reporter;
+
+/// Documents per `migrate:page` call: well inside a query's 16 MiB read limit for documents
+/// of ordinary size.
+const PAGE_SIZE: u32 = 500;
+
+#[derive(Debug, Clone, Serialize)]
+pub struct VerifyReport {
+    /// Convex holds exactly the transformed documents.
+    pub identical: bool,
+    pub tables: Vec<TableVerify>,
+    /// The first `--show` differences (every one is counted in `tables`).
+    pub differences: Vec<Difference>,
+    pub seconds: f64,
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct TableVerify {
+    pub table: String,
+    /// Rows of the source tables in the export (before filters, merges and rejects).
+    pub source_rows: u64,
+    /// Documents transform produced.
+    pub transformed: u64,
+    /// Documents Convex holds.
+    pub convex: u64,
+    pub matching: u64,
+    pub missing: u64,
+    pub extra: u64,
+    pub different: u64,
+    pub duplicates: u64,
+    pub unresolved_references: u64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Difference {
+    pub table: String,
+    pub legacy_id: String,
+    /// `missing`, `extra`, `different`, `duplicate` or `unresolved reference`.
+    pub kind: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub field: Option<String>,
+    pub detail: String,
+}
+
+/// What a reference field holds, in terms that do not depend on the deployment.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+enum Target {
+    /// A document: its Convex table and legacy id.
+    Document(String, String),
+    /// Anything else, as JSON: a legacy id kept by `keep_legacy`, null, or an id of nothing.
+    Plain(String),
+}
+
+impl std::fmt::Display for Target {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Target::Document(table, legacy) => write!(f, "{table} {legacy}"),
+            Target::Plain(json) => f.write_str(json),
+        }
+    }
+}
+
+/// A Convex document reduced as it arrives, with its reference fields still holding ids.
+type ConvexReduced = (String, Reduced, Vec<(String, Value)>);
+
+/// One document reduced to what is compared.
+struct Reduced {
+    fields: Fingerprint,
+    references: Vec<(String, Target)>,
+    /// The source line, or the Convex id.
+    locator: String,
+}
+
+/// Reads `transformed/` and every table in Convex, and compares them.
+pub async fn verify(
+    data_dir: &DataDir,
+    inputs: &Inputs,
+    target: &ConvexTarget,
+    show: usize,
+    reporter: Arc<dyn Reporter>,
+) -> Result<VerifyReport, ImportError> {
+    let started = Instant::now();
+    let client = target.client()?;
+    let info = check_module(&client, inputs).await?;
+    let references: BTreeMap<String, BTreeMap<String, String>> = info
+        .tables
+        .iter()
+        .map(|(table, value)| {
+            let refs = value
+                .get("references")
+                .and_then(Value::as_object)
+                .map(|m| {
+                    m.iter()
+                        .map(|(f, p)| (f.clone(), p.as_str().unwrap_or_default().to_owned()))
+                        .collect()
+                })
+                .unwrap_or_default();
+            (table.clone(), refs)
+        })
+        .collect();
+
+    // Convex first: every id's table and legacy id is needed before references compare.
+    // Documents are reduced as they arrive; their references stay ids until all are read.
+    let mut convex_docs: BTreeMap<&str, Vec<ConvexReduced>> = BTreeMap::new();
+    let mut owners: HashMap<String, (String, String)> = HashMap::new();
+    for step in &inputs.order {
+        let reference_fields = references.get(&step.table).cloned().unwrap_or_default();
+        let mut progress = reporter.table_started(&format!("{} (Convex)", step.table), None);
+        let mut reduced = Vec::new();
+        read_convex_table(&client, step, &mut |legacy, document| {
+            let id = document.get("_id").and_then(Value::as_str).unwrap_or_default().to_owned();
+            owners.insert(id.clone(), (step.table.clone(), legacy.clone()));
+            let ids = document
+                .iter()
+                .filter(|(k, _)| reference_fields.contains_key(*k))
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect();
+            let fields = reduce(&document, &reference_fields, plain_target, id);
+            reduced.push((legacy, fields, ids));
+            progress.rows(reduced.len() as u64);
+        })
+        .await?;
+        progress.finished(reduced.len() as u64);
+        convex_docs.insert(&step.table, reduced);
+    }
+
+    let mut tables = Vec::new();
+    let mut differences = Vec::new();
+    let mut total_differences = 0u64;
+    for step in &inputs.order {
+        let reference_fields = references.get(&step.table).cloned().unwrap_or_default();
+        let manifest = inputs.manifest.tables.iter().find(|t| t.table == step.table);
+        let mut report = TableVerify {
+            table: step.table.clone(),
+            source_rows: manifest.map_or(0, |t| t.rows),
+            transformed: manifest.map_or(0, |t| t.documents),
+            ..TableVerify::default()
+        };
+        let source = match manifest.and_then(|t| t.file.as_ref()) {
+            Some(file) => read_source(&data_dir.path(file), step, &reference_fields)?,
+            None => HashMap::new(),
+        };
+        let mut seen: HashMap<&str, &Reduced> = HashMap::new();
+        let mut reduced_convex = Vec::new();
+        for (legacy, mut reduced, ids) in
+            convex_docs.remove(step.table.as_str()).unwrap_or_default()
+        {
+            reduced.references = ids
+                .iter()
+                .map(|(field, value)| (field.clone(), convex_target(value, &owners)))
+                .collect();
+            reduced.references.sort();
+            reduced_convex.push((legacy, reduced));
+        }
+        report.convex = reduced_convex.len() as u64;
+        let mut note = |d: Difference, differences: &mut Vec<Difference>| {
+            total_differences += 1;
+            if differences.len() < show {
+                differences.push(d);
+            }
+        };
+        for (legacy, reduced) in &reduced_convex {
+            if seen.insert(legacy.as_str(), reduced).is_some() {
+                report.duplicates += 1;
+                note(
+                    Difference {
+                        table: step.table.clone(),
+                        legacy_id: legacy.to_string(),
+                        kind: "duplicate",
+                        field: None,
+                        detail: format!(
+                            "a second document ({}) has this legacy id",
+                            reduced.locator
+                        ),
+                    },
+                    &mut differences,
+                );
+            }
+        }
+        for (legacy, expected) in &source {
+            let Some(actual) = seen.get(legacy.as_str()) else {
+                report.missing += 1;
+                note(
+                    Difference {
+                        table: step.table.clone(),
+                        legacy_id: legacy.clone(),
+                        kind: "missing",
+                        field: None,
+                        detail: format!("transformed line {} is not in Convex", expected.locator),
+                    },
+                    &mut differences,
+                );
+                continue;
+            };
+            let mut same = true;
+            for (field, target) in &actual.references {
+                let wanted = expected.references.iter().find(|(f, _)| f == field).map(|(_, t)| t);
+                if wanted != Some(target) {
+                    same = false;
+                    let dangling = matches!(target, Target::Plain(json) if json.starts_with('"'))
+                        && matches!(wanted, Some(Target::Document(..)));
+                    if dangling {
+                        report.unresolved_references += 1;
+                    }
+                    note(
+                        Difference {
+                            table: step.table.clone(),
+                            legacy_id: legacy.clone(),
+                            kind: if dangling { "unresolved reference" } else { "different" },
+                            field: Some(field.clone()),
+                            detail: format!(
+                                "Convex has {target}, the source has {}",
+                                wanted.map_or("nothing".to_owned(), ToString::to_string)
+                            ),
+                        },
+                        &mut differences,
+                    );
+                }
+            }
+            for (field, target) in &expected.references {
+                if !actual.references.iter().any(|(f, _)| f == field) {
+                    same = false;
+                    note(
+                        Difference {
+                            table: step.table.clone(),
+                            legacy_id: legacy.clone(),
+                            kind: "different",
+                            field: Some(field.clone()),
+                            detail: format!("Convex has nothing, the source has {target}"),
+                        },
+                        &mut differences,
+                    );
+                }
+            }
+            if actual.fields != expected.fields {
+                same = false;
+                note(
+                    Difference {
+                        table: step.table.clone(),
+                        legacy_id: legacy.clone(),
+                        kind: "different",
+                        field: None,
+                        detail: "fields differ".into(),
+                    },
+                    &mut differences,
+                );
+            }
+            if same {
+                report.matching += 1;
+            } else {
+                report.different += 1;
+            }
+        }
+        for (legacy, reduced) in &reduced_convex {
+            if !source.contains_key(legacy) {
+                report.extra += 1;
+                note(
+                    Difference {
+                        table: step.table.clone(),
+                        legacy_id: legacy.to_string(),
+                        kind: "extra",
+                        field: None,
+                        detail: format!("Convex document {} is not in the source", reduced.locator),
+                    },
+                    &mut differences,
+                );
+            }
+        }
+        tables.push(report);
+    }
+    name_differing_fields(&client, data_dir, inputs, &mut differences, &references).await?;
+    Ok(VerifyReport {
+        identical: total_differences == 0,
+        tables,
+        differences,
+        seconds: started.elapsed().as_secs_f64(),
+    })
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Page {
+    page: Vec<Map<String, Value>>,
+    is_done: bool,
+    continue_cursor: String,
+}
+
+/// Hands every document of the table, with its legacy id, to `each`.
+async fn read_convex_table(
+    client: &ConvexClient,
+    step: &TableStep,
+    each: &mut dyn FnMut(String, Map<String, Value>),
+) -> Result<(), ImportError> {
+    let mut cursor = Value::Null;
+    loop {
+        let args =
+            serde_json::json!({"table": step.table, "cursor": cursor, "numItems": PAGE_SIZE});
+        let page: Page = client
+            .call(FunctionKind::Query, "migrate:page", &args)
+            .await
+            .map_err(|source| ImportError::Convex { table: step.table.clone(), source })?;
+        for document in page.page {
+            let legacy = match document.get(&step.legacy_field) {
+                Some(Value::String(s)) => s.clone(),
+                other => other.map(Value::to_string).unwrap_or_default(),
+            };
+            each(legacy, document);
+        }
+        if page.is_done {
+            return Ok(());
+        }
+        cursor = Value::String(page.continue_cursor);
+    }
+}
+
+/// A transformed line: the document and its references in legacy form.
+#[derive(Deserialize)]
+struct SourceLine {
+    doc: Map<String, Value>,
+    #[serde(default)]
+    refs: BTreeMap<String, SourceRef>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct SourceRef {
+    table: String,
+    legacy_id: String,
+}
+
+fn read_source(
+    path: &std::path::Path,
+    step: &TableStep,
+    reference_fields: &BTreeMap<String, String>,
+) -> Result<HashMap<String, Reduced>, ImportError> {
+    let file = File::open(path).map_err(DataDirError::new("open", path))?;
+    let mut documents = HashMap::new();
+    for (index, line) in BufReader::new(file).lines().enumerate() {
+        let line = line.map_err(DataDirError::new("read", path))?;
+        let bad = |reason: String| ImportError::BadLine {
+            path: path.to_owned(),
+            line: index as u64 + 1,
+            reason,
+        };
+        let parsed: SourceLine = serde_json::from_str(&line).map_err(|e| bad(e.to_string()))?;
+        let legacy = match parsed.doc.get(&step.legacy_field) {
+            Some(Value::String(s)) => s.clone(),
+            _ => return Err(bad(format!("no string field `{}`", step.legacy_field))),
+        };
+        let mut reduced =
+            reduce(&parsed.doc, reference_fields, plain_target, (index + 1).to_string());
+        for (field, reference) in parsed.refs {
+            reduced
+                .references
+                .push((field, Target::Document(reference.table, reference.legacy_id)));
+        }
+        reduced.references.sort();
+        documents.insert(legacy, reduced);
+    }
+    Ok(documents)
+}
+
+/// Fingerprints the plain fields; turns reference fields into [`Target`]s with `target`.
+fn reduce(
+    document: &Map<String, Value>,
+    reference_fields: &BTreeMap<String, String>,
+    target: impl Fn(&Value) -> Target,
+    locator: String,
+) -> Reduced {
+    let is_reference = |field: &str| reference_fields.contains_key(field);
+    let fields = fingerprint(document, |k| k == "_id" || k == "_creationTime" || is_reference(k));
+    let mut references: Vec<(String, Target)> = document
+        .iter()
+        .filter(|(k, _)| is_reference(k))
+        .map(|(k, v)| (k.clone(), target(v)))
+        .collect();
+    references.sort();
+    Reduced { fields, references, locator }
+}
+
+fn plain_target(value: &Value) -> Target {
+    Target::Plain(value.to_string())
+}
+
+fn convex_target(value: &Value, owners: &HashMap<String, (String, String)>) -> Target {
+    match value.as_str().and_then(|id| owners.get(id)) {
+        Some((table, legacy)) => Target::Document(table.clone(), legacy.clone()),
+        None => plain_target(value),
+    }
+}
+
+/// For documents whose plain fields differ, fetches both sides again and names the fields.
+async fn name_differing_fields(
+    client: &ConvexClient,
+    data_dir: &DataDir,
+    inputs: &Inputs,
+    differences: &mut [Difference],
+    references: &BTreeMap<String, BTreeMap<String, String>>,
+) -> Result<(), ImportError> {
+    for difference in differences.iter_mut().filter(|d| d.kind == "different" && d.field.is_none())
+    {
+        let Some(step) = inputs.order.iter().find(|s| s.table == difference.table) else {
+            continue;
+        };
+        let Some(file) = inputs
+            .manifest
+            .tables
+            .iter()
+            .find(|t| t.table == step.table)
+            .and_then(|t| t.file.clone())
+        else {
+            continue;
+        };
+        let source =
+            find_source_doc(&data_dir.path(&file), &step.legacy_field, &difference.legacy_id)?;
+        let args = serde_json::json!({"table": step.table, "legacyIds": [difference.legacy_id]});
+        let convex: Vec<Option<Map<String, Value>>> = client
+            .call(FunctionKind::Query, "migrate:get", &args)
+            .await
+            .map_err(|source| ImportError::Convex { table: step.table.clone(), source })?;
+        let (Some(source), Some(Some(convex))) = (source, convex.into_iter().next()) else {
+            continue;
+        };
+        let skip = |k: &str| {
+            k == "_id"
+                || k == "_creationTime"
+                || references.get(&step.table).is_some_and(|r| r.contains_key(k))
+        };
+        let mut fields: Vec<&String> =
+            source.keys().chain(convex.keys()).filter(|k| !skip(k)).collect();
+        fields.sort();
+        fields.dedup();
+        let differing: Vec<String> = fields
+            .into_iter()
+            .filter(|k| {
+                source.get(*k).map(value_fingerprint) != convex.get(*k).map(value_fingerprint)
+            })
+            .map(|k| k.to_string())
+            .collect();
+        if let Some(first) = differing.first() {
+            let shown =
+                |v: Option<&Value>| v.map_or("nothing".to_owned(), |v| truncate(&v.to_string()));
+            difference.detail = format!(
+                "Convex has {}, the source has {}",
+                shown(convex.get(first)),
+                shown(source.get(first))
+            );
+            if differing.len() > 1 {
+                difference.detail.push_str(&format!(
+                    " (and {} more fields differ: {})",
+                    differing.len() - 1,
+                    differing[1..].join(", ")
+                ));
+            }
+            difference.field = Some(first.clone());
+        }
+    }
+    Ok(())
+}
+
+fn find_source_doc(
+    path: &std::path::Path,
+    legacy_field: &str,
+    legacy_id: &str,
+) -> Result<Option<Map<String, Value>>, ImportError> {
+    let file = File::open(path).map_err(DataDirError::new("open", path))?;
+    for line in BufReader::new(file).lines() {
+        let line = line.map_err(DataDirError::new("read", path))?;
+        if let Ok(parsed) = serde_json::from_str::<SourceLine>(&line)
+            && parsed.doc.get(legacy_field).and_then(Value::as_str) == Some(legacy_id)
+        {
+            return Ok(Some(parsed.doc));
+        }
+    }
+    Ok(None)
+}
+
+fn truncate(text: &str) -> String {
+    if text.chars().count() <= 80 {
+        text.to_owned()
+    } else {
+        format!("{}…", text.chars().take(80).collect::<String>())
+    }
+}
