@@ -18,21 +18,9 @@ use crate::manifest::Manifest;
 use crate::output::{self, Bars, NoProgress, Reporter};
 use crate::plan::{self, generated};
 use crate::settings::{ExportSettings, InitSettings, Settings};
+use crate::status;
 use crate::transform::{self, TransformOptions};
 use crate::verify;
-
-/// A subcommand that design.md promises and this release does not have yet.
-#[derive(Debug, thiserror::Error)]
-#[error("`migrate {command}` is not built yet")]
-pub struct NotBuilt {
-    pub command: &'static str,
-}
-
-impl NotBuilt {
-    pub fn hint(&self) -> String {
-        "this release has `migrate export`; README.md lists what comes next".into()
-    }
-}
 
 /// Ctrl-C arrived; the stage stopped without leaving a file that looks complete.
 #[derive(Debug, thiserror::Error)]
@@ -103,7 +91,11 @@ pub fn run(cli: Cli) -> anyhow::Result<u8> {
             }
             runtime.block_on(run_all(settings, export_settings?, &args))
         }
-        Command::Status => Err(NotBuilt { command: "status" }.into()),
+        Command::Status => {
+            let report = status::status(&DataDir::new(&settings.data_dir))?;
+            output::print_result(&output::status_summary(&report, settings.format));
+            Ok(exit_code::OK)
+        }
     }
 }
 

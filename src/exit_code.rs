@@ -7,7 +7,7 @@ pub const OK: u8 = 0;
 /// `verify` ran and found differences between the source and Convex.
 pub const VERIFY_DIFFERENCES: u8 = 1;
 /// The command line, a setting or the mapping plan is wrong, or names something that does not
-/// exist; nothing was changed. Also used by commands that are not built yet.
+/// exist; nothing was changed.
 pub const USAGE: u8 = 2;
 /// PostgreSQL failed: unreachable, refused the login, missing database, permission denied, or a
 /// query failed.
@@ -28,7 +28,7 @@ pub const HELP: &str = "\
 Exit codes:
   0    success
   1    verify found differences
-  2    usage or configuration error (flags, settings, plan, unknown table, command not built yet)
+  2    usage or configuration error (flags, settings, plan, unknown table, missing input)
   3    PostgreSQL failure (unreachable, login refused, missing database, permission denied)
   4    Convex failure after retries
   5    more rejected rows than --max-rejected allows

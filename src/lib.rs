@@ -17,5 +17,6 @@ pub mod manifest;
 pub mod output;
 pub mod plan;
 pub mod settings;
+pub mod status;
 pub mod transform;
 pub mod verify;

@@ -324,6 +324,29 @@ impl State {
     }
 }
 
+impl State {
+    /// (command, started, finished, outcome) of the last `limit` runs, newest first.
+    #[allow(clippy::type_complexity)]
+    pub fn recent_runs(
+        &self,
+        limit: usize,
+    ) -> Result<Vec<(String, String, Option<String>, Option<String>)>, StateError> {
+        let mut statement = self
+            .conn
+            .prepare(
+                "SELECT command, started_at, finished_at, outcome FROM runs \
+                 ORDER BY id DESC LIMIT ?1",
+            )
+            .map_err(self.sqlite())?;
+        let rows = statement
+            .query_map([limit as i64], |row| {
+                Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?))
+            })
+            .map_err(self.sqlite())?;
+        rows.collect::<Result<_, _>>().map_err(self.sqlite())
+    }
+}
+
 /// The data directory holds user data; so does the state file.
 fn restrict_to_owner(path: &Path) {
     #[cfg(unix)]

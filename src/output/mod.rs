@@ -9,10 +9,10 @@ use std::io::Write;
 
 pub use self::progress::{Bars, NoProgress};
 pub use self::summary::{
-    export_summary, import_summary, init_summary, transform_summary, verify_summary,
+    export_summary, import_summary, init_summary, status_summary, transform_summary, verify_summary,
 };
 use crate::cli::GlobalArgs;
-use crate::commands::{Interrupted, NoCatalog, NotBuilt};
+use crate::commands::{Interrupted, NoCatalog};
 use crate::data_dir::DataDirError;
 use crate::exit_code;
 use crate::export::ExportError;
@@ -105,9 +105,6 @@ fn classify(error: &anyhow::Error) -> (u8, Option<String>) {
                         .into(),
                 ),
             );
-        }
-        if let Some(e) = cause.downcast_ref::<NotBuilt>() {
-            return (exit_code::USAGE, Some(e.hint()));
         }
         if let Some(e) = cause.downcast_ref::<Interrupted>() {
             return (exit_code::INTERRUPTED, Some(e.hint()));

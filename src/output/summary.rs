@@ -7,6 +7,7 @@ use crate::cli::OutputFormat;
 use crate::commands::InitReport;
 use crate::export::ExportReport;
 use crate::import::ImportReport;
+use crate::status::StatusReport;
 use crate::transform::TransformReport;
 use crate::verify::VerifyReport;
 
@@ -299,6 +300,61 @@ pub fn verify_summary(report: &VerifyReport, format: OutputFormat) -> String {
     for d in &report.differences {
         let field = d.field.as_deref().map(|f| format!(".{f}")).unwrap_or_default();
         out.push_str(&format!("  {} {} {}{}: {}\n", d.kind, d.table, d.legacy_id, field, d.detail));
+    }
+    out
+}
+
+pub fn status_summary(report: &StatusReport, format: OutputFormat) -> String {
+    if format == OutputFormat::Json {
+        return json(report);
+    }
+    let mut out = String::new();
+    match &report.exported_at {
+        Some(at) => {
+            let rows: u64 = report.export_tables.iter().map(|(_, rows)| rows).sum();
+            out.push_str(&format!(
+                "export:    {} tables, {} rows, snapshot of {at}\n",
+                report.export_tables.len(),
+                HumanCount(rows)
+            ));
+        }
+        None => out.push_str("export:    none yet (`migrate export`)\n"),
+    }
+    match &report.transformed_with {
+        Some(plan) => out.push_str(&format!("transform: done with plan {plan}\n")),
+        None => out.push_str("transform: none yet (`migrate transform`)\n"),
+    }
+    if !report.tables.is_empty() {
+        let mut tables = table(&[
+            "convex table",
+            "documents",
+            "rejected (transform)",
+            "imported",
+            "references patched",
+            "refused (convex)",
+        ]);
+        for t in &report.tables {
+            tables.add_row([
+                t.table.clone(),
+                HumanCount(t.documents).to_string(),
+                HumanCount(t.rejected_by_transform).to_string(),
+                HumanCount(t.imported).to_string(),
+                HumanCount(t.patched).to_string(),
+                HumanCount(t.refused_by_convex).to_string(),
+            ]);
+        }
+        out.push_str(&format!("\n{tables}\n"));
+    }
+    if !report.runs.is_empty() {
+        out.push_str("\nlast runs:\n");
+        for run in &report.runs {
+            out.push_str(&format!(
+                "  {} {} → {}\n",
+                run.started_at,
+                run.command,
+                run.outcome.as_deref().unwrap_or("did not finish (crashed or killed)")
+            ));
+        }
     }
     out
 }

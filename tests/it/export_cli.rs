@@ -170,20 +170,19 @@ fn a_malformed_url_is_a_usage_error_that_does_not_echo_it() {
 }
 
 #[test]
-fn every_stage_not_built_yet_is_a_usage_error_saying_so() {
+fn later_stages_without_their_input_say_what_to_run_first() {
     let url = "postgres://postgres:stage-s3cret@127.0.0.1:1/postgres";
     let work = Workdir::new();
-    let cases: [(&str, &[&str]); 4] = [
-        ("import", &["import"]),
-        ("verify", &["verify"]),
-        ("run", &["run", "--database-url", url]),
-        ("status", &["status"]),
-    ];
-    for (command, args) in cases {
-        let run = work.run(args);
-        run.fails_with(USAGE, &[&format!("error: `migrate {command}` is not built yet")]);
-        run.never_shows("stage-s3cret");
+    for command in ["import", "verify"] {
+        let run = work.run(&[command]);
+        run.fails_with(USAGE, &["error: no transformed data", "run `migrate transform` first"]);
     }
+    // `run` checks its Convex settings before it spends time exporting.
+    let run = work.run(&["run", "--database-url", url]);
+    run.fails_with(USAGE, &["no Convex deployment URL", "CONVEX_URL"]);
+    run.never_shows("stage-s3cret");
+    let run = work.run(&["status"]).success();
+    assert!(run.stdout.contains("export:    none yet (`migrate export`)"), "{run}");
 }
 
 #[test]

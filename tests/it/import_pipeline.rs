@@ -232,6 +232,18 @@ fn the_whole_job_imports_and_verifies_cycles_composite_keys_orphans_and_a_consol
     assert!(note("5").is_none(), "fail rejected the row at transform");
     assert_eq!(notes.len(), 3);
 
+    // AND status says so from the data directory alone
+    let status = prepared.migrate(&["--format", "json", "status"]).success();
+    let status: Value = serde_json::from_str(&status.stdout).unwrap();
+    let members =
+        status["tables"].as_array().unwrap().iter().find(|t| t["table"] == "members").unwrap();
+    assert_eq!(
+        (members["imported"].as_u64(), members["patched"].as_u64()),
+        (Some(4), Some(4)),
+        "teamId is in the teams cycle"
+    );
+    assert_eq!(status["runs"][0]["outcome"], "completed");
+
     // AND verify proves it
     let verify = prepared.against(&url, &key, &["verify"]).success();
     assert!(verify.stdout.contains("verified: Convex holds exactly"), "{verify}");
