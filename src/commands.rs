@@ -106,13 +106,20 @@ fn show_settings(settings: &Settings, export: Option<ExportSettings>) -> anyhow:
 }
 
 async fn run_export(settings: &Settings, export_settings: &ExportSettings) -> anyhow::Result<u8> {
-    let data_dir = DataDir::new(&settings.data_dir);
-    let report = tokio::select! {
-        report = export::export(export_settings, &data_dir, reporter(settings)) => report?,
-        _ = tokio::signal::ctrl_c() => return Err(Interrupted { command: "export" }.into()),
-    };
+    let report = export_stage(settings, export_settings).await?;
     output::print_result(&output::export_summary(&report, settings.format));
     Ok(exit_code::OK)
+}
+
+async fn export_stage(
+    settings: &Settings,
+    export_settings: &ExportSettings,
+) -> anyhow::Result<export::ExportReport> {
+    let data_dir = DataDir::new(&settings.data_dir);
+    tokio::select! {
+        report = export::export(export_settings, &data_dir, reporter(settings)) => Ok(report?),
+        _ = tokio::signal::ctrl_c() => Err(Interrupted { command: "export" }.into()),
+    }
 }
 
 fn reporter(settings: &Settings) -> Arc<dyn Reporter> {
@@ -123,6 +130,17 @@ fn reporter(settings: &Settings) -> Arc<dyn Reporter> {
 /// stop. It stops between blocks of rows without finalizing anything, and we wait for that:
 /// a runtime would otherwise wait for the thread to finish the whole job.
 async fn run_transform(settings: Settings, options: TransformOptions) -> anyhow::Result<u8> {
+    let format = settings.format;
+    let (report, code) = transform_stage(settings, options).await?;
+    output::print_result(&output::transform_summary(&report, format));
+    Ok(code)
+}
+
+/// The report and the exit code it calls for.
+async fn transform_stage(
+    settings: Settings,
+    options: TransformOptions,
+) -> anyhow::Result<(transform::TransformReport, u8)> {
     let data_dir = DataDir::new(&settings.data_dir);
     let reporter = reporter(&settings);
     let (plan_dir, run_options) = (settings.plan_dir.clone(), options.clone());
@@ -142,13 +160,13 @@ async fn run_transform(settings: Settings, options: TransformOptions) -> anyhow:
         }
         report => report?,
     };
-    output::print_result(&output::transform_summary(&report, settings.format));
     let allowed = options.max_rejected.unwrap_or(0);
-    Ok(if report.rejected > allowed || report.stopped_early {
+    let code = if report.rejected > allowed || report.stopped_early {
         exit_code::REJECTED_ROWS
     } else {
         exit_code::OK
-    })
+    };
+    Ok((report, code))
 }
 
 async fn run_import(settings: &Settings, args: &ImportArgs) -> anyhow::Result<u8> {
@@ -165,8 +183,9 @@ async fn run_import(settings: &Settings, args: &ImportArgs) -> anyhow::Result<u8
     Ok(if report.rejected > 0 { exit_code::REJECTED_ROWS } else { exit_code::OK })
 }
 
-/// `migrate run`: each stage in turn, each printing its summary; the first that does not
-/// succeed stops the chain with its exit code.
+/// `migrate run`: each stage in turn, each printing its summary (as text, or with `--format
+/// json` one JSON line per stage: `{"stage": ..., "report": ...}`); the first stage that does
+/// not succeed stops the chain with its exit code.
 async fn run_all(
     settings: Settings,
     export_settings: ExportSettings,
@@ -174,38 +193,38 @@ async fn run_all(
 ) -> anyhow::Result<u8> {
     // Check the Convex settings before spending time on the export.
     let options = import_options(&settings, &args.convex, &args.batches, args.force)?;
-    let heading = |stage: &str| {
-        if settings.format == OutputFormat::Text {
-            output::print_result(&format!("\n── {stage}\n"));
+    let format = settings.format;
+    let print = |stage: &str, text: String, report: serde_json::Value| match format {
+        OutputFormat::Text => output::print_result(&format!("\n── {stage}\n{text}")),
+        OutputFormat::Json => {
+            output::print_result(&(json!({ "stage": stage, "report": report }).to_string() + "\n"))
         }
     };
-    heading("export");
-    let code = run_export(&settings, &export_settings).await?;
-    if code != exit_code::OK {
-        return Ok(code);
-    }
+    let exported = export_stage(&settings, &export_settings).await?;
+    print("export", output::export_summary(&exported, format), json!(exported));
+
     let transform_options = TransformOptions {
         dry_run: false,
         sample: 0,
         max_rejected: args.max_rejected,
         cancel: Arc::default(),
     };
-    heading("transform");
-    let code = run_transform(settings.clone(), transform_options).await?;
+    let (transformed, code) = transform_stage(settings.clone(), transform_options).await?;
+    print("transform", output::transform_summary(&transformed, format), json!(transformed));
     if code != exit_code::OK {
         return Ok(code);
     }
+
     let data_dir = DataDir::new(&settings.data_dir);
     let inputs = import::read_inputs(&data_dir, &settings.plan_dir)?;
-    heading("import");
     let imported = import::import(&data_dir, &inputs, &options, reporter(&settings)).await?;
-    output::print_result(&output::import_summary(&imported, settings.format));
-    heading("verify");
+    print("import", output::import_summary(&imported, format), json!(imported));
+
     let verified = tokio::select! {
         report = verify::verify(&data_dir, &inputs, &options.target, args.show, reporter(&settings)) => report?,
         _ = tokio::signal::ctrl_c() => return Err(Interrupted { command: "verify" }.into()),
     };
-    output::print_result(&output::verify_summary(&verified, settings.format));
+    print("verify", output::verify_summary(&verified, format), json!(verified));
     Ok(if imported.rejected > 0 {
         exit_code::REJECTED_ROWS
     } else if verified.identical {

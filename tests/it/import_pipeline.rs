@@ -385,3 +385,29 @@ fn a_dry_run_prints_the_order_and_sends_nothing() {
     assert!(run.stdout.contains("Nothing was sent"), "{run}");
     assert!(!prepared.data_path("state.sqlite").exists());
 }
+
+#[test]
+fn run_chains_every_stage_and_reports_one_json_line_per_stage() {
+    // GIVEN a planned database (init ran) and its Convex app deployed
+    let prepared = Prepared::new(FIXTURE, POLICIES);
+    let server = ConvexTestServer::for_convex_dir(&prepared.convex_dir());
+    let url = prepared._db.url().to_owned();
+
+    // WHEN `migrate run` goes from Postgres to a verified Convex, tolerating the `fail` orphan
+    let run = prepared.against(
+        server.url(),
+        server.admin_key(),
+        &["--format", "json", "run", "--database-url", &url, "--max-rejected", "1"],
+    );
+
+    // THEN each stage reported in turn, and verify found Convex identical
+    let run = run.success();
+    let lines: Vec<Value> = run.stdout.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let stages: Vec<_> = lines.iter().map(|l| l["stage"].as_str().unwrap()).collect();
+    assert_eq!(stages, ["export", "transform", "import", "verify"], "{run}");
+    assert_eq!(
+        lines[2]["report"]["sent"], 14,
+        "2 teams, 4 members, 3 memberships, 2 grants, 3 notes"
+    );
+    assert_eq!(lines[3]["report"]["identical"], true);
+}
