@@ -305,8 +305,9 @@ async fn run_init(settings: &Settings, init: &InitSettings) -> anyhow::Result<u8
         None => {
             let path = data_dir.manifest_path();
             let text = std::fs::read_to_string(&path).map_err(|_| NoCatalog)?;
-            let manifest: Manifest = serde_json::from_str(&text)
-                .with_context(|| format!("cannot read `{}`", path.display()))?;
+            let manifest: Manifest = serde_json::from_str(&text).map_err(|e| {
+                transform::TransformError::BadManifest { path: path.clone(), reason: e.to_string() }
+            })?;
             (manifest.catalog, path.display().to_string())
         }
     };

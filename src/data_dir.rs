@@ -39,6 +39,11 @@ impl DataDirError {
             io::ErrorKind::StorageFull => {
                 Some("free some disk space and run the command again".into())
             }
+            io::ErrorKind::NotADirectory => Some(
+                "a path in the data directory is a file where a directory is expected: check \
+                 --data-dir (MIGRATE_DATA_DIR)"
+                    .into(),
+            ),
             _ => None,
         }
     }

@@ -353,3 +353,6 @@ mod tests {
         assert!(sizes.iter().all(|&n| n >= 1) && sizes.len() >= 3, "{sizes:?}");
     }
 }
+
+#[cfg(test)]
+mod fuzz;

@@ -138,9 +138,7 @@ impl ImportError {
                     .into()
             }
             ImportError::DataDir(e) => return e.hint(),
-            ImportError::State(_) => "the state file only speeds a resumed import up: delete \
-                data/state.sqlite and run the import again"
-                .into(),
+            ImportError::State(e) => return state_hint(e),
             ImportError::Interrupted { .. } => {
                 "run `migrate import` again to resume where it stopped".into()
             }
@@ -157,9 +155,30 @@ fn call_hint(error: &CallError) -> Option<String> {
         CallError::Unavailable { .. } => "the deployment did not answer or kept refusing; what \
             was acknowledged is checkpointed: run `migrate import` again to resume"
             .into(),
-        CallError::NotConvex { .. } => "check CONVEX_URL: it must be the deployment URL, \
-            https://<deployment>.convex.cloud"
+        // Convex always has `/api/query` and `/api/mutation`: a 404 is another server.
+        CallError::NotConvex { .. } | CallError::Refused { status: 404, .. } => "check \
+            CONVEX_URL: it must be the deployment URL, https://<deployment>.convex.cloud"
             .into(),
         CallError::Function { .. } | CallError::Refused { .. } => return None,
+    })
+}
+
+/// A state file that cannot be created or written is the data directory's problem (deleting
+/// it would not help); one that is damaged only costs a resumed import its checkpoints.
+fn state_hint(error: &StateError) -> Option<String> {
+    use rusqlite::ErrorCode;
+    let code = match error {
+        StateError::DataDir(e) => return e.hint(),
+        StateError::Sqlite { source, .. } => source.sqlite_error_code(),
+        StateError::WriterGone => None,
+    };
+    Some(match code {
+        Some(ErrorCode::CannotOpen | ErrorCode::ReadOnly | ErrorCode::PermissionDenied) => {
+            "check the permissions of the data directory, or choose another with --data-dir".into()
+        }
+        Some(ErrorCode::DiskFull) => "free some disk space and run the command again".into(),
+        _ => "the state file only speeds a resumed import up: delete data/state.sqlite and run \
+              the import again"
+            .into(),
     })
 }

@@ -277,6 +277,18 @@ pub async fn import(
         Err(_) => "failed",
     };
     state.run_finished(run, outcome_name)?;
+    if let Err(ImportError::TransformedChanged { path, .. }) = &outcome {
+        // Batches already sent came from a file that is not the one transform wrote: forget
+        // them, so that the next run sends the table again from the real file.
+        let changed = inputs
+            .manifest
+            .tables
+            .iter()
+            .filter(|t| t.file.as_ref().is_some_and(|file| data_dir.path(file) == *path));
+        for table in changed {
+            state.reset_table(&table.table, "changed since transform")?;
+        }
+    }
     if let Err(ImportError::Interrupted { .. }) = outcome {
         return Err(ImportError::Interrupted { checkpointed });
     }

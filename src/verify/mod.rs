@@ -25,6 +25,7 @@ use crate::data_dir::{DataDir, DataDirError};
 use crate::import::order::TableStep;
 use crate::import::{ConvexTarget, ImportError, Inputs, check_module};
 use crate::output::Reporter;
+use crate::transform::TableReport;
 
 /// Documents per `migrate:page` call: well inside a query's 16 MiB read limit for documents
 /// of ordinary size.
@@ -162,8 +163,10 @@ pub async fn verify(
             transformed: manifest.map_or(0, |t| t.documents),
             ..TableVerify::default()
         };
-        let source = match manifest.and_then(|t| t.file.as_ref()) {
-            Some(file) => read_source(&data_dir.path(file), step, &reference_fields)?,
+        let source = match manifest.and_then(|t| Some((t, t.file.as_ref()?))) {
+            Some((table, file)) => {
+                read_source(&data_dir.path(file), table, step, &reference_fields)?
+            }
             None => HashMap::new(),
         };
         let mut seen: HashMap<&str, &Reduced> = HashMap::new();
@@ -356,25 +359,34 @@ struct SourceRef {
 
 fn read_source(
     path: &std::path::Path,
+    expected: &TableReport,
     step: &TableStep,
     reference_fields: &BTreeMap<String, String>,
 ) -> Result<HashMap<String, Reduced>, ImportError> {
     let file = File::open(path).map_err(DataDirError::new("open", path))?;
+    let mut reader = BufReader::new(file);
+    // The file is checked against transform's manifest, as import checks it: compared with a
+    // file cut short, Convex would look complete.
+    let mut hasher = blake3::Hasher::new();
+    let mut bytes = Vec::new();
+    let mut lines = 0u64;
     let mut documents = HashMap::new();
-    for (index, line) in BufReader::new(file).lines().enumerate() {
-        let line = line.map_err(DataDirError::new("read", path))?;
-        let bad = |reason: String| ImportError::BadLine {
-            path: path.to_owned(),
-            line: index as u64 + 1,
-            reason,
-        };
-        let parsed: SourceLine = serde_json::from_str(&line).map_err(|e| bad(e.to_string()))?;
+    loop {
+        bytes.clear();
+        if reader.read_until(b'\n', &mut bytes).map_err(DataDirError::new("read", path))? == 0 {
+            break;
+        }
+        hasher.update(&bytes);
+        lines += 1;
+        let bad =
+            |reason: String| ImportError::BadLine { path: path.to_owned(), line: lines, reason };
+        let text = bytes.strip_suffix(b"\n").unwrap_or(&bytes);
+        let parsed: SourceLine = serde_json::from_slice(text).map_err(|e| bad(e.to_string()))?;
         let legacy = match parsed.doc.get(&step.legacy_field) {
             Some(Value::String(s)) => s.clone(),
             _ => return Err(bad(format!("no string field `{}`", step.legacy_field))),
         };
-        let mut reduced =
-            reduce(&parsed.doc, reference_fields, plain_target, (index + 1).to_string());
+        let mut reduced = reduce(&parsed.doc, reference_fields, plain_target, lines.to_string());
         for (field, reference) in parsed.refs {
             reduced
                 .references
@@ -382,6 +394,14 @@ fn read_source(
         }
         reduced.references.sort();
         documents.insert(legacy, reduced);
+    }
+    let checksum = format!("blake3:{}", hasher.finalize().to_hex());
+    if lines != expected.documents || expected.checksum.as_ref().is_some_and(|c| *c != checksum) {
+        return Err(ImportError::TransformedChanged {
+            path: path.to_owned(),
+            lines,
+            expected_lines: expected.documents,
+        });
     }
     Ok(documents)
 }

@@ -2,6 +2,7 @@
 //! postgres://postgres@127.0.0.1:5432/postgres), one database per test, the real `migrate`
 //! binary. `scripts/test.sh` runs them, starting a throwaway cluster when no server answers.
 
+mod bad_input;
 mod codegen_convex_test;
 mod codegen_support;
 mod codegen_tsc;
@@ -11,6 +12,8 @@ mod export_cli;
 mod export_consistency;
 mod export_golden;
 mod export_tls;
+mod import_crashes;
+mod import_faults;
 mod import_pipeline;
 mod plan_errors;
 mod plan_init;

@@ -410,7 +410,7 @@ fn postgres_bin_dir() -> PathBuf {
     on_path.expect("initdb not found: install the PostgreSQL server binaries")
 }
 
-fn running_as_root() -> bool {
+pub fn running_as_root() -> bool {
     Command::new("id")
         .arg("-u")
         .output()

@@ -1,0 +1,826 @@
+//! Bad input the other suites do not already cover, each through the real binary: the exit code,
+//! the `error:` line, the `hint:`, no panic or stack trace, and nothing half-written that looks
+//! complete. docs/errors.md is the whole catalog and names the test of every case, these and the
+//! ones in export_cli, plan_errors, transform_cli, transform_pipeline, import_pipeline and
+//! import_faults.
+//!
+//! Permissions and full disks are simulated honestly: a read-only data directory is `chmod -R
+//! a-w` for an ordinary user and `chattr -R +i` (immutable) for root, whom permissions do not
+//! stop; a full disk is `/dev/full` (every write fails with ENOSPC) in the place of the file
+//! being written, and, where the test may mount, a tmpfs too small for the output.
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use convex_sink::{Plan, Sink, SinkConfig, SinkHandle};
+use migrate::convex::client::{ConvexClient, FunctionKind, RetryPolicy};
+use migrate::settings::Secret;
+use serde_json::{Value, json};
+
+use crate::import_pipeline::Prepared;
+use crate::support::{Run, TestDb, Workdir, free_port, running_as_root};
+
+const USAGE: i32 = 2;
+const CONVEX_FAILURE: i32 = 4;
+const REJECTED: i32 = 5;
+const LOCAL_IO: i32 = 6;
+
+/// Two tables, a reference between them: small enough to be quick, enough for batches, order
+/// and references.
+const SMALL: &str = "
+create table teams (id int primary key, name text not null);
+create table members (
+  id int primary key,
+  team_id int not null references teams(id),
+  email text not null
+);
+insert into teams values (1, 'red'), (2, 'blue');
+insert into members select g, 1 + g % 2, 'm' || g || '@x' from generate_series(1, 30) g;
+";
+
+/// What must never reach a person: a panic, a backtrace, the internal-error hint.
+#[track_caller]
+fn no_panic(run: &Run) {
+    for text in ["panicked", "RUST_BACKTRACE", "stack backtrace", "this is a bug"] {
+        assert!(!run.stderr.contains(text), "stderr shows {text:?}\n{run}");
+        assert!(!run.stdout.contains(text), "stdout shows {text:?}\n{run}");
+    }
+}
+
+/// The exit code, every expected text on stderr, an `error:` line, and no panic.
+#[track_caller]
+fn fails_cleanly(run: &Run, code: i32, expected: &[&str]) {
+    run.fails_with(code, expected);
+    assert!(run.stderr.lines().any(|l| l.starts_with("error: ")), "no `error:` line\n{run}");
+    no_panic(run);
+}
+
+fn utf8(path: &Path) -> &str {
+    path.to_str().expect("temporary paths are UTF-8")
+}
+
+/// Names of the entries of `dir`, sorted, hidden ones included; empty when it does not exist.
+fn entries(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
+}
+
+/// Keeps the first `keep` bytes of `path`.
+fn truncate(path: &Path, keep: usize) {
+    let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    assert!(bytes.len() > keep, "{} is only {} bytes", path.display(), bytes.len());
+    std::fs::write(path, &bytes[..keep]).unwrap();
+}
+
+/// Replaces line `number` (1-based) of `path` with `text`.
+fn replace_line(path: &Path, number: usize, text: &str) {
+    let content = std::fs::read_to_string(path).unwrap();
+    let mut lines: Vec<&str> = content.lines().collect();
+    lines[number - 1] = text;
+    std::fs::write(path, lines.join("\n") + "\n").unwrap();
+}
+
+/// [`SMALL`] exported, planned and transformed, and a convex-sink running its migrate.ts.
+struct Deployed {
+    prepared: Prepared,
+    sink: SinkHandle,
+}
+
+impl Deployed {
+    fn new() -> Self {
+        let prepared = Prepared::new(SMALL, "");
+        prepared.migrate(&["transform"]).success();
+        let plan = Plan::from_module_file(prepared.convex_dir().join("migrate.ts"))
+            .expect("the generated migrate.ts carries its plan");
+        let sink = Sink::start(SinkConfig::new(plan)).expect("the sink starts");
+        Deployed { prepared, sink }
+    }
+
+    /// `migrate <args>` aimed at the sink with its key.
+    fn run(&self, args: &[&str]) -> Run {
+        self.prepared.against(&self.sink.url(), self.sink.admin_key(), args)
+    }
+
+    fn transformed(&self, table: &str) -> PathBuf {
+        self.prepared.data_path(&format!("transformed/{table}.jsonl"))
+    }
+
+    /// `migrate verify` finds Convex holding exactly the source.
+    #[track_caller]
+    fn verify_exact(&self) {
+        let run = self.run(&["verify"]).success();
+        assert!(run.stdout.contains("verified: Convex holds exactly the 32"), "{run}");
+    }
+
+    /// Calls a function of the sink with migrate's own client.
+    fn call(&self, kind: FunctionKind, path: &str, args: Value) -> Value {
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        let key = Secret::new(self.sink.admin_key().to_owned());
+        let client = ConvexClient::new(
+            &self.sink.url(),
+            &key,
+            Duration::from_secs(10),
+            RetryPolicy::default(),
+        )
+        .unwrap();
+        runtime.block_on(client.call::<Value>(kind, path, &args)).unwrap()
+    }
+}
+
+// ── Inputs on disk ─────────────────────────────────────────────────────────────────────────
+
+#[test]
+fn a_truncated_export_manifest_stops_transform_and_init_naming_the_file() {
+    // GIVEN an export whose manifest.json was cut short (a copy interrupted, a full disk)
+    let prepared = Prepared::new(SMALL, "");
+    let manifest = prepared.data_path("manifest.json");
+    truncate(&manifest, 200);
+
+    // WHEN transform runs THEN it refuses the export, naming the file, and writes nothing
+    let run = prepared.migrate(&["transform"]);
+    fails_cleanly(
+        &run,
+        USAGE,
+        &[
+            &format!("error: `{}` cannot be read: EOF while parsing", manifest.display()),
+            "hint: the export was changed or cut short: run `migrate export` again",
+        ],
+    );
+    assert!(entries(&prepared.data_path("transformed")).is_empty());
+
+    // WHEN init takes its catalog from that export THEN the same, not an internal error
+    let convex_dir = prepared.convex_dir();
+    let run = prepared.migrate(&["init", "--convex-dir", utf8(&convex_dir)]);
+    fails_cleanly(
+        &run,
+        USAGE,
+        &[
+            &format!("`{}` cannot be read", manifest.display()),
+            "hint: the export was changed or cut short: run `migrate export` again",
+        ],
+    );
+}
+
+#[test]
+fn a_corrupted_raw_line_stops_transform_naming_the_file_and_line() {
+    // GIVEN an export whose raw file has a line cut in the middle
+    let prepared = Prepared::new(SMALL, "");
+    let raw = prepared.data_path("raw/public.members.jsonl");
+    replace_line(&raw, 7, r#"{"id":7,"team_id":2,"em"#);
+
+    // WHEN transform runs
+    let run = prepared.migrate(&["transform"]);
+
+    // THEN it stops naming the file and the line, and nothing looks transformed
+    fails_cleanly(
+        &run,
+        USAGE,
+        &[
+            &format!("error: `{}` line 7 is not a raw row", raw.display()),
+            "hint: the export was changed or cut short: run `migrate export` again",
+        ],
+    );
+    let transformed = prepared.data_path("transformed");
+    assert!(!transformed.join("manifest.json").exists());
+    assert!(!transformed.join("members.jsonl").exists(), "{:?}", entries(&transformed));
+    assert!(entries(&transformed).iter().all(|n| !n.ends_with(".partial")));
+}
+
+#[test]
+fn a_plan_with_invalid_toml_or_a_missing_column_stops_transform_before_it_writes() {
+    let prepared = Prepared::new(SMALL, "");
+    let plan_file = prepared.plan_dir().join("0002_edits.toml");
+    let transformed = prepared.data_path("transformed");
+
+    // Invalid TOML: the file, the line and the parser's message.
+    std::fs::write(&plan_file, "[tables.\"public.members\"]\n\ntarget = members\n").unwrap();
+    let run = prepared.migrate(&["transform"]);
+    fails_cleanly(
+        &run,
+        USAGE,
+        &["0002_edits.toml:3: invalid TOML", "string values must be quoted"],
+    );
+    assert!(entries(&transformed).is_empty(), "{:?}", entries(&transformed));
+
+    // A column the table does not have: the file, the line, the key and a suggestion.
+    std::fs::write(&plan_file, "[tables.\"public.members\"]\ndrop = [\"emial\"]\n").unwrap();
+    let run = prepared.migrate(&["transform"]);
+    fails_cleanly(
+        &run,
+        USAGE,
+        &[
+            "0002_edits.toml:2: `tables.\"public.members\".drop[0]` names column `emial`, which \
+             table `public.members` does not have",
+            "hint: did you mean `email`?",
+        ],
+    );
+    assert!(entries(&transformed).is_empty(), "{:?}", entries(&transformed));
+}
+
+#[test]
+fn numeric_nan_is_a_float_under_number_and_a_reject_under_cents() {
+    const PRICES: &str = "create table prices (id int primary key, amount numeric, ratio float8);
+         insert into prices values (1, 'NaN', 'NaN'), (2, 1.25, 0.5);";
+
+    // Under the default policy `number`, NaN is Convex's float NaN, nothing rejected.
+    let prepared = Prepared::new(PRICES, "");
+    prepared.migrate(&["transform"]).success();
+    let text = std::fs::read_to_string(prepared.data_path("transformed/prices.jsonl")).unwrap();
+    let first: Value = serde_json::from_str(text.lines().next().unwrap()).unwrap();
+    assert!(first["doc"]["amount"]["$float"].is_string(), "{first}");
+    assert!(first["doc"]["ratio"]["$float"].is_string(), "{first}");
+
+    // Under `cents` it has no value: the row is rejected naming the field and why, exit 5.
+    let prepared =
+        Prepared::new(PRICES, "[tables.\"public.prices\".columns.amount]\npolicy = \"cents\"\n");
+    let run = prepared.migrate(&["transform"]);
+    assert_eq!(run.code, Some(REJECTED), "{run}");
+    no_panic(&run);
+    assert!(run.stdout.contains("numeric NaN has no value in cents"), "{run}");
+    let rejects =
+        std::fs::read_to_string(prepared.data_path("rejects/public.prices.jsonl")).unwrap();
+    let reject: Value = serde_json::from_str(rejects.trim()).unwrap();
+    assert_eq!((reject["field"].as_str(), reject["line"].as_u64()), (Some("amount"), Some(1)));
+    let documents =
+        std::fs::read_to_string(prepared.data_path("transformed/prices.jsonl")).unwrap();
+    assert_eq!(documents.lines().count(), 1, "only the good row is a document");
+}
+
+#[test]
+fn a_plan_changed_after_transform_is_refused_by_import_and_verify() {
+    // GIVEN transformed data, then a plan file added
+    let prepared = Prepared::new(SMALL, "");
+    prepared.migrate(&["transform"]).success();
+    std::fs::write(
+        prepared.plan_dir().join("0002_rename.toml"),
+        "[tables.\"public.teams\"]\ntarget = \"squads\"\n",
+    )
+    .unwrap();
+
+    // WHEN import (even a dry run) or verify runs THEN it refuses before any call, saying what
+    // to run
+    for args in [&["import", "--dry-run"][..], &["import"], &["verify"]] {
+        let run = prepared.against("http://127.0.0.1:1", "k", args);
+        fails_cleanly(
+            &run,
+            USAGE,
+            &[
+                "error: the plan changed since transform: the plan files hash to blake3:",
+                "hint: run `migrate transform` again (and `migrate init`",
+            ],
+        );
+    }
+    assert!(!prepared.data_path("state.sqlite").exists());
+}
+
+#[test]
+fn a_truncated_transformed_manifest_stops_import_and_verify() {
+    let prepared = Prepared::new(SMALL, "");
+    prepared.migrate(&["transform"]).success();
+    let manifest = prepared.data_path("transformed/manifest.json");
+    truncate(&manifest, 120);
+
+    for args in [&["import"][..], &["import", "--dry-run"], &["verify"]] {
+        let run = prepared.against("http://127.0.0.1:1", "k", args);
+        fails_cleanly(
+            &run,
+            LOCAL_IO,
+            &[
+                &format!("error: `{}` cannot be read", manifest.display()),
+                "caused by: EOF while parsing",
+                "hint: the transformed data is damaged or was changed by hand: run `migrate \
+                 transform` again",
+            ],
+        );
+    }
+    assert!(!prepared.data_path("state.sqlite").exists());
+
+    // AND transforming again repairs it
+    prepared.migrate(&["transform"]).success();
+    prepared.migrate(&["import", "--dry-run"]).success();
+}
+
+#[test]
+fn a_corrupted_transformed_line_stops_import_naming_the_file_and_line() {
+    // GIVEN a transformed file with a line cut in the middle
+    let deployed = Deployed::new();
+    let members = deployed.transformed("members");
+    replace_line(&members, 5, r#"{"doc":{"legacyId":"5","email":"#);
+
+    // WHEN it is imported THEN it stops at that line with exit 6
+    let run = deployed.run(&["import"]);
+    fails_cleanly(
+        &run,
+        LOCAL_IO,
+        &[
+            &format!("error: `{}` line 5 is not a document line", members.display()),
+            "hint: the transformed data is damaged or was changed by hand: run `migrate \
+             transform` again",
+        ],
+    );
+    run.never_shows(deployed.sink.admin_key());
+    assert_eq!(deployed.sink.count("members"), 0, "no batch of the damaged file was sent");
+
+    // AND transforming again, then importing, finishes the job
+    deployed.prepared.migrate(&["transform"]).success();
+    deployed.run(&["import"]).success();
+    deployed.verify_exact();
+}
+
+#[test]
+fn a_transformed_file_cut_short_after_transform_is_refused_by_import() {
+    // GIVEN a transformed file that lost its last 20 lines (whole lines: it still parses)
+    let deployed = Deployed::new();
+    let members = deployed.transformed("members");
+    let text = std::fs::read_to_string(&members).unwrap();
+    let kept: String = text.lines().take(10).map(|l| format!("{l}\n")).collect();
+    std::fs::write(&members, kept).unwrap();
+
+    // WHEN it is imported THEN the line count and checksum against the manifest stop it
+    let run = deployed.run(&["import"]);
+    fails_cleanly(
+        &run,
+        LOCAL_IO,
+        &[
+            &format!(
+                "error: `{}` changed since transform: 10 lines, the manifest says 30",
+                members.display()
+            ),
+            "hint: the transformed data is damaged or was changed by hand: run `migrate \
+             transform` again",
+        ],
+    );
+    // … and verify, which compares Convex with that file, refuses it too rather than finding
+    // the 10 documents it holds all in Convex
+    let verify = deployed.run(&["verify"]);
+    fails_cleanly(
+        &verify,
+        LOCAL_IO,
+        &[&format!(
+            "`{}` changed since transform: 10 lines, the manifest says 30",
+            members.display()
+        )],
+    );
+    assert!(!verify.stdout.contains("verified"), "{verify}");
+    // … and the batches sent from the short file are not counted as done
+    let status = deployed.prepared.migrate(&["--format", "json", "status"]).success();
+    let status: Value = serde_json::from_str(&status.stdout).unwrap();
+    let entry = status["tables"].as_array().unwrap().iter().find(|t| t["table"] == "members");
+    assert_eq!(entry.unwrap()["imported"], 0, "{status}");
+
+    // AND transforming again, then importing, sends the whole table and finishes the job
+    deployed.prepared.migrate(&["transform"]).success();
+    let again = deployed.run(&["--format", "json", "import"]).success();
+    let report: Value = serde_json::from_str(&again.stdout).unwrap();
+    let entry = report["tables"].as_array().unwrap().iter().find(|t| t["table"] == "members");
+    assert_eq!(entry.unwrap()["resumed"], 0, "{again}");
+    deployed.verify_exact();
+}
+
+#[test]
+fn a_damaged_state_file_is_refused_and_deleting_it_is_enough() {
+    let deployed = Deployed::new();
+    let state = deployed.prepared.data_path("state.sqlite");
+    std::fs::write(&state, "this is not an SQLite database, it was overwritten\n".repeat(100))
+        .unwrap();
+
+    let run = deployed.run(&["import"]);
+    fails_cleanly(
+        &run,
+        LOCAL_IO,
+        &[
+            &format!("error: the import state `{}` cannot be used", state.display()),
+            "file is not a database",
+            "hint: the state file only speeds a resumed import up: delete data/state.sqlite",
+        ],
+    );
+
+    std::fs::remove_file(&state).unwrap();
+    deployed.run(&["import"]).success();
+    deployed.verify_exact();
+}
+
+// ── Convex ─────────────────────────────────────────────────────────────────────────────────
+
+/// A web server on 127.0.0.1 that answers every request with one fixed reply, counting them:
+/// what a deployment refusing the key with 403, or a URL that is not a deployment, looks like.
+struct FixedReply {
+    url: String,
+    requests: Arc<AtomicU32>,
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl FixedReply {
+    fn start(status: &str, content_type: &str, body: &str) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let reply = format!(
+            "HTTP/1.1 {status}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\n\
+             Connection: close\r\n\r\n{body}",
+            body.len()
+        );
+        let requests = Arc::new(AtomicU32::new(0));
+        let stop = Arc::new(AtomicBool::new(false));
+        let (counted, stopping) = (Arc::clone(&requests), Arc::clone(&stop));
+        let thread = std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                if stopping.load(Ordering::Relaxed) {
+                    break;
+                }
+                let Ok(mut stream) = stream else { continue };
+                if read_request(&mut stream) {
+                    counted.fetch_add(1, Ordering::Relaxed);
+                    let _ = stream.write_all(reply.as_bytes());
+                }
+            }
+        });
+        FixedReply { url, requests, stop, thread: Some(thread) }
+    }
+
+    fn requests(&self) -> u32 {
+        self.requests.load(Ordering::Relaxed)
+    }
+}
+
+/// Reads one HTTP request (headers and a Content-Length body); false if the peer went away.
+fn read_request(stream: &mut TcpStream) -> bool {
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
+    let mut buffer = Vec::new();
+    let mut chunk = [0u8; 8192];
+    loop {
+        if let Some(end) = buffer.windows(4).position(|w| w == b"\r\n\r\n") {
+            let head = String::from_utf8_lossy(&buffer[..end]).to_ascii_lowercase();
+            let length: usize = head
+                .lines()
+                .find_map(|l| l.strip_prefix("content-length:"))
+                .and_then(|v| v.trim().parse().ok())
+                .unwrap_or(0);
+            if buffer.len() >= end + 4 + length {
+                return true;
+            }
+        }
+        match stream.read(&mut chunk) {
+            Ok(0) | Err(_) => return false,
+            Ok(n) => buffer.extend_from_slice(&chunk[..n]),
+        }
+    }
+}
+
+impl Drop for FixedReply {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        let _ = TcpStream::connect(self.url.trim_start_matches("http://"));
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+#[test]
+fn a_403_is_a_refused_deploy_key_and_is_never_retried() {
+    // GIVEN a deployment that answers 403, as Convex does for a key of another deployment
+    let prepared = Prepared::new(SMALL, "");
+    prepared.migrate(&["transform"]).success();
+    let deployment = FixedReply::start(
+        "403 Forbidden",
+        "application/json",
+        r#"{"code":"BadDeployKey","message":"The provided deploy key was invalid for deployment 'happy-animal-123'"}"#,
+    );
+
+    // WHEN the import runs with retries allowed
+    let key = "prod:other-deployment|403-secret-that-must-not-leak";
+    let run = prepared.against(&deployment.url, key, &["import", "--retries", "8"]);
+
+    // THEN it stops at once, after one request, exit 4, saying which key to use
+    fails_cleanly(
+        &run,
+        CONVEX_FAILURE,
+        &[
+            "error: Convex failed",
+            "caused by: Convex refused the deploy key: HTTP 403 BadDeployKey",
+            "hint: CONVEX_DEPLOY_KEY must be a deploy key of the deployment CONVEX_URL names",
+        ],
+    );
+    run.never_shows("403-secret-that-must-not-leak");
+    assert_eq!(deployment.requests(), 1, "a refused key is never retried");
+    assert!(!prepared.data_path("state.sqlite").exists(), "nothing recorded as begun");
+}
+
+#[test]
+fn a_url_that_is_not_a_deployment_says_to_check_convex_url() {
+    let prepared = Prepared::new(SMALL, "");
+    prepared.migrate(&["transform"]).success();
+
+    // A web server that does not know Convex's routes: 404.
+    let web = FixedReply::start("404 Not Found", "text/html", "<html><h1>Not Found</h1></html>");
+    let run = prepared.against(&web.url, "k", &["import"]);
+    fails_cleanly(
+        &run,
+        CONVEX_FAILURE,
+        &["Convex refused the call to migrate:info: HTTP 404", "hint: check CONVEX_URL"],
+    );
+    assert_eq!(web.requests(), 1, "a 404 is never retried");
+
+    // A web server that answers 200 with a page, not Convex's reply.
+    let page = FixedReply::start("200 OK", "text/html", "<html>welcome</html>");
+    let run = prepared.against(&page.url, "k", &["verify"]);
+    fails_cleanly(
+        &run,
+        CONVEX_FAILURE,
+        &["the reply to migrate:info is not from Convex", "hint: check CONVEX_URL"],
+    );
+    assert!(!prepared.data_path("state.sqlite").exists());
+}
+
+#[test]
+fn an_unreachable_deployment_fails_after_its_retries() {
+    let prepared = Prepared::new(SMALL, "");
+    prepared.migrate(&["transform"]).success();
+    let url = format!("http://127.0.0.1:{}", free_port());
+
+    let started = Instant::now();
+    let run = prepared.against(&url, "k", &["import", "--retries", "2"]);
+    fails_cleanly(
+        &run,
+        CONVEX_FAILURE,
+        &[
+            "caused by: Convex kept failing: cannot connect",
+            "(3 attempts)",
+            "hint: the deployment did not answer",
+        ],
+    );
+    assert!(started.elapsed() < Duration::from_secs(20), "{:?}", started.elapsed());
+    assert!(!prepared.data_path("state.sqlite").exists());
+}
+
+#[test]
+fn duplicate_legacy_ids_in_convex_are_reported_by_verify_and_refused_by_import() {
+    // GIVEN an import done, then a second document with member 3's legacy id written behind
+    // migrate's back (another script, an import from a second copy of the data)
+    let deployed = Deployed::new();
+    deployed.run(&["import"]).success();
+    let copy = deployed.sink.document("members", "3").expect("member 3 was imported");
+    deployed.sink.insert_raw("members", copy);
+
+    // WHEN verify runs THEN it reports the duplicate, exit 1
+    let run = deployed.run(&["verify"]);
+    assert_eq!(run.code, Some(1), "{run}");
+    no_panic(&run);
+    assert!(run.stdout.contains("NOT verified: 1 document differs"), "{run}");
+    assert!(run.stdout.contains("duplicate members 3: a second document"), "{run}");
+    let json = deployed.run(&["--format", "json", "verify"]);
+    let report: Value = serde_json::from_str(&json.stdout).unwrap();
+    let members =
+        report["tables"].as_array().unwrap().iter().find(|t| t["table"] == "members").unwrap();
+    assert_eq!(members["duplicates"], 1, "{report}");
+
+    // WHEN the import is sent again from the start THEN Convex refuses that document (its
+    // upsert cannot choose between two), the rest is imported, exit 5
+    let state = deployed.prepared.data_path("state.sqlite");
+    std::fs::remove_file(&state).unwrap();
+    let run = deployed.run(&["import"]);
+    assert_eq!(run.code, Some(REJECTED), "{run}");
+    no_panic(&run);
+    assert!(run.stdout.contains("members 3 (line 3): members 3: 2 documents have this legacy id"));
+    let rejects =
+        std::fs::read_to_string(deployed.prepared.data_path("rejects/import/members.jsonl"))
+            .unwrap();
+    assert_eq!(rejects.lines().count(), 1, "{rejects}");
+
+    // AND what docs/errors.md says to do works: remove both, forget the checkpoints, import
+    let removed = deployed.call(
+        FunctionKind::Mutation,
+        "migrate:remove",
+        json!({"table": "members", "legacyIds": ["3"]}),
+    );
+    assert_eq!(removed["deleted"], 2, "{removed}");
+    std::fs::remove_file(&state).unwrap();
+    deployed.run(&["import"]).success();
+    assert!(!deployed.prepared.data_path("rejects/import/members.jsonl").exists());
+    deployed.verify_exact();
+}
+
+// ── The data directory ─────────────────────────────────────────────────────────────────────
+
+/// Makes a directory tree read-only until dropped: `chmod -R a-w` for an ordinary user; for
+/// root, whom modes do not stop, `chattr -R +i` (immutable: not even root may create, change
+/// or remove an entry).
+struct ReadOnly {
+    dir: PathBuf,
+    as_root: bool,
+}
+
+impl ReadOnly {
+    fn make(dir: &Path) -> Self {
+        let as_root = running_as_root();
+        let status = if as_root {
+            Command::new("chattr").args(["-R", "+i"]).arg(dir).status()
+        } else {
+            Command::new("chmod").args(["-R", "a-w"]).arg(dir).status()
+        };
+        assert!(
+            status.is_ok_and(|s| s.success()),
+            "cannot make {} read-only (as root this needs chattr and a file system with the \
+             immutable attribute)",
+            dir.display()
+        );
+        ReadOnly { dir: dir.to_owned(), as_root }
+    }
+}
+
+impl Drop for ReadOnly {
+    fn drop(&mut self) {
+        let _ = if self.as_root {
+            Command::new("chattr").args(["-R", "-i"]).arg(&self.dir).status()
+        } else {
+            Command::new("chmod").args(["-R", "u+w"]).arg(&self.dir).status()
+        };
+    }
+}
+
+#[test]
+fn a_read_only_data_directory_stops_transform_and_import_naming_the_path() {
+    // GIVEN an export in a data directory nobody may write to
+    let prepared = Prepared::new(SMALL, "");
+    let data_dir = prepared.work.data_dir();
+    let before = entries(&data_dir);
+    let read_only = ReadOnly::make(&data_dir);
+
+    // WHEN transform runs THEN it names the directory it cannot create and says what to check
+    let run = prepared.migrate(&["transform"]);
+    fails_cleanly(
+        &run,
+        LOCAL_IO,
+        &[
+            &format!("error: cannot create `{}`", data_dir.join("transformed").display()),
+            "hint: check the permissions of the data directory, or choose another with --data-dir",
+        ],
+    );
+    assert_eq!(entries(&data_dir), before, "nothing was written");
+    drop(read_only);
+
+    // GIVEN the data transformed, and the directory read-only again
+    prepared.migrate(&["transform"]).success();
+    let plan = Plan::from_module_file(prepared.convex_dir().join("migrate.ts")).unwrap();
+    let sink = Sink::start(SinkConfig::new(plan)).unwrap();
+    let before = entries(&data_dir);
+    let read_only = ReadOnly::make(&data_dir);
+
+    // WHEN import runs THEN it cannot create its state file, and says the same, exit 6
+    let run = prepared.against(&sink.url(), sink.admin_key(), &["import"]);
+    fails_cleanly(
+        &run,
+        LOCAL_IO,
+        &[
+            &format!(
+                "error: the import state `{}` cannot be used",
+                data_dir.join("state.sqlite").display()
+            ),
+            "hint: check the permissions of the data directory, or choose another with --data-dir",
+        ],
+    );
+    assert!(!run.stderr.contains("delete data/state.sqlite"), "there is none to delete\n{run}");
+    assert_eq!(entries(&data_dir), before, "nothing was written");
+    drop(read_only);
+}
+
+#[test]
+fn a_data_directory_that_is_a_file_is_a_local_error_saying_so() {
+    let prepared = Prepared::new(SMALL, "");
+    let not_a_dir = prepared.work.path().join("data.json");
+    std::fs::write(&not_a_dir, "{}").unwrap();
+
+    let plan_dir = prepared.plan_dir();
+    let run = prepared.work.run(&[
+        "--data-dir",
+        utf8(&not_a_dir),
+        "--plan-dir",
+        utf8(&plan_dir),
+        "transform",
+    ]);
+    fails_cleanly(
+        &run,
+        LOCAL_IO,
+        &[
+            &format!("error: cannot read `{}`", not_a_dir.join("manifest.json").display()),
+            "Not a directory",
+            "hint: a path in the data directory is a file where a directory is expected",
+        ],
+    );
+    assert_eq!(std::fs::read_to_string(&not_a_dir).unwrap(), "{}", "the file is untouched");
+}
+
+#[cfg(unix)]
+#[test]
+fn a_full_disk_while_the_export_manifest_is_written_leaves_no_manifest() {
+    // GIVEN a disk that is full when the manifest, written last, is written: its partial file
+    // is /dev/full, where every write fails with ENOSPC
+    let db = TestDb::with(
+        "create table t (id int primary key, v text);
+         insert into t select g, 'row ' || g from generate_series(1, 100) g;",
+    );
+    let work = Workdir::new();
+    std::fs::create_dir_all(work.data_dir()).unwrap();
+    let partial = work.data_dir().join(".manifest.json.partial");
+    std::os::unix::fs::symlink("/dev/full", &partial).unwrap();
+
+    // WHEN the export runs
+    let run = work.export(db.url(), &[]);
+
+    // THEN it fails with exit 6 naming the file and the disk, and there is no manifest: later
+    // stages see no export rather than a partial one
+    fails_cleanly(
+        &run,
+        LOCAL_IO,
+        &[
+            &format!("error: cannot write `{}`", partial.display()),
+            "No space left on device",
+            "hint: free some disk space and run the command again",
+        ],
+    );
+    assert!(!work.manifest_path().exists());
+    let plan_dir = work.path().join("plan");
+    let transform = work.run(&[
+        "--data-dir",
+        utf8(&work.data_dir()),
+        "--plan-dir",
+        utf8(&plan_dir),
+        "transform",
+    ]);
+    fails_cleanly(&transform, USAGE, &["`manifest.json` is missing", "run `migrate export` first"]);
+
+    // AND with space again the same export succeeds
+    std::fs::remove_file(&partial).unwrap();
+    work.export(db.url(), &[]).success();
+    assert!(work.manifest_path().exists());
+}
+
+/// A tmpfs of `size` mounted on `dir` until dropped.
+struct TinyDisk {
+    dir: PathBuf,
+}
+
+impl TinyDisk {
+    /// Mounting needs root (CAP_SYS_ADMIN), which this machine and CI have; elsewhere the test
+    /// fails saying so rather than passing without having run.
+    fn mount(dir: &Path, size: &str) -> Self {
+        std::fs::create_dir_all(dir).unwrap();
+        let status = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size},mode=0700"), "tmpfs"])
+            .arg(dir)
+            .status();
+        assert!(
+            status.as_ref().is_ok_and(|s| s.success()),
+            "this test simulates a full disk with a tmpfs and needs root to mount it: {status:?}"
+        );
+        TinyDisk { dir: dir.to_owned() }
+    }
+}
+
+impl Drop for TinyDisk {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(&self.dir).status();
+    }
+}
+
+#[test]
+fn a_full_disk_while_transform_writes_leaves_nothing_that_looks_transformed() {
+    // GIVEN an export whose documents (about 2.5 MiB) do not fit in `transformed/`, a 256 KiB
+    // file system (transform clears stale partial files first, so the /dev/full trick of the
+    // export test cannot stand in here)
+    let prepared = Prepared::new(
+        "create table big as
+           select g as id, repeat('x', 100) || g as filler from generate_series(1, 20000) g;
+         alter table big add primary key (id);",
+        "",
+    );
+    let transformed = prepared.data_path("transformed");
+    let _disk = TinyDisk::mount(&transformed, "256k");
+
+    // WHEN transform runs
+    let run = prepared.migrate(&["transform"]);
+
+    // THEN it stops with exit 6 naming the file and the disk, and leaves nothing behind
+    fails_cleanly(
+        &run,
+        LOCAL_IO,
+        &[
+            &format!("error: cannot write `{}`", transformed.join(".big.jsonl.partial").display()),
+            "No space left on device",
+            "hint: free some disk space and run the command again",
+        ],
+    );
+    assert_eq!(entries(&transformed), Vec::<String>::new(), "no partial file, no manifest");
+}
