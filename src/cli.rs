@@ -85,12 +85,35 @@ pub enum Command {
     #[command(long_about = IMPORT_ABOUT)]
     Import(ImportArgs),
     /// Prove that Convex holds exactly what the source held
+    #[command(long_about = VERIFY_ABOUT)]
     Verify(VerifyArgs),
     /// Run export, transform, import and verify in turn
+    #[command(long_about = RUN_ABOUT)]
     Run(RunArgs),
     /// Show where each table stands
     Status,
 }
+
+const VERIFY_ABOUT: &str = "\
+Prove that Convex holds exactly what the source held.
+
+Reads every table of the plan back from Convex (the generated migrate:page query, with the deploy \
+key) and compares it with data/transformed/ document by document: every field as Convex stores it \
+(key order and number spelling aside), every reference through the legacy id of the document it \
+points at (ids differ per deployment), no legacy id held twice, no document Convex has that the \
+source does not. The transformed files are checked against their manifest first.
+
+Exit code 0 when identical, 1 when anything differs; the report names the first differences \
+(--show N) with table, legacy id and field. --format json for CI.";
+
+const RUN_ABOUT: &str = "\
+Run export, transform, import and verify in turn.
+
+Takes the flags of each stage (the plan must exist: run `migrate init` first and deploy the Convex \
+files it writes). Checks the Convex settings before exporting. Each stage prints its summary \
+(--format json: one JSON line per stage, {\"stage\": ..., \"report\": ...}); the first stage \
+that does not succeed stops the chain with its exit code, so `migrate run` exits 0 only when \
+verify found Convex identical to the source.";
 
 const EXPORT_ABOUT: &str = "\
 Read every selected table in one consistent snapshot into data/raw/*.jsonl.
