@@ -251,3 +251,41 @@ fn ctrl_c_stops_transform_without_leaving_output_that_looks_complete() {
     transform(&work, "", &[]).success();
     assert_eq!(jsonl(&transformed.join("big.jsonl")).len(), 150_000);
 }
+
+#[test]
+fn a_transform_killed_mid_table_leaves_nothing_import_would_take_as_complete() {
+    // GIVEN a finished transform of a large table
+    let db = TestDb::with(
+        "create table big as
+           select g as id, repeat('x', 200) || g as filler from generate_series(1, 150000) g;
+         alter table big add primary key (id);",
+    );
+    let work = Workdir::new();
+    work.export(db.url(), &[]).success();
+    transform(&work, "", &[]).success();
+    let transformed = work.data_dir().join("transformed");
+
+    // WHEN a new transform is killed (SIGKILL: no chance to clean up) while it writes
+    let plan_dir = work.path().join("plan");
+    let data_dir = work.data_dir();
+    let args = ["--data-dir", data_dir.to_str().unwrap(), "--plan-dir", plan_dir.to_str().unwrap()];
+    let mut child =
+        work.command(&[&args[..], &["transform"]].concat()).spawn().expect("migrate starts");
+    let partial = transformed.join(".big.jsonl.partial");
+    crate::support::wait_until("the transform writes", std::time::Duration::from_secs(60), || {
+        std::fs::metadata(&partial).is_ok_and(|m| m.len() > 0)
+    });
+    child.kill().expect("SIGKILL is delivered");
+    let status = child.wait().expect("the killed transform is reaped");
+    assert_eq!(std::os::unix::process::ExitStatusExt::signal(&status), Some(9), "{status}");
+
+    // THEN neither the manifest nor a final document file is there, and import refuses to start
+    assert!(!transformed.join("manifest.json").exists());
+    assert!(!transformed.join("big.jsonl").exists());
+    let import = work.run(&[&args[..], &["import", "--dry-run"]].concat());
+    import.fails_with(2, &["no transformed data", "run `migrate transform` first"]);
+
+    // AND the next transform completes
+    transform(&work, "", &[]).success();
+    assert_eq!(jsonl(&transformed.join("big.jsonl")).len(), 150_000);
+}

@@ -107,21 +107,21 @@ async fn handle(shared: Arc<Shared>, request: Request<Incoming>) -> Result<Reply
             return Ok(system_error(StatusCode::NOT_FOUND, "NotFound", &message));
         }
     };
-    let latency = shared.latency();
+    let latency = Deadline::after(shared.latency());
     if shared.fail_all.load(Ordering::Relaxed) {
-        delay(latency).await;
+        latency.wait().await;
         shared.counters.request(Outcome::FailedAll);
         return Ok(overloaded());
     }
     let fault = shared.dice().draw();
     match fault {
         Fault::Unavailable { overloaded: is_overloaded } => {
-            delay(latency).await;
+            latency.wait().await;
             shared.counters.request(Outcome::Unavailable);
             return Ok(if is_overloaded { overloaded() } else { too_many_requests() });
         }
         Fault::ResetBefore => {
-            delay(latency).await;
+            latency.wait().await;
             shared.counters.request(Outcome::ResetBefore);
             return Err(Hangup);
         }
@@ -130,7 +130,7 @@ async fn handle(shared: Arc<Shared>, request: Request<Incoming>) -> Result<Reply
     let (reply, outcome) = process(&shared, kind, request).await;
     match fault {
         Fault::ResetAfter => {
-            delay(latency).await;
+            latency.wait().await;
             shared.counters.request(Outcome::ResetAfter);
             Err(Hangup)
         }
@@ -140,16 +140,29 @@ async fn handle(shared: Arc<Shared>, request: Request<Incoming>) -> Result<Reply
             Ok(reply)
         }
         _ => {
-            delay(latency).await;
+            latency.wait().await;
             shared.counters.request(outcome);
             Ok(reply)
         }
     }
 }
 
-async fn delay(latency: Duration) {
-    if !latency.is_zero() {
-        tokio::time::sleep(latency).await;
+/// When the reply to a request may go: `latency` after the request arrived, whatever the work
+/// in between took.
+struct Deadline(Option<tokio::time::Instant>);
+
+impl Deadline {
+    fn after(latency: Duration) -> Self {
+        // tokio's timer fires on the first millisecond tick after a deadline, 0.5 ms late on
+        // average; aiming half a millisecond early makes the mean delay the one asked for.
+        let early = Duration::from_micros(500).min(latency);
+        Deadline((!latency.is_zero()).then(|| tokio::time::Instant::now() + latency - early))
+    }
+
+    async fn wait(&self) {
+        if let Some(at) = self.0 {
+            tokio::time::sleep_until(at).await;
+        }
     }
 }
 
