@@ -1,4 +1,5 @@
-//! Files `migrate init` generates and people may edit (the first plan, `convex/schema.ts`).
+//! Files `migrate init` generates and people may edit (the first plan, `convex/schema.ts`,
+//! `convex/migrate.ts`).
 //!
 //! Each starts with a marker line holding the hash of what was generated below it. A later run
 //! rewrites a file only when its content still matches its marker, i.e. nobody edited it;
