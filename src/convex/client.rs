@@ -114,7 +114,8 @@ struct SystemError {
 pub struct ConvexClient {
     http: reqwest::Client,
     base: Arc<str>,
-    authorization: Arc<str>,
+    /// `Convex <deploy key>`, marked sensitive so that no HTTP layer logs it.
+    authorization: reqwest::header::HeaderValue,
     retry: RetryPolicy,
 }
 
@@ -148,7 +149,17 @@ impl ConvexClient {
         Ok(Self {
             http,
             base: url.trim_end_matches('/').into(),
-            authorization: format!("Convex {}", deploy_key.expose()).into(),
+            authorization: {
+                let mut value = reqwest::header::HeaderValue::from_str(&format!(
+                    "Convex {}",
+                    deploy_key.expose()
+                ))
+                .map_err(|_| {
+                    anyhow::anyhow!("CONVEX_DEPLOY_KEY holds characters an HTTP header cannot")
+                })?;
+                value.set_sensitive(true);
+                value
+            },
             retry,
         })
     }
@@ -199,7 +210,7 @@ impl ConvexClient {
         let response = self
             .http
             .post(url)
-            .header(reqwest::header::AUTHORIZATION, &*self.authorization)
+            .header(reqwest::header::AUTHORIZATION, self.authorization.clone())
             .header(reqwest::header::CONTENT_TYPE, "application/json")
             .header("Convex-Client", CLIENT_NAME)
             .body(body)

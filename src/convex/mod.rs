@@ -8,6 +8,8 @@
 //! - [`client`]: Convex's HTTP API, with retries (the one module here that does IO).
 
 pub mod client;
+#[cfg(test)]
+mod fuzz;
 pub mod id;
 pub mod rules;
 pub mod value;

@@ -93,7 +93,9 @@ pub fn read_batches(
         }
         let entry = entry(plan, line_number, trim_newline(&text))?;
         if let Some(entry) = entry {
-            if batch.entries.len() == plan.size || batch_bytes + entry.json.len() > plan.max_bytes {
+            let full =
+                batch.entries.len() == plan.size || batch_bytes + entry.json.len() > plan.max_bytes;
+            if full && !batch.entries.is_empty() {
                 let next = Batch::at(line_number);
                 if !emit(std::mem::replace(&mut batch, next)) {
                     return Ok(());

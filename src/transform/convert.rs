@@ -251,13 +251,15 @@ fn canonical_decimal(text: &str) -> Option<(bool, String, i64)> {
         return None;
     }
     let digits = format!("{integer}{fraction}");
-    let mut exponent = exponent - fraction.len() as i64;
     let trimmed_end = digits.trim_end_matches('0');
-    exponent += (digits.len() - trimmed_end.len()) as i64;
     let significant = trimmed_end.trim_start_matches('0');
     if significant.is_empty() {
         return Some((false, String::new(), 0));
     }
+    // Checked: the exponent may be anywhere in i64 (`1.5e-9223372036854775808`).
+    let exponent = exponent
+        .checked_sub(fraction.len() as i64)?
+        .checked_add((digits.len() - trimmed_end.len()) as i64)?;
     Some((negative, significant.to_owned(), exponent))
 }
 
@@ -341,8 +343,22 @@ fn parse_date(date: &str) -> Result<(i64, u32, u32), ConvertError> {
     let month: u32 = parts.next().and_then(|m| m.parse().ok()).ok_or_else(invalid)?;
     let day: u32 =
         parts.next().and_then(|d| d.get(..2)).and_then(|d| d.parse().ok()).ok_or_else(invalid)?;
+    // Postgres' dates end in 5874897 AD: a bound that keeps the millisecond arithmetic within
+    // i64, and a date must exist (the calendar gives it back unchanged).
+    if year.abs() > MAX_YEAR
+        || calendar::civil_from_days(calendar::days_from_civil(
+            year,
+            i64::from(month),
+            i64::from(day),
+        )) != (year, i64::from(month), i64::from(day))
+    {
+        return Err(invalid());
+    }
     Ok((year, month, day))
 }
+
+/// Beyond Postgres' years (4714 BC to 5874897 AD) with room to spare.
+const MAX_YEAR: i64 = 10_000_000;
 
 /// `YYYY-MM-DDTHH:MM:SS.ffffff[Z]` → milliseconds since the epoch; naive values are read at
 /// `offset_seconds` east of UTC.

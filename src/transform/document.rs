@@ -49,9 +49,12 @@ fn reject(field: impl Into<String>, reason: impl Into<String>) -> Outcome {
     Outcome::Rejected(rejection(field, reason))
 }
 
-/// The values of `columns` in `row`.
+/// The values of `columns` in `row`; a value too deep to parse is kept as its JSON text.
 fn key_of(row: &Row<'_>, columns: &[String]) -> Map<String, Raw> {
-    columns.iter().map(|c| (c.clone(), row.value(c))).collect()
+    columns
+        .iter()
+        .map(|c| (c.clone(), row.value(c).unwrap_or_else(|_| Raw::String(row.text(c).into()))))
+        .collect()
 }
 
 /// The legacy ids of the parent rows a reference may point at. Plan resolution makes
@@ -113,13 +116,15 @@ pub fn legacy_id(
 /// Whether every filter holds for the row.
 pub fn passes(row: &Row<'_>, filters: &[RowFilter]) -> bool {
     filters.iter().all(|filter| {
-        let value = row.value(&filter.column);
+        // A value too deep to parse is not null and equals no plan value.
+        let value = row.value(&filter.column).ok();
+        let same = |expected: &Raw| value.as_ref().is_some_and(|value| same(value, expected));
         match &filter.condition {
-            Condition::IsNull => value.is_null(),
-            Condition::IsNotNull => !value.is_null(),
-            Condition::Equals(expected) => same(&value, expected),
-            Condition::NotEquals(expected) => !same(&value, expected),
-            Condition::In(options) => options.iter().any(|option| same(&value, option)),
+            Condition::IsNull => row.is_null(&filter.column),
+            Condition::IsNotNull => !row.is_null(&filter.column),
+            Condition::Equals(expected) => same(expected),
+            Condition::NotEquals(expected) => !same(expected),
+            Condition::In(options) => options.iter().any(same),
         }
     })
 }

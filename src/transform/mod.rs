@@ -9,6 +9,8 @@
 mod convert;
 mod document;
 mod error;
+#[cfg(test)]
+mod fuzz;
 mod row;
 
 use std::collections::HashMap;

@@ -18,6 +18,7 @@ mod import_pipeline;
 mod plan_errors;
 mod plan_init;
 mod plan_support;
+mod security;
 mod support;
 mod transform_cli;
 mod transform_pipeline;

@@ -12,8 +12,13 @@ use super::{Batch, BatchPlan, read_batches};
 use crate::import::ImportError;
 use crate::import::state::Pass;
 
-/// A few seconds in a debug build.
+/// A few seconds in a debug build; `PROPTEST_CASES` overrides it, for a longer run.
 const CASES: u32 = 2048;
+
+fn config() -> ProptestConfig {
+    let cases = std::env::var("PROPTEST_CASES").ok().and_then(|c| c.parse().ok()).unwrap_or(CASES);
+    ProptestConfig { cases, failure_persistence: None, ..ProptestConfig::default() }
+}
 
 fn quoted(s: &str) -> String {
     serde_json::to_string(s).expect("strings serialize")
@@ -204,7 +209,7 @@ fn check(case: &Case) -> Result<(), TestCaseError> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: CASES, failure_persistence: None, ..ProptestConfig::default() })]
+    #![proptest_config(config())]
 
     #[test]
     fn any_transformed_file_is_batches_or_an_error(case in case()) {

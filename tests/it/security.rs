@@ -1,0 +1,356 @@
+//! Secrets and private data: the database password and the Convex deploy key appear in no
+//! output of any command (summaries, errors, `--show-settings`, `--help`, and logs at every
+//! level, including trace logs of tokio-postgres, reqwest, hyper and rustls); the data directory
+//! and the import state are readable by their owner only.
+//!
+//! That the generated Convex functions are internal (unreachable without the deploy key) is
+//! `convex_module::internal_functions_need_the_admin_key`.
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use convex_sink::{Plan, Sink, SinkConfig, SinkHandle};
+use migrate::cli::{Cli, Command as Subcommand, OutputFormat};
+use migrate::convex::client::{ConvexClient, RetryPolicy};
+use migrate::settings::{DatabaseUrl, ExportSettings, InitSettings, Secret, Settings};
+
+use crate::support::{Run, TestDb, ThrowawayCluster, Workdir, url_with_password};
+
+/// Distinctive values, so that any echo of them, whole or in part, is found. Each secret's
+/// tail after the last `-` is what the streams are searched for.
+const PASSWORD: &str = "pw-Zq8xK3vN7mLt";
+const WRONG_PASSWORD: &str = "pw-wrong-Hs4Dr8Nc2Pq";
+const KEY: &str = "prod:security-test|ek-Yt5wR2mB9xQv";
+const WRONG_KEY: &str = "prod:security-test|ek-wrong-Jf6Lp3Zs8Kd";
+const SECRETS: [&str; 4] = [PASSWORD, WRONG_PASSWORD, KEY, WRONG_KEY];
+
+const SOURCE_FAILURE: i32 = 3;
+const CONVEX_FAILURE: i32 = 4;
+
+const FIXTURE: &str = "
+create table authors (id int primary key, name text not null);
+create table posts (id int primary key, author_id int not null references authors(id),
+  title text not null, body bytea);
+insert into authors select g, 'author ' || g from generate_series(1, 20) g;
+insert into posts select g, g % 20 + 1, 'post ' || g, '\\x00ff' from generate_series(1, 50) g;
+";
+
+/// The two ways of turning every log on: `-vvv`, and `RUST_LOG=trace`, which overrides `-v`
+/// and also reaches every dependency's logs.
+#[derive(Debug, Clone, Copy)]
+enum Logs {
+    Vvv,
+    RustLog,
+}
+
+const BOTH: [Logs; 2] = [Logs::Vvv, Logs::RustLog];
+
+fn utf8(path: &Path) -> &str {
+    path.to_str().expect("temporary paths are UTF-8")
+}
+
+/// A work directory with its data, plan and Convex directories.
+struct Job {
+    work: Workdir,
+}
+
+impl Job {
+    fn new() -> Self {
+        Job { work: Workdir::new() }
+    }
+
+    fn plan_dir(&self) -> PathBuf {
+        self.work.path().join("plan")
+    }
+
+    fn convex_dir(&self) -> PathBuf {
+        self.work.path().join("convex")
+    }
+
+    /// `migrate <logs> --data-dir … --plan-dir … <args>` with `env`, not yet started.
+    fn command(&self, logs: Option<Logs>, args: &[&str], env: &[(&str, &str)]) -> Command {
+        let (data_dir, plan_dir) = (self.work.data_dir(), self.plan_dir());
+        let mut all = vec!["--data-dir", utf8(&data_dir), "--plan-dir", utf8(&plan_dir)];
+        if let Some(Logs::Vvv) = logs {
+            all.push("-vvv");
+        }
+        all.extend_from_slice(args);
+        let mut command = self.work.command(&all);
+        if let Some(Logs::RustLog) = logs {
+            command.env("RUST_LOG", "trace");
+        }
+        command.envs(env.iter().copied());
+        command
+    }
+
+    /// Runs `args` with every log on, checks that no secret shows and that the run exited with
+    /// `code`.
+    #[track_caller]
+    fn run(&self, logs: Logs, args: &[&str], env: &[(&str, &str)], code: i32) -> Run {
+        let run = Run::of(self.command(Some(logs), args, env));
+        let what = format!("`migrate {}` ({logs:?})", args.join(" "));
+        assert_no_secret(&run, &what);
+        assert_eq!(run.code, Some(code), "{what}: unexpected exit code\n{}", excerpt(&run));
+        // Proof that the logs were on, or this test would prove nothing: every command that
+        // talks to Postgres or Convex logs at trace (a refused login excepted: tokio-postgres
+        // is silent until connected; transform and status do no IO worth a log line).
+        let talks = matches!(args[0], "export" | "init" | "import" | "verify" | "run");
+        if code == 0 && talks {
+            assert!(run.stderr.contains("TRACE"), "{what} logged no trace:\n{}", excerpt(&run));
+        }
+        run
+    }
+}
+
+/// The last part of a secret, searched for on its own so that a partial echo is found too.
+fn tail(secret: &str) -> &str {
+    secret.rsplit('-').next().expect("rsplit yields at least one part")
+}
+
+/// Fails naming the lines that show a secret (never the whole trace output).
+#[track_caller]
+fn assert_no_secret(run: &Run, what: &str) {
+    for secret in SECRETS {
+        for (stream, text) in [("stdout", &run.stdout), ("stderr", &run.stderr)] {
+            let lines: Vec<&str> =
+                text.lines().filter(|line| line.contains(tail(secret))).take(5).collect();
+            assert!(
+                lines.is_empty(),
+                "{what}: {stream} shows the secret {secret:?}:\n{}",
+                lines.join("\n")
+            );
+        }
+    }
+}
+
+/// The start and end of a run's output, for failure messages.
+fn excerpt(run: &Run) -> String {
+    let cut = |text: &str| {
+        let lines: Vec<&str> = text.lines().collect();
+        if lines.len() <= 40 {
+            return text.to_owned();
+        }
+        format!(
+            "{}\n[… {} lines …]\n{}",
+            lines[..20].join("\n"),
+            lines.len() - 40,
+            lines[lines.len() - 20..].join("\n")
+        )
+    };
+    format!(
+        "exit code: {:?}\n--- stdout ---\n{}\n--- stderr ---\n{}",
+        run.code,
+        cut(&run.stdout),
+        cut(&run.stderr)
+    )
+}
+
+fn sink_for(job: &Job, key: &str) -> SinkHandle {
+    let plan = Plan::from_module_file(job.convex_dir().join("migrate.ts"))
+        .expect("the generated migrate.ts carries its plan");
+    Sink::start(SinkConfig { admin_key: key.to_owned(), ..SinkConfig::new(plan) })
+        .expect("the sink starts")
+}
+
+#[test]
+fn no_command_shows_the_password_or_the_deploy_key_at_any_log_level() {
+    // GIVEN a server that checks passwords (SCRAM), holding the fixture
+    let cluster = ThrowawayCluster::start_with_password(PASSWORD);
+    let url = cluster.url(PASSWORD);
+    let conn = crate::support::Conn::connect_or_fail(&url);
+    conn.execute(FIXTURE);
+    let wrong_url = cluster.url(WRONG_PASSWORD);
+    let key_value = format!(
+        "host=127.0.0.1 port={} user=postgres password={PASSWORD} dbname=postgres",
+        cluster.port
+    );
+    let job = Job::new();
+    let convex_dir = job.convex_dir();
+    // The deploy key is in the environment of every command, even those that do not use it.
+    let key = [("CONVEX_DEPLOY_KEY", KEY)];
+
+    for logs in BOTH {
+        // WHEN the login is refused THEN it says so, with neither password
+        let refused =
+            job.run(logs, &["export", "--database-url", &wrong_url], &key, SOURCE_FAILURE);
+        assert!(refused.stderr.contains("refused the login"), "{}", excerpt(&refused));
+        // … and a URL that does not parse does not echo the password either
+        let bad = format!("postgres://postgres:{PASSWORD}@127.0.0.1:notaport/postgres");
+        Run::of(job.command(Some(logs), &["export", "--database-url", &bad], &key))
+            .fails_with(2, &["database URL is not valid"]);
+
+        // WHEN each stage runs THEN none shows a secret, at any level
+        job.run(logs, &["export", "--database-url", &url], &key, 0);
+        let with_env = [("DATABASE_URL", key_value.as_str()), key[0]];
+        job.run(logs, &["export"], &with_env, 0);
+        job.run(
+            logs,
+            &["init", "--database-url", &url, "--convex-dir", utf8(&convex_dir), "--force"],
+            &key,
+            0,
+        );
+        job.run(logs, &["transform"], &key, 0);
+    }
+
+    let sink = sink_for(&job, KEY);
+    let sink_url = sink.url();
+    let convex = [("CONVEX_URL", sink_url.as_str()), ("CONVEX_DEPLOY_KEY", KEY)];
+    let wrong = [("CONVEX_URL", sink_url.as_str()), ("CONVEX_DEPLOY_KEY", WRONG_KEY)];
+    for logs in BOTH {
+        let refused = job.run(logs, &["import"], &wrong, CONVEX_FAILURE);
+        assert!(refused.stderr.contains("deploy key"), "{}", excerpt(&refused));
+        job.run(logs, &["import", "--batch-size", "7"], &convex, 0);
+        job.run(logs, &["verify"], &convex, 0);
+        let refused = Run::of(job.command(Some(logs), &["verify"], &wrong));
+        assert_no_secret(&refused, "verify with a wrong key");
+        assert_ne!(refused.code, Some(0), "{}", excerpt(&refused));
+        job.run(logs, &["status"], &convex, 0);
+        job.run(logs, &["run", "--database-url", &url, "--batch-size", "7"], &convex, 0);
+    }
+    assert_eq!(sink.count("posts"), 50);
+}
+
+#[test]
+fn show_settings_and_help_redact_both_secrets_for_every_command() {
+    let job = Job::new();
+    let url = format!("postgres://alice:{PASSWORD}@db.example.com:6543/app");
+    let env = [
+        ("DATABASE_URL", url.as_str()),
+        ("CONVEX_URL", "https://happy-animal-123.convex.cloud"),
+        ("CONVEX_DEPLOY_KEY", KEY),
+    ];
+    for command in ["export", "init", "transform", "import", "verify", "run", "status"] {
+        let shown = Run::of(job.command(None, &["--show-settings", command], &env));
+        let what = format!("`migrate --show-settings {command}`");
+        assert_no_secret(&shown, &what);
+        if command == "status" {
+            // `status` shows its report; it has no settings of its own to show.
+            continue;
+        }
+        assert_eq!(shown.code, Some(0), "{what}\n{}", excerpt(&shown));
+        let settings: serde_json::Value = serde_json::from_str(&shown.stdout)
+            .unwrap_or_else(|e| panic!("{what} prints JSON ({e})\n{}", excerpt(&shown)));
+        assert_eq!(settings["settings"]["convex_deploy_key"], "****", "{what}: {settings}");
+        if matches!(command, "export" | "run") {
+            assert_eq!(
+                settings["export"]["database_url"], "postgres://alice@db.example.com:6543/app",
+                "{what}: {settings}"
+            );
+        }
+
+        let help = Run::of(job.command(None, &[command, "--help"], &env));
+        assert_no_secret(&help, &format!("`migrate {command} --help`"));
+    }
+    let help = Run::of(job.command(None, &["--help"], &env));
+    assert_no_secret(&help, "`migrate --help`");
+
+    // The same secrets from a `.env` file: shown redacted; a broken line is named by number.
+    let dotenv = format!("DATABASE_URL={url}\nCONVEX_DEPLOY_KEY={KEY}\n");
+    std::fs::write(job.work.path().join(".env"), &dotenv).unwrap();
+    let shown = Run::of(job.command(None, &["--show-settings", "run"], &[])).success();
+    assert_no_secret(&shown, "`migrate --show-settings run` with a .env");
+    assert!(shown.stdout.contains("alice@db.example.com") && shown.stdout.contains("****"));
+    std::fs::write(job.work.path().join(".env"), format!("{dotenv}oops {KEY} {PASSWORD}\n"))
+        .unwrap();
+    let broken = Run::of(job.command(None, &["export"], &[]));
+    broken.fails_with(2, &["cannot read `.env`: line 3"]);
+    assert_no_secret(&broken, "a broken .env");
+}
+
+/// The default panic hook prints the panic's message, and messages are built with `Debug` and
+/// `Display`: every type that holds a secret prints it redacted, alone and inside the settings.
+#[test]
+fn every_type_holding_a_secret_prints_it_redacted() {
+    let url = format!("postgres://alice:{PASSWORD}@db.example.com:5432/app");
+    let cli = |args: &[&str]| {
+        <Cli as clap::Parser>::try_parse_from(args).unwrap_or_else(|e| panic!("{e}"))
+    };
+    let Subcommand::Export(export_args) =
+        cli(&["migrate", "export", "--database-url", &url]).command
+    else {
+        panic!("an export command")
+    };
+    let export = ExportSettings::from_args(&export_args).expect("valid export settings");
+    let Subcommand::Init(init_args) = cli(&["migrate", "init", "--database-url", &url]).command
+    else {
+        panic!("an init command")
+    };
+    let init = InitSettings::from_args(&init_args).expect("valid init settings");
+    let settings = Settings {
+        data_dir: "data".into(),
+        plan_dir: "migrations".into(),
+        format: OutputFormat::Text,
+        progress: false,
+        convex_url: Some("https://happy-animal-123.convex.cloud".into()),
+        convex_deploy_key: Some(Secret::new(KEY.to_owned())),
+    };
+    let database_url = DatabaseUrl::parse(&url).expect("a valid URL");
+    let key_value =
+        DatabaseUrl::parse(&format!("host=db.example.com user=alice password={PASSWORD}"))
+            .expect("a valid key=value string");
+    let client = ConvexClient::new(
+        "https://happy-animal-123.convex.cloud",
+        &Secret::new(KEY.to_owned()),
+        Duration::from_secs(1),
+        RetryPolicy::default(),
+    )
+    .expect("a client");
+
+    let shown = [
+        format!("{settings:?}"),
+        format!("{settings:#?}"),
+        serde_json::to_string(&settings).unwrap(),
+        format!("{export:?}"),
+        format!("{export:#?}"),
+        serde_json::to_string(&export).unwrap(),
+        format!("{init:?}"),
+        serde_json::to_string(&init).unwrap(),
+        format!("{database_url} {database_url:?} {database_url:#?}"),
+        format!("{key_value} {key_value:?}"),
+        format!("{:?} {:#?}", Secret::new(KEY.to_owned()), Secret::new(KEY.to_owned())),
+        format!("{client:?} {client:#?}"),
+    ];
+    for text in &shown {
+        for secret in [PASSWORD, KEY] {
+            assert!(!text.contains(tail(secret)), "{secret:?} shows in {text}");
+        }
+    }
+}
+
+#[test]
+fn the_data_directory_and_the_state_file_are_owner_only() {
+    let db = TestDb::with(FIXTURE);
+    let url = url_with_password(db.url(), PASSWORD);
+    let job = Job::new();
+    let convex_dir = job.convex_dir();
+    Run::of(job.command(None, &["export", "--database-url", &url], &[])).success();
+    Run::of(job.command(None, &["init", "--convex-dir", utf8(&convex_dir)], &[])).success();
+    Run::of(job.command(None, &["transform"], &[])).success();
+    let sink = sink_for(&job, KEY);
+    let convex = [("CONVEX_URL", sink.url()), ("CONVEX_DEPLOY_KEY", KEY.to_owned())];
+    let convex: Vec<(&str, &str)> = convex.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    Run::of(job.command(None, &["import"], &convex)).success();
+
+    let mode = |path: &Path| {
+        std::fs::metadata(path)
+            .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+            .permissions()
+            .mode()
+            & 0o777
+    };
+    let data = job.work.data_dir();
+    for dir in [data.clone(), data.join("raw"), data.join("transformed")] {
+        assert_eq!(mode(&dir), 0o700, "{} is not owner-only", dir.display());
+    }
+    let state = data.join("state.sqlite");
+    assert_eq!(mode(&state), 0o600, "{} is not owner-only", state.display());
+    // SQLite's journal files hold the same data: they take the database file's mode.
+    for journal in ["state.sqlite-wal", "state.sqlite-shm", "state.sqlite-journal"] {
+        let path = data.join(journal);
+        if path.exists() {
+            assert_eq!(mode(&path), 0o600, "{} is not owner-only", path.display());
+        }
+    }
+}
