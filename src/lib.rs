@@ -11,6 +11,8 @@ pub mod data_dir;
 pub mod dotenv;
 pub mod exit_code;
 pub mod export;
+#[cfg(test)]
+mod fuzz_support;
 pub mod import;
 pub mod json_text;
 pub mod manifest;

@@ -21,29 +21,10 @@ fn config(cases: u32) -> ProptestConfig {
 /// serde_json's default recursion limit: text nested this deep or deeper does not parse.
 const SERDE_JSON_DEPTH: usize = 128;
 
-/// JSON number texts, read with `arbitrary_precision` as they are: beyond f64, signed zeros,
-/// exponents at the ends of i64.
+/// JSON numbers, read with `arbitrary_precision` as they are.
 fn number() -> impl Strategy<Value = Json> {
-    let text = prop_oneof![
-        any::<i64>().prop_map(|i| i.to_string()),
-        any::<f64>()
-            .prop_filter("finite", |f| f.is_finite())
-            .prop_map(|f| ryu::Buffer::new().format_finite(f).to_owned()),
-        "-?(0|[1-9][0-9]{0,39})(\\.[0-9]{1,40})?([eE][+-]?[0-9]{1,22})?",
-        prop::sample::select(vec![
-            "1e400",
-            "-1e400",
-            "1e-400",
-            "-0",
-            "-0.0",
-            "0e9223372036854775807",
-            "1.5e-9223372036854775808",
-            "18446744073709551616",
-            "9007199254740993",
-        ])
-        .prop_map(str::to_owned),
-    ];
-    text.prop_map(|t| serde_json::from_str(&t).expect("the strategy writes JSON numbers"))
+    crate::fuzz_support::number_text()
+        .prop_map(|t| serde_json::from_str(&t).expect("the strategy writes JSON numbers"))
 }
 
 /// What a tag may hold: base64 of 0 to 12 bytes (8 is a valid `$integer`/`$float`), base64 in

@@ -41,30 +41,6 @@ fn quoted(s: &str) -> String {
     serde_json::to_string(s).expect("strings serialize")
 }
 
-/// Number texts as they may appear in a raw line: beyond f64 and i64, exponents at i64's ends.
-fn number_text() -> impl Strategy<Value = String> {
-    prop_oneof![
-        any::<i64>().prop_map(|i| i.to_string()),
-        any::<f64>()
-            .prop_filter("finite", |f| f.is_finite())
-            .prop_map(|f| ryu::Buffer::new().format_finite(f).to_owned()),
-        "-?(0|[1-9][0-9]{0,39})(\\.[0-9]{1,40})?([eE][+-]?[0-9]{1,22})?",
-        prop::sample::select(vec![
-            "1e400",
-            "-1e400",
-            "1e-400",
-            "-0",
-            "-0.0",
-            "0.0e9223372036854775807",
-            "1.5e-9223372036854775808",
-            "1e-9223372036854775809",
-            "99999999999999999999999999999999",
-            "9007199254740993",
-        ])
-        .prop_map(str::to_owned),
-    ]
-}
-
 /// The contents of strings where a conversion expects digits, dates, base64 or labels.
 fn string_contents() -> impl Strategy<Value = String> {
     prop_oneof![
@@ -97,7 +73,7 @@ fn json_text() -> impl Strategy<Value = String> {
     let leaf = prop_oneof![
         1 => Just("null".to_owned()),
         1 => any::<bool>().prop_map(|b| b.to_string()),
-        2 => number_text(),
+        2 => crate::fuzz_support::number_text(),
         4 => string_contents().prop_map(|s| quoted(&s)),
     ];
     leaf.prop_recursive(4, 32, 5, |inner| {
@@ -519,7 +495,11 @@ fn check_row(case: &Case) -> Result<(), TestCaseError> {
 
 /// A value aimed at the conversions: as often a bare string or number as anything else.
 fn focus_value() -> impl Strategy<Value = String> {
-    prop_oneof![raw_value(), string_contents().prop_map(|s| quoted(&s)), number_text(),]
+    prop_oneof![
+        raw_value(),
+        string_contents().prop_map(|s| quoted(&s)),
+        crate::fuzz_support::number_text(),
+    ]
 }
 
 proptest! {

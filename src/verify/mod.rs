@@ -182,27 +182,26 @@ pub async fn verify(
             reduced_convex.push((legacy, reduced));
         }
         report.convex = reduced_convex.len() as u64;
-        let mut note = |d: Difference, differences: &mut Vec<Difference>| {
+        let mut note = |legacy_id: &str, kind, field: Option<&String>, detail: String| {
             total_differences += 1;
             if differences.len() < show {
-                differences.push(d);
+                differences.push(Difference {
+                    table: step.table.clone(),
+                    legacy_id: legacy_id.to_owned(),
+                    kind,
+                    field: field.cloned(),
+                    detail,
+                });
             }
         };
         for (legacy, reduced) in &reduced_convex {
             if seen.insert(legacy.as_str(), reduced).is_some() {
                 report.duplicates += 1;
                 note(
-                    Difference {
-                        table: step.table.clone(),
-                        legacy_id: legacy.to_string(),
-                        kind: "duplicate",
-                        field: None,
-                        detail: format!(
-                            "a second document ({}) has this legacy id",
-                            reduced.locator
-                        ),
-                    },
-                    &mut differences,
+                    legacy,
+                    "duplicate",
+                    None,
+                    format!("a second document ({}) has this legacy id", reduced.locator),
                 );
             }
         }
@@ -210,14 +209,10 @@ pub async fn verify(
             let Some(actual) = seen.get(legacy.as_str()) else {
                 report.missing += 1;
                 note(
-                    Difference {
-                        table: step.table.clone(),
-                        legacy_id: legacy.clone(),
-                        kind: "missing",
-                        field: None,
-                        detail: format!("transformed line {} is not in Convex", expected.locator),
-                    },
-                    &mut differences,
+                    legacy,
+                    "missing",
+                    None,
+                    format!("transformed line {} is not in Convex", expected.locator),
                 );
                 continue;
             };
@@ -232,17 +227,13 @@ pub async fn verify(
                         report.unresolved_references += 1;
                     }
                     note(
-                        Difference {
-                            table: step.table.clone(),
-                            legacy_id: legacy.clone(),
-                            kind: if dangling { "unresolved reference" } else { "different" },
-                            field: Some(field.clone()),
-                            detail: format!(
-                                "Convex has {target}, the source has {}",
-                                wanted.map_or("nothing".to_owned(), ToString::to_string)
-                            ),
-                        },
-                        &mut differences,
+                        legacy,
+                        if dangling { "unresolved reference" } else { "different" },
+                        Some(field),
+                        format!(
+                            "Convex has {target}, the source has {}",
+                            wanted.map_or("nothing".to_owned(), ToString::to_string)
+                        ),
                     );
                 }
             }
@@ -250,29 +241,16 @@ pub async fn verify(
                 if !actual.references.iter().any(|(f, _)| f == field) {
                     same = false;
                     note(
-                        Difference {
-                            table: step.table.clone(),
-                            legacy_id: legacy.clone(),
-                            kind: "different",
-                            field: Some(field.clone()),
-                            detail: format!("Convex has nothing, the source has {target}"),
-                        },
-                        &mut differences,
+                        legacy,
+                        "different",
+                        Some(field),
+                        format!("Convex has nothing, the source has {target}"),
                     );
                 }
             }
             if actual.fields != expected.fields {
                 same = false;
-                note(
-                    Difference {
-                        table: step.table.clone(),
-                        legacy_id: legacy.clone(),
-                        kind: "different",
-                        field: None,
-                        detail: "fields differ".into(),
-                    },
-                    &mut differences,
-                );
+                note(legacy, "different", None, "fields differ".into());
             }
             if same {
                 report.matching += 1;
@@ -284,14 +262,10 @@ pub async fn verify(
             if !source.contains_key(legacy) {
                 report.extra += 1;
                 note(
-                    Difference {
-                        table: step.table.clone(),
-                        legacy_id: legacy.to_string(),
-                        kind: "extra",
-                        field: None,
-                        detail: format!("Convex document {} is not in the source", reduced.locator),
-                    },
-                    &mut differences,
+                    legacy,
+                    "extra",
+                    None,
+                    format!("Convex document {} is not in the source", reduced.locator),
                 );
             }
         }

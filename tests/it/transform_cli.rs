@@ -199,9 +199,8 @@ fn without_an_export_transform_says_to_run_export() {
     );
 }
 
-#[test]
-fn ctrl_c_stops_transform_without_leaving_output_that_looks_complete() {
-    // GIVEN an export of a table large enough to take a moment, and a finished transform of it
+/// 150,000 rows of `big` exported and transformed: long enough to interrupt a new transform.
+fn large_table_transformed() -> (TestDb, Workdir) {
     let db = TestDb::with(
         "create table big as
            select g as id, repeat('x', 200) || g as filler from generate_series(1, 150000) g;
@@ -210,8 +209,15 @@ fn ctrl_c_stops_transform_without_leaving_output_that_looks_complete() {
     let work = Workdir::new();
     work.export(db.url(), &[]).success();
     transform(&work, "", &[]).success();
+    assert!(work.data_dir().join("transformed/manifest.json").exists());
+    (db, work)
+}
+
+#[test]
+fn ctrl_c_stops_transform_without_leaving_output_that_looks_complete() {
+    // GIVEN an export of a table large enough to take a moment, and a finished transform of it
+    let (_db, work) = large_table_transformed();
     let transformed = work.data_dir().join("transformed");
-    assert!(transformed.join("manifest.json").exists());
 
     // WHEN a new transform is interrupted with SIGINT while it writes
     let plan_dir = work.path().join("plan");
@@ -255,14 +261,7 @@ fn ctrl_c_stops_transform_without_leaving_output_that_looks_complete() {
 #[test]
 fn a_transform_killed_mid_table_leaves_nothing_import_would_take_as_complete() {
     // GIVEN a finished transform of a large table
-    let db = TestDb::with(
-        "create table big as
-           select g as id, repeat('x', 200) || g as filler from generate_series(1, 150000) g;
-         alter table big add primary key (id);",
-    );
-    let work = Workdir::new();
-    work.export(db.url(), &[]).success();
-    transform(&work, "", &[]).success();
+    let (_db, work) = large_table_transformed();
     let transformed = work.data_dir().join("transformed");
 
     // WHEN a new transform is killed (SIGKILL: no chance to clean up) while it writes
