@@ -205,7 +205,10 @@ pub async fn verify(
                 );
             }
         }
-        for (legacy, expected) in &source {
+        // In line order, so that the first differences listed are the same on every run.
+        let mut in_line_order: Vec<(&String, &Reduced)> = source.iter().collect();
+        in_line_order.sort_by_key(|(_, reduced)| reduced.locator.parse::<u64>().unwrap_or(0));
+        for (legacy, expected) in in_line_order {
             let Some(actual) = seen.get(legacy.as_str()) else {
                 report.missing += 1;
                 note(
