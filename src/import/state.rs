@@ -265,7 +265,9 @@ impl State {
                 .map_err(sqlite)?;
             let mut reject = tx
                 .prepare_cached(
-                    "INSERT OR REPLACE INTO rejects (target, line, legacy_id, message) \
+                    // A document refused by the upsert is refused again by the second pass
+                    // ("not in Convex"): the first reason is the one to keep.
+                    "INSERT OR IGNORE INTO rejects (target, line, legacy_id, message) \
                      VALUES (?1, ?2, ?3, ?4)",
                 )
                 .map_err(sqlite)?;
@@ -446,6 +448,22 @@ mod tests {
         let (state, result) = writer.finish();
         result.unwrap();
         assert_eq!(state.rejects("users").unwrap()[0].message, "Validator error");
+
+        // The second pass refuses the same document again; the first reason stays.
+        let mut again = acked(1, 3);
+        again.pass = Pass::PatchRefs;
+        again.rejects.push(ImportReject {
+            table: "users".into(),
+            line: 2,
+            legacy_id: "2".into(),
+            message: "users 2: not in Convex".into(),
+        });
+        let writer = Checkpointer::spawn(state);
+        writer.record(again).unwrap();
+        let (state, result) = writer.finish();
+        result.unwrap();
+        let rejects = state.rejects("users").unwrap();
+        assert_eq!((rejects.len(), rejects[0].message.as_str()), (1, "Validator error"));
     }
 
     #[cfg(unix)]
