@@ -26,7 +26,7 @@ use self::raw_json::Wire;
 use crate::catalog::{Catalog, Column, PgType, Table, TableKind, quote_ident};
 use crate::data_dir::{self, DataDir, JsonlWriter};
 use crate::manifest::{self, ExportedTable, Manifest};
-use crate::output::Reporter;
+use crate::output::{Reporter, Unit};
 use crate::settings::{DatabaseUrl, ExportSettings, TableSelector};
 
 /// What an export did, for the summary.
@@ -308,7 +308,8 @@ async fn export_table(
     let file = DataDir::raw_file(&table.name);
     let mut writer = JsonlWriter::create(data_dir.path(&file))?;
     let mut decoder = RowDecoder::new(codecs);
-    let mut progress = reporter.table_started(&table.name.to_string(), table.estimated_rows);
+    let mut progress =
+        reporter.table_started(&table.name.to_string(), table.estimated_rows, Unit::Rows);
 
     let stream =
         client.copy_out(sql.as_str()).await.map_err(|e| ExportError::read(&table.name, e))?;

@@ -32,7 +32,7 @@ use self::state::{Acked, Checkpointer, ImportReject, Pass, State};
 use crate::convex::client::{CallError, ConvexClient, FunctionKind, RetryPolicy, request_body};
 use crate::data_dir::{DataDir, DataDirError, write_atomically};
 use crate::manifest::Manifest;
-use crate::output::Reporter;
+use crate::output::{Reporter, Unit};
 use crate::settings::Secret;
 use crate::transform::TransformManifest;
 
@@ -422,7 +422,8 @@ impl Importer<'_> {
             Pass::Upsert => step.table.clone(),
             Pass::PatchRefs => format!("{} (references)", step.table),
         };
-        let mut progress = self.reporter.table_started(&label, Some(manifest.documents));
+        let mut progress =
+            self.reporter.table_started(&label, Some(manifest.documents), Unit::Documents);
         let mut progressed = done_lines;
         progress.rows(progressed);
 

@@ -25,7 +25,28 @@ use crate::transform::TransformError;
 /// How a stage tells the person watching how far it is. Called per table and every few
 /// thousand rows, never per row.
 pub trait Reporter: Send + Sync {
-    fn table_started(&self, table: &str, estimated_rows: Option<u64>) -> Box<dyn TableProgress>;
+    fn table_started(
+        &self,
+        table: &str,
+        estimated_rows: Option<u64>,
+        unit: Unit,
+    ) -> Box<dyn TableProgress>;
+}
+
+/// What a bar counts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Unit {
+    Rows,
+    Documents,
+}
+
+impl Unit {
+    fn label(self) -> &'static str {
+        match self {
+            Unit::Rows => "rows",
+            Unit::Documents => "docs",
+        }
+    }
 }
 
 pub trait TableProgress: Send {

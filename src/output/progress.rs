@@ -2,13 +2,13 @@
 
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
-use super::{Reporter, TableProgress};
+use super::{Reporter, TableProgress, Unit};
 
 /// Draws nothing: for CI, pipes, `-v` and `--no-progress`.
 pub struct NoProgress;
 
 impl Reporter for NoProgress {
-    fn table_started(&self, _: &str, _: Option<u64>) -> Box<dyn TableProgress> {
+    fn table_started(&self, _: &str, _: Option<u64>, _: Unit) -> Box<dyn TableProgress> {
         Box::new(NoProgress)
     }
 }
@@ -30,17 +30,25 @@ impl Default for Bars {
 }
 
 impl Reporter for Bars {
-    fn table_started(&self, table: &str, estimated_rows: Option<u64>) -> Box<dyn TableProgress> {
+    fn table_started(
+        &self,
+        table: &str,
+        estimated_rows: Option<u64>,
+        unit: Unit,
+    ) -> Box<dyn TableProgress> {
+        let unit = unit.label();
         let bar = match estimated_rows.filter(|&rows| rows > 0) {
             Some(rows) => ProgressBar::new(rows).with_style(
-                ProgressStyle::with_template(
-                    "{prefix:>28!} {bar:30.cyan/blue} {human_pos:>11}/{human_len:11} rows {per_sec:>14} eta {eta}",
-                )
+                ProgressStyle::with_template(&format!(
+                    "{{prefix:>28!}} {{bar:30.cyan/blue}} {{human_pos:>11}}/{{human_len:11}} {unit} {{per_sec:>14}} eta {{eta}}"
+                ))
                 .expect("valid template")
                 .progress_chars("━╸ "),
             ),
             None => ProgressBar::no_length().with_style(
-                ProgressStyle::with_template("{prefix:>28!} {spinner} {human_pos:>11} rows {per_sec:>14}")
+                ProgressStyle::with_template(&format!(
+                    "{{prefix:>28!}} {{spinner}} {{human_pos:>11}} {unit} {{per_sec:>14}}"
+                ))
                     .expect("valid template"),
             ),
         };

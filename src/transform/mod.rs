@@ -32,7 +32,7 @@ use self::row::{Row, RowShape};
 use crate::catalog::{Catalog, TableName};
 use crate::data_dir::{self, DataDir, DataDirError, JsonlWriter};
 use crate::manifest::{ExportedTable, Manifest};
-use crate::output::Reporter;
+use crate::output::{Reporter, Unit};
 use crate::plan::{self, Plan, TablePlan};
 
 /// Bumped when the transformed format changes incompatibly.
@@ -451,7 +451,8 @@ fn transform_table(
     } else {
         Some(JsonlWriter::create(run.data_dir.path(&file))?)
     };
-    let mut progress = reporter.table_started(&table.source.to_string(), Some(exported.rows));
+    let mut progress =
+        reporter.table_started(&table.source.to_string(), Some(exported.rows), Unit::Rows);
     let mut report = TableReport {
         table: table.target.clone(),
         sources: std::iter::once(&table.source)

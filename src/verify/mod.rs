@@ -24,7 +24,7 @@ use crate::convex::client::{ConvexClient, FunctionKind};
 use crate::data_dir::{DataDir, DataDirError};
 use crate::import::order::TableStep;
 use crate::import::{ConvexTarget, ImportError, Inputs, check_module};
-use crate::output::Reporter;
+use crate::output::{Reporter, Unit};
 use crate::transform::TableReport;
 
 /// Documents per `migrate:page` call: well inside a query's 16 MiB read limit for documents
@@ -132,7 +132,11 @@ pub async fn verify(
     let mut owners: HashMap<String, (String, String)> = HashMap::new();
     for step in &inputs.order {
         let reference_fields = references.get(&step.table).cloned().unwrap_or_default();
-        let mut progress = reporter.table_started(&format!("{} (Convex)", step.table), None);
+        let mut progress = reporter.table_started(
+            &format!("{} (Convex)", step.table),
+            inputs.manifest.tables.iter().find(|t| t.table == step.table).map(|t| t.documents),
+            Unit::Documents,
+        );
         let mut reduced = Vec::new();
         read_convex_table(&client, step, &mut |legacy, document| {
             let id = document.get("_id").and_then(Value::as_str).unwrap_or_default().to_owned();
