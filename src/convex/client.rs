@@ -87,6 +87,14 @@ impl CallError {
         matches!(self, CallError::Function { message, .. }
             if message.contains("Could not find function") || message.contains("Could not find public function"))
     }
+
+    /// A function error that depends on the documents sent (a validator, a missing parent),
+    /// not on the deployment (no such function, a table the module does not know): only such
+    /// an error is worth narrowing down to the documents that cause it.
+    pub fn is_about_the_documents(&self) -> bool {
+        matches!(self, CallError::Function { message, .. } if !message.contains("unknown table"))
+            && !self.is_missing_function()
+    }
 }
 
 /// `{"status": "success" | "error", ...}`, Convex's reply to a function call. A plain struct,

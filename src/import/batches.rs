@@ -9,9 +9,6 @@
 use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::fmt;
-use std::fs::File;
-use std::io::{BufRead, BufReader};
-use std::path::PathBuf;
 
 use serde::Deserialize;
 use serde::de::{DeserializeSeed, IgnoredAny, MapAccess, Visitor};
@@ -19,7 +16,7 @@ use serde_json::value::RawValue;
 
 use super::error::ImportError;
 use super::state::Pass;
-use crate::data_dir::DataDirError;
+use super::transformed::TransformedFile;
 
 /// One document line as import sends it.
 #[derive(Debug, Clone)]
@@ -42,8 +39,7 @@ pub struct Batch {
 
 /// What to read and how to cut it.
 pub struct BatchPlan {
-    pub table: String,
-    pub path: PathBuf,
+    pub file: TransformedFile,
     pub pass: Pass,
     pub legacy_field: String,
     /// Reference fields sent in the second pass.
@@ -52,71 +48,45 @@ pub struct BatchPlan {
     pub max_bytes: usize,
     /// Lines already acknowledged, as sorted `[first, end)` ranges.
     pub done: Vec<(u64, u64)>,
-    /// From transform's manifest.
-    pub expected_lines: u64,
-    pub expected_checksum: String,
 }
 
 /// Reads the whole file, handing each batch to `emit`; stops early when `emit` returns false
-/// (the receiver is gone). Verifies the file against the manifest at the end.
+/// (the receiver is gone). The file is checked against the manifest as it is read.
 pub fn read_batches(
     plan: &BatchPlan,
     mut emit: impl FnMut(Batch) -> bool,
 ) -> Result<(), ImportError> {
-    let file = File::open(&plan.path).map_err(DataDirError::new("open", &plan.path))?;
-    let mut reader = BufReader::with_capacity(1 << 20, file);
-    let mut hasher = blake3::Hasher::new();
     let mut done = plan.done.iter().peekable();
-    let mut text = Vec::new();
-    let mut line_number = 0u64;
-    let mut batch = Batch { first_line: 1, end_line: 1, entries: Vec::new() };
+    let mut batch = Batch::at(1);
     let mut batch_bytes = 0usize;
-    loop {
-        text.clear();
-        let read =
-            reader.read_until(b'\n', &mut text).map_err(DataDirError::new("read", &plan.path))?;
-        if read == 0 {
-            break;
-        }
-        hasher.update(&text);
-        line_number += 1;
+    let mut receiver_gone = false;
+    plan.file.for_each_line(|line_number, text| {
         while done.next_if(|&&(_, end)| end <= line_number).is_some() {}
-        let already_done = done.peek().is_some_and(|&&(first, _)| first <= line_number);
-        if already_done {
+        if done.peek().is_some_and(|&&(first, _)| first <= line_number) {
             // A done line closes the batch being built: a batch is a range of lines.
             let open = std::mem::replace(&mut batch, Batch::at(line_number + 1));
-            if !open.entries.is_empty() && !emit(open) {
-                return Ok(());
-            }
             batch_bytes = 0;
-            continue;
+            receiver_gone = !open.entries.is_empty() && !emit(open);
+            return Ok(!receiver_gone);
         }
-        let entry = entry(plan, line_number, trim_newline(&text))?;
-        if let Some(entry) = entry {
+        if let Some(entry) = entry(plan, line_number, text)? {
             let full =
                 batch.entries.len() == plan.size || batch_bytes + entry.json.len() > plan.max_bytes;
             if full && !batch.entries.is_empty() {
-                let next = Batch::at(line_number);
-                if !emit(std::mem::replace(&mut batch, next)) {
-                    return Ok(());
-                }
                 batch_bytes = 0;
+                if !emit(std::mem::replace(&mut batch, Batch::at(line_number))) {
+                    receiver_gone = true;
+                    return Ok(false);
+                }
             }
             batch_bytes += entry.json.len() + 1;
             batch.entries.push(entry);
         }
         batch.end_line = line_number + 1;
-    }
-    if !batch.entries.is_empty() && !emit(batch) {
-        return Ok(());
-    }
-    let checksum = format!("blake3:{}", hasher.finalize().to_hex());
-    if line_number != plan.expected_lines || checksum != plan.expected_checksum {
-        return Err(ImportError::TransformedChanged {
-            path: plan.path.clone(),
-            lines: line_number,
-            expected_lines: plan.expected_lines,
-        });
+        Ok(true)
+    })?;
+    if !receiver_gone && !batch.entries.is_empty() {
+        emit(batch);
     }
     Ok(())
 }
@@ -125,10 +95,6 @@ impl Batch {
     fn at(line: u64) -> Self {
         Batch { first_line: line, end_line: line, entries: Vec::new() }
     }
-}
-
-fn trim_newline(text: &[u8]) -> &[u8] {
-    text.strip_suffix(b"\n").unwrap_or(text)
 }
 
 /// A line of the transformed file (docs/transformed-format.md).
@@ -142,7 +108,8 @@ struct Line<'a> {
 
 /// The element to send for `text` in this pass; `None` when the line has nothing for it.
 fn entry(plan: &BatchPlan, line: u64, text: &[u8]) -> Result<Option<Entry>, ImportError> {
-    let bad_line = |reason: String| ImportError::BadLine { path: plan.path.clone(), line, reason };
+    let bad_line =
+        |reason: String| ImportError::BadLine { path: plan.file.path.clone(), line, reason };
     let parsed: Line<'_> = serde_json::from_slice(text).map_err(|e| bad_line(e.to_string()))?;
     let legacy_id = LegacyIdOf { field: &plan.legacy_field }
         .deserialize(&mut serde_json::Deserializer::from_str(parsed.doc.get()))
@@ -238,7 +205,7 @@ pub fn expected_batches(documents: u64, size: usize) -> u64 {
 
 #[cfg(test)]
 mod tests {
-    use std::path::Path;
+    use std::path::{Path, PathBuf};
 
     use super::*;
 
@@ -253,16 +220,13 @@ mod tests {
 
     fn plan(path: &Path, checksum: &str, lines: u64, deferred: &[String]) -> BatchPlan {
         BatchPlan {
-            table: "users".into(),
-            path: path.to_owned(),
+            file: TransformedFile { path: path.to_owned(), lines, checksum: checksum.into() },
             pass: Pass::Upsert,
             legacy_field: "legacyId".into(),
             deferred: deferred.to_vec(),
             size: 2,
             max_bytes: 1 << 20,
             done: vec![],
-            expected_lines: lines,
-            expected_checksum: checksum.into(),
         }
     }
 

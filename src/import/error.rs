@@ -58,6 +58,8 @@ pub enum ImportError {
     },
     #[error("Convex failed")]
     Call(#[from] CallError),
+    #[error("cannot set up the HTTP client: {reason}")]
+    HttpClient { reason: String },
     #[error(transparent)]
     DataDir(#[from] DataDirError),
     #[error(transparent)]
@@ -80,6 +82,7 @@ impl ImportError {
             | ImportError::ModuleMissingTable { .. }
             | ImportError::Convex { .. }
             | ImportError::Call(_) => exit_code::CONVEX_FAILURE,
+            ImportError::HttpClient { .. } => exit_code::USAGE,
             ImportError::BadManifest { .. }
             | ImportError::TransformedChanged { .. }
             | ImportError::BadLine { .. }
@@ -124,6 +127,9 @@ impl ImportError {
                 "expected https://<deployment>.convex.cloud (or http://127.0.0.1:<port> for a \
                  local backend)"
                     .into()
+            }
+            ImportError::HttpClient { .. } => {
+                "CONVEX_DEPLOY_KEY must be the deploy key exactly as the dashboard shows it".into()
             }
             ImportError::MissingDeployKey => "set CONVEX_DEPLOY_KEY in the environment or .env to \
                 the deployment's deploy key (dashboard: Settings → Deploy keys); it is never \

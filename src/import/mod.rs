@@ -15,8 +15,9 @@ pub mod batches;
 mod error;
 pub mod order;
 pub mod state;
+pub mod transformed;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -29,6 +30,7 @@ use self::batches::{Batch, BatchPlan, Entry};
 pub use self::error::ImportError;
 use self::order::TableStep;
 use self::state::{Acked, Checkpointer, ImportReject, Pass, State};
+use self::transformed::TransformedFile;
 use crate::convex::client::{CallError, ConvexClient, FunctionKind, RetryPolicy, request_body};
 use crate::data_dir::{DataDir, DataDirError, write_atomically};
 use crate::manifest::Manifest;
@@ -50,9 +52,8 @@ pub struct ConvexTarget {
 
 impl ConvexTarget {
     pub fn client(&self) -> Result<ConvexClient, ImportError> {
-        ConvexClient::new(&self.url, &self.deploy_key, self.timeout, self.retry).map_err(|e| {
-            ImportError::Call(CallError::NotConvex { path: String::new(), detail: e.to_string() })
-        })
+        ConvexClient::new(&self.url, &self.deploy_key, self.timeout, self.retry)
+            .map_err(|e| ImportError::HttpClient { reason: e.to_string() })
     }
 }
 
@@ -170,7 +171,16 @@ fn documents_of(manifest: &TransformManifest, table: &str) -> u64 {
 pub struct ModuleInfo {
     pub version: u32,
     pub plan_hash: String,
-    pub tables: BTreeMap<String, serde_json::Value>,
+    pub tables: BTreeMap<String, ModuleTable>,
+}
+
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ModuleTable {
+    pub legacy_id_field: String,
+    /// Reference field → parent table.
+    #[serde(default)]
+    pub references: BTreeMap<String, String>,
 }
 
 /// Asks the deployment which module it runs; refuses one from another plan.
@@ -239,6 +249,8 @@ pub async fn import(
     prepare_state(&state, inputs, options)?;
     let run = state.run_started("import")?;
     let mut tables: Vec<TableImport> = Vec::new();
+    // What earlier runs finished, read before the checkpoint writer takes the connection.
+    let mut done = HashMap::new();
     for step in &inputs.order {
         let report = inputs.manifest.tables.iter().find(|t| t.table == step.table);
         let checksum = report.and_then(|t| t.checksum.clone()).unwrap_or_default();
@@ -255,6 +267,9 @@ pub async fn import(
                 + state.rejects(&step.table)?.len() as u64,
             ..TableImport::default()
         });
+        for pass in [Pass::Upsert, Pass::PatchRefs] {
+            done.insert((step.table.clone(), pass), state.acked_ranges(&step.table, pass)?);
+        }
     }
 
     let mut importer = Importer {
@@ -265,6 +280,7 @@ pub async fn import(
         reporter,
         checkpointer: Checkpointer::spawn(state),
         checkpointed: 0,
+        done,
         interrupt,
     };
     let outcome = importer.all_passes(&mut tables).await;
@@ -377,6 +393,8 @@ struct Importer<'a> {
     reporter: Arc<dyn Reporter>,
     checkpointer: Checkpointer,
     checkpointed: u64,
+    /// Line ranges acknowledged by earlier runs, per table and pass.
+    done: HashMap<(String, Pass), Vec<(u64, u64)>>,
     interrupt: std::pin::Pin<Box<dyn Future<Output = std::io::Result<()>> + Send>>,
 }
 
@@ -411,12 +429,8 @@ impl Importer<'_> {
         else {
             return Ok(());
         };
-        let Some(file) = &manifest.file else { return Ok(()) };
-        let state_ranges = {
-            // The writer owns the connection; open a reader on the same file.
-            let state = State::open(&self.data_dir.path("state.sqlite"))?;
-            state.acked_ranges(&step.table, pass)?
-        };
+        let Some(file) = TransformedFile::of(self.data_dir, manifest) else { return Ok(()) };
+        let state_ranges = self.done.remove(&(step.table.clone(), pass)).unwrap_or_default();
         let done_lines: u64 = state_ranges.iter().map(|(first, end)| end - first).sum();
         let label = match pass {
             Pass::Upsert => step.table.clone(),
@@ -428,16 +442,13 @@ impl Importer<'_> {
         progress.rows(progressed);
 
         let batch_plan = BatchPlan {
-            table: step.table.clone(),
-            path: self.data_dir.path(file),
+            file,
             pass,
             legacy_field: step.legacy_field.clone(),
             deferred: step.deferred.clone(),
             size: self.options.batch_size,
             max_bytes: self.options.batch_bytes,
             done: state_ranges,
-            expected_lines: manifest.documents,
-            expected_checksum: manifest.checksum.clone().unwrap_or_default(),
         };
         let (sender, mut receiver) =
             tokio::sync::mpsc::channel::<Batch>(self.options.concurrency.max(2));
@@ -550,9 +561,8 @@ fn send_entries<'a>(
                 sent.acked.ids.extend(entries.iter().map(|e| e.legacy_id.clone()).zip(written.ids));
                 Ok(())
             }
-            Err(CallError::Function { message, .. })
-                if !message.contains("Could not find") && !message.contains("unknown table") =>
-            {
+            Err(error @ CallError::Function { .. }) if error.is_about_the_documents() => {
+                let CallError::Function { message, .. } = error else { unreachable!() };
                 if let [entry] = entries {
                     sent.acked.rejects.push(ImportReject {
                         table: table.to_owned(),

@@ -65,7 +65,7 @@ pub enum StateError {
 }
 
 /// Which of import's two passes a batch belongs to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Pass {
     /// Documents upserted, references outside foreign-key cycles resolved.
     Upsert = 1,

@@ -10,9 +10,7 @@
 
 pub mod canonical;
 
-use std::collections::{BTreeMap, HashMap};
-use std::fs::File;
-use std::io::{BufRead, BufReader};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -21,11 +19,11 @@ use serde_json::{Map, Value};
 
 use self::canonical::{Fingerprint, fingerprint, value_fingerprint};
 use crate::convex::client::{ConvexClient, FunctionKind};
-use crate::data_dir::{DataDir, DataDirError};
+use crate::data_dir::DataDir;
 use crate::import::order::TableStep;
+use crate::import::transformed::TransformedFile;
 use crate::import::{ConvexTarget, ImportError, Inputs, check_module};
 use crate::output::{Reporter, Unit};
-use crate::transform::TableReport;
 
 /// Documents per `migrate:page` call: well inside a query's 16 MiB read limit for documents
 /// of ordinary size.
@@ -67,6 +65,42 @@ pub struct Difference {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub field: Option<String>,
     pub detail: String,
+    /// The transformed file's line of a document whose fields differ, to name them later.
+    #[serde(skip)]
+    source_line: Option<u64>,
+}
+
+/// Every difference counted, the first `show` kept.
+struct Differences {
+    listed: Vec<Difference>,
+    total: u64,
+    show: usize,
+}
+
+impl Differences {
+    /// Counts a difference; returns it when it is one of those listed.
+    fn add(
+        &mut self,
+        table: &str,
+        legacy_id: &str,
+        kind: &'static str,
+        field: Option<&String>,
+        detail: String,
+    ) -> Option<&mut Difference> {
+        self.total += 1;
+        if self.listed.len() >= self.show {
+            return None;
+        }
+        self.listed.push(Difference {
+            table: table.to_owned(),
+            legacy_id: legacy_id.to_owned(),
+            kind,
+            field: field.cloned(),
+            detail,
+            source_line: None,
+        });
+        self.listed.last_mut()
+    }
 }
 
 /// What a reference field holds, in terms that do not depend on the deployment.
@@ -109,22 +143,8 @@ pub async fn verify(
     let started = Instant::now();
     let client = target.client()?;
     let info = check_module(&client, inputs).await?;
-    let references: BTreeMap<String, BTreeMap<String, String>> = info
-        .tables
-        .iter()
-        .map(|(table, value)| {
-            let refs = value
-                .get("references")
-                .and_then(Value::as_object)
-                .map(|m| {
-                    m.iter()
-                        .map(|(f, p)| (f.clone(), p.as_str().unwrap_or_default().to_owned()))
-                        .collect()
-                })
-                .unwrap_or_default();
-            (table.clone(), refs)
-        })
-        .collect();
+    let references: BTreeMap<String, BTreeMap<String, String>> =
+        info.tables.into_iter().map(|(table, module)| (table, module.references)).collect();
 
     // Convex first: every id's table and legacy id is needed before references compare.
     // Documents are reduced as they arrive; their references stay ids until all are read.
@@ -156,8 +176,7 @@ pub async fn verify(
     }
 
     let mut tables = Vec::new();
-    let mut differences = Vec::new();
-    let mut total_differences = 0u64;
+    let mut differences = Differences { listed: Vec::new(), total: 0, show };
     for step in &inputs.order {
         let reference_fields = references.get(&step.table).cloned().unwrap_or_default();
         let manifest = inputs.manifest.tables.iter().find(|t| t.table == step.table);
@@ -167,10 +186,8 @@ pub async fn verify(
             transformed: manifest.map_or(0, |t| t.documents),
             ..TableVerify::default()
         };
-        let source = match manifest.and_then(|t| Some((t, t.file.as_ref()?))) {
-            Some((table, file)) => {
-                read_source(&data_dir.path(file), table, step, &reference_fields)?
-            }
+        let source = match manifest.and_then(|t| TransformedFile::of(data_dir, t)) {
+            Some(file) => read_source(&file, step, &reference_fields)?,
             None => HashMap::new(),
         };
         let mut seen: HashMap<&str, &Reduced> = HashMap::new();
@@ -186,22 +203,11 @@ pub async fn verify(
             reduced_convex.push((legacy, reduced));
         }
         report.convex = reduced_convex.len() as u64;
-        let mut note = |legacy_id: &str, kind, field: Option<&String>, detail: String| {
-            total_differences += 1;
-            if differences.len() < show {
-                differences.push(Difference {
-                    table: step.table.clone(),
-                    legacy_id: legacy_id.to_owned(),
-                    kind,
-                    field: field.cloned(),
-                    detail,
-                });
-            }
-        };
         for (legacy, reduced) in &reduced_convex {
             if seen.insert(legacy.as_str(), reduced).is_some() {
                 report.duplicates += 1;
-                note(
+                differences.add(
+                    &step.table,
                     legacy,
                     "duplicate",
                     None,
@@ -215,7 +221,8 @@ pub async fn verify(
         for (legacy, expected) in in_line_order {
             let Some(actual) = seen.get(legacy.as_str()) else {
                 report.missing += 1;
-                note(
+                differences.add(
+                    &step.table,
                     legacy,
                     "missing",
                     None,
@@ -233,7 +240,8 @@ pub async fn verify(
                     if dangling {
                         report.unresolved_references += 1;
                     }
-                    note(
+                    differences.add(
+                        &step.table,
                         legacy,
                         if dangling { "unresolved reference" } else { "different" },
                         Some(field),
@@ -247,7 +255,8 @@ pub async fn verify(
             for (field, target) in &expected.references {
                 if !actual.references.iter().any(|(f, _)| f == field) {
                     same = false;
-                    note(
+                    differences.add(
+                        &step.table,
                         legacy,
                         "different",
                         Some(field),
@@ -257,7 +266,11 @@ pub async fn verify(
             }
             if actual.fields != expected.fields {
                 same = false;
-                note(legacy, "different", None, "fields differ".into());
+                if let Some(difference) =
+                    differences.add(&step.table, legacy, "different", None, "fields differ".into())
+                {
+                    difference.source_line = expected.locator.parse().ok();
+                }
             }
             if same {
                 report.matching += 1;
@@ -268,7 +281,8 @@ pub async fn verify(
         for (legacy, reduced) in &reduced_convex {
             if !source.contains_key(legacy) {
                 report.extra += 1;
-                note(
+                differences.add(
+                    &step.table,
                     legacy,
                     "extra",
                     None,
@@ -278,11 +292,11 @@ pub async fn verify(
         }
         tables.push(report);
     }
-    name_differing_fields(&client, data_dir, inputs, &mut differences, &references).await?;
+    name_differing_fields(&client, data_dir, inputs, &mut differences.listed, &references).await?;
     Ok(VerifyReport {
-        identical: total_differences == 0,
+        identical: differences.total == 0,
         tables,
-        differences,
+        differences: differences.listed,
         seconds: started.elapsed().as_secs_f64(),
     })
 }
@@ -339,35 +353,21 @@ struct SourceRef {
 }
 
 fn read_source(
-    path: &std::path::Path,
-    expected: &TableReport,
+    file: &TransformedFile,
     step: &TableStep,
     reference_fields: &BTreeMap<String, String>,
 ) -> Result<HashMap<String, Reduced>, ImportError> {
-    let file = File::open(path).map_err(DataDirError::new("open", path))?;
-    let mut reader = BufReader::new(file);
-    // The file is checked against transform's manifest, as import checks it: compared with a
+    // Checked against transform's manifest as it is read, as import checks it: compared with a
     // file cut short, Convex would look complete.
-    let mut hasher = blake3::Hasher::new();
-    let mut bytes = Vec::new();
-    let mut lines = 0u64;
     let mut documents = HashMap::new();
-    loop {
-        bytes.clear();
-        if reader.read_until(b'\n', &mut bytes).map_err(DataDirError::new("read", path))? == 0 {
-            break;
-        }
-        hasher.update(&bytes);
-        lines += 1;
-        let bad =
-            |reason: String| ImportError::BadLine { path: path.to_owned(), line: lines, reason };
-        let text = bytes.strip_suffix(b"\n").unwrap_or(&bytes);
+    file.for_each_line(|line, text| {
+        let bad = |reason: String| ImportError::BadLine { path: file.path.clone(), line, reason };
         let parsed: SourceLine = serde_json::from_slice(text).map_err(|e| bad(e.to_string()))?;
         let legacy = match parsed.doc.get(&step.legacy_field) {
             Some(Value::String(s)) => s.clone(),
             _ => return Err(bad(format!("no string field `{}`", step.legacy_field))),
         };
-        let mut reduced = reduce(&parsed.doc, reference_fields, plain_target, lines.to_string());
+        let mut reduced = reduce(&parsed.doc, reference_fields, plain_target, line.to_string());
         for (field, reference) in parsed.refs {
             reduced
                 .references
@@ -375,15 +375,8 @@ fn read_source(
         }
         reduced.references.sort();
         documents.insert(legacy, reduced);
-    }
-    let checksum = format!("blake3:{}", hasher.finalize().to_hex());
-    if lines != expected.documents || expected.checksum.as_ref().is_some_and(|c| *c != checksum) {
-        return Err(ImportError::TransformedChanged {
-            path: path.to_owned(),
-            lines,
-            expected_lines: expected.documents,
-        });
-    }
+        Ok(true)
+    })?;
     Ok(documents)
 }
 
@@ -416,7 +409,8 @@ fn convex_target(value: &Value, owners: &HashMap<String, (String, String)>) -> T
     }
 }
 
-/// For documents whose plain fields differ, fetches both sides again and names the fields.
+/// For documents whose plain fields differ, reads both sides again (each table's file once,
+/// up to the last line needed) and names the fields.
 async fn name_differing_fields(
     client: &ConvexClient,
     data_dir: &DataDir,
@@ -424,34 +418,41 @@ async fn name_differing_fields(
     differences: &mut [Difference],
     references: &BTreeMap<String, BTreeMap<String, String>>,
 ) -> Result<(), ImportError> {
-    for difference in differences.iter_mut().filter(|d| d.kind == "different" && d.field.is_none())
-    {
-        let Some(step) = inputs.order.iter().find(|s| s.table == difference.table) else {
-            continue;
-        };
-        let Some(file) = inputs
-            .manifest
-            .tables
-            .iter()
-            .find(|t| t.table == step.table)
-            .and_then(|t| t.file.clone())
-        else {
-            continue;
-        };
-        let source =
-            find_source_doc(&data_dir.path(&file), &step.legacy_field, &difference.legacy_id)?;
-        let args = serde_json::json!({"table": step.table, "legacyIds": [difference.legacy_id]});
+    let mut lines_by_table: BTreeMap<&str, BTreeSet<u64>> = BTreeMap::new();
+    for d in differences.iter() {
+        if let Some(line) = d.source_line {
+            lines_by_table.entry(d.table.as_str()).or_default().insert(line);
+        }
+    }
+    let mut sources: HashMap<(String, u64), Map<String, Value>> = HashMap::new();
+    for (table, lines) in lines_by_table {
+        let report = inputs.manifest.tables.iter().find(|t| t.table == table);
+        let Some(file) = report.and_then(|t| TransformedFile::of(data_dir, t)) else { continue };
+        let last = lines.last().copied().unwrap_or(0);
+        file.for_each_line(|line, text| {
+            if lines.contains(&line)
+                && let Ok(parsed) = serde_json::from_slice::<SourceLine>(text)
+            {
+                sources.insert((table.to_owned(), line), parsed.doc);
+            }
+            Ok(line < last)
+        })?;
+    }
+    for difference in differences.iter_mut() {
+        let Some(line) = difference.source_line else { continue };
+        let Some(source) = sources.get(&(difference.table.clone(), line)) else { continue };
+        let args =
+            serde_json::json!({"table": difference.table, "legacyIds": [difference.legacy_id]});
         let convex: Vec<Option<Map<String, Value>>> = client
             .call(FunctionKind::Query, "migrate:get", &args)
             .await
-            .map_err(|source| ImportError::Convex { table: step.table.clone(), source })?;
-        let (Some(source), Some(Some(convex))) = (source, convex.into_iter().next()) else {
-            continue;
-        };
+            .map_err(|source| ImportError::Convex { table: difference.table.clone(), source })?;
+        let Some(Some(convex)) = convex.into_iter().next() else { continue };
+        let table_references = references.get(&difference.table);
         let skip = |k: &str| {
             k == "_id"
                 || k == "_creationTime"
-                || references.get(&step.table).is_some_and(|r| r.contains_key(k))
+                || table_references.is_some_and(|r| r.contains_key(k))
         };
         let mut fields: Vec<&String> =
             source.keys().chain(convex.keys()).filter(|k| !skip(k)).collect();
@@ -483,23 +484,6 @@ async fn name_differing_fields(
         }
     }
     Ok(())
-}
-
-fn find_source_doc(
-    path: &std::path::Path,
-    legacy_field: &str,
-    legacy_id: &str,
-) -> Result<Option<Map<String, Value>>, ImportError> {
-    let file = File::open(path).map_err(DataDirError::new("open", path))?;
-    for line in BufReader::new(file).lines() {
-        let line = line.map_err(DataDirError::new("read", path))?;
-        if let Ok(parsed) = serde_json::from_str::<SourceLine>(&line)
-            && parsed.doc.get(legacy_field).and_then(Value::as_str) == Some(legacy_id)
-        {
-            return Ok(Some(parsed.doc));
-        }
-    }
-    Ok(None)
 }
 
 fn truncate(text: &str) -> String {

@@ -11,6 +11,7 @@ use proptest::prelude::*;
 use super::{Batch, BatchPlan, read_batches};
 use crate::import::ImportError;
 use crate::import::state::Pass;
+use crate::import::transformed::TransformedFile;
 
 /// A few seconds in a debug build; `PROPTEST_CASES` overrides it, for a longer run.
 const CASES: u32 = 2048;
@@ -155,16 +156,17 @@ fn check(case: &Case) -> Result<(), TestCaseError> {
     let lines = if bytes.is_empty() { 0 } else { lines };
     let checksum = format!("blake3:{}", blake3::hash(&bytes).to_hex());
     let plan = BatchPlan {
-        table: "users".into(),
-        path: file.path().to_owned(),
+        file: TransformedFile {
+            path: file.path().to_owned(),
+            lines: if case.manifest_matches { lines } else { lines + 1 },
+            checksum,
+        },
         pass: case.pass,
         legacy_field: "legacyId".into(),
         deferred: case.deferred.clone(),
         size: case.size,
         max_bytes: case.max_bytes,
         done: case.done.clone(),
-        expected_lines: if case.manifest_matches { lines } else { lines + 1 },
-        expected_checksum: checksum,
     };
     let mut batches: Vec<Batch> = Vec::new();
     let result = read_batches(&plan, |batch| {
