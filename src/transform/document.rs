@@ -28,8 +28,8 @@ pub enum Outcome {
 pub struct Transformed {
     pub legacy_id: String,
     pub document: Document,
-    /// Reference field → the parent's legacy id.
-    pub references: Vec<(String, String)>,
+    /// (index into the table plan's `references`, the parent's legacy id).
+    pub references: Vec<(usize, String)>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -201,10 +201,10 @@ fn transform_fields(
     let mut document = Document::new();
     document.insert(plan.legacy_id.field.clone(), Value::String(legacy_id.clone()));
     let mut references = Vec::new();
-    for (reference, parents) in plan.references.iter().zip(&lookups.parents) {
+    for (index, (reference, parents)) in plan.references.iter().zip(&lookups.parents).enumerate() {
         match resolve_reference(row, reference, parents) {
             Reference::Absent => {}
-            Reference::Parent(parent) => references.push((reference.field.clone(), parent)),
+            Reference::Parent(parent) => references.push((index, parent)),
             Reference::Orphan(key) => match reference.orphans {
                 OrphanPolicy::Fail => {
                     return reject(
@@ -364,7 +364,8 @@ mod tests {
         );
         let Outcome::Document(doc) = outcome else { panic!("{outcome:?}") };
         assert_eq!(doc.legacy_id, "1");
-        assert_eq!(doc.references, vec![("authorId".to_owned(), "7".to_owned())]);
+        // The plan's first reference, `authorId`.
+        assert_eq!(doc.references, vec![(0, "7".to_owned())]);
         assert_eq!(doc.document.keys().collect::<Vec<_>>(), ["legacyId", "title"]);
     }
 

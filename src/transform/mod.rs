@@ -652,27 +652,26 @@ fn transform_block(
     Ok(result)
 }
 
-/// One line of `transformed/<table>.jsonl`: `{"doc":{…},"refs":{"field":{"table":"…","legacyId":"…"}}}`
-/// with the document in Convex's tagged encoding; `refs` is left out when empty.
+/// One line of `transformed/<table>.jsonl`:
+/// `{"doc":{…},"refs":{"field":{"table":"…","legacyId":"…"}}}` with the document in Convex's
+/// tagged encoding; `refs` is left out when empty.
 fn write_document_line(transformed: &Transformed, table: &TablePlan, out: &mut Vec<u8>) {
+    use crate::json_text::write_string;
     out.extend_from_slice(b"{\"doc\":");
     crate::convex::value::write_document(out, &transformed.document);
     if !transformed.references.is_empty() {
         out.extend_from_slice(b",\"refs\":{");
-        for (i, (field, parent)) in transformed.references.iter().enumerate() {
+        for (i, (index, parent)) in transformed.references.iter().enumerate() {
             if i > 0 {
                 out.push(b',');
             }
-            let target = table
-                .references
-                .iter()
-                .find(|r| &r.field == field)
-                .map(|r| r.parent_target.as_str())
-                .unwrap_or_default();
-            let entry = serde_json::json!({ "table": target, "legacyId": parent });
-            serde_json::to_writer(&mut *out, field).expect("serializes");
-            out.push(b':');
-            serde_json::to_writer(&mut *out, &entry).expect("serializes");
+            let reference = &table.references[*index];
+            write_string(out, &reference.field);
+            out.extend_from_slice(b":{\"table\":");
+            write_string(out, &reference.parent_target);
+            out.extend_from_slice(b",\"legacyId\":");
+            write_string(out, parent);
+            out.push(b'}');
         }
         out.push(b'}');
     }
