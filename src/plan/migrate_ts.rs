@@ -9,7 +9,7 @@
 //!
 //! The output depends on nothing but the plan: the same plan gives the same bytes.
 
-use serde::ser::{Serialize, SerializeMap, Serializer};
+use serde::ser::{Serialize, Serializer};
 
 use super::codegen::{LEGACY_ID_INDEX, comment_text, string_literal};
 use super::model::{Plan, ReferencePlan, TablePlan};
@@ -59,17 +59,13 @@ struct Tables<'a>(&'a [TablePlan]);
 
 impl Serialize for Tables<'_> {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let mut map = serializer.serialize_map(Some(self.0.len()))?;
-        for table in self.0 {
-            map.serialize_entry(
-                &table.target,
-                &TableInfo {
-                    legacy_id_field: &table.legacy_id.field,
-                    references: References(&table.references),
-                },
-            )?;
-        }
-        map.end()
+        serializer.collect_map(self.0.iter().map(|table| {
+            let info = TableInfo {
+                legacy_id_field: &table.legacy_id.field,
+                references: References(&table.references),
+            };
+            (&table.target, info)
+        }))
     }
 }
 
@@ -84,11 +80,7 @@ struct References<'a>(&'a [ReferencePlan]);
 
 impl Serialize for References<'_> {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let mut map = serializer.serialize_map(Some(self.0.len()))?;
-        for reference in self.0 {
-            map.serialize_entry(&reference.field, &reference.parent_target)?;
-        }
-        map.end()
+        serializer.collect_map(self.0.iter().map(|r| (&r.field, &r.parent_target)))
     }
 }
 

@@ -180,7 +180,8 @@ impl Harness {
 fn an_import_killed_at_seventeen_points_resumes_each_time_and_loses_nothing() {
     let mut harness = Harness { rig: Rig::new(|c| SinkConfig { seed: 3, ..c }), kills: 0 };
 
-    // Killed at once, and while it reads its inputs: nothing written.
+    // Killed at once (likely before migrate has started: a smoke kill that proves a run killed
+    // that early leaves nothing to trip the next one), and while it reads its inputs.
     for (point, wait) in [("right after start", 0), ("while it reads its inputs", 40)] {
         let wait = Duration::from_millis(wait);
         let mut started = None;
