@@ -16,6 +16,30 @@ static NEEDS_ESCAPE: [bool; 256] = {
     table
 };
 
+/// The first position at or after `from` of a byte a JSON string cannot hold as it is (a
+/// control character, `"` or `\`), or `bytes.len()`. Eight bytes at a time: strings are most
+/// of the text transform reads.
+pub fn plain_run_end(bytes: &[u8], mut from: usize) -> usize {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH_BITS: u64 = 0x8080_8080_8080_8080;
+    while let Some(chunk) = bytes.get(from..from + 8) {
+        let word = u64::from_le_bytes(chunk.try_into().expect("eight bytes"));
+        let quote = word ^ (ONES * u64::from(b'"'));
+        let backslash = word ^ (ONES * u64::from(b'\\'));
+        // The high bit of each byte that is zero (for `quote` and `backslash`: that matches)
+        // or below 0x20; borrows only run upwards, so the lowest marked byte is the first.
+        let marked = ((quote.wrapping_sub(ONES) & !quote)
+            | (backslash.wrapping_sub(ONES) & !backslash)
+            | (word.wrapping_sub(ONES * 0x20) & !word))
+            & HIGH_BITS;
+        if marked != 0 {
+            return from + (marked.trailing_zeros() / 8) as usize;
+        }
+        from += 8;
+    }
+    from + bytes[from.min(bytes.len())..].iter().take_while(|&&b| !NEEDS_ESCAPE[b as usize]).count()
+}
+
 /// Appends `s` as a JSON string literal, escaped exactly as serde_json escapes it.
 pub fn write_string(out: &mut Vec<u8>, s: &str) {
     let bytes = s.as_bytes();
@@ -58,6 +82,27 @@ mod tests {
             let mut out = Vec::new();
             write_string(&mut out, s);
             assert_eq!(String::from_utf8(out).unwrap(), serde_json::to_string(s).unwrap());
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn plain_runs_end_where_a_byte_by_byte_scan_ends(
+            bytes in proptest::collection::vec(
+                proptest::prop_oneof![
+                    8 => 0x20u8..0x7f,
+                    1 => proptest::prelude::any::<u8>(),
+                    1 => proptest::sample::select(vec![b'"', b'\\', 0x1f, 0x20, 0x80, 0xff]),
+                ],
+                0..40,
+            ),
+            from in 0usize..40,
+        ) {
+            let from = from.min(bytes.len());
+            let expected = from
+                + bytes[from..].iter().position(|&b| b < 0x20 || b == b'"' || b == b'\\')
+                    .unwrap_or(bytes.len() - from);
+            proptest::prop_assert_eq!(plain_run_end(&bytes, from), expected);
         }
     }
 }
