@@ -246,7 +246,9 @@ pub fn check_object_key(key: &str) -> Result<(), Rule> {
     if key.starts_with('$') {
         return Err(Rule::KeyDollar { key: key.to_owned() });
     }
-    if let Some(character) = key.chars().find(|c| !matches!(c, ' '..='~')) {
+    if !key.bytes().all(|b| matches!(b, b' '..=b'~'))
+        && let Some(character) = key.chars().find(|c| !matches!(c, ' '..='~'))
+    {
         return Err(Rule::KeyNotPrintable { key: key.to_owned(), character });
     }
     if key.len() > MAX_KEY_LEN {

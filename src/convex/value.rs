@@ -71,9 +71,7 @@ impl Value {
             Value::Float64(f) if needs_float_tag(*f) => {
                 write_tagged(out, FLOAT_TAG, &f.to_le_bytes())
             }
-            Value::Float64(f) => {
-                out.extend_from_slice(ryu::Buffer::new().format_finite(*f).as_bytes())
-            }
+            Value::Float64(f) => write_finite(out, *f),
             Value::Int64(i) => write_tagged(out, INTEGER_TAG, &i.to_le_bytes()),
             Value::String(s) => crate::json_text::write_string(out, s),
             Value::Bytes(b) => write_tagged(out, BYTES_TAG, b),
@@ -265,6 +263,19 @@ fn decode_tagged(tag: &'static str, inner: &serde_json::Value) -> Result<Value, 
         ));
     }
     Ok(Value::Float64(f))
+}
+
+/// Appends a finite float in `ryu`'s shortest spelling. Whole numbers below 10^15 (counts,
+/// milliseconds, json integers: most numbers here) take a shortcut to the same text: `ryu`
+/// spells them as their digits and `.0`.
+fn write_finite(out: &mut Vec<u8>, f: f64) {
+    let whole = f as i64;
+    if whole as f64 == f && f.abs() < 1e15 && !(f == 0.0 && f.is_sign_negative()) {
+        out.extend_from_slice(itoa::Buffer::new().format(whole).as_bytes());
+        out.extend_from_slice(b".0");
+    } else {
+        out.extend_from_slice(ryu::Buffer::new().format_finite(f).as_bytes());
+    }
 }
 
 fn write_tagged(out: &mut Vec<u8>, tag: &str, bytes: &[u8]) {
@@ -649,6 +660,21 @@ mod tests {
         #[test]
         fn size_matches_a_count_over_the_json(value in value()) {
             prop_assert_eq!(value.size(), size_of_json(&value.to_json()));
+        }
+
+        #[test]
+        fn floats_are_spelled_as_ryu_spells_them(
+            f in prop_oneof![
+                any::<f64>().prop_filter("finite", |f| f.is_finite()),
+                (-2_000_000_000_000_000i64..2_000_000_000_000_000).prop_map(|i| i as f64),
+                (-2000i64..2000).prop_map(|i| i as f64 * 1e12),
+                Just(1e15), Just(-1e15), Just(999_999_999_999_999.0), Just(0.0),
+            ]
+        ) {
+            let mut out = Vec::new();
+            write_finite(&mut out, f);
+            let mut ryu = ryu::Buffer::new();
+            prop_assert_eq!(std::str::from_utf8(&out).unwrap(), ryu.format_finite(f));
         }
     }
 }

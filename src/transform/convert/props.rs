@@ -430,6 +430,30 @@ proptest! {
     }
 
     #[test]
+    fn the_usual_timestamp_shortcut_agrees_with_the_general_reader(
+        timestamp in "[0-9]{4}-(0[1-9]|1[0-2]|[0-9]{2})-(0[1-9]|[12][0-9]|3[01]|[0-9]{2})\
+                      T[0-9]{2}:[0-9]{2}:[0-9]{2}(\\.[0-9]{0,7})?Z?",
+        offset_seconds in prop_oneof![Just(0), -18 * 3600i32..=18 * 3600],
+    ) {
+        let general = super::any_timestamp_ms(&timestamp, offset_seconds);
+        match super::usual_timestamp_micros(&timestamp, offset_seconds) {
+            Some(micros) => prop_assert_eq!(
+                float_bits(&general),
+                Some(super::micros_to_ms(micros).to_bits()),
+                "{}", timestamp
+            ),
+            // Left to the general reader: an impossible date, or no or over six fraction digits.
+            None => {
+                let fraction = timestamp.trim_end_matches('Z').split_once('.').map(|(_, f)| f.len());
+                prop_assert!(
+                    general.is_err() || matches!(fraction, Some(0 | 7..)),
+                    "{} was valid and usual: {:?}", timestamp, general
+                );
+            }
+        }
+    }
+
+    #[test]
     fn a_naive_timestamp_is_read_at_the_offset(
         at in instant(),
         offset_seconds in -18 * 3600i32..=18 * 3600,
