@@ -118,12 +118,15 @@ pub struct FileDigest {
 /// Writes a JSONL file that appears under its final name only once [`finish`]ed. Dropping it
 /// unfinished removes the partial file.
 ///
-/// Callers append whole lines to [`buffer`] and call [`end_lines`]; the writer flushes in
-/// large blocks and hashes exactly the bytes it writes.
+/// Callers append whole lines to [`buffer`] and call [`end_lines`] (or hand over whole blocks
+/// to [`write_lines`]); the writer flushes in large blocks and hashes exactly the bytes it
+/// writes. Every [`SYNC_EVERY`] bytes a helper thread syncs what is written so far, so the disk
+/// works while we do and the `fsync` in [`finish`] finds little left to write.
 ///
 /// [`finish`]: JsonlWriter::finish
 /// [`buffer`]: JsonlWriter::buffer
 /// [`end_lines`]: JsonlWriter::end_lines
+/// [`write_lines`]: JsonlWriter::write_lines
 pub struct JsonlWriter {
     final_path: PathBuf,
     partial_path: PathBuf,
@@ -132,9 +135,14 @@ pub struct JsonlWriter {
     hasher: blake3::Hasher,
     lines: u64,
     bytes: u64,
+    /// Bytes written since the last background sync started.
+    unsynced: u64,
+    syncing: Option<std::thread::JoinHandle<io::Result<()>>>,
 }
 
 const FLUSH_AT: usize = 1 << 20;
+/// Bytes written between background syncs.
+const SYNC_EVERY: u64 = 32 << 20;
 
 impl JsonlWriter {
     pub fn create(final_path: PathBuf) -> Result<Self, DataDirError> {
@@ -151,6 +159,8 @@ impl JsonlWriter {
             hasher: blake3::Hasher::new(),
             lines: 0,
             bytes: 0,
+            unsynced: 0,
+            syncing: None,
         })
     }
 
@@ -165,6 +175,39 @@ impl JsonlWriter {
         if self.buffer.len() >= FLUSH_AT { self.flush() } else { Ok(()) }
     }
 
+    /// Appends complete lines, written through without a copy into the buffer.
+    pub fn write_lines(&mut self, bytes: &[u8], lines: u64) -> Result<(), DataDirError> {
+        self.flush()?;
+        let file = self.file.as_mut().expect("a writer is written only before it finishes");
+        file.write_all(bytes).map_err(DataDirError::new("write", &self.partial_path))?;
+        self.hasher.update(bytes);
+        self.bytes += bytes.len() as u64;
+        self.lines += lines;
+        self.written(bytes.len())
+    }
+
+    /// Starts a background sync once enough is written and the last one is done.
+    fn written(&mut self, bytes: usize) -> Result<(), DataDirError> {
+        self.unsynced += bytes as u64;
+        if self.unsynced < SYNC_EVERY || self.syncing.as_ref().is_some_and(|s| !s.is_finished()) {
+            return Ok(());
+        }
+        self.wait_for_sync()?;
+        let file = self.file.as_ref().expect("a writer syncs only before it finishes");
+        let file = file.try_clone().map_err(DataDirError::new("sync", &self.partial_path))?;
+        self.syncing = Some(std::thread::spawn(move || file.sync_data()));
+        self.unsynced = 0;
+        Ok(())
+    }
+
+    fn wait_for_sync(&mut self) -> Result<(), DataDirError> {
+        match self.syncing.take().map(std::thread::JoinHandle::join) {
+            Some(Ok(Err(e))) => Err(DataDirError::new("sync", &self.partial_path)(e)),
+            Some(Err(panic)) => std::panic::resume_unwind(panic),
+            Some(Ok(Ok(()))) | None => Ok(()),
+        }
+    }
+
     pub fn lines(&self) -> u64 {
         self.lines
     }
@@ -177,13 +220,15 @@ impl JsonlWriter {
         file.write_all(&self.buffer).map_err(DataDirError::new("write", &self.partial_path))?;
         self.hasher.update(&self.buffer);
         self.bytes += self.buffer.len() as u64;
+        let written = self.buffer.len();
         self.buffer.clear();
-        Ok(())
+        self.written(written)
     }
 
     /// Flushes, syncs and renames the file into place.
     pub fn finish(mut self) -> Result<FileDigest, DataDirError> {
         self.flush()?;
+        self.wait_for_sync()?;
         let file = self.file.take().expect("finish runs once");
         file.sync_all().map_err(DataDirError::new("sync", &self.partial_path))?;
         drop(file);

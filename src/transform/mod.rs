@@ -7,25 +7,27 @@
 //! (`convert`, `document`); this module streams files through them.
 
 mod convert;
+mod direct;
 mod document;
 mod error;
 #[cfg(test)]
 mod fuzz;
 mod row;
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fs::File;
 use std::io::Read;
+use std::panic::AssertUnwindSafe;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, mpsc};
 use std::time::Instant;
 
-use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value as Raw};
 
 pub use self::convert::convert as convert_value;
+use self::direct::{DirectPlan, Scratch};
 use self::document::{Lookups, MergedFields, Outcome, ParentKeys, Positions, Transformed};
 pub use self::error::TransformError;
 use self::row::{Row, RowShape};
@@ -314,9 +316,7 @@ fn for_each_row(
 ) -> Result<(), TransformError> {
     let path = data_dir.path(&exported.file);
     let mut blocks = RawBlocks::open(&path)?;
-    loop {
-        let batch = blocks.next_batch(1)?;
-        let Some(block) = batch.first() else { break };
+    while let Some(block) = blocks.next_block()? {
         for (number, line) in block.lines() {
             if !each(number, &parse_row(line, shape, &path, number)?)? {
                 return Ok(());
@@ -332,11 +332,11 @@ fn parse_row<'a>(
     path: &Path,
     number: u64,
 ) -> Result<Row<'a>, TransformError> {
-    Row::parse(line, shape).map_err(|e| TransformError::CorruptRaw {
-        file: path.to_path_buf(),
-        line: number,
-        reason: e.to_string(),
-    })
+    Row::parse(line, shape).map_err(|e| corrupt_raw(path, number, e))
+}
+
+fn corrupt_raw(path: &Path, line: u64, error: row::LineError) -> TransformError {
+    TransformError::CorruptRaw { file: path.to_path_buf(), line, reason: error.to_string() }
 }
 
 /// The columns of `table`'s raw file, from the export's catalog.
@@ -423,11 +423,13 @@ fn reject_record(table: &TableName, line: u64, rejection: document::Rejection) -
 /// results are written in order, so the output does not depend on the number of threads.
 const BLOCK_BYTES: usize = 1 << 20;
 /// Blocks transformed at once: bounds memory to a few MiB whatever the table size.
-const BLOCKS_IN_FLIGHT: usize = 8;
+const BLOCKS_IN_FLIGHT: u64 = 8;
 
 /// What one block of rows became.
 #[derive(Default)]
 struct BlockResult {
+    /// The block's bytes, back to be read into again.
+    input: Vec<u8>,
     lines: Vec<u8>,
     rows: u64,
     documents: u64,
@@ -471,45 +473,92 @@ fn transform_table(
     let mut samples = Vec::new();
     let path = run.data_dir.path(&exported.file);
     let positions = Positions::new(shape, &table.legacy_id.columns, &table.fields);
+    let sample = if run.options.dry_run { run.options.sample } else { 0 };
+    let direct = DirectPlan::compile(table, shape);
+    let context = TableContext {
+        path: &path,
+        table,
+        shape,
+        positions: &positions,
+        direct: direct.as_ref(),
+        lookups,
+        samples: sample,
+    };
     let mut blocks = RawBlocks::open(&path)?;
-    loop {
-        let batch = blocks.next_batch(BLOCKS_IN_FLIGHT)?;
-        if batch.is_empty() {
-            break;
+    let mut absorb = |result: BlockResult| -> Result<(Vec<u8>, Vec<u8>), TransformError> {
+        report.rows += result.rows;
+        report.documents += result.documents;
+        report.filtered += result.filtered;
+        report.dropped += result.dropped;
+        report.rejected += result.rejects.len() as u64;
+        for reject in result.rejects {
+            if run.stopping() {
+                break;
+            }
+            run.record_reject(&table.source, reject)?;
         }
-        let want_samples =
-            if run.options.dry_run { run.options.sample.saturating_sub(samples.len()) } else { 0 };
-        let results: Vec<Result<BlockResult, TransformError>> = batch
-            .par_iter()
-            .map(|block| {
-                transform_block(block, &path, table, shape, &positions, lookups, want_samples)
-            })
-            .collect();
-        for result in results {
-            let result = result?;
-            report.rows += result.rows;
-            report.documents += result.documents;
-            report.filtered += result.filtered;
-            report.dropped += result.dropped;
-            report.rejected += result.rejects.len() as u64;
-            for reject in result.rejects {
-                if run.stopping() {
-                    break;
-                }
-                run.record_reject(&table.source, reject)?;
-            }
-            let room = run.options.sample.saturating_sub(samples.len());
-            samples.extend(result.samples.into_iter().take(room));
-            if let Some(writer) = writer.as_mut() {
-                writer.buffer().extend_from_slice(&result.lines);
-                writer.end_lines(result.documents)?;
-            }
+        let room = run.options.sample.saturating_sub(samples.len());
+        samples.extend(result.samples.into_iter().take(room));
+        if let Some(writer) = writer.as_mut() {
+            writer.write_lines(&result.lines, result.documents)?;
         }
         progress.rows(report.rows);
-        if run.stopping() {
-            break;
+        Ok((result.input, result.lines))
+    };
+    // A pipeline: this thread reads (and hashes) blocks and writes (and hashes) results in
+    // order, while the pool transforms up to BLOCKS_IN_FLIGHT blocks, so reading, transforming
+    // and writing overlap. Buffers go round: memory stays a few MiB, and pages are not faulted
+    // in afresh for every block.
+    type BlockOutcome = Result<BlockResult, TransformError>;
+    let (done, finished) = mpsc::channel::<(u64, std::thread::Result<BlockOutcome>)>();
+    let mut outcome = Ok(());
+    let mut spare_lines: Vec<Vec<u8>> = Vec::new();
+    rayon::in_place_scope(|scope| {
+        let mut waiting = BTreeMap::new();
+        let (mut sent, mut written) = (0u64, 0u64);
+        let mut reading = true;
+        loop {
+            while reading && sent - written < BLOCKS_IN_FLIGHT && outcome.is_ok() && !run.stopping()
+            {
+                match blocks.next_block() {
+                    Ok(Some(block)) => {
+                        let done = done.clone();
+                        let lines = spare_lines.pop().unwrap_or_default();
+                        let context = &context;
+                        scope.spawn(move |_| {
+                            // A panic (a bug) is reported too, not left to block `recv`.
+                            let result = std::panic::catch_unwind(AssertUnwindSafe(|| {
+                                transform_block(block, lines, context)
+                            }));
+                            let _ = done.send((sent, result));
+                        });
+                        sent += 1;
+                    }
+                    Ok(None) => reading = false,
+                    Err(e) => outcome = Err(e),
+                }
+            }
+            if written == sent {
+                break;
+            }
+            let (number, result) = finished.recv().expect("every spawned block reports");
+            waiting.insert(number, result.unwrap_or_else(|panic| std::panic::resume_unwind(panic)));
+            while let Some(result) = waiting.remove(&written) {
+                written += 1;
+                if outcome.is_err() {
+                    continue;
+                }
+                match result.and_then(&mut absorb) {
+                    Ok((input, lines)) => {
+                        blocks.recycle(input);
+                        spare_lines.push(lines);
+                    }
+                    Err(e) => outcome = Err(e),
+                }
+            }
         }
-    }
+    });
+    outcome?;
     progress.finished(report.rows);
     if !run.stopping() {
         blocks.verify(exported)?;
@@ -532,11 +581,15 @@ struct Block {
 impl Block {
     /// The non-empty lines with their 1-based numbers in the file.
     fn lines(&self) -> impl Iterator<Item = (u64, &[u8])> {
-        self.bytes
-            .split(|&b| b == b'\n')
-            .enumerate()
-            .filter(|(_, line)| !line.is_empty())
-            .map(|(i, line)| (self.first_line + i as u64, line))
+        let bytes = &self.bytes[..];
+        let mut start = 0;
+        memchr::memchr_iter(b'\n', bytes).chain([bytes.len()]).enumerate().filter_map(
+            move |(i, end)| {
+                let line = &bytes[start.min(end)..end];
+                start = end + 1;
+                (!line.is_empty()).then_some((self.first_line + i as u64, line))
+            },
+        )
     }
 }
 
@@ -546,6 +599,8 @@ struct RawBlocks {
     file: File,
     hasher: blake3::Hasher,
     carry: Vec<u8>,
+    /// Buffers of blocks already transformed, to read into again.
+    spare: Vec<Vec<u8>>,
     next_line: u64,
     done: bool,
 }
@@ -558,16 +613,30 @@ impl RawBlocks {
             file,
             hasher: blake3::Hasher::new(),
             carry: Vec::new(),
+            spare: Vec::new(),
             next_line: 1,
             done: false,
         })
     }
 
-    fn next_batch(&mut self, blocks: usize) -> Result<Vec<Block>, TransformError> {
-        let mut batch = Vec::with_capacity(blocks);
-        while batch.len() < blocks && !self.done {
-            let mut bytes = std::mem::take(&mut self.carry);
-            let start = bytes.len();
+    /// The next block of whole lines, `None` at the end of the file.
+    fn next_block(&mut self) -> Result<Option<Block>, TransformError> {
+        while !self.done {
+            // A spare buffer keeps its length, so that only bytes it never had are zeroed.
+            let mut bytes = self.spare.pop().unwrap_or_default();
+            let start = self.carry.len();
+            if start > bytes.capacity() / 2 {
+                // A long line: grow its buffer rather than copy it again.
+                std::mem::swap(&mut bytes, &mut self.carry);
+                self.carry.clear();
+            } else {
+                if bytes.len() < start {
+                    bytes.resize(start, 0);
+                }
+                bytes[..start].copy_from_slice(&self.carry);
+                self.carry.clear();
+            }
+            bytes.reserve_exact((start + BLOCK_BYTES).saturating_sub(bytes.len()));
             bytes.resize(start + BLOCK_BYTES, 0);
             let mut filled = start;
             while filled < bytes.len() {
@@ -585,10 +654,14 @@ impl RawBlocks {
             bytes.truncate(filled);
             // Keep a trailing partial line for the next block.
             if !self.done {
-                match bytes.iter().rposition(|&b| b == b'\n') {
-                    Some(end) => self.carry = bytes.split_off(end + 1),
+                match memchr::memrchr(b'\n', &bytes) {
+                    Some(end) => {
+                        self.carry.extend_from_slice(&bytes[end + 1..]);
+                        bytes.truncate(end + 1);
+                    }
                     None => {
-                        self.carry = bytes;
+                        let empty = std::mem::replace(&mut self.carry, bytes);
+                        self.spare.push(empty);
                         continue;
                     }
                 }
@@ -596,12 +669,18 @@ impl RawBlocks {
             if bytes.is_empty() {
                 continue;
             }
-            let lines = bytes.iter().filter(|&&b| b == b'\n').count() as u64;
+            let lines = memchr::memchr_iter(b'\n', &bytes).count() as u64;
             let lines = lines + u64::from(bytes.last() != Some(&b'\n'));
-            batch.push(Block { first_line: self.next_line, bytes });
+            let block = Block { first_line: self.next_line, bytes };
             self.next_line += lines;
+            return Ok(Some(block));
         }
-        Ok(batch)
+        Ok(None)
+    }
+
+    /// Takes back a block's buffer to read into again.
+    fn recycle(&mut self, bytes: Vec<u8>) {
+        self.spare.push(bytes);
     }
 
     /// Checks the whole file against the export's manifest.
@@ -617,39 +696,83 @@ impl RawBlocks {
     }
 }
 
-fn transform_block(
-    block: &Block,
-    path: &Path,
-    table: &TablePlan,
-    shape: &RowShape,
-    positions: &Positions,
-    lookups: &Lookups<'_>,
+/// What every block of a table is transformed with.
+struct TableContext<'a> {
+    path: &'a Path,
+    table: &'a TablePlan,
+    shape: &'a RowShape,
+    positions: &'a Positions,
+    direct: Option<&'a DirectPlan>,
+    lookups: &'a Lookups<'a>,
+    /// Sample documents to keep (dry run).
     samples: usize,
+}
+
+/// Transforms a block's rows, writing their lines into `lines` (a spare buffer).
+fn transform_block(
+    block: Block,
+    lines: Vec<u8>,
+    context: &TableContext<'_>,
 ) -> Result<BlockResult, TransformError> {
-    let capacity = block.bytes.len() + block.bytes.len() / 4;
-    let mut result = BlockResult { lines: Vec::with_capacity(capacity), ..BlockResult::default() };
+    let mut result = BlockResult { lines, ..BlockResult::default() };
+    result.lines.clear();
+    result.lines.reserve_exact(block.bytes.len() + block.bytes.len() / 4);
+    let mut scratch = Scratch::default();
+    let mut values = Vec::new();
     for (number, line) in block.lines() {
-        let row = parse_row(line, shape, path, number)?;
-        result.rows += 1;
-        match document::transform_row(&row, table, positions, lookups) {
+        let row = Row::parse_reusing(line, context.shape, std::mem::take(&mut values))
+            .map_err(|e| corrupt_raw(context.path, number, e))?;
+        transform_line(&row, number, context, &mut scratch, &mut result);
+        values = row.into_values();
+    }
+    result.input = block.bytes;
+    Ok(result)
+}
+
+fn transform_line(
+    row: &Row<'_>,
+    number: u64,
+    context: &TableContext<'_>,
+    scratch: &mut Scratch,
+    result: &mut BlockResult,
+) {
+    let TableContext { table, positions, lookups, .. } = *context;
+    result.rows += 1;
+    let start = result.lines.len();
+    // The fast path writes most rows; the general path gives every other row its document or
+    // the precise reason it has none.
+    let written = match context.direct {
+        Some(_) if !document::passes(row, &table.filters) => {
+            result.filtered += 1;
+            return;
+        }
+        Some(direct) => direct.write_line(row, lookups, scratch, &mut result.lines).is_ok(),
+        None => false,
+    };
+    if !written {
+        match document::transform_row(row, table, positions, lookups) {
             Outcome::Document(transformed) => {
-                result.documents += 1;
-                let start = result.lines.len();
                 write_document_line(&transformed, table, &mut result.lines);
-                if result.samples.len() < samples {
-                    result.samples.push(
-                        serde_json::from_slice(&result.lines[start..]).expect("we wrote JSON"),
-                    );
-                }
             }
-            Outcome::Filtered => result.filtered += 1,
-            Outcome::Dropped => result.dropped += 1,
+            Outcome::Filtered => {
+                result.filtered += 1;
+                return;
+            }
+            Outcome::Dropped => {
+                result.dropped += 1;
+                return;
+            }
             Outcome::Rejected(rejection) => {
                 result.rejects.push(reject_record(&table.source, number, rejection));
+                return;
             }
         }
     }
-    Ok(result)
+    result.documents += 1;
+    if result.samples.len() < context.samples {
+        let line = &result.lines[start..];
+        result.samples.push(serde_json::from_slice(line).expect("we wrote JSON"));
+    }
 }
 
 /// One line of `transformed/<table>.jsonl`:
