@@ -1,7 +1,9 @@
 //! One raw row → one Convex document (or the reason it cannot be one), following a
 //! [`TablePlan`]. Pure: lookups of parents and merged rows come in as data.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
+
+use rustc_hash::FxHashSet;
 
 use serde_json::{Map, Value as Raw};
 
@@ -59,8 +61,9 @@ fn key_of(row: &Row<'_>, columns: &[String]) -> Map<String, Raw> {
 
 /// The legacy ids of the parent rows a reference may point at. Plan resolution makes
 /// references only to the parent's legacy id columns, in their order, so a child's key is in
-/// the same form as the parent's legacy id.
-pub type ParentKeys = HashSet<String>;
+/// the same form as the parent's legacy id. FxHash: looked up for every reference of every row,
+/// with keys from our own export, not from an adversary.
+pub type ParentKeys = FxHashSet<String>;
 
 /// Fields contributed by merged tables, by the target's legacy id.
 pub type MergedFields = HashMap<String, Vec<(String, Value)>>;
@@ -116,15 +119,18 @@ pub fn legacy_id(
 /// Whether every filter holds for the row.
 pub fn passes(row: &Row<'_>, filters: &[RowFilter]) -> bool {
     filters.iter().all(|filter| {
-        // A value too deep to parse is not null and equals no plan value.
-        let value = row.value(&filter.column).ok();
-        let same = |expected: &Raw| value.as_ref().is_some_and(|value| same(value, expected));
+        // Parsed only for comparisons. A value too deep to parse is not null and equals no
+        // plan value.
+        let value = || row.value(&filter.column).ok();
+        let any_same = |options: &[Raw]| {
+            value().is_some_and(|value| options.iter().any(|expected| same(&value, expected)))
+        };
         match &filter.condition {
             Condition::IsNull => row.is_null(&filter.column),
             Condition::IsNotNull => !row.is_null(&filter.column),
-            Condition::Equals(expected) => same(expected),
-            Condition::NotEquals(expected) => !same(expected),
-            Condition::In(options) => options.iter().any(same),
+            Condition::Equals(expected) => any_same(std::slice::from_ref(expected)),
+            Condition::NotEquals(expected) => !any_same(std::slice::from_ref(expected)),
+            Condition::In(options) => any_same(options),
         }
     })
 }
@@ -343,7 +349,7 @@ mod tests {
     }
 
     fn parents() -> ParentKeys {
-        ParentKeys::from(["7".to_owned()])
+        ParentKeys::from_iter(["7".to_owned()])
     }
 
     fn run(plan: &TablePlan, value: Raw) -> Outcome {

@@ -473,7 +473,7 @@ fn check_row(case: &Case) -> Result<(), TestCaseError> {
         Err(e) => return Err(TestCaseError::fail(format!("a valid line is a row: {e}\n{line}"))),
     };
     let positions = Positions::new(&shape, &plan.legacy_id.columns, &plan.fields);
-    let parents = ParentKeys::from(["7".to_owned()]);
+    let parents = ParentKeys::from_iter(["7".to_owned()]);
     let merged = MergedFields::new();
     let lookups = Lookups { parents: vec![&parents], merged: &merged };
     match transform_row(&row, &plan, &positions, &lookups) {
@@ -679,7 +679,7 @@ fn both_paths(
 /// The parent table's legacy ids for the fast path's targets: `7`, and ids that look like
 /// composite keys (a text legacy id may hold anything).
 fn fuzz_parents() -> ParentKeys {
-    ParentKeys::from(["7".to_owned(), "[]".to_owned(), r#"["7"]"#.to_owned()])
+    ParentKeys::from_iter(["7".to_owned(), "[]".to_owned(), r#"["7"]"#.to_owned()])
 }
 
 /// [`both_paths`] on a case's row under the fuzz plan.
