@@ -117,6 +117,15 @@ pub fn read_inputs(data_dir: &DataDir, plan_dir: &Path) -> anyhow::Result<Inputs
     };
     let manifest: TransformManifest = serde_json::from_str(&text)
         .map_err(|source| ImportError::BadManifest { path: path.clone(), source })?;
+    if manifest.format_version != crate::transform::FORMAT_VERSION {
+        let reason = format!(
+            "format version {} is not {}: another version of migrate wrote it",
+            manifest.format_version,
+            crate::transform::FORMAT_VERSION
+        );
+        let source = serde::de::Error::custom(reason);
+        return Err(ImportError::BadManifest { path, source }.into());
+    }
     let export_path = data_dir.manifest_path();
     let export_text =
         std::fs::read_to_string(&export_path).map_err(DataDirError::new("read", &export_path))?;

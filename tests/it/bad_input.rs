@@ -285,6 +285,31 @@ fn a_plan_changed_after_transform_is_refused_by_import_and_verify() {
 }
 
 #[test]
+fn a_transformed_manifest_of_another_format_version_stops_import_and_verify() {
+    let prepared = Prepared::new(SMALL, "");
+    prepared.migrate(&["transform"]).success();
+    let manifest = prepared.data_path("transformed/manifest.json");
+    let text = std::fs::read_to_string(&manifest).unwrap();
+    let changed = text.replacen("\"format_version\": 1,", "\"format_version\": 99,", 1);
+    assert_ne!(changed, text, "the manifest names its format version");
+    std::fs::write(&manifest, changed).unwrap();
+
+    for args in [&["import"][..], &["verify"]] {
+        let run = prepared.against("http://127.0.0.1:1", "k", args);
+        fails_cleanly(
+            &run,
+            LOCAL_IO,
+            &[
+                &format!("error: `{}` cannot be read", manifest.display()),
+                "caused by: format version 99 is not 1: another version of migrate wrote it",
+                "hint: the transformed data is damaged or was changed by hand: run `migrate \
+                 transform` again",
+            ],
+        );
+    }
+}
+
+#[test]
 fn a_truncated_transformed_manifest_stops_import_and_verify() {
     let prepared = Prepared::new(SMALL, "");
     prepared.migrate(&["transform"]).success();
