@@ -204,8 +204,8 @@ fn int8(digits: &str) -> Result<i64, ConvertError> {
 /// A decimal that reads back identically from the nearest double, as a double.
 pub(super) fn exact_f64(decimal: &str) -> Result<f64, ConvertError> {
     // Whole numbers of up to 15 digits (json counts and ids) are exact as they are.
-    if let Some(digits) = decimal.strip_prefix('-').or(Some(decimal))
-        && (1..=15).contains(&digits.len())
+    let digits = decimal.strip_prefix('-').unwrap_or(decimal);
+    if (1..=15).contains(&digits.len())
         && digits.bytes().all(|b| b.is_ascii_digit())
         && let Ok(whole) = decimal.parse::<i64>()
         && (whole != 0 || !decimal.starts_with('-'))

@@ -117,10 +117,7 @@ impl DirectPlan {
             .iter()
             .map(|reference| {
                 let mut prefix = Vec::new();
-                write_string(&mut prefix, &reference.field);
-                prefix.extend_from_slice(b":{\"table\":");
-                write_string(&mut prefix, &reference.parent_target);
-                prefix.extend_from_slice(b",\"legacyId\":");
+                super::write_reference_head(&mut prefix, reference);
                 DirectReference {
                     positions: shape.positions(reference.columns.iter().map(String::as_str)),
                     prefix,

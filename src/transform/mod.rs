@@ -35,7 +35,7 @@ use crate::catalog::{Catalog, TableName};
 use crate::data_dir::{self, DataDir, DataDirError, JsonlWriter};
 use crate::manifest::{ExportedTable, Manifest};
 use crate::output::{Reporter, Unit};
-use crate::plan::{self, Plan, TablePlan};
+use crate::plan::{self, Plan, ReferencePlan, TablePlan};
 
 /// Bumped when the transformed format changes incompatibly.
 pub const FORMAT_VERSION: u32 = 1;
@@ -317,22 +317,17 @@ fn for_each_row(
     let path = data_dir.path(&exported.file);
     let mut blocks = RawBlocks::open(&path)?;
     while let Some(block) = blocks.next_block()? {
+        let mut values = Vec::new();
         for (number, line) in block.lines() {
-            if !each(number, &parse_row(line, shape, &path, number)?)? {
+            let row = Row::parse_reusing(line, shape, values)
+                .map_err(|e| corrupt_raw(&path, number, e))?;
+            if !each(number, &row)? {
                 return Ok(());
             }
+            values = row.into_values();
         }
     }
     blocks.verify(exported)
-}
-
-fn parse_row<'a>(
-    line: &'a [u8],
-    shape: &'a RowShape,
-    path: &Path,
-    number: u64,
-) -> Result<Row<'a>, TransformError> {
-    Row::parse(line, shape).map_err(|e| corrupt_raw(path, number, e))
 }
 
 fn corrupt_raw(path: &Path, line: u64, error: row::LineError) -> TransformError {
@@ -624,22 +619,7 @@ impl RawBlocks {
     /// The next block of whole lines, `None` at the end of the file.
     fn next_block(&mut self) -> Result<Option<Block>, TransformError> {
         while !self.done {
-            // A spare buffer keeps its length, so that only bytes it never had are zeroed.
-            let mut bytes = self.spare.pop().unwrap_or_default();
-            let start = self.carry.len();
-            if start > bytes.capacity() / 2 {
-                // A long line: grow its buffer rather than copy it again.
-                std::mem::swap(&mut bytes, &mut self.carry);
-                self.carry.clear();
-            } else {
-                if bytes.len() < start {
-                    bytes.resize(start, 0);
-                }
-                bytes[..start].copy_from_slice(&self.carry);
-                self.carry.clear();
-            }
-            bytes.reserve_exact((start + BLOCK_BYTES).saturating_sub(bytes.len()));
-            bytes.resize(start + BLOCK_BYTES, 0);
+            let (mut bytes, start) = self.buffer_with_carry();
             let mut filled = start;
             while filled < bytes.len() {
                 let n = self
@@ -662,8 +642,7 @@ impl RawBlocks {
                         bytes.truncate(end + 1);
                     }
                     None => {
-                        let empty = std::mem::replace(&mut self.carry, bytes);
-                        self.spare.push(empty);
+                        self.carry = bytes;
                         continue;
                     }
                 }
@@ -678,6 +657,28 @@ impl RawBlocks {
             return Ok(Some(block));
         }
         Ok(None)
+    }
+
+    /// A buffer of the carried partial line and `BLOCK_BYTES` to read into after it, and the
+    /// carried line's length. A spare buffer keeps its length, so that only bytes it never had
+    /// are zeroed (std's `read_to_end` would not zero, but reads in small steps at first).
+    fn buffer_with_carry(&mut self) -> (Vec<u8>, usize) {
+        let start = self.carry.len();
+        let mut bytes = if start > BLOCK_BYTES / 2 {
+            // A long line: grow its buffer rather than copy it again.
+            std::mem::take(&mut self.carry)
+        } else {
+            let mut bytes = self.spare.pop().unwrap_or_default();
+            if bytes.len() < start {
+                bytes.resize(start, 0);
+            }
+            bytes[..start].copy_from_slice(&self.carry);
+            self.carry.clear();
+            bytes
+        };
+        bytes.reserve_exact((start + BLOCK_BYTES).saturating_sub(bytes.len()));
+        bytes.resize(start + BLOCK_BYTES, 0);
+        (bytes, start)
     }
 
     /// Takes back a block's buffer to read into again.
@@ -777,6 +778,16 @@ fn transform_line(
     }
 }
 
+/// A reference in a document line up to its parent's legacy id:
+/// `"field":{"table":"parent","legacyId":`.
+fn write_reference_head(out: &mut Vec<u8>, reference: &ReferencePlan) {
+    use crate::json_text::write_string;
+    write_string(out, &reference.field);
+    out.extend_from_slice(b":{\"table\":");
+    write_string(out, &reference.parent_target);
+    out.extend_from_slice(b",\"legacyId\":");
+}
+
 /// One line of `transformed/<table>.jsonl`:
 /// `{"doc":{…},"refs":{"field":{"table":"…","legacyId":"…"}}}` with the document in Convex's
 /// tagged encoding; `refs` is left out when empty.
@@ -790,11 +801,7 @@ fn write_document_line(transformed: &Transformed, table: &TablePlan, out: &mut V
             if i > 0 {
                 out.push(b',');
             }
-            let reference = &table.references[*index];
-            write_string(out, &reference.field);
-            out.extend_from_slice(b":{\"table\":");
-            write_string(out, &reference.parent_target);
-            out.extend_from_slice(b",\"legacyId\":");
+            write_reference_head(out, &table.references[*index]);
             write_string(out, parent);
             out.push(b'}');
         }

@@ -42,14 +42,15 @@ pub struct Row<'a> {
 pub struct LineError(String);
 
 impl<'a> Row<'a> {
-    /// Parses one raw line (a JSON object of the shape's columns). Values are checked to be
-    /// JSON and kept as their text; a key that repeats keeps its last value.
+    /// [`Row::parse_reusing`] with a new vector.
+    #[cfg(test)]
     pub fn parse(line: &'a [u8], shape: &'a RowShape) -> Result<Self, LineError> {
         Self::parse_reusing(line, shape, Vec::new())
     }
 
-    /// [`Row::parse`] into the vector of an earlier row ([`Row::into_values`]), saving an
-    /// allocation per row.
+    /// Parses one raw line (a JSON object of the shape's columns) into the vector of an earlier
+    /// row ([`Row::into_values`]), saving an allocation per row. Values are checked to be JSON
+    /// and kept as their text; a key that repeats keeps its last value.
     pub fn parse_reusing(
         line: &'a [u8],
         shape: &'a RowShape,
