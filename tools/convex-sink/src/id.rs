@@ -65,6 +65,40 @@ pub fn encode(table_number: u32, internal_id: &[u8; 16]) -> String {
     base32(&bytes[..len])
 }
 
+/// Decodes an id the way the backend's `DocumentIdV6::decode` does: (table, internal id);
+/// `None` for anything that is not an id. The sink's own reading, independent of migrate's
+/// `convex::id`, so that each checks the other.
+pub fn decode(id: &str) -> Option<(u32, [u8; 16])> {
+    let mut bytes = Vec::new();
+    let (mut buffer, mut bits) = (0u32, 0);
+    for c in id.bytes() {
+        let digit = ALPHABET.iter().position(|&a| a == c)? as u32;
+        buffer = (buffer << 5) | digit;
+        bits += 5;
+        if bits >= 8 {
+            bits -= 8;
+            bytes.push((buffer >> bits) as u8);
+            buffer &= (1 << bits) - 1;
+        }
+    }
+    if buffer != 0 {
+        return None;
+    }
+    let (mut table, mut pos) = (0u32, 0);
+    loop {
+        let byte = *bytes.get(pos)?;
+        table |= u32::from(byte & 0x7f) << (7 * pos);
+        pos += 1;
+        if byte & 0x80 == 0 {
+            break;
+        }
+    }
+    let internal: [u8; 16] = bytes.get(pos..pos + 16)?.try_into().ok()?;
+    let footer = u16::from_le_bytes(bytes.get(pos + 16..pos + 18)?.try_into().ok()?);
+    (bytes.len() == pos + 18 && footer == fletcher16(&bytes[..pos + 16]))
+        .then_some((table, internal))
+}
+
 /// Fletcher-16 with both sums modulo 256, as `c1 << 8 | c0`.
 pub fn fletcher16(bytes: &[u8]) -> u16 {
     let (mut c0, mut c1) = (0u8, 0u8);
@@ -76,7 +110,7 @@ pub fn fletcher16(bytes: &[u8]) -> u16 {
 }
 
 /// Most-significant-bit-first base32, the last character padded with zero bits.
-fn base32(bytes: &[u8]) -> String {
+pub fn base32(bytes: &[u8]) -> String {
     let mut out = String::with_capacity(bytes.len() * 8 / 5 + 1);
     let (mut buffer, mut bits) = (0u32, 0);
     for &byte in bytes {
@@ -127,38 +161,6 @@ fn splitmix64(x: u64) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    /// Decodes an id the way the backend's `DocumentIdV6::decode` does: (table, internal id).
-    fn decode(id: &str) -> Option<(u32, [u8; 16])> {
-        let mut bytes = Vec::new();
-        let (mut buffer, mut bits) = (0u32, 0);
-        for c in id.bytes() {
-            let digit = ALPHABET.iter().position(|&a| a == c)? as u32;
-            buffer = (buffer << 5) | digit;
-            bits += 5;
-            if bits >= 8 {
-                bits -= 8;
-                bytes.push((buffer >> bits) as u8);
-                buffer &= (1 << bits) - 1;
-            }
-        }
-        if buffer != 0 {
-            return None;
-        }
-        let (mut table, mut pos) = (0u32, 0);
-        loop {
-            let byte = *bytes.get(pos)?;
-            table |= u32::from(byte & 0x7f) << (7 * pos);
-            pos += 1;
-            if byte & 0x80 == 0 {
-                break;
-            }
-        }
-        let internal: [u8; 16] = bytes.get(pos..pos + 16)?.try_into().ok()?;
-        let footer = u16::from_le_bytes(bytes.get(pos + 16..pos + 18)?.try_into().ok()?);
-        (bytes.len() == pos + 18 && footer == fletcher16(&bytes[..pos + 16]))
-            .then_some((table, internal))
-    }
 
     #[test]
     fn the_backends_stability_id_is_reproduced() {

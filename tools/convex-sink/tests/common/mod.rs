@@ -147,31 +147,8 @@ pub fn users(range: std::ops::Range<usize>) -> Value {
         .collect()
 }
 
-/// Whether `id` has the shape of a Convex id: 32 characters of the alphabet, footer right.
+/// Whether `id` is a Convex id of a table numbered from 128 (two bytes of table number, as the
+/// sink numbers its tables): 32 characters that decode with a right footer.
 pub fn is_convex_id(id: &str) -> bool {
-    const ALPHABET: &[u8] = b"0123456789abcdefghjkmnpqrstvwxyz";
-    if id.len() != 32 || !id.bytes().all(|c| ALPHABET.contains(&c)) {
-        return false;
-    }
-    let mut bytes = Vec::new();
-    let (mut buffer, mut bits) = (0u32, 0);
-    for c in id.bytes() {
-        buffer = (buffer << 5) | ALPHABET.iter().position(|&a| a == c).unwrap() as u32;
-        bits += 5;
-        if bits >= 8 {
-            bits -= 8;
-            bytes.push((buffer >> bits) as u8);
-            buffer &= (1 << bits) - 1;
-        }
-    }
-    // Two VInt bytes of table number, 16 internal bytes, 2 footer bytes; no padding bits set.
-    if buffer != 0 || bytes.len() != 20 || bytes[0] & 0x80 == 0 || bytes[1] & 0x80 != 0 {
-        return false;
-    }
-    let (mut c0, mut c1) = (0u8, 0u8);
-    for &b in &bytes[..18] {
-        c0 = c0.wrapping_add(b);
-        c1 = c1.wrapping_add(c0);
-    }
-    bytes[18] == c0 && bytes[19] == c1
+    id.len() == 32 && convex_sink::id::decode(id).is_some_and(|(table, _)| table >= 128)
 }
