@@ -357,7 +357,6 @@ mod tests {
             r#"migrations/0002_x.toml:7: unknown key `polcy` in `tables."public.users".columns.balance`"#
         );
         assert_eq!(error.hint().as_deref(), Some("did you mean `policy`?"));
-        assert_eq!(error.exit_code(), exit_code::USAGE);
         let no_location =
             PlanError::from(PlanErrorKind::NoLegacyId { at: None, table: "public.log".into() });
         assert_eq!(

@@ -35,15 +35,10 @@ use super::model::{
 };
 use crate::calendar;
 use crate::catalog::{Catalog, Column, ForeignKey, PgType, Table, TableName};
+use crate::convex::rules::{self, MAX_ARRAY_LEN, MAX_IDENTIFIER_LEN, Rule};
 
 /// The field holding the legacy id unless `legacy_id_field` says otherwise.
 pub const DEFAULT_LEGACY_ID_FIELD: &str = "legacyId";
-
-/// The longest table or field name Convex accepts.
-pub const MAX_IDENTIFIER_LEN: usize = 64;
-
-/// Largest array a Convex value may hold.
-const MAX_ARRAY_LEN: usize = 8192;
 
 /// The `[defaults]` once every file is applied.
 #[derive(Debug, Clone, PartialEq)]
@@ -207,27 +202,49 @@ pub fn field_name(naming: Naming, column: &str) -> String {
     }
 }
 
-/// Why Convex would refuse `name` as a table or top-level field name, if it would.
-///
-/// A local copy of Convex's identifier rule (`[A-Za-z][A-Za-z0-9_]*`, at most 64 characters;
-/// a leading `_` is reserved for system fields), so that the plan does not depend on codegen.
+/// Why Convex would refuse `name` as a top-level field name, if it would, in the short words
+/// plan errors and `migrate init` give ([`rules::check_field_name`] decides).
 pub fn identifier_problem(name: &str) -> Option<&'static str> {
-    let Some(first) = name.bytes().next() else { return Some("it is empty") };
-    Some(if first == b'_' {
-        "a leading `_` is reserved for Convex's system fields"
-    } else if !first.is_ascii_alphabetic() {
-        "it must start with an ASCII letter"
-    } else if !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
-        "it may hold only ASCII letters, digits and `_`"
-    } else if name.len() > MAX_IDENTIFIER_LEN {
-        "it is longer than 64 characters"
-    } else {
-        return None;
-    })
+    check_field(name).err()
 }
 
-fn check_identifier(name: &str) -> Result<(), &'static str> {
-    identifier_problem(name).map_or(Ok(()), Err)
+/// [`rules::check_field_name`], its rule in the words of [`identifier_phrase`].
+fn check_field(name: &str) -> Result<(), &'static str> {
+    rules::check_field_name(name).map_err(|rule| identifier_phrase(name, &rule))
+}
+
+/// [`rules::check_table_name`], its rule in the words of [`identifier_phrase`].
+fn check_table(name: &str) -> Result<(), &'static str> {
+    rules::check_table_name(name).map_err(|rule| identifier_phrase(name, &rule))
+}
+
+/// The phrase below is written for this limit.
+const _: () = assert!(MAX_IDENTIFIER_LEN == 64);
+
+/// The short phrase for a rule `name` breaks as a table or top-level field name.
+///
+/// [`Rule`] has one "not an identifier" rule where the phrases tell a bad first character from a
+/// bad later one, so for that rule the first character of `name` picks the phrase.
+fn identifier_phrase(name: &str, rule: &Rule) -> &'static str {
+    match rule {
+        Rule::FieldNameEmpty | Rule::TableNameEmpty => "it is empty",
+        Rule::FieldNameSystem { .. } | Rule::TableNameSystem { .. } => {
+            "a leading `_` is reserved for Convex's system fields"
+        }
+        Rule::FieldNameDollar { .. } => "it must start with an ASCII letter",
+        Rule::FieldNameNotIdentifier { .. } | Rule::TableNameNotIdentifier { .. } => {
+            if name.starts_with(|c: char| c.is_ascii_alphabetic()) {
+                "it may hold only ASCII letters, digits and `_`"
+            } else {
+                "it must start with an ASCII letter"
+            }
+        }
+        Rule::FieldNameTooLong { .. } | Rule::TableNameTooLong { .. } => {
+            "it is longer than 64 characters"
+        }
+        // The name checks give none of the rules about values.
+        _ => "Convex refuses it as a name",
+    }
 }
 
 /// The legacy id a table gets by default: its primary key, else its first unique key.
@@ -298,6 +315,8 @@ pub fn resolve(layer: &Layer, catalog: &Catalog, hash: String) -> Result<Plan, P
 
 struct Resolver<'a> {
     catalog: &'a Catalog,
+    /// Each catalog table by the `schema.table` key the plan files name it with.
+    tables: HashMap<String, &'a Table>,
     settings: Settings,
     /// The plan's entry of each table it mentions.
     entries: HashMap<&'a TableName, &'a TableEntry>,
@@ -342,8 +361,14 @@ fn claim(
     Ok(())
 }
 
-fn find_table<'c>(catalog: &'c Catalog, key: &str) -> Option<&'c Table> {
-    catalog.tables.iter().find(|t| t.name.to_string() == key)
+/// Each table of `catalog` by its `schema.table` key; when two tables print alike (a `.` inside
+/// a name), the first in catalog order.
+fn tables_by_key(catalog: &Catalog) -> HashMap<String, &Table> {
+    let mut tables = HashMap::with_capacity(catalog.tables.len());
+    for table in &catalog.tables {
+        tables.entry(table.name.to_string()).or_insert(table);
+    }
+    tables
 }
 
 fn table_names(catalog: &Catalog) -> Vec<String> {
@@ -357,7 +382,7 @@ fn column_path(table: &Table, column: &str) -> String {
 impl<'a> Resolver<'a> {
     fn new(layer: &'a Layer, catalog: &'a Catalog) -> Result<Self, PlanError> {
         let settings = Settings::from_layer(layer);
-        if let Err(reason) = check_identifier(&settings.legacy_id_field) {
+        if let Err(reason) = check_field(&settings.legacy_id_field) {
             let at = layer.defaults.legacy_id_field.as_ref().map(|f| f.at.clone());
             return Err(PlanError::from(PlanErrorKind::InvalidName {
                 at,
@@ -370,6 +395,7 @@ impl<'a> Resolver<'a> {
         }
         let mut resolver = Resolver {
             catalog,
+            tables: tables_by_key(catalog),
             settings,
             entries: HashMap::new(),
             reference_entries: HashMap::new(),
@@ -381,7 +407,7 @@ impl<'a> Resolver<'a> {
             textual: Vec::new(),
         };
         for (key, entry) in &layer.tables {
-            let Some(table) = find_table(catalog, key) else {
+            let Some(&table) = resolver.tables.get(key) else {
                 let names = table_names(catalog);
                 return Err(PlanError::from(PlanErrorKind::UnknownTable {
                     at: entry.at.clone(),
@@ -523,7 +549,7 @@ impl<'a> Resolver<'a> {
             let fate = match entry {
                 Some(TableEntry { skip: Some(skip), .. }) if skip.value => Fate::Skipped,
                 Some(TableEntry { merge_into: Some(into), .. }) => {
-                    let Some(target) = find_table(self.catalog, &into.value) else {
+                    let Some(&target) = self.tables.get(&into.value) else {
                         let names = table_names(self.catalog);
                         return Err(PlanError::from(PlanErrorKind::UnknownTable {
                             at: into.at.clone(),
@@ -576,7 +602,7 @@ impl<'a> Resolver<'a> {
             let set = entry.and_then(|e| e.target.as_ref());
             let target = set.map_or_else(|| default_target(&table.name), |t| t.value.clone());
             let at = set.map(|t| t.at.clone());
-            if let Err(reason) = check_identifier(&target) {
+            if let Err(reason) = check_table(&target) {
                 return Err(PlanError::from(PlanErrorKind::InvalidName {
                     at: at.or_else(|| entry.map(|e| e.at.clone())),
                     what: "table",
@@ -680,7 +706,7 @@ impl<'a> Resolver<'a> {
                 }
             };
             let at = set.map(|f| f.at.clone());
-            if let Err(reason) = check_identifier(&field) {
+            if let Err(reason) = check_field(&field) {
                 return Err(PlanError::from(PlanErrorKind::InvalidName {
                     at: at.or_else(|| reference_entry.map(|(_, r)| r.at.clone())),
                     what: "field",
@@ -889,7 +915,7 @@ impl<'a> Resolver<'a> {
         let field =
             set.map_or_else(|| field_name(self.settings.naming, &column.name), |f| f.value.clone());
         let at = set.map(|f| f.at.clone());
-        if let Err(reason) = check_identifier(&field) {
+        if let Err(reason) = check_field(&field) {
             let column_key = key_path(
                 &key_path(&key_path("tables", &table.name.to_string()), "columns"),
                 &column.name,
@@ -1584,16 +1610,36 @@ pub(super) mod tests {
     }
 
     #[test]
-    fn convex_identifiers_are_checked_locally() {
-        assert_eq!(check_identifier("userProfiles"), Ok(()));
-        assert_eq!(check_identifier("a_1"), Ok(()));
-        assert!(check_identifier("").is_err());
-        assert!(check_identifier("_id").is_err());
-        assert!(check_identifier("1st").is_err());
-        assert!(check_identifier("has space").is_err());
-        assert!(check_identifier("größe").is_err());
-        assert!(check_identifier(&"a".repeat(64)).is_ok());
-        assert!(check_identifier(&"a".repeat(65)).is_err());
+    fn convex_names_are_refused_in_short_words() {
+        let start = Err("it must start with an ASCII letter");
+        let chars = Err("it may hold only ASCII letters, digits and `_`");
+        let system = Err("a leading `_` is reserved for Convex's system fields");
+        let cases = [
+            ("userProfiles", Ok(())),
+            ("a_1", Ok(())),
+            ("", Err("it is empty")),
+            ("_id", system),
+            ("__", system),
+            ("1st", start),
+            ("$ref", start),
+            ("ärger", start),
+            ("has space", chars),
+            ("größe", chars),
+            ("a-b", chars),
+        ];
+        for (name, expected) in cases {
+            assert_eq!(check_field(name), expected, "field {name:?}");
+            assert_eq!(check_table(name), expected, "table {name:?}");
+            assert_eq!(identifier_problem(name), expected.err(), "{name:?}");
+        }
+        let long = "a".repeat(MAX_IDENTIFIER_LEN);
+        assert_eq!(check_field(&long), Ok(()));
+        assert_eq!(check_table(&long), Ok(()));
+        let longer = "a".repeat(MAX_IDENTIFIER_LEN + 1);
+        assert_eq!(check_field(&longer), Err("it is longer than 64 characters"));
+        assert_eq!(check_table(&longer), Err("it is longer than 64 characters"));
+        // Characters are checked before the length, as Convex does.
+        assert_eq!(check_field(&format!("{longer}!")), chars);
     }
 
     #[test]
@@ -1954,10 +2000,6 @@ equals = 42
         let bytes = column("b", PgType::Bytea, true);
         assert!(raw_value(&Literal::String("AP8=".into()), &bytes).is_ok());
         assert!(raw_value(&Literal::String("not base64!".into()), &bytes).is_err());
-        for days in [-719_468, -1, 0, 1, 19_782, 2_932_896] {
-            let (y, m, d) = calendar::civil_from_days(days);
-            assert_eq!(calendar::days_from_civil(y, m, d), days);
-        }
     }
 
     #[test]
