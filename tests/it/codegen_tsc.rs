@@ -49,6 +49,34 @@ export function check(all: Doc<"allTypes">, person: Doc<"people">, team: Doc<"te
   const tags: (string | null)[] = all.tags;
   return [big, ratio, mood, blob, owner, reviewer, nickname, mentor, lead, theme, tags];
 }
+
+// The same fields assigned to a type each one must not fit: every line fails, so a field typed
+// `any` (which fits everything) leaves its @ts-expect-error unused, and tsc fails with TS2578.
+export function mismatch(all: Doc<"allTypes">, person: Doc<"people">, team: Doc<"teams">) {
+  // @ts-expect-error an int64 is a bigint, not a number
+  const big: number = all.big;
+  // @ts-expect-error a float64 is a number, not a bigint
+  const ratio: bigint = all.ratio;
+  // @ts-expect-error "happy" is one of the labels
+  const mood: "sad" | "ok" = all.mood;
+  // @ts-expect-error bytes are an ArrayBuffer, not a string
+  const blob: string = all.blob;
+  // @ts-expect-error the owner is a person, not a team
+  const owner: GenericId<"teams"> = all.ownerId;
+  // @ts-expect-error the reviewer is optional
+  const reviewer: GenericId<"people"> = all.reviewerId;
+  // @ts-expect-error the nickname may be null
+  const nickname: string = person.nickname;
+  // @ts-expect-error an orphaned mentor keeps its legacy id, a string
+  const mentor: GenericId<"people"> | undefined = person.mentorId;
+  // @ts-expect-error the lead is optional (it lies on a cycle)
+  const lead: GenericId<"people"> = team.leadId;
+  // @ts-expect-error the theme comes from a merge and may be missing
+  const theme: "light" | "dark" = team.theme;
+  // @ts-expect-error a tag may be null
+  const tags: string[] = all.tags;
+  return [big, ratio, mood, blob, owner, reviewer, nickname, mentor, lead, theme, tags];
+}
 "#,
     );
 
@@ -131,6 +159,20 @@ export function check(doc: Doc) {
   const never: never = doc.never;
   const maybe: null[] | null = doc.maybeNever;
   return [legacy, nine, label, never, maybe];
+}
+
+// Each line fails, so a key typed `any` leaves its @ts-expect-error unused (TS2578). (`never`
+// needs no such line: it fits every type, and `any` does not fit it.)
+export function mismatch(doc: Doc) {
+  // @ts-expect-error the legacy id is a string
+  const legacy: number = doc["legacy id"];
+  // @ts-expect-error a string field
+  const nine: number = doc["9lives"];
+  // @ts-expect-error every label is possible
+  const label: "it's" = doc.constructor;
+  // @ts-expect-error an array of no label holds only nulls
+  const maybe: string[] | null = doc.maybeNever;
+  return [legacy, nine, label, maybe];
 }
 "#,
     );

@@ -154,8 +154,24 @@ fn a_dry_run_writes_nothing_and_shows_samples_and_rejects() {
     let db = TestDb::with(LOSSY);
     let work = Workdir::new();
     work.export(db.url(), &[]).success();
-    transform(&work, "", &[]);
+    // (the default policies keep rows 1 and 6, and reject the 8 others)
+    let setup = transform(&work, "", &[]);
+    assert_eq!(setup.code, Some(5), "{setup}");
     let before = tree(&work.data_dir());
+    // AND that transform's output is in the snapshot, or comparing it would prove nothing
+    let snapshot = |relative: &str| {
+        let path = work.data_dir().join(relative).display().to_string();
+        let bytes =
+            before.get(&path).unwrap_or_else(|| panic!("no {relative} in {:?}", before.keys()));
+        String::from_utf8(bytes.clone()).expect("UTF-8")
+    };
+    assert!(snapshot("transformed/manifest.json").contains("measurements"));
+    let ids: Vec<Value> = snapshot("transformed/measurements.jsonl")
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).expect("a JSON line")["doc"]["legacyId"].clone())
+        .collect();
+    assert_eq!(ids, [serde_json::json!("1"), serde_json::json!("6")]);
+    assert_eq!(snapshot("rejects/public.measurements.jsonl").lines().count(), 8);
 
     // WHEN a dry run runs
     let run = transform(&work, REJECT_JSON_KEYS, &["--dry-run", "--sample", "1"]);
