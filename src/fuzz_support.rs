@@ -1,7 +1,17 @@
-//! What the property targets (`convex::fuzz`, `transform::fuzz`) share: strategies for inputs
-//! that are hard on parsers.
+//! What the property targets (`convex::fuzz`, `transform::fuzz`, `import::batches::fuzz` and
+//! the raw-line tests in `transform::row`) share: their run configuration, and strategies for
+//! inputs that are hard on parsers.
 
 use proptest::prelude::*;
+
+/// A property test's configuration: `cases` cases, each target's default (a few seconds at most
+/// in a debug build), unless `PROPTEST_CASES` asks for another count, for a longer run:
+/// `PROPTEST_CASES=100000 cargo nextest run --lib fuzz`. Failures are not persisted: a failing
+/// case is printed, shrunk, and reproduced from that.
+pub fn config(cases: u32) -> ProptestConfig {
+    let cases = std::env::var("PROPTEST_CASES").ok().and_then(|c| c.parse().ok()).unwrap_or(cases);
+    ProptestConfig { cases, failure_persistence: None, ..ProptestConfig::default() }
+}
 
 /// JSON number texts as they may appear in a raw line or a document: beyond f64 and i64,
 /// signed zeros, exponents at the ends of i64.

@@ -2,10 +2,11 @@
 //! timeouts) calling `/api/query` and `/api/mutation` with the deploy key, retrying what is safe
 //! to retry, and turning replies into values or errors that say what to do.
 //!
-//! Retries: timeouts, connection errors, 429, 502, 503 and 504 are retried with exponential
+//! Retries: timeouts, connection errors, 429, 500, 502, 503 and 504 are retried with exponential
 //! backoff and full jitter, because every write migrate sends is an upsert by legacy id and may
-//! be applied twice. A function error, a refused key or a bad request is never retried: sending
-//! it again cannot change the answer.
+//! be applied twice. A 500 is Convex failing, not the function: a function that throws is a 200
+//! with `"status": "error"`. A function error, a refused key or a bad request is never retried:
+//! sending it again cannot change the answer.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -54,10 +55,15 @@ impl Default for RetryPolicy {
 }
 
 impl RetryPolicy {
-    /// Full jitter: a uniformly random wait below the exponential bound.
+    /// The longest wait before retry `attempt` (0 for the first retry): `base_delay` doubled
+    /// per attempt, capped at `max_delay`.
+    fn backoff_bound(&self, attempt: u32) -> Duration {
+        self.base_delay.saturating_mul(1 << attempt.min(16)).min(self.max_delay)
+    }
+
+    /// Full jitter: a uniformly random wait in `[0, backoff_bound(attempt)]`.
     fn delay(&self, attempt: u32) -> Duration {
-        let bound = self.base_delay.saturating_mul(1 << attempt.min(16)).min(self.max_delay);
-        bound.mul_f64(fastrand::f64())
+        self.backoff_bound(attempt).mul_f64(fastrand::f64())
     }
 }
 
@@ -319,16 +325,37 @@ mod tests {
     }
 
     #[test]
-    fn backoff_grows_and_stays_bounded() {
+    fn backoff_bound_doubles_from_the_base_up_to_the_max() {
         let policy = RetryPolicy {
             retries: 20,
             base_delay: Duration::from_millis(100),
             max_delay: Duration::from_secs(2),
         };
-        for attempt in 0..20 {
-            let delay = policy.delay(attempt);
-            let bound = Duration::from_millis(100 << attempt.min(5)).min(Duration::from_secs(2));
-            assert!(delay <= bound, "attempt {attempt}: {delay:?} > {bound:?}");
+        let bounds: Vec<u64> =
+            (0..8).map(|attempt| policy.backoff_bound(attempt).as_millis() as u64).collect();
+        assert_eq!(bounds, [100, 200, 400, 800, 1600, 2000, 2000, 2000]);
+        assert_eq!(policy.backoff_bound(u32::MAX), Duration::from_secs(2));
+
+        // No overflow: a bound that would not fit a `Duration` is the max.
+        let huge = RetryPolicy { retries: 1, base_delay: Duration::MAX, max_delay: Duration::MAX };
+        assert_eq!(huge.backoff_bound(0), Duration::MAX);
+        assert_eq!(huge.backoff_bound(40), Duration::MAX);
+    }
+
+    #[test]
+    fn jittered_delays_spread_over_zero_to_the_bound() {
+        let policy = RetryPolicy {
+            retries: 20,
+            base_delay: Duration::from_millis(100),
+            max_delay: Duration::from_secs(2),
+        };
+        for attempt in 0..8 {
+            let bound = policy.backoff_bound(attempt);
+            let delays: Vec<Duration> = (0..1000).map(|_| policy.delay(attempt)).collect();
+            assert!(delays.iter().all(|&d| d <= bound), "attempt {attempt}: above {bound:?}");
+            // Uniform over [0, bound]: 1000 draws all in one half has odds of 2^-1000.
+            assert!(delays.iter().any(|&d| d < bound / 2), "attempt {attempt}: none below half");
+            assert!(delays.iter().any(|&d| d > bound / 2), "attempt {attempt}: none above half");
         }
     }
 

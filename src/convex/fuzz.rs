@@ -9,14 +9,7 @@ use serde_json::Value as Json;
 
 use super::value::{Document, Value, ValueErrorKind};
 use super::{check_document, check_field_name, check_table_name, is_document_id, rules};
-
-/// Cases per target: each takes at most a few seconds in a debug build.
-/// `PROPTEST_CASES` overrides the count, for a longer run: `PROPTEST_CASES=100000 cargo nextest
-/// run --lib fuzz`.
-fn config(cases: u32) -> ProptestConfig {
-    let cases = std::env::var("PROPTEST_CASES").ok().and_then(|c| c.parse().ok()).unwrap_or(cases);
-    ProptestConfig { cases, failure_persistence: None, ..ProptestConfig::default() }
-}
+use crate::fuzz_support::config;
 
 /// serde_json's default recursion limit: text nested this deep or deeper does not parse.
 const SERDE_JSON_DEPTH: usize = 128;

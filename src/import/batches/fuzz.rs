@@ -9,17 +9,10 @@ use proptest::collection::vec;
 use proptest::prelude::*;
 
 use super::{Batch, BatchPlan, read_batches};
+use crate::fuzz_support::config;
 use crate::import::ImportError;
 use crate::import::state::Pass;
 use crate::import::transformed::TransformedFile;
-
-/// A few seconds in a debug build; `PROPTEST_CASES` overrides it, for a longer run.
-const CASES: u32 = 2048;
-
-fn config() -> ProptestConfig {
-    let cases = std::env::var("PROPTEST_CASES").ok().and_then(|c| c.parse().ok()).unwrap_or(CASES);
-    ProptestConfig { cases, failure_persistence: None, ..ProptestConfig::default() }
-}
 
 fn quoted(s: &str) -> String {
     serde_json::to_string(s).expect("strings serialize")
@@ -152,8 +145,13 @@ fn check(case: &Case) -> Result<(), TestCaseError> {
     let bytes = file_bytes(case);
     let mut file = tempfile::NamedTempFile::new().expect("a temporary file");
     file.write_all(&bytes).expect("written");
-    let lines = bytes.split(|&b| b == b'\n').count() as u64 - u64::from(bytes.ends_with(b"\n"));
-    let lines = if bytes.is_empty() { 0 } else { lines };
+    // The file's lines as the reader sees them (a generated line may hold a newline).
+    let mut file_lines: Vec<&[u8]> = bytes.split(|&b| b == b'\n').collect();
+    if bytes.is_empty() || bytes.ends_with(b"\n") {
+        file_lines.pop();
+    }
+    let lines = file_lines.len() as u64;
+    let text = |line: u64| file_lines[line as usize - 1];
     let checksum = format!("blake3:{}", blake3::hash(&bytes).to_hex());
     let plan = BatchPlan {
         file: TransformedFile {
@@ -174,6 +172,7 @@ fn check(case: &Case) -> Result<(), TestCaseError> {
         case.stop_after.is_none_or(|n| batches.len() <= n)
     });
     let stopped = case.stop_after.is_some_and(|n| batches.len() > n);
+    let read_to_the_end = result.is_ok() && !stopped;
     match result {
         Ok(()) => prop_assert!(case.manifest_matches || stopped, "a changed file is an error"),
         Err(ImportError::BadLine { line, reason, .. }) => {
@@ -192,6 +191,15 @@ fn check(case: &Case) -> Result<(), TestCaseError> {
     for batch in &batches {
         prop_assert!(batch.first_line >= previous_end, "batches overlap");
         prop_assert!(batch.first_line <= batch.end_line);
+        // Import saves `first_line..end_line` as done once Convex acknowledges the batch: every
+        // line of the range the pass has something for must be in it. The upsert sends them all.
+        let sent: Vec<u64> = batch.entries.iter().map(|e| e.line).collect();
+        let due: Vec<u64> =
+            (batch.first_line..batch.end_line).filter(|&line| sends(case, text(line))).collect();
+        prop_assert_eq!(&sent, &due, "lines {}..{}", batch.first_line, batch.end_line);
+        if case.pass == Pass::Upsert {
+            prop_assert_eq!(batch.entries.len() as u64, batch.end_line - batch.first_line);
+        }
         // An entry alone over `max_bytes` is sent alone, after an empty batch of the lines
         // before it (a call with no documents: harmless, left as it is).
         prop_assert!(batch.entries.len() <= case.size);
@@ -207,11 +215,40 @@ fn check(case: &Case) -> Result<(), TestCaseError> {
         }
         previous_end = batch.end_line;
     }
+
+    // A file read to its end without being stopped leaves no line behind: each is done from
+    // before or in a batch, except, in the second pass, a line with no deferred reference.
+    if read_to_the_end {
+        let in_batch =
+            |line: u64| batches.iter().any(|b| b.first_line <= line && line < b.end_line);
+        for line in 1..=lines {
+            let covered = is_done(line) || in_batch(line);
+            match case.pass {
+                Pass::Upsert => prop_assert!(covered, "line {line} of {lines} was not sent"),
+                Pass::PatchRefs => prop_assert!(
+                    covered || !sends(case, text(line)),
+                    "line {line} of {lines} has references to patch but was not sent"
+                ),
+            }
+        }
+    }
     Ok(())
 }
 
+/// Whether the pass sends a line that reads: the upsert every line, the second pass a line with
+/// a reference in a deferred field. Independent of the reader: `serde_json::Value`.
+fn sends(case: &Case, line: &[u8]) -> bool {
+    match case.pass {
+        Pass::Upsert => true,
+        Pass::PatchRefs => serde_json::from_slice::<serde_json::Value>(line)
+            .ok()
+            .and_then(|line| line.get("refs")?.as_object().cloned())
+            .is_some_and(|refs| refs.keys().any(|field| case.deferred.contains(field))),
+    }
+}
+
 proptest! {
-    #![proptest_config(config())]
+    #![proptest_config(config(2048))]
 
     #[test]
     fn any_transformed_file_is_batches_or_an_error(case in case()) {

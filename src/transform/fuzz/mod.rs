@@ -25,19 +25,12 @@ use super::row::{Row, RowShape};
 use crate::catalog::TableName;
 use crate::convex::rules::MAX_DOCUMENT_SIZE;
 use crate::convex::{Value, check_document, document_size, write_document};
+use crate::fuzz_support::config;
 use crate::manifest::ExportedTable;
 use crate::plan::{
     Condition, Conversion, FieldPlan, JsonKeyPolicy, LegacyId, NullPolicy, OrphanPolicy,
     ReferencePlan, RowFilter, TablePlan,
 };
-
-/// Each target takes at most a few seconds in a debug build.
-/// `PROPTEST_CASES` overrides the count, for a longer run: `PROPTEST_CASES=100000 cargo nextest
-/// run --lib fuzz`.
-fn config(cases: u32) -> ProptestConfig {
-    let cases = std::env::var("PROPTEST_CASES").ok().and_then(|c| c.parse().ok()).unwrap_or(cases);
-    ProptestConfig { cases, failure_persistence: None, ..ProptestConfig::default() }
-}
 
 /// serde_json's default recursion limit (text nested this deep does not parse), which a
 /// `RawValue` does not check.
