@@ -14,7 +14,7 @@ use crate::data_dir::DataDir;
 use crate::exit_code;
 use crate::export;
 use crate::import::{self, ConvexTarget, ImportError, ImportOptions};
-use crate::manifest::Manifest;
+use crate::manifest::{Manifest, ManifestError};
 use crate::output::{self, Bars, NoProgress, Reporter};
 use crate::plan::{self, generated};
 use crate::settings::{ExportSettings, InitSettings, Settings};
@@ -303,12 +303,15 @@ async fn run_init(settings: &Settings, init: &InitSettings) -> anyhow::Result<u8
             (catalog, url.to_string())
         }
         None => {
-            let path = data_dir.manifest_path();
-            let text = std::fs::read_to_string(&path).map_err(|_| NoCatalog)?;
-            let manifest: Manifest = serde_json::from_str(&text).map_err(|e| {
-                transform::TransformError::BadManifest { path: path.clone(), reason: e.to_string() }
-            })?;
-            (manifest.catalog, path.display().to_string())
+            let manifest = match Manifest::read(&data_dir) {
+                Ok(manifest) => manifest.ok_or(NoCatalog)?,
+                Err(ManifestError::Unreadable(error)) => return Err(error.into()),
+                Err(ManifestError::Invalid { path, reason }) => {
+                    let reason = reason.to_string();
+                    return Err(transform::TransformError::BadManifest { path, reason }.into());
+                }
+            };
+            (manifest.catalog, data_dir.manifest_path().display().to_string())
         }
     };
 

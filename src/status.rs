@@ -4,9 +4,10 @@
 use serde::Serialize;
 
 use crate::data_dir::DataDir;
-use crate::import::state::{Pass, State};
-use crate::manifest::Manifest;
-use crate::transform::TransformManifest;
+use crate::import::ImportError;
+use crate::import::state::{Pass, State, StateError};
+use crate::manifest::{Manifest, ManifestError};
+use crate::transform::{TransformError, TransformManifest};
 
 #[derive(Debug, Clone, Serialize)]
 pub struct StatusReport {
@@ -40,15 +41,43 @@ pub struct RunRecord {
     pub outcome: Option<String>,
 }
 
+/// Reads the data directory and changes nothing in it: the import state is opened read-only,
+/// and one written by another version of migrate counts as none (nothing imported).
 pub fn status(data_dir: &DataDir) -> anyhow::Result<StatusReport> {
-    let export: Option<Manifest> = read_json(&data_dir.manifest_path())?;
-    let transformed: Option<TransformManifest> =
-        read_json(&data_dir.path("transformed/manifest.json"))?;
-    let state_path = data_dir.path("state.sqlite");
-    let state = if state_path.exists() { Some(State::open(&state_path)?) } else { None };
+    let export = match Manifest::read(data_dir) {
+        Ok(export) => export,
+        Err(ManifestError::Unreadable(error)) => return Err(error.into()),
+        Err(ManifestError::Invalid { path, reason }) => {
+            let reason = reason.to_string();
+            return Err(TransformError::BadManifest { path, reason }.into());
+        }
+    };
+    let transformed = TransformManifest::read(data_dir).map_err(ImportError::from)?;
+    let state = State::open_read_only(&data_dir.path("state.sqlite")).map_err(ImportError::from)?;
+    let (tables, runs) =
+        import_progress(state.as_ref(), transformed.as_ref()).map_err(ImportError::from)?;
+    Ok(StatusReport {
+        exported_at: export.as_ref().map(|m| m.snapshot.taken_at.clone()),
+        export_tables: export
+            .iter()
+            .flat_map(|m| &m.tables)
+            .map(|t| (t.table.to_string(), t.rows))
+            .collect(),
+        transformed_with: transformed.map(|t| t.plan_hash),
+        tables,
+        runs,
+    })
+}
+
+/// Each transformed table with what the state says was imported of it (nothing when the state
+/// belongs to another transformed file), and the last runs.
+fn import_progress(
+    state: Option<&State>,
+    transformed: Option<&TransformManifest>,
+) -> Result<(Vec<TableStatus>, Vec<RunRecord>), StateError> {
     let mut tables = Vec::new();
     for table in transformed.iter().flat_map(|t| &t.tables) {
-        let (imported, patched, refused) = match &state {
+        let (imported, patched, refused) = match state {
             Some(state) if state.table_checksum(&table.table)? == table.checksum => (
                 state.written(&table.table, Pass::Upsert)?,
                 state.written(&table.table, Pass::PatchRefs)?,
@@ -66,7 +95,7 @@ pub fn status(data_dir: &DataDir) -> anyhow::Result<StatusReport> {
             refused_by_convex: refused,
         });
     }
-    let runs = match &state {
+    let runs = match state {
         Some(state) => state
             .recent_runs(5)?
             .into_iter()
@@ -79,26 +108,5 @@ pub fn status(data_dir: &DataDir) -> anyhow::Result<StatusReport> {
             .collect(),
         None => Vec::new(),
     };
-    Ok(StatusReport {
-        exported_at: export.as_ref().map(|m| m.snapshot.taken_at.clone()),
-        export_tables: export
-            .iter()
-            .flat_map(|m| &m.tables)
-            .map(|t| (t.table.to_string(), t.rows))
-            .collect(),
-        transformed_with: transformed.map(|t| t.plan_hash),
-        tables,
-        runs,
-    })
-}
-
-fn read_json<T: serde::de::DeserializeOwned>(path: &std::path::Path) -> anyhow::Result<Option<T>> {
-    match std::fs::read_to_string(path) {
-        Ok(text) => Ok(Some(
-            serde_json::from_str(&text)
-                .map_err(|e| anyhow::anyhow!("`{}` cannot be read: {e}", path.display()))?,
-        )),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(crate::data_dir::DataDirError::new("read", path)(e).into()),
-    }
+    Ok((tables, runs))
 }

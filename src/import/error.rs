@@ -7,6 +7,7 @@ use super::state::StateError;
 use crate::convex::client::CallError;
 use crate::data_dir::DataDirError;
 use crate::exit_code;
+use crate::manifest::{Invalid, ManifestError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ImportError {
@@ -16,7 +17,7 @@ pub enum ImportError {
     BadManifest {
         path: PathBuf,
         #[source]
-        source: serde_json::Error,
+        reason: Invalid,
     },
     #[error(
         "the plan changed since transform: the plan files hash to {plan}, the transformed data \
@@ -66,6 +67,15 @@ pub enum ImportError {
     State(#[from] StateError),
     #[error("interrupted: `migrate import` stopped; {checkpointed} batches are checkpointed")]
     Interrupted { checkpointed: u64 },
+}
+
+impl From<ManifestError> for ImportError {
+    fn from(error: ManifestError) -> Self {
+        match error {
+            ManifestError::Unreadable(error) => ImportError::DataDir(error),
+            ManifestError::Invalid { path, reason } => ImportError::BadManifest { path, reason },
+        }
+    }
 }
 
 impl ImportError {

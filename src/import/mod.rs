@@ -32,14 +32,12 @@ use self::order::TableStep;
 use self::state::{Acked, Checkpointer, ImportReject, Pass, State};
 use self::transformed::TransformedFile;
 use crate::convex::client::{CallError, ConvexClient, FunctionKind, RetryPolicy, request_body};
-use crate::data_dir::{DataDir, DataDirError, write_atomically};
+use crate::data_dir::{self, DataDir, DataDirError, write_atomically};
 use crate::manifest::Manifest;
 use crate::output::{Reporter, Unit};
+use crate::plan::migrate_ts::MODULE_VERSION;
 use crate::settings::Secret;
 use crate::transform::TransformManifest;
-
-/// Bumped with the generated module's `version`.
-const MODULE_VERSION: u32 = 1;
 
 /// A deployment and how to talk to it.
 #[derive(Debug, Clone)]
@@ -107,30 +105,14 @@ pub struct Inputs {
 /// Reads what import and verify start from: the transformed manifest, and the plan (which
 /// must still be the one transform used) for the table order.
 pub fn read_inputs(data_dir: &DataDir, plan_dir: &Path) -> anyhow::Result<Inputs> {
-    let path = data_dir.path("transformed/manifest.json");
-    let text = match std::fs::read_to_string(&path) {
-        Ok(text) => text,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            return Err(ImportError::NotTransformed { path }.into());
-        }
-        Err(e) => return Err(DataDirError::new("read", &path)(e).into()),
-    };
-    let manifest: TransformManifest = serde_json::from_str(&text)
-        .map_err(|source| ImportError::BadManifest { path: path.clone(), source })?;
-    if manifest.format_version != crate::transform::FORMAT_VERSION {
-        let reason = format!(
-            "format version {} is not {}: another version of migrate wrote it",
-            manifest.format_version,
-            crate::transform::FORMAT_VERSION
-        );
-        let source = serde::de::Error::custom(reason);
-        return Err(ImportError::BadManifest { path, source }.into());
-    }
-    let export_path = data_dir.manifest_path();
-    let export_text =
-        std::fs::read_to_string(&export_path).map_err(DataDirError::new("read", &export_path))?;
-    let export: Manifest = serde_json::from_str(&export_text)
-        .map_err(|source| ImportError::BadManifest { path: export_path, source })?;
+    let manifest =
+        TransformManifest::read(data_dir).map_err(ImportError::from)?.ok_or_else(|| {
+            ImportError::NotTransformed { path: data_dir.path("transformed/manifest.json") }
+        })?;
+    let export = Manifest::read(data_dir).map_err(ImportError::from)?.ok_or_else(|| {
+        let missing = std::io::Error::from(std::io::ErrorKind::NotFound);
+        ImportError::DataDir(DataDirError::new("read", data_dir.manifest_path())(missing))
+    })?;
     let plan = crate::plan::load(plan_dir, &export.catalog)?;
     if plan.hash != manifest.plan_hash {
         return Err(ImportError::PlanChangedSinceTransform {
@@ -319,15 +301,15 @@ pub async fn import(
     }
     outcome?;
 
-    let mut first_rejects = Vec::new();
-    let mut rejected = 0;
+    let mut rejects = Vec::with_capacity(tables.len());
     for table in &mut tables {
-        let rejects = state.rejects(&table.table)?;
-        table.rejected = rejects.len() as u64;
-        rejected += table.rejected;
-        write_rejects(data_dir, &table.table, &rejects)?;
-        first_rejects.extend(rejects.into_iter().take(10 - first_rejects.len().min(10)));
+        let refused = state.rejects(&table.table)?;
+        table.rejected = refused.len() as u64;
+        rejects.push(refused);
     }
+    write_rejects(data_dir, &tables, &rejects)?;
+    let rejected = rejects.iter().map(|r| r.len() as u64).sum();
+    let first_rejects = rejects.into_iter().flatten().take(10).collect();
     Ok(ImportReport {
         dry_run: false,
         plan_hash: inputs.manifest.plan_hash.clone(),
@@ -369,28 +351,29 @@ fn prepare_state(
 }
 
 /// `rejects/import/<table>.jsonl`, rewritten from the state after every run; removed when
-/// nothing was refused.
+/// nothing was refused. `rejects` holds each table's, in the order of `tables`.
 fn write_rejects(
     data_dir: &DataDir,
-    table: &str,
-    rejects: &[ImportReject],
+    tables: &[TableImport],
+    rejects: &[Vec<ImportReject>],
 ) -> Result<(), ImportError> {
-    let path = data_dir.path(&format!("rejects/import/{table}.jsonl"));
-    if rejects.is_empty() {
-        return match std::fs::remove_file(&path) {
-            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-                Err(DataDirError::new("remove", &path)(e).into())
-            }
-            _ => Ok(()),
-        };
+    let dir = data_dir.path("rejects/import");
+    if rejects.iter().any(|r| !r.is_empty()) {
+        data_dir.prepare(&dir)?;
     }
-    let mut text = Vec::new();
-    for reject in rejects {
-        serde_json::to_writer(&mut text, reject).expect("rejects serialize");
-        text.push(b'\n');
+    for (table, rejects) in tables.iter().zip(rejects) {
+        let path = dir.join(format!("{}.jsonl", table.table));
+        if rejects.is_empty() {
+            data_dir::remove_if_exists(&path)?;
+            continue;
+        }
+        let mut text = Vec::new();
+        for reject in rejects {
+            serde_json::to_writer(&mut text, reject).expect("rejects serialize");
+            text.push(b'\n');
+        }
+        write_atomically(&path, &text)?;
     }
-    data_dir.prepare(path.parent().expect("under rejects/"))?;
-    write_atomically(&path, &text)?;
     Ok(())
 }
 

@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::sync::mpsc;
 use std::thread::JoinHandle;
 
-use rusqlite::{Connection, OptionalExtension, params};
+use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 
 use crate::data_dir::DataDirError;
 
@@ -115,6 +115,25 @@ impl State {
         let state = Self { conn, path: path.to_owned() };
         state.migrate_schema()?;
         Ok(state)
+    }
+
+    /// Opens an existing state file to read it and changes nothing: no directory or file is
+    /// created, and the journal mode and the schema stay as they are. `None` when there is no
+    /// file, or when another version of migrate wrote it (another schema version): there is no
+    /// usable state then, and the next import starts it over.
+    pub fn open_read_only(path: &Path) -> Result<Option<Self>, StateError> {
+        if !path.exists() {
+            return Ok(None);
+        }
+        let sqlite = |source| StateError::Sqlite { path: path.to_owned(), source };
+        let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        let conn = Connection::open_with_flags(path, flags).map_err(sqlite)?;
+        let version: i64 =
+            conn.query_row("PRAGMA user_version", [], |row| row.get(0)).map_err(sqlite)?;
+        if version != SCHEMA_VERSION {
+            return Ok(None);
+        }
+        Ok(Some(Self { conn, path: path.to_owned() }))
     }
 
     fn sqlite(&self) -> impl Fn(rusqlite::Error) -> StateError + '_ {
@@ -464,6 +483,60 @@ mod tests {
         result.unwrap();
         let rejects = state.rejects("users").unwrap();
         assert_eq!((rejects.len(), rejects[0].message.as_str()), (1, "Validator error"));
+    }
+
+    /// (tables, user_version) of the file, read without migrate's code.
+    fn contents(path: &Path) -> (Vec<(String, i64)>, i64) {
+        let conn = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY).unwrap();
+        let names: Vec<String> = conn
+            .prepare("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")
+            .unwrap()
+            .query_map([], |row| row.get(0))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        let tables = names
+            .into_iter()
+            .map(|name| {
+                let rows = conn
+                    .query_row(&format!("SELECT count(*) FROM \"{name}\""), [], |row| row.get(0))
+                    .unwrap();
+                (name, rows)
+            })
+            .collect();
+        let version = conn.query_row("PRAGMA user_version", [], |row| row.get(0)).unwrap();
+        (tables, version)
+    }
+
+    #[test]
+    fn reading_the_state_changes_nothing_even_under_another_schema_version() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.sqlite");
+        assert!(State::open_read_only(&path).unwrap().is_none());
+        assert!(!path.exists(), "reading creates no state file");
+
+        let state = State::open(&path).unwrap();
+        state.reset_table("users", "blake3:a").unwrap();
+        state.run_started("import").unwrap();
+        let writer = Checkpointer::spawn(state);
+        writer.record(acked(1, 101)).unwrap();
+        let (state, result) = writer.finish();
+        result.unwrap();
+        drop(state);
+
+        let read = State::open_read_only(&path).unwrap().expect("the same schema version");
+        assert_eq!(read.written("users", Pass::Upsert).unwrap(), 100);
+        assert_eq!(read.recent_runs(5).unwrap().len(), 1);
+        assert!(read.set_meta("plan_hash", "x").is_err(), "a read-only state cannot be written");
+        drop(read);
+
+        // Another version of migrate: no usable state, and what is there stays there.
+        Connection::open(&path).unwrap().execute_batch("PRAGMA user_version = 99").unwrap();
+        let before = contents(&path);
+        assert_eq!(before.1, 99);
+        assert!(before.0.contains(&("batches".to_owned(), 1)), "{before:?}");
+        assert!(State::open_read_only(&path).unwrap().is_none());
+        assert_eq!(contents(&path), before);
     }
 
     #[cfg(unix)]

@@ -63,6 +63,18 @@ pub struct TransformManifest {
     pub tables: Vec<TableReport>,
 }
 
+impl TransformManifest {
+    /// Reads `transformed/manifest.json` of `data_dir`: `None` when there is none (no
+    /// transform yet, or one that did not finish).
+    pub fn read(data_dir: &DataDir) -> Result<Option<Self>, crate::manifest::ManifestError> {
+        crate::manifest::read_versioned(
+            &data_dir.path("transformed/manifest.json"),
+            FORMAT_VERSION,
+            |m: &Self| m.format_version,
+        )
+    }
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct TableReport {
     /// The Convex table.
@@ -215,27 +227,15 @@ pub fn transform(
 }
 
 fn read_manifest(data_dir: &DataDir) -> Result<Manifest, TransformError> {
-    let path = data_dir.manifest_path();
-    let text = match std::fs::read_to_string(&path) {
-        Ok(text) => text,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            return Err(TransformError::NoExport { data_dir: data_dir.root().to_path_buf() });
+    use crate::manifest::ManifestError;
+    match Manifest::read(data_dir) {
+        Ok(Some(manifest)) => Ok(manifest),
+        Ok(None) => Err(TransformError::NoExport { data_dir: data_dir.root().to_path_buf() }),
+        Err(ManifestError::Unreadable(error)) => Err(error.into()),
+        Err(ManifestError::Invalid { path, reason }) => {
+            Err(TransformError::BadManifest { path, reason: reason.to_string() })
         }
-        Err(e) => return Err(DataDirError::new("read", &path)(e).into()),
-    };
-    let manifest: Manifest = serde_json::from_str(&text)
-        .map_err(|e| TransformError::BadManifest { path: path.clone(), reason: e.to_string() })?;
-    if manifest.format_version != crate::manifest::FORMAT_VERSION {
-        return Err(TransformError::BadManifest {
-            path,
-            reason: format!(
-                "format version {} is not {}",
-                manifest.format_version,
-                crate::manifest::FORMAT_VERSION
-            ),
-        });
     }
-    Ok(manifest)
 }
 
 fn remove_jsonl_files(dir: &Path) -> Result<(), TransformError> {

@@ -849,3 +849,167 @@ fn a_full_disk_while_transform_writes_leaves_nothing_that_looks_transformed() {
     );
     assert_eq!(entries(&transformed), Vec::<String>::new(), "no partial file, no manifest");
 }
+
+// ── Status reads, never writes ─────────────────────────────────────────────────────────────
+
+/// The rows of a table, each value as its Debug text, sorted.
+type Rows = Vec<Vec<String>>;
+
+/// Each table of an SQLite file with its rows, and its `user_version`, read without migrate.
+fn sqlite_contents(path: &Path) -> (Vec<(String, Rows)>, i64) {
+    use rusqlite::{Connection, OpenFlags};
+    let conn = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY).unwrap();
+    let names: Vec<String> = conn
+        .prepare("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")
+        .unwrap()
+        .query_map([], |row| row.get(0))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    let tables = names
+        .into_iter()
+        .map(|name| {
+            let mut statement = conn.prepare(&format!("SELECT * FROM \"{name}\"")).unwrap();
+            let columns = statement.column_count();
+            let mut rows: Rows = statement
+                .query_map([], |row| {
+                    (0..columns)
+                        .map(|i| row.get::<_, rusqlite::types::Value>(i).map(|v| format!("{v:?}")))
+                        .collect()
+                })
+                .unwrap()
+                .collect::<Result<_, _>>()
+                .unwrap();
+            rows.sort();
+            (name, rows)
+        })
+        .collect();
+    let version = conn.query_row("PRAGMA user_version", [], |row| row.get(0)).unwrap();
+    (tables, version)
+}
+
+/// `migrate status --format json`: (imported documents of `members`, runs listed).
+fn members_imported_and_runs(prepared: &Prepared) -> (Value, usize) {
+    let run = prepared.migrate(&["--format", "json", "status"]).success();
+    no_panic(&run);
+    let status: Value = serde_json::from_str(&run.stdout).unwrap();
+    let members = status["tables"].as_array().unwrap().iter().find(|t| t["table"] == "members");
+    (members.unwrap()["imported"].clone(), status["runs"].as_array().unwrap().len())
+}
+
+#[test]
+fn status_changes_nothing_in_the_import_state_even_one_of_another_schema_version() {
+    // GIVEN a finished import (its state holds checkpoints, ids and a run), the state then
+    // marked as written by another version of migrate (another schema version)
+    let deployed = Deployed::new();
+    deployed.run(&["import"]).success();
+    let state = deployed.prepared.data_path("state.sqlite");
+    let set_version = |version: i64| {
+        let conn = rusqlite::Connection::open(&state).unwrap();
+        conn.execute_batch(&format!("PRAGMA user_version = {version}")).unwrap();
+    };
+    set_version(99);
+    let before = sqlite_contents(&state);
+    let ids = before.0.iter().find(|(name, _)| name == "ids").expect("an ids table");
+    assert_eq!((ids.1.len(), before.1), (32, 99), "{before:?}");
+    let bytes = std::fs::read(&state).unwrap();
+
+    // WHEN status runs THEN it shows nothing imported (no usable state), and the file keeps its
+    // tables, their rows and its version: another version's checkpoints are not wiped
+    assert_eq!(members_imported_and_runs(&deployed.prepared), (json!(0), 0));
+    assert_eq!(sqlite_contents(&state), before);
+    assert!(std::fs::read(&state).unwrap() == bytes, "status wrote to the state");
+
+    // AND under this version's schema it reports the import, still writing nothing
+    set_version(1);
+    let bytes = std::fs::read(&state).unwrap();
+    assert_eq!(members_imported_and_runs(&deployed.prepared), (json!(30), 1));
+    assert!(std::fs::read(&state).unwrap() == bytes, "status wrote to the state");
+}
+
+#[test]
+fn an_export_manifest_of_another_format_version_stops_every_stage_that_reads_it() {
+    // GIVEN transformed data, then the export's manifest as another version of migrate wrote it
+    let prepared = Prepared::new(SMALL, "");
+    prepared.migrate(&["transform"]).success();
+    let manifest = prepared.data_path("manifest.json");
+    let text = std::fs::read_to_string(&manifest).unwrap();
+    let changed = text.replacen("\"format_version\": 1,", "\"format_version\": 99,", 1);
+    assert_ne!(changed, text, "the manifest names its format version");
+    std::fs::write(&manifest, changed).unwrap();
+    let reason = "format version 99 is not 1: another version of migrate wrote it";
+
+    // WHEN import (which takes the catalog from it) runs THEN it refuses it, saying why
+    let run = prepared.against("http://127.0.0.1:1", "k", &["import", "--dry-run"]);
+    fails_cleanly(
+        &run,
+        LOCAL_IO,
+        &[
+            &format!("error: `{}` cannot be read", manifest.display()),
+            &format!("caused by: {reason}"),
+        ],
+    );
+
+    // WHEN transform, init or status runs THEN each refuses it the same way, exit 2
+    let convex_dir = prepared.convex_dir();
+    for args in [&["transform"][..], &["init", "--convex-dir", utf8(&convex_dir)], &["status"]] {
+        let run = prepared.migrate(args);
+        fails_cleanly(
+            &run,
+            USAGE,
+            &[
+                &format!("error: `{}` cannot be read: {reason}", manifest.display()),
+                "hint: the export was changed or cut short: run `migrate export` again",
+            ],
+        );
+    }
+}
+
+#[test]
+fn status_on_a_damaged_manifest_or_state_says_what_to_run_not_that_it_is_a_bug() {
+    let prepared = Prepared::new(SMALL, "");
+    prepared.migrate(&["transform"]).success();
+
+    // A transformed manifest cut short: as import says it, exit 6
+    let transformed = prepared.data_path("transformed/manifest.json");
+    let kept = std::fs::read(&transformed).unwrap();
+    truncate(&transformed, 120);
+    fails_cleanly(
+        &prepared.migrate(&["status"]),
+        LOCAL_IO,
+        &[
+            &format!("error: `{}` cannot be read", transformed.display()),
+            "caused by: EOF while parsing",
+            "hint: the transformed data is damaged or was changed by hand: run `migrate \
+             transform` again",
+        ],
+    );
+    std::fs::write(&transformed, kept).unwrap();
+
+    // A state file that is not a database: as import says it, exit 6, and it is left as it is
+    let state = prepared.data_path("state.sqlite");
+    let garbage = "this is not an SQLite database, it was overwritten\n".repeat(100);
+    std::fs::write(&state, &garbage).unwrap();
+    fails_cleanly(
+        &prepared.migrate(&["status"]),
+        LOCAL_IO,
+        &[
+            &format!("error: the import state `{}` cannot be used", state.display()),
+            "hint: the state file only speeds a resumed import up: delete data/state.sqlite",
+        ],
+    );
+    assert_eq!(std::fs::read_to_string(&state).unwrap(), garbage);
+    std::fs::remove_file(&state).unwrap();
+
+    // An export manifest cut short: as transform says it, exit 2
+    let export = prepared.data_path("manifest.json");
+    truncate(&export, 200);
+    fails_cleanly(
+        &prepared.migrate(&["status"]),
+        USAGE,
+        &[
+            &format!("error: `{}` cannot be read: EOF while parsing", export.display()),
+            "hint: the export was changed or cut short: run `migrate export` again",
+        ],
+    );
+}
