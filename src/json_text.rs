@@ -40,17 +40,17 @@ pub fn plain_run_end(bytes: &[u8], mut from: usize) -> usize {
     from + bytes[from.min(bytes.len())..].iter().take_while(|&&b| !NEEDS_ESCAPE[b as usize]).count()
 }
 
-/// Appends `s` as a JSON string literal, escaped exactly as serde_json escapes it.
+/// Appends `s` as a JSON string literal, escaped exactly as serde_json escapes it. Jumps from
+/// one byte to escape to the next with [`plain_run_end`].
 pub fn write_string(out: &mut Vec<u8>, s: &str) {
     let bytes = s.as_bytes();
     out.reserve(bytes.len() + 2);
     out.push(b'"');
     let mut start = 0;
-    for (i, &byte) in bytes.iter().enumerate() {
-        if !NEEDS_ESCAPE[byte as usize] {
-            continue;
-        }
-        out.extend_from_slice(&bytes[start..i]);
+    loop {
+        let end = plain_run_end(bytes, start);
+        out.extend_from_slice(&bytes[start..end]);
+        let Some(&byte) = bytes.get(end) else { break };
         match byte {
             b'"' => out.extend_from_slice(b"\\\""),
             b'\\' => out.extend_from_slice(b"\\\\"),
@@ -65,14 +65,15 @@ pub fn write_string(out: &mut Vec<u8>, s: &str) {
                 out.push(HEX[(control & 0xf) as usize]);
             }
         }
-        start = i + 1;
+        start = end + 1;
     }
-    out.extend_from_slice(&bytes[start..]);
     out.push(b'"');
 }
 
 #[cfg(test)]
 mod tests {
+    use proptest::prelude::*;
+
     use super::*;
 
     #[test]
@@ -85,7 +86,36 @@ mod tests {
         }
     }
 
+    /// Strings with many bytes to escape, at every distance from the eight-byte boundaries,
+    /// besides arbitrary ones.
+    fn string() -> impl Strategy<Value = String> {
+        prop_oneof![
+            any::<String>(),
+            proptest::collection::vec(
+                prop_oneof![
+                    6 => proptest::char::range('a', 'z'),
+                    2 => proptest::char::range('\0', '\u{1f}'),
+                    2 => proptest::sample::select(vec!['"', '\\', '\u{7f}', 'é', '日', '😀']),
+                ],
+                0..64,
+            )
+            .prop_map(|chars| chars.into_iter().collect()),
+        ]
+    }
+
     proptest::proptest! {
+        #![proptest_config(ProptestConfig { failure_persistence: None, ..ProptestConfig::default() })]
+
+        #[test]
+        fn strings_are_written_as_serde_json_writes_them(s in string()) {
+            let mut out = Vec::new();
+            write_string(&mut out, &s);
+            proptest::prop_assert_eq!(
+                String::from_utf8(out).unwrap(),
+                serde_json::to_string(&s).unwrap()
+            );
+        }
+
         #[test]
         fn plain_runs_end_where_a_byte_by_byte_scan_ends(
             bytes in proptest::collection::vec(

@@ -16,4 +16,4 @@ pub mod value;
 
 pub use id::is_document_id;
 pub use rules::{Rule, Violation, check_document, check_field_name, check_table_name};
-pub use value::{Document, Value, ValueError, document_size, write_document};
+pub use value::{Document, Value, document_size, write_document};

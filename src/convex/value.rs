@@ -61,8 +61,8 @@ fn needs_float_tag(f: f64) -> bool {
 impl Value {
     /// Appends the `convex_encoded_json` form: compact, object keys in `BTreeMap` order, strings
     /// escaped as `serde_json` escapes them, floats in `ryu`'s shortest spelling (which reads back
-    /// as the same float). Same JSON as [`Value::to_json`], though `serde_json` may spell a float
-    /// differently (`1e+300` for `1e300`).
+    /// as the same float). Same JSON as `Value::to_json` (tests only), though `serde_json` may
+    /// spell a float differently (`1e+300` for `1e300`).
     pub fn write_json(&self, out: &mut Vec<u8>) {
         match self {
             Value::Null => out.extend_from_slice(b"null"),
@@ -90,6 +90,8 @@ impl Value {
     }
 
     /// The `convex_encoded_json` form as a `serde_json` tree (same encoding as [`Value::write_json`]).
+    /// Tests only: the pipeline writes JSON text with [`Value::write_json`].
+    #[cfg(test)]
     pub fn to_json(&self) -> serde_json::Value {
         use serde_json::Value as Json;
         let tagged = |tag: &str, bytes: &[u8]| {
@@ -120,6 +122,10 @@ impl Value {
     /// Like Convex, a `$float` must hold NaN, ±Infinity or -0: other floats travel as numbers.
     ///
     /// Field names are not checked beyond the `$` rule: [`crate::convex::rules`] does that.
+    ///
+    /// Tests only (round trips, fuzzing): the pipeline builds values itself, and verify compares
+    /// the documents it reads back as JSON ([`crate::verify::canonical`]).
+    #[cfg(test)]
     pub fn from_json(json: &serde_json::Value) -> Result<Value, ValueError> {
         let mut path = String::new();
         decode(json, &mut path)
@@ -153,7 +159,8 @@ pub fn write_document(out: &mut Vec<u8>, fields: &Document) {
     write_object(out, fields);
 }
 
-/// Why a JSON value is not a Convex value, and where.
+/// Why a JSON value is not a Convex value, and where ([`Value::from_json`], tests only).
+#[cfg(test)]
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub struct ValueError {
     /// Where in the value, like `meta.items[3].key`; empty for the value itself.
@@ -161,6 +168,7 @@ pub struct ValueError {
     pub kind: ValueErrorKind,
 }
 
+#[cfg(test)]
 impl fmt::Display for ValueError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         if self.path.is_empty() {
@@ -171,6 +179,7 @@ impl fmt::Display for ValueError {
     }
 }
 
+#[cfg(test)]
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum ValueErrorKind {
     #[error(
@@ -189,6 +198,7 @@ pub enum ValueErrorKind {
     NumberOutOfRange(String),
 }
 
+#[cfg(test)]
 fn decode(json: &serde_json::Value, path: &mut String) -> Result<Value, ValueError> {
     use serde_json::Value as Json;
     let fail = |path: &String, kind| Err(ValueError { path: path.clone(), kind });
@@ -239,6 +249,7 @@ fn decode(json: &serde_json::Value, path: &mut String) -> Result<Value, ValueErr
     }
 }
 
+#[cfg(test)]
 fn decode_tagged(tag: &'static str, inner: &serde_json::Value) -> Result<Value, ValueErrorKind> {
     let serde_json::Value::String(encoded) = inner else {
         return Err(ValueErrorKind::TagNotString { tag });

@@ -121,15 +121,17 @@ impl std::fmt::Display for Target {
     }
 }
 
-/// A Convex document reduced as it arrives, with its reference fields still holding ids.
-type ConvexReduced = (String, Reduced, Vec<(String, Value)>);
+/// A Convex document reduced as it arrives: its legacy id, its plain fields (references not
+/// yet resolved, with the Convex id as locator), and its reference fields still holding ids.
+type ConvexReduced = (String, Reduced<String>, Vec<(String, Value)>);
 
 /// One document reduced to what is compared.
-struct Reduced {
+struct Reduced<L> {
     fields: Fingerprint,
     references: Vec<(String, Target)>,
-    /// The source line, or the Convex id.
-    locator: String,
+    /// Where the document is: its line in the transformed file (`u64`), or its Convex id
+    /// (`String`).
+    locator: L,
 }
 
 /// Reads `transformed/` and every table in Convex, and compares them.
@@ -148,10 +150,11 @@ pub async fn verify(
 
     // Convex first: every id's table and legacy id is needed before references compare.
     // Documents are reduced as they arrive; their references stay ids until all are read.
+    let no_references = BTreeMap::new();
     let mut convex_docs: BTreeMap<&str, Vec<ConvexReduced>> = BTreeMap::new();
-    let mut owners: HashMap<String, (String, String)> = HashMap::new();
+    let mut owners: HashMap<String, (&str, String)> = HashMap::new();
     for step in &inputs.order {
-        let reference_fields = references.get(&step.table).cloned().unwrap_or_default();
+        let reference_fields = references.get(&step.table).unwrap_or(&no_references);
         let mut progress = reporter.table_started(
             &format!("{} (Convex)", step.table),
             inputs.manifest.tables.iter().find(|t| t.table == step.table).map(|t| t.documents),
@@ -159,15 +162,22 @@ pub async fn verify(
         );
         let mut reduced = Vec::new();
         read_convex_table(&client, step, &mut |legacy, document| {
-            let id = document.get("_id").and_then(Value::as_str).unwrap_or_default().to_owned();
-            owners.insert(id.clone(), (step.table.clone(), legacy.clone()));
-            let ids = document
-                .iter()
-                .filter(|(k, _)| reference_fields.contains_key(*k))
-                .map(|(k, v)| (k.clone(), v.clone()))
-                .collect();
-            let fields = reduce(&document, &reference_fields, plain_target, id);
-            reduced.push((legacy, fields, ids));
+            let fields = fingerprint(&document, |k| skipped(k, reference_fields));
+            // The id and the reference values are moved out of the document, not copied: the
+            // references become targets once every table's ids are known.
+            let mut id = String::new();
+            let mut ids = Vec::new();
+            for (key, value) in document {
+                if key == "_id" {
+                    if let Value::String(s) = value {
+                        id = s;
+                    }
+                } else if reference_fields.contains_key(&key) {
+                    ids.push((key, value));
+                }
+            }
+            owners.insert(id.clone(), (step.table.as_str(), legacy.clone()));
+            reduced.push((legacy, Reduced { fields, references: Vec::new(), locator: id }, ids));
             progress.rows(reduced.len() as u64);
         })
         .await?;
@@ -178,7 +188,7 @@ pub async fn verify(
     let mut tables = Vec::new();
     let mut differences = Differences { listed: Vec::new(), total: 0, show };
     for step in &inputs.order {
-        let reference_fields = references.get(&step.table).cloned().unwrap_or_default();
+        let reference_fields = references.get(&step.table).unwrap_or(&no_references);
         let manifest = inputs.manifest.tables.iter().find(|t| t.table == step.table);
         let mut report = TableVerify {
             table: step.table.clone(),
@@ -187,17 +197,17 @@ pub async fn verify(
             ..TableVerify::default()
         };
         let source = match manifest.and_then(|t| TransformedFile::of(data_dir, t)) {
-            Some(file) => read_source(&file, step, &reference_fields)?,
+            Some(file) => read_source(&file, step, reference_fields)?,
             None => HashMap::new(),
         };
-        let mut seen: HashMap<&str, &Reduced> = HashMap::new();
+        let mut seen: HashMap<&str, &Reduced<String>> = HashMap::new();
         let mut reduced_convex = Vec::new();
         for (legacy, mut reduced, ids) in
             convex_docs.remove(step.table.as_str()).unwrap_or_default()
         {
             reduced.references = ids
-                .iter()
-                .map(|(field, value)| (field.clone(), convex_target(value, &owners)))
+                .into_iter()
+                .map(|(field, value)| (field, convex_target(&value, &owners)))
                 .collect();
             reduced.references.sort();
             reduced_convex.push((legacy, reduced));
@@ -216,8 +226,8 @@ pub async fn verify(
             }
         }
         // In line order, so that the first differences listed are the same on every run.
-        let mut in_line_order: Vec<(&String, &Reduced)> = source.iter().collect();
-        in_line_order.sort_by_key(|(_, reduced)| reduced.locator.parse::<u64>().unwrap_or(0));
+        let mut in_line_order: Vec<(&String, &Reduced<u64>)> = source.iter().collect();
+        in_line_order.sort_by_key(|(_, reduced)| reduced.locator);
         for (legacy, expected) in in_line_order {
             let Some(actual) = seen.get(legacy.as_str()) else {
                 report.missing += 1;
@@ -235,8 +245,7 @@ pub async fn verify(
                 let wanted = expected.references.iter().find(|(f, _)| f == field).map(|(_, t)| t);
                 if wanted != Some(target) {
                     same = false;
-                    let dangling = matches!(target, Target::Plain(json) if json.starts_with('"'))
-                        && matches!(wanted, Some(Target::Document(..)));
+                    let dangling = is_dangling(target, wanted);
                     if dangling {
                         report.unresolved_references += 1;
                     }
@@ -269,7 +278,7 @@ pub async fn verify(
                 if let Some(difference) =
                     differences.add(&step.table, legacy, "different", None, "fields differ".into())
                 {
-                    difference.source_line = expected.locator.parse().ok();
+                    difference.source_line = Some(expected.locator);
                 }
             }
             if same {
@@ -356,7 +365,7 @@ fn read_source(
     file: &TransformedFile,
     step: &TableStep,
     reference_fields: &BTreeMap<String, String>,
-) -> Result<HashMap<String, Reduced>, ImportError> {
+) -> Result<HashMap<String, Reduced<u64>>, ImportError> {
     // Checked against transform's manifest as it is read, as import checks it: compared with a
     // file cut short, Convex would look complete.
     let mut documents = HashMap::new();
@@ -367,7 +376,7 @@ fn read_source(
             Some(Value::String(s)) => s.clone(),
             _ => return Err(bad(format!("no string field `{}`", step.legacy_field))),
         };
-        let mut reduced = reduce(&parsed.doc, reference_fields, plain_target, line.to_string());
+        let mut reduced = reduce(&parsed.doc, reference_fields, line);
         for (field, reference) in parsed.refs {
             reduced
                 .references
@@ -380,37 +389,55 @@ fn read_source(
     Ok(documents)
 }
 
-/// Fingerprints the plain fields; turns reference fields into [`Target`]s with `target`.
+/// Whether a field is left out of a document's fingerprint: system fields and references.
+fn skipped(field: &str, reference_fields: &BTreeMap<String, String>) -> bool {
+    field == "_id" || field == "_creationTime" || reference_fields.contains_key(field)
+}
+
+/// Fingerprints a transformed document's plain fields; its reference fields become
+/// [`Target::Plain`]s.
 fn reduce(
     document: &Map<String, Value>,
     reference_fields: &BTreeMap<String, String>,
-    target: impl Fn(&Value) -> Target,
-    locator: String,
-) -> Reduced {
-    let is_reference = |field: &str| reference_fields.contains_key(field);
-    let fields = fingerprint(document, |k| k == "_id" || k == "_creationTime" || is_reference(k));
+    line: u64,
+) -> Reduced<u64> {
+    let fields = fingerprint(document, |k| skipped(k, reference_fields));
     let mut references: Vec<(String, Target)> = document
         .iter()
-        .filter(|(k, _)| is_reference(k))
-        .map(|(k, v)| (k.clone(), target(v)))
+        .filter(|(k, _)| reference_fields.contains_key(*k))
+        .map(|(k, v)| (k.clone(), plain_target(v)))
         .collect();
     references.sort();
-    Reduced { fields, references, locator }
+    Reduced { fields, references, locator: line }
 }
 
 fn plain_target(value: &Value) -> Target {
     Target::Plain(value.to_string())
 }
 
-fn convex_target(value: &Value, owners: &HashMap<String, (String, String)>) -> Target {
+fn convex_target(value: &Value, owners: &HashMap<String, (&str, String)>) -> Target {
     match value.as_str().and_then(|id| owners.get(id)) {
-        Some((table, legacy)) => Target::Document(table.clone(), legacy.clone()),
+        Some((table, legacy)) => Target::Document((*table).to_owned(), legacy.clone()),
         None => plain_target(value),
     }
 }
 
+/// Whether Convex holding `target` where the source has `wanted` is a reference that resolves
+/// to nothing: the source points at a document, and Convex holds a Convex id (the shape of one)
+/// that is no document's. Any other value there (a legacy id, null, a number) is a plain
+/// difference.
+fn is_dangling(target: &Target, wanted: Option<&Target>) -> bool {
+    let Target::Plain(json) = target else { return false };
+    matches!(wanted, Some(Target::Document(..)))
+        && serde_json::from_str::<String>(json).is_ok_and(|id| crate::convex::is_document_id(&id))
+}
+
+/// `migrate:get` takes at most this many legacy ids.
+const MAX_GET: usize = 1000;
+
 /// For documents whose plain fields differ, reads both sides again (each table's file once,
-/// up to the last line needed) and names the fields.
+/// up to the last line needed; each table's documents in Convex with one `migrate:get` call per
+/// [`MAX_GET`] of them) and names the fields.
 async fn name_differing_fields(
     client: &ConvexClient,
     data_dir: &DataDir,
@@ -438,52 +465,73 @@ async fn name_differing_fields(
             Ok(line < last)
         })?;
     }
-    for difference in differences.iter_mut() {
+    // Per table, the differences (by index) whose source line was read, in list order.
+    let mut wanted: BTreeMap<String, Vec<usize>> = BTreeMap::new();
+    for (index, difference) in differences.iter().enumerate() {
         let Some(line) = difference.source_line else { continue };
-        let Some(source) = sources.get(&(difference.table.clone(), line)) else { continue };
-        let args =
-            serde_json::json!({"table": difference.table, "legacyIds": [difference.legacy_id]});
-        let convex: Vec<Option<Map<String, Value>>> = client
-            .call(FunctionKind::Query, "migrate:get", &args)
-            .await
-            .map_err(|source| ImportError::Convex { table: difference.table.clone(), source })?;
-        let Some(Some(convex)) = convex.into_iter().next() else { continue };
-        let table_references = references.get(&difference.table);
-        let skip = |k: &str| {
-            k == "_id"
-                || k == "_creationTime"
-                || table_references.is_some_and(|r| r.contains_key(k))
-        };
-        let mut fields: Vec<&String> =
-            source.keys().chain(convex.keys()).filter(|k| !skip(k)).collect();
-        fields.sort();
-        fields.dedup();
-        let differing: Vec<String> = fields
-            .into_iter()
-            .filter(|k| {
-                source.get(*k).map(value_fingerprint) != convex.get(*k).map(value_fingerprint)
-            })
-            .map(|k| k.to_string())
-            .collect();
-        if let Some(first) = differing.first() {
-            let shown =
-                |v: Option<&Value>| v.map_or("nothing".to_owned(), |v| truncate(&v.to_string()));
-            difference.detail = format!(
-                "Convex has {}, the source has {}",
-                shown(convex.get(first)),
-                shown(source.get(first))
-            );
-            if differing.len() > 1 {
-                difference.detail.push_str(&format!(
-                    " (and {} more fields differ: {})",
-                    differing.len() - 1,
-                    differing[1..].join(", ")
-                ));
+        if sources.contains_key(&(difference.table.clone(), line)) {
+            wanted.entry(difference.table.clone()).or_default().push(index);
+        }
+    }
+    for (table, indexes) in wanted {
+        let table_references = references.get(&table);
+        for chunk in indexes.chunks(MAX_GET) {
+            let legacy_ids: Vec<&str> =
+                chunk.iter().map(|&i| differences[i].legacy_id.as_str()).collect();
+            let args = serde_json::json!({"table": table, "legacyIds": legacy_ids});
+            let convex: Vec<Option<Map<String, Value>>> = client
+                .call(FunctionKind::Query, "migrate:get", &args)
+                .await
+                .map_err(|source| ImportError::Convex { table: table.clone(), source })?;
+            for (&index, convex) in chunk.iter().zip(convex) {
+                let Some(convex) = convex else { continue };
+                let difference = &mut differences[index];
+                let Some(line) = difference.source_line else { continue };
+                let Some(source) = sources.get(&(table.clone(), line)) else { continue };
+                name_fields(difference, source, &convex, table_references);
             }
-            difference.field = Some(first.clone());
         }
     }
     Ok(())
+}
+
+/// Names the fields in which `source` and `convex` differ, references and system fields left
+/// out, in `difference`: the first with both values, the others by name.
+fn name_fields(
+    difference: &mut Difference,
+    source: &Map<String, Value>,
+    convex: &Map<String, Value>,
+    table_references: Option<&BTreeMap<String, String>>,
+) {
+    let skip = |k: &str| {
+        k == "_id" || k == "_creationTime" || table_references.is_some_and(|r| r.contains_key(k))
+    };
+    let mut fields: Vec<&String> =
+        source.keys().chain(convex.keys()).filter(|k| !skip(k)).collect();
+    fields.sort();
+    fields.dedup();
+    let differing: Vec<String> = fields
+        .into_iter()
+        .filter(|k| source.get(*k).map(value_fingerprint) != convex.get(*k).map(value_fingerprint))
+        .map(|k| k.to_string())
+        .collect();
+    if let Some(first) = differing.first() {
+        let shown =
+            |v: Option<&Value>| v.map_or("nothing".to_owned(), |v| truncate(&v.to_string()));
+        difference.detail = format!(
+            "Convex has {}, the source has {}",
+            shown(convex.get(first)),
+            shown(source.get(first))
+        );
+        if differing.len() > 1 {
+            difference.detail.push_str(&format!(
+                " (and {} more fields differ: {})",
+                differing.len() - 1,
+                differing[1..].join(", ")
+            ));
+        }
+        difference.field = Some(first.clone());
+    }
 }
 
 fn truncate(text: &str) -> String {
@@ -491,5 +539,37 @@ fn truncate(text: &str) -> String {
         text.to_owned()
     } else {
         format!("{}…", text.chars().take(80).collect::<String>())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn plain(value: Value) -> Target {
+        Target::Plain(value.to_string())
+    }
+
+    #[test]
+    fn only_an_id_of_no_document_is_an_unresolved_reference() {
+        let wanted = Target::Document("users".into(), "7".into());
+        let id = crate::convex::id::encode(3, &[9; 16]);
+        assert!(is_dangling(&plain(Value::String(id.clone())), Some(&wanted)));
+
+        // A legacy value left in the field, or anything else that is no Convex id, is a plain
+        // difference, whatever its type.
+        for value in [
+            Value::String("7".into()),
+            Value::String("legacy-user-7".into()),
+            Value::String(id.to_uppercase()),
+            Value::Null,
+            serde_json::json!(7),
+        ] {
+            assert!(!is_dangling(&plain(value.clone()), Some(&wanted)), "{value}");
+        }
+        // An id where the source has no reference, or a plain value, is a plain difference too.
+        assert!(!is_dangling(&plain(Value::String(id.clone())), None));
+        assert!(!is_dangling(&plain(Value::String(id)), Some(&plain(Value::Null))));
+        assert!(!is_dangling(&wanted, Some(&wanted)));
     }
 }
