@@ -123,46 +123,14 @@ fn fletcher16(bytes: &[u8]) -> u16 {
     (u16::from(c1) << 8) | u16::from(c0)
 }
 
-/// Builds the id Convex would give the document `internal_id` of table `table_number`.
-#[cfg(test)]
-pub(crate) fn encode(table_number: u32, internal_id: &[u8; INTERNAL_ID_LEN]) -> String {
-    let mut bytes = Vec::with_capacity(5 + INTERNAL_ID_LEN + FOOTER_LEN);
-    let mut n = table_number;
-    while n >= 0x80 {
-        bytes.push((n & 0x7f) as u8 | 0x80);
-        n >>= 7;
-    }
-    bytes.push(n as u8);
-    bytes.extend_from_slice(internal_id);
-    bytes.extend_from_slice(&fletcher16(&bytes).to_le_bytes());
-    base32_encode(&bytes)
-}
-
-/// Most-significant-bit-first base32, the last character padded with zero bits.
-#[cfg(test)]
-fn base32_encode(bytes: &[u8]) -> String {
-    let mut out = String::with_capacity(bytes.len() * 8 / 5 + 1);
-    let (mut buffer, mut bits) = (0u32, 0);
-    for &byte in bytes {
-        buffer = (buffer << 8) | u32::from(byte);
-        bits += 8;
-        while bits >= 5 {
-            bits -= 5;
-            out.push(ALPHABET[(buffer >> bits) as usize & 31] as char);
-            buffer &= (1 << bits) - 1;
-        }
-    }
-    if bits > 0 {
-        out.push(ALPHABET[(buffer << (5 - bits)) as usize & 31] as char);
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use proptest::prelude::*;
 
     use super::*;
+    // Ids are built with the sink's encoder, written independently of this decoder: each
+    // checks the other, and both are checked against the backend's own test id.
+    use convex_sink::id::{base32 as base32_encode, encode};
 
     /// `test_document_id_stability` in `crates/value/src/id_v6.rs`: table 1017, internal id
     /// bytes 251, 251², 251³... (mod 256).

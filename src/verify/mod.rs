@@ -553,7 +553,7 @@ mod tests {
     #[test]
     fn only_an_id_of_no_document_is_an_unresolved_reference() {
         let wanted = Target::Document("users".into(), "7".into());
-        let id = crate::convex::id::encode(3, &[9; 16]);
+        let id = convex_sink::id::encode(3, &[9; 16]);
         assert!(is_dangling(&plain(Value::String(id.clone())), Some(&wanted)));
 
         // A legacy value left in the field, or anything else that is no Convex id, is a plain
