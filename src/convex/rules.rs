@@ -246,9 +246,9 @@ pub fn check_object_key(key: &str) -> Result<(), Rule> {
     if key.starts_with('$') {
         return Err(Rule::KeyDollar { key: key.to_owned() });
     }
-    if !key.bytes().all(|b| matches!(b, b' '..=b'~'))
-        && let Some(character) = key.chars().find(|c| !matches!(c, ' '..='~'))
-    {
+    // Every byte before the first one outside printable ASCII is ASCII: it starts a character.
+    if let Some(at) = key.bytes().position(|b| !matches!(b, b' '..=b'~')) {
+        let character = key[at..].chars().next().expect("a character starts at a non-ASCII byte");
         return Err(Rule::KeyNotPrintable { key: key.to_owned(), character });
     }
     if key.len() > MAX_KEY_LEN {
@@ -274,12 +274,12 @@ pub fn check_table_name(name: &str) -> Result<(), Rule> {
     Ok(())
 }
 
-/// `[A-Za-z_][A-Za-z0-9_]*`, not only underscores (`check_valid_identifier`).
+/// `[A-Za-z][A-Za-z0-9_]*`: Convex's `check_valid_identifier` (`[A-Za-z_][A-Za-z0-9_]*`, not
+/// only underscores) for the names that reach it here, as the callers refuse a leading `_` first.
 fn is_identifier(s: &str) -> bool {
-    let mut chars = s.chars();
-    chars.next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
-        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
-        && !s.chars().all(|c| c == '_')
+    let mut bytes = s.bytes();
+    bytes.next().is_some_and(|b| b.is_ascii_alphabetic())
+        && bytes.all(|b| b.is_ascii_alphanumeric() || b == b'_')
 }
 
 #[cfg(test)]
