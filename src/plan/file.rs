@@ -5,7 +5,7 @@
 //! kind of every value and the words of enumerated values (`naming`, `policy`, …). Whether the
 //! names fit the catalog is for `resolve`, which sees the merged layers.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, btree_map};
 use std::ops::Range;
 use std::path::Path;
 
@@ -15,6 +15,7 @@ use toml::value::Datetime;
 
 use super::error::{Location, PlanError, PlanErrorKind, suggest};
 use super::model::{JsonKeyPolicy, NullPolicy, OrphanPolicy};
+use crate::catalog::PgType;
 
 /// One plan file as read from the plan directory.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -127,10 +128,6 @@ pub enum Policy {
 impl Policy {
     pub const ALL: [Policy; 6] =
         [Policy::Number, Policy::Int64, Policy::String, Policy::Cents, Policy::Ms, Policy::Iso];
-    pub const INT8: [Policy; 3] = [Policy::Number, Policy::Int64, Policy::String];
-    pub const NUMERIC: [Policy; 4] = [Policy::Number, Policy::String, Policy::Cents, Policy::Int64];
-    pub const TIMESTAMP: [Policy; 2] = [Policy::Ms, Policy::Iso];
-    pub const DATE: [Policy; 2] = [Policy::String, Policy::Ms];
 
     pub fn name(self) -> &'static str {
         match self {
@@ -143,8 +140,93 @@ impl Policy {
         }
     }
 
-    fn choices(policies: &[Policy]) -> Vec<(&'static str, Policy)> {
-        policies.iter().map(|p| (p.name(), *p)).collect()
+    fn choices(policies: impl IntoIterator<Item = Policy>) -> Vec<(&'static str, Policy)> {
+        policies.into_iter().map(|p| (p.name(), p)).collect()
+    }
+}
+
+/// A Postgres type with value policies, as `[defaults.types]` names it.
+#[derive(Debug)]
+pub struct TypePolicies {
+    /// The key under `[defaults.types]`.
+    pub key: &'static str,
+    pub ty: PgType,
+    /// The type as the comments of `migrate init` name it.
+    pub label: &'static str,
+    /// The policies the type accepts, default first, each with what the comments of
+    /// `migrate init` say of it (`""`: nothing).
+    pub choices: &'static [(Policy, &'static str)],
+}
+
+pub const TYPE_COUNT: usize = 5;
+
+/// Every type with value policies, in the order of `[defaults.types]`: the one table that
+/// parsing, merging, resolving and `migrate init` read. Settings hold one policy per row, by
+/// index.
+pub static TYPE_POLICIES: [TypePolicies; TYPE_COUNT] = [
+    TypePolicies {
+        key: "int8",
+        ty: PgType::Int8,
+        label: "bigint",
+        choices: &[
+            (Policy::Number, "exact within ±2^53, else the row is rejected"),
+            (Policy::Int64, ""),
+            (Policy::String, ""),
+        ],
+    },
+    TypePolicies {
+        key: "numeric",
+        ty: PgType::Numeric,
+        label: "numeric",
+        choices: &[
+            (Policy::Number, "exact in a double, else rejected"),
+            (Policy::String, ""),
+            (Policy::Cents, "×100"),
+            (Policy::Int64, ""),
+        ],
+    },
+    TypePolicies {
+        key: "timestamptz",
+        ty: PgType::Timestamptz,
+        label: "timestamp with time zone",
+        choices: &[(Policy::Ms, "milliseconds since the epoch"), (Policy::Iso, "ISO 8601")],
+    },
+    TypePolicies {
+        key: "timestamp",
+        ty: PgType::Timestamp,
+        label: "timestamp without time zone",
+        choices: &[(Policy::Ms, "read at `timestamp_offset`"), (Policy::Iso, "")],
+    },
+    TypePolicies {
+        key: "date",
+        ty: PgType::Date,
+        label: "date",
+        choices: &[(Policy::String, "YYYY-MM-DD"), (Policy::Ms, "midnight UTC")],
+    },
+];
+
+impl TypePolicies {
+    /// The index and row of `ty`; `None` for a type without policies.
+    pub fn of(ty: &PgType) -> Option<(usize, &'static TypePolicies)> {
+        TYPE_POLICIES.iter().enumerate().find(|(_, t)| t.ty == *ty)
+    }
+
+    /// The index of the row whose key is `key`.
+    pub fn index(key: &str) -> Option<usize> {
+        TYPE_POLICIES.iter().position(|t| t.key == key)
+    }
+
+    pub fn default_policy(&self) -> Policy {
+        self.choices[0].0
+    }
+
+    /// The policies the type accepts, default first.
+    pub fn policies(&self) -> impl Iterator<Item = Policy> + 'static {
+        self.choices.iter().map(|(p, _)| *p)
+    }
+
+    pub fn allows(&self, policy: Policy) -> bool {
+        self.policies().any(|p| p == policy)
     }
 }
 
@@ -196,11 +278,8 @@ pub struct Defaults {
     pub json_keys: Option<At<JsonKeyPolicy>>,
     /// Seconds east of UTC.
     pub timestamp_offset: Option<At<i32>>,
-    pub int8: Option<At<Policy>>,
-    pub numeric: Option<At<Policy>>,
-    pub timestamptz: Option<At<Policy>>,
-    pub timestamp: Option<At<Policy>>,
-    pub date: Option<At<Policy>>,
+    /// `[defaults.types]`, by the index of [`TYPE_POLICIES`].
+    pub types: [Option<At<Policy>>; TYPE_COUNT],
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -257,7 +336,6 @@ pub enum FilterCondition {
 const TOP_KEYS: [&str; 2] = ["defaults", "tables"];
 const DEFAULT_KEYS: [&str; 7] =
     ["naming", "legacy_id_field", "nulls", "orphans", "json_keys", "timestamp_offset", "types"];
-const TYPE_KEYS: [&str; 5] = ["int8", "numeric", "timestamptz", "timestamp", "date"];
 const TABLE_KEYS: [&str; 9] =
     ["target", "legacy_id", "drop", "skip", "merge_into", "on", "filter", "columns", "references"];
 const COLUMN_KEYS: [&str; 4] = ["field", "policy", "default", "json_keys"];
@@ -327,53 +405,59 @@ pub fn merge(earlier: &mut Layer, later: Layer) {
     over(&mut d.orphans, l.orphans);
     over(&mut d.json_keys, l.json_keys);
     over(&mut d.timestamp_offset, l.timestamp_offset);
-    over(&mut d.int8, l.int8);
-    over(&mut d.numeric, l.numeric);
-    over(&mut d.timestamptz, l.timestamptz);
-    over(&mut d.timestamp, l.timestamp);
-    over(&mut d.date, l.date);
-    for (key, table) in later.tables {
-        match earlier.tables.get_mut(&key) {
-            None => {
-                earlier.tables.insert(key, table);
+    for (slot, later) in d.types.iter_mut().zip(l.types) {
+        over(slot, later);
+    }
+    merge_entries(&mut earlier.tables, later.tables);
+}
+
+/// An entry that a later file's entry of the same key applies over, key by key.
+trait MergeEntry {
+    fn merge(&mut self, later: Self);
+}
+
+/// Applies `later`'s entries over `earlier`'s: new keys are added, known keys merged.
+fn merge_entries<E: MergeEntry>(earlier: &mut BTreeMap<String, E>, later: BTreeMap<String, E>) {
+    for (key, entry) in later {
+        match earlier.entry(key) {
+            btree_map::Entry::Vacant(slot) => {
+                slot.insert(entry);
             }
-            Some(e) => {
-                e.at = table.at;
-                over(&mut e.target, table.target);
-                over(&mut e.legacy_id, table.legacy_id);
-                over(&mut e.drop, table.drop);
-                over(&mut e.skip, table.skip);
-                over(&mut e.merge_into, table.merge_into);
-                over(&mut e.on, table.on);
-                over(&mut e.filter, table.filter);
-                for (name, column) in table.columns {
-                    match e.columns.get_mut(&name) {
-                        None => {
-                            e.columns.insert(name, column);
-                        }
-                        Some(c) => {
-                            c.at = column.at;
-                            over(&mut c.field, column.field);
-                            over(&mut c.policy, column.policy);
-                            over(&mut c.default, column.default);
-                            over(&mut c.json_keys, column.json_keys);
-                        }
-                    }
-                }
-                for (key, reference) in table.references {
-                    match e.references.get_mut(&key) {
-                        None => {
-                            e.references.insert(key, reference);
-                        }
-                        Some(r) => {
-                            r.at = reference.at;
-                            over(&mut r.field, reference.field);
-                            over(&mut r.orphans, reference.orphans);
-                        }
-                    }
-                }
-            }
+            btree_map::Entry::Occupied(slot) => slot.into_mut().merge(entry),
         }
+    }
+}
+
+impl MergeEntry for TableEntry {
+    fn merge(&mut self, later: Self) {
+        self.at = later.at;
+        over(&mut self.target, later.target);
+        over(&mut self.legacy_id, later.legacy_id);
+        over(&mut self.drop, later.drop);
+        over(&mut self.skip, later.skip);
+        over(&mut self.merge_into, later.merge_into);
+        over(&mut self.on, later.on);
+        over(&mut self.filter, later.filter);
+        merge_entries(&mut self.columns, later.columns);
+        merge_entries(&mut self.references, later.references);
+    }
+}
+
+impl MergeEntry for ColumnEntry {
+    fn merge(&mut self, later: Self) {
+        self.at = later.at;
+        over(&mut self.field, later.field);
+        over(&mut self.policy, later.policy);
+        over(&mut self.default, later.default);
+        over(&mut self.json_keys, later.json_keys);
+    }
+}
+
+impl MergeEntry for ReferenceEntry {
+    fn merge(&mut self, later: Self) {
+        self.at = later.at;
+        over(&mut self.field, later.field);
+        over(&mut self.orphans, later.orphans);
     }
 }
 
@@ -607,15 +691,11 @@ impl<'a> Reader<'a> {
                     d.timestamp_offset = Some(At { value: seconds, at: text.at, path: text.path });
                 }
                 _ => {
-                    for t in self.entries(self.table(&e)?, &e.path, &TYPE_KEYS)? {
-                        let (slot, policies): (_, &[Policy]) = match t.key {
-                            "int8" => (&mut d.int8, &Policy::INT8),
-                            "numeric" => (&mut d.numeric, &Policy::NUMERIC),
-                            "timestamptz" => (&mut d.timestamptz, &Policy::TIMESTAMP),
-                            "timestamp" => (&mut d.timestamp, &Policy::TIMESTAMP),
-                            _ => (&mut d.date, &Policy::DATE),
-                        };
-                        *slot = Some(self.choice(&t, &Policy::choices(policies))?);
+                    let keys: Vec<_> = TYPE_POLICIES.iter().map(|t| t.key).collect();
+                    for t in self.entries(self.table(&e)?, &e.path, &keys)? {
+                        let i = TypePolicies::index(t.key).expect("a checked key");
+                        let choices = Policy::choices(TYPE_POLICIES[i].policies());
+                        d.types[i] = Some(self.choice(&t, &choices)?);
                     }
                 }
             }
@@ -673,7 +753,7 @@ impl<'a> Reader<'a> {
         for e in self.entries(self.table(entry)?, &entry.path, &COLUMN_KEYS)? {
             match e.key {
                 "field" => c.field = Some(self.string(e.value, &e.path)?),
-                "policy" => c.policy = Some(self.choice(&e, &Policy::choices(&Policy::ALL))?),
+                "policy" => c.policy = Some(self.choice(&e, &Policy::choices(Policy::ALL))?),
                 "default" => {
                     let value = self.literal(e.value, &e.path)?;
                     c.default = Some(self.located(value, e.value.span(), &e.path));
@@ -894,7 +974,8 @@ orphans = "keep_legacy"
         .unwrap();
         assert_eq!(layer.defaults.naming.as_ref().unwrap().value, Naming::SnakeCase);
         assert_eq!(layer.defaults.timestamp_offset.as_ref().unwrap().value, 7200);
-        let numeric = layer.defaults.numeric.as_ref().unwrap();
+        let numeric =
+            layer.defaults.types[TypePolicies::index("numeric").unwrap()].as_ref().unwrap();
         assert_eq!(numeric.value, Policy::Cents);
         assert_eq!(numeric.at.line, 7);
         assert_eq!(numeric.path, "defaults.types.numeric");

@@ -8,7 +8,8 @@
 use std::fmt::Write as _;
 
 use super::file::{
-    JSON_KEYS, NULLS, Naming, ORPHANS, format_offset, key_path, quote_key, quote_string, word,
+    JSON_KEYS, NULLS, Naming, ORPHANS, TYPE_POLICIES, format_offset, key_path, quote_key,
+    quote_string, word,
 };
 use super::resolve::{
     Settings, default_legacy_id, default_reference_field, default_target, dropped_by_default,
@@ -132,26 +133,17 @@ fn defaults(out: &mut String, settings: &Settings) {
 
     let mut block = Block::default();
     block.line("[defaults.types]", "value policy per type, for columns without a `policy`");
-    block.line(
-        setting("int8", settings.int8.name()),
-        "bigint: number (exact within ±2^53, else the row is rejected) | int64 | string",
-    );
-    block.line(
-        setting("numeric", settings.numeric.name()),
-        "numeric: number (exact in a double, else rejected) | string | cents (×100) | int64",
-    );
-    block.line(
-        setting("timestamptz", settings.timestamptz.name()),
-        "timestamp with time zone: ms (milliseconds since the epoch) | iso (ISO 8601)",
-    );
-    block.line(
-        setting("timestamp", settings.timestamp.name()),
-        "timestamp without time zone: ms (read at `timestamp_offset`) | iso",
-    );
-    block.line(
-        setting("date", settings.date.name()),
-        "date: string (YYYY-MM-DD) | ms (midnight UTC)",
-    );
+    for (t, policy) in TYPE_POLICIES.iter().zip(settings.types) {
+        let choices: Vec<String> = t
+            .choices
+            .iter()
+            .map(|(p, note)| match *note {
+                "" => p.name().to_owned(),
+                note => format!("{} ({note})", p.name()),
+            })
+            .collect();
+        block.line(setting(t.key, policy.name()), format!("{}: {}", t.label, choices.join(" | ")));
+    }
     block.render(out);
 }
 

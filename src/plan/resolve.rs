@@ -27,7 +27,7 @@ use toml::value::Datetime;
 use super::error::{Location, MergeProblem, PlanError, PlanErrorKind, suggest};
 use super::file::{
     self, At, ColumnEntry, FilterCondition, FilterEntry, Layer, Literal, Naming, Policy,
-    ReferenceEntry, TableEntry, key_path, quote_key,
+    ReferenceEntry, TYPE_COUNT, TYPE_POLICIES, TableEntry, TypePolicies, key_path, quote_key,
 };
 use super::model::{
     Condition, Conversion, FieldPlan, JsonKeyPolicy, LegacyId, MergePlan, NullPolicy, OrphanPolicy,
@@ -50,11 +50,8 @@ pub struct Settings {
     pub json_keys: JsonKeyPolicy,
     /// Seconds east of UTC at which naive timestamps are read.
     pub timestamp_offset: i32,
-    pub int8: Policy,
-    pub numeric: Policy,
-    pub timestamptz: Policy,
-    pub timestamp: Policy,
-    pub date: Policy,
+    /// `[defaults.types]`, by the index of [`TYPE_POLICIES`].
+    pub types: [Policy; TYPE_COUNT],
 }
 
 impl Default for Settings {
@@ -66,11 +63,7 @@ impl Default for Settings {
             orphans: OrphanPolicy::Fail,
             json_keys: JsonKeyPolicy::Rename,
             timestamp_offset: 0,
-            int8: Policy::Number,
-            numeric: Policy::Number,
-            timestamptz: Policy::Ms,
-            timestamp: Policy::Ms,
-            date: Policy::String,
+            types: std::array::from_fn(|i| TYPE_POLICIES[i].default_policy()),
         }
     }
 }
@@ -89,36 +82,19 @@ impl Settings {
             orphans: get(&d.orphans, base.orphans),
             json_keys: get(&d.json_keys, base.json_keys),
             timestamp_offset: get(&d.timestamp_offset, base.timestamp_offset),
-            int8: get(&d.int8, base.int8),
-            numeric: get(&d.numeric, base.numeric),
-            timestamptz: get(&d.timestamptz, base.timestamptz),
-            timestamp: get(&d.timestamp, base.timestamp),
-            date: get(&d.date, base.date),
+            types: std::array::from_fn(|i| get(&d.types[i], base.types[i])),
         }
     }
 
     /// The policy of `[defaults.types]` for a type, when the type has policies.
     pub fn type_policy(&self, ty: &PgType) -> Option<Policy> {
-        Some(match ty {
-            PgType::Int8 => self.int8,
-            PgType::Numeric => self.numeric,
-            PgType::Timestamptz => self.timestamptz,
-            PgType::Timestamp => self.timestamp,
-            PgType::Date => self.date,
-            _ => return None,
-        })
+        TypePolicies::of(ty).map(|(i, _)| self.types[i])
     }
 }
 
-/// The policies a type accepts, default first; empty for types without policies.
-pub fn policies(ty: &PgType) -> &'static [Policy] {
-    match ty {
-        PgType::Int8 => &Policy::INT8,
-        PgType::Numeric => &Policy::NUMERIC,
-        PgType::Timestamp | PgType::Timestamptz => &Policy::TIMESTAMP,
-        PgType::Date => &Policy::DATE,
-        _ => &[],
-    }
+/// The policies a type accepts, default first; none for types without policies.
+pub fn policies(ty: &PgType) -> Vec<Policy> {
+    TypePolicies::of(ty).map_or_else(Vec::new, |(_, t)| t.policies().collect())
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -371,8 +347,60 @@ fn tables_by_key(catalog: &Catalog) -> HashMap<String, &Table> {
     tables
 }
 
-fn table_names(catalog: &Catalog) -> Vec<String> {
-    catalog.tables.iter().map(|t| t.name.to_string()).collect()
+/// `table`, named at `at` and `path`, is not in the catalog.
+fn unknown_table(catalog: &Catalog, at: &Location, path: &str, table: &str) -> PlanError {
+    let names: Vec<String> = catalog.tables.iter().map(|t| t.name.to_string()).collect();
+    PlanError::from(PlanErrorKind::UnknownTable {
+        at: at.clone(),
+        path: path.to_owned(),
+        table: table.to_owned(),
+        suggestion: suggest(table, names.iter().map(String::as_str)),
+    })
+}
+
+/// The key of `table`'s entry, then `keys` in turn: `tables."public.users".columns.email`.
+fn table_key(table: &TableName, keys: &[&str]) -> String {
+    keys.iter().fold(key_path("tables", &table.to_string()), |path, key| key_path(&path, key))
+}
+
+/// Where a Convex name comes from, for [`PlanErrorKind::InvalidName`]: where it was set (or
+/// the entry it belongs to), how messages name its origin, and the key that sets it.
+struct NameOrigin {
+    at: Option<Location>,
+    origin: String,
+    key: String,
+}
+
+/// Fails when `check` refuses `name` as a Convex `what` (`table` or `field`) name.
+fn check_name(
+    check: fn(&str) -> Result<(), &'static str>,
+    what: &'static str,
+    name: &str,
+    origin: impl FnOnce() -> NameOrigin,
+) -> Result<(), PlanError> {
+    let Err(reason) = check(name) else {
+        return Ok(());
+    };
+    let NameOrigin { at, origin, key } = origin();
+    Err(PlanError::from(PlanErrorKind::InvalidName {
+        at,
+        what,
+        name: name.to_owned(),
+        origin,
+        reason,
+        key,
+    }))
+}
+
+/// The warning for a foreign key whose columns stay plain fields, `why` being the reason
+/// (`which is skipped`).
+fn keeps_legacy(table: &Table, fk: &ForeignKey, why: &str) -> String {
+    let (who, s) = if fk.columns.len() == 1 { ("it", "s") } else { ("they", "") };
+    format!(
+        "{} references `{}`, {why}: {who} keep{s} the legacy value as a plain field",
+        backticked_columns(table, &fk.columns),
+        fk.references,
+    )
 }
 
 fn column_path(table: &Table, column: &str) -> String {
@@ -382,17 +410,12 @@ fn column_path(table: &Table, column: &str) -> String {
 impl<'a> Resolver<'a> {
     fn new(layer: &'a Layer, catalog: &'a Catalog) -> Result<Self, PlanError> {
         let settings = Settings::from_layer(layer);
-        if let Err(reason) = check_field(&settings.legacy_id_field) {
-            let at = layer.defaults.legacy_id_field.as_ref().map(|f| f.at.clone());
-            return Err(PlanError::from(PlanErrorKind::InvalidName {
-                at,
-                what: "field",
-                name: settings.legacy_id_field.clone(),
-                origin: "`defaults.legacy_id_field`".into(),
-                reason,
-                key: "defaults.legacy_id_field".into(),
-            }));
-        }
+        let legacy_id_field_at = layer.defaults.legacy_id_field.as_ref().map(|f| f.at.clone());
+        check_name(check_field, "field", &settings.legacy_id_field, || NameOrigin {
+            at: legacy_id_field_at.clone(),
+            origin: "`defaults.legacy_id_field`".into(),
+            key: "defaults.legacy_id_field".into(),
+        })?;
         let mut resolver = Resolver {
             catalog,
             tables: tables_by_key(catalog),
@@ -400,7 +423,7 @@ impl<'a> Resolver<'a> {
             entries: HashMap::new(),
             reference_entries: HashMap::new(),
             fates: HashMap::new(),
-            legacy_id_field_at: layer.defaults.legacy_id_field.as_ref().map(|f| f.at.clone()),
+            legacy_id_field_at,
             targets: HashMap::new(),
             legacy_ids: HashMap::new(),
             warnings: Vec::new(),
@@ -408,13 +431,7 @@ impl<'a> Resolver<'a> {
         };
         for (key, entry) in &layer.tables {
             let Some(&table) = resolver.tables.get(key) else {
-                let names = table_names(catalog);
-                return Err(PlanError::from(PlanErrorKind::UnknownTable {
-                    at: entry.at.clone(),
-                    path: entry.path.clone(),
-                    table: key.clone(),
-                    suggestion: suggest(key, names.iter().map(String::as_str)),
-                }));
+                return Err(unknown_table(catalog, &entry.at, &entry.path, key));
             };
             resolver.check_names(table, entry)?;
             resolver.entries.insert(&table.name, entry);
@@ -550,13 +567,7 @@ impl<'a> Resolver<'a> {
                 Some(TableEntry { skip: Some(skip), .. }) if skip.value => Fate::Skipped,
                 Some(TableEntry { merge_into: Some(into), .. }) => {
                     let Some(&target) = self.tables.get(&into.value) else {
-                        let names = table_names(self.catalog);
-                        return Err(PlanError::from(PlanErrorKind::UnknownTable {
-                            at: into.at.clone(),
-                            path: into.path.clone(),
-                            table: into.value.clone(),
-                            suggestion: suggest(&into.value, names.iter().map(String::as_str)),
-                        }));
+                        return Err(unknown_table(self.catalog, &into.at, &into.path, &into.value));
                     };
                     if target.name == table.name {
                         return Err(PlanError::from(PlanErrorKind::MergeTarget {
@@ -602,19 +613,14 @@ impl<'a> Resolver<'a> {
             let set = entry.and_then(|e| e.target.as_ref());
             let target = set.map_or_else(|| default_target(&table.name), |t| t.value.clone());
             let at = set.map(|t| t.at.clone());
-            if let Err(reason) = check_table(&target) {
-                return Err(PlanError::from(PlanErrorKind::InvalidName {
-                    at: at.or_else(|| entry.map(|e| e.at.clone())),
-                    what: "table",
-                    origin: match set {
-                        Some(_) => format!("target of `{}`", table.name),
-                        None => format!("the default name of `{}`", table.name),
-                    },
-                    name: target,
-                    reason,
-                    key: key_path(&key_path("tables", &table.name.to_string()), "target"),
-                }));
-            }
+            check_name(check_table, "table", &target, || NameOrigin {
+                at: at.clone().or_else(|| entry.map(|e| e.at.clone())),
+                origin: match set {
+                    Some(_) => format!("target of `{}`", table.name),
+                    None => format!("the default name of `{}`", table.name),
+                },
+                key: table_key(&table.name, &["target"]),
+            })?;
             if let Some((first, first_at)) = taken.get(&target) {
                 return Err(PlanError::from(PlanErrorKind::DuplicateTarget {
                     also: at.as_ref().and(first_at.clone()),
@@ -677,13 +683,7 @@ impl<'a> Resolver<'a> {
                         backticked(&self.legacy_ids[&fk.references])
                     ),
                 };
-                let mut warning = format!(
-                    "{} references `{}`, {why}: {} keep{} the legacy value as a plain field",
-                    backticked_columns(table, &fk.columns),
-                    fk.references,
-                    if fk.columns.len() == 1 { "it" } else { "they" },
-                    if fk.columns.len() == 1 { "s" } else { "" },
-                );
+                let mut warning = keeps_legacy(table, fk, &why);
                 if let Some((_, r)) = reference_entry {
                     warning.push_str(&format!(" (`{}` at {} does not apply)", r.path, r.at));
                 }
@@ -696,26 +696,17 @@ impl<'a> Resolver<'a> {
                 || default_reference_field(self.settings.naming, fk, &parent_target),
                 |f| f.value.clone(),
             );
-            let key = match reference_entry {
-                Some((_, r)) => format!("{}.field", r.path),
-                None => {
-                    key_path(
-                        &key_path(&key_path("tables", &table.name.to_string()), "references"),
-                        &reference_key(table, fk),
-                    ) + ".field"
-                }
-            };
             let at = set.map(|f| f.at.clone());
-            if let Err(reason) = check_field(&field) {
-                return Err(PlanError::from(PlanErrorKind::InvalidName {
-                    at: at.or_else(|| reference_entry.map(|(_, r)| r.at.clone())),
-                    what: "field",
-                    origin: format!("reference `{}` of `{}`", fk.name, table.name),
-                    name: field,
-                    reason,
-                    key,
-                }));
-            }
+            check_name(check_field, "field", &field, || NameOrigin {
+                at: at.clone().or_else(|| reference_entry.map(|(_, r)| r.at.clone())),
+                origin: format!("reference `{}` of `{}`", fk.name, table.name),
+                key: match reference_entry {
+                    Some((_, r)) => format!("{}.field", r.path),
+                    None => {
+                        table_key(&table.name, &["references", &reference_key(table, fk), "field"])
+                    }
+                },
+            })?;
             claim(
                 &mut fields,
                 &target,
@@ -866,16 +857,8 @@ impl<'a> Resolver<'a> {
             if fk.references == target.source && fk.columns.iter().all(|c| on.contains(c)) {
                 continue;
             }
-            self.warnings.push(format!(
-                "{} references `{}`, but `{}` merges into `{}`: {} keep{} the legacy value as a \
-                 plain field",
-                backticked_columns(table, &fk.columns),
-                fk.references,
-                table.name,
-                target.source,
-                if fk.columns.len() == 1 { "it" } else { "they" },
-                if fk.columns.len() == 1 { "s" } else { "" },
-            ));
+            let why = format!("but `{}` merges into `{}`", table.name, target.source);
+            self.warnings.push(keeps_legacy(table, fk, &why));
         }
         let mut merged = Vec::new();
         for column in &table.columns {
@@ -915,20 +898,11 @@ impl<'a> Resolver<'a> {
         let field =
             set.map_or_else(|| field_name(self.settings.naming, &column.name), |f| f.value.clone());
         let at = set.map(|f| f.at.clone());
-        if let Err(reason) = check_field(&field) {
-            let column_key = key_path(
-                &key_path(&key_path("tables", &table.name.to_string()), "columns"),
-                &column.name,
-            );
-            return Err(PlanError::from(PlanErrorKind::InvalidName {
-                at: at.or_else(|| explicit.map(|c| c.at.clone())),
-                what: "field",
-                origin: format!("column `{}`", column_path(table, &column.name)),
-                name: field,
-                reason,
-                key: format!("{column_key}.field"),
-            }));
-        }
+        check_name(check_field, "field", &field, || NameOrigin {
+            at: at.clone().or_else(|| explicit.map(|c| c.at.clone())),
+            origin: format!("column `{}`", column_path(table, &column.name)),
+            key: table_key(&table.name, &["columns", &column.name, "field"]),
+        })?;
         let conversion = self.conversion(
             table,
             column,
