@@ -12,8 +12,8 @@
 
 use std::ops::Range;
 
-use super::convert::{self, convert_text, exact_f64, plain_string};
-use super::document::{Lookups, ParentKeys, legacy_id, reference_key};
+use super::convert::{convert_text, exact_f64, plain_string};
+use super::document::{Columns, Lookups, ParentKeys, legacy_id, reference_key};
 use super::row::{Row, RowShape};
 use crate::convex::rules::{
     self, MAX_ARRAY_LEN, MAX_DOCUMENT_FIELDS, MAX_DOCUMENT_SIZE, MAX_NESTING, MAX_OBJECT_FIELDS,
@@ -74,20 +74,21 @@ struct DirectReference {
 impl DirectPlan {
     /// `None` when the table needs the general path for every row: it has merged tables, or
     /// field names Convex refuses or that repeat.
-    pub fn compile(plan: &TablePlan, shape: &RowShape) -> Option<DirectPlan> {
+    /// `columns` are the table's own ([`Columns::new`] of its legacy id and fields).
+    pub fn compile(plan: &TablePlan, shape: &RowShape, columns: &Columns) -> Option<DirectPlan> {
         if !plan.merges.is_empty() {
             return None;
         }
         let mut fields = vec![(plan.legacy_id.field.as_str(), Source::LegacyId)];
-        for (field, position) in
-            plan.fields.iter().zip(shape.positions(plan.fields.iter().map(|f| f.column.as_str())))
+        for ((field, &position), default) in
+            plan.fields.iter().zip(&columns.fields).zip(&columns.defaults)
         {
-            let when_null = match (&field.default, plan.nulls) {
+            let when_null = match (default, plan.nulls) {
                 // A default that holds containers is left to the general path, which checks
                 // it against Convex's rules with the rest of the document.
-                (Some(default), _) => match convert::convert(&field.conversion, default.clone()) {
+                (Some(default), _) => match default {
                     Ok(value) if !matches!(value, Value::Array(_) | Value::Object(_)) => {
-                        WhenNull::Default(value)
+                        WhenNull::Default(value.clone())
                     }
                     _ => WhenNull::NotDirect,
                 },
@@ -126,7 +127,7 @@ impl DirectPlan {
             .collect();
         Some(DirectPlan {
             fields,
-            legacy_positions: shape.positions(plan.legacy_id.columns.iter().map(String::as_str)),
+            legacy_positions: columns.key.clone(),
             legacy_columns: plan.legacy_id.columns.clone(),
             references,
         })

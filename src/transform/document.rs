@@ -68,18 +68,24 @@ pub type ParentKeys = FxHashSet<String>;
 /// Fields contributed by merged tables, by the target's legacy id.
 pub type MergedFields = HashMap<String, Vec<(String, Value)>>;
 
-/// Where a key's and fields' columns sit in the raw rows: looked up once per table, so that
-/// each row is read by position instead of by name.
-pub struct Positions {
+/// A key's and fields' columns, worked out once per table: where they sit in the raw rows (so
+/// that each row is read by position instead of by name) and what a NULL becomes.
+pub struct Columns {
     pub key: Vec<Option<usize>>,
     pub fields: Vec<Option<usize>>,
+    /// Per field: its default converted, for the rows where the column is NULL.
+    pub defaults: Vec<Option<Result<Value, ConvertError>>>,
 }
 
-impl Positions {
+impl Columns {
     pub fn new(shape: &RowShape, key: &[String], fields: &[FieldPlan]) -> Self {
-        Positions {
+        Columns {
             key: shape.positions(key.iter().map(String::as_str)),
             fields: shape.positions(fields.iter().map(|f| f.column.as_str())),
+            defaults: fields
+                .iter()
+                .map(|f| f.default.clone().map(|d| convert::convert(&f.conversion, d)))
+                .collect(),
         }
     }
 }
@@ -92,7 +98,7 @@ pub struct Lookups<'a> {
 }
 
 /// The legacy id of a row: one column's string form, or a compact JSON array of them.
-/// `positions` are `columns`' positions ([`Positions::key`]).
+/// `positions` are `columns`' positions ([`Columns::key`]).
 pub fn legacy_id(
     row: &Row<'_>,
     columns: &[String],
@@ -146,18 +152,17 @@ fn same(raw: &Raw, plan: &Raw) -> bool {
     }
 }
 
-/// Converts the plain fields of a row into `document`.
-/// `positions` are `fields`' column positions ([`Positions::fields`]).
+/// Converts the plain fields of a row into `document`; `columns` are `fields`' own.
 pub fn convert_fields(
     row: &Row<'_>,
     fields: &[FieldPlan],
-    positions: &[Option<usize>],
+    columns: &Columns,
     nulls: NullPolicy,
     document: &mut Document,
 ) -> Result<(), Rejection> {
-    for (field, &position) in fields.iter().zip(positions) {
-        let converted = match (row.text_at(position), &field.default) {
-            ("null", Some(default)) => convert::convert(&field.conversion, default.clone()),
+    for ((field, &position), default) in fields.iter().zip(&columns.fields).zip(&columns.defaults) {
+        let converted = match (row.text_at(position), default) {
+            ("null", Some(default)) => default.clone(),
             ("null", None) => {
                 if nulls == NullPolicy::Null {
                     document.insert(field.field.clone(), Value::Null);
@@ -179,10 +184,10 @@ fn at(field: &str, error: ConvertError) -> Rejection {
 pub fn transform_row(
     row: &Row<'_>,
     plan: &TablePlan,
-    positions: &Positions,
+    columns: &Columns,
     lookups: &Lookups<'_>,
 ) -> Outcome {
-    match transform_fields(row, plan, positions, lookups) {
+    match transform_fields(row, plan, columns, lookups) {
         Outcome::Rejected(mut rejection) => {
             rejection.key = key_of(row, &plan.legacy_id.columns);
             Outcome::Rejected(rejection)
@@ -194,13 +199,13 @@ pub fn transform_row(
 fn transform_fields(
     row: &Row<'_>,
     plan: &TablePlan,
-    positions: &Positions,
+    columns: &Columns,
     lookups: &Lookups<'_>,
 ) -> Outcome {
     if !passes(row, &plan.filters) {
         return Outcome::Filtered;
     }
-    let legacy_id = match legacy_id(row, &plan.legacy_id.columns, &positions.key) {
+    let legacy_id = match legacy_id(row, &plan.legacy_id.columns, &columns.key) {
         Ok(id) => id,
         Err(rejection) => return Outcome::Rejected(rejection),
     };
@@ -234,9 +239,7 @@ fn transform_fields(
             },
         }
     }
-    if let Err(rejection) =
-        convert_fields(row, &plan.fields, &positions.fields, plan.nulls, &mut document)
-    {
+    if let Err(rejection) = convert_fields(row, &plan.fields, columns, plan.nulls, &mut document) {
         return Outcome::Rejected(rejection);
     }
     if let Some(merged) = lookups.merged.get(&legacy_id) {
@@ -287,16 +290,16 @@ pub fn merged_row(
     row: &Row<'_>,
     on: &[String],
     fields: &[FieldPlan],
-    positions: &Positions,
+    columns: &Columns,
     nulls: NullPolicy,
 ) -> Result<(String, Vec<(String, Value)>), Rejection> {
     let with_key = |mut r: Rejection| {
         r.key = key_of(row, on);
         r
     };
-    let key = legacy_id(row, on, &positions.key).map_err(with_key)?;
+    let key = legacy_id(row, on, &columns.key).map_err(with_key)?;
     let mut document = Document::new();
-    convert_fields(row, fields, &positions.fields, nulls, &mut document).map_err(with_key)?;
+    convert_fields(row, fields, columns, nulls, &mut document).map_err(with_key)?;
     Ok((key, document.into_iter().collect()))
 }
 
@@ -357,8 +360,8 @@ mod tests {
         let merged = MergedFields::new();
         let lookups = Lookups { parents: vec![&parents], merged: &merged };
         with_row(value, |row, shape| {
-            let positions = Positions::new(shape, &plan.legacy_id.columns, &plan.fields);
-            transform_row(row, plan, &positions, &lookups)
+            let columns = Columns::new(shape, &plan.legacy_id.columns, &plan.fields);
+            transform_row(row, plan, &columns, &lookups)
         })
     }
 

@@ -28,7 +28,7 @@ use serde_json::{Map, Value as Raw};
 
 pub use self::convert::convert as convert_value;
 use self::direct::{DirectPlan, Scratch};
-use self::document::{Lookups, MergedFields, Outcome, ParentKeys, Positions, Transformed};
+use self::document::{Columns, Lookups, MergedFields, Outcome, ParentKeys, Transformed};
 pub use self::error::TransformError;
 use self::row::{Row, RowShape};
 use crate::catalog::{Catalog, TableName};
@@ -384,12 +384,12 @@ fn merged_fields<'a>(
     let mut merged = MergedFields::new();
     for merge in &table.merges {
         let shape = shape(catalog, &merge.source);
-        let positions = Positions::new(&shape, &merge.on, &merge.fields);
+        let columns = Columns::new(&shape, &merge.on, &merge.fields);
         for_each_row(run.data_dir, raw(&merge.source)?, &shape, |line, row| {
             if !document::passes(row, &merge.filters) {
                 return Ok(true);
             }
-            match document::merged_row(row, &merge.on, &merge.fields, &positions, table.nulls) {
+            match document::merged_row(row, &merge.on, &merge.fields, &columns, table.nulls) {
                 Ok((key, fields)) => merged.entry(key).or_default().extend(fields),
                 Err(rejection) => {
                     run.record_reject(
@@ -469,14 +469,14 @@ fn transform_table(
     };
     let mut samples = Vec::new();
     let path = run.data_dir.path(&exported.file);
-    let positions = Positions::new(shape, &table.legacy_id.columns, &table.fields);
+    let columns = Columns::new(shape, &table.legacy_id.columns, &table.fields);
     let sample = if run.options.dry_run { run.options.sample } else { 0 };
-    let direct = DirectPlan::compile(table, shape);
+    let direct = DirectPlan::compile(table, shape, &columns);
     let context = TableContext {
         path: &path,
         table,
         shape,
-        positions: &positions,
+        columns: &columns,
         direct: direct.as_ref(),
         lookups,
         samples: sample,
@@ -704,7 +704,7 @@ struct TableContext<'a> {
     path: &'a Path,
     table: &'a TablePlan,
     shape: &'a RowShape,
-    positions: &'a Positions,
+    columns: &'a Columns,
     direct: Option<&'a DirectPlan>,
     lookups: &'a Lookups<'a>,
     /// Sample documents to keep (dry run).
@@ -739,7 +739,7 @@ fn transform_line(
     scratch: &mut Scratch,
     result: &mut BlockResult,
 ) {
-    let TableContext { table, positions, lookups, .. } = *context;
+    let TableContext { table, columns, lookups, .. } = *context;
     result.rows += 1;
     let start = result.lines.len();
     // The fast path writes most rows; the general path gives every other row its document or
@@ -753,7 +753,7 @@ fn transform_line(
         None => false,
     };
     if !written {
-        match document::transform_row(row, table, positions, lookups) {
+        match document::transform_row(row, table, columns, lookups) {
             Outcome::Document(transformed) => {
                 write_document_line(&transformed, table, &mut result.lines);
             }

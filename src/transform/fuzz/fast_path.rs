@@ -29,11 +29,16 @@ fn both_paths(
 ) -> Result<BothPaths, String> {
     let row = Row::parse(line.as_bytes(), shape)
         .map_err(|e| format!("a valid line is a row: {e}\n{line}"))?;
-    let fast = DirectPlan::compile(plan, shape).ok_or("the plan compiles for the fast path")?;
+    let fast = DirectPlan::compile(
+        plan,
+        shape,
+        &Columns::new(shape, &plan.legacy_id.columns, &plan.fields),
+    )
+    .ok_or("the plan compiles for the fast path")?;
     let merged = MergedFields::new();
     let lookups = Lookups { parents: vec![parents], merged: &merged };
-    let positions = Positions::new(shape, &plan.legacy_id.columns, &plan.fields);
-    let general = transform_row(&row, plan, &positions, &lookups);
+    let columns = Columns::new(shape, &plan.legacy_id.columns, &plan.fields);
+    let general = transform_row(&row, plan, &columns, &lookups);
     if !passes(&row, &plan.filters) {
         return Ok(BothPaths { direct: None, general });
     }

@@ -19,7 +19,7 @@ use serde_json::Value as Raw;
 use super::RawBlocks;
 use super::direct::{DirectPlan, NotDirect, Scratch};
 use super::document::{
-    Lookups, MergedFields, Outcome, ParentKeys, Positions, merged_row, passes, transform_row,
+    Columns, Lookups, MergedFields, Outcome, ParentKeys, merged_row, passes, transform_row,
 };
 use super::row::{Row, RowShape};
 use crate::catalog::TableName;
@@ -461,11 +461,11 @@ fn check_row(case: &Case) -> Result<(), TestCaseError> {
         Ok(row) => row,
         Err(e) => return Err(TestCaseError::fail(format!("a valid line is a row: {e}\n{line}"))),
     };
-    let positions = Positions::new(&shape, &plan.legacy_id.columns, &plan.fields);
+    let columns = Columns::new(&shape, &plan.legacy_id.columns, &plan.fields);
     let parents = ParentKeys::from_iter(["7".to_owned()]);
     let merged = MergedFields::new();
     let lookups = Lookups { parents: vec![&parents], merged: &merged };
-    match transform_row(&row, &plan, &positions, &lookups) {
+    match transform_row(&row, &plan, &columns, &lookups) {
         Outcome::Document(transformed) => {
             prop_assert_eq!(check_document(&transformed.document), Ok(()));
             prop_assert_eq!(
@@ -487,7 +487,7 @@ fn check_row(case: &Case) -> Result<(), TestCaseError> {
         Outcome::Filtered | Outcome::Dropped => {}
     }
     if let Err(rejection) =
-        merged_row(&row, &plan.legacy_id.columns, &plan.fields, &positions, plan.nulls)
+        merged_row(&row, &plan.legacy_id.columns, &plan.fields, &columns, plan.nulls)
     {
         prop_assert!(!rejection.reason.is_empty());
     }
