@@ -5,16 +5,8 @@
 #
 #   scripts/bench-export.sh
 #
-# Environment:
-#   BENCH_DATABASE_URL  admin URL (default postgres://postgres@127.0.0.1:5432/postgres); the
-#                       script (re)creates the database `migrate_bench` on that server and works
-#                       only in it
-#   BENCH_SIZES         row counts to load (default "100000 1000000"); run smallest first
-#   BENCH_REPEAT        runs of each measurement; the median is kept (default 3)
-#   BENCH_KEEP=1        keep the `migrate_bench` database afterwards (default: dropped)
-#   BENCH_RSS_TOOL      gnu-time or python3 (default: gnu-time when /usr/bin/time exists)
-#   BENCH_TMPDIR        where the outputs are written (default $TMPDIR or /tmp); needs about
-#                       4 x 270 MB free per million rows
+# Environment: the BENCH_* settings of scripts/lib/bench.sh, with its defaults. BENCH_TMPDIR
+# needs about 4 x 270 MB free per million rows.
 #
 # Needs: cargo, psql (same major as the server or newer), awk, and a way to read peak RSS: GNU
 # time at /usr/bin/time, else python3 (scripts/lib/bench.sh says why and how). The script
@@ -47,7 +39,7 @@ raw_file=raw/public.$table.jsonl
 
 bench_setup cargo psql awk sync
 bench_start
-echo "bench-export: PostgreSQL $server, $(nproc) cores, BENCH_REPEAT=$repeat (medians), migrate --jobs 1"
+bench_header "(medians), migrate --jobs 1"
 
 # The seconds of one method in the baseline script's output ("psql-copy-text   1.450 s ...").
 pick() {
@@ -72,8 +64,7 @@ for n in "${size_list[@]}"; do
     t_text+=("$secs")
     secs=$(pick psql-copy-binary)
     t_bin+=("$secs")
-    json_lines=$(wc -l <"$tmp/baseline/row_to_json.jsonl")
-    json_bytes=$(wc -c <"$tmp/baseline/row_to_json.jsonl")
+    line_byte_count "$tmp/baseline/row_to_json.jsonl" json_lines json_bytes
     rm -rf "$tmp/baseline"
     sync
 
@@ -83,11 +74,7 @@ for n in "${size_list[@]}"; do
     read -r secs kib _ <<<"$result"
     t_mig+=("$secs")
     rss+=("$kib")
-    mig_lines=$(wc -l <"$tmp/data/$raw_file")
-    mig_bytes=$(wc -c <"$tmp/data/$raw_file")
-    if ((mig_lines != n || json_lines != n)); then
-      die "line counts disagree at rows=$n: migrate $mig_lines, psql row_to_json $json_lines"
-    fi
+    check_lines "$n" "$tmp/data/$raw_file" migrate "psql row_to_json" "$json_lines"
     log "rows=$n run $r/$repeat: row_to_json ${t_json[-1]} s, COPY text ${t_text[-1]} s," \
       "COPY binary ${t_bin[-1]} s, migrate $secs s, $kib KiB"
   done

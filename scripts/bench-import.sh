@@ -9,17 +9,11 @@
 #   scripts/bench-import.sh
 #   BENCH_SIZES=100000 BENCH_REPEAT=1 scripts/bench-import.sh     # a quick run (about 1 min)
 #
-# Environment (as scripts/bench-export.sh; scripts/lib/bench.sh has the details):
-#   BENCH_DATABASE_URL  admin URL (default postgres://postgres@127.0.0.1:5432/postgres); the
-#                       script (re)creates the database `migrate_bench` on that server and works
-#                       only in it
-#   BENCH_SIZES         documents to import (default "1000000" here); run smallest first
-#   BENCH_REPEAT        runs of each migrate measurement; the median is kept (default 3). The
-#                       naive loop runs once per latency whatever BENCH_REPEAT (see below)
-#   BENCH_KEEP=1        keep the `migrate_bench` database afterwards (default: dropped)
-#   BENCH_RSS_TOOL      gnu-time or python3 (default: gnu-time when /usr/bin/time exists)
-#   BENCH_TMPDIR        where the outputs are written (default $TMPDIR or /tmp); needs about
-#                       2 x 270 MB free per million rows
+# Environment: the BENCH_* settings of scripts/lib/bench.sh, with its defaults except:
+#   BENCH_SIZES         documents to import; default "1000000" here
+#   BENCH_REPEAT        runs of each migrate measurement; the naive loop runs once per latency
+#                       whatever BENCH_REPEAT (see below)
+#   BENCH_TMPDIR        needs about 2 x 270 MB free per million rows
 #
 # Needs: cargo, psql (same major as the server or newer), node, awk, and a way to read peak RSS:
 # GNU time at /usr/bin/time, else python3 (scripts/lib/bench.sh says why and how). The script
@@ -79,11 +73,8 @@ BENCH_SIZES=${BENCH_SIZES:-1000000}
 source "$(dirname "${BASH_SOURCE[0]}")/lib/bench.sh"
 
 bench_setup cargo psql node awk sync
-# Absolute: the python3 RSS fallback recognizes the program by its executable's path.
-node_bin=$(command -v node)
-node_version=$("$node_bin" --version) || die "node --version failed"
-naive=$shared/naive-import.mjs
-[[ -r $naive ]] || die "no $naive"
+bench_node naive-import.mjs
+naive=$node_script
 
 # A sink left running by an interruption is stopped before the lib's cleanup runs.
 sink_pid=""
@@ -109,19 +100,11 @@ sink_bin=$repo/target/release/convex-sink
 # throwaway shared with the local sink.
 unset CONVEX_URL CONVEX_DEPLOY_KEY
 export CONVEX_DEPLOY_KEY="bench-$RANDOM$RANDOM"
-echo "bench-import: PostgreSQL $server, $(nproc) cores, BENCH_REPEAT=$repeat (medians; naive once" \
-  "per latency), node $node_version, --concurrency $CONCURRENCY, batches of $BATCH, convex-sink"
+bench_header "(medians; naive once per latency), node $node_version, --concurrency $CONCURRENCY," \
+  "batches of $BATCH, convex-sink"
 
 data=$tmp/data plan=$tmp/plan convex=$tmp/convex
 clk_tck=$(getconf CLK_TCK)
-
-# Runs migrate from $tmp/cwd for the untimed steps; its output only shows when it fails.
-setup_migrate() {
-  (cd "$tmp/cwd" && "$bin" "$@" >"$tmp/setup.out" 2>"$tmp/setup.err") || {
-    cat "$tmp/setup.out" "$tmp/setup.err" >&2
-    die "migrate $*: failed"
-  }
-}
 
 # 1234567 -> 1,234,567
 commas() { awk -v n="$1" 'BEGIN { s = sprintf("%d", n); o = ""
@@ -170,9 +153,7 @@ for n in "${size_list[@]}"; do
   bench_load "$n"
 
   s=$(now)
-  rm -rf "$data" "$plan" "$convex"
-  setup_migrate export --database-url "$url" --tables "$table" --data-dir "$data" --no-progress
-  setup_migrate init --data-dir "$data" --plan-dir "$plan" --convex-dir "$convex" --no-progress
+  export_and_plan "$data" "$plan" "$convex"
   setup_migrate --data-dir "$data" --plan-dir "$plan" transform --no-progress
   # The Convex table init chose, and its file (transformed/manifest.json; one table).
   read -r convex_table doc_file documents < <("$node_bin" -e '

@@ -6,26 +6,19 @@
 #
 #   scripts/bench-transform.sh
 #
-# Environment (the same as scripts/bench-export.sh; scripts/lib/bench.sh has the details):
-#   BENCH_DATABASE_URL  admin URL (default postgres://postgres@127.0.0.1:5432/postgres); the
-#                       script (re)creates the database `migrate_bench` on that server and works
-#                       only in it
-#   BENCH_SIZES         row counts to load (default "100000 1000000"); run smallest first
-#   BENCH_REPEAT        runs of each measurement; the median is kept (default 3)
-#   BENCH_KEEP=1        keep the `migrate_bench` database afterwards (default: dropped)
-#   BENCH_RSS_TOOL      gnu-time or python3 (default: gnu-time when /usr/bin/time exists)
-#   BENCH_TMPDIR        where the outputs are written (default $TMPDIR or /tmp); needs about
-#                       3 x 270 MB free per million rows
+# Environment: the BENCH_* settings of scripts/lib/bench.sh, with its defaults. BENCH_TMPDIR
+# needs about 3 x 270 MB free per million rows.
 #
 # Needs: cargo, psql (same major as the server or newer), node, awk, and a way to read peak RSS:
 # GNU time at /usr/bin/time, else python3 (scripts/lib/bench.sh says why and how). The script
 # installs nothing. On a fresh Debian machine: apt-get install -y time postgresql-client nodejs.
 #
 # Method, per size: load ../shared/bench/users.sql (as bench-export does), then, untimed:
-# `migrate export --tables bench_users --jobs 1` (migrate's input), psql's
+# `migrate export --tables bench_users --jobs 1` (migrate's input), `migrate init` with no
+# database URL, so that it writes the plan and schema.ts from the export's manifest: the plan
+# every user starts from, not one tuned for speed, and psql's
 # `\copy (select row_to_json(t) from bench_users t)` to rows.jsonl (Node's input: what the seeds'
-# export scripts produce), and `migrate init` with no database URL, so that it writes the plan and
-# schema.ts from the export's manifest: the plan every user starts from, not one tuned for speed.
+# export scripts produce).
 # Then BENCH_REPEAT rounds of: `node baseline-transform.mjs rows.jsonl out.jsonl`, then
 # `migrate transform`. Before every measurement the previous outputs are deleted and `sync` runs,
 # so no run pays for another's writeback; both inputs were just written and are in the page
@@ -49,25 +42,13 @@ FLAT_FACTOR=1.25
 source "$(dirname "${BASH_SOURCE[0]}")/lib/bench.sh"
 
 bench_setup cargo psql node awk sync
-# Absolute: the python3 RSS fallback recognizes the program by its executable's path.
-node_bin=$(command -v node)
-node_version=$("$node_bin" --version) || die "node --version failed"
-baseline=$shared/baseline-transform.mjs
-[[ -r $baseline ]] || die "no $baseline"
+bench_node baseline-transform.mjs
+baseline=$node_script
 [[ $tmp != *"'"* ]] || die "the temp dir's path $tmp holds a quote, which psql's \\copy cannot take"
 bench_start
-echo "bench-transform: PostgreSQL $server, $(nproc) cores, BENCH_REPEAT=$repeat (medians)," \
-  "node $node_version, the plan from migrate init"
+bench_header "(medians), node $node_version, the plan from migrate init"
 
 data=$tmp/data plan=$tmp/plan rows_file=$tmp/rows.jsonl node_file=$tmp/node.jsonl
-
-# Runs migrate from $tmp/cwd for the untimed setup; its output only shows when it fails.
-setup_migrate() {
-  (cd "$tmp/cwd" && "$bin" "$@" >"$tmp/setup.out" 2>"$tmp/setup.err") || {
-    cat "$tmp/setup.out" "$tmp/setup.err" >&2
-    die "migrate $1 failed"
-  }
-}
 
 # The one document file transform wrote (transformed/<convexTable>.jsonl).
 transformed_file() {
@@ -83,12 +64,9 @@ for n in "${size_list[@]}"; do
   bench_load "$n"
 
   s=$(now)
-  rm -rf "$data" "$plan" "$tmp/convex" "$rows_file"
-  setup_migrate export --database-url "$url" --tables "$table" --jobs 1 --data-dir "$data" \
-    --no-progress
+  rm -f "$rows_file"
+  export_and_plan "$data" "$plan" "$tmp/convex" --jobs 1
   bench -c "\\copy (select row_to_json(t) from $table t) to '$rows_file'"
-  setup_migrate init --data-dir "$data" --plan-dir "$plan" --convex-dir "$tmp/convex" \
-    --no-progress
   raw_lines=$(wc -l <"$data/raw/public.$table.jsonl")
   json_lines=$(wc -l <"$rows_file")
   ((raw_lines == n && json_lines == n)) \
@@ -105,8 +83,7 @@ for n in "${size_list[@]}"; do
       "$node_bin" "$baseline" "$rows_file" "$node_file") || die "the node baseline failed"
     read -r secs kib cpu <<<"$result"
     t_node+=("$secs") rss_node+=("$kib") cpu_node+=("$cpu")
-    node_lines=$(wc -l <"$node_file")
-    node_bytes=$(wc -c <"$node_file")
+    line_byte_count "$node_file" node_lines node_bytes
     rm -f "$node_file"
     sync
 
@@ -116,11 +93,7 @@ for n in "${size_list[@]}"; do
     read -r secs kib cpu <<<"$result"
     t_mig+=("$secs") rss_mig+=("$kib") cpu_mig+=("$cpu")
     out_file=$(transformed_file)
-    mig_lines=$(wc -l <"$out_file")
-    mig_bytes=$(wc -c <"$out_file")
-    if ((mig_lines != n || node_lines != n)); then
-      die "line counts disagree at rows=$n: migrate transform $mig_lines, node $node_lines"
-    fi
+    check_lines "$n" "$out_file" "migrate transform" node "$node_lines"
     log "rows=$n run $r/$repeat: node ${t_node[-1]} s, ${rss_node[-1]} KiB, cpu ${cpu_node[-1]} s;" \
       "migrate $secs s, $kib KiB, cpu $cpu s"
   done

@@ -2,7 +2,8 @@
 # ../shared/bench/users.sql into a database of its own, runs `migrate` and a baseline on the
 # same data in the same run, and reports medians, ratios, peak memory and goals.
 #
-# Sourcing defines functions and these settings, read from the environment:
+# Sourcing defines functions and these settings, read from the environment (each script's header
+# says only what differs for it: a default, the disk space it needs):
 #   BENCH_DATABASE_URL  admin URL (default postgres://postgres@127.0.0.1:5432/postgres); the
 #                       script (re)creates the database `migrate_bench` on that server and works
 #                       only in it (so two benchmarks cannot run at once on one server)
@@ -15,11 +16,16 @@
 # A script then calls, in this order:
 #   bench_setup TOOL...  checks the settings and that each TOOL is on PATH, picks the peak-RSS
 #                        tool, makes the temp dir $tmp (removed on exit, with the database)
+#   bench_node SCRIPT    (scripts that run node) sets $node_bin, $node_version and $node_script
+#                        (../shared/bench/SCRIPT, which must exist)
 #   bench_start          builds the release binary ($bin), clears migrate's environment,
-#                        (re)creates the database ($url; $server is its version)
+#                        (re)creates the database ($url; $server is its version), sets $commit
+#   bench_header TEXT... prints the report's first line: name, commit, UTC date, server, cores,
+#                        BENCH_REPEAT, then TEXT
 #   bench_load N         loads N rows into bench_users, vacuumed and read once (heap warm)
 #   measure OUT ERR CMD...  runs CMD, prints "<wall s> <peak RSS KiB> <CPU user+sys s>"
-# and the helpers log, die, now, elapsed, median, calc, verdict, human_rows, rss_flatness.
+# and the helpers log, die, now, elapsed, median, calc, verdict, human_rows, rss_flatness,
+# setup_migrate, export_and_plan, line_byte_count, check_lines.
 #
 # Peak RSS comes from GNU time at /usr/bin/time (Debian/Ubuntu: `apt-get install time`; it is not
 # in minimal or container images), else from python3 (in most Debian installs, though not in
@@ -29,7 +35,7 @@
 # 10 ms resolution); CPU time (user+sys, 10 ms resolution) from the kernel's accounting of the
 # process and the threads and children it waited for.
 
-# The script's name for messages: bench-export, bench-transform.
+# The script's name for messages and the report: bench-export, bench-transform, bench-import.
 bench_name=$(basename "$0" .sh)
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 shared=$(cd "$repo/../shared/bench" && pwd)
@@ -187,6 +193,12 @@ measure() {
 
 # Builds the binary, clears migrate's environment, (re)creates the database.
 bench_start() {
+  # The commit measured, read before the build; -dirty when tracked files differ from it
+  # (untracked ones do not count, as with `git describe --dirty`).
+  commit=$(git -C "$repo" rev-parse --short HEAD 2>/dev/null) || commit='?'
+  if [[ $commit != '?' ]] && ! git -C "$repo" diff --quiet HEAD -- 2>/dev/null; then
+    commit+=-dirty
+  fi
   log "building: cargo build --release"
   (cd "$repo" && cargo build --release --quiet) || die "cargo build --release failed"
   bin=$repo/target/release/migrate
@@ -204,7 +216,63 @@ bench_start() {
   db_created=1
 
   server=$(bench -At -c "show server_version")
-  log "server $server, migrate $(git -C "$repo" describe --always --dirty 2>/dev/null || echo '?'), $(nproc) cores, rss via $rss_tool, outputs in $tmp"
+  log "rss via $rss_tool, outputs in $tmp"
+}
+
+# Prints the report's first line (stdout): "NAME: commit C, DATE, PostgreSQL V, N cores,
+# BENCH_REPEAT=R TEXT...", the date in UTC.
+bench_header() {
+  echo "$bench_name: commit $commit, $(date -u +%Y-%m-%dT%H:%M:%SZ), PostgreSQL $server," \
+    "$(nproc) cores, BENCH_REPEAT=$repeat $*"
+}
+
+# Node and one of the shared scripts it runs; sets node_bin (absolute: the python3 RSS fallback
+# recognizes the program by its executable's path), node_version and node_script.
+bench_node() {
+  node_bin=$(command -v node) || die "needs node on PATH"
+  node_version=$("$node_bin" --version) || die "node --version failed"
+  node_script=$shared/$1
+  [[ -r $node_script ]] || die "no $node_script"
+}
+
+# Runs migrate from $tmp/cwd for an untimed step; its output (in $tmp/setup.out and .err) only
+# shows when it fails.
+setup_migrate() {
+  (cd "$tmp/cwd" && "$bin" "$@" >"$tmp/setup.out" 2>"$tmp/setup.err") || {
+    cat "$tmp/setup.out" "$tmp/setup.err" >&2
+    die "migrate $*: failed"
+  }
+}
+
+# The untimed setup the transform and import benchmarks share: empties DATA, PLAN and CONVEX,
+# then `migrate export --tables bench_users [EXPORT_ARG...]` to DATA and `migrate init` with no
+# database URL, which writes the plan and the module from the export's manifest.
+#   export_and_plan DATA PLAN CONVEX [EXPORT_ARG...]
+export_and_plan() {
+  local data=$1 plan=$2 convex=$3
+  shift 3
+  rm -rf "$data" "$plan" "$convex"
+  setup_migrate export --database-url "$url" --tables "$table" "$@" --data-dir "$data" \
+    --no-progress
+  setup_migrate init --data-dir "$data" --plan-dir "$plan" --convex-dir "$convex" --no-progress
+}
+
+# Sets the variables named LINES_VAR and BYTES_VAR to FILE's line and byte counts.
+#   line_byte_count FILE LINES_VAR BYTES_VAR
+line_byte_count() {
+  local -n lines_of_file=$2 bytes_of_file=$3
+  lines_of_file=$(wc -l <"$1") && bytes_of_file=$(wc -c <"$1") || die "cannot count $1"
+}
+
+# Counts migrate's output FILE into mig_lines and mig_bytes, and dies unless it and the
+# baseline's output (BASELINE_LINES) both hold N lines.
+#   check_lines N FILE MIGRATE_LABEL BASELINE_LABEL BASELINE_LINES
+check_lines() {
+  local n=$1 file=$2 label=$3 baseline_label=$4 baseline_lines=$5
+  line_byte_count "$file" mig_lines mig_bytes
+  if ((mig_lines != n || baseline_lines != n)); then
+    die "line counts disagree at rows=$n: $label $mig_lines, $baseline_label $baseline_lines"
+  fi
 }
 
 # Loads N rows (timed, for information only), VACUUM ANALYZE, then reads the whole heap once

@@ -8,7 +8,7 @@ use serde_json::value::RawValue;
 
 use crate::id::DocId;
 use crate::json::{self, OrderedMap, Str};
-use crate::store::{Lookup, Store, Thrown, write_doc};
+use crate::store::{Lookup, Store, Thrown, unknown_table, write_doc};
 
 /// `migrate:get` takes at most this many legacy ids.
 pub const MAX_GET: usize = 1000;
@@ -217,22 +217,19 @@ fn resolve_refs<'a>(
     let mut resolved = Vec::with_capacity(refs.0.len());
     for (field, target) in &refs.0 {
         let (field, parent) = (&**field, &*target.table);
-        match table.references.get(field) {
-            None => {
-                return Err(Thrown(format!(
-                    "{} {legacy}: {field} is not a reference of {} in the plan",
-                    table.name, table.name
-                )));
-            }
-            Some(planned) if **planned != *parent => {
-                return Err(Thrown(format!(
-                    "{} {legacy}: {field} refers to {planned} in the plan, not to {parent}",
-                    table.name
-                )));
-            }
-            Some(_) => {}
+        let Some(planned) = table.references.get(field) else {
+            return Err(Thrown(format!(
+                "{} {legacy}: {field} is not a reference of {} in the plan",
+                table.name, table.name
+            )));
+        };
+        if *planned.parent != *parent {
+            return Err(Thrown(format!(
+                "{} {legacy}: {field} refers to {} in the plan, not to {parent}",
+                table.name, planned.parent
+            )));
         }
-        let p = store.table_index(parent)?;
+        let p = planned.parent_index.ok_or_else(|| unknown_table(parent))?;
         let Some(doc) = store.find(p, &target.legacy_id)? else {
             return Err(Thrown(format!(
                 "{} {legacy}: {field} refers to {parent} {}, which is not in Convex",
@@ -320,10 +317,14 @@ fn patch_refs(
             Lookup::Many => return Err(store.duplicates(t, legacy)),
         };
         let refs = resolve_refs(store, t, legacy, &element.refs)?;
-        let old = store.doc(t, slot).body.clone();
-        let fields: OrderedMap<Str<'_>, &RawValue> =
-            serde_json::from_str(&old).expect("stored bodies are JSON objects");
-        ids.push(store.replace(t, slot, build_body(&fields.0, &refs)));
+        // The stored body is borrowed only while the new one is built from it.
+        let body = {
+            let fields: OrderedMap<Str<'_>, &RawValue> =
+                serde_json::from_str(&store.doc(t, slot).body)
+                    .expect("stored bodies are JSON objects");
+            build_body(&fields.0, &refs)
+        };
+        ids.push(store.replace(t, slot, body));
     }
     writes.patched = ids.len() as u64;
     Ok(ids_json(&ids))

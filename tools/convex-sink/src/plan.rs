@@ -51,49 +51,18 @@ impl Plan {
         let path = path.as_ref();
         let source = std::fs::read_to_string(path)
             .map_err(|e| SinkError::Plan(format!("cannot read {}: {e}", path.display())))?;
-        Plan::from_module(&source)
-            .map_err(|e| SinkError::Plan(format!("{}: {}", path.display(), plan_message(e))))
+        parse_module(&source).map_err(|e| SinkError::Plan(format!("{}: {e}", path.display())))
     }
 
     /// Reads the plan from the text of a generated `migrate.ts`: its one line starting with
     /// `const PLAN = `, followed by compact JSON and `;`.
     pub fn from_module(source: &str) -> Result<Plan, SinkError> {
-        let mut lines = source.lines().filter(|line| line.starts_with(PLAN_PREFIX));
-        let (Some(line), None) = (lines.next(), lines.next()) else {
-            return Err(SinkError::Plan(format!(
-                "the module has no line, or more than one, starting with `{PLAN_PREFIX}`"
-            )));
-        };
-        let json = line[PLAN_PREFIX.len()..].trim_end();
-        let json = json.strip_suffix(';').unwrap_or(json);
-        Plan::from_json(json)
+        parse_module(source).map_err(SinkError::Plan)
     }
 
     /// Reads the plan from its JSON text.
     pub fn from_json(json: &str) -> Result<Plan, SinkError> {
-        let parsed: PlanJson = serde_json::from_str(json)
-            .map_err(|e| SinkError::Plan(format!("PLAN is not a plan: {e}")))?;
-        let tables: Vec<TablePlan> = parsed
-            .tables
-            .0
-            .into_iter()
-            .map(|(name, table)| TablePlan {
-                name,
-                legacy_id_field: table.legacy_id_field,
-                references: table.references.0,
-            })
-            .collect();
-        let max_tables = (LAST_TABLE_NUMBER - FIRST_TABLE_NUMBER + 1) as usize;
-        if tables.len() > max_tables {
-            return Err(SinkError::Plan(format!("more than {max_tables} tables")));
-        }
-        // Kept as written (compact in the module, table order included): `info` returns it.
-        Ok(Plan { json: json.trim().to_owned(), tables })
-    }
-
-    /// The plan as a JSON value (`{"version":1,"planHash":...,"tables":{...}}`).
-    pub fn from_value(value: &serde_json::Value) -> Result<Plan, SinkError> {
-        Plan::from_json(&value.to_string())
+        parse_json(json).map_err(SinkError::Plan)
     }
 
     /// The plan's JSON, as `migrate:info` returns it.
@@ -107,11 +76,39 @@ impl Plan {
     }
 }
 
-fn plan_message(error: SinkError) -> String {
-    match error {
-        SinkError::Plan(message) => message,
-        other => other.to_string(),
+/// [`Plan::from_module`], failing with the message of a [`SinkError::Plan`].
+fn parse_module(source: &str) -> Result<Plan, String> {
+    let mut lines = source.lines().filter(|line| line.starts_with(PLAN_PREFIX));
+    let (Some(line), None) = (lines.next(), lines.next()) else {
+        return Err(format!(
+            "the module has no line, or more than one, starting with `{PLAN_PREFIX}`"
+        ));
+    };
+    let json = line[PLAN_PREFIX.len()..].trim_end();
+    let json = json.strip_suffix(';').unwrap_or(json);
+    parse_json(json)
+}
+
+/// [`Plan::from_json`], failing with the message of a [`SinkError::Plan`].
+fn parse_json(json: &str) -> Result<Plan, String> {
+    let parsed: PlanJson =
+        serde_json::from_str(json).map_err(|e| format!("PLAN is not a plan: {e}"))?;
+    let tables: Vec<TablePlan> = parsed
+        .tables
+        .0
+        .into_iter()
+        .map(|(name, table)| TablePlan {
+            name,
+            legacy_id_field: table.legacy_id_field,
+            references: table.references.0,
+        })
+        .collect();
+    let max_tables = (LAST_TABLE_NUMBER - FIRST_TABLE_NUMBER + 1) as usize;
+    if tables.len() > max_tables {
+        return Err(format!("more than {max_tables} tables"));
     }
+    // Kept as written (compact in the module, table order included): `info` returns it.
+    Ok(Plan { json: json.trim().to_owned(), tables })
 }
 
 #[cfg(test)]

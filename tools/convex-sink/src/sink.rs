@@ -155,7 +155,7 @@ impl SinkHandle {
     pub fn document(&self, table: &str, legacy_id: &str) -> Option<Value> {
         let store = self.shared.store();
         let t = table_of(&store, table);
-        store.first(t, legacy_id).map(doc_value)
+        store.first_slot(t, legacy_id).map(|slot| doc_value(store.doc(t, slot)))
     }
 
     /// Inserts a document as it would be stored (references as ids; `_id` and `_creationTime`

@@ -44,10 +44,17 @@ pub struct Table {
     number: u32,
     pub legacy_field: Box<str>,
     /// Reference field → parent table, from the plan.
-    pub references: FxHashMap<Box<str>, Box<str>>,
+    pub references: FxHashMap<Box<str>, Reference>,
     docs: Vec<Option<Doc>>,
     index: FxHashMap<Box<str>, Slots>,
     live: usize,
+}
+
+/// A reference field's parent table: its name, and its index, resolved once when the store is
+/// built (`None` if the plan names a table it does not have).
+pub struct Reference {
+    pub parent: Box<str>,
+    pub parent_index: Option<usize>,
 }
 
 enum Undo {
@@ -65,6 +72,8 @@ pub struct Store {
 
 impl Store {
     pub fn new(plan: &Plan, seed: u64) -> Store {
+        let by_name: FxHashMap<Box<str>, usize> =
+            plan.tables().iter().enumerate().map(|(i, t)| (t.name.as_str().into(), i)).collect();
         let tables: Vec<Table> = plan
             .tables()
             .iter()
@@ -76,24 +85,25 @@ impl Store {
                 references: table
                     .references
                     .iter()
-                    .map(|(field, parent)| (field.as_str().into(), parent.as_str().into()))
+                    .map(|(field, parent)| {
+                        let reference = Reference {
+                            parent: parent.as_str().into(),
+                            parent_index: by_name.get(parent.as_str()).copied(),
+                        };
+                        (field.as_str().into(), reference)
+                    })
                     .collect(),
                 docs: Vec::new(),
                 index: FxHashMap::default(),
                 live: 0,
             })
             .collect();
-        let by_name = tables.iter().enumerate().map(|(i, t)| (t.name.clone(), i)).collect();
         Store { tables, by_name, minter: IdMinter::new(seed), last_created: 0.0, undo: Vec::new() }
     }
 
     /// The table named `name`, or the error every function throws for a table outside the plan.
     pub fn table_index(&self, name: &str) -> Result<usize, Thrown> {
-        self.by_name.get(name).copied().ok_or_else(|| {
-            let mut message = String::from("unknown table ");
-            json::write_str(&mut message, name);
-            Thrown(message)
-        })
+        self.by_name.get(name).copied().ok_or_else(|| unknown_table(name))
     }
 
     pub fn table(&self, table: usize) -> &Table {
@@ -156,16 +166,6 @@ impl Store {
     /// What the module throws when a legacy id finds more than one document.
     pub fn duplicates(&self, table: usize, legacy: &str) -> Thrown {
         Thrown(format!("{} {legacy}: 2 documents have this legacy id", self.tables[table].name))
-    }
-
-    /// The first document with this legacy id, duplicates or not (for the handle).
-    pub fn first(&self, table: usize, legacy: &str) -> Option<&Doc> {
-        let t = &self.tables[table];
-        let slot = match t.index.get(legacy)? {
-            Slots::One(slot) => *slot,
-            Slots::Many(slots) => slots[0],
-        };
-        t.docs[slot as usize].as_ref()
     }
 
     pub fn doc(&self, table: usize, slot: u32) -> &Doc {
@@ -244,7 +244,7 @@ impl Store {
         }
     }
 
-    /// The first slot holding a document with this legacy id.
+    /// The first slot holding a document with this legacy id, duplicates or not (for the handle).
     pub fn first_slot(&self, table: usize, legacy: &str) -> Option<u32> {
         match self.tables[table].index.get(legacy)? {
             Slots::One(slot) => Some(*slot),
@@ -294,6 +294,13 @@ impl Table {
             }
         }
     }
+}
+
+/// What every function throws for a table outside the plan.
+pub fn unknown_table(name: &str) -> Thrown {
+    let mut message = String::from("unknown table ");
+    json::write_str(&mut message, name);
+    Thrown(message)
 }
 
 /// Appends a document as Convex returns it: `_creationTime`, `_id`, then its fields.
