@@ -14,7 +14,8 @@ use migrate::plan::{Conversion, NullPolicy, OrphanPolicy, Plan, ReferencePlan, T
 use serde_json::{Map, Value, json};
 
 use crate::codegen_support::{
-    CYCLE_REFERENCES, ConvexApp, convex_tool, convex_tools, every_conversion_plan, printed, run,
+    CYCLE_REFERENCES, ConvexApp, convex_tool, convex_tools, every_conversion_plan, integer,
+    printed, run,
 };
 
 #[test]
@@ -130,10 +131,6 @@ fn wrong(conversion: &Conversion) -> Option<Value> {
 
 fn float(value: f64) -> Value {
     json!({ "$float": STANDARD.encode(value.to_le_bytes()) })
-}
-
-fn integer(value: i64) -> Value {
-    json!({ "$integer": STANDARD.encode(value.to_le_bytes()) })
 }
 
 /// Stands for the Convex id of the document inserted under `name`.

@@ -8,11 +8,14 @@ use std::process::{Command, Output};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
 use migrate::catalog::TableName;
 use migrate::plan::{
     Conversion, FieldPlan, JsonKeyPolicy, LegacyId, MergePlan, NullPolicy, OrphanPolicy, Plan,
     ReferencePlan, TablePlan,
 };
+use serde_json::{Value, json};
 
 /// `tests/convex`: the npm package holding convex, convex-test, typescript and tsx.
 pub fn convex_tools() -> PathBuf {
@@ -109,7 +112,7 @@ pub fn optional(mut field: FieldPlan) -> FieldPlan {
     field
 }
 
-fn with_default(mut field: FieldPlan, default: serde_json::Value) -> FieldPlan {
+fn with_default(mut field: FieldPlan, default: Value) -> FieldPlan {
     field.default = Some(default);
     field
 }
@@ -122,7 +125,8 @@ pub fn array(element: Conversion) -> Conversion {
     Conversion::Array(Box::new(element))
 }
 
-fn reference(table: &str, column: &str, name: &str, parent: &str) -> ReferencePlan {
+/// `table.column` referring to `parent`'s legacy id as field `name`: required, orphans fail.
+pub fn reference(table: &str, column: &str, name: &str, parent: &str) -> ReferencePlan {
     ReferencePlan {
         constraint: format!("{table}_{column}_fkey"),
         columns: vec![column.to_owned()],
@@ -132,6 +136,11 @@ fn reference(table: &str, column: &str, name: &str, parent: &str) -> ReferencePl
         orphans: OrphanPolicy::Fail,
         optional: false,
     }
+}
+
+/// An int64 in Convex's tagged JSON, as transform writes it.
+pub fn integer(value: i64) -> Value {
+    json!({ "$integer": STANDARD.encode(value.to_le_bytes()) })
 }
 
 pub fn table(name: &str, nulls: NullPolicy) -> TablePlan {

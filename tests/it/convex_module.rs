@@ -11,14 +11,15 @@ use std::sync::Arc;
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
-use migrate::catalog::TableName;
-use migrate::plan::{Conversion, NullPolicy, OrphanPolicy, Plan, ReferencePlan};
+use migrate::plan::{Conversion, NullPolicy, Plan, ReferencePlan};
 use serde_json::{Value, json};
 
-use crate::codegen_support::{convex_tool, convex_tools, field, optional, printed, run, table};
+use crate::codegen_support::{
+    convex_tool, convex_tools, field, integer, optional, printed, reference, run, table,
+};
 use crate::convex_server::ConvexTestServer;
 use crate::plan_support::{SAMPLE_APP, repository_plan_dir};
-use crate::support::{TestDb, Workdir};
+use crate::support::{TestDb, Workdir, jsonl};
 
 /// One reply of the server: the HTTP status and the JSON body.
 #[derive(Debug)]
@@ -150,24 +151,8 @@ fn function_error(reply: Reply) -> String {
     reply.body["errorMessage"].as_str().expect("an error message").to_owned()
 }
 
-fn integer(value: i64) -> Value {
-    json!({ "$integer": STANDARD.encode(value.to_le_bytes()) })
-}
-
 fn bytes(value: &[u8]) -> Value {
     json!({ "$bytes": STANDARD.encode(value) })
-}
-
-fn reference(field: &str, column: &str, parent: &str, optional: bool) -> ReferencePlan {
-    ReferencePlan {
-        constraint: format!("{column}_fkey"),
-        columns: vec![column.to_owned()],
-        field: field.to_owned(),
-        parent: TableName::new("public", parent),
-        parent_target: parent.to_owned(),
-        orphans: OrphanPolicy::Fail,
-        optional,
-    }
 }
 
 /// `users` (an int64 and an optional bytes field), `posts` referring to a user, and `comments`
@@ -181,13 +166,16 @@ fn blog_plan() -> Plan {
     ];
     let mut posts = table("posts", NullPolicy::Omit);
     posts.fields = vec![field("title", "title", Conversion::String)];
-    posts.references = vec![reference("authorId", "author_id", "users", false)];
+    posts.references = vec![reference("posts", "author_id", "authorId", "users")];
     let mut comments = table("comments", NullPolicy::Omit);
     comments.legacy_id.field = "oldId".to_owned();
     comments.fields = vec![field("body", "body", Conversion::String)];
     comments.references = vec![
-        reference("postId", "post_id", "posts", false),
-        reference("parentId", "parent_id", "comments", true),
+        reference("comments", "post_id", "postId", "posts"),
+        ReferencePlan {
+            optional: true,
+            ..reference("comments", "parent_id", "parentId", "comments")
+        },
     ];
     Plan {
         tables: vec![users, posts, comments],
@@ -670,10 +658,7 @@ fn as_floats(value: &Value) -> Value {
 
 /// The documents of `transformed/<table>.jsonl`.
 fn transformed(work: &Workdir, table: &str) -> Vec<Value> {
-    let path = work.data_dir().join("transformed").join(format!("{table}.jsonl"));
-    let text = std::fs::read_to_string(&path)
-        .unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
-    text.lines().map(|line| serde_json::from_str(line).expect("a JSON line")).collect()
+    jsonl(&work.data_dir().join("transformed").join(format!("{table}.jsonl")))
 }
 
 #[test]

@@ -5,7 +5,7 @@ use std::collections::BTreeSet;
 
 use serde_json::Value;
 
-use crate::support::{TestDb, Workdir};
+use crate::support::{TestDb, Workdir, jsonl};
 
 const FIXTURE: &str = include_str!("../fixtures/all_types.sql");
 
@@ -28,8 +28,7 @@ fn snapshot_name(file: &str) -> String {
 }
 
 fn lines(work: &Workdir, file: &str) -> Vec<Value> {
-    let text = std::fs::read_to_string(work.raw_dir().join(file)).expect("raw file exists");
-    text.lines().map(|line| serde_json::from_str(line).expect("each line is JSON")).collect()
+    jsonl(&work.raw_dir().join(file))
 }
 
 /// Every table the manifest lists has its file, with as many lines as the manifest says and

@@ -201,12 +201,7 @@ fn a_deployment_that_keeps_failing_stops_the_import_and_a_second_run_finishes_it
     let failing_since = Instant::now();
 
     // WHEN it keeps failing
-    let output = child.wait_with_output().expect("migrate runs");
-    let run = Run {
-        code: output.status.code(),
-        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
-    };
+    let run = Run::from_output(&child.wait_with_output().expect("migrate runs"));
 
     // THEN the import stops after its bounded retries with exit code 4, saying to run again
     run.fails_with(4, &["Convex kept failing", "3 attempts", "run `migrate import` again"]);

@@ -16,7 +16,7 @@ use migrate::cli::{Cli, Command as Subcommand, OutputFormat};
 use migrate::convex::client::{ConvexClient, RetryPolicy};
 use migrate::settings::{DatabaseUrl, ExportSettings, InitSettings, Secret, Settings};
 
-use crate::support::{Run, TestDb, ThrowawayCluster, Workdir, url_with_password};
+use crate::support::{Run, TestDb, ThrowawayCluster, Workdir, url_with_password, utf8};
 
 /// Distinctive values, so that any echo of them, whole or in part, is found. Each secret's
 /// tail after the last `-` is what the streams are searched for.
@@ -47,10 +47,6 @@ enum Logs {
 
 const BOTH: [Logs; 2] = [Logs::Vvv, Logs::RustLog];
 
-fn utf8(path: &Path) -> &str {
-    path.to_str().expect("temporary paths are UTF-8")
-}
-
 /// A work directory with its data, plan and Convex directories.
 struct Job {
     work: Workdir,
@@ -61,23 +57,14 @@ impl Job {
         Job { work: Workdir::new() }
     }
 
-    fn plan_dir(&self) -> PathBuf {
-        self.work.path().join("plan")
-    }
-
     fn convex_dir(&self) -> PathBuf {
         self.work.path().join("convex")
     }
 
     /// `migrate <logs> --data-dir … --plan-dir … <args>` with `env`, not yet started.
     fn command(&self, logs: Option<Logs>, args: &[&str], env: &[(&str, &str)]) -> Command {
-        let (data_dir, plan_dir) = (self.work.data_dir(), self.plan_dir());
-        let mut all = vec!["--data-dir", utf8(&data_dir), "--plan-dir", utf8(&plan_dir)];
-        if let Some(Logs::Vvv) = logs {
-            all.push("-vvv");
-        }
-        all.extend_from_slice(args);
-        let mut command = self.work.command(&all);
+        let vvv: &[&str] = if let Some(Logs::Vvv) = logs { &["-vvv"] } else { &[] };
+        let mut command = self.work.dirs_command(&[vvv, args].concat());
         if let Some(Logs::RustLog) = logs {
             command.env("RUST_LOG", "trace");
         }

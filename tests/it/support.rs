@@ -4,7 +4,7 @@
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::{Command, Output, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -241,7 +241,12 @@ pub struct Run {
 
 impl Run {
     pub fn of(mut command: Command) -> Self {
-        let output = command.output().expect("migrate runs");
+        Self::from_output(&command.output().expect("migrate runs"))
+    }
+
+    /// What a finished child printed and how it exited, e.g. from `Child::wait_with_output`
+    /// (a stream that was not piped reads as empty).
+    pub fn from_output(output: &Output) -> Self {
         Run {
             code: output.status.code(),
             stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
@@ -321,14 +326,12 @@ impl Workdir {
 
     /// Names of the files in `data/raw`, sorted, hidden ones included.
     pub fn raw_files(&self) -> Vec<String> {
-        let mut names: Vec<String> = match std::fs::read_dir(self.raw_dir()) {
-            Ok(entries) => {
-                entries.map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect()
-            }
-            Err(_) => Vec::new(),
-        };
-        names.sort();
-        names
+        file_names(&self.raw_dir())
+    }
+
+    /// `<dir>/plan`, where the `--plan-dir` of [`Workdir::dirs_command`] points.
+    pub fn plan_dir(&self) -> PathBuf {
+        self.path().join("plan")
     }
 
     /// `migrate <args>` in this directory, with nothing of the caller's settings: every
@@ -352,11 +355,19 @@ impl Workdir {
         Run::of(self.command(args))
     }
 
+    /// `migrate --data-dir <dir>/data --plan-dir <dir>/plan <args>`, not yet started.
+    pub fn dirs_command(&self, args: &[&str]) -> Command {
+        let (data_dir, plan_dir) = (self.data_dir(), self.plan_dir());
+        let mut all = vec!["--data-dir", utf8(&data_dir), "--plan-dir", utf8(&plan_dir)];
+        all.extend_from_slice(args);
+        self.command(&all)
+    }
+
     /// `migrate export --database-url <url> --data-dir <dir>/data <extra>`, not yet started.
     pub fn export_command(&self, url: &str, extra: &[&str]) -> Command {
         let data_dir = self.data_dir();
         let mut args = vec!["export", "--database-url", url, "--data-dir"];
-        args.push(data_dir.to_str().expect("temporary paths are UTF-8"));
+        args.push(utf8(&data_dir));
         args.extend_from_slice(extra);
         self.command(&args)
     }
@@ -364,6 +375,31 @@ impl Workdir {
     pub fn export(&self, url: &str, extra: &[&str]) -> Run {
         Run::of(self.export_command(url, extra))
     }
+}
+
+/// `path` as text, for a command line: the tests' temporary paths are UTF-8.
+pub fn utf8(path: &Path) -> &str {
+    path.to_str().expect("temporary paths are UTF-8")
+}
+
+/// Every line of the JSON Lines file `path`, parsed.
+pub fn jsonl(path: &Path) -> Vec<serde_json::Value> {
+    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    text.lines().map(|l| serde_json::from_str(l).expect("a JSON line")).collect()
+}
+
+/// Names of the entries of `dir`, sorted, hidden ones included; empty when `dir` does not
+/// exist.
+pub fn file_names(dir: &Path) -> Vec<String> {
+    let entries = match std::fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Vec::new(),
+        Err(e) => panic!("{}: {e}", dir.display()),
+    };
+    let mut names: Vec<String> =
+        entries.map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+    names.sort();
+    names
 }
 
 /// A TCP port on 127.0.0.1 that nothing listens on right now.

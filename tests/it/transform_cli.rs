@@ -5,28 +5,14 @@ use std::path::Path;
 
 use serde_json::Value;
 
-use crate::support::{Run, TestDb, Workdir};
+use crate::support::{Run, TestDb, Workdir, file_names, jsonl};
 
 /// Runs `migrate transform` with `plan` as the only plan file.
 fn transform(work: &Workdir, plan: &str, extra: &[&str]) -> Run {
-    let plan_dir = work.path().join("plan");
+    let plan_dir = work.plan_dir();
     std::fs::create_dir_all(&plan_dir).unwrap();
     std::fs::write(plan_dir.join("0001_initial.toml"), plan).unwrap();
-    let data_dir = work.data_dir();
-    let mut args = vec![
-        "--data-dir",
-        data_dir.to_str().unwrap(),
-        "--plan-dir",
-        plan_dir.to_str().unwrap(),
-        "transform",
-    ];
-    args.extend_from_slice(extra);
-    work.run(&args)
-}
-
-fn jsonl(path: &Path) -> Vec<Value> {
-    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    text.lines().map(|l| serde_json::from_str(l).expect("a JSON line")).collect()
+    Run::of(work.dirs_command(&[&["transform"], extra].concat()))
 }
 
 /// Every file under `dir` with its bytes, to prove a run changed nothing.
@@ -236,16 +222,8 @@ fn ctrl_c_stops_transform_without_leaving_output_that_looks_complete() {
     let transformed = work.data_dir().join("transformed");
 
     // WHEN a new transform is interrupted with SIGINT while it writes
-    let plan_dir = work.path().join("plan");
-    let data_dir = work.data_dir();
     let child = work
-        .command(&[
-            "--data-dir",
-            data_dir.to_str().unwrap(),
-            "--plan-dir",
-            plan_dir.to_str().unwrap(),
-            "transform",
-        ])
+        .dirs_command(&["transform"])
         .stderr(std::process::Stdio::piped())
         .spawn()
         .expect("migrate starts");
@@ -258,15 +236,13 @@ fn ctrl_c_stops_transform_without_leaving_output_that_looks_complete() {
         .status()
         .expect("kill runs");
     assert!(sent.success());
-    let output = child.wait_with_output().expect("the transform ends");
+    let run = Run::from_output(&child.wait_with_output().expect("the transform ends"));
 
     // THEN it exits 130 saying so, and nothing under transformed/ looks finished
-    assert_eq!(output.status.code(), Some(130), "{}", String::from_utf8_lossy(&output.stderr));
-    assert!(String::from_utf8_lossy(&output.stderr).contains("interrupted"));
-    let left: Vec<_> = std::fs::read_dir(&transformed)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .collect();
+    assert_eq!(run.code, Some(130), "{run}");
+    assert!(run.stderr.contains("interrupted"));
+    assert!(transformed.is_dir(), "{} is gone", transformed.display());
+    let left = file_names(&transformed);
     assert!(left.is_empty(), "files left after an interrupted transform: {left:?}");
 
     // AND the next transform completes
@@ -281,11 +257,7 @@ fn a_transform_killed_mid_table_leaves_nothing_import_would_take_as_complete() {
     let transformed = work.data_dir().join("transformed");
 
     // WHEN a new transform is killed (SIGKILL: no chance to clean up) while it writes
-    let plan_dir = work.path().join("plan");
-    let data_dir = work.data_dir();
-    let args = ["--data-dir", data_dir.to_str().unwrap(), "--plan-dir", plan_dir.to_str().unwrap()];
-    let mut child =
-        work.command(&[&args[..], &["transform"]].concat()).spawn().expect("migrate starts");
+    let mut child = work.dirs_command(&["transform"]).spawn().expect("migrate starts");
     let partial = transformed.join(".big.jsonl.partial");
     crate::support::wait_until("the transform writes", std::time::Duration::from_secs(60), || {
         std::fs::metadata(&partial).is_ok_and(|m| m.len() > 0)
@@ -297,7 +269,7 @@ fn a_transform_killed_mid_table_leaves_nothing_import_would_take_as_complete() {
     // THEN neither the manifest nor a final document file is there, and import refuses to start
     assert!(!transformed.join("manifest.json").exists());
     assert!(!transformed.join("big.jsonl").exists());
-    let import = work.run(&[&args[..], &["import", "--dry-run"]].concat());
+    let import = Run::of(work.dirs_command(&["import", "--dry-run"]));
     import.fails_with(2, &["no transformed data", "run `migrate transform` first"]);
 
     // AND the next transform completes

@@ -3,22 +3,14 @@
 //! (orphans under each policy, init's generated files, a plan mistake).
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use serde_json::{Value, json};
 
-use crate::support::{Run, TestDb, Workdir};
+use crate::support::{Run, TestDb, Workdir, file_names, jsonl, utf8};
 
 const SAMPLE_APP: &str = include_str!("../../examples/sample-app.sql");
 const REPOSITORY_PLAN: &str = include_str!("../../migrations/0001_initial.toml");
-
-fn utf8(path: &Path) -> &str {
-    path.to_str().expect("temporary paths are UTF-8")
-}
-
-fn plan_dir(work: &Workdir) -> PathBuf {
-    work.path().join("plan")
-}
 
 fn convex_dir(work: &Workdir) -> PathBuf {
     work.path().join("convex")
@@ -30,11 +22,7 @@ fn transformed(work: &Workdir, name: &str) -> PathBuf {
 
 /// `migrate --data-dir <work>/data --plan-dir <work>/plan <args>`.
 fn migrate(work: &Workdir, args: &[&str]) -> Run {
-    let data_dir = work.data_dir();
-    let plan_dir = plan_dir(work);
-    let mut all = vec!["--data-dir", utf8(&data_dir), "--plan-dir", utf8(&plan_dir)];
-    all.extend_from_slice(args);
-    work.run(&all)
+    Run::of(work.dirs_command(args))
 }
 
 /// `migrate init --format json --convex-dir <work>/convex <extra>`, its report parsed when it
@@ -50,13 +38,8 @@ fn init(work: &Workdir, extra: &[&str]) -> (Run, Option<Value>) {
 }
 
 fn write_plan(work: &Workdir, text: &str) {
-    std::fs::create_dir_all(plan_dir(work)).unwrap();
-    std::fs::write(plan_dir(work).join("0001_initial.toml"), text).unwrap();
-}
-
-fn jsonl(path: &Path) -> Vec<Value> {
-    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    text.lines().map(|l| serde_json::from_str(l).expect("a JSON line")).collect()
+    std::fs::create_dir_all(work.plan_dir()).unwrap();
+    std::fs::write(work.plan_dir().join("0001_initial.toml"), text).unwrap();
 }
 
 /// Document lines by their legacy id.
@@ -76,15 +59,6 @@ fn pairs(db: &TestDb, sql: &str) -> BTreeMap<String, Option<String>> {
     ids.into_iter().map(|id| id.expect("ids are not null")).zip(values).collect()
 }
 
-fn sorted_file_names(dir: &Path) -> Vec<String> {
-    let mut names: Vec<String> = std::fs::read_dir(dir)
-        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .collect();
-    names.sort();
-    names
-}
-
 #[test]
 fn the_sample_app_exports_inits_and_transforms_into_consolidated_documents() {
     // GIVEN the README's sample database, exported
@@ -101,7 +75,7 @@ fn the_sample_app_exports_inits_and_transforms_into_consolidated_documents() {
     // THEN it keeps the edited plan, byte for byte, and writes the schema from it
     assert_eq!(report["plan"]["status"], "kept", "{run}");
     assert_eq!(report["schema"]["status"], "created", "{run}");
-    let plan_now = std::fs::read_to_string(plan_dir(&work).join("0001_initial.toml")).unwrap();
+    let plan_now = std::fs::read_to_string(work.plan_dir().join("0001_initial.toml")).unwrap();
     assert_eq!(plan_now, REPOSITORY_PLAN);
     let schema = std::fs::read_to_string(convex_dir(&work).join("schema.ts")).unwrap();
     assert!(schema.contains("userProfiles: defineTable("), "{schema}");
@@ -112,7 +86,7 @@ fn the_sample_app_exports_inits_and_transforms_into_consolidated_documents() {
 
     // THEN there is one file per Convex table, none for the merged tables, and the manifest
     assert_eq!(
-        sorted_file_names(&work.data_dir().join("transformed")),
+        file_names(&work.data_dir().join("transformed")),
         ["comments.jsonl", "manifest.json", "posts.jsonl", "userProfiles.jsonl"],
         "{run}"
     );
@@ -324,7 +298,7 @@ fn init_takes_the_catalog_from_the_export_and_guards_edited_files() {
         TestDb::with("create table t (id int primary key, v text); insert into t values (1, 'a');");
     let work = Workdir::new();
     let schema_path = convex_dir(&work).join("schema.ts");
-    let plan_path = plan_dir(&work).join("0001_initial.toml");
+    let plan_path = work.plan_dir().join("0001_initial.toml");
 
     // GIVEN neither a database URL nor an export
     // WHEN init runs
