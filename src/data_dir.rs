@@ -98,7 +98,7 @@ impl DataDir {
     }
 }
 
-fn create_private_dir(dir: &Path) -> Result<(), DataDirError> {
+pub(crate) fn create_private_dir(dir: &Path) -> Result<(), DataDirError> {
     let mut builder = fs::DirBuilder::new();
     builder.recursive(true);
     #[cfg(unix)]

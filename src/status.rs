@@ -81,7 +81,7 @@ fn import_progress(
             Some(state) if state.table_checksum(&table.table)? == table.checksum => (
                 state.written(&table.table, Pass::Upsert)?,
                 state.written(&table.table, Pass::PatchRefs)?,
-                state.rejects(&table.table)?.len() as u64,
+                state.rejected(&table.table)?,
             ),
             _ => (0, 0, 0),
         };

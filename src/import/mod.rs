@@ -4,7 +4,7 @@
 //!
 //! - [`order`]: which table goes when, and which references wait for the second pass.
 //! - [`batches`]: reading a transformed file into batches, skipping what is done.
-//! - [`state`]: checkpoints, the id map, refused documents, the run ledger.
+//! - [`state`]: checkpoints, refused documents, the run ledger.
 //!
 //! A batch Convex refuses (its function threw) is split in halves until the refused documents
 //! are found; they go to `rejects/import/<table>.jsonl` with Convex's message, the rest is
@@ -249,18 +249,22 @@ pub async fn import(
             state.reset_table(&step.table, &checksum)?;
         }
         let documents = report.map_or(0, |t| t.documents);
+        let upserted = state.acked_ranges(&step.table, Pass::Upsert)?;
         tables.push(TableImport {
             table: step.table.clone(),
             documents,
             batches: batches::expected_batches(documents, options.batch_size),
             deferred: step.deferred.clone(),
-            resumed: state.written(&step.table, Pass::Upsert)?
-                + state.rejects(&step.table)?.len() as u64,
+            // Every line of an acknowledged upsert is done, written or refused; a document the
+            // second pass refused after its upsert is still one document.
+            resumed: upserted.iter().map(|(first, end)| end - first).sum(),
             ..TableImport::default()
         });
-        for pass in [Pass::Upsert, Pass::PatchRefs] {
-            done.insert((step.table.clone(), pass), state.acked_ranges(&step.table, pass)?);
-        }
+        done.insert((step.table.clone(), Pass::Upsert), upserted);
+        done.insert(
+            (step.table.clone(), Pass::PatchRefs),
+            state.acked_ranges(&step.table, Pass::PatchRefs)?,
+        );
     }
 
     let mut importer = Importer {
@@ -280,22 +284,21 @@ pub async fn import(
     written?;
     let outcome_name = match &outcome {
         Ok(()) => "completed",
-        Err(ImportError::Interrupted { .. }) => "interrupted",
+        Err(Stopped { error: ImportError::Interrupted { .. }, .. }) => "interrupted",
         Err(_) => "failed",
     };
     state.run_finished(run, outcome_name)?;
-    if let Err(ImportError::TransformedChanged { path, .. }) = &outcome {
-        // Batches already sent came from a file that is not the one transform wrote: forget
-        // them, so that the next run sends the table again from the real file.
-        let changed = inputs
-            .manifest
-            .tables
-            .iter()
-            .filter(|t| t.file.as_ref().is_some_and(|file| data_dir.path(file) == *path));
-        for table in changed {
-            state.reset_table(&table.table, "changed since transform")?;
+    let outcome = match outcome {
+        Ok(()) => Ok(()),
+        Err(Stopped { table, error }) => {
+            if let ImportError::TransformedChanged { .. } = error {
+                // Batches already sent came from a file that is not the one transform wrote:
+                // forget them, so that the next run sends the table again from the real file.
+                state.forget_table(&table)?;
+            }
+            Err(error)
         }
-    }
+    };
     if let Err(ImportError::Interrupted { .. }) = outcome {
         return Err(ImportError::Interrupted { checkpointed });
     }
@@ -390,6 +393,12 @@ struct Importer<'a> {
     interrupt: std::pin::Pin<Box<dyn Future<Output = std::io::Result<()>> + Send>>,
 }
 
+/// Why a run stopped, and in which table.
+struct Stopped {
+    table: String,
+    error: ImportError,
+}
+
 /// What one acknowledged batch did.
 struct Sent {
     acked: Acked,
@@ -398,13 +407,17 @@ struct Sent {
 }
 
 impl Importer<'_> {
-    async fn all_passes(&mut self, tables: &mut [TableImport]) -> Result<(), ImportError> {
+    async fn all_passes(&mut self, tables: &mut [TableImport]) -> Result<(), Stopped> {
+        let stopped = |step: &TableStep| {
+            let table = step.table.clone();
+            move |error| Stopped { table, error }
+        };
         for (step, report) in self.inputs.order.iter().zip(tables.iter_mut()) {
-            self.pass(step, Pass::Upsert, report).await?;
+            self.pass(step, Pass::Upsert, report).await.map_err(stopped(step))?;
         }
         for (step, report) in self.inputs.order.iter().zip(tables.iter_mut()) {
             if !step.deferred.is_empty() {
-                self.pass(step, Pass::PatchRefs, report).await?;
+                self.pass(step, Pass::PatchRefs, report).await.map_err(stopped(step))?;
             }
         }
         Ok(())
@@ -470,7 +483,7 @@ impl Importer<'_> {
                             report.inserted += sent.inserted;
                             report.replaced += sent.replaced;
                         }
-                        Pass::PatchRefs => report.patched += sent.acked.ids.len() as u64,
+                        Pass::PatchRefs => report.patched += sent.acked.written,
                     }
                     self.checkpointer.record(sent.acked)?;
                     self.checkpointed += 1;
@@ -491,7 +504,8 @@ impl Importer<'_> {
 /// `migrate:upsert`'s and `migrate:patchRefs`' answer.
 #[derive(Deserialize)]
 struct Written {
-    ids: Vec<String>,
+    /// One per document sent; only counted.
+    ids: Vec<serde::de::IgnoredAny>,
     #[serde(default)]
     inserted: u64,
     #[serde(default)]
@@ -510,7 +524,7 @@ async fn send_batch(
             pass,
             first_line: batch.first_line,
             end_line: batch.end_line,
-            ids: Vec::with_capacity(batch.entries.len()),
+            written: 0,
             rejects: Vec::new(),
         },
         inserted: 0,
@@ -550,7 +564,7 @@ fn send_entries<'a>(
             Ok(written) => {
                 sent.inserted += written.inserted;
                 sent.replaced += written.replaced;
-                sent.acked.ids.extend(entries.iter().map(|e| e.legacy_id.clone()).zip(written.ids));
+                sent.acked.written += entries.len() as u64;
                 Ok(())
             }
             Err(error @ CallError::Function { .. }) if error.is_about_the_documents() => {

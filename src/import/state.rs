@@ -1,6 +1,6 @@
 //! The import's state file, `data/state.sqlite`: which batches Convex acknowledged (per table,
-//! per pass, as ranges of lines of the transformed file), the legacy id → Convex id map, the
-//! documents Convex refused, and a ledger of runs.
+//! per pass, as ranges of lines of the transformed file), how many documents each pass wrote,
+//! the documents Convex refused, and a ledger of runs.
 //!
 //! Correctness never depends on it: every write is an upsert by legacy id, so a lost or deleted
 //! state only means sending documents again. It makes a resumed import skip what is done.
@@ -13,10 +13,12 @@ use std::thread::JoinHandle;
 
 use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 
-use crate::data_dir::DataDirError;
+use crate::data_dir::{DataDirError, create_private_dir};
 
-/// Bumped when the tables below change incompatibly; an older file is started over.
-const SCHEMA_VERSION: i64 = 1;
+/// Bumped when the tables below change incompatibly; a file of another version is started over
+/// (an import half done under it sends everything again: upserts by legacy id duplicate
+/// nothing). 2: no `ids` table (the legacy id → Convex id map nothing read).
+const SCHEMA_VERSION: i64 = 2;
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -33,7 +35,6 @@ CREATE TABLE IF NOT EXISTS batches (
     end_line INTEGER NOT NULL,
     PRIMARY KEY (target, pass, first_line)
 );
-CREATE TABLE IF NOT EXISTS ids (target TEXT NOT NULL, legacy_id TEXT NOT NULL, convex_id TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS rejects (
     target TEXT NOT NULL,
     line INTEGER NOT NULL,
@@ -90,8 +91,8 @@ pub struct Acked {
     pub pass: Pass,
     pub first_line: u64,
     pub end_line: u64,
-    /// (legacy id, Convex id) of the documents written.
-    pub ids: Vec<(String, String)>,
+    /// Documents written (Convex returned an id for each); the rest are in `rejects`.
+    pub written: u64,
     pub rejects: Vec<ImportReject>,
 }
 
@@ -101,11 +102,12 @@ pub struct State {
 }
 
 impl State {
-    /// Opens (or creates) the state file, readable by its owner only.
+    /// Opens (or creates) the state file, readable by its owner only, in a directory created
+    /// owner-only like the rest of the data directory (the `-wal` and `-shm` files beside it
+    /// hold the same data).
     pub fn open(path: &Path) -> Result<Self, StateError> {
-        if let Some(parent) = path.parent() {
-            std::fs::create_dir_all(parent)
-                .map_err(DataDirError::new("create the data directory", parent))?;
+        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            create_private_dir(parent)?;
         }
         let sqlite = |source| StateError::Sqlite { path: path.to_owned(), source };
         let conn = Connection::open(path).map_err(sqlite)?;
@@ -148,6 +150,7 @@ impl State {
         if version != SCHEMA_VERSION {
             self.conn
                 .execute_batch(
+                    // `ids`: version 1's.
                     "DROP TABLE IF EXISTS meta; DROP TABLE IF EXISTS tables; \
                      DROP TABLE IF EXISTS batches; DROP TABLE IF EXISTS ids; \
                      DROP TABLE IF EXISTS rejects; DROP TABLE IF EXISTS runs;",
@@ -178,12 +181,10 @@ impl State {
             .map_err(self.sqlite())
     }
 
-    /// Forgets every checkpoint, id and reject: the next import sends everything again.
+    /// Forgets every checkpoint and reject: the next import sends everything again.
     pub fn reset_all(&self) -> Result<(), StateError> {
         self.conn
-            .execute_batch(
-                "DELETE FROM tables; DELETE FROM batches; DELETE FROM ids; DELETE FROM rejects;",
-            )
+            .execute_batch("DELETE FROM tables; DELETE FROM batches; DELETE FROM rejects;")
             .map_err(self.sqlite())
     }
 
@@ -198,19 +199,20 @@ impl State {
     /// Starts the table over for a transformed file with `checksum`.
     pub fn reset_table(&self, table: &str, checksum: &str) -> Result<(), StateError> {
         let tx = self.conn.unchecked_transaction().map_err(self.sqlite())?;
-        for sql in [
-            "DELETE FROM batches WHERE target = ?1",
-            "DELETE FROM ids WHERE target = ?1",
-            "DELETE FROM rejects WHERE target = ?1",
-            "DELETE FROM tables WHERE target = ?1",
-        ] {
-            tx.execute(sql, [table]).map_err(self.sqlite())?;
-        }
+        forget(&tx, table).map_err(self.sqlite())?;
         tx.execute(
             "INSERT INTO tables (target, checksum) VALUES (?1, ?2)",
             params![table, checksum],
         )
         .map_err(self.sqlite())?;
+        tx.commit().map_err(self.sqlite())
+    }
+
+    /// Forgets the table: its checksum, checkpoints and rejects. The next import finds no
+    /// checksum for it and sends it all again.
+    pub fn forget_table(&self, table: &str) -> Result<(), StateError> {
+        let tx = self.conn.unchecked_transaction().map_err(self.sqlite())?;
+        forget(&tx, table).map_err(self.sqlite())?;
         tx.commit().map_err(self.sqlite())
     }
 
@@ -250,6 +252,16 @@ impl State {
         rows.collect::<Result<_, _>>().map_err(self.sqlite())
     }
 
+    /// How many documents of the table Convex refused.
+    pub fn rejected(&self, table: &str) -> Result<u64, StateError> {
+        self.conn
+            .query_row("SELECT COUNT(*) FROM rejects WHERE target = ?1", [table], |row| {
+                row.get::<_, i64>(0)
+            })
+            .map(|count| count as u64)
+            .map_err(self.sqlite())
+    }
+
     /// Documents of the table written in `pass` (counted from acknowledged batches).
     pub fn written(&self, table: &str, pass: Pass) -> Result<u64, StateError> {
         let column = match pass {
@@ -277,11 +289,6 @@ impl State {
                      VALUES (?1, ?2, ?3, ?4)",
                 )
                 .map_err(sqlite)?;
-            let mut id = tx
-                .prepare_cached(
-                    "INSERT INTO ids (target, legacy_id, convex_id) VALUES (?1, ?2, ?3)",
-                )
-                .map_err(sqlite)?;
             let mut reject = tx
                 .prepare_cached(
                     // A document refused by the upsert is refused again by the second pass
@@ -290,11 +297,11 @@ impl State {
                      VALUES (?1, ?2, ?3, ?4)",
                 )
                 .map_err(sqlite)?;
-            let mut count = tx
-                .prepare_cached(
-                    "UPDATE tables SET upserted = upserted + ?2 * (?3 = 1), \
-                     patched = patched + ?2 * (?3 = 2) WHERE target = ?1",
-                )
+            let mut upserted = tx
+                .prepare_cached("UPDATE tables SET upserted = upserted + ?2 WHERE target = ?1")
+                .map_err(sqlite)?;
+            let mut patched = tx
+                .prepare_cached("UPDATE tables SET patched = patched + ?2 WHERE target = ?1")
                 .map_err(sqlite)?;
             for acked in batches {
                 let pass = acked.pass as i64;
@@ -306,17 +313,16 @@ impl State {
                         acked.end_line as i64
                     ])
                     .map_err(sqlite)?;
-                for (legacy, convex) in &acked.ids {
-                    id.execute(params![acked.table, legacy, convex]).map_err(sqlite)?;
-                }
                 for r in &acked.rejects {
                     reject
                         .execute(params![acked.table, r.line as i64, r.legacy_id, r.message])
                         .map_err(sqlite)?;
                 }
-                count
-                    .execute(params![acked.table, acked.ids.len() as i64, pass])
-                    .map_err(sqlite)?;
+                let count = match acked.pass {
+                    Pass::Upsert => &mut upserted,
+                    Pass::PatchRefs => &mut patched,
+                };
+                count.execute(params![acked.table, acked.written as i64]).map_err(sqlite)?;
             }
         }
         tx.commit().map_err(sqlite)
@@ -366,6 +372,18 @@ impl State {
             .map_err(self.sqlite())?;
         rows.collect::<Result<_, _>>().map_err(self.sqlite())
     }
+}
+
+/// Deletes what the state holds about `table`, in the caller's transaction.
+fn forget(tx: &rusqlite::Transaction<'_>, table: &str) -> rusqlite::Result<()> {
+    for sql in [
+        "DELETE FROM batches WHERE target = ?1",
+        "DELETE FROM rejects WHERE target = ?1",
+        "DELETE FROM tables WHERE target = ?1",
+    ] {
+        tx.execute(sql, [table])?;
+    }
+    Ok(())
 }
 
 /// The data directory holds user data; so does the state file.
@@ -421,7 +439,7 @@ mod tests {
             pass: Pass::Upsert,
             first_line: first,
             end_line: end,
-            ids: (first..end).map(|n| (n.to_string(), format!("id{n}"))).collect(),
+            written: end - first,
             rejects: vec![],
         }
     }
@@ -483,6 +501,82 @@ mod tests {
         result.unwrap();
         let rejects = state.rejects("users").unwrap();
         assert_eq!((rejects.len(), rejects[0].message.as_str()), (1, "Validator error"));
+        assert_eq!(state.rejected("users").unwrap(), 1);
+        assert_eq!(state.rejected("posts").unwrap(), 0);
+    }
+
+    #[test]
+    fn forgetting_a_table_leaves_no_checksum_checkpoint_or_reject_of_it_and_the_rest_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = State::open(&dir.path().join("state.sqlite")).unwrap();
+        state.reset_table("users", "blake3:a").unwrap();
+        state.reset_table("posts", "blake3:p").unwrap();
+        let mut users = acked(1, 3);
+        users.rejects.push(ImportReject {
+            table: "users".into(),
+            line: 2,
+            legacy_id: "2".into(),
+            message: "Validator error".into(),
+        });
+        let mut posts = acked(1, 3);
+        posts.table = "posts".into();
+        let writer = Checkpointer::spawn(state);
+        writer.record(users).unwrap();
+        writer.record(posts).unwrap();
+        let (state, result) = writer.finish();
+        result.unwrap();
+
+        state.forget_table("users").unwrap();
+        // No checksum: whatever the transformed file's is, the next import starts it over.
+        assert_eq!(state.table_checksum("users").unwrap(), None);
+        assert_eq!(state.acked_ranges("users", Pass::Upsert).unwrap(), []);
+        assert_eq!(state.written("users", Pass::Upsert).unwrap(), 0);
+        assert_eq!(state.rejected("users").unwrap(), 0);
+        assert_eq!(state.table_checksum("posts").unwrap().as_deref(), Some("blake3:p"));
+        assert_eq!(state.acked_ranges("posts", Pass::Upsert).unwrap(), [(1, 3)]);
+    }
+
+    #[test]
+    fn the_state_keeps_no_id_map_and_a_version_1_file_starts_over() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.sqlite");
+        // A half-done import recorded by version 1, which also kept every (legacy, Convex) id.
+        let old = Connection::open(&path).unwrap();
+        old.execute_batch(&SCHEMA.replace(
+            "CREATE TABLE IF NOT EXISTS rejects",
+            "CREATE TABLE IF NOT EXISTS ids (target TEXT NOT NULL, legacy_id TEXT NOT NULL, \
+             convex_id TEXT NOT NULL);\nCREATE TABLE IF NOT EXISTS rejects",
+        ))
+        .unwrap();
+        old.execute_batch(
+            "INSERT INTO tables (target, checksum, upserted) VALUES ('users', 'blake3:a', 2);
+             INSERT INTO batches VALUES ('users', 1, 1, 3);
+             INSERT INTO ids VALUES ('users', '1', 'id1'), ('users', '2', 'id2');
+             PRAGMA user_version = 1;",
+        )
+        .unwrap();
+        drop(old);
+        assert!(State::open_read_only(&path).unwrap().is_none(), "not this version's state");
+
+        // Opened for an import, it starts over: the import sends the table again.
+        let state = State::open(&path).unwrap();
+        assert_eq!(state.table_checksum("users").unwrap(), None);
+        assert_eq!(state.acked_ranges("users", Pass::Upsert).unwrap(), []);
+        drop(state);
+        let (tables, version) = contents(&path);
+        assert_eq!(version, SCHEMA_VERSION);
+        assert!(tables.iter().all(|(name, _)| name != "ids"), "{tables:?}");
+
+        // … and recording batches writes counts only, however many documents they hold.
+        let state = State::open(&path).unwrap();
+        state.reset_table("users", "blake3:a").unwrap();
+        let writer = Checkpointer::spawn(state);
+        writer.record(acked(1, 1001)).unwrap();
+        let (state, result) = writer.finish();
+        result.unwrap();
+        assert_eq!(state.written("users", Pass::Upsert).unwrap(), 1000);
+        drop(state);
+        assert!(contents(&path).0.iter().all(|(name, _)| name != "ids"));
     }
 
     /// (tables, user_version) of the file, read without migrate's code.
@@ -543,9 +637,17 @@ mod tests {
     #[test]
     fn the_state_file_is_readable_by_its_owner_only() {
         use std::os::unix::fs::PermissionsExt;
+        let mode = |path: &Path| std::fs::metadata(path).unwrap().permissions().mode() & 0o777;
         let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("state.sqlite");
-        State::open(&path).unwrap();
-        assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
+        // The data directory does not exist yet: the state creates it, like any other stage.
+        let data = dir.path().join("data");
+        let path = data.join("state.sqlite");
+        let state = State::open(&path).unwrap();
+        assert_eq!(mode(&data), 0o700, "the directory, and so the -wal and -shm files in it");
+        assert_eq!(mode(&path), 0o600);
+        for companion in ["state.sqlite-wal", "state.sqlite-shm"] {
+            assert_eq!(mode(&data.join(companion)), 0o600, "{companion}");
+        }
+        drop(state);
     }
 }

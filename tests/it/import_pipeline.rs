@@ -411,3 +411,84 @@ fn run_chains_every_stage_and_reports_one_json_line_per_stage() {
     );
     assert_eq!(lines[3]["report"]["identical"], true);
 }
+
+#[test]
+fn a_document_the_second_pass_refuses_after_its_upsert_counts_once_when_resumed() {
+    // GIVEN ten items each referring to the one before (a self-reference: the second pass
+    // patches it in), and a schema.ts edited to refuse item 5
+    let prepared = Prepared::new(
+        "create table items (id int primary key, label text not null,
+           previous_id int references items(id));
+         insert into items select g, case when g = 5 then 'bad' else 'ok' end, nullif(g - 1, 0)
+         from generate_series(1, 10) g;",
+        "",
+    );
+    prepared.migrate(&["transform"]).success();
+    let schema = prepared.convex_dir().join("schema.ts");
+    let text = std::fs::read_to_string(&schema).unwrap();
+    let narrowed = text.replacen("label: v.string()", "label: v.literal(\"ok\")", 1);
+    assert_ne!(text, narrowed, "the schema has a label validator");
+    std::fs::write(&schema, narrowed).unwrap();
+    let server = ConvexTestServer::for_convex_dir(&prepared.convex_dir());
+    let (url, key) = (server.url().to_owned(), server.admin_key().to_owned());
+
+    // WHEN it is imported: the upsert refuses item 5, the second pass item 6 (upserted, but its
+    // reference is to item 5)
+    let first = prepared.against(&url, &key, &["--format", "json", "import"]);
+    assert_eq!(first.code, Some(5), "{first}");
+    let report: Value = serde_json::from_str(&first.stdout).unwrap();
+    assert_eq!(report["rejected"], 2, "{first}");
+    assert_eq!(all_documents(&server, "items").len(), 9);
+
+    // AND run again
+    let again = prepared.against(&url, &key, &["--format", "json", "import"]);
+    assert_eq!(again.code, Some(5), "{again}");
+    let report: Value = serde_json::from_str(&again.stdout).unwrap();
+
+    // THEN it sends nothing, and each of the ten items counts once as done by the first run
+    assert_eq!(report["sent"], 0, "{again}");
+    assert_eq!(report["rejected"], 2, "{again}");
+    let items = &report["tables"][0];
+    assert_eq!((items["documents"].as_u64(), items["resumed"].as_u64()), (Some(10), Some(10)));
+    assert_eq!(items["rejected"], 2, "{again}");
+}
+
+#[test]
+fn batches_sent_from_a_transformed_file_changed_since_transform_are_forgotten() {
+    // GIVEN ten items transformed, then their file cut to its first four lines
+    let prepared = Prepared::new(
+        "create table items (id int primary key, label text not null);
+         insert into items select g, 'item ' || g from generate_series(1, 10) g;",
+        "",
+    );
+    prepared.migrate(&["transform"]).success();
+    let server = ConvexTestServer::for_convex_dir(&prepared.convex_dir());
+    let (url, key) = (server.url().to_owned(), server.admin_key().to_owned());
+    let items = prepared.data_path("transformed/items.jsonl");
+    let text = std::fs::read_to_string(&items).unwrap();
+    let kept: String = text.lines().take(4).map(|l| format!("{l}\n")).collect();
+    std::fs::write(&items, kept).unwrap();
+
+    // WHEN it is imported one document a batch: some batches are acknowledged before the end
+    // of the file shows it is not the one transform wrote
+    let run = prepared.against(&url, &key, &["import", "--batch-size", "1"]);
+    assert_eq!(run.code, Some(6), "{run}");
+    assert!(run.stderr.contains("changed since transform: 4 lines"), "{run}");
+    assert!(!all_documents(&server, "items").is_empty(), "batches were sent: {run}");
+
+    // THEN the state forgot the table: status shows nothing imported of it
+    let status = prepared.migrate(&["--format", "json", "status"]).success();
+    let status: Value = serde_json::from_str(&status.stdout).unwrap();
+    assert_eq!(status["tables"][0]["imported"], 0, "{status}");
+
+    // AND once transformed again (the same file as before, the same checksum), the import
+    // sends the whole table from the real file rather than resuming
+    prepared.migrate(&["transform"]).success();
+    let again = prepared.against(&url, &key, &["--format", "json", "import"]).success();
+    let report: Value = serde_json::from_str(&again.stdout).unwrap();
+    assert_eq!(
+        (report["tables"][0]["resumed"].as_u64(), report["sent"].as_u64()),
+        (Some(0), Some(10))
+    );
+    prepared.against(&url, &key, &["verify"]).success();
+}
