@@ -317,6 +317,18 @@ fn a_finished_import_sends_nothing_again_and_a_changed_plan_is_refused() {
     prepared.against(&url, &key, &["verify"]).success();
 }
 
+/// Transforms `prepared` and deploys its module with schema.ts edited so that Convex refuses an
+/// `items` document whose label is not "ok".
+fn transformed_and_deployed_refusing_bad_labels(prepared: &Prepared) -> ConvexTestServer {
+    prepared.migrate(&["transform"]).success();
+    let schema = prepared.convex_dir().join("schema.ts");
+    let text = std::fs::read_to_string(&schema).unwrap();
+    let narrowed = text.replacen("label: v.string()", "label: v.literal(\"ok\")", 1);
+    assert_ne!(text, narrowed, "the schema has a label validator");
+    std::fs::write(&schema, narrowed).unwrap();
+    ConvexTestServer::for_convex_dir(&prepared.convex_dir())
+}
+
 #[test]
 fn one_document_convex_refuses_is_rejected_and_the_rest_of_its_batch_arrives() {
     // GIVEN 100 rows in one batch, and a schema.ts edited to refuse one of them
@@ -326,13 +338,7 @@ fn one_document_convex_refuses_is_rejected_and_the_rest_of_its_batch_arrives() {
          from generate_series(1, 100) g;",
         "",
     );
-    prepared.migrate(&["transform"]).success();
-    let schema = prepared.convex_dir().join("schema.ts");
-    let text = std::fs::read_to_string(&schema).unwrap();
-    let narrowed = text.replacen("label: v.string()", "label: v.literal(\"ok\")", 1);
-    assert_ne!(text, narrowed, "the schema has a label validator");
-    std::fs::write(&schema, narrowed).unwrap();
-    let server = ConvexTestServer::for_convex_dir(&prepared.convex_dir());
+    let server = transformed_and_deployed_refusing_bad_labels(&prepared);
 
     // WHEN it is imported
     let run = prepared.against(server.url(), server.admin_key(), &["import"]);
@@ -423,13 +429,7 @@ fn a_document_the_second_pass_refuses_after_its_upsert_counts_once_when_resumed(
          from generate_series(1, 10) g;",
         "",
     );
-    prepared.migrate(&["transform"]).success();
-    let schema = prepared.convex_dir().join("schema.ts");
-    let text = std::fs::read_to_string(&schema).unwrap();
-    let narrowed = text.replacen("label: v.string()", "label: v.literal(\"ok\")", 1);
-    assert_ne!(text, narrowed, "the schema has a label validator");
-    std::fs::write(&schema, narrowed).unwrap();
-    let server = ConvexTestServer::for_convex_dir(&prepared.convex_dir());
+    let server = transformed_and_deployed_refusing_bad_labels(&prepared);
     let (url, key) = (server.url().to_owned(), server.admin_key().to_owned());
 
     // WHEN it is imported: the upsert refuses item 5, the second pass item 6 (upserted, but its
