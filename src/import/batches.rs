@@ -4,7 +4,9 @@
 //!
 //! A line goes to `migrate:upsert` as it is, byte for byte, unless the table has references in
 //! a foreign-key cycle: those are taken out of the upsert and sent by `migrate:patchRefs` in a
-//! second pass (docs/convex-module.md).
+//! second pass (docs/convex-module.md). The upsert names them in `deferred`, so that it keeps
+//! what the second pass wrote should it be applied after it (a reply lost, the call retried,
+//! the first attempt applied late).
 
 use std::borrow::Cow;
 use std::collections::BTreeMap;
@@ -127,7 +129,15 @@ fn entry(plan: &BatchPlan, line: u64, text: &[u8]) -> Result<Option<Entry>, Impo
             json.extend_from_slice(parsed.doc.get().as_bytes());
             json.extend_from_slice(b",\"refs\":");
             write_refs(&mut json, kept);
-            json.push(b'}');
+            json.extend_from_slice(b",\"deferred\":[");
+            let later = parsed.refs.keys().filter(|field| deferred(field));
+            for (index, field) in later.enumerate() {
+                if index > 0 {
+                    json.push(b',');
+                }
+                crate::json_text::write_string(&mut json, field);
+            }
+            json.extend_from_slice(b"]}");
             json
         }
         Pass::PatchRefs => {
@@ -281,11 +291,17 @@ mod tests {
         let deferred = vec!["managerId".to_owned()];
         let first = collect(&plan(&path, &checksum, 5, &deferred));
         let sent = |b: &Batch, i: usize| String::from_utf8(b.entries[i].json.clone()).unwrap();
-        assert_eq!(sent(&first[0], 1), r#"{"doc":{"legacyId":"2","name":"b"},"refs":{}}"#);
+        // The upsert names what the second pass sets: an existing document keeps it.
+        assert_eq!(
+            sent(&first[0], 1),
+            r#"{"doc":{"legacyId":"2","name":"b"},"refs":{},"deferred":["managerId"]}"#
+        );
         assert_eq!(
             sent(&first[1], 1),
-            r#"{"doc":{"legacyId":"4"},"refs":{"teamId":{"table":"teams","legacyId":"9"}}}"#
+            r#"{"doc":{"legacyId":"4"},"refs":{"teamId":{"table":"teams","legacyId":"9"}},"deferred":["managerId"]}"#
         );
+        // A line without a deferred reference goes as it is: its upsert owns every field.
+        assert_eq!(sent(&first[0], 0), LINES[0]);
 
         let mut second = plan(&path, &checksum, 5, &deferred);
         second.pass = Pass::PatchRefs;

@@ -49,6 +49,11 @@ pub enum ImportError {
          data from {transformed}"
     )]
     ModuleOutdated { deployed: String, transformed: String },
+    #[error(
+        "the deployed convex/migrate.ts is version {deployed} of the module, this migrate needs \
+         version {expected}"
+    )]
+    ModuleVersion { deployed: u32, expected: u32 },
     #[error("the deployed convex/migrate.ts does not know table `{table}`")]
     ModuleMissingTable { table: String },
     #[error("Convex failed while importing `{table}`")]
@@ -89,6 +94,7 @@ impl ImportError {
             | ImportError::MissingDeployKey => exit_code::USAGE,
             ImportError::ModuleNotDeployed { .. }
             | ImportError::ModuleOutdated { .. }
+            | ImportError::ModuleVersion { .. }
             | ImportError::ModuleMissingTable { .. }
             | ImportError::Convex { .. }
             | ImportError::Call(_) => exit_code::CONVEX_FAILURE,
@@ -148,7 +154,9 @@ impl ImportError {
             ImportError::ModuleNotDeployed { .. } => "deploy the generated convex/schema.ts and \
                 convex/migrate.ts with your app (`npx convex deploy`), then run the import again"
                 .into(),
-            ImportError::ModuleOutdated { .. } | ImportError::ModuleMissingTable { .. } => {
+            ImportError::ModuleOutdated { .. }
+            | ImportError::ModuleVersion { .. }
+            | ImportError::ModuleMissingTable { .. } => {
                 "run `migrate init` to regenerate convex/migrate.ts and convex/schema.ts from \
                  the current plan, and deploy them"
                     .into()

@@ -188,7 +188,13 @@ pub async fn check_module(
             }
             other => ImportError::Call(other),
         })?;
-    if info.plan_hash != inputs.manifest.plan_hash || info.version != MODULE_VERSION {
+    if info.version != MODULE_VERSION {
+        return Err(ImportError::ModuleVersion {
+            deployed: info.version,
+            expected: MODULE_VERSION,
+        });
+    }
+    if info.plan_hash != inputs.manifest.plan_hash {
         return Err(ImportError::ModuleOutdated {
             deployed: info.plan_hash,
             transformed: inputs.manifest.plan_hash.clone(),
@@ -587,8 +593,9 @@ fn send_entries<'a>(
     })
 }
 
-/// `{"table": ..., "docs": [<entry>, ...]}`.
-fn call_args(table: &str, entries: &[Entry]) -> Vec<u8> {
+/// `{"table": ..., "docs": [<entry>, ...]}`: the arguments of the `migrate:upsert` or
+/// `migrate:patchRefs` call that sends `entries`.
+pub fn call_args(table: &str, entries: &[Entry]) -> Vec<u8> {
     let size = entries.iter().map(|e| e.json.len() + 1).sum::<usize>() + table.len() + 32;
     let mut args = Vec::with_capacity(size);
     args.extend_from_slice(b"{\"table\":");

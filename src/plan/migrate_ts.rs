@@ -15,7 +15,8 @@ use super::codegen::{LEGACY_ID_INDEX, comment_text, string_literal};
 use super::model::{Plan, ReferencePlan, TablePlan};
 
 /// `version` of what `migrate:info` returns: changes when the functions' contract does.
-pub const MODULE_VERSION: u32 = 1;
+/// 2: `upsert` keeps the `deferred` fields of an existing document.
+pub const MODULE_VERSION: u32 = 2;
 
 /// The start of the module's only line holding the plan; the compact JSON follows, then `;`.
 pub const PLAN_LINE_PREFIX: &str = "const PLAN = ";
@@ -44,7 +45,7 @@ pub fn migrate_ts(plan: &Plan) -> String {
     out
 }
 
-/// What `migrate:info` returns: `{"version":1,"planHash":…,"tables":{…}}`, in this order.
+/// What `migrate:info` returns: `{"version":2,"planHash":…,"tables":{…}}`, in this order.
 #[derive(serde::Serialize)]
 #[serde(rename_all = "camelCase")]
 struct Info<'a> {
@@ -215,6 +216,10 @@ export const info = internalQueryGeneric({
 /**
  * Inserts or replaces documents by legacy id, their references resolved to the parents' ids.
  * Applying the same call twice gives the same contents, so a retried batch is harmless.
+ *
+ * `deferred` names reference fields that `patchRefs` sets (those in a foreign-key cycle): an
+ * existing document keeps its value of each, so that an upsert applied late, after the second
+ * pass, cannot take a patched reference away.
  */
 export const upsert = internalMutationGeneric({
   args: {
@@ -223,16 +228,17 @@ export const upsert = internalMutationGeneric({
       v.object({
         doc: v.record(v.string(), v.any()),
         refs: v.optional(v.record(v.string(), reference)),
+        deferred: v.optional(v.array(v.string())),
       }),
     ),
   },
   handler: async (ctx, { table, docs }) => {
-    const { legacyIdField } = tableInfo(table);
+    const { legacyIdField, references } = tableInfo(table);
     const parents = new Map<string, GenericId<string>>();
     const ids: GenericId<string>[] = [];
     let inserted = 0;
     let replaced = 0;
-    for (const [index, { doc, refs }] of docs.entries()) {
+    for (const [index, { doc, refs, deferred }] of docs.entries()) {
       const legacyId = doc[legacyIdField];
       if (typeof legacyId !== "string") {
         const got = legacyId === null ? "null" : typeof legacyId;
@@ -240,11 +246,24 @@ export const upsert = internalMutationGeneric({
           `${table}: document ${index + 1} of the batch has no string ${legacyIdField} (got ${got})`,
         );
       }
-      const document = {
+      const document: GenericDocument = {
         ...doc,
         ...(await resolveRefs(ctx.db, table, legacyId, refs ?? {}, parents)),
       };
       const existing = await findByLegacyId(ctx.db, table, legacyId);
+      for (const field of deferred ?? []) {
+        if (!hasOwn(references, field) || (refs !== undefined && hasOwn(refs, field))) {
+          throw new Error(
+            `${table} ${legacyId}: ${field} is deferred, but it is not a reference of ${table} ` +
+              `in the plan, or the document sets it`,
+          );
+        }
+        // The second pass owns the field: keep what it wrote (nothing, before it ran).
+        delete document[field];
+        if (existing !== null && hasOwn(existing, field)) {
+          document[field] = existing[field];
+        }
+      }
       if (existing === null) {
         ids.push(await ctx.db.insert(table, document));
         inserted += 1;
@@ -383,7 +402,7 @@ mod tests {
         let json = line.strip_prefix(PLAN_LINE_PREFIX).unwrap().strip_suffix(';').unwrap();
         assert_eq!(
             json,
-            r#"{"version":1,"planHash":"blake3:0123abcd","tables":{"users":{"legacyIdField":"legacyId","references":{}},"posts":{"legacyIdField":"legacyId","references":{"authorId":"users"}},"comments":{"legacyIdField":"oldId","references":{"postId":"posts","parentId":"comments"}}}}"#
+            r#"{"version":2,"planHash":"blake3:0123abcd","tables":{"users":{"legacyIdField":"legacyId","references":{}},"posts":{"legacyIdField":"legacyId","references":{"authorId":"users"}},"comments":{"legacyIdField":"oldId","references":{"postId":"posts","parentId":"comments"}}}}"#
         );
     }
 

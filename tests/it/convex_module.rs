@@ -232,7 +232,7 @@ fn info_returns_the_plan_the_module_was_generated_from() {
     assert_eq!(
         info,
         json!({
-            "version": 1,
+            "version": 2,
             "planHash": "blake3:convex-module-tests",
             "tables": {
                 "users": { "legacyIdField": "legacyId", "references": {} },
@@ -451,6 +451,64 @@ fn patch_refs_sets_self_references_once_the_parents_exist() {
         json!({ "table": "comments", "docs": [parent_patch("root", "404")] }),
     );
     assert_eq!(error, "comments root: parentId refers to comments 404, which is not in Convex");
+}
+
+/// A first-pass `upsert` element of comment `legacy_id`: its self-reference left to the second
+/// pass, and named as deferred.
+fn comment_first_pass(legacy_id: &str, post: &str) -> Value {
+    let mut element = comment(legacy_id, post);
+    element["deferred"] = json!(["parentId"]);
+    element
+}
+
+#[test]
+fn an_upsert_applied_after_the_second_pass_keeps_the_references_it_defers() {
+    let server = ConvexTestServer::for_plan(&blog_plan());
+    let api = Api::new(&server);
+    api.upsert("users", json!([user("1", "Ada")]));
+    api.upsert("posts", json!([post("p", "1")]));
+    // GIVEN a reply and its root, upserted without the self-reference, then patched
+    let first_pass = json!([comment_first_pass("reply", "p"), comment_first_pass("root", "p")]);
+    let inserted = api.upsert("comments", first_pass.clone());
+    assert!(api.get("comments", &["reply"])[0].get("parentId").is_none());
+    api.ok(
+        "api/mutation",
+        "migrate:patchRefs",
+        json!({ "table": "comments", "docs": [parent_patch("reply", "root")] }),
+    );
+    let root_id = &inserted["ids"][1];
+
+    // WHEN the first pass's upsert is applied again, late (a reply lost, the call retried, the
+    // first attempt applied after the second pass)
+    let again = api.upsert("comments", first_pass);
+
+    // THEN the patched reference is still there, the rest replaced
+    assert_eq!((again["inserted"].as_u64(), again["replaced"].as_u64()), (Some(0), Some(2)));
+    let reply = &api.get("comments", &["reply"])[0];
+    assert_eq!(&reply["parentId"], root_id, "{reply}");
+    assert_eq!(reply["body"], "comment reply");
+    assert!(api.get("comments", &["root"])[0].get("parentId").is_none());
+
+    // AND an upsert that does not defer the field owns it: the document loses the reference
+    api.upsert("comments", json!([comment("reply", "p")]));
+    assert!(api.get("comments", &["reply"])[0].get("parentId").is_none());
+
+    // AND only a reference of the plan that the element does not set can be deferred
+    for (deferred, refs) in [
+        (json!(["body"]), json!({})),
+        (json!(["parentId"]), json!({ "parentId": { "table": "comments", "legacyId": "root" } })),
+    ] {
+        let mut element = comment("reply", "p");
+        element["deferred"] = deferred;
+        element["refs"].as_object_mut().unwrap().extend(refs.as_object().unwrap().clone());
+        let error = api.error(
+            "api/mutation",
+            "migrate:upsert",
+            json!({ "table": "comments", "docs": [element] }),
+        );
+        assert!(error.contains("comments reply: "), "{error}");
+        assert!(error.contains("is deferred, but it is not a reference of comments"), "{error}");
+    }
 }
 
 #[test]

@@ -14,6 +14,7 @@ mod export_golden;
 mod export_tls;
 mod import_crashes;
 mod import_faults;
+mod import_losses;
 mod import_pipeline;
 mod plan_errors;
 mod plan_init;

@@ -210,7 +210,26 @@ fn check(case: &Case) -> Result<(), TestCaseError> {
             prop_assert!(entry.line > previous && entry.line >= batch.first_line);
             prop_assert!(entry.line < batch.end_line);
             prop_assert!(!is_done(entry.line), "line {} was done", entry.line);
-            prop_assert!(serde_json::from_slice::<serde_json::Value>(&entry.json).is_ok());
+            let sent = serde_json::from_slice::<serde_json::Value>(&entry.json);
+            prop_assert!(sent.is_ok());
+            if case.pass == Pass::Upsert {
+                // The upsert sets no deferred reference, and names each the line has, so that
+                // a late upsert keeps what the second pass wrote.
+                let sent = sent.unwrap();
+                let line: serde_json::Value = serde_json::from_slice(text(entry.line)).unwrap();
+                let deferred_in = |value: &serde_json::Value| -> Vec<String> {
+                    let refs = value.get("refs").and_then(|r| r.as_object());
+                    let fields = refs.into_iter().flat_map(|r| r.keys());
+                    fields.filter(|f| case.deferred.contains(f)).cloned().collect()
+                };
+                prop_assert!(deferred_in(&sent).is_empty(), "{sent}");
+                let named: Vec<String> = sent
+                    .get("deferred")
+                    .and_then(|d| d.as_array())
+                    .map(|d| d.iter().map(|f| f.as_str().unwrap().to_owned()).collect())
+                    .unwrap_or_default();
+                prop_assert_eq!(named, deferred_in(&line));
+            }
             previous = entry.line;
         }
         previous_end = batch.end_line;

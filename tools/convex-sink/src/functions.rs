@@ -132,6 +132,9 @@ struct UpsertElement<'a> {
     doc: OrderedMap<Str<'a>, &'a RawValue>,
     #[serde(borrow, default)]
     refs: Option<OrderedMap<Str<'a>, RefTarget<'a>>>,
+    /// Reference fields the second pass (`patchRefs`) sets: an existing document keeps them.
+    #[serde(borrow, default)]
+    deferred: Option<Vec<Str<'a>>>,
 }
 
 #[derive(Deserialize)]
@@ -153,17 +156,39 @@ fn upsert(store: &mut Store, args: UpsertArgs<'_>, writes: &mut Writes) -> Resul
             Some(refs) => resolve_refs(store, t, &legacy, refs)?,
             None => Vec::new(),
         };
-        let body = build_body(&element.doc.0, &refs);
-        let id = match store.lookup(t, &legacy) {
-            Lookup::None => {
-                inserted += 1;
-                store.insert(t, Some(&legacy), body)
-            }
+        let lookup = store.lookup(t, &legacy);
+        if let Lookup::Many = lookup {
+            return Err(store.duplicates(t, &legacy));
+        }
+        let deferred: Vec<&str> = element.deferred.iter().flatten().map(|f| &**f).collect();
+        check_deferred(store, t, &legacy, &deferred, element.refs.as_ref())?;
+        let id = match lookup {
             Lookup::One(slot) => {
                 replaced += 1;
+                // The existing document's values of the deferred fields: what the second pass
+                // wrote (nothing, before it ran). Borrowed while the new body is built.
+                let body = {
+                    let existing: OrderedMap<Str<'_>, &RawValue> = if deferred.is_empty() {
+                        OrderedMap::default()
+                    } else {
+                        serde_json::from_str(&store.doc(t, slot).body)
+                            .expect("stored bodies are JSON objects")
+                    };
+                    let kept: Vec<(&str, &RawValue)> = existing
+                        .0
+                        .iter()
+                        .filter(|(field, _)| deferred.contains(&&**field))
+                        .map(|(field, value)| (&**field, *value))
+                        .collect();
+                    build_body(&element.doc.0, &refs, &deferred, &kept)
+                };
                 store.replace(t, slot, body)
             }
-            Lookup::Many => return Err(store.duplicates(t, &legacy)),
+            _ => {
+                inserted += 1;
+                let body = build_body(&element.doc.0, &refs, &deferred, &[]);
+                store.insert(t, Some(&legacy), body)
+            }
         };
         ids.push(id);
     }
@@ -241,14 +266,44 @@ fn resolve_refs<'a>(
     Ok(resolved)
 }
 
-/// `{ ...fields, [field]: parentId, ... }` as JSON text; system fields are dropped.
-fn build_body(fields: &[(Str<'_>, &RawValue)], refs: &[(&str, DocId)]) -> Box<str> {
+/// Each deferred field must be a reference of the table that the element does not set.
+fn check_deferred(
+    store: &Store,
+    t: usize,
+    legacy: &str,
+    deferred: &[&str],
+    refs: Option<&OrderedMap<Str<'_>, RefTarget<'_>>>,
+) -> Result<(), Thrown> {
+    let table = store.table(t);
+    let set = |field: &str| refs.is_some_and(|refs| refs.0.iter().any(|(f, _)| &**f == field));
+    match deferred.iter().find(|f| !table.references.contains_key(**f) || set(f)) {
+        Some(field) => Err(Thrown(format!(
+            "{} {legacy}: {field} is deferred, but it is not a reference of {} in the plan, or \
+             the document sets it",
+            table.name, table.name
+        ))),
+        None => Ok(()),
+    }
+}
+
+/// `{ ...fields, [field]: parentId, ..., [deferred]: kept }` as JSON text: system fields and
+/// `deferred` fields are dropped from `fields`, and the deferred fields get their `kept` values.
+fn build_body(
+    fields: &[(Str<'_>, &RawValue)],
+    refs: &[(&str, DocId)],
+    deferred: &[&str],
+    kept: &[(&str, &RawValue)],
+) -> Box<str> {
     let size: usize = fields.iter().map(|(k, v)| k.len() + v.get().len() + 4).sum();
     let mut out = String::with_capacity(size + refs.len() * 48 + 2);
     out.push('{');
     for (key, value) in fields {
         let key = &**key;
-        if key == "_id" || key == "_creationTime" || refs.iter().any(|(field, _)| *field == key) {
+        if key == "_id"
+            || key == "_creationTime"
+            || refs.iter().any(|(field, _)| *field == key)
+            || deferred.contains(&key)
+        {
             continue;
         }
         json::write_str(&mut out, key);
@@ -260,6 +315,12 @@ fn build_body(fields: &[(Str<'_>, &RawValue)], refs: &[(&str, DocId)]) -> Box<st
         json::write_str(&mut out, field);
         out.push(':');
         json::write_str(&mut out, id.as_str());
+        out.push(',');
+    }
+    for (field, value) in kept {
+        json::write_str(&mut out, field);
+        out.push(':');
+        out.push_str(value.get());
         out.push(',');
     }
     if out.ends_with(',') {
@@ -322,7 +383,7 @@ fn patch_refs(
             let fields: OrderedMap<Str<'_>, &RawValue> =
                 serde_json::from_str(&store.doc(t, slot).body)
                     .expect("stored bodies are JSON objects");
-            build_body(&fields.0, &refs)
+            build_body(&fields.0, &refs, &[], &[])
         };
         ids.push(store.replace(t, slot, body));
     }

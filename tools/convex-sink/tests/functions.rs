@@ -188,6 +188,52 @@ async fn patch_refs_fills_cycle_references_in() {
 }
 
 #[tokio::test]
+async fn an_upsert_keeps_the_deferred_references_of_an_existing_document() {
+    let sink = start();
+    let mut client = Client::new(&sink);
+    // GIVEN two posts upserted without their cycle reference, then patched
+    let first_pass = json!([
+        {"doc": {"legacyId": "a", "title": "A"}, "refs": {}, "deferred": ["parentId"]},
+        {"doc": {"legacyId": "b", "title": "B"}, "deferred": ["parentId"]},
+    ]);
+    let post_ids = ids(&client.upsert("posts", first_pass.clone()).await);
+    assert!(sink.document("posts", "a").unwrap().get("parentId").is_none());
+    let args = json!({"table": "posts", "docs": [
+        {"legacyId": "a", "refs": {"parentId": {"table": "posts", "legacyId": "b"}}},
+    ]});
+    client.ok("mutation", "migrate:patchRefs", args).await;
+
+    // WHEN the first pass's upsert is applied again, late
+    client.upsert("posts", first_pass).await;
+
+    // THEN the patched reference stays, the rest is replaced
+    let a = sink.document("posts", "a").unwrap();
+    assert_eq!((a["parentId"].as_str(), a["title"].as_str()), (Some(&*post_ids[1]), Some("A")));
+    assert!(sink.document("posts", "b").unwrap().get("parentId").is_none());
+
+    // AND a deferred field the element carries in `doc` is left out, not written
+    let sneaky = json!([{"doc": {"legacyId": "c", "parentId": "x"}, "deferred": ["parentId"]}]);
+    client.upsert("posts", sneaky).await;
+    assert!(sink.document("posts", "c").unwrap().get("parentId").is_none());
+
+    // AND an upsert that does not defer the field owns it
+    client.upsert("posts", json!([{"doc": {"legacyId": "a", "title": "A"}}])).await;
+    assert!(sink.document("posts", "a").unwrap().get("parentId").is_none());
+
+    // AND only a reference of the plan that the element does not set can be deferred
+    for element in [
+        json!({"doc": {"legacyId": "a"}, "deferred": ["title"]}),
+        json!({"doc": {"legacyId": "a"}, "deferred": ["parentId"],
+               "refs": {"parentId": {"table": "posts", "legacyId": "b"}}}),
+    ] {
+        let args = json!({"table": "posts", "docs": [element]});
+        let message = client.thrown("mutation", "migrate:upsert", args).await;
+        assert!(message.contains("posts a: "), "{message}");
+        assert!(message.contains("is deferred, but it is not a reference of posts"), "{message}");
+    }
+}
+
+#[tokio::test]
 async fn page_walks_a_table_in_insertion_order() {
     let sink = start();
     let mut client = Client::new(&sink);

@@ -1,0 +1,208 @@
+//! Ways an import could lose documents without a word, each against both the generated module
+//! under `convex-test` (tests/convex/server.ts) and the sink:
+//!
+//! - a first-pass `upsert` applied late (its reply lost or timed out, the call retried, the
+//!   first attempt applied after the second pass) must not take away the cycle references the
+//!   second pass patched in.
+
+use std::time::Duration;
+
+use convex_sink::{Plan, Sink, SinkConfig};
+use migrate::convex::client::{ConvexClient, FunctionKind, RetryPolicy, request_body};
+use migrate::data_dir::DataDir;
+use migrate::import::batches::{BatchPlan, read_batches};
+use migrate::import::state::Pass;
+use migrate::import::transformed::TransformedFile;
+use migrate::import::{call_args, read_inputs};
+use migrate::settings::Secret;
+use serde_json::Value;
+
+use crate::convex_server::ConvexTestServer;
+use crate::import_faults::{BATCH_SIZE, Rig};
+use crate::import_pipeline::Prepared;
+
+/// `teams.owner_id` (NOT NULL) and `members.team_id` make a cycle, `members.manager_id` refers
+/// to `members`: import's second pass patches all three in.
+const CYCLE: &str = "
+create table teams (id int primary key, name text not null, owner_id int not null);
+create table members (
+  id int primary key,
+  team_id int not null references teams(id) deferrable initially deferred,
+  manager_id int references members(id),
+  email text not null
+);
+alter table teams add constraint teams_owner_fk
+  foreign key (owner_id) references members(id) deferrable initially deferred;
+begin;
+insert into teams values (1, 'red', 1), (2, 'blue', 3);
+insert into members values (1, 1, null, 'a@x'), (2, 1, 1, 'b@x'), (3, 2, 1, 'c@x'), (4, 2, 3, 'd@x');
+commit;
+";
+
+/// The bodies of every first-pass `migrate:upsert` call import sends, `batch_size` documents
+/// each, for the tables with deferred references: read from the transformed files by import's
+/// own batch reader.
+fn first_pass_upserts(prepared: &Prepared, batch_size: usize) -> Vec<(String, Vec<u8>)> {
+    let data_dir = DataDir::new(prepared.work.data_dir());
+    let inputs = read_inputs(&data_dir, &prepared.plan_dir()).expect("the inputs read");
+    let mut bodies = Vec::new();
+    for step in inputs.order.iter().filter(|step| !step.deferred.is_empty()) {
+        let report = inputs.manifest.tables.iter().find(|t| t.table == step.table).unwrap();
+        let plan = BatchPlan {
+            file: TransformedFile::of(&data_dir, report).expect("a transformed file"),
+            pass: Pass::Upsert,
+            legacy_field: step.legacy_field.clone(),
+            deferred: step.deferred.clone(),
+            size: batch_size,
+            max_bytes: 8 << 20,
+            done: Vec::new(),
+        };
+        read_batches(&plan, |batch| {
+            let args = call_args(&step.table, &batch.entries);
+            bodies.push((step.table.clone(), request_body("migrate:upsert", &args)));
+            true
+        })
+        .expect("the batches read");
+    }
+    assert!(!bodies.is_empty(), "the plan has deferred references");
+    bodies
+}
+
+/// Sends each body to `url` as a mutation, as import does; each must succeed.
+fn replay(url: &str, key: &str, bodies: Vec<(String, Vec<u8>)>) {
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let key = Secret::new(key.to_owned());
+    let client =
+        ConvexClient::new(url, &key, Duration::from_secs(30), RetryPolicy::default()).unwrap();
+    for (table, body) in bodies {
+        let decode = |raw: &serde_json::value::RawValue| {
+            serde_json::from_str::<Value>(raw.get()).map_err(|e| e.to_string())
+        };
+        let reply = client.call_body(FunctionKind::Mutation, "migrate:upsert", body.into(), decode);
+        runtime.block_on(reply).unwrap_or_else(|e| panic!("the replayed upsert of {table}: {e}"));
+    }
+}
+
+/// `migrate --format json import` against `url`: exit 0, and the report.
+fn import_json(prepared: &Prepared, url: &str, key: &str, extra: &[&str]) -> (String, Value) {
+    let mut args = vec!["--format", "json", "import"];
+    args.extend_from_slice(extra);
+    let run = prepared.against(url, key, &args).success();
+    let report = serde_json::from_str(&run.stdout).expect("the import report is JSON");
+    (run.stderr, report)
+}
+
+/// Every document of `table` through `migrate:page` (fewer than 1,000).
+fn documents(url: &str, key: &str, table: &str) -> Vec<Value> {
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let key = Secret::new(key.to_owned());
+    let client =
+        ConvexClient::new(url, &key, Duration::from_secs(30), RetryPolicy::default()).unwrap();
+    let args = serde_json::json!({"table": table, "cursor": null, "numItems": 1000});
+    let page: Value =
+        runtime.block_on(client.call(FunctionKind::Query, "migrate:page", &args)).unwrap();
+    assert_eq!(page["isDone"], true);
+    page["page"].as_array().unwrap().clone()
+}
+
+/// The cycle references of [`CYCLE`] in Convex, by legacy id: (`teams.ownerId`,
+/// `members.teamId`, `members.managerId`), each the referred document's legacy id.
+fn cycle_references(url: &str, key: &str) -> Vec<(String, Option<String>)> {
+    let members = documents(url, key, "members");
+    let teams = documents(url, key, "teams");
+    let legacy_of = |docs: &[Value], id: &Value| {
+        docs.iter().find(|d| &d["_id"] == id).map(|d| d["legacyId"].as_str().unwrap().to_owned())
+    };
+    let mut found = Vec::new();
+    for team in &teams {
+        let field = format!("teams {}.ownerId", team["legacyId"].as_str().unwrap());
+        found.push((field, legacy_of(&members, &team["ownerId"])));
+    }
+    for member in &members {
+        let legacy = member["legacyId"].as_str().unwrap();
+        found.push((format!("members {legacy}.teamId"), legacy_of(&teams, &member["teamId"])));
+        found.push((
+            format!("members {legacy}.managerId"),
+            legacy_of(&members, &member["managerId"]),
+        ));
+    }
+    found.sort();
+    found
+}
+
+/// What [`CYCLE`] says the references are.
+fn expected_cycle_references() -> Vec<(String, Option<String>)> {
+    let some = |s: &str| Some(s.to_owned());
+    let mut expected =
+        vec![("teams 1.ownerId".to_owned(), some("1")), ("teams 2.ownerId".to_owned(), some("3"))];
+    for (member, team, manager) in [("1", "1", None), ("2", "1", some("1")), ("3", "2", some("1"))]
+        .into_iter()
+        .chain([("4", "2", some("3"))])
+    {
+        expected.push((format!("members {member}.teamId"), some(team)));
+        expected.push((format!("members {member}.managerId"), manager));
+    }
+    expected.sort();
+    expected
+}
+
+#[test]
+fn a_first_pass_upsert_applied_after_the_second_pass_takes_no_reference_away_under_convex_test() {
+    // GIVEN a plan with a NOT NULL cycle and a self-reference, imported in full
+    let prepared = Prepared::new(CYCLE, "");
+    prepared.migrate(&["transform"]).success();
+    let server = ConvexTestServer::for_convex_dir(&prepared.convex_dir());
+    let (url, key) = (server.url().to_owned(), server.admin_key().to_owned());
+    import_json(&prepared, &url, &key, &[]);
+    assert_eq!(cycle_references(&url, &key), expected_cycle_references());
+
+    // WHEN the first pass's upserts arrive again, late: the same bodies import sent, applied
+    // after the second pass patched the cycle references in
+    replay(&url, &key, first_pass_upserts(&prepared, 100));
+
+    // THEN every cycle reference is still set
+    assert_eq!(cycle_references(&url, &key), expected_cycle_references());
+    // AND a re-run of import (which sends nothing: its checkpoints say done) and verify agree
+    let (_, report) = import_json(&prepared, &url, &key, &[]);
+    assert_eq!(report["sent"], 0, "{report}");
+    prepared.against(&url, &key, &["verify"]).success();
+}
+
+#[test]
+fn a_first_pass_upsert_applied_after_the_second_pass_takes_no_reference_away_in_the_sink() {
+    // GIVEN the volume fixture (two self-references) imported into the sink
+    let rig = Rig::new(|c| c);
+    rig.import_json(&[]);
+    rig.verify_exact();
+    let patched =
+        rig.sink.documents("comments").iter().filter(|c| c.get("replyTo").is_some()).count();
+    assert_eq!(patched, 1000, "every even comment replies to another");
+
+    // WHEN every first-pass upsert is applied again, after the second pass
+    let batch_size = BATCH_SIZE.parse().unwrap();
+    replay(&rig.sink.url(), rig.sink.admin_key(), first_pass_upserts(&rig.prepared, batch_size));
+
+    // THEN nothing the second pass wrote is gone: verify finds exactly the source
+    let stats = rig.stats();
+    assert_eq!(stats.replaced, 4000 - 1500, "authors and comments upserted again: {stats:?}");
+    rig.verify_exact();
+}
+
+#[test]
+fn a_module_of_an_older_version_is_refused_with_what_to_do() {
+    // GIVEN a deployment running the module as an older migrate generated it (version 1: no
+    // `deferred` in `upsert`, which it would refuse as an unknown argument)
+    let prepared = Prepared::new(CYCLE, "");
+    prepared.migrate(&["transform"]).success();
+    let module = std::fs::read_to_string(prepared.convex_dir().join("migrate.ts")).unwrap();
+    let old = module.replacen("const PLAN = {\"version\":2,", "const PLAN = {\"version\":1,", 1);
+    assert_ne!(old, module);
+    let sink = Sink::start(SinkConfig::new(Plan::from_module(&old).unwrap())).unwrap();
+
+    // WHEN import runs against it
+    let run = prepared.against(&sink.url(), sink.admin_key(), &["import"]);
+
+    // THEN it stops before sending anything, saying to regenerate and deploy the module
+    run.fails_with(4, &["version 1 of the module", "needs version 2", "migrate init"]);
+    assert_eq!(sink.stats().succeeded, 1, "only migrate:info: {:?}", sink.stats());
+}
