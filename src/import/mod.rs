@@ -244,6 +244,11 @@ pub async fn import(
 
     let state = State::open(&data_dir.path("state.sqlite"))?;
     prepare_state(&state, inputs, options)?;
+    let plan_hash = inputs.manifest.plan_hash.as_str();
+    let import_id = tokio::select! {
+        claimed = claim_deployment(&client, &state, plan_hash) => claimed?,
+        _ = &mut interrupt => return Err(ImportError::Interrupted { checkpointed: 0 }),
+    };
     let run = state.run_started("import")?;
     let mut tables: Vec<TableImport> = Vec::new();
     // What earlier runs finished, read before the checkpoint writer takes the connection.
@@ -274,7 +279,7 @@ pub async fn import(
     }
 
     let mut importer = Importer {
-        client,
+        client: client.clone(),
         options,
         data_dir,
         inputs,
@@ -309,6 +314,7 @@ pub async fn import(
         return Err(ImportError::Interrupted { checkpointed });
     }
     outcome?;
+    write_ledger(&client, &import_id, plan_hash, "completed").await?;
 
     let mut rejects = Vec::with_capacity(tables.len());
     for table in &mut tables {
@@ -356,6 +362,69 @@ fn prepare_state(
     }
     state.set_meta("plan_hash", plan_hash)?;
     state.set_meta("deployment", &options.target.url)?;
+    Ok(())
+}
+
+/// Makes sure the checkpoints describe the deployment, and marks it as this import's; returns
+/// the import's marker id.
+///
+/// The checkpoints trust the URL: a deployment emptied, or replaced by a fresh one at the same
+/// URL, would make them claim documents it does not hold. So the first time import writes to a
+/// deployment it chooses a random id, keeps it in the state with the checkpoints and records it
+/// in the deployment's ledger (`migrate:ledgerWrite`); each later run asks for it
+/// (`migrate:ledgerRead`) and, if the deployment does not hold it, drops the checkpoints and
+/// sends everything again (upserts by legacy id: nothing is duplicated). The marker is written
+/// before any document, so a checkpoint always has its marker in the deployment.
+async fn claim_deployment(
+    client: &ConvexClient,
+    state: &State,
+    plan_hash: &str,
+) -> Result<String, ImportError> {
+    let known = match state.meta(state::IMPORT_ID)? {
+        Some(id) => {
+            // The record, or null: only whether there is one matters.
+            let record: Option<serde::de::IgnoredAny> = client
+                .call(
+                    FunctionKind::Query,
+                    "migrate:ledgerRead",
+                    &serde_json::json!({ "importId": id }),
+                )
+                .await?;
+            record.map(|_| id)
+        }
+        None => None,
+    };
+    let import_id = match known {
+        Some(id) => id,
+        None => {
+            if state.has_checkpoints()? {
+                tracing::warn!(
+                    "the deployment holds no marker of the earlier import: sending every table again"
+                );
+            }
+            state.reset_all()?;
+            // Unique, not secret: 128 bits from fastrand's randomly seeded generator.
+            let id = format!("{:032x}", fastrand::u128(..));
+            state.set_meta(state::IMPORT_ID, &id)?;
+            id
+        }
+    };
+    write_ledger(client, &import_id, plan_hash, "running").await?;
+    Ok(import_id)
+}
+
+/// Records the import in the deployment's ledger with `status` (`running`, `completed`).
+async fn write_ledger(
+    client: &ConvexClient,
+    import_id: &str,
+    plan_hash: &str,
+    status: &str,
+) -> Result<(), ImportError> {
+    let args =
+        serde_json::json!({ "importId": import_id, "planHash": plan_hash, "status": status });
+    client
+        .call::<serde::de::IgnoredAny>(FunctionKind::Mutation, "migrate:ledgerWrite", &args)
+        .await?;
     Ok(())
 }
 

@@ -51,6 +51,11 @@ CREATE TABLE IF NOT EXISTS runs (
 );
 ";
 
+/// The `meta` key of the import's marker id: chosen when import first writes to a deployment,
+/// recorded there in the generated module's ledger; the checkpoints count only while the
+/// deployment holds it.
+pub const IMPORT_ID: &str = "import_id";
+
 #[derive(Debug, thiserror::Error)]
 pub enum StateError {
     #[error("the import state `{path}` cannot be used")]
@@ -181,10 +186,25 @@ impl State {
             .map_err(self.sqlite())
     }
 
-    /// Forgets every checkpoint and reject: the next import sends everything again.
+    /// Forgets every checkpoint and reject, and the import's marker id: the next import sends
+    /// everything again, under a new marker.
     pub fn reset_all(&self) -> Result<(), StateError> {
         self.conn
-            .execute_batch("DELETE FROM tables; DELETE FROM batches; DELETE FROM rejects;")
+            .execute_batch(&format!(
+                "DELETE FROM tables; DELETE FROM batches; DELETE FROM rejects; \
+                 DELETE FROM meta WHERE key = '{IMPORT_ID}';"
+            ))
+            .map_err(self.sqlite())
+    }
+
+    /// Whether any batch is checkpointed (or any document recorded as refused).
+    pub fn has_checkpoints(&self) -> Result<bool, StateError> {
+        self.conn
+            .query_row(
+                "SELECT EXISTS (SELECT 1 FROM batches) OR EXISTS (SELECT 1 FROM rejects)",
+                [],
+                |row| row.get(0),
+            )
             .map_err(self.sqlite())
     }
 
@@ -466,6 +486,26 @@ mod tests {
         state.reset_table("users", "blake3:b").unwrap();
         assert_eq!(state.acked_ranges("users", Pass::Upsert).unwrap(), []);
         assert_eq!(state.written("users", Pass::Upsert).unwrap(), 0);
+    }
+
+    #[test]
+    fn resetting_everything_forgets_the_import_marker_too() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = State::open(&dir.path().join("state.sqlite")).unwrap();
+        assert!(!state.has_checkpoints().unwrap());
+        state.reset_table("users", "blake3:a").unwrap();
+        state.set_meta(IMPORT_ID, "0123").unwrap();
+        state.set_meta("deployment", "http://127.0.0.1:1").unwrap();
+        let writer = Checkpointer::spawn(state);
+        writer.record(acked(1, 3)).unwrap();
+        let (state, result) = writer.finish();
+        result.unwrap();
+        assert!(state.has_checkpoints().unwrap());
+
+        state.reset_all().unwrap();
+        assert!(!state.has_checkpoints().unwrap());
+        assert_eq!(state.meta(IMPORT_ID).unwrap(), None);
+        assert_eq!(state.meta("deployment").unwrap().as_deref(), Some("http://127.0.0.1:1"));
     }
 
     #[test]

@@ -18,6 +18,14 @@ use super::model::{
 /// The index import and verify look documents up by; every table has it on its legacy id.
 pub const LEGACY_ID_INDEX: &str = "by_legacy_id";
 
+/// The table the generated module keeps its ledger in: one document per import into the
+/// deployment, which import reads to know the deployment still holds what its checkpoints say.
+/// No plan may give a user table this name.
+pub const LEDGER_TABLE: &str = "migrateLedger";
+
+/// The ledger's index on `importId`.
+pub const LEDGER_IMPORT_INDEX: &str = "by_import_id";
+
 /// Lines longer than this are broken at their outermost validator call.
 const WIDTH: usize = 100;
 
@@ -37,19 +45,34 @@ pub fn schema_ts(plan: &Plan) -> String {
     );
     out.push_str("import { defineSchema, defineTable } from \"convex/server\";\n");
     out.push_str("import { v } from \"convex/values\";\n\n");
-    if plan.tables.is_empty() {
-        out.push_str("export default defineSchema({});\n");
-        return out;
-    }
     out.push_str("export default defineSchema({\n");
-    for (index, table) in plan.tables.iter().enumerate() {
-        if index > 0 {
-            out.push('\n');
-        }
+    for table in &plan.tables {
         write_table(&mut out, table, &cycles);
+        out.push('\n');
     }
+    write_ledger(&mut out);
     out.push_str("});\n");
     out
+}
+
+/// The ledger table of the generated module (docs/convex-module.md): `migrate import` records
+/// each import into the deployment there.
+fn write_ledger(out: &mut String) {
+    out.push_str(
+        "  // migrate's ledger: one document per import into this deployment (convex/migrate.ts\n\
+         \x20 // writes it); import reads it to know the deployment still holds what it imported.\n",
+    );
+    out.push_str(&format!("  {}: defineTable({{\n", object_key(LEDGER_TABLE)));
+    out.push_str(
+        "    importId: v.string(), // chosen by `migrate import`, kept in data/state.sqlite\n",
+    );
+    out.push_str("    planHash: v.string(),\n");
+    out.push_str("    status: v.union(v.literal(\"running\"), v.literal(\"completed\")),\n");
+    out.push_str("    updatedAt: v.float64(), // ms since the epoch\n");
+    out.push_str(&format!(
+        "  }}).index({}, [\"importId\"]),\n",
+        string_literal(LEDGER_IMPORT_INDEX)
+    ));
 }
 
 /// One `name: defineTable({...}).index(...)` entry of the schema object.
@@ -676,7 +699,7 @@ mod tests {
     }
 
     #[test]
-    fn an_empty_plan_is_an_empty_schema() {
+    fn an_empty_plan_has_only_the_ledger() {
         insta::assert_snapshot!(schema_ts(&plan(Vec::new())));
     }
 

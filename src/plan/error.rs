@@ -261,6 +261,11 @@ impl PlanErrorKind {
             PlanErrorKind::JsonKeysMismatch { .. } => {
                 "`json_keys` is for json and jsonb columns".into()
             }
+            PlanErrorKind::InvalidName { name, key, .. }
+                if name == super::codegen::LEDGER_TABLE =>
+            {
+                format!("choose another name for the table: set `{key}`")
+            }
             PlanErrorKind::InvalidName { key, .. } => format!(
                 "Convex names are ASCII letters, digits and `_`, start with a letter and have at \
                  most 64 characters: set `{key}`"

@@ -11,11 +11,13 @@
 
 use serde::ser::{Serialize, Serializer};
 
-use super::codegen::{LEGACY_ID_INDEX, comment_text, string_literal};
+use super::codegen::{
+    LEDGER_IMPORT_INDEX, LEDGER_TABLE, LEGACY_ID_INDEX, comment_text, string_literal,
+};
 use super::model::{Plan, ReferencePlan, TablePlan};
 
 /// `version` of what `migrate:info` returns: changes when the functions' contract does.
-/// 2: `upsert` keeps the `deferred` fields of an existing document.
+/// 2: `upsert` keeps the `deferred` fields of an existing document; the ledger functions.
 pub const MODULE_VERSION: u32 = 2;
 
 /// The start of the module's only line holding the plan; the compact JSON follows, then `;`.
@@ -41,7 +43,12 @@ pub fn migrate_ts(plan: &Plan) -> String {
     out.push_str(HEADER);
     out.push_str(IMPORTS);
     out.push_str(&format!("{PLAN_LINE_PREFIX}{info};\n"));
-    out.push_str(&BODY.replace("$LEGACY_ID_INDEX", &string_literal(LEGACY_ID_INDEX)));
+    out.push_str(
+        &BODY
+            .replace("$LEGACY_ID_INDEX", &string_literal(LEGACY_ID_INDEX))
+            .replace("$LEDGER_TABLE", &string_literal(LEDGER_TABLE))
+            .replace("$LEDGER_IMPORT_INDEX", &string_literal(LEDGER_IMPORT_INDEX)),
+    );
     out
 }
 
@@ -103,7 +110,7 @@ import type { GenericId } from "convex/values";
 
 "#;
 
-/// Everything after the plan line: the same for every plan but the index name.
+/// Everything after the plan line: the same for every plan but the table and index names.
 const BODY: &str = r#"
 /** One table of the plan: its legacy id field and, per reference field, the parent table. */
 type TableInfo = { legacyIdField: string; references: Record<string, string> };
@@ -115,6 +122,12 @@ const LEGACY_ID_INDEX = $LEGACY_ID_INDEX;
 
 /** At most this many legacy ids per `get`: one index range each, well inside a query's 4,096. */
 const MAX_GET = 1000;
+
+/** The table schema.ts declares for the ledger: one document per import into this deployment. */
+const LEDGER_TABLE = $LEDGER_TABLE;
+
+/** The ledger's index on `importId`. */
+const LEDGER_IMPORT_INDEX = $LEDGER_IMPORT_INDEX;
 
 /** A reference as transform writes it: the parent's table and legacy id. */
 const reference = v.object({ table: v.string(), legacyId: v.string() });
@@ -336,6 +349,50 @@ export const remove = internalMutationGeneric({
       }
     }
     return { deleted };
+  },
+});
+
+/** What import writes to the ledger: the import is under way, or it completed. */
+const ledgerStatus = v.union(v.literal("running"), v.literal("completed"));
+
+/**
+ * Records the import `importId` (chosen by import when it first writes to this deployment, and
+ * kept in its state with the checkpoints) in the ledger, or updates its record.
+ */
+export const ledgerWrite = internalMutationGeneric({
+  args: { importId: v.string(), planHash: v.string(), status: ledgerStatus },
+  handler: async (ctx, { importId, planHash, status }) => {
+    const record = { importId, planHash, status, updatedAt: Date.now() };
+    const found = await ctx.db
+      .query(LEDGER_TABLE)
+      .withIndex(LEDGER_IMPORT_INDEX, (q) => q.eq("importId", importId))
+      .first();
+    if (found === null) {
+      await ctx.db.insert(LEDGER_TABLE, record);
+    } else {
+      await ctx.db.replace(idOf(found), record);
+    }
+    return record;
+  },
+});
+
+/**
+ * The ledger's record of the import `importId`, or null: a deployment emptied or replaced since
+ * that import holds none, and import then sends everything again instead of trusting its
+ * checkpoints.
+ */
+export const ledgerRead = internalQueryGeneric({
+  args: { importId: v.string() },
+  handler: async (ctx, { importId }) => {
+    const found = await ctx.db
+      .query(LEDGER_TABLE)
+      .withIndex(LEDGER_IMPORT_INDEX, (q) => q.eq("importId", importId))
+      .first();
+    if (found === null) {
+      return null;
+    }
+    const { importId: id, planHash, status, updatedAt } = found;
+    return { importId: id, planHash, status, updatedAt };
   },
 });
 "#;

@@ -24,6 +24,7 @@ use base64::Engine;
 use serde_json::{Map, Number, Value};
 use toml::value::Datetime;
 
+use super::codegen::LEDGER_TABLE;
 use super::error::{Location, MergeProblem, PlanError, PlanErrorKind, suggest};
 use super::file::{
     self, At, ColumnEntry, FilterCondition, FilterEntry, Layer, Literal, Naming, Policy,
@@ -189,9 +190,14 @@ fn check_field(name: &str) -> Result<(), &'static str> {
     rules::check_field_name(name).map_err(|rule| identifier_phrase(name, &rule))
 }
 
-/// [`rules::check_table_name`], its rule in the words of [`identifier_phrase`].
+/// [`rules::check_table_name`], its rule in the words of [`identifier_phrase`]; and the name of
+/// the generated module's ledger table ([`LEDGER_TABLE`]) is taken.
 fn check_table(name: &str) -> Result<(), &'static str> {
-    rules::check_table_name(name).map_err(|rule| identifier_phrase(name, &rule))
+    rules::check_table_name(name).map_err(|rule| identifier_phrase(name, &rule))?;
+    if name == LEDGER_TABLE {
+        return Err("the generated convex/migrate.ts keeps its ledger in that table");
+    }
+    Ok(())
 }
 
 /// The phrase below is written for this limit.
@@ -1614,6 +1620,11 @@ pub(super) mod tests {
         assert_eq!(check_table(&longer), Err("it is longer than 64 characters"));
         // Characters are checked before the length, as Convex does.
         assert_eq!(check_field(&format!("{longer}!")), chars);
+        // The ledger's table is taken; as a field name, or in another case, it is free.
+        let ledger = Err("the generated convex/migrate.ts keeps its ledger in that table");
+        assert_eq!(check_table("migrateLedger"), ledger);
+        assert_eq!(check_table("MigrateLedger"), Ok(()));
+        assert_eq!(check_field("migrateLedger"), Ok(()));
     }
 
     #[test]
@@ -2045,6 +2056,10 @@ equals = 42
             (
                 "[tables.\"public.users\"]\ntarget = \"_users\"\n",
                 "migrations/0001_test.toml:2: table name `_users` (target of `public.users`) is not allowed in Convex: a leading `_` is reserved for Convex's system fields\nhint: Convex names are ASCII letters, digits and `_`, start with a letter and have at most 64 characters: set `tables.\"public.users\".target`",
+            ),
+            (
+                "[tables.\"public.users\"]\ntarget = \"migrateLedger\"\n",
+                "migrations/0001_test.toml:2: table name `migrateLedger` (target of `public.users`) is not allowed in Convex: the generated convex/migrate.ts keeps its ledger in that table\nhint: choose another name for the table: set `tables.\"public.users\".target`",
             ),
             (
                 "[tables.\"public.users\"]\ncolumns.email = { field = \"displayName\" }\n",

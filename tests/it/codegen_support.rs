@@ -79,6 +79,11 @@ impl ConvexApp {
         path
     }
 
+    /// `relative` (e.g. `convex/schema.ts`) under the app folder.
+    pub fn path(&self, relative: &str) -> PathBuf {
+        self.root.join(relative)
+    }
+
     /// `tsc --noEmit -p <app>`: typechecks everything under `convex/`.
     pub fn typecheck(&self) -> Output {
         run(Command::new(convex_tool("tsc")).arg("--noEmit").arg("-p").arg(&self.root))

@@ -512,6 +512,45 @@ fn an_upsert_applied_after_the_second_pass_keeps_the_references_it_defers() {
 }
 
 #[test]
+fn the_ledger_records_an_import_by_its_id() {
+    let server = ConvexTestServer::for_plan(&blog_plan());
+    let api = Api::new(&server);
+    let read = |id: &str| api.ok("api/query", "migrate:ledgerRead", json!({ "importId": id }));
+    // GIVEN a deployment that holds no record of an import
+    assert_eq!(read("0badc0de"), Value::Null);
+
+    // WHEN import records itself running, then completed
+    let write = |status: &str| {
+        let args = json!({ "importId": "0badc0de", "planHash": "blake3:p", "status": status });
+        api.ok("api/mutation", "migrate:ledgerWrite", args)
+    };
+    write("running");
+    let running = read("0badc0de");
+    assert_eq!(running["status"], "running");
+    write("completed");
+
+    // THEN reading it finds one record, the last status
+    let record = read("0badc0de");
+    assert_eq!(
+        (&record["importId"], &record["planHash"], &record["status"]),
+        (&json!("0badc0de"), &json!("blake3:p"), &json!("completed"))
+    );
+    assert!(record["updatedAt"].as_f64().unwrap() >= running["updatedAt"].as_f64().unwrap());
+    assert_eq!(read("another"), Value::Null);
+    // … and a status the ledger does not know is refused
+    let args = json!({ "importId": "x", "planHash": "blake3:p", "status": "done" });
+    let error = api.error("api/mutation", "migrate:ledgerWrite", args);
+    assert!(error.contains("Validator"), "{error}");
+    // … and the ledger is no table of the plan for the other functions
+    let error = api.error(
+        "api/query",
+        "migrate:get",
+        json!({ "table": "migrateLedger", "legacyIds": ["0badc0de"] }),
+    );
+    assert_eq!(error, r#"unknown table "migrateLedger""#);
+}
+
+#[test]
 fn page_reads_a_whole_table_in_pages() {
     let server = ConvexTestServer::for_plan(&blog_plan());
     let api = Api::new(&server);

@@ -26,7 +26,8 @@ pub struct ConvexTestServer {
     url: String,
     admin_key: String,
     stderr: Arc<Mutex<String>>,
-    _app: ConvexApp,
+    /// Kept for the server's life; `None` only while [`ConvexTestServer::restart_empty`] runs.
+    app: Option<ConvexApp>,
 }
 
 impl ConvexTestServer {
@@ -52,13 +53,31 @@ impl ConvexTestServer {
 
     /// Starts the server on the app whose `convex/schema.ts` is `schema`.
     fn start(app: ConvexApp, schema: &Path) -> Self {
-        let convex_dir = schema.parent().expect("schema.ts is in convex/");
         let admin_key = format!("convex-test-server|{:032x}", fastrand::u128(..));
+        Self::start_on(app, schema, admin_key, 0)
+    }
+
+    /// Stops the server and starts a new one, empty, at the same URL with the same key and
+    /// app: a deployment wiped, or replaced by a fresh one at the same address.
+    pub fn restart_empty(mut self) -> Self {
+        let port: u16 = self.url.rsplit(':').next().and_then(|p| p.parse().ok()).expect("a port");
+        let (url, admin_key) = (self.url.clone(), self.admin_key.clone());
+        self.stop();
+        let app = self.app.take().expect("the app is kept until the server is dropped");
+        drop(self);
+        let schema = app.path("convex/schema.ts");
+        let restarted = Self::start_on(app, &schema, admin_key, port);
+        assert_eq!(restarted.url, url, "the restarted server is at the same URL");
+        restarted
+    }
+
+    fn start_on(app: ConvexApp, schema: &Path, admin_key: String, port: u16) -> Self {
+        let convex_dir = schema.parent().expect("schema.ts is in convex/");
         let mut child = Command::new(convex_tool("tsx"))
             .current_dir(convex_tools())
             .arg("server.ts")
             .arg(convex_dir)
-            .args(["--admin-key", &admin_key, "--port", "0"])
+            .args(["--admin-key", &admin_key, "--port", &port.to_string()])
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -88,7 +107,8 @@ impl ConvexTestServer {
         let stdin = child.stdin.take();
         let started = Instant::now();
         let url = address.recv_timeout(START_TIMEOUT);
-        let mut server = Self { child, stdin, url: String::new(), admin_key, stderr, _app: app };
+        let mut server =
+            Self { child, stdin, url: String::new(), admin_key, stderr, app: Some(app) };
         match url {
             Ok(url) => server.url = url,
             Err(reason) => {
@@ -124,6 +144,13 @@ impl ConvexTestServer {
 
 impl Drop for ConvexTestServer {
     fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+impl ConvexTestServer {
+    /// Ends the server process (a second call finds it gone).
+    fn stop(&mut self) {
         // Closing stdin ends the server; kill it if it has not gone within a few seconds.
         drop(self.stdin.take());
         let deadline = Instant::now() + Duration::from_secs(5);

@@ -1,9 +1,11 @@
-//! Ways an import could lose documents without a word, each against both the generated module
-//! under `convex-test` (tests/convex/server.ts) and the sink:
+//! Two ways an import could lose documents without a word, each against both the generated
+//! module under `convex-test` (tests/convex/server.ts) and the sink:
 //!
 //! - a first-pass `upsert` applied late (its reply lost or timed out, the call retried, the
 //!   first attempt applied after the second pass) must not take away the cycle references the
-//!   second pass patched in.
+//!   second pass patched in;
+//! - a deployment emptied, or replaced by a fresh one at the same URL, must not be taken for
+//!   the one the checkpoints describe: import sends everything again.
 
 use std::time::Duration;
 
@@ -186,6 +188,80 @@ fn a_first_pass_upsert_applied_after_the_second_pass_takes_no_reference_away_in_
     let stats = rig.stats();
     assert_eq!(stats.replaced, 4000 - 1500, "authors and comments upserted again: {stats:?}");
     rig.verify_exact();
+}
+
+#[test]
+fn a_deployment_emptied_at_the_same_url_gets_every_document_again_under_convex_test() {
+    // GIVEN an import done into a deployment
+    let prepared = Prepared::new(CYCLE, "");
+    prepared.migrate(&["transform"]).success();
+    let server = ConvexTestServer::for_convex_dir(&prepared.convex_dir());
+    let (url, key) = (server.url().to_owned(), server.admin_key().to_owned());
+    let (_, first) = import_json(&prepared, &url, &key, &[]);
+    assert_eq!(first["sent"], 6, "{first}");
+
+    // WHEN the deployment is replaced by an empty one at the same URL, and import runs again
+    let server = server.restart_empty();
+    assert!(documents(&url, &key, "members").is_empty());
+    let (stderr, again) = import_json(&prepared, &url, &key, &[]);
+
+    // THEN it notices, says so, and sends every document again
+    assert!(
+        stderr.contains(
+            "the deployment holds no marker of the earlier import: sending every table again"
+        ),
+        "{stderr}"
+    );
+    assert_eq!(again["sent"], 6, "{again}");
+    let resumed: u64 =
+        again["tables"].as_array().unwrap().iter().map(|t| t["resumed"].as_u64().unwrap()).sum();
+    assert_eq!(resumed, 0, "{again}");
+    assert_eq!(cycle_references(&url, &key), expected_cycle_references());
+    // AND verify proves it, status agrees, and a third run trusts the checkpoints again
+    prepared.against(&url, &key, &["verify"]).success();
+    let status = prepared.migrate(&["--format", "json", "status"]).success();
+    let status: Value = serde_json::from_str(&status.stdout).unwrap();
+    let imported: Vec<u64> = status["tables"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["imported"].as_u64().unwrap())
+        .collect();
+    assert_eq!(imported.iter().sum::<u64>(), 6, "{status}");
+    let (stderr, third) = import_json(&prepared, &url, &key, &[]);
+    assert_eq!(third["sent"], 0, "{third}");
+    assert!(!stderr.contains("no marker"), "{stderr}");
+    drop(server);
+}
+
+#[test]
+fn a_deployment_emptied_at_the_same_url_gets_every_document_again_in_the_sink() {
+    // GIVEN the volume fixture imported into the sink, the ledger saying so
+    let rig = Rig::new(|c| c);
+    rig.import_json(&[]);
+    let ledger = rig.sink.ledger();
+    assert_eq!(ledger.len(), 1, "{ledger:?}");
+    assert_eq!(ledger[0]["status"], "completed");
+
+    // WHEN the deployment is emptied and import runs again
+    rig.sink.clear();
+    let before = rig.stats();
+    let (run, report) = rig.import_json(&[]);
+
+    // THEN every document is sent again, and verify finds exactly the source
+    assert!(run.stderr.contains("holds no marker of the earlier import"), "{run}");
+    assert_eq!(report["sent"], 4000, "{run}");
+    assert_eq!(rig.stats().inserted - before.inserted, 4000);
+    rig.verify_exact();
+    // … under a new marker, recorded completed
+    let ledger = rig.sink.ledger();
+    assert_eq!(ledger.len(), 1, "{ledger:?}");
+    assert_eq!(ledger[0]["status"], "completed");
+
+    // AND a dry run still sends nothing and shows every table
+    let dry = rig.prepared.migrate(&["--format", "json", "import", "--dry-run"]).success();
+    let dry: Value = serde_json::from_str(&dry.stdout).unwrap();
+    assert_eq!((dry["dry_run"].as_bool(), dry["documents"].as_u64()), (Some(true), Some(4000)));
 }
 
 #[test]

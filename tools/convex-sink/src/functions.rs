@@ -27,6 +27,8 @@ pub struct Writes {
     pub replaced: u64,
     pub patched: u64,
     pub deleted: u64,
+    /// 1 for a call of `ledgerRead` or `ledgerWrite`.
+    pub ledger_calls: u64,
 }
 
 #[derive(Clone, Copy)]
@@ -37,13 +39,17 @@ enum Function {
     Page,
     Get,
     Remove,
+    LedgerWrite,
+    LedgerRead,
 }
 
 impl Function {
     fn kind(self) -> Kind {
         match self {
-            Function::Info | Function::Page | Function::Get => Kind::Query,
-            Function::Upsert | Function::PatchRefs | Function::Remove => Kind::Mutation,
+            Function::Info | Function::Page | Function::Get | Function::LedgerRead => Kind::Query,
+            Function::Upsert | Function::PatchRefs | Function::Remove | Function::LedgerWrite => {
+                Kind::Mutation
+            }
         }
     }
 }
@@ -60,6 +66,8 @@ fn find(path: &str) -> Option<Function> {
         "page" => Function::Page,
         "get" => Function::Get,
         "remove" => Function::Remove,
+        "ledgerWrite" => Function::LedgerWrite,
+        "ledgerRead" => Function::LedgerRead,
         _ => return None,
     })
 }
@@ -97,7 +105,11 @@ pub fn call(
         Function::Page => page(store, parse_args(args)?)?,
         Function::Get => get(store, parse_args(args)?)?,
         Function::Remove => remove(store, parse_args(args)?, &mut writes)?,
+        Function::LedgerWrite => ledger_write(store, parse_args(args)?)?,
+        Function::LedgerRead => ledger_read(store, parse_args(args)?),
     };
+    writes.ledger_calls =
+        u64::from(matches!(function, Function::LedgerWrite | Function::LedgerRead));
     Ok((value, writes))
 }
 
@@ -466,4 +478,48 @@ fn remove(
     let deleted: usize = args.legacy_ids.iter().map(|legacy| store.remove_all(t, legacy)).sum();
     writes.deleted = deleted as u64;
     Ok(format!("{{\"deleted\":{deleted}}}"))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LedgerWriteArgs<'a> {
+    #[serde(borrow, rename = "importId")]
+    import_id: Str<'a>,
+    #[serde(borrow, rename = "planHash")]
+    plan_hash: Str<'a>,
+    #[serde(borrow)]
+    status: Str<'a>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LedgerReadArgs<'a> {
+    #[serde(borrow, rename = "importId")]
+    import_id: Str<'a>,
+}
+
+/// Records the import in the ledger, or updates its record; returns the record.
+fn ledger_write(store: &mut Store, args: LedgerWriteArgs<'_>) -> Result<String, Thrown> {
+    if !matches!(&*args.status, "running" | "completed") {
+        return Err(Thrown(format!(
+            "ArgumentValidationError: status {:?} is not \"running\" or \"completed\"",
+            &*args.status
+        )));
+    }
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH);
+    let now = now.map_or(0, |d| d.as_millis());
+    let mut record = String::from("{\"importId\":");
+    json::write_str(&mut record, &args.import_id);
+    record.push_str(",\"planHash\":");
+    json::write_str(&mut record, &args.plan_hash);
+    record.push_str(",\"status\":");
+    json::write_str(&mut record, &args.status);
+    record.push_str(&format!(",\"updatedAt\":{now}}}"));
+    store.ledger_write(&args.import_id, record.clone().into_boxed_str());
+    Ok(record)
+}
+
+/// The ledger's record of the import, or `null`.
+fn ledger_read(store: &Store, args: LedgerReadArgs<'_>) -> String {
+    store.ledger_read(&args.import_id).unwrap_or("null").to_owned()
 }

@@ -3,8 +3,8 @@
 //! It speaks Convex's HTTP API (`POST /api/query`, `POST /api/mutation`, the deploy-key and
 //! `Convex-Client` checks, `{"status": ...}` replies and `{"code", "message"}` system errors) and
 //! runs the functions of `docs/convex-module.md` (`migrate:info`, `upsert`, `patchRefs`, `page`,
-//! `get`, `remove`) on tables kept in memory, without schema validation. Each call is atomic: a
-//! function that throws leaves nothing behind. On top of that it injects the faults a real
+//! `get`, `remove`, `ledgerWrite`, `ledgerRead`) on tables kept in memory, without schema
+//! validation. Each call is atomic: a function that throws leaves nothing behind. On top of that it injects the faults a real
 //! deployment shows (overload, lost connections, lost replies, stalls) at seeded random rates.
 //!
 //! `migrate`'s throughput benchmark starts the `convex-sink` binary; its integration tests start

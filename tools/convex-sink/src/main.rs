@@ -111,11 +111,13 @@ fn describe(stats: &Stats) -> String {
         replaced,
         patched,
         deleted,
+        ledger_calls,
     } = stats;
     format!(
         "convex-sink: requests={requests} succeeded={succeeded} function_errors={function_errors} \
          wire_errors={wire_errors} unavailable={unavailable} failed_all={failed_all} \
          reset_before={reset_before} reset_after={reset_after} stalled={stalled} \
-         inserted={inserted} replaced={replaced} patched={patched} deleted={deleted}"
+         inserted={inserted} replaced={replaced} patched={patched} deleted={deleted} \
+         ledger_calls={ledger_calls}"
     )
 }

@@ -200,6 +200,19 @@ impl SinkHandle {
         done.is_ok()
     }
 
+    /// Every record of the module's ledger table (`migrate:ledgerWrite`), in no particular order.
+    pub fn ledger(&self) -> Vec<Value> {
+        let store = self.shared.store();
+        let records = store.ledger_records();
+        records.into_iter().map(|r| serde_json::from_str(r).expect("records are JSON")).collect()
+    }
+
+    /// Empties every table and the ledger, as if the deployment were wiped or replaced by a
+    /// fresh one at the same URL. The counters are kept.
+    pub fn clear(&self) {
+        self.shared.store().clear();
+    }
+
     /// Stops the server and waits for its thread (also what dropping the handle does).
     pub fn shutdown(mut self) {
         self.stop_now();

@@ -28,6 +28,9 @@ pub struct Stats {
     pub replaced: u64,
     pub patched: u64,
     pub deleted: u64,
+    /// Calls of the ledger functions (`ledgerRead`, `ledgerWrite`) answered with success: import
+    /// makes one or two before its first batch, and one after its last.
+    pub ledger_calls: u64,
 }
 
 /// How one request ended.
@@ -51,6 +54,7 @@ pub(crate) struct Counters {
     replaced: AtomicU64,
     patched: AtomicU64,
     deleted: AtomicU64,
+    ledger_calls: AtomicU64,
 }
 
 impl Counters {
@@ -64,6 +68,7 @@ impl Counters {
         self.replaced.fetch_add(writes.replaced, Ordering::Relaxed);
         self.patched.fetch_add(writes.patched, Ordering::Relaxed);
         self.deleted.fetch_add(writes.deleted, Ordering::Relaxed);
+        self.ledger_calls.fetch_add(writes.ledger_calls, Ordering::Relaxed);
     }
 
     pub fn snapshot(&self) -> Stats {
@@ -83,6 +88,7 @@ impl Counters {
             replaced: get(&self.replaced),
             patched: get(&self.patched),
             deleted: get(&self.deleted),
+            ledger_calls: get(&self.ledger_calls),
         }
     }
 }

@@ -64,6 +64,8 @@ enum Undo {
 
 pub struct Store {
     tables: Vec<Table>,
+    /// The module's ledger table: import id → its record, as JSON text.
+    ledger: FxHashMap<Box<str>, Box<str>>,
     by_name: FxHashMap<Box<str>, usize>,
     minter: IdMinter,
     last_created: f64,
@@ -98,7 +100,14 @@ impl Store {
                 live: 0,
             })
             .collect();
-        Store { tables, by_name, minter: IdMinter::new(seed), last_created: 0.0, undo: Vec::new() }
+        Store {
+            tables,
+            ledger: FxHashMap::default(),
+            by_name,
+            minter: IdMinter::new(seed),
+            last_created: 0.0,
+            undo: Vec::new(),
+        }
     }
 
     /// The table named `name`, or the error every function throws for a table outside the plan.
@@ -250,6 +259,32 @@ impl Store {
             Slots::One(slot) => Some(*slot),
             Slots::Many(slots) => Some(slots[0]),
         }
+    }
+
+    /// Writes the ledger's record of an import (not undoable: `ledgerWrite` cannot fail midway).
+    pub fn ledger_write(&mut self, import_id: &str, record: Box<str>) {
+        self.ledger.insert(import_id.into(), record);
+    }
+
+    /// The ledger's record of an import, JSON.
+    pub fn ledger_read(&self, import_id: &str) -> Option<&str> {
+        self.ledger.get(import_id).map(|record| &**record)
+    }
+
+    /// Every record of the ledger, JSON, in no particular order.
+    pub fn ledger_records(&self) -> Vec<&str> {
+        self.ledger.values().map(|record| &**record).collect()
+    }
+
+    /// Empties every table and the ledger: a deployment wiped, or a fresh one at the same URL.
+    pub fn clear(&mut self) {
+        for table in &mut self.tables {
+            table.docs.clear();
+            table.index.clear();
+            table.live = 0;
+        }
+        self.ledger.clear();
+        self.undo.clear();
     }
 
     /// Creation times in milliseconds since the epoch, strictly increasing.

@@ -234,6 +234,34 @@ async fn an_upsert_keeps_the_deferred_references_of_an_existing_document() {
 }
 
 #[tokio::test]
+async fn the_ledger_records_imports_and_clearing_empties_it_with_the_tables() {
+    let sink = start();
+    let mut client = Client::new(&sink);
+    let read = json!({"importId": "00ff"});
+    assert_eq!(client.ok("query", "migrate:ledgerRead", read.clone()).await, json!(null));
+    for status in ["running", "completed"] {
+        let args = json!({"importId": "00ff", "planHash": "blake3:0011", "status": status});
+        client.ok("mutation", "migrate:ledgerWrite", args).await;
+    }
+    let record = client.ok("query", "migrate:ledgerRead", read.clone()).await;
+    assert_eq!(
+        (&record["status"], &record["planHash"]),
+        (&json!("completed"), &json!("blake3:0011"))
+    );
+    assert_eq!(sink.ledger(), [record]);
+    assert_eq!(sink.stats().ledger_calls, 4);
+    let args = json!({"importId": "00ff", "planHash": "blake3:0011", "status": "done"});
+    let message = client.thrown("mutation", "migrate:ledgerWrite", args).await;
+    assert!(message.contains("ArgumentValidationError"), "{message}");
+
+    client.upsert("users", users(1..3)).await;
+    sink.clear();
+    assert_eq!(sink.count("users"), 0);
+    assert!(sink.ledger().is_empty());
+    assert_eq!(client.ok("query", "migrate:ledgerRead", read).await, json!(null));
+}
+
+#[tokio::test]
 async fn page_walks_a_table_in_insertion_order() {
     let sink = start();
     let mut client = Client::new(&sink);
