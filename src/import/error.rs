@@ -36,7 +36,12 @@ pub enum ImportError {
     #[error("no Convex deployment URL given")]
     MissingConvexUrl,
     #[error("`{value}` is not a Convex deployment URL")]
-    InvalidConvexUrl { value: String },
+    InvalidConvexUrl {
+        /// Redacted: no user name, password or query.
+        value: String,
+        /// The URL held a user name or password.
+        credentials: bool,
+    },
     #[error("no deploy key: CONVEX_DEPLOY_KEY is not set")]
     MissingDeployKey,
     #[error("the Convex module `migrate` is not deployed")]
@@ -133,6 +138,10 @@ impl ImportError {
             ImportError::MissingConvexUrl => {
                 "pass --convex-url or set CONVEX_URL (in the environment or a .env file)".into()
             }
+            ImportError::InvalidConvexUrl { credentials: true, .. } => "remove the user name and \
+                password from CONVEX_URL: Convex takes no credentials in the URL, only the deploy \
+                key in CONVEX_DEPLOY_KEY; expected https://<deployment>.convex.cloud"
+                .into(),
             ImportError::InvalidConvexUrl { .. } => {
                 "expected https://<deployment>.convex.cloud (or http://127.0.0.1:<port> for a \
                  local backend)"

@@ -203,12 +203,14 @@ pub async fn check_module(
 /// Validates the deployment URL: http(s), a host, nothing after the path.
 pub fn convex_url(raw: Option<&str>) -> Result<String, ImportError> {
     let raw = raw.map(str::trim).filter(|s| !s.is_empty()).ok_or(ImportError::MissingConvexUrl)?;
-    let invalid = || ImportError::InvalidConvexUrl { value: raw.to_owned() };
+    // Never the URL as given: it may hold credentials (`https://user:secret@…`).
+    let credentials = raw.contains('@');
+    let invalid =
+        || ImportError::InvalidConvexUrl { value: crate::settings::redact_url(raw), credentials };
     let url = reqwest::Url::parse(raw).map_err(|_| invalid())?;
     let plain = matches!(url.scheme(), "http" | "https")
         && url.host_str().is_some()
-        && url.username().is_empty()
-        && url.password().is_none()
+        && !credentials
         && url.query().is_none()
         && url.fragment().is_none();
     if !plain {
