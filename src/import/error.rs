@@ -177,6 +177,11 @@ fn call_hint(error: &CallError) -> Option<String> {
         CallError::DeployKey { .. } => "CONVEX_DEPLOY_KEY must be a deploy key of the deployment \
             CONVEX_URL names (dashboard: Settings → Deploy keys)"
             .into(),
+        CallError::Unavailable { answered: false, .. } => "check that CONVEX_URL is your \
+            deployment's URL (dashboard: Settings → URL & deploy key) and that this machine can \
+            reach it (network, proxy, firewall); what was acknowledged is checkpointed: run \
+            `migrate import` again to resume"
+            .into(),
         CallError::Unavailable { .. } => "the deployment did not answer or kept refusing; what \
             was acknowledged is checkpointed: run `migrate import` again to resume"
             .into(),

@@ -560,18 +560,22 @@ fn an_unreachable_deployment_fails_after_its_retries() {
     prepared.migrate(&["transform"]).success();
     let url = format!("http://127.0.0.1:{}", free_port());
 
-    let started = Instant::now();
-    let run = prepared.against(&url, "k", &["import", "--retries", "2"]);
-    fails_cleanly(
-        &run,
-        CONVEX_FAILURE,
-        &[
-            "caused by: Convex kept failing: cannot connect",
-            "(3 attempts)",
-            "hint: the deployment did not answer",
-        ],
-    );
-    assert!(started.elapsed() < Duration::from_secs(20), "{:?}", started.elapsed());
+    // WHEN import, then verify, call a deployment nothing answers for
+    // THEN each names the deployment it could not reach, and says what to check
+    for command in ["import", "verify"] {
+        let started = Instant::now();
+        let run = prepared.against(&url, "k", &[command, "--retries", "2"]);
+        fails_cleanly(
+            &run,
+            CONVEX_FAILURE,
+            &[
+                &format!("caused by: cannot reach Convex at `{url}`: cannot connect"),
+                "(3 attempts)",
+                "hint: check that CONVEX_URL is your deployment's URL",
+            ],
+        );
+        assert!(started.elapsed() < Duration::from_secs(20), "{:?}", started.elapsed());
+    }
     assert!(!prepared.data_path("state.sqlite").exists());
 }
 
