@@ -11,6 +11,12 @@ use crate::manifest::{Invalid, ManifestError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ImportError {
+    #[error(
+        "no finished export: `{}` is missing (an export was interrupted, or this is not its \
+         data directory)",
+        path.display()
+    )]
+    NotExported { path: PathBuf },
     #[error("no transformed data: `{path}` does not exist")]
     NotTransformed { path: PathBuf },
     #[error("`{path}` cannot be read")]
@@ -87,6 +93,7 @@ impl ImportError {
     pub fn exit_code(&self) -> u8 {
         match self {
             ImportError::NotTransformed { .. }
+            | ImportError::NotExported { .. }
             | ImportError::PlanChangedSinceTransform { .. }
             | ImportError::PlanChangedDuringImport { .. }
             | ImportError::MissingConvexUrl
@@ -117,6 +124,9 @@ impl ImportError {
         }
         Some(match self {
             ImportError::NotTransformed { .. } => "run `migrate transform` first".into(),
+            ImportError::NotExported { .. } => "run `migrate export` again (with the same \
+                --data-dir), then `migrate transform`, then this command"
+                .into(),
             ImportError::BadManifest { .. }
             | ImportError::TransformedChanged { .. }
             | ImportError::BadLine { .. } => {

@@ -1001,3 +1001,33 @@ fn status_on_a_damaged_manifest_or_state_says_what_to_run_not_that_it_is_a_bug()
         ],
     );
 }
+
+#[test]
+fn import_and_verify_after_an_interrupted_export_say_to_export_again() {
+    // GIVEN a transformed job whose export manifest is gone, as an export interrupted after it
+    // removed the manifest leaves it
+    let prepared = Prepared::new(SMALL, "");
+    prepared.migrate(&["transform"]).success();
+    let manifest = prepared.data_path("manifest.json");
+    std::fs::remove_file(&manifest).unwrap();
+
+    // WHEN import, its dry run, or verify starts THEN each says what is missing and what to run
+    let expected = [
+        &format!("error: no finished export: `{}` is missing", manifest.display())[..],
+        "hint: run `migrate export` again",
+        "then `migrate transform`",
+    ];
+    for args in [&["import"][..], &["import", "--dry-run"], &["verify"]] {
+        let run = prepared.against("http://127.0.0.1:1", "k", args);
+        fails_cleanly(&run, USAGE, &expected);
+        assert!(!run.stderr.contains("entity not found"), "{run}");
+    }
+
+    // GIVEN only raw files left by an interrupted export: no manifest, nothing transformed
+    std::fs::remove_dir_all(prepared.data_path("transformed")).unwrap();
+    for args in [&["import"][..], &["verify"]] {
+        let run = prepared.against("http://127.0.0.1:1", "k", args);
+        fails_cleanly(&run, USAGE, &expected);
+    }
+    assert!(!prepared.data_path("state.sqlite").exists());
+}
