@@ -1031,3 +1031,93 @@ fn import_and_verify_after_an_interrupted_export_say_to_export_again() {
     }
     assert!(!prepared.data_path("state.sqlite").exists());
 }
+
+/// Transform with `plan` as the only plan file.
+fn transform_with_plan(work: &Workdir, plan: &str) -> Run {
+    let plan_dir = work.plan_dir();
+    std::fs::create_dir_all(&plan_dir).unwrap();
+    std::fs::write(plan_dir.join("0001_initial.toml"), plan).unwrap();
+    Run::of(work.dirs_command(&["transform"]))
+}
+
+/// The reasons of `data/rejects/<table>.jsonl`, by the row's `id`.
+fn reject_reasons(work: &Workdir, table: &str) -> Vec<(String, String, String)> {
+    let path = work.data_dir().join(format!("rejects/{table}.jsonl"));
+    crate::support::jsonl(&path)
+        .iter()
+        .map(|r| {
+            let text = |v: &Value| v.as_str().map_or_else(|| v.to_string(), str::to_owned);
+            (text(&r["key"]["id"]), text(&r["field"]), text(&r["reason"]))
+        })
+        .collect()
+}
+
+#[test]
+fn an_infinite_date_is_rejected_with_a_way_out_that_exists_for_dates() {
+    // GIVEN dates and a timestamp Postgres holds as ±infinity
+    let db = TestDb::with(
+        "create table spans (id int primary key, starts date, ends date, at timestamptz);
+         insert into spans values (1, '2024-01-01', '2024-12-31', '2024-01-01T00:00:00Z'),
+           (2, '-infinity', '2024-12-31', '2024-01-01T00:00:00Z'),
+           (3, '2024-01-01', 'infinity', '2024-01-01T00:00:00Z'),
+           (4, '2024-01-01', '2024-12-31', 'infinity');",
+    );
+    let work = Workdir::new();
+    work.export(db.url(), &[]).success();
+
+    // WHEN it is transformed under every date policy
+    for policy in ["string", "ms"] {
+        let plan = format!("[defaults.types]\ndate = \"{policy}\"\n");
+        let run = transform_with_plan(&work, &plan);
+        assert_eq!(run.code, Some(REJECTED), "{run}");
+
+        // THEN each infinite date's reason names no policy dates do not have, but a filter
+        // that works; the timestamp's names `iso`, which timestamps have
+        let reasons = reject_reasons(&work, "public.spans");
+        assert_eq!(reasons.len(), 3, "{reasons:?}");
+        for (id, field, reason) in &reasons {
+            match id.as_str() {
+                "2" | "3" => {
+                    let value = if id == "2" { "-infinity" } else { "infinity" };
+                    assert!(
+                        reason.contains(&format!("(`not_equals = \"{value}\"`)")),
+                        "{field}: {reason}"
+                    );
+                    assert!(!reason.contains("`iso`"), "{field}: {reason}");
+                }
+                _ => {
+                    assert_eq!(field, "at");
+                    assert!(reason.contains("use policy `iso`"), "{reason}");
+                    assert!(!reason.contains("`string`"), "{reason}");
+                }
+            }
+        }
+    }
+
+    // WHEN the plan follows the hints
+    let plan = r#"
+[[tables."public.spans".filter]]
+column = "starts"
+not_equals = "-infinity"
+
+[[tables."public.spans".filter]]
+column = "ends"
+not_equals = "infinity"
+
+[tables."public.spans".columns.at]
+policy = "iso"
+"#;
+    // THEN nothing is rejected: the infinite dates' rows are filtered out, counted, and the
+    // infinite timestamp is kept as a string
+    let run = transform_with_plan(&work, plan);
+    assert_eq!(run.code, Some(0), "{run}");
+    let documents = crate::support::jsonl(&work.data_dir().join("transformed/spans.jsonl"));
+    let ids: Vec<&str> = documents.iter().map(|d| d["doc"]["legacyId"].as_str().unwrap()).collect();
+    assert_eq!(ids, ["1", "4"]);
+    assert_eq!(documents[1]["doc"]["at"], "infinity");
+    let manifest: Value = serde_json::from_str(
+        &std::fs::read_to_string(work.data_dir().join("transformed/manifest.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(manifest["tables"][0]["filtered"], 2, "{manifest}");
+}
