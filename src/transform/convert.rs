@@ -33,6 +33,8 @@ pub fn convert(conversion: &Conversion, raw: Raw) -> Result<Value, ConvertError>
         (Conversion::Boolean, Raw::Bool(b)) => Ok(Value::Boolean(b)),
         (Conversion::Float64, raw) => float64(&raw),
         (Conversion::Json { keys }, raw) => json(unwrap_json(raw), *keys),
+        // serde_json keeps every digit of a number (`arbitrary_precision`) and sorts keys.
+        (Conversion::JsonText, raw) => Ok(Value::String(unwrap_json(raw).to_string())),
         (Conversion::Array(element), Raw::Array(items)) => array(element, items),
         (Conversion::String, Raw::String(s)) => Ok(Value::String(s)),
         (conversion, Raw::String(s)) if carried_as_text(conversion) => from_text(conversion, &s),
@@ -491,7 +493,12 @@ fn json(raw: Raw, keys: JsonKeyPolicy) -> Result<Value, ConvertError> {
     Ok(match raw {
         Raw::Null => Value::Null,
         Raw::Bool(b) => Value::Boolean(b),
-        Raw::Number(n) => Value::Float64(exact_f64(n.as_str())?),
+        Raw::Number(n) => Value::Float64(exact_f64(n.as_str()).or_else(|_| {
+            fail(format!(
+                "json number {n} cannot be a Convex number without losing digits; set \
+                 `policy = \"string\"` on this column to keep the whole value as its JSON text"
+            ))
+        })?),
         Raw::String(s) => Value::String(s),
         Raw::Array(items) => Value::Array(
             items

@@ -1121,3 +1121,51 @@ policy = "iso"
     .unwrap();
     assert_eq!(manifest["tables"][0]["filtered"], 2, "{manifest}");
 }
+
+#[test]
+fn a_jsonb_number_beyond_a_double_migrates_under_policy_string() {
+    use crate::convex_server::ConvexTestServer;
+
+    // GIVEN jsonb values holding numbers no double can carry, and one that any can
+    let prepared = Prepared::new(
+        r#"create table readings (id int primary key, payload jsonb not null);
+           insert into readings values
+             (1, '{"ok": [1, 2.5], "n": 123456789012345678901234567890}'),
+             (2, '1e400'),
+             (3, '{"small": 1}');"#,
+        "",
+    );
+
+    // WHEN it is transformed with the defaults
+    // THEN those rows are rejected, and the reason names a policy jsonb accepts
+    let run = prepared.migrate(&["transform"]);
+    assert_eq!(run.code, Some(REJECTED), "{run}");
+    let reasons = reject_reasons(&prepared.work, "public.readings");
+    assert_eq!(reasons.len(), 2, "{reasons:?}");
+    for (_, _, reason) in &reasons {
+        assert!(reason.contains(r#"set `policy = "string"` on this column"#), "{reason}");
+    }
+
+    // WHEN the plan follows the hint (init regenerates schema.ts from it)
+    let policy = "[tables.\"public.readings\".columns.payload]\npolicy = \"string\"\n";
+    std::fs::write(prepared.plan_dir().join("0002_json_text.toml"), policy).unwrap();
+    prepared.migrate(&["init", "--convex-dir", utf8(&prepared.convex_dir())]).success();
+    let schema = std::fs::read_to_string(prepared.convex_dir().join("schema.ts")).unwrap();
+    assert!(schema.contains("payload: v.string()"), "{schema}");
+
+    // THEN every row becomes a document holding the value's JSON text, every digit kept
+    prepared.migrate(&["transform"]).success();
+    let documents = crate::support::jsonl(&prepared.data_path("transformed/readings.jsonl"));
+    let payloads: Vec<&str> =
+        documents.iter().map(|d| d["doc"]["payload"].as_str().unwrap()).collect();
+    assert_eq!(payloads[0], r#"{"n":123456789012345678901234567890,"ok":[1,2.5]}"#);
+    assert_eq!(payloads[1], format!("1{}", "0".repeat(400)));
+    assert_eq!(payloads[2], r#"{"small":1}"#);
+
+    // AND Convex's own validators (convex-test, the generated schema) accept them, and verify
+    // proves every row arrived
+    let server = ConvexTestServer::for_convex_dir(&prepared.convex_dir());
+    let (url, key) = (server.url().to_owned(), server.admin_key().to_owned());
+    prepared.against(&url, &key, &["import"]).success();
+    prepared.against(&url, &key, &["verify"]).success();
+}
