@@ -48,6 +48,8 @@ fn a_wrong_password_is_a_refused_login_and_the_right_one_works() {
     run.never_shows("right-s3cret");
 
     // WHEN the password is right THEN the same command succeeds: the refusal was the password's
+    // (given a table to export: an export that finds none is an error)
+    Conn::connect_or_fail(&cluster.url("right-s3cret")).execute("create table t (id int)");
     let run = work.export(&cluster.url("right-s3cret"), &[]).success();
     run.never_shows("right-s3cret");
 }
