@@ -252,7 +252,7 @@ pub struct BatchArgs {
 pub struct ConvexArgs {
     /// The Convex deployment URL, e.g. https://happy-animal-123.convex.cloud (the deploy key
     /// is read from CONVEX_DEPLOY_KEY only, never from the command line)
-    #[arg(long, env = "CONVEX_URL")]
+    #[arg(long, env = "CONVEX_URL", hide_env_values = true)]
     pub convex_url: Option<String>,
     /// Seconds one call may take before it is retried
     #[arg(long, env = "MIGRATE_TIMEOUT", default_value = "60", value_name = "SECONDS")]

@@ -27,6 +27,10 @@ pub enum SettingsError {
         #[source]
         source: tokio_postgres::Error,
     },
+    /// A literal `@` in the user name or password: where the credentials end cannot be told, so
+    /// nothing before the last `@` is shown.
+    #[error("the database URL for `{host}` holds more than one `@`")]
+    UnencodedAt { host: String },
     #[error("`{url}` is a Supabase pooler in transaction mode, which cannot hold a snapshot")]
     TransactionPooler { url: String },
     #[error("`{value}` is not a table name")]
@@ -50,6 +54,10 @@ impl SettingsError {
             SettingsError::InvalidDatabaseUrl { .. } => {
                 "expected postgres://USER:PASSWORD@HOST:PORT/DATABASE".into()
             }
+            SettingsError::UnencodedAt { .. } => "a `@` in the password or user name must be \
+                percent-encoded as `%40` (postgres://USER:p%40ss@HOST:PORT/DATABASE); only the \
+                `@` before the host stays as it is"
+                .into(),
             SettingsError::TransactionPooler { .. } => "use the direct connection \
                 (db.<project>.supabase.co:5432) or the session pooler on port 5432; a consistent \
                 export needs one session that holds its snapshot"
@@ -124,8 +132,14 @@ fn take_tls_options(raw: &str) -> Result<(String, Tls), SettingsError> {
         }
         Ok(true)
     };
-    let rest = if raw.starts_with("postgres://") || raw.starts_with("postgresql://") {
-        match raw.split_once('?') {
+    let rest = if let Some(after_scheme) = url_body(raw) {
+        // The query starts after the credentials, which end at the first `@` (as tokio-postgres
+        // reads them): a `?` in a password is not a query.
+        let credentials_end = after_scheme.find('@').map_or(0, |at| at + 1);
+        let query_start = after_scheme[credentials_end..]
+            .find('?')
+            .map(|q| raw.len() - after_scheme.len() + credentials_end + q);
+        match query_start.map(|q| (&raw[..q], &raw[q + 1..])) {
             None => raw.to_owned(),
             Some((base, query)) => {
                 let mut kept = Vec::new();
@@ -152,6 +166,26 @@ fn take_tls_options(raw: &str) -> Result<(String, Tls), SettingsError> {
     Ok((rest, tls))
 }
 
+/// What follows `postgres://` or `postgresql://`; `None` for a key=value string.
+fn url_body(raw: &str) -> Option<&str> {
+    raw.strip_prefix("postgres://").or_else(|| raw.strip_prefix("postgresql://"))
+}
+
+/// Refuses a URL with more than one literal `@`: a password (or user name) holding an
+/// unencoded `@`. tokio-postgres, like libpq, ends the credentials at the first `@`, so the rest
+/// of the password would be read as the host and shown in every message. The host named is
+/// what follows the last `@`, which no part of the password can be.
+fn check_single_at(raw: &str) -> Result<(), SettingsError> {
+    let Some(body) = url_body(raw) else { return Ok(()) };
+    if body.matches('@').count() < 2 {
+        return Ok(());
+    }
+    let after = body.rsplit('@').next().unwrap_or_default();
+    let host = after.split(['/', '?']).next().unwrap_or_default();
+    let host = if host.is_empty() { "localhost".to_owned() } else { host.to_owned() };
+    Err(SettingsError::UnencodedAt { host })
+}
+
 fn percent_decode(value: &str) -> String {
     let bytes = value.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
@@ -174,6 +208,7 @@ fn percent_decode(value: &str) -> String {
 
 impl DatabaseUrl {
     pub fn parse(raw: &str) -> Result<Self, SettingsError> {
+        check_single_at(raw)?;
         let (rest, tls) = take_tls_options(raw)?;
         let mut config = tokio_postgres::Config::from_str(&rest)
             .map_err(|source| SettingsError::InvalidDatabaseUrl { source })?;
@@ -290,6 +325,28 @@ impl Serialize for Secret {
     }
 }
 
+/// `url` for messages: a user name and password (whatever follows the scheme up to the last
+/// `@`, so an unencoded `@` or `/` in a password is covered too) become `****`, and a query or
+/// fragment after the host becomes `?****`. Works on text that does not parse as a URL.
+pub fn redact_url(url: &str) -> String {
+    let url = url.trim();
+    let start = url.find("://").map_or(0, |i| i + 3);
+    let (scheme, rest) = url.split_at(start);
+    let (userinfo, host_and_path) = match rest.rfind('@') {
+        Some(at) => (true, &rest[at + 1..]),
+        None => (false, rest),
+    };
+    let (host_and_path, query) = match host_and_path.find(['?', '#']) {
+        Some(q) => (&host_and_path[..q], true),
+        None => (host_and_path, false),
+    };
+    format!(
+        "{scheme}{}{host_and_path}{}",
+        if userinfo { "****@" } else { "" },
+        if query { "?****" } else { "" }
+    )
+}
+
 /// A table named on the command line: `schema.table` or a bare `table` looked up in the
 /// selected schemas. Double quotes protect dots: `public."a.b"`; `""` is a literal quote.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -348,6 +405,7 @@ pub struct Settings {
     pub format: OutputFormat,
     /// Progress bars: only on a terminal, never in CI, verbose or quiet mode.
     pub progress: bool,
+    /// `CONVEX_URL` as `--show-settings` shows it: through [`redact_url`].
     pub convex_url: Option<String>,
     pub convex_deploy_key: Option<Secret>,
 }
@@ -361,7 +419,7 @@ impl Settings {
             plan_dir: args.plan_dir.clone(),
             format: args.format,
             progress: show_progress(args.no_progress, args.verbose, args.quiet, on_terminal, in_ci),
-            convex_url: non_empty_env("CONVEX_URL"),
+            convex_url: non_empty_env("CONVEX_URL").map(|url| redact_url(&url)),
             convex_deploy_key: non_empty_env("CONVEX_DEPLOY_KEY").map(Secret::new),
         }
     }
@@ -486,6 +544,48 @@ mod tests {
             source = s.source();
         }
         assert!(!text.contains("s3cret-pw"), "{text}");
+    }
+
+    #[test]
+    fn a_password_holding_an_unencoded_at_is_refused_naming_only_the_host() {
+        for raw in [
+            "postgres://postgres:p@ss@word-Zq8x@127.0.0.1:5432/db",
+            "postgresql://postgres:p@ss@word-Zq8x@127.0.0.1:5432/db?sslmode=require",
+            "postgres://me@corp:p@ss/word-Zq8x@127.0.0.1:5432/db",
+            "postgres://postgres:p@ss?sslmode=word-Zq8x@127.0.0.1:5432/db",
+        ] {
+            let err = DatabaseUrl::parse(raw).unwrap_err();
+            let shown = format!("{err} {}", err.hint().unwrap_or_default());
+            assert!(matches!(err, SettingsError::UnencodedAt { .. }), "{raw}: {shown}");
+            assert!(shown.contains("`127.0.0.1:5432`") && shown.contains("%40"), "{shown}");
+            for part in ["ss", "word", "Zq8x"] {
+                assert!(!err.to_string().contains(part), "{raw}: {shown}");
+            }
+        }
+        // Percent-encoded, the same password is read whole.
+        let url =
+            DatabaseUrl::parse("postgres://postgres:p%40ss%40word@127.0.0.1:5432/db").unwrap();
+        assert_eq!(url.config().get_password(), Some(&b"p@ss@word"[..]));
+        assert_eq!(url.endpoint(), "127.0.0.1:5432");
+        // A `?` in a password is no query: its text never becomes a TLS option (or a message).
+        let url = DatabaseUrl::parse("postgres://u:p?sslmode=Zq8x@db.example.com/app").unwrap();
+        assert_eq!(url.config().get_password(), Some(&b"p?sslmode=Zq8x"[..]));
+        assert_eq!(url.to_string(), "postgres://u@db.example.com:5432/app");
+    }
+
+    #[test]
+    fn urls_for_messages_show_no_credentials_or_query() {
+        let cases = [
+            ("https://happy-animal-123.convex.cloud", "https://happy-animal-123.convex.cloud"),
+            ("https://u:Zq8x@happy.convex.cloud/", "https://****@happy.convex.cloud/"),
+            ("https://u:p@s/s@Zq8x@happy.convex.cloud", "https://****@happy.convex.cloud"),
+            ("https://happy.convex.cloud?key=Zq8x#Zq8x", "https://happy.convex.cloud?****"),
+            ("u:Zq8x@not a url", "****@not a url"),
+            ("not a url", "not a url"),
+        ];
+        for (raw, shown) in cases {
+            assert_eq!(redact_url(raw), shown, "{raw}");
+        }
     }
 
     #[test]

@@ -79,9 +79,17 @@ pub enum CallError {
     /// Another 4xx: the request itself is wrong; sending it again cannot help.
     #[error("Convex refused the call to {path}: HTTP {status} {code}: {message}")]
     Refused { path: String, status: u16, code: String, message: String },
-    /// Transient failures that outlasted every retry.
-    #[error("Convex kept failing: {last} ({attempts} attempts)")]
-    Unavailable { attempts: u32, last: String },
+    /// Transient failures that outlasted every retry. `url` is the deployment (validated: no
+    /// credentials); `answered` says whether the last attempt got an HTTP reply at all.
+    #[error(
+        "{}: {last} ({attempts} attempts)",
+        if *answered {
+            format!("Convex at `{url}` kept failing")
+        } else {
+            format!("cannot reach Convex at `{url}`")
+        }
+    )]
+    Unavailable { url: String, attempts: u32, last: String, answered: bool },
     /// A 200 reply that is not Convex's envelope: the URL points at something else.
     #[error("the reply to {path} is not from Convex: {detail}")]
     NotConvex { path: String, detail: String },
@@ -204,13 +212,23 @@ impl ConvexClient {
         let url = format!("{}/{}", self.base, kind.route());
         let mut attempt = 0;
         loop {
-            let transient = match self.attempt(&url, path, body.clone()).await {
+            let (transient, answered) = match self.attempt(&url, path, body.clone()).await {
                 Ok(Reply::Done(text)) => return decode_reply(path, &text, &decode),
-                Ok(Reply::Transient(reason)) | Err(reason) => reason,
+                Ok(Reply::Transient(reason)) => (reason, true),
+                // Only a refused or failed connection is "cannot reach"; a timeout was sent.
+                Err(reason) => {
+                    let answered = !reason.starts_with("cannot connect");
+                    (reason, answered)
+                }
                 Ok(Reply::Failed(error)) => return Err(error),
             };
             if attempt >= self.retry.retries {
-                return Err(CallError::Unavailable { attempts: attempt + 1, last: transient });
+                return Err(CallError::Unavailable {
+                    url: crate::settings::redact_url(&self.base),
+                    attempts: attempt + 1,
+                    last: transient,
+                    answered,
+                });
             }
             let delay = self.retry.delay(attempt);
             tracing::debug!(path, attempt, ?delay, reason = %transient, "retrying");

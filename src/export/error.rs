@@ -44,6 +44,12 @@ pub enum ExportError {
     ServerTooOld { version: String },
     #[error("table `{name}` does not exist in schema{} {}", plural(schemas.len()), backticked(schemas))]
     TableMissing { name: String, schemas: Vec<String>, suggestion: Option<String> },
+    #[error("no tables found in schema{} {}", plural(schemas.len()), backticked(schemas))]
+    NoTables {
+        schemas: Vec<String>,
+        /// Schemas of the database that do hold tables, for the hint.
+        elsewhere: Vec<String>,
+    },
     #[error("permission denied to read {}", backticked(tables))]
     PermissionDenied {
         tables: Vec<TableName>,
@@ -135,7 +141,9 @@ impl ExportError {
 
     pub fn exit_code(&self) -> u8 {
         match self {
-            ExportError::TableMissing { .. } | ExportError::Tls { .. } => exit_code::USAGE,
+            ExportError::TableMissing { .. }
+            | ExportError::NoTables { .. }
+            | ExportError::Tls { .. } => exit_code::USAGE,
             ExportError::DataDir(_) => exit_code::LOCAL_IO,
             _ => exit_code::SOURCE_FAILURE,
         }
@@ -175,6 +183,20 @@ impl ExportError {
             ExportError::TableMissing { .. } => {
                 "write `schema.table` for tables outside --schemas, or add the schema to --schemas"
                     .into()
+            }
+            ExportError::NoTables { elsewhere, .. } if elsewhere.is_empty() => "this database \
+                has no tables at all: check the database name at the end of DATABASE_URL \
+                (`psql -l` lists them)"
+                .into(),
+            ExportError::NoTables { schemas, elsewhere } => {
+                let all: Vec<&str> =
+                    schemas.iter().chain(elsewhere).map(String::as_str).collect::<Vec<_>>();
+                format!(
+                    "tables are in schema{} {}: pass --schemas {} (or MIGRATE_SCHEMAS)",
+                    plural(elsewhere.len()),
+                    backticked(elsewhere),
+                    all.join(",")
+                )
             }
             ExportError::PermissionDenied { .. } => "grant SELECT on them to the exporting user, \
                 or export as their owner (Supabase: the `postgres` user)"

@@ -108,13 +108,21 @@ fn select(
     selectors: &[TableSelector],
 ) -> Result<Vec<Relation>, ExportError> {
     if selectors.is_empty() {
-        return Ok(relations
-            .iter()
-            .filter(|r| schemas.contains(&r.name.schema))
-            .filter(|r| matches!(r.kind, TableKind::Table | TableKind::Partitioned))
-            .filter(|r| !r.is_partition)
-            .cloned()
-            .collect());
+        let tables = || {
+            relations
+                .iter()
+                .filter(|r| matches!(r.kind, TableKind::Table | TableKind::Partitioned))
+                .filter(|r| !r.is_partition)
+        };
+        let selected: Vec<Relation> =
+            tables().filter(|r| schemas.contains(&r.name.schema)).cloned().collect();
+        if selected.is_empty() {
+            // Nothing to export is a mistake (a wrong schema or database), not a success.
+            let mut elsewhere: Vec<String> = tables().map(|r| r.name.schema.clone()).collect();
+            elsewhere.dedup();
+            return Err(ExportError::NoTables { schemas: schemas.to_vec(), elsewhere });
+        }
+        return Ok(selected);
     }
     let mut selected: Vec<Relation> = Vec::new();
     for selector in selectors {

@@ -11,6 +11,12 @@ use crate::manifest::{Invalid, ManifestError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ImportError {
+    #[error(
+        "no finished export: `{}` is missing (an export was interrupted, or this is not its \
+         data directory)",
+        path.display()
+    )]
+    NotExported { path: PathBuf },
     #[error("no transformed data: `{path}` does not exist")]
     NotTransformed { path: PathBuf },
     #[error("`{path}` cannot be read")]
@@ -36,7 +42,12 @@ pub enum ImportError {
     #[error("no Convex deployment URL given")]
     MissingConvexUrl,
     #[error("`{value}` is not a Convex deployment URL")]
-    InvalidConvexUrl { value: String },
+    InvalidConvexUrl {
+        /// Redacted: no user name, password or query.
+        value: String,
+        /// The URL held a user name or password.
+        credentials: bool,
+    },
     #[error("no deploy key: CONVEX_DEPLOY_KEY is not set")]
     MissingDeployKey,
     #[error("the Convex module `migrate` is not deployed")]
@@ -87,6 +98,7 @@ impl ImportError {
     pub fn exit_code(&self) -> u8 {
         match self {
             ImportError::NotTransformed { .. }
+            | ImportError::NotExported { .. }
             | ImportError::PlanChangedSinceTransform { .. }
             | ImportError::PlanChangedDuringImport { .. }
             | ImportError::MissingConvexUrl
@@ -118,6 +130,9 @@ impl ImportError {
         }
         Some(match self {
             ImportError::NotTransformed { .. } => "run `migrate transform` first".into(),
+            ImportError::NotExported { .. } => "run `migrate export` again (with the same \
+                --data-dir), then `migrate transform`, then this command"
+                .into(),
             ImportError::BadManifest { .. }
             | ImportError::TransformedChanged { .. }
             | ImportError::BadLine { .. } => {
@@ -139,6 +154,10 @@ impl ImportError {
             ImportError::MissingConvexUrl => {
                 "pass --convex-url or set CONVEX_URL (in the environment or a .env file)".into()
             }
+            ImportError::InvalidConvexUrl { credentials: true, .. } => "remove the user name and \
+                password from CONVEX_URL: Convex takes no credentials in the URL, only the deploy \
+                key in CONVEX_DEPLOY_KEY; expected https://<deployment>.convex.cloud"
+                .into(),
             ImportError::InvalidConvexUrl { .. } => {
                 "expected https://<deployment>.convex.cloud (or http://127.0.0.1:<port> for a \
                  local backend)"
@@ -175,6 +194,11 @@ fn call_hint(error: &CallError) -> Option<String> {
     Some(match error {
         CallError::DeployKey { .. } => "CONVEX_DEPLOY_KEY must be a deploy key of the deployment \
             CONVEX_URL names (dashboard: Settings → Deploy keys)"
+            .into(),
+        CallError::Unavailable { answered: false, .. } => "check that CONVEX_URL is your \
+            deployment's URL (dashboard: Settings → URL & deploy key) and that this machine can \
+            reach it (network, proxy, firewall); what was acknowledged is checkpointed: run \
+            `migrate import` again to resume"
             .into(),
         CallError::Unavailable { .. } => "the deployment did not answer or kept refusing; what \
             was acknowledged is checkpointed: run `migrate import` again to resume"

@@ -32,7 +32,7 @@ use self::order::TableStep;
 use self::state::{Acked, Checkpointer, ImportReject, Pass, State};
 use self::transformed::TransformedFile;
 use crate::convex::client::{CallError, ConvexClient, FunctionKind, RetryPolicy, request_body};
-use crate::data_dir::{self, DataDir, DataDirError, write_atomically};
+use crate::data_dir::{self, DataDir, write_atomically};
 use crate::manifest::Manifest;
 use crate::output::{Reporter, Unit};
 use crate::plan::migrate_ts::MODULE_VERSION;
@@ -105,14 +105,20 @@ pub struct Inputs {
 /// Reads what import and verify start from: the transformed manifest, and the plan (which
 /// must still be the one transform used) for the table order.
 pub fn read_inputs(data_dir: &DataDir, plan_dir: &Path) -> anyhow::Result<Inputs> {
-    let manifest =
-        TransformManifest::read(data_dir).map_err(ImportError::from)?.ok_or_else(|| {
-            ImportError::NotTransformed { path: data_dir.path("transformed/manifest.json") }
-        })?;
-    let export = Manifest::read(data_dir).map_err(ImportError::from)?.ok_or_else(|| {
-        let missing = std::io::Error::from(std::io::ErrorKind::NotFound);
-        ImportError::DataDir(DataDirError::new("read", data_dir.manifest_path())(missing))
+    let transformed = TransformManifest::read(data_dir).map_err(ImportError::from)?;
+    let export = Manifest::read(data_dir).map_err(ImportError::from)?;
+    // No export manifest beside transformed data, or beside raw files: an export was
+    // interrupted (it removes the manifest first and writes it last), and what is there is
+    // not the data of a finished export.
+    let raw_files = std::fs::read_dir(data_dir.raw_dir()).is_ok_and(|mut d| d.next().is_some());
+    if export.is_none() && (transformed.is_some() || raw_files) {
+        return Err(ImportError::NotExported { path: data_dir.manifest_path() }.into());
+    }
+    let manifest = transformed.ok_or_else(|| ImportError::NotTransformed {
+        path: data_dir.path("transformed/manifest.json"),
     })?;
+    let export =
+        export.ok_or_else(|| ImportError::NotExported { path: data_dir.manifest_path() })?;
     let plan = crate::plan::load(plan_dir, &export.catalog)?;
     if plan.hash != manifest.plan_hash {
         return Err(ImportError::PlanChangedSinceTransform {
@@ -209,12 +215,14 @@ pub async fn check_module(
 /// Validates the deployment URL: http(s), a host, nothing after the path.
 pub fn convex_url(raw: Option<&str>) -> Result<String, ImportError> {
     let raw = raw.map(str::trim).filter(|s| !s.is_empty()).ok_or(ImportError::MissingConvexUrl)?;
-    let invalid = || ImportError::InvalidConvexUrl { value: raw.to_owned() };
+    // Never the URL as given: it may hold credentials (`https://user:secret@…`).
+    let credentials = raw.contains('@');
+    let invalid =
+        || ImportError::InvalidConvexUrl { value: crate::settings::redact_url(raw), credentials };
     let url = reqwest::Url::parse(raw).map_err(|_| invalid())?;
     let plain = matches!(url.scheme(), "http" | "https")
         && url.host_str().is_some()
-        && url.username().is_empty()
-        && url.password().is_none()
+        && !credentials
         && url.query().is_none()
         && url.fragment().is_none();
     if !plain {

@@ -207,6 +207,7 @@ fn conversion_validator(conversion: &Conversion) -> Validator {
         | Conversion::DateString => Validator::String,
         Conversion::Enum { labels } => union(labels.iter().cloned().map(Validator::Literal)),
         Conversion::Json { .. } => Validator::Any,
+        Conversion::JsonText => Validator::String,
         Conversion::Bytes => Validator::Bytes,
         Conversion::Array(element) => {
             Validator::Array(Box::new(union([Validator::Null, conversion_validator(element)])))
@@ -261,6 +262,7 @@ fn conversion_note(conversion: &Conversion) -> Option<String> {
         Conversion::DateString => "date, YYYY-MM-DD".to_owned(),
         Conversion::DateMs => "date, ms of midnight UTC".to_owned(),
         Conversion::Json { .. } => "json".to_owned(),
+        Conversion::JsonText => "json as its JSON text".to_owned(),
         Conversion::Bytes => "bytea".to_owned(),
         Conversion::Array(element) => match conversion_note(element) {
             Some(element) => format!("array of {element}"),

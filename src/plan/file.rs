@@ -344,28 +344,14 @@ const FILTER_KEYS: [&str; 5] = ["column", "is_null", "equals", "not_equals", "in
 
 /// `key` as a TOML key: bare when it can be, else a quoted string.
 pub fn quote_key(key: &str) -> String {
-    let bare =
-        !key.is_empty() && key.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
-    if bare { key.to_owned() } else { quote_string(key) }
+    let key = toml_writer::TomlKeyBuilder::new(key);
+    toml_writer::ToTomlKey::to_toml_key(&key.as_unquoted().unwrap_or_else(|| key.as_basic()))
 }
 
-/// `value` as a TOML basic string.
+/// `value` as a TOML basic string: one line, every character TOML does not allow raw escaped
+/// (by the toml crates' own writer).
 pub fn quote_string(value: &str) -> String {
-    let mut out = String::with_capacity(value.len() + 2);
-    out.push('"');
-    for c in value.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\t' => out.push_str("\\t"),
-            '\r' => out.push_str("\\r"),
-            c if c.is_control() => out.push_str(&format!("\\u{:04X}", c as u32)),
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-    out
+    toml_writer::ToTomlValue::to_toml_value(&toml_writer::TomlStringBuilder::new(value).as_basic())
 }
 
 /// `path.key`, the key quoted when it must be.

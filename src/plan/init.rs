@@ -78,7 +78,7 @@ impl Block {
             }
         }
         for (statement, comment, group) in self.lines {
-            match comment {
+            match comment.as_deref().map(comment_text) {
                 None => out.push_str(&statement),
                 Some(comment) if statement.is_empty() => {
                     let _ = write!(out, "# {comment}");
@@ -91,6 +91,32 @@ impl Block {
             out.push('\n');
         }
     }
+}
+
+/// `text` fit for a TOML comment, which ends at a newline and may hold no other control
+/// character but tab: each is written as its escape (`\n`, `\u0007`). Names and enum labels
+/// from the catalog can hold any of them.
+fn comment_text(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            c if c != '\t' && (c <= '\u{1f}' || c == '\u{7f}') => {
+                let _ = write!(out, "\\u{:04X}", c as u32);
+            }
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// An enum label as the comments show it: as it is when plain, else as a TOML string, so that
+/// commas, quotes and control characters cannot blur where one label ends.
+fn label_text(label: &str) -> String {
+    let plain = !label.is_empty()
+        && label.chars().all(|c| !c.is_control() && !matches!(c, ',' | '"' | '\\' | '\''));
+    if plain { label.to_owned() } else { quote_string(label) }
 }
 
 fn choices<T>(choices: &[(&'static str, T)]) -> String {
@@ -154,6 +180,7 @@ fn describe(column: &Column) -> String {
         let _ = write!(text, " (domain {domain} over {})", column.ty.name());
     }
     if let PgType::Enum { labels, .. } = &column.ty {
+        let labels: Vec<String> = labels.iter().map(|l| label_text(l)).collect();
         let _ = write!(text, " (enum: {})", labels.join(", "));
     }
     text.push_str(if column.nullable { ", nullable" } else { ", not null" });
@@ -382,6 +409,30 @@ mod tests {
         assert!(text.contains("references.lines_b_fkey = { field = \"linesId\""), "{text}");
         assert!(text.contains("# references.id: `auth.users` is not exported"), "{text}");
         assert!(text.contains("legacy_id = [\"order_id\", \"item_id\"]"), "{text}");
+    }
+
+    #[test]
+    fn control_characters_in_labels_and_names_stay_inside_strings_and_comments() {
+        let labels = ["ok", "two\nlines", "say \"hi\"", "back\\slash", "bell\u{7}", "a, b"];
+        let mut mood = column(
+            "mo\nod",
+            PgType::Enum {
+                name: "public.mo\nod".into(),
+                labels: labels.iter().map(|l| (*l).to_owned()).collect(),
+            },
+            false,
+        );
+        mood.sql_type = "\"mo\nod\"".into();
+        let odd = table("odd\ntable\r", vec![column("id", PgType::Int4, false), mood], &["id"]);
+        let text = assert_round_trip(&Catalog { tables: vec![odd] });
+        assert!(
+            text.contains(
+                r#"(enum: ok, "two\nlines", "say \"hi\"", "back\\slash", "bell\u0007", "a, b")"#
+            ),
+            "{text}"
+        );
+        assert!(text.contains(r#"[tables."public.odd\ntable\r"]"#), "{text}");
+        assert!(text.contains(r#"columns."mo\nod" = "#), "{text}");
     }
 
     #[test]

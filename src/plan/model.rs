@@ -109,6 +109,10 @@ pub enum Conversion {
     /// json/jsonb → the JSON value as Convex values (numbers Float64; keys Convex forbids
     /// renamed or rejected by `keys`).
     Json { keys: JsonKeyPolicy },
+    /// json/jsonb under `policy = "string"` → the value's JSON text as a string (compact, keys
+    /// sorted, numbers with every digit): for values Convex cannot hold as they are, such as a
+    /// number beyond a double.
+    JsonText,
     /// bytea → bytes.
     Bytes,
     /// An array of the element conversion (≤ 8192 elements; NULL elements become null).

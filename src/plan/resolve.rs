@@ -950,7 +950,11 @@ impl<'a> Resolver<'a> {
         policy: Option<&At<Policy>>,
         json_keys: Option<&At<JsonKeyPolicy>>,
     ) -> Result<Conversion, PlanError> {
-        let allowed = policies(&column.ty);
+        // json and jsonb take one policy, per column: `string`, the value as its JSON text.
+        let allowed = match column.ty {
+            PgType::Json | PgType::Jsonb => vec![Policy::String],
+            ref ty => policies(ty),
+        };
         if let Some(policy) = policy
             && !allowed.contains(&policy.value)
         {
@@ -1013,9 +1017,12 @@ impl<'a> Resolver<'a> {
                 Some(Policy::Ms) => Conversion::DateMs,
                 _ => Conversion::DateString,
             },
-            PgType::Json | PgType::Jsonb => {
-                Conversion::Json { keys: json_keys.map_or(self.settings.json_keys, |k| k.value) }
-            }
+            PgType::Json | PgType::Jsonb => match policy {
+                Some(Policy::String) => Conversion::JsonText,
+                _ => Conversion::Json {
+                    keys: json_keys.map_or(self.settings.json_keys, |k| k.value),
+                },
+            },
             PgType::Bytea => Conversion::Bytes,
         };
         Ok(if column.array { Conversion::Array(Box::new(element)) } else { element })

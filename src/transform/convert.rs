@@ -33,6 +33,8 @@ pub fn convert(conversion: &Conversion, raw: Raw) -> Result<Value, ConvertError>
         (Conversion::Boolean, Raw::Bool(b)) => Ok(Value::Boolean(b)),
         (Conversion::Float64, raw) => float64(&raw),
         (Conversion::Json { keys }, raw) => json(unwrap_json(raw), *keys),
+        // serde_json keeps every digit of a number (`arbitrary_precision`) and sorts keys.
+        (Conversion::JsonText, raw) => Ok(Value::String(unwrap_json(raw).to_string())),
         (Conversion::Array(element), Raw::Array(items)) => array(element, items),
         (Conversion::String, Raw::String(s)) => Ok(Value::String(s)),
         (conversion, Raw::String(s)) if carried_as_text(conversion) => from_text(conversion, &s),
@@ -336,9 +338,11 @@ fn numeric_as_int64(decimal: &str) -> Result<Value, ConvertError> {
 
 /// `YYYY-MM-DD` with the raw form's year rules (`-0001`, `+10000`).
 fn parse_date(date: &str) -> Result<(i64, u32, u32), ConvertError> {
-    if date == "infinity" || date == "-infinity" {
+    if is_infinity(date) {
         return fail(format!(
-            "{date} has no Convex form under this policy; use policy `iso`/`string`"
+            "date {date} has no Convex form under either date policy (`string` and `ms` need a \
+             real day); leave such rows out with a filter on this column (`not_equals = \
+             \"{date}\"`), or replace the value in PostgreSQL"
         ));
     }
     let invalid =
@@ -366,12 +370,22 @@ fn parse_date(date: &str) -> Result<(i64, u32, u32), ConvertError> {
     Ok((year, month, day))
 }
 
+fn is_infinity(value: &str) -> bool {
+    value == "infinity" || value == "-infinity"
+}
+
 /// Beyond Postgres' years (4714 BC to 5874897 AD) with room to spare.
 const MAX_YEAR: i64 = 10_000_000;
 
 /// `YYYY-MM-DDTHH:MM:SS.ffffff[Z]` → milliseconds since the epoch; naive values are read at
 /// `offset_seconds` east of UTC.
 fn timestamp_ms(timestamp: &str, offset_seconds: i32) -> Result<Value, ConvertError> {
+    if is_infinity(timestamp) {
+        return fail(format!(
+            "{timestamp} is no number of milliseconds; use policy `iso`, which keeps it as the \
+             string \"{timestamp}\""
+        ));
+    }
     match usual_timestamp_micros(timestamp, offset_seconds) {
         Some(micros) => Ok(Value::Float64(micros_to_ms(micros))),
         None => any_timestamp_ms(timestamp, offset_seconds),
@@ -479,7 +493,12 @@ fn json(raw: Raw, keys: JsonKeyPolicy) -> Result<Value, ConvertError> {
     Ok(match raw {
         Raw::Null => Value::Null,
         Raw::Bool(b) => Value::Boolean(b),
-        Raw::Number(n) => Value::Float64(exact_f64(n.as_str())?),
+        Raw::Number(n) => Value::Float64(exact_f64(n.as_str()).or_else(|_| {
+            fail(format!(
+                "json number {n} cannot be a Convex number without losing digits; set \
+                 `policy = \"string\"` on this column to keep the whole value as its JSON text"
+            ))
+        })?),
         Raw::String(s) => Value::String(s),
         Raw::Array(items) => Value::Array(
             items
@@ -653,7 +672,12 @@ mod tests {
         );
         assert!(err(Conversion::DateString, json!("-0044-03-15")).contains("policy `ms`"));
         assert!(err(Conversion::DateString, json!("+10000-01-01")).contains("outside years"));
-        assert!(err(Conversion::DateMs, json!("infinity")).contains("no Convex form"));
+        // No date policy keeps infinity: the reason names none, only what does work.
+        for conversion in [Conversion::DateMs, Conversion::DateString] {
+            let reason = err(conversion, json!("-infinity"));
+            assert!(reason.contains(r#"filter on this column (`not_equals = "-infinity"`)"#));
+            assert!(!reason.contains("`iso`"), "{reason}");
+        }
     }
 
     #[test]

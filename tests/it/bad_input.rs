@@ -560,18 +560,22 @@ fn an_unreachable_deployment_fails_after_its_retries() {
     prepared.migrate(&["transform"]).success();
     let url = format!("http://127.0.0.1:{}", free_port());
 
-    let started = Instant::now();
-    let run = prepared.against(&url, "k", &["import", "--retries", "2"]);
-    fails_cleanly(
-        &run,
-        CONVEX_FAILURE,
-        &[
-            "caused by: Convex kept failing: cannot connect",
-            "(3 attempts)",
-            "hint: the deployment did not answer",
-        ],
-    );
-    assert!(started.elapsed() < Duration::from_secs(20), "{:?}", started.elapsed());
+    // WHEN import, then verify, call a deployment nothing answers for
+    // THEN each names the deployment it could not reach, and says what to check
+    for command in ["import", "verify"] {
+        let started = Instant::now();
+        let run = prepared.against(&url, "k", &[command, "--retries", "2"]);
+        fails_cleanly(
+            &run,
+            CONVEX_FAILURE,
+            &[
+                &format!("caused by: cannot reach Convex at `{url}`: cannot connect"),
+                "(3 attempts)",
+                "hint: check that CONVEX_URL is your deployment's URL",
+            ],
+        );
+        assert!(started.elapsed() < Duration::from_secs(20), "{:?}", started.elapsed());
+    }
     assert!(!prepared.data_path("state.sqlite").exists());
 }
 
@@ -996,4 +1000,172 @@ fn status_on_a_damaged_manifest_or_state_says_what_to_run_not_that_it_is_a_bug()
             "hint: the export was changed or cut short: run `migrate export` again",
         ],
     );
+}
+
+#[test]
+fn import_and_verify_after_an_interrupted_export_say_to_export_again() {
+    // GIVEN a transformed job whose export manifest is gone, as an export interrupted after it
+    // removed the manifest leaves it
+    let prepared = Prepared::new(SMALL, "");
+    prepared.migrate(&["transform"]).success();
+    let manifest = prepared.data_path("manifest.json");
+    std::fs::remove_file(&manifest).unwrap();
+
+    // WHEN import, its dry run, or verify starts THEN each says what is missing and what to run
+    let expected = [
+        &format!("error: no finished export: `{}` is missing", manifest.display())[..],
+        "hint: run `migrate export` again",
+        "then `migrate transform`",
+    ];
+    for args in [&["import"][..], &["import", "--dry-run"], &["verify"]] {
+        let run = prepared.against("http://127.0.0.1:1", "k", args);
+        fails_cleanly(&run, USAGE, &expected);
+        assert!(!run.stderr.contains("entity not found"), "{run}");
+    }
+
+    // GIVEN only raw files left by an interrupted export: no manifest, nothing transformed
+    std::fs::remove_dir_all(prepared.data_path("transformed")).unwrap();
+    for args in [&["import"][..], &["verify"]] {
+        let run = prepared.against("http://127.0.0.1:1", "k", args);
+        fails_cleanly(&run, USAGE, &expected);
+    }
+    assert!(!prepared.data_path("state.sqlite").exists());
+}
+
+/// Transform with `plan` as the only plan file.
+fn transform_with_plan(work: &Workdir, plan: &str) -> Run {
+    let plan_dir = work.plan_dir();
+    std::fs::create_dir_all(&plan_dir).unwrap();
+    std::fs::write(plan_dir.join("0001_initial.toml"), plan).unwrap();
+    Run::of(work.dirs_command(&["transform"]))
+}
+
+/// The reasons of `data/rejects/<table>.jsonl`, by the row's `id`.
+fn reject_reasons(work: &Workdir, table: &str) -> Vec<(String, String, String)> {
+    let path = work.data_dir().join(format!("rejects/{table}.jsonl"));
+    crate::support::jsonl(&path)
+        .iter()
+        .map(|r| {
+            let text = |v: &Value| v.as_str().map_or_else(|| v.to_string(), str::to_owned);
+            (text(&r["key"]["id"]), text(&r["field"]), text(&r["reason"]))
+        })
+        .collect()
+}
+
+#[test]
+fn an_infinite_date_is_rejected_with_a_way_out_that_exists_for_dates() {
+    // GIVEN dates and a timestamp Postgres holds as ±infinity
+    let db = TestDb::with(
+        "create table spans (id int primary key, starts date, ends date, at timestamptz);
+         insert into spans values (1, '2024-01-01', '2024-12-31', '2024-01-01T00:00:00Z'),
+           (2, '-infinity', '2024-12-31', '2024-01-01T00:00:00Z'),
+           (3, '2024-01-01', 'infinity', '2024-01-01T00:00:00Z'),
+           (4, '2024-01-01', '2024-12-31', 'infinity');",
+    );
+    let work = Workdir::new();
+    work.export(db.url(), &[]).success();
+
+    // WHEN it is transformed under every date policy
+    for policy in ["string", "ms"] {
+        let plan = format!("[defaults.types]\ndate = \"{policy}\"\n");
+        let run = transform_with_plan(&work, &plan);
+        assert_eq!(run.code, Some(REJECTED), "{run}");
+
+        // THEN each infinite date's reason names no policy dates do not have, but a filter
+        // that works; the timestamp's names `iso`, which timestamps have
+        let reasons = reject_reasons(&work, "public.spans");
+        assert_eq!(reasons.len(), 3, "{reasons:?}");
+        for (id, field, reason) in &reasons {
+            match id.as_str() {
+                "2" | "3" => {
+                    let value = if id == "2" { "-infinity" } else { "infinity" };
+                    assert!(
+                        reason.contains(&format!("(`not_equals = \"{value}\"`)")),
+                        "{field}: {reason}"
+                    );
+                    assert!(!reason.contains("`iso`"), "{field}: {reason}");
+                }
+                _ => {
+                    assert_eq!(field, "at");
+                    assert!(reason.contains("use policy `iso`"), "{reason}");
+                    assert!(!reason.contains("`string`"), "{reason}");
+                }
+            }
+        }
+    }
+
+    // WHEN the plan follows the hints
+    let plan = r#"
+[[tables."public.spans".filter]]
+column = "starts"
+not_equals = "-infinity"
+
+[[tables."public.spans".filter]]
+column = "ends"
+not_equals = "infinity"
+
+[tables."public.spans".columns.at]
+policy = "iso"
+"#;
+    // THEN nothing is rejected: the infinite dates' rows are filtered out, counted, and the
+    // infinite timestamp is kept as a string
+    let run = transform_with_plan(&work, plan);
+    assert_eq!(run.code, Some(0), "{run}");
+    let documents = crate::support::jsonl(&work.data_dir().join("transformed/spans.jsonl"));
+    let ids: Vec<&str> = documents.iter().map(|d| d["doc"]["legacyId"].as_str().unwrap()).collect();
+    assert_eq!(ids, ["1", "4"]);
+    assert_eq!(documents[1]["doc"]["at"], "infinity");
+    let manifest: Value = serde_json::from_str(
+        &std::fs::read_to_string(work.data_dir().join("transformed/manifest.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(manifest["tables"][0]["filtered"], 2, "{manifest}");
+}
+
+#[test]
+fn a_jsonb_number_beyond_a_double_migrates_under_policy_string() {
+    use crate::convex_server::ConvexTestServer;
+
+    // GIVEN jsonb values holding numbers no double can carry, and one that any can
+    let prepared = Prepared::new(
+        r#"create table readings (id int primary key, payload jsonb not null);
+           insert into readings values
+             (1, '{"ok": [1, 2.5], "n": 123456789012345678901234567890}'),
+             (2, '1e400'),
+             (3, '{"small": 1}');"#,
+        "",
+    );
+
+    // WHEN it is transformed with the defaults
+    // THEN those rows are rejected, and the reason names a policy jsonb accepts
+    let run = prepared.migrate(&["transform"]);
+    assert_eq!(run.code, Some(REJECTED), "{run}");
+    let reasons = reject_reasons(&prepared.work, "public.readings");
+    assert_eq!(reasons.len(), 2, "{reasons:?}");
+    for (_, _, reason) in &reasons {
+        assert!(reason.contains(r#"set `policy = "string"` on this column"#), "{reason}");
+    }
+
+    // WHEN the plan follows the hint (init regenerates schema.ts from it)
+    let policy = "[tables.\"public.readings\".columns.payload]\npolicy = \"string\"\n";
+    std::fs::write(prepared.plan_dir().join("0002_json_text.toml"), policy).unwrap();
+    prepared.migrate(&["init", "--convex-dir", utf8(&prepared.convex_dir())]).success();
+    let schema = std::fs::read_to_string(prepared.convex_dir().join("schema.ts")).unwrap();
+    assert!(schema.contains("payload: v.string()"), "{schema}");
+
+    // THEN every row becomes a document holding the value's JSON text, every digit kept
+    prepared.migrate(&["transform"]).success();
+    let documents = crate::support::jsonl(&prepared.data_path("transformed/readings.jsonl"));
+    let payloads: Vec<&str> =
+        documents.iter().map(|d| d["doc"]["payload"].as_str().unwrap()).collect();
+    assert_eq!(payloads[0], r#"{"n":123456789012345678901234567890,"ok":[1,2.5]}"#);
+    assert_eq!(payloads[1], format!("1{}", "0".repeat(400)));
+    assert_eq!(payloads[2], r#"{"small":1}"#);
+
+    // AND Convex's own validators (convex-test, the generated schema) accept them, and verify
+    // proves every row arrived
+    let server = ConvexTestServer::for_convex_dir(&prepared.convex_dir());
+    let (url, key) = (server.url().to_owned(), server.admin_key().to_owned());
+    prepared.against(&url, &key, &["import"]).success();
+    prepared.against(&url, &key, &["verify"]).success();
 }

@@ -226,6 +226,7 @@ pub fn every_conversion_plan() -> Plan {
         field("due", "due", Conversion::DateMs),
         field("doc", "doc", Conversion::Json { keys: JsonKeyPolicy::Rename }),
         field("strict_doc", "strictDoc", Conversion::Json { keys: JsonKeyPolicy::Reject }),
+        field("raw_doc", "rawDoc", Conversion::JsonText),
         field("blob", "blob", Conversion::Bytes),
         field("tags", "tags", array(Conversion::String)),
         field("moods", "moods", array(labels(&["sad", "happy"]))),

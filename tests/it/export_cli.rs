@@ -48,6 +48,8 @@ fn a_wrong_password_is_a_refused_login_and_the_right_one_works() {
     run.never_shows("right-s3cret");
 
     // WHEN the password is right THEN the same command succeeds: the refusal was the password's
+    // (given a table to export: an export that finds none is an error)
+    Conn::connect_or_fail(&cluster.url("right-s3cret")).execute("create table t (id int)");
     let run = work.export(&cluster.url("right-s3cret"), &[]).success();
     run.never_shows("right-s3cret");
 }
@@ -318,4 +320,37 @@ fn the_text_summary_lists_each_table_and_the_manifest() {
     ]}, {
         insta::assert_snapshot!(run.stdout);
     });
+}
+
+#[test]
+fn an_export_that_finds_no_tables_is_a_usage_error_naming_the_schemas() {
+    // GIVEN a database whose tables are all in schema `app`, and an earlier export of it
+    let db = TestDb::with(
+        "create schema app; create table app.items (id int primary key);
+         insert into app.items values (1);",
+    );
+    let work = Workdir::new();
+    work.export(db.url(), &["--schemas", "app"]).success();
+
+    // WHEN export (and init) look in `public` only
+    // THEN each fails with exit 2, naming the schema searched and the one to add
+    let export = work.export(db.url(), &[]);
+    let init = work.run(&["init", "--database-url", db.url()]);
+    for run in [export, init] {
+        run.fails_with(
+            USAGE,
+            &["error: no tables found in schema `public`", "hint: tables are in schema `app`"],
+        );
+        assert!(run.stderr.contains("--schemas public,app"), "{run}");
+    }
+    // … and the earlier export is left as it was
+    assert_eq!(work.manifest()["tables"].as_array().map(Vec::len), Some(1));
+
+    // WHEN the database holds no table at all THEN the hint points at the database name
+    let empty = TestDb::with("select 1;");
+    let run = Workdir::new().export(empty.url(), &["--schemas", "public,auth"]);
+    run.fails_with(
+        USAGE,
+        &["error: no tables found in schemas `public`, `auth`", "check the database name"],
+    );
 }

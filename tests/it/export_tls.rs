@@ -30,6 +30,14 @@ fn every_sslmode_connects_or_refuses_as_libpq_would() {
     // GIVEN a server that accepts only TLS, its certificate valid for `localhost` only
     let server = Server::start();
     let work = Workdir::new();
+    // A table to export (an export that finds none is an error), created over the Unix
+    // socket, where the cluster trusts local connections without TLS.
+    let socket = format!(
+        "host={} port={} user=postgres dbname=postgres",
+        server.cluster.dir().display(),
+        server.cluster.port
+    );
+    crate::support::Conn::connect_or_fail(&socket).execute("create table t (id int)");
     let trusted = format!("sslrootcert={}", server.root_cert);
 
     // THEN without TLS the server turns the login away: the cluster really is TLS-only

@@ -204,7 +204,15 @@ fn a_deployment_that_keeps_failing_stops_the_import_and_a_second_run_finishes_it
     let run = Run::from_output(&child.wait_with_output().expect("migrate runs"));
 
     // THEN the import stops after its bounded retries with exit code 4, saying to run again
-    run.fails_with(4, &["Convex kept failing", "3 attempts", "run `migrate import` again"]);
+    run.fails_with(
+        4,
+        &[
+            "Convex at `http://127.0.0.1:",
+            "kept failing",
+            "3 attempts",
+            "run `migrate import` again",
+        ],
+    );
     assert!(failing_since.elapsed() < Duration::from_secs(10), "{:?}", failing_since.elapsed());
     let stopped = rig.stats();
     assert!(stopped.failed_all >= 3, "{stopped:?}");

@@ -166,3 +166,64 @@ fn later_files_change_only_what_they_name() {
     let alone = PlanDir::with(&[("0001_initial.toml", &initial)]);
     assert_ne!(plan::load(&alone.path(), &catalog).unwrap().hash, plan.hash);
 }
+
+/// Enum labels, table and column names may hold anything Postgres allows: newlines, quotes,
+/// backslashes, tabs and other control characters. The plan `migrate init` writes for them
+/// parses, and transform carries every label through exactly.
+#[test]
+fn init_writes_a_plan_that_parses_whatever_the_labels_and_names_hold() {
+    use crate::support::{Run, TestDb, Workdir, jsonl, utf8};
+
+    // GIVEN an enum and names holding every character TOML must escape
+    let labels = [
+        "plain",
+        "two\nlines",
+        "say \"hi\"",
+        "back\\slash",
+        "tab\there",
+        "bell\u{7}",
+        "del\u{7f}",
+        "cr\rlf",
+        "a, b",
+        "it's",
+    ];
+    let sql_labels: Vec<String> = labels
+        .iter()
+        .map(|l| format!("U&'{}'", l.replace('\\', "\\005C").replace('\'', "''")))
+        .map(|l| {
+            l.replace('\n', "\\000A")
+                .replace('\t', "\\0009")
+                .replace('\u{7}', "\\0007")
+                .replace('\u{7f}', "\\007F")
+                .replace('\r', "\\000D")
+        })
+        .collect();
+    let db = TestDb::with(&format!(
+        "create type \"mo\nod\" as enum ({});
+         create table \"odd\ntable\" (id int primary key, \"fe\"\"el\ning\" \"mo\nod\" not null);
+         insert into \"odd\ntable\" select i, (enum_range(null::\"mo\nod\"))[i]
+           from generate_series(1, {}) i;",
+        sql_labels.join(", "),
+        labels.len()
+    ));
+    let work = Workdir::new();
+    let convex_dir = work.path().join("convex");
+    Run::of(work.dirs_command(&["export", "--database-url", db.url()])).success();
+
+    // WHEN init writes the plan THEN it parses (init loads it back), and so does transform
+    Run::of(work.dirs_command(&["init", "--convex-dir", utf8(&convex_dir)])).success();
+    let plan = std::fs::read_to_string(work.plan_dir().join("0001_initial.toml")).unwrap();
+    toml::from_str::<toml::Table>(&plan).unwrap_or_else(|e| panic!("{e}\n{plan}"));
+    Run::of(work.dirs_command(&["transform"])).success();
+
+    // AND every row carries its label exactly
+    let documents = jsonl(&work.data_dir().join("transformed/oddTable.jsonl"));
+    let label = |d: &serde_json::Value| {
+        d["doc"]["feElIng"].as_str().unwrap_or_else(|| panic!("{d}")).to_owned()
+    };
+    let mut carried: Vec<String> = documents.iter().map(label).collect();
+    let mut expected: Vec<String> = labels.iter().map(|l| (*l).to_owned()).collect();
+    carried.sort();
+    expected.sort();
+    assert_eq!(carried, expected, "\n{plan}");
+}

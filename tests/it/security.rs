@@ -341,3 +341,92 @@ fn the_data_directory_and_the_state_file_are_owner_only() {
     // SQLite's WAL files take the database file's mode, and SQLite removes them when the last
     // connection closes: after a finished import there are none to check.
 }
+
+/// A password holding an unencoded `@` is cut at the first `@` by every Postgres URL parser:
+/// the rest of it would be read as the host and printed. The URL is refused instead, naming
+/// only what follows the last `@` and saying how to write it.
+#[test]
+fn a_password_with_an_unencoded_at_is_refused_showing_only_the_host() {
+    let job = Job::new();
+    let password = "p@ss@word-Rk7Wq2Lm";
+    let with_at = [
+        format!("postgres://postgres:{password}@127.0.0.1:5432/postgres"),
+        format!("postgres://postgres:{password}@127.0.0.1:5432/postgres?sslmode=disable"),
+    ];
+    for url in &with_at {
+        for logs in BOTH {
+            let runs = [
+                Run::of(job.command(Some(logs), &["export", "--database-url", url], &[])),
+                Run::of(job.command(Some(logs), &["init", "--database-url", url], &[])),
+                Run::of(job.command(Some(logs), &["export"], &[("DATABASE_URL", url)])),
+            ];
+            for run in runs {
+                run.fails_with(
+                    2,
+                    &[
+                        "error: the database URL for `127.0.0.1:5432` holds more than one `@`",
+                        "%40",
+                    ],
+                );
+                for part in ["ss@word", "word-", tail(password)] {
+                    run.never_shows(part);
+                }
+            }
+        }
+    }
+}
+
+/// Credentials written into `CONVEX_URL` (`https://user:secret@…`) are shown nowhere: not in
+/// the error that refuses such a URL, not in `--show-settings`, `--help` or logs.
+#[test]
+fn credentials_in_the_convex_url_are_never_shown() {
+    let job = Job::new();
+    let secret = "cx-Hb3Tn8Qd5Vw";
+    let url = format!("https://admin:{secret}@happy-animal-123.convex.cloud");
+    let env = [("CONVEX_URL", url.as_str()), ("CONVEX_DEPLOY_KEY", KEY)];
+    let check = |run: &Run, what: &str| {
+        for part in [secret, tail(secret), "admin:"] {
+            assert!(
+                !run.stdout.contains(part) && !run.stderr.contains(part),
+                "{what} shows {part:?}\n{}",
+                excerpt(run)
+            );
+        }
+        assert_no_secret(run, what);
+    };
+    // A transformed job, so that import and verify get as far as reading the URL.
+    let db = TestDb::with(FIXTURE);
+    Run::of(job.command(None, &["export", "--database-url", db.url()], &[])).success();
+    let convex_dir = job.convex_dir();
+    Run::of(job.command(None, &["init", "--convex-dir", utf8(&convex_dir)], &[])).success();
+    Run::of(job.command(None, &["transform"], &[])).success();
+
+    for command in ["import", "verify"] {
+        for logs in BOTH {
+            for format in ["text", "json"] {
+                let run = Run::of(job.command(Some(logs), &["--format", format, command], &env));
+                run.fails_with(
+                    2,
+                    &[
+                        "`https://****@happy-animal-123.convex.cloud` is not a Convex deployment URL",
+                        "CONVEX_DEPLOY_KEY",
+                    ],
+                );
+                check(&run, &format!("`migrate {command}` ({logs:?}, {format})"));
+            }
+        }
+        let flag = Run::of(job.command(None, &[command, "--convex-url", &url], &env));
+        flag.fails_with(2, &["https://****@happy-animal-123.convex.cloud"]);
+        check(&flag, &format!("`migrate {command} --convex-url`"));
+        let help = Run::of(job.command(None, &[command, "--help"], &env)).success();
+        check(&help, &format!("`migrate {command} --help`"));
+        let shown = Run::of(job.command(None, &["--show-settings", command], &env)).success();
+        check(&shown, &format!("`migrate --show-settings {command}`"));
+        assert!(shown.stdout.contains("happy-animal-123.convex.cloud"), "{}", excerpt(&shown));
+    }
+    // `status` contacts nothing and shows no URL; `run` refuses the URL before exporting.
+    check(&Run::of(job.command(None, &["status"], &env)).success(), "`migrate status`");
+    let run = Run::of(job.command(None, &["run", "--database-url", db.url()], &env));
+    run.fails_with(2, &["https://****@happy-animal-123.convex.cloud"]);
+    check(&run, "`migrate run`");
+}

@@ -98,7 +98,7 @@ fn rows_that_would_lose_data_or_break_convex_rules_are_rejected_with_their_reaso
     expect("2", "big", "beyond ±2^53");
     expect("3", "amount", "without losing digits");
     expect("4", "day", "outside years 0000-9999");
-    expect("5", "at", "infinity has no Convex form");
+    expect("5", "at", "infinity is no number of milliseconds; use policy `iso`");
     expect("6", "doc.$where", "$");
     expect("7", "list", "8192");
     expect("8", "doc", "1024");

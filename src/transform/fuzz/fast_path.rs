@@ -244,7 +244,7 @@ fn valid_value(conversion: &Conversion) -> BoxedStrategy<String> {
         Conversion::DateMs => {
             spelled_strings(pattern(&format!("[+-]?[0-9]{{4,6}}-{date}"))).boxed()
         }
-        Conversion::Json { .. } => plain_json().boxed(),
+        Conversion::Json { .. } | Conversion::JsonText => plain_json().boxed(),
         Conversion::Bytes => vec(any::<u8>(), 0..32)
             .prop_map(|bytes| quoted(&base64::engine::general_purpose::STANDARD.encode(bytes)))
             .boxed(),
