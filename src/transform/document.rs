@@ -11,7 +11,7 @@ use super::convert::{self, ConvertError};
 use super::row::{Row, RowShape};
 use crate::convex::{Document, Value, rules};
 use crate::plan::{
-    Condition, FieldPlan, NullPolicy, OrphanPolicy, ReferencePlan, RowFilter, TablePlan,
+    Condition, Conversion, FieldPlan, NullPolicy, OrphanPolicy, ReferencePlan, RowFilter, TablePlan,
 };
 
 /// What became of a row.
@@ -171,9 +171,24 @@ pub fn convert_fields(
             }
             (text, _) => convert::convert_text(&field.conversion, text),
         };
-        document.insert(field.field.clone(), converted.map_err(|e| at(&field.field, e))?);
+        let converted = converted.map_err(|mut e| {
+            if timestamp_ms(&field.conversion) {
+                // The reason names the column: a timestamp's field name may not tell it.
+                e.reason = format!("column `{}`: {}", field.column, e.reason);
+            }
+            at(&field.field, e)
+        })?;
+        document.insert(field.field.clone(), converted);
     }
     Ok(())
+}
+
+fn timestamp_ms(conversion: &Conversion) -> bool {
+    match conversion {
+        Conversion::TimestampMs { .. } => true,
+        Conversion::Array(element) => timestamp_ms(element),
+        _ => false,
+    }
 }
 
 fn at(field: &str, error: ConvertError) -> Rejection {

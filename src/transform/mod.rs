@@ -89,6 +89,10 @@ pub struct TableReport {
     pub filtered: u64,
     pub dropped: u64,
     pub rejected: u64,
+    /// Timestamp values (in written documents) whose microseconds were not a multiple of 1000:
+    /// policy `ms` keeps whole milliseconds, so their sub-millisecond digits were dropped.
+    #[serde(default)]
+    pub sub_ms_dropped: u64,
     pub bytes: u64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub checksum: Option<String>,
@@ -173,12 +177,12 @@ pub fn transform(
         if run.stopping() {
             break;
         }
-        let merged = merged_fields(table, catalog, &raw, &run)?;
+        let (merged, merged_sub_ms) = merged_fields(table, catalog, &raw, &run)?;
         let lookups = Lookups {
             parents: table.references.iter().map(|r| &parents[&r.parent]).collect(),
             merged: &merged,
         };
-        let (report, sample) = transform_table(
+        let (mut report, sample) = transform_table(
             table,
             raw(&table.source)?,
             &shape(catalog, &table.source),
@@ -186,6 +190,7 @@ pub fn transform(
             &run,
             reporter,
         )?;
+        report.sub_ms_dropped += merged_sub_ms;
         reports.push(report);
         if options.dry_run {
             samples.push((table.target.clone(), sample));
@@ -373,24 +378,30 @@ fn parent_keys<'a>(
     Ok(all)
 }
 
-/// The fields merged tables add to `table`'s documents, by legacy id. Rows that cannot be
-/// converted are rejected under their own table.
+/// The fields merged tables add to `table`'s documents, by legacy id, and how many of their
+/// timestamps lost sub-millisecond digits. Rows that cannot be converted are rejected under
+/// their own table.
 fn merged_fields<'a>(
     table: &TablePlan,
     catalog: &Catalog,
     raw: &impl Fn(&TableName) -> Result<&'a ExportedTable, TransformError>,
     run: &Run<'_>,
-) -> Result<MergedFields, TransformError> {
+) -> Result<(MergedFields, u64), TransformError> {
     let mut merged = MergedFields::new();
+    let mut sub_ms = 0;
     for merge in &table.merges {
         let shape = shape(catalog, &merge.source);
         let columns = Columns::new(&shape, &merge.on, &merge.fields);
+        let timestamps = MsTimestamp::of(&merge.fields, &columns);
         for_each_row(run.data_dir, raw(&merge.source)?, &shape, |line, row| {
             if !document::passes(row, &merge.filters) {
                 return Ok(true);
             }
             match document::merged_row(row, &merge.on, &merge.fields, &columns, table.nulls) {
-                Ok((key, fields)) => merged.entry(key).or_default().extend(fields),
+                Ok((key, fields)) => {
+                    sub_ms += timestamps.iter().map(|t| t.dropped(row)).sum::<u64>();
+                    merged.entry(key).or_default().extend(fields)
+                }
                 Err(rejection) => {
                     run.record_reject(
                         &merge.source,
@@ -401,7 +412,48 @@ fn merged_fields<'a>(
             Ok(!run.stopping())
         })?;
     }
-    Ok(merged)
+    Ok((merged, sub_ms))
+}
+
+/// A field under policy `ms` (or an array of them), to count the values that lose
+/// sub-millisecond digits.
+struct MsTimestamp {
+    position: Option<usize>,
+    array: bool,
+    /// What the field's default loses, for rows where the column is NULL.
+    default: u64,
+}
+
+impl MsTimestamp {
+    fn of(fields: &[plan::FieldPlan], columns: &Columns) -> Vec<MsTimestamp> {
+        fields
+            .iter()
+            .zip(&columns.fields)
+            .filter_map(|(field, &position)| {
+                let array = match &field.conversion {
+                    plan::Conversion::TimestampMs { .. } => false,
+                    plan::Conversion::Array(element)
+                        if matches!(**element, plan::Conversion::TimestampMs { .. }) =>
+                    {
+                        true
+                    }
+                    _ => return None,
+                };
+                let default = field
+                    .default
+                    .as_ref()
+                    .map_or(0, |d| convert::sub_ms_dropped(&d.to_string(), array));
+                Some(MsTimestamp { position, array, default })
+            })
+            .collect()
+    }
+
+    fn dropped(&self, row: &Row<'_>) -> u64 {
+        match row.text_at(self.position) {
+            "null" => self.default,
+            text => convert::sub_ms_dropped(text, self.array),
+        }
+    }
 }
 
 fn reject_record(table: &TableName, line: u64, rejection: document::Rejection) -> RejectRecord {
@@ -432,6 +484,7 @@ struct BlockResult {
     documents: u64,
     filtered: u64,
     dropped: u64,
+    sub_ms: u64,
     rejects: Vec<RejectRecord>,
     samples: Vec<serde_json::Value>,
 }
@@ -464,6 +517,7 @@ fn transform_table(
         filtered: 0,
         dropped: 0,
         rejected: 0,
+        sub_ms_dropped: 0,
         bytes: 0,
         checksum: None,
     };
@@ -477,6 +531,7 @@ fn transform_table(
         table,
         shape,
         columns: &columns,
+        timestamps: MsTimestamp::of(&table.fields, &columns),
         direct: direct.as_ref(),
         lookups,
         samples: sample,
@@ -487,6 +542,7 @@ fn transform_table(
         report.documents += result.documents;
         report.filtered += result.filtered;
         report.dropped += result.dropped;
+        report.sub_ms_dropped += result.sub_ms;
         report.rejected += result.rejects.len() as u64;
         for reject in result.rejects {
             if run.stopping() {
@@ -705,6 +761,8 @@ struct TableContext<'a> {
     table: &'a TablePlan,
     shape: &'a RowShape,
     columns: &'a Columns,
+    /// Fields under policy `ms`, whose dropped sub-millisecond digits are counted.
+    timestamps: Vec<MsTimestamp>,
     direct: Option<&'a DirectPlan>,
     lookups: &'a Lookups<'a>,
     /// Sample documents to keep (dry run).
@@ -772,6 +830,9 @@ fn transform_line(
         }
     }
     result.documents += 1;
+    for timestamp in &context.timestamps {
+        result.sub_ms += timestamp.dropped(row);
+    }
     if result.samples.len() < context.samples {
         let line = &result.lines[start..];
         result.samples.push(serde_json::from_slice(line).expect("we wrote JSON"));
