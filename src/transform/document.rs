@@ -3,8 +3,6 @@
 
 use std::collections::HashMap;
 
-use rustc_hash::FxHashSet;
-
 use serde_json::{Map, Value as Raw};
 
 use super::convert::{self, ConvertError};
@@ -61,9 +59,10 @@ fn key_of(row: &Row<'_>, columns: &[String]) -> Map<String, Raw> {
 
 /// The legacy ids of the parent rows a reference may point at. Plan resolution makes
 /// references only to the parent's legacy id columns, in their order, so a child's key is in
-/// the same form as the parent's legacy id. FxHash: looked up for every reference of every row,
-/// with keys from our own export, not from an adversary.
-pub type ParentKeys = FxHashSet<String>;
+/// the same form as the parent's legacy id (or, for values Postgres prints in several ways, the
+/// same canonical form: `super::keys`).
+pub use super::keys::ParentKeys;
+use super::keys::{KeyForm, write_canonical_key};
 
 /// Fields contributed by merged tables, by the target's legacy id.
 pub type MergedFields = HashMap<String, Vec<(String, Value)>>;
@@ -94,6 +93,9 @@ impl Columns {
 pub struct Lookups<'a> {
     /// Per reference (same order as `TablePlan::references`): the parent's keys.
     pub parents: Vec<&'a ParentKeys>,
+    /// Per reference: the child's key forms when its key is matched by canonical form (values
+    /// Postgres prints in several ways); `None` or absent: by the printed key.
+    pub forms: Vec<Option<Vec<KeyForm>>>,
     pub merged: &'a MergedFields,
 }
 
@@ -228,7 +230,8 @@ fn transform_fields(
     document.insert(plan.legacy_id.field.clone(), Value::String(legacy_id.clone()));
     let mut references = Vec::new();
     for (index, (reference, parents)) in plan.references.iter().zip(&lookups.parents).enumerate() {
-        match resolve_reference(row, reference, parents) {
+        let forms = lookups.forms.get(index).and_then(Option::as_deref);
+        match resolve_reference(row, reference, parents, forms) {
             Reference::Absent => {}
             Reference::Parent(parent) => references.push((index, parent)),
             Reference::Orphan(key) => match reference.orphans {
@@ -277,14 +280,31 @@ enum Reference {
     Orphan(String),
 }
 
-fn resolve_reference(row: &Row<'_>, reference: &ReferencePlan, parents: &ParentKeys) -> Reference {
+fn resolve_reference(
+    row: &Row<'_>,
+    reference: &ReferencePlan,
+    parents: &ParentKeys,
+    forms: Option<&[KeyForm]>,
+) -> Reference {
     // SQL's MATCH SIMPLE: a key with any NULL column references nothing.
     if reference.columns.iter().any(|c| row.is_null(c)) {
         return Reference::Absent;
     }
     let texts: Vec<&str> = reference.columns.iter().map(|c| row.text(c)).collect();
     let key = reference_key(&texts);
-    if parents.contains(&key) { Reference::Parent(key) } else { Reference::Orphan(key) }
+    match forms {
+        // The parent's legacy id as its document has it, which may print differently.
+        Some(forms) => {
+            let mut canonical = String::new();
+            write_canonical_key(texts.iter().copied(), forms, &mut canonical);
+            match parents.find(&canonical) {
+                Some(parent) => Reference::Parent(parent.to_owned()),
+                None => Reference::Orphan(key),
+            }
+        }
+        None if parents.contains(&key) => Reference::Parent(key),
+        None => Reference::Orphan(key),
+    }
 }
 
 /// The lookup key of referenced values (JSON texts): a legacy id in the same form as
@@ -373,7 +393,7 @@ mod tests {
     fn run(plan: &TablePlan, value: Raw) -> Outcome {
         let parents = parents();
         let merged = MergedFields::new();
-        let lookups = Lookups { parents: vec![&parents], merged: &merged };
+        let lookups = Lookups { parents: vec![&parents], forms: Vec::new(), merged: &merged };
         with_row(value, |row, shape| {
             let columns = Columns::new(shape, &plan.legacy_id.columns, &plan.fields);
             transform_row(row, plan, &columns, &lookups)

@@ -12,6 +12,7 @@ mod document;
 mod error;
 #[cfg(test)]
 mod fuzz;
+mod keys;
 mod row;
 
 use std::collections::{BTreeMap, HashMap};
@@ -170,16 +171,18 @@ pub fn transform(
         rejects: Mutex::new(HashMap::new()),
     };
     let catalog = &manifest.catalog;
+    let forms = reference_forms(&plan, catalog)?;
     let parents = parent_keys(&plan, catalog, &raw, &run)?;
     let mut reports = Vec::new();
     let mut samples = Vec::new();
-    for table in &plan.tables {
+    for (table, forms) in plan.tables.iter().zip(forms) {
         if run.stopping() {
             break;
         }
         let (merged, merged_sub_ms) = merged_fields(table, catalog, &raw, &run)?;
         let lookups = Lookups {
             parents: table.references.iter().map(|r| &parents[&r.parent]).collect(),
+            forms,
             merged: &merged,
         };
         let (mut report, sample) = transform_table(
@@ -346,8 +349,45 @@ fn shape(catalog: &Catalog, table: &TableName) -> RowShape {
     )
 }
 
+/// Per table of the plan, per reference: the child's key forms when the key is matched by
+/// canonical form (`keys`), `None` when by its printed form. A key Postgres compares in a way
+/// migrate cannot reproduce stops the run here, before any row.
+fn reference_forms(
+    plan: &Plan,
+    catalog: &Catalog,
+) -> Result<Vec<Vec<Option<Vec<keys::KeyForm>>>>, TransformError> {
+    plan.tables
+        .iter()
+        .map(|table| {
+            table
+                .references
+                .iter()
+                .map(|reference| {
+                    let parent = plan
+                        .table(&reference.parent)
+                        .expect("plan resolution only makes references to migrated tables");
+                    match keys::forms(catalog, table, reference, parent) {
+                        Ok(forms) if forms.is_printed() => Ok(None),
+                        Ok(forms) => Ok(Some(forms.child)),
+                        Err(unmatchable) => {
+                            Err(TransformError::UnmatchableKey(Box::new(error::UnmatchableKey {
+                                table: table.source.clone(),
+                                constraint: reference.constraint.clone(),
+                                parent: reference.parent.clone(),
+                                column: unmatchable.column,
+                                reason: unmatchable.reason,
+                            })))
+                        }
+                    }
+                })
+                .collect()
+        })
+        .collect()
+}
+
 /// For every parent table some reference points at: the legacy ids of its rows that pass its
-/// filters (rows it drops or rejects are not known here; verify catches references to them).
+/// filters (rows it drops or rejects are not known here; verify catches references to them),
+/// with their canonical keys when some key column prints equal values differently.
 fn parent_keys<'a>(
     plan: &Plan,
     catalog: &Catalog,
@@ -362,14 +402,37 @@ fn parent_keys<'a>(
         let parent = plan
             .table(&reference.parent)
             .expect("plan resolution only makes references to migrated tables");
-        let mut keys = ParentKeys::default();
+        let parent_table = catalog.table(&reference.parent);
+        let forms: Vec<keys::KeyForm> = parent
+            .legacy_id
+            .columns
+            .iter()
+            .map(|c| {
+                parent_table
+                    .and_then(|t| t.column(c))
+                    .map_or(keys::KeyForm::Printed, keys::parent_form)
+            })
+            .collect();
+        let mut keys = ParentKeys::new(&forms);
         let shape = shape(catalog, &reference.parent);
         let key = shape.positions(parent.legacy_id.columns.iter().map(String::as_str));
+        let mut canonical = String::new();
         for_each_row(run.data_dir, raw(&reference.parent)?, &shape, |_, row| {
             if document::passes(row, &parent.filters)
                 && let Ok(legacy) = document::legacy_id(row, &parent.legacy_id.columns, &key)
             {
-                keys.insert(legacy);
+                let canonical = keys.is_canonical().then(|| {
+                    let texts = key.iter().map(|&p| row.text_at(p));
+                    keys::write_canonical_key(texts, &forms, &mut canonical);
+                    canonical.clone()
+                });
+                if let Err(other) = keys.insert(legacy.clone(), canonical) {
+                    return Err(TransformError::AmbiguousKeys {
+                        table: reference.parent.clone(),
+                        first: other,
+                        second: legacy,
+                    });
+                }
             }
             Ok(true)
         })?;
