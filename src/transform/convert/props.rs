@@ -431,6 +431,30 @@ proptest! {
     }
 
     #[test]
+    fn ms_rejects_exactly_the_instants_beyond_javascript_s_date(
+        year in 275_000i64..=276_000,
+        month in 1u32..=12,
+        day in 1u32..=28,
+        of_day in 0i64..86_400_000_000,
+    ) {
+        let (seconds, micros) = (of_day / 1_000_000, of_day % 1_000_000);
+        let raw = format!(
+            "{}T{:02}:{:02}:{:02}.{micros:06}Z",
+            raw_date(year, month, day), seconds / 3600, seconds / 60 % 60, seconds % 60
+        );
+        let ms = (i128::from(days_since_epoch(year, month, day)) * 86_400_000_000
+            + i128::from(of_day))
+        .div_euclid(1000);
+        let result = run(&Conversion::TimestampMs { offset_seconds: 0 }, text(raw.clone()));
+        if ms <= 8_640_000_000_000_000 {
+            prop_assert_eq!(float_bits(&result), Some((ms as f64).to_bits()), "{}", raw);
+        } else {
+            let reason = result.expect_err("beyond JavaScript's Date").reason;
+            prop_assert!(reason.contains("outside JavaScript's Date range"), "{}: {}", raw, reason);
+        }
+    }
+
+    #[test]
     fn the_usual_timestamp_shortcut_agrees_with_the_general_reader(
         timestamp in "[0-9]{4}-(0[1-9]|1[0-2]|[0-9]{2})-(0[1-9]|[12][0-9]|3[01]|[0-9]{2})\
                       T[0-9]{2}:[0-9]{2}:[0-9]{2}(\\.[0-9]{0,7})?Z?",
