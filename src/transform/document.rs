@@ -1,6 +1,7 @@
 //! One raw row → one Convex document (or the reason it cannot be one), following a
 //! [`TablePlan`]. Pure: lookups of parents and merged rows come in as data.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 
 use serde_json::{Map, Value as Raw};
@@ -97,6 +98,8 @@ pub struct Lookups<'a> {
     /// Postgres prints in several ways); `None` or absent: by the printed key.
     pub forms: Vec<Option<Vec<KeyForm>>>,
     pub merged: &'a MergedFields,
+    /// The table's legacy id forms when `merged` is keyed by canonical key (`super::keys`).
+    pub merged_forms: Option<Vec<KeyForm>>,
 }
 
 /// The legacy id of a row: one column's string form, or a compact JSON array of them.
@@ -260,7 +263,16 @@ fn transform_fields(
     if let Err(rejection) = convert_fields(row, &plan.fields, columns, plan.nulls, &mut document) {
         return Outcome::Rejected(rejection);
     }
-    if let Some(merged) = lookups.merged.get(&legacy_id) {
+    let merged_key = match &lookups.merged_forms {
+        Some(forms) => {
+            let mut canonical = String::new();
+            let texts = columns.key.iter().map(|&p| row.text_at(p));
+            write_canonical_key(texts, forms, &mut canonical);
+            Cow::Owned(canonical)
+        }
+        None => Cow::Borrowed(&legacy_id),
+    };
+    if let Some(merged) = lookups.merged.get(merged_key.as_str()) {
         for (field, value) in merged {
             document.insert(field.clone(), value.clone());
         }
@@ -393,7 +405,12 @@ mod tests {
     fn run(plan: &TablePlan, value: Raw) -> Outcome {
         let parents = parents();
         let merged = MergedFields::new();
-        let lookups = Lookups { parents: vec![&parents], forms: Vec::new(), merged: &merged };
+        let lookups = Lookups {
+            parents: vec![&parents],
+            forms: Vec::new(),
+            merged: &merged,
+            merged_forms: None,
+        };
         with_row(value, |row, shape| {
             let columns = Columns::new(shape, &plan.legacy_id.columns, &plan.fields);
             transform_row(row, plan, &columns, &lookups)

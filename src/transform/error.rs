@@ -20,8 +20,8 @@ pub enum TransformError {
     #[error("`{}` is not the file the export wrote for `{table}` (row count or checksum differs)", file.display())]
     RawChanged { file: PathBuf, table: TableName },
     #[error(
-        "reference `{}` of `{}` cannot be matched to `{}` as Postgres matches it: {}",
-        .0.constraint, .0.table, .0.parent, .0.reason
+        "{} of `{}` cannot be matched to `{}` as Postgres matches it: {}",
+        .0.what, .0.table, .0.parent, .0.reason
     )]
     UnmatchableKey(Box<UnmatchableKey>),
     #[error(
@@ -42,7 +42,8 @@ pub enum TransformError {
 #[derive(Debug)]
 pub struct UnmatchableKey {
     pub table: TableName,
-    pub constraint: String,
+    /// ``reference `posts_author_id_fkey` ``, or ``merge key `user_id` ``.
+    pub what: String,
     pub parent: TableName,
     pub column: String,
     pub reason: String,

@@ -14,7 +14,7 @@ use std::fmt::Write as _;
 use rustc_hash::{FxHashMap, FxHashSet};
 
 use super::convert::{plain_string, string_form};
-use crate::catalog::{Catalog, Column, PgType};
+use crate::catalog::{Catalog, Column, PgType, TableName};
 use crate::plan::{ReferencePlan, TablePlan};
 
 /// How one key column's printed value becomes the form two equal values share.
@@ -69,10 +69,28 @@ pub fn forms(
     reference: &ReferencePlan,
     parent: &TablePlan,
 ) -> Result<ReferenceForms, Unmatchable> {
+    column_forms(
+        catalog,
+        &table.source,
+        &reference.columns,
+        &parent.source,
+        &parent.legacy_id.columns,
+    )
+}
+
+/// The key forms of `columns` of `table` matched to the legacy id columns of `parent`, in
+/// order (a reference's key, or a merged table's `on`).
+pub fn column_forms(
+    catalog: &Catalog,
+    table: &TableName,
+    columns: &[String],
+    parent: &TableName,
+    legacy_id: &[String],
+) -> Result<ReferenceForms, Unmatchable> {
     let mut forms = ReferenceForms { child: Vec::new(), parent: Vec::new() };
-    let child_table = catalog.table(&table.source);
-    let parent_table = catalog.table(&parent.source);
-    for (child_column, parent_column) in reference.columns.iter().zip(&parent.legacy_id.columns) {
+    let child_table = catalog.table(table);
+    let parent_table = catalog.table(parent);
+    for (child_column, parent_column) in columns.iter().zip(legacy_id) {
         let child = child_table.and_then(|t| t.column(child_column));
         let parent = parent_table.and_then(|t| t.column(parent_column));
         let (Some(child), Some(parent)) = (child, parent) else {

@@ -179,11 +179,12 @@ pub fn transform(
         if run.stopping() {
             break;
         }
-        let (merged, merged_sub_ms) = merged_fields(table, catalog, &raw, &run)?;
+        let (merged, merged_forms, merged_sub_ms) = merged_fields(table, catalog, &raw, &run)?;
         let lookups = Lookups {
             parents: table.references.iter().map(|r| &parents[&r.parent]).collect(),
             forms,
             merged: &merged,
+            merged_forms,
         };
         let (mut report, sample) = transform_table(
             table,
@@ -372,7 +373,7 @@ fn reference_forms(
                         Err(unmatchable) => {
                             Err(TransformError::UnmatchableKey(Box::new(error::UnmatchableKey {
                                 table: table.source.clone(),
-                                constraint: reference.constraint.clone(),
+                                what: format!("reference `{}`", reference.constraint),
                                 parent: reference.parent.clone(),
                                 column: unmatchable.column,
                                 reason: unmatchable.reason,
@@ -441,18 +442,43 @@ fn parent_keys<'a>(
     Ok(all)
 }
 
-/// The fields merged tables add to `table`'s documents, by legacy id, and how many of their
-/// timestamps lost sub-millisecond digits. Rows that cannot be converted are rejected under
-/// their own table.
+/// The fields merged tables add to `table`'s documents, by legacy id (or, when some `on` key
+/// prints equal values differently, by canonical key, with the target's key forms to look it up
+/// with), and how many of their timestamps lost sub-millisecond digits. Rows that cannot be
+/// converted are rejected under their own table.
 fn merged_fields<'a>(
     table: &TablePlan,
     catalog: &Catalog,
     raw: &impl Fn(&TableName) -> Result<&'a ExportedTable, TransformError>,
     run: &Run<'_>,
-) -> Result<(MergedFields, u64), TransformError> {
+) -> Result<(MergedFields, Option<Vec<keys::KeyForm>>, u64), TransformError> {
     let mut merged = MergedFields::new();
     let mut sub_ms = 0;
+    let mut forms = Vec::new();
     for merge in &table.merges {
+        let found = keys::column_forms(
+            catalog,
+            &merge.source,
+            &merge.on,
+            &table.source,
+            &table.legacy_id.columns,
+        )
+        .map_err(|unmatchable| {
+            TransformError::UnmatchableKey(Box::new(error::UnmatchableKey {
+                table: merge.source.clone(),
+                what: format!("merge key `{}`", merge.on.join("`, `")),
+                parent: table.source.clone(),
+                column: unmatchable.column,
+                reason: unmatchable.reason,
+            }))
+        })?;
+        forms.push(found);
+    }
+    // One keying for every merged table: canonical as soon as one needs it.
+    let target_forms = (!forms.iter().all(keys::ReferenceForms::is_printed))
+        .then(|| forms.first().map(|f| f.parent.clone()))
+        .flatten();
+    for (merge, forms) in table.merges.iter().zip(&forms) {
         let shape = shape(catalog, &merge.source);
         let columns = Columns::new(&shape, &merge.on, &merge.fields);
         let timestamps = MsTimestamp::of(&merge.fields, &columns);
@@ -463,6 +489,15 @@ fn merged_fields<'a>(
             match document::merged_row(row, &merge.on, &merge.fields, &columns, table.nulls) {
                 Ok((key, fields)) => {
                     sub_ms += timestamps.iter().map(|t| t.dropped(row)).sum::<u64>();
+                    let key = match target_forms {
+                        Some(_) => {
+                            let mut canonical = String::new();
+                            let texts = columns.key.iter().map(|&p| row.text_at(p));
+                            keys::write_canonical_key(texts, &forms.child, &mut canonical);
+                            canonical
+                        }
+                        None => key,
+                    };
                     merged.entry(key).or_default().extend(fields)
                 }
                 Err(rejection) => {
@@ -475,7 +510,7 @@ fn merged_fields<'a>(
             Ok(!run.stopping())
         })?;
     }
-    Ok((merged, sub_ms))
+    Ok((merged, target_forms, sub_ms))
 }
 
 /// A field under policy `ms` (or an array of them), to count the values that lose

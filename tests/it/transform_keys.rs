@@ -188,3 +188,22 @@ fn a_child_whose_key_prints_differently_imports_pointing_at_its_parent() {
     let verify = prepared.against(&url, &key, &["verify"]).success();
     assert!(verify.stdout.contains("verified: Convex holds exactly"), "{verify}");
 }
+
+#[test]
+fn a_merged_table_whose_key_prints_differently_still_merges() {
+    // GIVEN settings merged into their user, on a numeric(10,2) key that prints `1.00` where
+    // the user's numeric key prints `1.0`
+    let (_db, work, run) = transform(
+        "create table users (id numeric primary key, name text not null);
+         create table settings (user_id numeric(10,2) primary key references users(id),
+                                theme text not null);
+         insert into users values (1.0, 'one'), (2.5, 'two');
+         insert into settings values (1, 'dark'), (2.5, 'light');",
+        "[tables.\"public.settings\"]\nmerge_into = \"public.users\"\n",
+    );
+    // THEN each user's document carries its settings
+    assert_eq!(run.code, Some(0), "{run}");
+    let users = lines(&work, "users");
+    assert_eq!(users["1.0"]["doc"]["theme"], "dark", "{users:?}");
+    assert_eq!(users["2.5"]["doc"]["theme"], "light", "{users:?}");
+}

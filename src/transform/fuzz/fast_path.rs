@@ -38,7 +38,12 @@ fn both_paths(
     )
     .ok_or("the plan compiles for the fast path")?;
     let merged = MergedFields::new();
-    let lookups = Lookups { parents: vec![parents], forms: forms.to_vec(), merged: &merged };
+    let lookups = Lookups {
+        parents: vec![parents],
+        forms: forms.to_vec(),
+        merged: &merged,
+        merged_forms: None,
+    };
     let columns = Columns::new(shape, &plan.legacy_id.columns, &plan.fields);
     let general = transform_row(&row, plan, &columns, &lookups);
     if !passes(&row, &plan.filters) {
