@@ -122,6 +122,11 @@ pub struct Column {
     /// A `GENERATED ALWAYS AS (...) STORED` column: derived data.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub generated: bool,
+    /// The column's collation when it is nondeterministic (equal values may differ in bytes,
+    /// e.g. a case-insensitive ICU collation); absent for deterministic collations and in
+    /// manifests written before it was recorded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nondeterministic_collation: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -258,7 +258,10 @@ async fn columns(
     let rows = client
         .query(
             "select a.attrelid, a.attname::text, a.atttypid, format_type(a.atttypid, a.atttypmod),
-                    not a.attnotnull, a.attgenerated::text <> ''
+                    not a.attnotnull, a.attgenerated::text <> '',
+                    (select quote_ident(cn.nspname) || '.' || quote_ident(co.collname)
+                       from pg_collation co join pg_namespace cn on cn.oid = co.collnamespace
+                      where co.oid = a.attcollation and not co.collisdeterministic)
                from pg_attribute a
               where a.attrelid = any($1) and a.attnum > 0 and not a.attisdropped
               order by a.attrelid, a.attnum",
@@ -277,6 +280,7 @@ async fn columns(
             domain,
             nullable: row.get(4),
             generated: row.get(5),
+            nondeterministic_collation: row.get(6),
         });
     }
     Ok(columns)

@@ -367,6 +367,7 @@ mod tests {
 
     fn column(name: &str, ty: PgType, array: bool) -> Column {
         Column {
+            nondeterministic_collation: None,
             name: name.into(),
             sql_type: String::new(),
             ty,

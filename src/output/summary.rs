@@ -112,6 +112,15 @@ pub fn transform_summary(report: &TransformReport, format: OutputFormat) -> Stri
         HumanCount(report.rejected),
         report.seconds,
     ));
+    for t in report.tables.iter().filter(|t| t.sub_ms_dropped > 0) {
+        out.push_str(&format!(
+            "note: `{}`: {} timestamp value{} lost sub-millisecond digits under policy `ms` \
+             (whole milliseconds, as JavaScript's Date holds them); policy `iso` keeps microseconds\n",
+            t.table,
+            HumanCount(t.sub_ms_dropped),
+            plural(t.sub_ms_dropped as usize),
+        ));
+    }
     if !report.skipped.is_empty() {
         out.push_str(&format!("not migrated (skip = true): {}\n", report.skipped.join(", ")));
     }

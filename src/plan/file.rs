@@ -189,13 +189,19 @@ pub static TYPE_POLICIES: [TypePolicies; TYPE_COUNT] = [
         key: "timestamptz",
         ty: PgType::Timestamptz,
         label: "timestamp with time zone",
-        choices: &[(Policy::Ms, "milliseconds since the epoch"), (Policy::Iso, "ISO 8601")],
+        choices: &[
+            (Policy::Ms, "whole milliseconds since the epoch"),
+            (Policy::Iso, "ISO 8601 with microseconds"),
+        ],
     },
     TypePolicies {
         key: "timestamp",
         ty: PgType::Timestamp,
         label: "timestamp without time zone",
-        choices: &[(Policy::Ms, "read at `timestamp_offset`"), (Policy::Iso, "")],
+        choices: &[
+            (Policy::Ms, "whole milliseconds, read at `timestamp_offset`"),
+            (Policy::Iso, "microseconds kept"),
+        ],
     },
     TypePolicies {
         key: "date",

@@ -283,6 +283,13 @@ fn table_block(out: &mut String, catalog: &Catalog, table: &Table, settings: &Se
         if let PgType::Other(_) = column.ty {
             comment.push_str("; no policy for this type: migrated as its text form");
         }
+        if matches!(column.ty, PgType::Timestamp | PgType::Timestamptz)
+            && settings.type_policy(&column.ty) == Some(super::file::Policy::Ms)
+        {
+            comment.push_str(
+                "; `ms` drops sub-millisecond digits (transform counts them), `iso` keeps them",
+            );
+        }
         comment.push_str(&name_problem(&field));
         block.line(statement, comment);
     }

@@ -96,11 +96,13 @@ pub enum Conversion {
     String,
     /// An enum label → string; the schema lists the labels as literals.
     Enum { labels: Vec<String> },
-    /// timestamp/timestamptz → Float64 milliseconds since the Unix epoch (sub-millisecond
-    /// digits kept as a fraction). Naive timestamps are read at `offset_seconds` east of UTC.
-    /// `infinity` is rejected.
+    /// timestamp/timestamptz → Float64 whole milliseconds since the Unix epoch, as
+    /// `Date.now()` gives them: the millisecond containing the instant (sub-millisecond digits
+    /// dropped and counted per table). Naive timestamps are read at `offset_seconds` east of
+    /// UTC. `infinity` and instants outside JavaScript's `Date` range (±8.64e15 ms) are
+    /// rejected.
     TimestampMs { offset_seconds: i32 },
-    /// timestamp/timestamptz → ISO 8601 string as exported.
+    /// timestamp/timestamptz → ISO 8601 string as exported, every microsecond kept.
     TimestampIso,
     /// date → `"YYYY-MM-DD"`.
     DateString,

@@ -377,7 +377,13 @@ fn is_infinity(value: &str) -> bool {
 /// Beyond Postgres' years (4714 BC to 5874897 AD) with room to spare.
 const MAX_YEAR: i64 = 10_000_000;
 
-/// `YYYY-MM-DDTHH:MM:SS.ffffff[Z]` → milliseconds since the epoch; naive values are read at
+/// JavaScript's `Date` holds ±8.64e15 ms around the epoch (years -271821 to 275760).
+pub const MAX_DATE_MS: i128 = 8_640_000_000_000_000;
+
+/// `YYYY-MM-DDTHH:MM:SS.ffffff[Z]` → whole milliseconds since the epoch, as `Date.now()` gives
+/// them: the millisecond that contains the instant (rounded down, also before 1970).
+/// Sub-millisecond digits are dropped ([`drops_sub_ms`] tells which values lose some); an
+/// instant outside JavaScript's `Date` range is an error. Naive values are read at
 /// `offset_seconds` east of UTC.
 fn timestamp_ms(timestamp: &str, offset_seconds: i32) -> Result<Value, ConvertError> {
     if is_infinity(timestamp) {
@@ -386,15 +392,50 @@ fn timestamp_ms(timestamp: &str, offset_seconds: i32) -> Result<Value, ConvertEr
              string \"{timestamp}\""
         ));
     }
-    match usual_timestamp_micros(timestamp, offset_seconds) {
-        Some(micros) => Ok(Value::Float64(micros_to_ms(micros))),
-        None => any_timestamp_ms(timestamp, offset_seconds),
+    let micros = match usual_timestamp_micros(timestamp, offset_seconds) {
+        Some(micros) => micros,
+        None => any_timestamp_micros(timestamp, offset_seconds)?,
+    };
+    floor_ms(timestamp, micros).map(Value::Float64)
+}
+
+/// The millisecond that contains `micros`, when JavaScript's `Date` can hold it.
+fn floor_ms(timestamp: &str, micros: i128) -> Result<f64, ConvertError> {
+    let ms = micros.div_euclid(1000);
+    if ms.abs() > MAX_DATE_MS {
+        return fail(format!(
+            "timestamp {timestamp} is outside JavaScript's Date range (±8.64e15 ms around 1970, \
+             years -271821 to 275760), so policy `ms` cannot carry it; use policy `iso`, which \
+             keeps it exactly as a string"
+        ));
     }
+    // Within ±2^53: exact as a double.
+    Ok(ms as f64)
+}
+
+/// Whether policy `ms` drops digits of this raw timestamp (JSON text, or its contents):
+/// microseconds that are not a multiple of 1000.
+pub fn drops_sub_ms(text: &str) -> bool {
+    let bytes = text.trim_end_matches('"').trim_end_matches('Z').as_bytes();
+    match memchr::memrchr(b'.', bytes) {
+        Some(point) => bytes.get(point + 4..).is_some_and(|rest| rest.iter().any(|&b| b != b'0')),
+        None => false,
+    }
+}
+
+/// How many values of a raw timestamp (or timestamp array) JSON text lose sub-millisecond
+/// digits under policy `ms`.
+pub fn sub_ms_dropped(text: &str, array: bool) -> u64 {
+    if !array {
+        return u64::from(drops_sub_ms(text));
+    }
+    // Raw timestamps are strings without escapes: every other piece between quotes is one.
+    text.split('"').skip(1).step_by(2).map(|item| u64::from(drops_sub_ms(item))).sum()
 }
 
 /// Microseconds since the epoch of `YYYY-MM-DDTHH:MM:SS[.f…][Z]` with a four-digit year and
 /// one to six fraction digits, which is how the export spells nearly every timestamp: the
-/// same result as [`any_timestamp_ms`] without its searches. `None` for anything else.
+/// same result as [`any_timestamp_micros`] without its searches. `None` for anything else.
 fn usual_timestamp_micros(timestamp: &str, offset_seconds: i32) -> Option<i128> {
     let (text, offset) = match timestamp.as_bytes().strip_suffix(b"Z") {
         Some(text) => (text, 0),
@@ -430,8 +471,8 @@ fn usual_timestamp_micros(timestamp: &str, offset_seconds: i32) -> Option<i128> 
     Some(i128::from(seconds) * 1_000_000 + i128::from(micros))
 }
 
-/// [`timestamp_ms`] for every spelling the raw form allows.
-fn any_timestamp_ms(timestamp: &str, offset_seconds: i32) -> Result<Value, ConvertError> {
+/// Microseconds since the epoch for every timestamp spelling the raw form allows.
+fn any_timestamp_micros(timestamp: &str, offset_seconds: i32) -> Result<i128, ConvertError> {
     let (year, month, day) = parse_date(timestamp)?;
     let invalid = || ConvertError {
         path: String::new(),
@@ -460,23 +501,7 @@ fn any_timestamp_ms(timestamp: &str, offset_seconds: i32) -> Result<Value, Conve
         + minutes * 60
         + seconds
         - offset;
-    let micros = i128::from(seconds) * 1_000_000 + i128::from(micros);
-    Ok(Value::Float64(micros_to_ms(micros)))
-}
-
-/// Microseconds → milliseconds as the nearest double. Whole milliseconds are exact; otherwise
-/// one rounding only: dividing two exactly held doubles (within 2^53) rounds once, and beyond
-/// that the decimal is parsed, which also rounds once.
-fn micros_to_ms(micros: i128) -> f64 {
-    if micros % 1000 == 0 {
-        (micros / 1000) as f64
-    } else if micros.abs() <= MAX_SAFE_INTEGER {
-        micros as f64 / 1000.0
-    } else {
-        let sign = if micros < 0 { "-" } else { "" };
-        let abs = micros.abs();
-        format!("{sign}{}.{:03}", abs / 1000, abs % 1000).parse().expect("a decimal parses")
-    }
+    Ok(i128::from(seconds) * 1_000_000 + i128::from(micros))
 }
 
 /// Raw json values wrap JSON null and `{"$json": …}` lookalikes as `{"$json": value}`.
@@ -645,8 +670,41 @@ mod tests {
             |raw: &str, offset| ok(Conversion::TimestampMs { offset_seconds: offset }, json!(raw));
         assert_eq!(ms("1970-01-01T00:00:00.000000Z", 0), Value::Float64(0.0));
         assert_eq!(ms("2024-02-29T12:00:00.123000Z", 0), Value::Float64(1_709_208_000_123.0));
-        assert_eq!(ms("2024-02-29T12:00:00.123456Z", 0), Value::Float64(1_709_208_000_123.456));
+        // whole milliseconds, as `Date.now()` gives them: the millisecond containing the instant
+        assert_eq!(ms("2024-02-29T12:00:00.123456Z", 0), Value::Float64(1_709_208_000_123.0));
         assert_eq!(ms("1969-12-31T23:59:59.999000Z", 0), Value::Float64(-1.0));
+        assert_eq!(ms("1969-12-31T23:59:59.999500Z", 0), Value::Float64(-1.0));
+        assert_eq!(ms("1969-12-31T23:59:59.999999Z", 0), Value::Float64(-1.0));
+        assert_eq!(ms("3000-01-01T00:00:00.000003Z", 0), Value::Float64(32_503_680_000_000.0));
+        // the edges of JavaScript's Date: ±8.64e15 ms
+        assert_eq!(ms("+275760-09-13T00:00:00.000000Z", 0), Value::Float64(8.64e15));
+        assert_eq!(ms("-271821-04-20T00:00:00.000000Z", 0), Value::Float64(-8.64e15));
+        let beyond = err(
+            Conversion::TimestampMs { offset_seconds: 0 },
+            json!("+275760-09-13T00:00:00.001000Z"),
+        );
+        assert!(
+            beyond.contains("outside JavaScript's Date range") && beyond.contains("`iso`"),
+            "{beyond}"
+        );
+        assert!(
+            err(
+                Conversion::TimestampMs { offset_seconds: 0 },
+                json!("+294276-12-31T00:00:00.000000Z")
+            )
+            .contains("outside JavaScript's Date range")
+        );
+        assert!(drops_sub_ms(r#""2024-02-29T12:00:00.123456Z""#));
+        assert!(drops_sub_ms("2024-02-29T12:00:00.123001"));
+        assert!(!drops_sub_ms(r#""2024-02-29T12:00:00.123000Z""#));
+        assert!(!drops_sub_ms(r#""infinity""#));
+        assert_eq!(
+            sub_ms_dropped(
+                r#"["2024-01-01T00:00:00.000001Z",null,"2024-01-01T00:00:00.000000Z"]"#,
+                true
+            ),
+            1
+        );
         // naive timestamps read at +02:00 are two hours earlier in UTC
         assert_eq!(ms("1970-01-01T02:00:00.000000", 7200), Value::Float64(0.0));
         assert!(

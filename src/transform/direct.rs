@@ -14,6 +14,7 @@ use std::ops::Range;
 
 use super::convert::{convert_text, exact_f64, plain_string};
 use super::document::{Columns, Lookups, ParentKeys, legacy_id, reference_key};
+use super::keys::write_canonical_key;
 use super::row::{Row, RowShape};
 use crate::convex::rules::{
     self, MAX_ARRAY_LEN, MAX_DOCUMENT_FIELDS, MAX_DOCUMENT_SIZE, MAX_NESTING, MAX_OBJECT_FIELDS,
@@ -161,14 +162,22 @@ impl DirectPlan {
         // written. Found parents' ids wait in `scratch.refs` as JSON strings.
         scratch.refs.clear();
         scratch.ref_ends.clear();
-        for (reference, parents) in self.references.iter().zip(&lookups.parents) {
+        for (i, (reference, parents)) in self.references.iter().zip(&lookups.parents).enumerate() {
             let texts = reference.positions.iter().map(|&p| row.text_at(p));
             // SQL's MATCH SIMPLE: a key with any NULL column references nothing.
             if texts.clone().any(|t| t == "null") {
                 scratch.ref_ends.push(None);
                 continue;
             }
-            write_parent(texts, parents, &mut scratch.refs)?;
+            match lookups.forms.get(i).and_then(Option::as_deref) {
+                Some(forms) => {
+                    write_canonical_key(texts, forms, &mut scratch.key);
+                    // The parent's legacy id as its document has it.
+                    let parent = parents.find(&scratch.key).ok_or(NotDirect)?;
+                    write_string(&mut scratch.refs, parent);
+                }
+                None => write_parent(texts, parents, &mut scratch.refs)?,
+            }
             scratch.ref_ends.push(Some(scratch.refs.len()));
         }
 
@@ -283,6 +292,8 @@ fn write_parent<'a>(
 #[derive(Default)]
 pub struct Scratch {
     refs: Vec<u8>,
+    /// A reference's canonical key (`super::keys`).
+    key: String,
     ref_ends: Vec<Option<usize>>,
     /// Per nesting depth: an object's members as written, before they are put in order.
     members: Vec<Vec<u8>>,

@@ -1,9 +1,8 @@
 //! One raw row → one Convex document (or the reason it cannot be one), following a
 //! [`TablePlan`]. Pure: lookups of parents and merged rows come in as data.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
-
-use rustc_hash::FxHashSet;
 
 use serde_json::{Map, Value as Raw};
 
@@ -11,7 +10,7 @@ use super::convert::{self, ConvertError};
 use super::row::{Row, RowShape};
 use crate::convex::{Document, Value, rules};
 use crate::plan::{
-    Condition, FieldPlan, NullPolicy, OrphanPolicy, ReferencePlan, RowFilter, TablePlan,
+    Condition, Conversion, FieldPlan, NullPolicy, OrphanPolicy, ReferencePlan, RowFilter, TablePlan,
 };
 
 /// What became of a row.
@@ -61,9 +60,10 @@ fn key_of(row: &Row<'_>, columns: &[String]) -> Map<String, Raw> {
 
 /// The legacy ids of the parent rows a reference may point at. Plan resolution makes
 /// references only to the parent's legacy id columns, in their order, so a child's key is in
-/// the same form as the parent's legacy id. FxHash: looked up for every reference of every row,
-/// with keys from our own export, not from an adversary.
-pub type ParentKeys = FxHashSet<String>;
+/// the same form as the parent's legacy id (or, for values Postgres prints in several ways, the
+/// same canonical form: `super::keys`).
+pub use super::keys::ParentKeys;
+use super::keys::{KeyForm, write_canonical_key};
 
 /// Fields contributed by merged tables, by the target's legacy id.
 pub type MergedFields = HashMap<String, Vec<(String, Value)>>;
@@ -94,7 +94,12 @@ impl Columns {
 pub struct Lookups<'a> {
     /// Per reference (same order as `TablePlan::references`): the parent's keys.
     pub parents: Vec<&'a ParentKeys>,
+    /// Per reference: the child's key forms when its key is matched by canonical form (values
+    /// Postgres prints in several ways); `None` or absent: by the printed key.
+    pub forms: Vec<Option<Vec<KeyForm>>>,
     pub merged: &'a MergedFields,
+    /// The table's legacy id forms when `merged` is keyed by canonical key (`super::keys`).
+    pub merged_forms: Option<Vec<KeyForm>>,
 }
 
 /// The legacy id of a row: one column's string form, or a compact JSON array of them.
@@ -171,9 +176,24 @@ pub fn convert_fields(
             }
             (text, _) => convert::convert_text(&field.conversion, text),
         };
-        document.insert(field.field.clone(), converted.map_err(|e| at(&field.field, e))?);
+        let converted = converted.map_err(|mut e| {
+            if timestamp_ms(&field.conversion) {
+                // The reason names the column: a timestamp's field name may not tell it.
+                e.reason = format!("column `{}`: {}", field.column, e.reason);
+            }
+            at(&field.field, e)
+        })?;
+        document.insert(field.field.clone(), converted);
     }
     Ok(())
+}
+
+fn timestamp_ms(conversion: &Conversion) -> bool {
+    match conversion {
+        Conversion::TimestampMs { .. } => true,
+        Conversion::Array(element) => timestamp_ms(element),
+        _ => false,
+    }
 }
 
 fn at(field: &str, error: ConvertError) -> Rejection {
@@ -213,7 +233,8 @@ fn transform_fields(
     document.insert(plan.legacy_id.field.clone(), Value::String(legacy_id.clone()));
     let mut references = Vec::new();
     for (index, (reference, parents)) in plan.references.iter().zip(&lookups.parents).enumerate() {
-        match resolve_reference(row, reference, parents) {
+        let forms = lookups.forms.get(index).and_then(Option::as_deref);
+        match resolve_reference(row, reference, parents, forms) {
             Reference::Absent => {}
             Reference::Parent(parent) => references.push((index, parent)),
             Reference::Orphan(key) => match reference.orphans {
@@ -242,7 +263,16 @@ fn transform_fields(
     if let Err(rejection) = convert_fields(row, &plan.fields, columns, plan.nulls, &mut document) {
         return Outcome::Rejected(rejection);
     }
-    if let Some(merged) = lookups.merged.get(&legacy_id) {
+    let merged_key = match &lookups.merged_forms {
+        Some(forms) => {
+            let mut canonical = String::new();
+            let texts = columns.key.iter().map(|&p| row.text_at(p));
+            write_canonical_key(texts, forms, &mut canonical);
+            Cow::Owned(canonical)
+        }
+        None => Cow::Borrowed(&legacy_id),
+    };
+    if let Some(merged) = lookups.merged.get(merged_key.as_str()) {
         for (field, value) in merged {
             document.insert(field.clone(), value.clone());
         }
@@ -262,14 +292,31 @@ enum Reference {
     Orphan(String),
 }
 
-fn resolve_reference(row: &Row<'_>, reference: &ReferencePlan, parents: &ParentKeys) -> Reference {
+fn resolve_reference(
+    row: &Row<'_>,
+    reference: &ReferencePlan,
+    parents: &ParentKeys,
+    forms: Option<&[KeyForm]>,
+) -> Reference {
     // SQL's MATCH SIMPLE: a key with any NULL column references nothing.
     if reference.columns.iter().any(|c| row.is_null(c)) {
         return Reference::Absent;
     }
     let texts: Vec<&str> = reference.columns.iter().map(|c| row.text(c)).collect();
     let key = reference_key(&texts);
-    if parents.contains(&key) { Reference::Parent(key) } else { Reference::Orphan(key) }
+    match forms {
+        // The parent's legacy id as its document has it, which may print differently.
+        Some(forms) => {
+            let mut canonical = String::new();
+            write_canonical_key(texts.iter().copied(), forms, &mut canonical);
+            match parents.find(&canonical) {
+                Some(parent) => Reference::Parent(parent.to_owned()),
+                None => Reference::Orphan(key),
+            }
+        }
+        None if parents.contains(&key) => Reference::Parent(key),
+        None => Reference::Orphan(key),
+    }
 }
 
 /// The lookup key of referenced values (JSON texts): a legacy id in the same form as
@@ -358,7 +405,12 @@ mod tests {
     fn run(plan: &TablePlan, value: Raw) -> Outcome {
         let parents = parents();
         let merged = MergedFields::new();
-        let lookups = Lookups { parents: vec![&parents], merged: &merged };
+        let lookups = Lookups {
+            parents: vec![&parents],
+            forms: Vec::new(),
+            merged: &merged,
+            merged_forms: None,
+        };
         with_row(value, |row, shape| {
             let columns = Columns::new(shape, &plan.legacy_id.columns, &plan.fields);
             transform_row(row, plan, &columns, &lookups)

@@ -19,6 +19,16 @@ pub enum TransformError {
     CorruptRaw { file: PathBuf, line: u64, reason: String },
     #[error("`{}` is not the file the export wrote for `{table}` (row count or checksum differs)", file.display())]
     RawChanged { file: PathBuf, table: TableName },
+    #[error(
+        "{} of `{}` cannot be matched to `{}` as Postgres matches it: {}",
+        .0.what, .0.table, .0.parent, .0.reason
+    )]
+    UnmatchableKey(Box<UnmatchableKey>),
+    #[error(
+        "`{table}` has the keys `{first}` and `{second}`, which migrate would take for one value \
+         when matching references to them"
+    )]
+    AmbiguousKeys { table: TableName, first: String, second: String },
     /// `TransformOptions::cancel` was set; the command reports it as its interruption.
     #[error("transform was cancelled")]
     Interrupted,
@@ -26,6 +36,17 @@ pub enum TransformError {
     Plan(#[from] PlanError),
     #[error(transparent)]
     DataDir(#[from] DataDirError),
+}
+
+/// A reference whose key Postgres compares in a way migrate cannot reproduce.
+#[derive(Debug)]
+pub struct UnmatchableKey {
+    pub table: TableName,
+    /// ``reference `posts_author_id_fkey` ``, or ``merge key `user_id` ``.
+    pub what: String,
+    pub parent: TableName,
+    pub column: String,
+    pub reason: String,
 }
 
 impl TransformError {
@@ -48,6 +69,17 @@ impl TransformError {
             | TransformError::RawChanged { .. } => {
                 Some("the export was changed or cut short: run `migrate export` again".into())
             }
+            TransformError::UnmatchableKey(key) => Some(format!(
+                "give `{}`.`{}` and its parent key in `{}` a deterministic collation and the same \
+                 type (or store the values in one spelling) and export again; or `skip = true` \
+                 for `{}`, which keeps `{}` a plain field",
+                key.table, key.column, key.parent, key.parent, key.column
+            )),
+            TransformError::AmbiguousKeys { table, .. } => Some(format!(
+                "the two keys of `{table}` differ only in ways this type's equality ignores \
+                 elsewhere (case, padding, trailing zeros); make the keys distinct in one \
+                 spelling, or `skip = true` for `{table}`"
+            )),
             TransformError::Interrupted => None,
             TransformError::Plan(error) => error.hint(),
             TransformError::DataDir(error) => error.hint(),

@@ -12,6 +12,7 @@ mod document;
 mod error;
 #[cfg(test)]
 mod fuzz;
+mod keys;
 mod row;
 
 use std::collections::{BTreeMap, HashMap};
@@ -89,6 +90,10 @@ pub struct TableReport {
     pub filtered: u64,
     pub dropped: u64,
     pub rejected: u64,
+    /// Timestamp values (in written documents) whose microseconds were not a multiple of 1000:
+    /// policy `ms` keeps whole milliseconds, so their sub-millisecond digits were dropped.
+    #[serde(default)]
+    pub sub_ms_dropped: u64,
     pub bytes: u64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub checksum: Option<String>,
@@ -166,19 +171,22 @@ pub fn transform(
         rejects: Mutex::new(HashMap::new()),
     };
     let catalog = &manifest.catalog;
+    let forms = reference_forms(&plan, catalog)?;
     let parents = parent_keys(&plan, catalog, &raw, &run)?;
     let mut reports = Vec::new();
     let mut samples = Vec::new();
-    for table in &plan.tables {
+    for (table, forms) in plan.tables.iter().zip(forms) {
         if run.stopping() {
             break;
         }
-        let merged = merged_fields(table, catalog, &raw, &run)?;
+        let (merged, merged_forms, merged_sub_ms) = merged_fields(table, catalog, &raw, &run)?;
         let lookups = Lookups {
             parents: table.references.iter().map(|r| &parents[&r.parent]).collect(),
+            forms,
             merged: &merged,
+            merged_forms,
         };
-        let (report, sample) = transform_table(
+        let (mut report, sample) = transform_table(
             table,
             raw(&table.source)?,
             &shape(catalog, &table.source),
@@ -186,6 +194,7 @@ pub fn transform(
             &run,
             reporter,
         )?;
+        report.sub_ms_dropped += merged_sub_ms;
         reports.push(report);
         if options.dry_run {
             samples.push((table.target.clone(), sample));
@@ -341,8 +350,45 @@ fn shape(catalog: &Catalog, table: &TableName) -> RowShape {
     )
 }
 
+/// Per table of the plan, per reference: the child's key forms when the key is matched by
+/// canonical form (`keys`), `None` when by its printed form. A key Postgres compares in a way
+/// migrate cannot reproduce stops the run here, before any row.
+fn reference_forms(
+    plan: &Plan,
+    catalog: &Catalog,
+) -> Result<Vec<Vec<Option<Vec<keys::KeyForm>>>>, TransformError> {
+    plan.tables
+        .iter()
+        .map(|table| {
+            table
+                .references
+                .iter()
+                .map(|reference| {
+                    let parent = plan
+                        .table(&reference.parent)
+                        .expect("plan resolution only makes references to migrated tables");
+                    match keys::forms(catalog, table, reference, parent) {
+                        Ok(forms) if forms.is_printed() => Ok(None),
+                        Ok(forms) => Ok(Some(forms.child)),
+                        Err(unmatchable) => {
+                            Err(TransformError::UnmatchableKey(Box::new(error::UnmatchableKey {
+                                table: table.source.clone(),
+                                what: format!("reference `{}`", reference.constraint),
+                                parent: reference.parent.clone(),
+                                column: unmatchable.column,
+                                reason: unmatchable.reason,
+                            })))
+                        }
+                    }
+                })
+                .collect()
+        })
+        .collect()
+}
+
 /// For every parent table some reference points at: the legacy ids of its rows that pass its
-/// filters (rows it drops or rejects are not known here; verify catches references to them).
+/// filters (rows it drops or rejects are not known here; verify catches references to them),
+/// with their canonical keys when some key column prints equal values differently.
 fn parent_keys<'a>(
     plan: &Plan,
     catalog: &Catalog,
@@ -357,14 +403,37 @@ fn parent_keys<'a>(
         let parent = plan
             .table(&reference.parent)
             .expect("plan resolution only makes references to migrated tables");
-        let mut keys = ParentKeys::default();
+        let parent_table = catalog.table(&reference.parent);
+        let forms: Vec<keys::KeyForm> = parent
+            .legacy_id
+            .columns
+            .iter()
+            .map(|c| {
+                parent_table
+                    .and_then(|t| t.column(c))
+                    .map_or(keys::KeyForm::Printed, keys::parent_form)
+            })
+            .collect();
+        let mut keys = ParentKeys::new(&forms);
         let shape = shape(catalog, &reference.parent);
         let key = shape.positions(parent.legacy_id.columns.iter().map(String::as_str));
+        let mut canonical = String::new();
         for_each_row(run.data_dir, raw(&reference.parent)?, &shape, |_, row| {
             if document::passes(row, &parent.filters)
                 && let Ok(legacy) = document::legacy_id(row, &parent.legacy_id.columns, &key)
             {
-                keys.insert(legacy);
+                let canonical = keys.is_canonical().then(|| {
+                    let texts = key.iter().map(|&p| row.text_at(p));
+                    keys::write_canonical_key(texts, &forms, &mut canonical);
+                    canonical.clone()
+                });
+                if let Err(other) = keys.insert(legacy.clone(), canonical) {
+                    return Err(TransformError::AmbiguousKeys {
+                        table: reference.parent.clone(),
+                        first: other,
+                        second: legacy,
+                    });
+                }
             }
             Ok(true)
         })?;
@@ -373,24 +442,64 @@ fn parent_keys<'a>(
     Ok(all)
 }
 
-/// The fields merged tables add to `table`'s documents, by legacy id. Rows that cannot be
+/// The fields merged tables add to `table`'s documents, by legacy id (or, when some `on` key
+/// prints equal values differently, by canonical key, with the target's key forms to look it up
+/// with), and how many of their timestamps lost sub-millisecond digits. Rows that cannot be
 /// converted are rejected under their own table.
 fn merged_fields<'a>(
     table: &TablePlan,
     catalog: &Catalog,
     raw: &impl Fn(&TableName) -> Result<&'a ExportedTable, TransformError>,
     run: &Run<'_>,
-) -> Result<MergedFields, TransformError> {
+) -> Result<(MergedFields, Option<Vec<keys::KeyForm>>, u64), TransformError> {
     let mut merged = MergedFields::new();
+    let mut sub_ms = 0;
+    let mut forms = Vec::new();
     for merge in &table.merges {
+        let found = keys::column_forms(
+            catalog,
+            &merge.source,
+            &merge.on,
+            &table.source,
+            &table.legacy_id.columns,
+        )
+        .map_err(|unmatchable| {
+            TransformError::UnmatchableKey(Box::new(error::UnmatchableKey {
+                table: merge.source.clone(),
+                what: format!("merge key `{}`", merge.on.join("`, `")),
+                parent: table.source.clone(),
+                column: unmatchable.column,
+                reason: unmatchable.reason,
+            }))
+        })?;
+        forms.push(found);
+    }
+    // One keying for every merged table: canonical as soon as one needs it.
+    let target_forms = (!forms.iter().all(keys::ReferenceForms::is_printed))
+        .then(|| forms.first().map(|f| f.parent.clone()))
+        .flatten();
+    for (merge, forms) in table.merges.iter().zip(&forms) {
         let shape = shape(catalog, &merge.source);
         let columns = Columns::new(&shape, &merge.on, &merge.fields);
+        let timestamps = MsTimestamp::of(&merge.fields, &columns);
         for_each_row(run.data_dir, raw(&merge.source)?, &shape, |line, row| {
             if !document::passes(row, &merge.filters) {
                 return Ok(true);
             }
             match document::merged_row(row, &merge.on, &merge.fields, &columns, table.nulls) {
-                Ok((key, fields)) => merged.entry(key).or_default().extend(fields),
+                Ok((key, fields)) => {
+                    sub_ms += timestamps.iter().map(|t| t.dropped(row)).sum::<u64>();
+                    let key = match target_forms {
+                        Some(_) => {
+                            let mut canonical = String::new();
+                            let texts = columns.key.iter().map(|&p| row.text_at(p));
+                            keys::write_canonical_key(texts, &forms.child, &mut canonical);
+                            canonical
+                        }
+                        None => key,
+                    };
+                    merged.entry(key).or_default().extend(fields)
+                }
                 Err(rejection) => {
                     run.record_reject(
                         &merge.source,
@@ -401,7 +510,48 @@ fn merged_fields<'a>(
             Ok(!run.stopping())
         })?;
     }
-    Ok(merged)
+    Ok((merged, target_forms, sub_ms))
+}
+
+/// A field under policy `ms` (or an array of them), to count the values that lose
+/// sub-millisecond digits.
+struct MsTimestamp {
+    position: Option<usize>,
+    array: bool,
+    /// What the field's default loses, for rows where the column is NULL.
+    default: u64,
+}
+
+impl MsTimestamp {
+    fn of(fields: &[plan::FieldPlan], columns: &Columns) -> Vec<MsTimestamp> {
+        fields
+            .iter()
+            .zip(&columns.fields)
+            .filter_map(|(field, &position)| {
+                let array = match &field.conversion {
+                    plan::Conversion::TimestampMs { .. } => false,
+                    plan::Conversion::Array(element)
+                        if matches!(**element, plan::Conversion::TimestampMs { .. }) =>
+                    {
+                        true
+                    }
+                    _ => return None,
+                };
+                let default = field
+                    .default
+                    .as_ref()
+                    .map_or(0, |d| convert::sub_ms_dropped(&d.to_string(), array));
+                Some(MsTimestamp { position, array, default })
+            })
+            .collect()
+    }
+
+    fn dropped(&self, row: &Row<'_>) -> u64 {
+        match row.text_at(self.position) {
+            "null" => self.default,
+            text => convert::sub_ms_dropped(text, self.array),
+        }
+    }
 }
 
 fn reject_record(table: &TableName, line: u64, rejection: document::Rejection) -> RejectRecord {
@@ -432,6 +582,7 @@ struct BlockResult {
     documents: u64,
     filtered: u64,
     dropped: u64,
+    sub_ms: u64,
     rejects: Vec<RejectRecord>,
     samples: Vec<serde_json::Value>,
 }
@@ -464,6 +615,7 @@ fn transform_table(
         filtered: 0,
         dropped: 0,
         rejected: 0,
+        sub_ms_dropped: 0,
         bytes: 0,
         checksum: None,
     };
@@ -477,6 +629,7 @@ fn transform_table(
         table,
         shape,
         columns: &columns,
+        timestamps: MsTimestamp::of(&table.fields, &columns),
         direct: direct.as_ref(),
         lookups,
         samples: sample,
@@ -487,6 +640,7 @@ fn transform_table(
         report.documents += result.documents;
         report.filtered += result.filtered;
         report.dropped += result.dropped;
+        report.sub_ms_dropped += result.sub_ms;
         report.rejected += result.rejects.len() as u64;
         for reject in result.rejects {
             if run.stopping() {
@@ -705,6 +859,8 @@ struct TableContext<'a> {
     table: &'a TablePlan,
     shape: &'a RowShape,
     columns: &'a Columns,
+    /// Fields under policy `ms`, whose dropped sub-millisecond digits are counted.
+    timestamps: Vec<MsTimestamp>,
     direct: Option<&'a DirectPlan>,
     lookups: &'a Lookups<'a>,
     /// Sample documents to keep (dry run).
@@ -772,6 +928,9 @@ fn transform_line(
         }
     }
     result.documents += 1;
+    for timestamp in &context.timestamps {
+        result.sub_ms += timestamp.dropped(row);
+    }
     if result.samples.len() < context.samples {
         let line = &result.lines[start..];
         result.samples.push(serde_json::from_slice(line).expect("we wrote JSON"));

@@ -22,4 +22,6 @@ mod plan_support;
 mod security;
 mod support;
 mod transform_cli;
+mod transform_keys;
 mod transform_pipeline;
+mod transform_timestamps;

@@ -79,10 +79,9 @@ fn days_since_epoch(year: i64, month: u32, day: u32) -> i64 {
 }
 
 /// The double nearest to `micros / 1000` exactly: its decimal text, parsed (correctly rounded).
-fn nearest_ms(micros: i128) -> f64 {
-    let sign = if micros < 0 { "-" } else { "" };
-    let magnitude = micros.unsigned_abs();
-    format!("{sign}{}.{:03}", magnitude / 1000, magnitude % 1000).parse().unwrap()
+/// Policy `ms`: the millisecond that contains the instant, as `Date.now()` counts them.
+fn floor_ms(micros: i128) -> f64 {
+    micros.div_euclid(1000) as f64
 }
 
 #[derive(Debug, Clone)]
@@ -418,7 +417,9 @@ proptest! {
     #[test]
     fn timestamptz_becomes_the_same_instant_in_milliseconds(at in instant()) {
         let raw = format!("{}Z", at.naive());
-        let expected = nearest_ms(at.micros_since_epoch());
+        let expected = floor_ms(at.micros_since_epoch());
+        // and the digits it drops are counted exactly when there are some
+        prop_assert_eq!(super::drops_sub_ms(&raw), at.micros % 1000 != 0, "{}", raw);
         for offset_seconds in [0, 3600, -34_200] {
             // a zone-less offset never applies to a UTC instant
             let result = run(&Conversion::TimestampMs { offset_seconds }, text(raw.clone()));
@@ -430,18 +431,38 @@ proptest! {
     }
 
     #[test]
+    fn ms_rejects_exactly_the_instants_beyond_javascript_s_date(
+        year in 275_000i64..=276_000,
+        month in 1u32..=12,
+        day in 1u32..=28,
+        of_day in 0i64..86_400_000_000,
+    ) {
+        let (seconds, micros) = (of_day / 1_000_000, of_day % 1_000_000);
+        let raw = format!(
+            "{}T{:02}:{:02}:{:02}.{micros:06}Z",
+            raw_date(year, month, day), seconds / 3600, seconds / 60 % 60, seconds % 60
+        );
+        let ms = (i128::from(days_since_epoch(year, month, day)) * 86_400_000_000
+            + i128::from(of_day))
+        .div_euclid(1000);
+        let result = run(&Conversion::TimestampMs { offset_seconds: 0 }, text(raw.clone()));
+        if ms <= 8_640_000_000_000_000 {
+            prop_assert_eq!(float_bits(&result), Some((ms as f64).to_bits()), "{}", raw);
+        } else {
+            let reason = result.expect_err("beyond JavaScript's Date").reason;
+            prop_assert!(reason.contains("outside JavaScript's Date range"), "{}: {}", raw, reason);
+        }
+    }
+
+    #[test]
     fn the_usual_timestamp_shortcut_agrees_with_the_general_reader(
         timestamp in "[0-9]{4}-(0[1-9]|1[0-2]|[0-9]{2})-(0[1-9]|[12][0-9]|3[01]|[0-9]{2})\
                       T[0-9]{2}:[0-9]{2}:[0-9]{2}(\\.[0-9]{0,7})?Z?",
         offset_seconds in prop_oneof![Just(0), -18 * 3600i32..=18 * 3600],
     ) {
-        let general = super::any_timestamp_ms(&timestamp, offset_seconds);
+        let general = super::any_timestamp_micros(&timestamp, offset_seconds);
         match super::usual_timestamp_micros(&timestamp, offset_seconds) {
-            Some(micros) => prop_assert_eq!(
-                float_bits(&general),
-                Some(super::micros_to_ms(micros).to_bits()),
-                "{}", timestamp
-            ),
+            Some(micros) => prop_assert_eq!(general, Ok(micros), "{}", timestamp),
             // Left to the general reader: an impossible date, or no or over six fraction digits.
             None => {
                 let fraction = timestamp.trim_end_matches('Z').split_once('.').map(|(_, f)| f.len());
@@ -461,7 +482,7 @@ proptest! {
         // a wall-clock time `offset_seconds` east of UTC happened that much earlier in UTC
         let raw = at.naive();
         let expected =
-            nearest_ms(at.micros_since_epoch() - i128::from(offset_seconds) * 1_000_000);
+            floor_ms(at.micros_since_epoch() - i128::from(offset_seconds) * 1_000_000);
         let result = run(&Conversion::TimestampMs { offset_seconds }, text(raw.clone()));
         prop_assert_eq!(
             float_bits(&result), Some(expected.to_bits()),

@@ -5,6 +5,7 @@
 //! rows that must not.
 
 use super::*;
+use crate::transform::keys::{KeyForm, write_canonical_key};
 
 /// What the two paths made of one row.
 #[derive(Debug)]
@@ -25,6 +26,7 @@ fn both_paths(
     shape: &RowShape,
     line: &str,
     parents: &ParentKeys,
+    forms: &[Option<Vec<KeyForm>>],
     scratch: &mut Scratch,
 ) -> Result<BothPaths, String> {
     let row = Row::parse(line.as_bytes(), shape)
@@ -36,7 +38,12 @@ fn both_paths(
     )
     .ok_or("the plan compiles for the fast path")?;
     let merged = MergedFields::new();
-    let lookups = Lookups { parents: vec![parents], merged: &merged };
+    let lookups = Lookups {
+        parents: vec![parents],
+        forms: forms.to_vec(),
+        merged: &merged,
+        merged_forms: None,
+    };
     let columns = Columns::new(shape, &plan.legacy_id.columns, &plan.fields);
     let general = transform_row(&row, plan, &columns, &lookups);
     if !passes(&row, &plan.filters) {
@@ -84,7 +91,8 @@ fn fuzz_parents() -> ParentKeys {
 /// [`both_paths`] on a case's row under the fuzz plan.
 fn fast_path_agrees(case: &Case, scratch: &mut Scratch) -> Result<BothPaths, TestCaseError> {
     let (line, shape) = case_line(case);
-    both_paths(&plan(case), &shape, &line, &fuzz_parents(), scratch).map_err(TestCaseError::fail)
+    both_paths(&plan(case), &shape, &line, &fuzz_parents(), &[], scratch)
+        .map_err(TestCaseError::fail)
 }
 
 // Well-formed raw values: what the fast path is for.
@@ -425,7 +433,7 @@ fn posts_row_among(plan: &TablePlan, line: &str, parents: &[&str]) -> Result<Bot
     }
     let shape = RowShape::new(names);
     let parents = parents.iter().map(|p| (*p).to_owned()).collect();
-    both_paths(plan, &shape, line, &parents, &mut Scratch::default())
+    both_paths(plan, &shape, line, &parents, &[], &mut Scratch::default())
 }
 
 /// The line the fast path writes for `line`, which must go direct.
@@ -443,7 +451,7 @@ fn a_typical_row_goes_direct() {
     let line = r#"{"id":"0b5e8a4c-3f7d-4c2e-9a61-8d2f6c1e7b90","title":"Hello, \"world\"\n","created_at":"2024-02-29T12:00:00.123456Z","price":"19.99","meta":{"b":{"c":{"d":[1,2.5,-0.75,1e3,-0]}},"a":"a\"b\\n","n":null,"t":true,"s":"caf\u00e9 ☕","list":[{"x":1},[],{}]},"tags":["red",null,"a\"b","blue"],"author_id":null}"#;
     let expected = format!(
         "{}{}{}{}{}{}\n",
-        r#"{"doc":{"createdAt":1709208000123.456,"#,
+        r#"{"doc":{"createdAt":1709208000123.0,"#,
         format_args!(r#""legacyId":"{UUID}","#),
         r#""meta":{"a":"a\"b\\n","b":{"c":{"d":[1.0,2.5,-0.75,1000.0,{"$float":"AAAAAAAAAIA="}]}},"#,
         r#""list":[{"x":1.0},[],{}],"n":null,"s":"café ☕","t":true},"price":19.99,"#,
@@ -595,5 +603,43 @@ fn rows_the_fast_path_cannot_vouch_for_go_the_general_way() {
             _ => false,
         };
         assert!(expected, "{what}: the general path gives {:?}", both.general);
+    }
+}
+
+/// A decimal `whole.fraction` spelled with `zeros` more trailing zeros, as numeric columns of
+/// other scales print it.
+fn numeric_spelling(whole: i32, fraction: &str, zeros: usize) -> String {
+    let fraction = format!("{fraction}{}", "0".repeat(zeros));
+    if fraction.is_empty() { whole.to_string() } else { format!("{whole}.{fraction}") }
+}
+
+proptest! {
+    #![proptest_config(config(256))]
+
+    /// A reference matched by canonical form (numeric keys of other scales) goes direct, and
+    /// both paths write the parent's legacy id as the parent has it.
+    #[test]
+    fn canonical_references_agree_on_both_paths(
+        whole in -1000i32..1000,
+        fraction in "[0-9]{0,3}",
+        parent_zeros in 0usize..3,
+        child_zeros in 0usize..3,
+    ) {
+        let parent = numeric_spelling(whole, &fraction, parent_zeros);
+        let child = numeric_spelling(whole, &fraction, child_zeros);
+        let mut parents = ParentKeys::new(&[KeyForm::Numeric]);
+        let mut canonical = String::new();
+        let quoted = format!("\"{parent}\"");
+        write_canonical_key([quoted.as_str()].into_iter(), &[KeyForm::Numeric], &mut canonical);
+        parents.insert(parent.clone(), Some(canonical)).unwrap();
+        let plan = posts_plan();
+        let line = format!(r#"{{"id":"{UUID}","title":"t","author_id":"{child}"}}"#);
+        let shape = RowShape::new(["id", "title", "created_at", "price", "meta", "tags", "author_id"]);
+        let forms = [Some(vec![KeyForm::Numeric])];
+        let both = both_paths(&plan, &shape, &line, &parents, &forms, &mut Scratch::default())
+            .map_err(TestCaseError::fail)?;
+        let direct = both.direct.ok_or_else(|| TestCaseError::fail(format!("not direct: {line}")))?;
+        let expected = format!(r#""refs":{{"authorId":{{"table":"users","legacyId":"{parent}"}}}}"#);
+        prop_assert!(direct.contains(&expected), "{}", direct);
     }
 }

@@ -464,7 +464,8 @@ fn check_row(case: &Case) -> Result<(), TestCaseError> {
     let columns = Columns::new(&shape, &plan.legacy_id.columns, &plan.fields);
     let parents = ParentKeys::from_iter(["7".to_owned()]);
     let merged = MergedFields::new();
-    let lookups = Lookups { parents: vec![&parents], merged: &merged };
+    let lookups =
+        Lookups { parents: vec![&parents], forms: Vec::new(), merged: &merged, merged_forms: None };
     match transform_row(&row, &plan, &columns, &lookups) {
         Outcome::Document(transformed) => {
             prop_assert_eq!(check_document(&transformed.document), Ok(()));
