@@ -15,7 +15,9 @@ use super::codegen::{LEGACY_ID_INDEX, comment_text, string_literal};
 use super::model::{Plan, ReferencePlan, TablePlan};
 
 /// `version` of what `migrate:info` returns: changes when the functions' contract does.
-pub const MODULE_VERSION: u32 = 1;
+///
+/// 2: `readBack`, verify's read-back with references resolved on the server.
+pub const MODULE_VERSION: u32 = 2;
 
 /// The start of the module's only line holding the plan; the compact JSON follows, then `;`.
 pub const PLAN_LINE_PREFIX: &str = "const PLAN = ";
@@ -44,7 +46,7 @@ pub fn migrate_ts(plan: &Plan) -> String {
     out
 }
 
-/// What `migrate:info` returns: `{"version":1,"planHash":…,"tables":{…}}`, in this order.
+/// What `migrate:info` returns: `{"version":2,"planHash":…,"tables":{…}}`, in this order.
 #[derive(serde::Serialize)]
 #[serde(rename_all = "camelCase")]
 struct Info<'a> {
@@ -292,6 +294,46 @@ export const page = internalQueryGeneric({
   },
 });
 
+/** A reference resolved on the server: the parent's table and legacy id. */
+type Parent = { table: string; legacyId: string };
+
+/**
+ * One page of a table for verify, in creation order: each document with, per reference field
+ * holding an id of the parent table, the parent's table and legacy id (null: the id is no
+ * document's). Verify then needs no map of every id to compare references. Each distinct parent
+ * is one `db.get`, an index range of the query's 4,096: verify keeps `numItems` × references
+ * under that.
+ */
+export const readBack = internalQueryGeneric({
+  args: { table: v.string(), cursor: v.union(v.string(), v.null()), numItems: v.number() },
+  handler: async (ctx, { table, cursor, numItems }) => {
+    const { references } = tableInfo(table);
+    const result = await ctx.db.query(table).paginate({ cursor, numItems });
+    const parents = new Map<string, Parent | null>();
+    const page = [];
+    for (const doc of result.page) {
+      const refs: Record<string, Parent | null> = {};
+      for (const [field, parentTable] of Object.entries(references)) {
+        const value = doc[field];
+        const id = typeof value === "string" ? ctx.db.normalizeId(parentTable, value) : null;
+        if (id === null) {
+          continue;
+        }
+        let parent = parents.get(id);
+        if (parent === undefined) {
+          const found = await ctx.db.get(id);
+          const legacyId = found === null ? null : found[tableInfo(parentTable).legacyIdField];
+          parent = typeof legacyId === "string" ? { table: parentTable, legacyId } : null;
+          parents.set(id, parent);
+        }
+        refs[field] = parent;
+      }
+      page.push({ doc, refs });
+    }
+    return { page, isDone: result.isDone, continueCursor: result.continueCursor };
+  },
+});
+
 /** The documents with these legacy ids, in order, null where there is none. */
 export const get = internalQueryGeneric({
   args: { table: v.string(), legacyIds: v.array(v.string()) },
@@ -383,7 +425,7 @@ mod tests {
         let json = line.strip_prefix(PLAN_LINE_PREFIX).unwrap().strip_suffix(';').unwrap();
         assert_eq!(
             json,
-            r#"{"version":1,"planHash":"blake3:0123abcd","tables":{"users":{"legacyIdField":"legacyId","references":{}},"posts":{"legacyIdField":"legacyId","references":{"authorId":"users"}},"comments":{"legacyIdField":"oldId","references":{"postId":"posts","parentId":"comments"}}}}"#
+            r#"{"version":2,"planHash":"blake3:0123abcd","tables":{"users":{"legacyIdField":"legacyId","references":{}},"posts":{"legacyIdField":"legacyId","references":{"authorId":"users"}},"comments":{"legacyIdField":"oldId","references":{"postId":"posts","parentId":"comments"}}}}"#
         );
     }
 
