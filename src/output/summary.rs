@@ -341,7 +341,7 @@ pub fn verify_summary(report: &VerifyReport, format: OutputFormat) -> String {
         return out;
     }
     if !report.problems.is_empty() {
-        out.push_str("NOT verified: not every row is accounted for\n");
+        out.push_str("NOT verified:\n");
         for problem in &report.problems {
             out.push_str(&format!("  {problem}\n"));
         }

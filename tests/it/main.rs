@@ -22,3 +22,4 @@ mod security;
 mod support;
 mod transform_cli;
 mod transform_pipeline;
+mod verify_reconcile;
