@@ -188,7 +188,14 @@ pub async fn check_module(
             }
             other => ImportError::Call(other),
         })?;
-    if info.plan_hash != inputs.manifest.plan_hash || info.version != MODULE_VERSION {
+    if info.version != MODULE_VERSION {
+        // The same plan, an older module: say which versions, not two equal hashes.
+        return Err(ImportError::ModuleOutdated {
+            deployed: format!("{} (module version {})", info.plan_hash, info.version),
+            transformed: format!("{} (module version {MODULE_VERSION})", inputs.manifest.plan_hash),
+        });
+    }
+    if info.plan_hash != inputs.manifest.plan_hash {
         return Err(ImportError::ModuleOutdated {
             deployed: info.plan_hash,
             transformed: inputs.manifest.plan_hash.clone(),

@@ -27,7 +27,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
-use self::canonical::{fingerprint, value_fingerprint};
+use self::canonical::{Entries, fingerprint_entries, raw_str, value_fingerprint};
 use self::compare::{Counts, Found, Locator, Record, Spool, Spooled, Target};
 pub use self::reconcile::TableVerify;
 use crate::convex::client::{CallError, ConvexClient, FunctionKind};
@@ -238,8 +238,9 @@ struct PageText {
 /// One document of a page: its fields, and each reference field's parent (null: the id is
 /// no document's; absent: the field holds no id of the parent table).
 #[derive(Deserialize)]
-struct ReadBack {
-    doc: Map<String, Value>,
+struct ReadBack<'a> {
+    #[serde(borrow)]
+    doc: Entries<'a>,
     #[serde(default)]
     refs: BTreeMap<String, Option<SourceRef>>,
 }
@@ -275,7 +276,7 @@ impl TableRun<'_> {
             tokio::task::spawn_blocking(move || -> Result<Spooled, ImportError> {
                 let mut spool = Spool::new(&spill, "convex", partitions)?;
                 while let Some(page) = received.blocking_recv() {
-                    let documents: Vec<ReadBack> =
+                    let documents: Vec<ReadBack<'_>> =
                         serde_json::from_str(page.get()).map_err(|e| ImportError::Convex {
                             table: table.clone(),
                             source: CallError::NotConvex {
@@ -340,42 +341,54 @@ fn page_size(report: Option<&TableReport>, references: usize) -> u64 {
 /// A Convex document reduced: its plain fields fingerprinted, its references as the server
 /// resolved them.
 fn reduce_convex(
-    read: ReadBack,
+    read: ReadBack<'_>,
     legacy_field: &str,
     references: &BTreeMap<String, String>,
     ordinal: u64,
 ) -> Record {
     let ReadBack { doc, refs } = read;
     let legacy = match doc.get(legacy_field) {
-        Some(Value::String(s)) => s.clone(),
-        other => other.map(Value::to_string).unwrap_or_default(),
+        Some(value) => raw_str(value).map_or_else(|| raw_json(value), String::from),
+        None => String::new(),
     };
-    let fields = fingerprint(&doc, |k| skipped(k, references));
-    let id = match doc.get("_id") {
-        Some(Value::String(id)) => id.clone(),
-        _ => String::new(),
-    };
+    let fields = fingerprint_entries(&doc, |k| skipped(k, references));
+    let id = doc.get("_id").and_then(raw_str).map(String::from).unwrap_or_default();
     let mut targets: Vec<(String, Target)> = doc
+        .0
         .iter()
-        .filter(|(k, _)| references.contains_key(*k))
+        .filter(|(k, _)| references.contains_key(k.as_ref()))
         .map(|(field, value)| {
-            let target = match refs.get(field) {
+            let target = match refs.get(field.as_ref()) {
                 Some(Some(parent)) => {
                     Target::Document(parent.table.clone(), parent.legacy_id.clone())
                 }
-                _ => plain_target(value),
+                _ => Target::Plain(raw_json(value)),
             };
-            (field.clone(), target)
+            (field.to_string(), target)
         })
         .collect();
     targets.sort();
+    targets.dedup_by(|a, b| a.0 == b.0);
     Record { legacy, fields, references: targets, at: Locator::Convex { ordinal, id } }
 }
 
-/// A transformed line: the document and its references in legacy form.
+/// A raw value as compact JSON, the same text whoever wrote it.
+fn raw_json(value: &RawValue) -> String {
+    serde_json::from_str::<Value>(value.get())
+        .map_or_else(|_| value.get().to_owned(), |v| v.to_string())
+}
+
+/// A transformed line's document, to name the fields that differ.
 #[derive(Deserialize)]
 struct SourceLine {
     doc: Map<String, Value>,
+}
+
+/// A transformed line as verify reduces it: the document's values left as text.
+#[derive(Deserialize)]
+struct SourceEntries<'a> {
+    #[serde(borrow)]
+    doc: Entries<'a>,
     #[serde(default)]
     refs: BTreeMap<String, SourceRef>,
 }
@@ -398,17 +411,19 @@ fn read_source(
     // file cut short, Convex would look complete.
     file.for_each_line(|line, text| {
         let bad = |reason: String| ImportError::BadLine { path: file.path.clone(), line, reason };
-        let parsed: SourceLine = serde_json::from_slice(text).map_err(|e| bad(e.to_string()))?;
-        let legacy = match parsed.doc.get(legacy_field) {
-            Some(Value::String(s)) => s.clone(),
-            _ => return Err(bad(format!("no string field `{legacy_field}`"))),
+        let parsed: SourceEntries<'_> =
+            serde_json::from_slice(text).map_err(|e| bad(e.to_string()))?;
+        let Some(legacy) = parsed.doc.get(legacy_field).and_then(raw_str) else {
+            return Err(bad(format!("no string field `{legacy_field}`")));
         };
-        let fields = fingerprint(&parsed.doc, |k| skipped(k, reference_fields));
+        let legacy = legacy.into_owned();
+        let fields = fingerprint_entries(&parsed.doc, |k| skipped(k, reference_fields));
         let mut references: Vec<(String, Target)> = parsed
             .doc
+            .0
             .iter()
-            .filter(|(k, _)| reference_fields.contains_key(*k))
-            .map(|(k, v)| (k.clone(), plain_target(v)))
+            .filter(|(k, _)| reference_fields.contains_key(k.as_ref()))
+            .map(|(k, v)| (k.to_string(), Target::Plain(raw_json(v))))
             .collect();
         for (field, reference) in parsed.refs {
             references.push((field, Target::Document(reference.table, reference.legacy_id)));
@@ -422,10 +437,6 @@ fn read_source(
 /// Whether a field is left out of a document's fingerprint: system fields and references.
 fn skipped(field: &str, reference_fields: &BTreeMap<String, String>) -> bool {
     field == "_id" || field == "_creationTime" || reference_fields.contains_key(field)
-}
-
-fn plain_target(value: &Value) -> Target {
-    Target::Plain(value.to_string())
 }
 
 /// `migrate:get` takes at most this many legacy ids.
