@@ -73,10 +73,13 @@ use serde_json::value::RawValue;
 
 /// The string a raw value holds, if it is a string.
 pub fn raw_str(value: &RawValue) -> Option<std::borrow::Cow<'_, str>> {
-    if !value.get().starts_with('"') {
-        return None;
+    let text = value.get();
+    let inner = text.strip_prefix('"')?.strip_suffix('"')?;
+    // Valid JSON (a RawValue is): without a backslash the text between the quotes is the string.
+    if !inner.contains('\\') {
+        return Some(std::borrow::Cow::Borrowed(inner));
     }
-    serde_json::from_str::<Str<'_>>(value.get()).ok().map(|s| s.0)
+    serde_json::from_str::<Str<'_>>(text).ok().map(|s| s.0)
 }
 
 /// [`fingerprint`] of a document read as [`Entries`]: the same bytes hashed, without a tree of

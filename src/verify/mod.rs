@@ -40,8 +40,10 @@ use crate::output::{Reporter, Unit};
 use crate::transform::TableReport;
 
 /// Documents of one table compared in memory; a larger table is spilled into partitions of
-/// about this many. A record is ~100 bytes plus the legacy id and references, per side.
-pub const MEMORY_LIMIT: u64 = 200_000;
+/// about this many. A record is ~100 bytes plus the legacy id and references, per side. Once a
+/// table is spilled at all, every record is, so smaller partitions cost only more files: this
+/// keeps peak memory at a 100,000-document table's whatever the size.
+pub const MEMORY_LIMIT: u64 = 100_000;
 
 /// Tables read back at once (each its own pages, one after another).
 const TABLES_AT_ONCE: usize = 2;
