@@ -97,14 +97,22 @@ pub enum Command {
 const VERIFY_ABOUT: &str = "\
 Prove that Convex holds exactly what the source held.
 
-Reads every table of the plan back from Convex (the generated migrate:page query, with the deploy \
-key) and compares it with data/transformed/ document by document: every field as Convex stores it \
-(key order and number spelling aside), every reference through the legacy id of the document it \
-points at (ids differ per deployment), no legacy id held twice, no document Convex has that the \
-source does not. The transformed files are checked against their manifest first.
+First it accounts for every exported row: per source table, the row count of the export's \
+manifest (each raw file checked against it) must equal the documents in data/transformed/ + the \
+rows merged into another table's documents + the rows a plan rule left out (row filters, orphan \
+policy `drop`, counted per rule) + the rows of tables the plan skips + the rows rejected (the \
+lines of data/rejects/). Then it reads every table back from Convex (the generated \
+migrate:readBack query, references resolved to legacy ids on the server) and compares it with \
+data/transformed/ document by document: every field as Convex stores it (key order and number \
+spelling aside), every reference through the legacy id of the document it points at (ids differ \
+per deployment), no legacy id held twice, no document Convex has that the source does not. \
+Memory stays bounded: large tables are compared one hash partition at a time, spilled under \
+data/.verify/.
 
-Exit code 0 when identical, 1 when anything differs; the report names the first differences \
-(--show N) with table, legacy id and field. --format json for CI.";
+Exit code 0 only when every row is accounted for, Convex matches, and no row was rejected — or \
+exactly as many as --accept-rejected N accepts; 1 otherwise. The report has one row per source \
+table and names the first differences (--show N) with table, legacy id and field. --format json \
+for CI.";
 
 const RUN_ABOUT: &str = "\
 Run export, transform, import and verify in turn.
@@ -283,6 +291,10 @@ pub struct VerifyArgs {
     /// Differences listed in the report (all are counted)
     #[arg(long, default_value = "20", value_name = "N")]
     pub show: usize,
+    /// Accept exactly N rows rejected by transform (listed in data/rejects/): verify passes
+    /// only when exactly N were rejected (default: any rejected row fails verify)
+    #[arg(long, value_name = "N")]
+    pub accept_rejected: Option<u64>,
 }
 
 #[derive(Debug, Args)]
@@ -303,6 +315,10 @@ pub struct RunArgs {
     /// Differences listed in the verify report
     #[arg(long, default_value = "20", value_name = "N")]
     pub show: usize,
+    /// Accept exactly N rows rejected by transform in the verify stage (see `verify
+    /// --accept-rejected`)
+    #[arg(long, value_name = "N")]
+    pub accept_rejected: Option<u64>,
 }
 
 #[cfg(test)]

@@ -220,14 +220,15 @@ async fn run_all(
     let imported = import::import(&data_dir, &inputs, &options, reporter(&settings)).await?;
     print("import", output::import_summary(&imported, format), json!(imported));
 
+    let verify_options = verify::VerifyOptions::new(args.show, args.accept_rejected);
     let verified = tokio::select! {
-        report = verify::verify(&data_dir, &inputs, &options.target, args.show, reporter(&settings)) => report?,
+        report = verify::verify(&data_dir, &inputs, &options.target, &verify_options, reporter(&settings)) => report?,
         _ = tokio::signal::ctrl_c() => return Err(Interrupted { command: "verify" }.into()),
     };
     print("verify", output::verify_summary(&verified, format), json!(verified));
     Ok(if imported.rejected > 0 {
         exit_code::REJECTED_ROWS
-    } else if verified.identical {
+    } else if verified.verified {
         exit_code::OK
     } else {
         exit_code::VERIFY_DIFFERENCES
@@ -238,12 +239,13 @@ async fn run_verify(settings: &Settings, args: &VerifyArgs) -> anyhow::Result<u8
     let data_dir = DataDir::new(&settings.data_dir);
     let inputs = import::read_inputs(&data_dir, &settings.plan_dir)?;
     let target = convex_target(settings, &args.convex)?;
+    let options = verify::VerifyOptions::new(args.show, args.accept_rejected);
     let report = tokio::select! {
-        report = verify::verify(&data_dir, &inputs, &target, args.show, reporter(settings)) => report?,
+        report = verify::verify(&data_dir, &inputs, &target, &options, reporter(settings)) => report?,
         _ = tokio::signal::ctrl_c() => return Err(Interrupted { command: "verify" }.into()),
     };
     output::print_result(&output::verify_summary(&report, settings.format));
-    Ok(if report.identical { exit_code::OK } else { exit_code::VERIFY_DIFFERENCES })
+    Ok(if report.verified { exit_code::OK } else { exit_code::VERIFY_DIFFERENCES })
 }
 
 /// The deployment, the deploy key (from the environment only) and the batch settings.

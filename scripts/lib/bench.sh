@@ -12,6 +12,10 @@
 #   BENCH_KEEP=1        keep the `migrate_bench` database afterwards (default: dropped)
 #   BENCH_RSS_TOOL      gnu-time or python3 (default: gnu-time when /usr/bin/time exists)
 #   BENCH_TMPDIR        where the outputs are written (default $TMPDIR or /tmp)
+#   BENCH_SHARED        the shared baselines' directory (default ../shared/bench beside the
+#                       repository; a worktree elsewhere names it)
+#   BENCH_DB            the database's name (default migrate_bench): another name lets two
+#                       benchmarks share a server
 #
 # A script then calls, in this order:
 #   bench_setup TOOL...  checks the settings and that each TOOL is on PATH, picks the peak-RSS
@@ -38,12 +42,12 @@
 # The script's name for messages and the report: bench-export, bench-transform, bench-import.
 bench_name=$(basename "$0" .sh)
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
-shared=$(cd "$repo/../shared/bench" && pwd)
+shared=$(cd "${BENCH_SHARED:-$repo/../shared/bench}" && pwd)
 admin_url=${BENCH_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/postgres}
 sizes=${BENCH_SIZES:-100000 1000000}
 repeat=${BENCH_REPEAT:-3}
 keep=${BENCH_KEEP:-0}
-db=migrate_bench
+db=${BENCH_DB:-migrate_bench}
 table=bench_users
 
 log() { printf '%s\n' "$*" >&2; }

@@ -259,46 +259,115 @@ pub fn verify_summary(report: &VerifyReport, format: OutputFormat) -> String {
         return json(report);
     }
     let mut summary = table(&[
+        "source table",
         "convex table",
         "source rows",
-        "transformed",
+        "documents",
+        "merged",
+        "filtered",
+        "skipped",
+        "rejected",
+        "unaccounted",
         "in convex",
         "matching",
         "missing",
         "extra",
         "different",
         "duplicates",
-        "dangling refs",
+        "unresolved refs",
     ]);
+    let count = |n: u64| HumanCount(n).to_string();
     for t in &report.tables {
-        summary.add_row([
-            t.table.clone(),
-            HumanCount(t.source_rows).to_string(),
-            HumanCount(t.transformed).to_string(),
-            HumanCount(t.convex).to_string(),
-            HumanCount(t.matching).to_string(),
-            HumanCount(t.missing).to_string(),
-            HumanCount(t.extra).to_string(),
-            HumanCount(t.different).to_string(),
-            HumanCount(t.duplicates).to_string(),
-            HumanCount(t.unresolved_references).to_string(),
-        ]);
+        let mut row = vec![
+            t.source.clone(),
+            t.table.clone().unwrap_or_else(|| "–".into()),
+            count(t.source_rows),
+            count(t.documents),
+            count(t.merged),
+            count(t.filtered),
+            count(t.skipped),
+            count(t.rejected),
+            t.unaccounted.to_string(),
+        ];
+        match &t.comparison {
+            Some(c) => row.extend(
+                [
+                    c.convex,
+                    c.matching,
+                    c.missing,
+                    c.extra,
+                    c.different,
+                    c.duplicates,
+                    c.unresolved_references,
+                ]
+                .map(count),
+            ),
+            None => row.extend(std::iter::repeat_n("–".to_owned(), 7)),
+        }
+        summary.add_row(row);
     }
-    let mut out = format!("{summary}\n\n");
-    let documents: u64 = report.tables.iter().map(|t| t.transformed).sum();
-    if report.identical {
+    let mut out = format!("{summary}\n");
+    let rules: Vec<String> = report
+        .tables
+        .iter()
+        .flat_map(|t| {
+            t.filtered_by_rule.iter().map(move |(rule, n)| format!("  {} {rule}: {n}", t.source))
+        })
+        .collect();
+    if !rules.is_empty() {
+        out.push_str("\nfiltered by plan rules:\n");
+        for rule in rules {
+            out.push_str(&rule);
+            out.push('\n');
+        }
+    }
+    out.push('\n');
+    let sum = |f: fn(&crate::verify::TableVerify) -> u64| report.tables.iter().map(f).sum::<u64>();
+    if report.accounted {
+        out.push_str(&format!(
+            "accounted for: every one of the {} exported rows ({} documents, {} merged, {} \
+             filtered, {} skipped, {} rejected{})\n",
+            HumanCount(report.source_rows),
+            HumanCount(sum(|t| t.documents)),
+            HumanCount(sum(|t| t.merged)),
+            HumanCount(sum(|t| t.filtered)),
+            HumanCount(sum(|t| t.skipped)),
+            HumanCount(report.rejected),
+            if report.accepted_rejected.is_some() { ", accepted" } else { "" },
+        ));
+    }
+    let documents = sum(|t| t.documents);
+    let tables = report.tables.iter().filter(|t| t.comparison.is_some()).count();
+    if report.verified {
         out.push_str(&format!(
             "verified: Convex holds exactly the {} transformed documents of {} table{} \
              (every field, every reference by legacy id, no duplicates, nothing extra) in {:.2} s\n",
             HumanCount(documents),
-            report.tables.len(),
-            plural(report.tables.len()),
+            tables,
+            plural(tables),
             report.seconds,
         ));
         return out;
     }
-    let counted: u64 =
-        report.tables.iter().map(|t| t.missing + t.extra + t.different + t.duplicates).sum();
+    if !report.problems.is_empty() {
+        out.push_str("NOT verified:\n");
+        for problem in &report.problems {
+            out.push_str(&format!("  {problem}\n"));
+        }
+    }
+    if report.identical {
+        out.push_str(&format!(
+            "Convex holds exactly the {} transformed documents\n",
+            HumanCount(documents)
+        ));
+        return out;
+    }
+    let counted: u64 = report
+        .tables
+        .iter()
+        .filter_map(|t| t.comparison.as_ref())
+        .map(|c| c.missing + c.extra + c.different + c.duplicates)
+        .sum();
     let verb = if counted == 1 { "differs" } else { "differ" };
     out.push_str(&format!(
         "NOT verified: {} document{} {verb}",

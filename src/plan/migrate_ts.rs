@@ -17,7 +17,8 @@ use super::codegen::{
 use super::model::{Plan, ReferencePlan, TablePlan};
 
 /// `version` of what `migrate:info` returns: changes when the functions' contract does.
-/// 2: `upsert` keeps the `deferred` fields of an existing document; the ledger functions.
+/// 2: `upsert` keeps the `deferred` fields of an existing document; the ledger functions;
+///    `readBack`, verify's read-back with references resolved on the server.
 pub const MODULE_VERSION: u32 = 2;
 
 /// The start of the module's only line holding the plan; the compact JSON follows, then `;`.
@@ -321,6 +322,46 @@ export const page = internalQueryGeneric({
     tableInfo(table);
     const result = await ctx.db.query(table).paginate({ cursor, numItems });
     return { page: result.page, isDone: result.isDone, continueCursor: result.continueCursor };
+  },
+});
+
+/** A reference resolved on the server: the parent's table and legacy id. */
+type Parent = { table: string; legacyId: string };
+
+/**
+ * One page of a table for verify, in creation order: each document with, per reference field
+ * holding an id of the parent table, the parent's table and legacy id (null: the id is no
+ * document's). Verify then needs no map of every id to compare references. Each distinct parent
+ * is one `db.get`, an index range of the query's 4,096: verify keeps `numItems` × references
+ * under that.
+ */
+export const readBack = internalQueryGeneric({
+  args: { table: v.string(), cursor: v.union(v.string(), v.null()), numItems: v.number() },
+  handler: async (ctx, { table, cursor, numItems }) => {
+    const { references } = tableInfo(table);
+    const result = await ctx.db.query(table).paginate({ cursor, numItems });
+    const parents = new Map<string, Parent | null>();
+    const page = [];
+    for (const doc of result.page) {
+      const refs: Record<string, Parent | null> = {};
+      for (const [field, parentTable] of Object.entries(references)) {
+        const value = doc[field];
+        const id = typeof value === "string" ? ctx.db.normalizeId(parentTable, value) : null;
+        if (id === null) {
+          continue;
+        }
+        let parent = parents.get(id);
+        if (parent === undefined) {
+          const found = await ctx.db.get(id);
+          const legacyId = found === null ? null : found[tableInfo(parentTable).legacyIdField];
+          parent = typeof legacyId === "string" ? { table: parentTable, legacyId } : null;
+          parents.set(id, parent);
+        }
+        refs[field] = parent;
+      }
+      page.push({ doc, refs });
+    }
+    return { page, isDone: result.isDone, continueCursor: result.continueCursor };
   },
 });
 

@@ -19,8 +19,9 @@ pub enum Outcome {
     Document(Transformed),
     /// A filter excluded it.
     Filtered,
-    /// A reference's parent is missing and its policy is `drop`.
-    Dropped,
+    /// A reference's parent is missing and its policy is `drop`: the reference's index in the
+    /// table plan.
+    Dropped(usize),
     Rejected(Rejection),
 }
 
@@ -129,20 +130,26 @@ pub fn legacy_id(
 
 /// Whether every filter holds for the row.
 pub fn passes(row: &Row<'_>, filters: &[RowFilter]) -> bool {
-    filters.iter().all(|filter| {
+    failing_filter(row, filters).is_none()
+}
+
+/// The index of the first filter `row` does not pass: the rule that leaves it out.
+pub fn failing_filter(row: &Row<'_>, filters: &[RowFilter]) -> Option<usize> {
+    filters.iter().position(|filter| {
         // Parsed only for comparisons. A value too deep to parse is not null and equals no
         // plan value.
         let value = || row.value(&filter.column).ok();
         let any_same = |options: &[Raw]| {
             value().is_some_and(|value| options.iter().any(|expected| same(&value, expected)))
         };
-        match &filter.condition {
+        let holds = match &filter.condition {
             Condition::IsNull => row.is_null(&filter.column),
             Condition::IsNotNull => !row.is_null(&filter.column),
             Condition::Equals(expected) => any_same(std::slice::from_ref(expected)),
             Condition::NotEquals(expected) => !any_same(std::slice::from_ref(expected)),
             Condition::In(options) => any_same(options),
-        }
+        };
+        !holds
     })
 }
 
@@ -253,7 +260,7 @@ fn transform_fields(
                         document.insert(reference.field.clone(), Value::Null);
                     }
                 }
-                OrphanPolicy::Drop => return Outcome::Dropped,
+                OrphanPolicy::Drop => return Outcome::Dropped(index),
                 OrphanPolicy::KeepLegacy => {
                     document.insert(reference.field.clone(), Value::String(key));
                 }
@@ -439,7 +446,7 @@ mod tests {
         };
         assert_eq!(rejection.field, "authorId");
         assert!(rejection.reason.contains("`author_id` = 99 has no row in `public.users`"));
-        assert_eq!(run(&posts_plan(OrphanPolicy::Drop), orphan.clone()), Outcome::Dropped);
+        assert_eq!(run(&posts_plan(OrphanPolicy::Drop), orphan.clone()), Outcome::Dropped(0));
         let Outcome::Document(kept) = run(&posts_plan(OrphanPolicy::KeepLegacy), orphan.clone())
         else {
             panic!()

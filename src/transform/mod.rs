@@ -39,7 +39,9 @@ use crate::output::{Reporter, Unit};
 use crate::plan::{self, Plan, ReferencePlan, TablePlan};
 
 /// Bumped when the transformed format changes incompatibly.
-pub const FORMAT_VERSION: u32 = 1;
+///
+/// 2: `sources`, every source table's rows accounted for.
+pub const FORMAT_VERSION: u32 = 2;
 
 #[derive(Debug, Clone)]
 pub struct TransformOptions {
@@ -62,6 +64,9 @@ pub struct TransformManifest {
     /// The export this was made from.
     pub snapshot_taken_at: String,
     pub tables: Vec<TableReport>,
+    /// Every exported table's rows, accounted for: what became of each (verify adds them up
+    /// against the export's manifest).
+    pub sources: Vec<SourceAccount>,
 }
 
 impl TransformManifest {
@@ -97,6 +102,53 @@ pub struct TableReport {
     pub bytes: u64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub checksum: Option<String>,
+}
+
+/// What became of one source table's rows. `rows` = `documents` + `merged` + the sum of
+/// `filtered` + `skipped` + `rejected`, always.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct SourceAccount {
+    /// `schema.table`.
+    pub table: String,
+    /// The Convex table its rows become documents of, or are merged into; none when skipped.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target: Option<String>,
+    /// Rows read from the raw file.
+    pub rows: u64,
+    /// Rows that became documents of `target`.
+    pub documents: u64,
+    /// Rows whose fields were merged into documents of `target`.
+    pub merged: u64,
+    /// Rows left out by a plan rule, per rule (`filter …`, `orphans drop …`).
+    pub filtered: BTreeMap<String, u64>,
+    /// Rows of a table the plan does not migrate.
+    pub skipped: u64,
+    /// Rows written to `rejects/<schema>.<table>.jsonl`.
+    pub rejected: u64,
+}
+
+impl SourceAccount {
+    pub fn filtered_total(&self) -> u64 {
+        self.filtered.values().sum()
+    }
+}
+
+/// The name of a row filter, as it is counted: `filter \`column\` <condition>`.
+fn filter_rule(filter: &plan::RowFilter) -> String {
+    use plan::Condition;
+    let condition = match &filter.condition {
+        Condition::IsNull => "is_null".to_owned(),
+        Condition::IsNotNull => "is_not_null".to_owned(),
+        Condition::Equals(value) => format!("equals {value}"),
+        Condition::NotEquals(value) => format!("not_equals {value}"),
+        Condition::In(values) => format!("in {}", Raw::Array(values.clone())),
+    };
+    format!("filter `{}` {condition}", filter.column)
+}
+
+/// The name of an orphan policy `drop`, as it is counted.
+fn drop_rule(reference: &ReferencePlan) -> String {
+    format!("orphans drop `{}`", reference.field)
 }
 
 /// A row that could not become a document, as written to `rejects/`.
@@ -174,19 +226,21 @@ pub fn transform(
     let forms = reference_forms(&plan, catalog)?;
     let parents = parent_keys(&plan, catalog, &raw, &run)?;
     let mut reports = Vec::new();
+    let mut sources = Vec::new();
     let mut samples = Vec::new();
     for (table, forms) in plan.tables.iter().zip(forms) {
         if run.stopping() {
             break;
         }
-        let (merged, merged_forms, merged_sub_ms) = merged_fields(table, catalog, &raw, &run)?;
+        let (merged, merged_forms, merged_sub_ms, merged_accounts) =
+            merged_fields(table, catalog, &raw, &run)?;
         let lookups = Lookups {
             parents: table.references.iter().map(|r| &parents[&r.parent]).collect(),
             forms,
             merged: &merged,
             merged_forms,
         };
-        let (mut report, sample) = transform_table(
+        let (mut report, account, sample) = transform_table(
             table,
             raw(&table.source)?,
             &shape(catalog, &table.source),
@@ -196,6 +250,8 @@ pub fn transform(
         )?;
         report.sub_ms_dropped += merged_sub_ms;
         reports.push(report);
+        sources.push(account);
+        sources.extend(merged_accounts);
         if options.dry_run {
             samples.push((table.target.clone(), sample));
         }
@@ -207,6 +263,17 @@ pub fn transform(
     run.finish_rejects()?;
 
     let rejected = run.rejected.load(Ordering::Relaxed);
+    for table in &plan.skipped {
+        if let Some(exported) = files.get(table) {
+            sources.push(SourceAccount {
+                table: table.to_string(),
+                rows: exported.rows,
+                skipped: exported.rows,
+                ..SourceAccount::default()
+            });
+        }
+    }
+    sources.sort_by(|a, b| a.table.cmp(&b.table));
     if !options.dry_run && !stopped_early {
         let transform_manifest = TransformManifest {
             format_version: FORMAT_VERSION,
@@ -214,6 +281,7 @@ pub fn transform(
             plan_hash: plan.hash.clone(),
             snapshot_taken_at: manifest.snapshot.taken_at.clone(),
             tables: reports.clone(),
+            sources,
         };
         let mut json = serde_json::to_vec_pretty(&transform_manifest).expect("serializes");
         json.push(b'\n');
@@ -444,17 +512,18 @@ fn parent_keys<'a>(
 
 /// The fields merged tables add to `table`'s documents, by legacy id (or, when some `on` key
 /// prints equal values differently, by canonical key, with the target's key forms to look it up
-/// with), and how many of their timestamps lost sub-millisecond digits. Rows that cannot be
-/// converted are rejected under their own table.
+/// with), how many of their timestamps lost sub-millisecond digits, and what became of each
+/// merged table's rows. Rows that cannot be converted are rejected under their own table.
 fn merged_fields<'a>(
     table: &TablePlan,
     catalog: &Catalog,
     raw: &impl Fn(&TableName) -> Result<&'a ExportedTable, TransformError>,
     run: &Run<'_>,
-) -> Result<(MergedFields, Option<Vec<keys::KeyForm>>, u64), TransformError> {
+) -> Result<(MergedFields, Option<Vec<keys::KeyForm>>, u64, Vec<SourceAccount>), TransformError> {
     let mut merged = MergedFields::new();
     let mut sub_ms = 0;
     let mut forms = Vec::new();
+    let mut accounts = Vec::new();
     for merge in &table.merges {
         let found = keys::column_forms(
             catalog,
@@ -482,12 +551,21 @@ fn merged_fields<'a>(
         let shape = shape(catalog, &merge.source);
         let columns = Columns::new(&shape, &merge.on, &merge.fields);
         let timestamps = MsTimestamp::of(&merge.fields, &columns);
+        let mut account = SourceAccount {
+            table: merge.source.to_string(),
+            target: Some(table.target.clone()),
+            ..SourceAccount::default()
+        };
+        let mut filtered_by = vec![0u64; merge.filters.len()];
         for_each_row(run.data_dir, raw(&merge.source)?, &shape, |line, row| {
-            if !document::passes(row, &merge.filters) {
+            account.rows += 1;
+            if let Some(rule) = document::failing_filter(row, &merge.filters) {
+                filtered_by[rule] += 1;
                 return Ok(true);
             }
             match document::merged_row(row, &merge.on, &merge.fields, &columns, table.nulls) {
                 Ok((key, fields)) => {
+                    account.merged += 1;
                     sub_ms += timestamps.iter().map(|t| t.dropped(row)).sum::<u64>();
                     let key = match target_forms {
                         Some(_) => {
@@ -498,9 +576,10 @@ fn merged_fields<'a>(
                         }
                         None => key,
                     };
-                    merged.entry(key).or_default().extend(fields)
+                    merged.entry(key).or_default().extend(fields);
                 }
                 Err(rejection) => {
+                    account.rejected += 1;
                     run.record_reject(
                         &merge.source,
                         reject_record(&merge.source, line, rejection),
@@ -509,8 +588,14 @@ fn merged_fields<'a>(
             }
             Ok(!run.stopping())
         })?;
+        for (filter, count) in merge.filters.iter().zip(filtered_by) {
+            if count > 0 {
+                *account.filtered.entry(filter_rule(filter)).or_default() += count;
+            }
+        }
+        accounts.push(account);
     }
-    Ok((merged, target_forms, sub_ms))
+    Ok((merged, target_forms, sub_ms, accounts))
 }
 
 /// A field under policy `ms` (or an array of them), to count the values that lose
@@ -583,6 +668,9 @@ struct BlockResult {
     filtered: u64,
     dropped: u64,
     sub_ms: u64,
+    /// Rows left out per filter of the table plan, and per reference whose orphans are dropped.
+    filtered_by: Vec<u64>,
+    dropped_by: Vec<u64>,
     rejects: Vec<RejectRecord>,
     samples: Vec<serde_json::Value>,
 }
@@ -594,8 +682,10 @@ fn transform_table(
     lookups: &Lookups<'_>,
     run: &Run<'_>,
     reporter: &dyn Reporter,
-) -> Result<(TableReport, Vec<serde_json::Value>), TransformError> {
+) -> Result<(TableReport, SourceAccount, Vec<serde_json::Value>), TransformError> {
     let file = format!("transformed/{}.jsonl", table.target);
+    let mut filtered_by = vec![0u64; table.filters.len()];
+    let mut dropped_by = vec![0u64; table.references.len()];
     let mut writer = if run.options.dry_run {
         None
     } else {
@@ -642,6 +732,12 @@ fn transform_table(
         report.dropped += result.dropped;
         report.sub_ms_dropped += result.sub_ms;
         report.rejected += result.rejects.len() as u64;
+        for (total, count) in filtered_by.iter_mut().zip(&result.filtered_by) {
+            *total += count;
+        }
+        for (total, count) in dropped_by.iter_mut().zip(&result.dropped_by) {
+            *total += count;
+        }
         for reject in result.rejects {
             if run.stopping() {
                 break;
@@ -711,6 +807,21 @@ fn transform_table(
     });
     outcome?;
     progress.finished(report.rows);
+    let mut account = SourceAccount {
+        table: table.source.to_string(),
+        target: Some(table.target.clone()),
+        rows: report.rows,
+        documents: report.documents,
+        rejected: report.rejected,
+        ..SourceAccount::default()
+    };
+    let rules = table.filters.iter().map(filter_rule).zip(filtered_by);
+    let drops = table.references.iter().map(drop_rule).zip(dropped_by);
+    for (rule, count) in rules.chain(drops) {
+        if count > 0 {
+            *account.filtered.entry(rule).or_default() += count;
+        }
+    }
     if !run.stopping() {
         blocks.verify(exported)?;
         if let Some(writer) = writer {
@@ -720,7 +831,7 @@ fn transform_table(
             report.checksum = Some(digest.checksum);
         }
     }
-    Ok((report, samples))
+    Ok((report, account, samples))
 }
 
 /// A block of whole lines of a raw file, and the line number of its first line.
@@ -873,7 +984,12 @@ fn transform_block(
     lines: Vec<u8>,
     context: &TableContext<'_>,
 ) -> Result<BlockResult, TransformError> {
-    let mut result = BlockResult { lines, ..BlockResult::default() };
+    let mut result = BlockResult {
+        lines,
+        filtered_by: vec![0; context.table.filters.len()],
+        dropped_by: vec![0; context.table.references.len()],
+        ..BlockResult::default()
+    };
     result.lines.clear();
     result.lines.reserve_exact(block.bytes.len() + block.bytes.len() / 4);
     let mut scratch = Scratch::default();
@@ -901,8 +1017,9 @@ fn transform_line(
     // The fast path writes most rows; the general path gives every other row its document or
     // the precise reason it has none.
     let written = match context.direct {
-        Some(_) if !document::passes(row, &table.filters) => {
+        Some(_) if let Some(rule) = document::failing_filter(row, &table.filters) => {
             result.filtered += 1;
+            result.filtered_by[rule] += 1;
             return;
         }
         Some(direct) => direct.write_line(row, lookups, scratch, &mut result.lines).is_ok(),
@@ -915,10 +1032,14 @@ fn transform_line(
             }
             Outcome::Filtered => {
                 result.filtered += 1;
+                if let Some(rule) = document::failing_filter(row, &table.filters) {
+                    result.filtered_by[rule] += 1;
+                }
                 return;
             }
-            Outcome::Dropped => {
+            Outcome::Dropped(reference) => {
                 result.dropped += 1;
+                result.dropped_by[reference] += 1;
                 return;
             }
             Outcome::Rejected(rejection) => {

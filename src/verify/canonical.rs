@@ -16,55 +16,156 @@ pub fn fingerprint(
     document: &serde_json::Map<String, Value>,
     skip: impl Fn(&str) -> bool,
 ) -> Fingerprint {
-    let mut hasher = blake3::Hasher::new();
+    let mut bytes = Vec::with_capacity(512);
     let mut keys: Vec<&String> = document.keys().filter(|k| !skip(k)).collect();
     keys.sort();
-    hasher.update(b"{");
+    bytes.push(b'{');
     for key in keys {
-        write_str(&mut hasher, key);
-        write_value(&mut hasher, &document[key]);
+        write_str(&mut bytes, key);
+        write_value(&mut bytes, &document[key]);
     }
-    hasher.update(b"}");
+    bytes.push(b'}');
     let mut out = [0; 16];
-    out.copy_from_slice(&hasher.finalize().as_bytes()[..16]);
+    out.copy_from_slice(&blake3::hash(&bytes).as_bytes()[..16]);
     out
+}
+
+/// A JSON string borrowed from the text it was read from when it has no escapes.
+#[derive(Debug, serde::Deserialize)]
+pub struct Str<'a>(#[serde(borrow)] pub std::borrow::Cow<'a, str>);
+
+/// A JSON object read as its entries in order, values left as text: what verify reduces
+/// documents from without building a tree of every value.
+#[derive(Debug, Default)]
+pub struct Entries<'a>(pub Vec<(std::borrow::Cow<'a, str>, &'a serde_json::value::RawValue)>);
+
+impl<'de: 'a, 'a> serde::Deserialize<'de> for Entries<'a> {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Visit<'a>(std::marker::PhantomData<&'a ()>);
+        impl<'de: 'a, 'a> serde::de::Visitor<'de> for Visit<'a> {
+            type Value = Entries<'a>;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("an object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<Self::Value, A::Error> {
+                let mut entries = Vec::with_capacity(map.size_hint().unwrap_or(16));
+                while let Some((key, value)) = map.next_entry::<Str<'de>, &'de RawValue>()? {
+                    entries.push((key.0, value));
+                }
+                Ok(Entries(entries))
+            }
+        }
+        deserializer.deserialize_map(Visit(std::marker::PhantomData))
+    }
+}
+
+impl<'a> Entries<'a> {
+    /// The value of `key` (the last one, as a JSON reader keeps).
+    pub fn get(&self, key: &str) -> Option<&'a RawValue> {
+        self.0.iter().rev().find(|(k, _)| k == key).map(|(_, v)| *v)
+    }
+}
+
+use serde_json::value::RawValue;
+
+/// The string a raw value holds, if it is a string.
+pub fn raw_str(value: &RawValue) -> Option<std::borrow::Cow<'_, str>> {
+    let text = value.get();
+    let inner = text.strip_prefix('"')?.strip_suffix('"')?;
+    // Valid JSON (a RawValue is): without a backslash the text between the quotes is the string.
+    if !inner.contains('\\') {
+        return Some(std::borrow::Cow::Borrowed(inner));
+    }
+    serde_json::from_str::<Str<'_>>(text).ok().map(|s| s.0)
+}
+
+/// [`fingerprint`] of a document read as [`Entries`]: the same bytes hashed, without a tree of
+/// values for scalars (objects and arrays are parsed as before).
+pub fn fingerprint_entries(document: &Entries<'_>, skip: impl Fn(&str) -> bool) -> Fingerprint {
+    let mut fields: Vec<&(std::borrow::Cow<'_, str>, &RawValue)> =
+        document.0.iter().filter(|(k, _)| !skip(k)).collect();
+    // Sorted by key; of equal keys the last is kept, as a JSON reader does.
+    fields.sort_by(|a, b| a.0.cmp(&b.0));
+    let mut bytes = Vec::with_capacity(512);
+    bytes.push(b'{');
+    for (i, (key, value)) in fields.iter().enumerate() {
+        if fields.get(i + 1).is_some_and(|next| next.0 == *key) {
+            continue;
+        }
+        write_str(&mut bytes, key);
+        write_raw(&mut bytes, value);
+    }
+    bytes.push(b'}');
+    let mut out = [0; 16];
+    out.copy_from_slice(&blake3::hash(&bytes).as_bytes()[..16]);
+    out
+}
+
+fn write_raw(out: &mut Vec<u8>, value: &RawValue) {
+    let text = value.get();
+    match text.as_bytes().first() {
+        Some(b'n') => out.push(b'n'),
+        Some(b't') => out.push(b't'),
+        Some(b'f') => out.push(b'f'),
+        Some(b'"') => match raw_str(value) {
+            Some(s) => {
+                out.push(b's');
+                write_str(out, &s);
+            }
+            None => write_value(out, &Value::String(text.to_owned())),
+        },
+        Some(b'{' | b'[') | None => match serde_json::from_str::<Value>(text) {
+            Ok(parsed) => write_value(out, &parsed),
+            Err(_) => write_value(out, &Value::String(text.to_owned())),
+        },
+        Some(_) => {
+            // A plain JSON number is a Float64 in Convex, as in `write_value`.
+            out.push(b'd');
+            // serde_json's `as_f64` (arbitrary precision) gives no value for one out of range.
+            let float = text.parse::<f64>().ok().filter(|f| f.is_finite()).unwrap_or(f64::NAN);
+            out.extend_from_slice(&float.to_bits().to_le_bytes());
+        }
+    }
 }
 
 /// The canonical text of a single value, for reports and for comparing one field.
 pub fn value_fingerprint(value: &Value) -> Fingerprint {
-    let mut hasher = blake3::Hasher::new();
-    write_value(&mut hasher, value);
+    let mut bytes = Vec::new();
+    write_value(&mut bytes, value);
     let mut out = [0; 16];
-    out.copy_from_slice(&hasher.finalize().as_bytes()[..16]);
+    out.copy_from_slice(&blake3::hash(&bytes).as_bytes()[..16]);
     out
 }
 
-fn write_str(hasher: &mut blake3::Hasher, s: &str) {
-    hasher.update(&(s.len() as u64).to_le_bytes());
-    hasher.update(s.as_bytes());
+fn write_str(hasher: &mut Vec<u8>, s: &str) {
+    hasher.extend_from_slice(&(s.len() as u64).to_le_bytes());
+    hasher.extend_from_slice(s.as_bytes());
 }
 
-fn write_value(hasher: &mut blake3::Hasher, value: &Value) {
+fn write_value(hasher: &mut Vec<u8>, value: &Value) {
     match value {
         Value::Null => {
-            hasher.update(b"n");
+            hasher.extend_from_slice(b"n");
         }
         Value::Bool(b) => {
-            hasher.update(if *b { b"t" } else { b"f" });
+            hasher.extend_from_slice(if *b { b"t" } else { b"f" });
         }
         Value::Number(n) => {
             // A plain JSON number is a Float64 in Convex: `1`, `1.0` and `1e0` are the same.
             let float = n.as_f64().unwrap_or(f64::NAN);
-            hasher.update(b"d");
-            hasher.update(&float.to_bits().to_le_bytes());
+            hasher.extend_from_slice(b"d");
+            hasher.extend_from_slice(&float.to_bits().to_le_bytes());
         }
         Value::String(s) => {
-            hasher.update(b"s");
+            hasher.extend_from_slice(b"s");
             write_str(hasher, s);
         }
         Value::Array(items) => {
-            hasher.update(b"[");
-            hasher.update(&(items.len() as u64).to_le_bytes());
+            hasher.extend_from_slice(b"[");
+            hasher.extend_from_slice(&(items.len() as u64).to_le_bytes());
             for item in items {
                 write_value(hasher, item);
             }
@@ -72,8 +173,8 @@ fn write_value(hasher: &mut blake3::Hasher, value: &Value) {
         Value::Object(map) => {
             let mut keys: Vec<&String> = map.keys().collect();
             keys.sort();
-            hasher.update(b"{");
-            hasher.update(&(keys.len() as u64).to_le_bytes());
+            hasher.extend_from_slice(b"{");
+            hasher.extend_from_slice(&(keys.len() as u64).to_le_bytes());
             for key in keys {
                 write_str(hasher, key);
                 write_value(hasher, &map[key]);
@@ -115,6 +216,25 @@ mod tests {
                 fingerprint(&base, |_| false),
                 fingerprint(&object(changed.clone()), |_| false),
                 "{changed}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_document_read_as_entries_has_the_same_fingerprint_as_its_tree() {
+        for text in [
+            r#"{"a":1,"b":{"y":[1.5,"x"],"x":null},"c":"caf\u00e9 \"q\"","d":true,"e":false}"#,
+            r#"{"z":-0.0,"n":1e400,"i":{"$integer":"AQAAAAAAAAA="},"s":"","_id":"x"}"#,
+            r#"{"k":"first","k":"last","m":12345678901234567890}"#,
+            r#"{}"#,
+        ] {
+            let tree: Value = serde_json::from_str(text).unwrap();
+            let entries: Entries<'_> = serde_json::from_str(text).unwrap();
+            let skip = |k: &str| k == "_id";
+            assert_eq!(
+                fingerprint(tree.as_object().unwrap(), skip),
+                fingerprint_entries(&entries, skip),
+                "{text}"
             );
         }
     }

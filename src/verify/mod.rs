@@ -1,59 +1,99 @@
-//! `migrate verify`: proof that Convex holds exactly the documents transform produced.
+//! `migrate verify`: proof against the source that every exported row arrived.
 //!
-//! Every table is read back from Convex (`migrate:page`) and compared with
-//! `transformed/<table>.jsonl` document by document: a fingerprint of the plain fields
-//! ([`canonical`]), and each reference through the legacy identity of the document it points
-//! at, so that ids, which differ per deployment, never need to match. Reported: documents
-//! missing from Convex, documents Convex has that the source does not, documents that differ
-//! (with the field), legacy ids held by two documents, and references that resolve to no
-//! document or to one in the wrong table.
+//! Two parts. [`reconcile`]: every row of the export (its manifest's counts, its raw files
+//! checked against them) is a document, merged into a document, left out by a plan rule, in a
+//! table the plan skips, or rejected; the counts must add up, and rejected rows fail verify
+//! unless accepted by number. [`compare`]: every Convex table is read back
+//! (`migrate:readBack`, references resolved on the server to the parent's table and legacy id)
+//! and compared with `transformed/<table>.jsonl` document by document: a fingerprint of the
+//! plain fields ([`canonical`]) and each reference by legacy identity, so that ids, which
+//! differ per deployment, never need to match. Memory stays bounded: a large table is compared
+//! one hash partition at a time. Reported: documents missing from Convex, documents Convex has
+//! that the source does not, documents that differ (with the field), legacy ids held by two
+//! documents, and references that resolve to no document.
 
 pub mod canonical;
+mod compare;
+mod reconcile;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
+use futures_util::{StreamExt, TryStreamExt};
 use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
-use self::canonical::{Fingerprint, fingerprint, value_fingerprint};
-use crate::convex::client::{ConvexClient, FunctionKind};
-use crate::data_dir::DataDir;
+use self::canonical::{Entries, fingerprint_entries, raw_str, value_fingerprint};
+use self::compare::{Counts, Found, Locator, Record, Spool, Spooled, Target};
+pub use self::reconcile::TableVerify;
+use crate::convex::client::{CallError, ConvexClient, FunctionKind};
+use crate::data_dir::{DataDir, DataDirError};
 use crate::import::order::TableStep;
 use crate::import::transformed::TransformedFile;
 use crate::import::{ConvexTarget, ImportError, Inputs, check_module};
+use crate::manifest::Manifest;
 use crate::output::{Reporter, Unit};
+use crate::transform::TableReport;
 
-/// Documents per `migrate:page` call: well inside a query's 16 MiB read limit for documents
-/// of ordinary size.
-const PAGE_SIZE: u32 = 500;
+/// Documents of one table compared in memory; a larger table is spilled into partitions of
+/// about this many. A record is ~100 bytes plus the legacy id and references, per side. Once a
+/// table is spilled at all, every record is, so smaller partitions cost only more files: this
+/// keeps peak memory at a 100,000-document table's whatever the size.
+pub const MEMORY_LIMIT: u64 = 100_000;
+
+/// Tables read back at once (each its own pages, one after another).
+const TABLES_AT_ONCE: usize = 2;
+
+/// `migrate:readBack` page size: at most this many documents…
+const MAX_PAGE: u64 = 4000;
+/// … at most this many `db.get`s of parents (index ranges: Convex allows 4,096 per query) …
+const MAX_PARENT_READS: u64 = 4000;
+/// … and about this many bytes of documents (Convex reads at most 16 MiB per query).
+const PAGE_BYTES: u64 = 4 << 20;
+
+#[derive(Debug, Clone)]
+pub struct VerifyOptions {
+    /// Differences listed in the report (all are counted).
+    pub show: usize,
+    /// Rows rejected by transform that the user accepts: verify passes only when exactly this
+    /// many were. `None`: any rejected row fails verify.
+    pub accept_rejected: Option<u64>,
+    /// See [`MEMORY_LIMIT`].
+    pub memory_limit: u64,
+}
+
+impl VerifyOptions {
+    pub fn new(show: usize, accept_rejected: Option<u64>) -> Self {
+        Self { show, accept_rejected, memory_limit: MEMORY_LIMIT }
+    }
+}
 
 #[derive(Debug, Clone, Serialize)]
 pub struct VerifyReport {
+    /// Every row accounted for, none rejected (or exactly the accepted number), and Convex
+    /// holds exactly the transformed documents: exit 0.
+    pub verified: bool,
     /// Convex holds exactly the transformed documents.
     pub identical: bool,
+    /// Every exported row is accounted for and the files agree with the manifests.
+    pub accounted: bool,
+    /// Rows in the export.
+    pub source_rows: u64,
+    /// Rows rejected by transform (lines in `rejects/`).
+    pub rejected: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub accepted_rejected: Option<u64>,
+    /// One row per source table.
     pub tables: Vec<TableVerify>,
+    /// What does not add up in the reconciliation, one sentence each.
+    pub problems: Vec<String>,
     /// The first `--show` differences (every one is counted in `tables`).
     pub differences: Vec<Difference>,
     pub seconds: f64,
-}
-
-#[derive(Debug, Clone, Default, Serialize)]
-pub struct TableVerify {
-    pub table: String,
-    /// Rows of the source tables in the export (before filters, merges and rejects).
-    pub source_rows: u64,
-    /// Documents transform produced.
-    pub transformed: u64,
-    /// Documents Convex holds.
-    pub convex: u64,
-    pub matching: u64,
-    pub missing: u64,
-    pub extra: u64,
-    pub different: u64,
-    pub duplicates: u64,
-    pub unresolved_references: u64,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -70,286 +110,287 @@ pub struct Difference {
     source_line: Option<u64>,
 }
 
-/// Every difference counted, the first `show` kept.
-struct Differences {
-    listed: Vec<Difference>,
-    total: u64,
-    show: usize,
-}
-
-impl Differences {
-    /// Counts a difference; returns it when it is one of those listed.
-    fn add(
-        &mut self,
-        table: &str,
-        legacy_id: &str,
-        kind: &'static str,
-        field: Option<&String>,
-        detail: String,
-    ) -> Option<&mut Difference> {
-        self.total += 1;
-        if self.listed.len() >= self.show {
-            return None;
-        }
-        self.listed.push(Difference {
-            table: table.to_owned(),
-            legacy_id: legacy_id.to_owned(),
-            kind,
-            field: field.cloned(),
-            detail,
-            source_line: None,
-        });
-        self.listed.last_mut()
-    }
-}
-
-/// What a reference field holds, in terms that do not depend on the deployment.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
-enum Target {
-    /// A document: its Convex table and legacy id.
-    Document(String, String),
-    /// Anything else, as JSON: a legacy id kept by `keep_legacy`, null, or an id of nothing.
-    Plain(String),
-}
-
-impl std::fmt::Display for Target {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Target::Document(table, legacy) => write!(f, "{table} {legacy}"),
-            Target::Plain(json) => f.write_str(json),
-        }
-    }
-}
-
-/// A Convex document reduced as it arrives: its legacy id, its plain fields (references not
-/// yet resolved, with the Convex id as locator), and its reference fields still holding ids.
-type ConvexReduced = (String, Reduced<String>, Vec<(String, Value)>);
-
-/// One document reduced to what is compared.
-struct Reduced<L> {
-    fields: Fingerprint,
-    references: Vec<(String, Target)>,
-    /// Where the document is: its line in the transformed file (`u64`), or its Convex id
-    /// (`String`).
-    locator: L,
-}
-
-/// Reads `transformed/` and every table in Convex, and compares them.
+/// Reconciles the export with transform's accounts and compares every table in Convex with
+/// `transformed/`.
 pub async fn verify(
     data_dir: &DataDir,
     inputs: &Inputs,
     target: &ConvexTarget,
-    show: usize,
+    options: &VerifyOptions,
     reporter: Arc<dyn Reporter>,
 ) -> Result<VerifyReport, ImportError> {
     let started = Instant::now();
+    let export = Manifest::read(data_dir).map_err(ImportError::from)?.ok_or_else(|| {
+        let missing = std::io::Error::from(std::io::ErrorKind::NotFound);
+        ImportError::DataDir(DataDirError::new("read", data_dir.manifest_path())(missing))
+    })?;
     let client = target.client()?;
     let info = check_module(&client, inputs).await?;
     let references: BTreeMap<String, BTreeMap<String, String>> =
         info.tables.into_iter().map(|(table, module)| (table, module.references)).collect();
 
-    // Convex first: every id's table and legacy id is needed before references compare.
-    // Documents are reduced as they arrive; their references stay ids until all are read.
+    // The raw files are hashed while the tables are compared.
+    let raw_check = {
+        let (data_dir, export) = (data_dir.clone(), export.clone());
+        tokio::task::spawn_blocking(move || reconcile::check_raw_files(&data_dir, &export))
+    };
+    let spill = data_dir.path(".verify");
+    remove_spill(&spill)?;
     let no_references = BTreeMap::new();
-    let mut convex_docs: BTreeMap<&str, Vec<ConvexReduced>> = BTreeMap::new();
-    let mut owners: HashMap<String, (&str, String)> = HashMap::new();
-    for step in &inputs.order {
-        let reference_fields = references.get(&step.table).unwrap_or(&no_references);
-        let mut progress = reporter.table_started(
-            &format!("{} (Convex)", step.table),
-            inputs.manifest.tables.iter().find(|t| t.table == step.table).map(|t| t.documents),
-            Unit::Documents,
-        );
-        let mut reduced = Vec::new();
-        read_convex_table(&client, step, &mut |legacy, document| {
-            let fields = fingerprint(&document, |k| skipped(k, reference_fields));
-            // The id and the reference values are moved out of the document, not copied: the
-            // references become targets once every table's ids are known.
-            let mut id = String::new();
-            let mut ids = Vec::new();
-            for (key, value) in document {
-                if key == "_id" {
-                    if let Value::String(s) = value {
-                        id = s;
-                    }
-                } else if reference_fields.contains_key(&key) {
-                    ids.push((key, value));
-                }
-            }
-            owners.insert(id.clone(), (step.table.as_str(), legacy.clone()));
-            reduced.push((legacy, Reduced { fields, references: Vec::new(), locator: id }, ids));
-            progress.rows(reduced.len() as u64);
-        })
-        .await?;
-        progress.finished(reduced.len() as u64);
-        convex_docs.insert(&step.table, reduced);
-    }
+    let tables = inputs.order.iter().enumerate().map(|(i, step)| {
+        let table = TableRun {
+            client: &client,
+            data_dir,
+            report: inputs.manifest.tables.iter().find(|t| t.table == step.table),
+            step,
+            references: references.get(&step.table).unwrap_or(&no_references),
+            options,
+            spill: spill.join(i.to_string()),
+        };
+        table.verify(reporter.clone())
+    });
+    let compared: Vec<(Counts, Vec<Found>)> =
+        futures_util::stream::iter(tables).buffered(TABLES_AT_ONCE).try_collect().await?;
+    remove_spill(&spill)?;
+    let mut problems = raw_check.await.expect("hashing raw files does not panic");
 
-    let mut tables = Vec::new();
-    let mut differences = Differences { listed: Vec::new(), total: 0, show };
-    for step in &inputs.order {
-        let reference_fields = references.get(&step.table).unwrap_or(&no_references);
-        let manifest = inputs.manifest.tables.iter().find(|t| t.table == step.table);
-        let mut report = TableVerify {
+    let mut differences = Vec::new();
+    let mut counts = BTreeMap::new();
+    for (step, (table_counts, found)) in inputs.order.iter().zip(compared) {
+        counts.insert(step.table.clone(), table_counts);
+        differences.extend(found.into_iter().map(|f| Difference {
             table: step.table.clone(),
-            source_rows: manifest.map_or(0, |t| t.rows),
-            transformed: manifest.map_or(0, |t| t.documents),
-            ..TableVerify::default()
-        };
-        let source = match manifest.and_then(|t| TransformedFile::of(data_dir, t)) {
-            Some(file) => read_source(&file, step, reference_fields)?,
-            None => HashMap::new(),
-        };
-        let mut seen: HashMap<&str, &Reduced<String>> = HashMap::new();
-        let mut reduced_convex = Vec::new();
-        for (legacy, mut reduced, ids) in
-            convex_docs.remove(step.table.as_str()).unwrap_or_default()
-        {
-            reduced.references = ids
-                .into_iter()
-                .map(|(field, value)| (field, convex_target(&value, &owners)))
-                .collect();
-            reduced.references.sort();
-            reduced_convex.push((legacy, reduced));
-        }
-        report.convex = reduced_convex.len() as u64;
-        for (legacy, reduced) in &reduced_convex {
-            if seen.insert(legacy.as_str(), reduced).is_some() {
-                report.duplicates += 1;
-                differences.add(
-                    &step.table,
-                    legacy,
-                    "duplicate",
-                    None,
-                    format!("a second document ({}) has this legacy id", reduced.locator),
-                );
-            }
-        }
-        // In line order, so that the first differences listed are the same on every run.
-        let mut in_line_order: Vec<(&String, &Reduced<u64>)> = source.iter().collect();
-        in_line_order.sort_by_key(|(_, reduced)| reduced.locator);
-        for (legacy, expected) in in_line_order {
-            let Some(actual) = seen.get(legacy.as_str()) else {
-                report.missing += 1;
-                differences.add(
-                    &step.table,
-                    legacy,
-                    "missing",
-                    None,
-                    format!("transformed line {} is not in Convex", expected.locator),
-                );
-                continue;
-            };
-            let mut same = true;
-            for (field, target) in &actual.references {
-                let wanted = expected.references.iter().find(|(f, _)| f == field).map(|(_, t)| t);
-                if wanted != Some(target) {
-                    same = false;
-                    let dangling = is_dangling(target, wanted);
-                    if dangling {
-                        report.unresolved_references += 1;
-                    }
-                    differences.add(
-                        &step.table,
-                        legacy,
-                        if dangling { "unresolved reference" } else { "different" },
-                        Some(field),
-                        format!(
-                            "Convex has {target}, the source has {}",
-                            wanted.map_or("nothing".to_owned(), ToString::to_string)
-                        ),
-                    );
-                }
-            }
-            for (field, target) in &expected.references {
-                if !actual.references.iter().any(|(f, _)| f == field) {
-                    same = false;
-                    differences.add(
-                        &step.table,
-                        legacy,
-                        "different",
-                        Some(field),
-                        format!("Convex has nothing, the source has {target}"),
-                    );
-                }
-            }
-            if actual.fields != expected.fields {
-                same = false;
-                if let Some(difference) =
-                    differences.add(&step.table, legacy, "different", None, "fields differ".into())
-                {
-                    difference.source_line = Some(expected.locator);
-                }
-            }
-            if same {
-                report.matching += 1;
-            } else {
-                report.different += 1;
-            }
-        }
-        for (legacy, reduced) in &reduced_convex {
-            if !source.contains_key(legacy) {
-                report.extra += 1;
-                differences.add(
-                    &step.table,
-                    legacy,
-                    "extra",
-                    None,
-                    format!("Convex document {} is not in the source", reduced.locator),
-                );
-            }
-        }
-        tables.push(report);
+            legacy_id: f.legacy_id,
+            kind: f.kind,
+            field: f.field,
+            detail: f.detail,
+            source_line: f.source_line,
+        }));
     }
-    name_differing_fields(&client, data_dir, inputs, &mut differences.listed, &references).await?;
+    differences.truncate(options.show);
+    name_differing_fields(&client, data_dir, inputs, &mut differences, &references).await?;
+
+    let (tables, reconciliation) =
+        reconcile::reconcile(data_dir, &export, &inputs.manifest, &inputs.order, &counts)?;
+    problems.extend(reconciliation);
+    let accounted = problems.is_empty();
+    let rejected: u64 = tables.iter().map(|t| t.rejected).sum();
+    match options.accept_rejected {
+        None if rejected > 0 => problems.push(format!(
+            "{rejected} row{} rejected by transform (listed in rejects/): fix them and run \
+             transform again, or accept them with `--accept-rejected {rejected}`",
+            if rejected == 1 { " was" } else { "s were" }
+        )),
+        Some(accepted) if accepted != rejected => problems.push(format!(
+            "`--accept-rejected {accepted}` accepts {accepted} rejected row{}, but transform \
+             rejected {rejected}",
+            if accepted == 1 { "" } else { "s" }
+        )),
+        _ => {}
+    }
+    let identical = counts
+        .values()
+        .all(|c| c.missing + c.extra + c.different + c.duplicates + c.unresolved_references == 0);
     Ok(VerifyReport {
-        identical: differences.total == 0,
+        verified: identical && problems.is_empty(),
+        identical,
+        accounted,
+        source_rows: export.tables.iter().map(|t| t.rows).sum(),
+        rejected,
+        accepted_rejected: options.accept_rejected,
         tables,
-        differences: differences.listed,
+        problems,
+        differences,
         seconds: started.elapsed().as_secs_f64(),
     })
 }
 
+fn remove_spill(dir: &Path) -> Result<(), ImportError> {
+    match std::fs::remove_dir_all(dir) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+            Err(DataDirError::new("remove", dir)(e).into())
+        }
+        _ => Ok(()),
+    }
+}
+
+/// One table to compare.
+struct TableRun<'a> {
+    client: &'a ConvexClient,
+    data_dir: &'a DataDir,
+    /// Transform's report of it (`None`: transform wrote no file for it).
+    report: Option<&'a TableReport>,
+    step: &'a TableStep,
+    /// Reference field → parent table.
+    references: &'a BTreeMap<String, String>,
+    options: &'a VerifyOptions,
+    /// Where its partitions are spilled, if it needs any.
+    spill: PathBuf,
+}
+
+/// `migrate:readBack`'s answer, the page left as text for the thread that reduces it.
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
-struct Page {
-    page: Vec<Map<String, Value>>,
+struct PageText {
+    page: Box<RawValue>,
     is_done: bool,
     continue_cursor: String,
 }
 
-/// Hands every document of the table, with its legacy id, to `each`.
-async fn read_convex_table(
-    client: &ConvexClient,
-    step: &TableStep,
-    each: &mut dyn FnMut(String, Map<String, Value>),
-) -> Result<(), ImportError> {
-    let mut cursor = Value::Null;
-    loop {
-        let args =
-            serde_json::json!({"table": step.table, "cursor": cursor, "numItems": PAGE_SIZE});
-        let page: Page = client
-            .call(FunctionKind::Query, "migrate:page", &args)
-            .await
-            .map_err(|source| ImportError::Convex { table: step.table.clone(), source })?;
-        for document in page.page {
-            let legacy = match document.get(&step.legacy_field) {
-                Some(Value::String(s)) => s.clone(),
-                other => other.map(Value::to_string).unwrap_or_default(),
-            };
-            each(legacy, document);
-        }
-        if page.is_done {
-            return Ok(());
-        }
-        cursor = Value::String(page.continue_cursor);
+/// One document of a page: its fields, and each reference field's parent (null: the id is
+/// no document's; absent: the field holds no id of the parent table).
+#[derive(Deserialize)]
+struct ReadBack<'a> {
+    #[serde(borrow)]
+    doc: Entries<'a>,
+    #[serde(default)]
+    refs: BTreeMap<String, Option<SourceRef>>,
+}
+
+impl TableRun<'_> {
+    async fn verify(
+        self,
+        reporter: Arc<dyn Reporter>,
+    ) -> Result<(Counts, Vec<Found>), ImportError> {
+        let documents = self.report.map_or(0, |t| t.documents);
+        let partitions = compare::partitions_for(documents, self.options.memory_limit);
+        let table = self.step.table.clone();
+
+        // The file is read on one thread, Convex's pages reduced on another, while this task
+        // fetches the next page.
+        let source = {
+            let file = self.report.and_then(|t| TransformedFile::of(self.data_dir, t));
+            let (spill, legacy_field) = (self.spill.clone(), self.step.legacy_field.clone());
+            let references = self.references.clone();
+            tokio::task::spawn_blocking(move || -> Result<Spooled, ImportError> {
+                let mut spool = Spool::new(&spill, "source", partitions)?;
+                if let Some(file) = file {
+                    read_source(&file, &legacy_field, &references, &mut spool)?;
+                }
+                Ok(spool.finish()?)
+            })
+        };
+        let read = Arc::new(AtomicU64::new(0));
+        let (pages, mut received) = tokio::sync::mpsc::channel::<Box<RawValue>>(4);
+        let convex = {
+            let (spill, legacy_field) = (self.spill.clone(), self.step.legacy_field.clone());
+            let (references, read, table) = (self.references.clone(), read.clone(), table.clone());
+            tokio::task::spawn_blocking(move || -> Result<Spooled, ImportError> {
+                let mut spool = Spool::new(&spill, "convex", partitions)?;
+                while let Some(page) = received.blocking_recv() {
+                    let documents: Vec<ReadBack<'_>> =
+                        serde_json::from_str(page.get()).map_err(|e| ImportError::Convex {
+                            table: table.clone(),
+                            source: CallError::NotConvex {
+                                path: "migrate:readBack".into(),
+                                detail: e.to_string(),
+                            },
+                        })?;
+                    for document in documents {
+                        let ordinal = read.fetch_add(1, Ordering::Relaxed) + 1;
+                        spool.push(reduce_convex(document, &legacy_field, &references, ordinal))?;
+                    }
+                }
+                Ok(spool.finish()?)
+            })
+        };
+
+        let mut progress =
+            reporter.table_started(&format!("{table} (Convex)"), Some(documents), Unit::Documents);
+        let mut cursor = Value::Null;
+        let num_items = page_size(self.report, self.references.len());
+        let fetched = loop {
+            let args = serde_json::json!({"table": table, "cursor": cursor, "numItems": num_items});
+            let page: PageText =
+                match self.client.call(FunctionKind::Query, "migrate:readBack", &args).await {
+                    Ok(page) => page,
+                    Err(source) => break Err(ImportError::Convex { table: table.clone(), source }),
+                };
+            // A closed channel: the reducing thread stopped on an error, reported below.
+            if pages.send(page.page).await.is_err() || page.is_done {
+                break Ok(());
+            }
+            progress.rows(read.load(Ordering::Relaxed));
+            cursor = Value::String(page.continue_cursor);
+        };
+        drop(pages);
+        let convex = convex.await.expect("reducing pages does not panic");
+        let source = source.await.expect("reading the transformed file does not panic");
+        fetched?;
+        let (convex, source) = (convex?, source?);
+        progress.finished(read.load(Ordering::Relaxed));
+
+        let show = self.options.show;
+        tokio::task::spawn_blocking(move || -> Result<(Counts, Vec<Found>), ImportError> {
+            let (mut counts, mut found) = (Counts::default(), Vec::new());
+            compare::compare(source, convex, show, &mut counts, &mut found)?;
+            Ok((counts, found))
+        })
+        .await
+        .expect("comparing does not panic")
     }
 }
 
-/// A transformed line: the document and its references in legacy form.
+/// Documents per `migrate:readBack` call for a table of `report`'s average document size with
+/// `references` reference fields: within Convex's limits per query, and large for speed.
+fn page_size(report: Option<&TableReport>, references: usize) -> u64 {
+    let average = report.filter(|t| t.documents > 0).map_or(1024, |t| t.bytes / t.documents);
+    let by_bytes = PAGE_BYTES / average.max(64);
+    let by_parents = MAX_PARENT_READS / (references as u64).max(1);
+    by_bytes.min(by_parents).clamp(1, MAX_PAGE)
+}
+
+/// A Convex document reduced: its plain fields fingerprinted, its references as the server
+/// resolved them.
+fn reduce_convex(
+    read: ReadBack<'_>,
+    legacy_field: &str,
+    references: &BTreeMap<String, String>,
+    ordinal: u64,
+) -> Record {
+    let ReadBack { doc, refs } = read;
+    let legacy = match doc.get(legacy_field) {
+        Some(value) => raw_str(value).map_or_else(|| raw_json(value), String::from),
+        None => String::new(),
+    };
+    let fields = fingerprint_entries(&doc, |k| skipped(k, references));
+    let id = doc.get("_id").and_then(raw_str).map(String::from).unwrap_or_default();
+    let mut targets: Vec<(String, Target)> = doc
+        .0
+        .iter()
+        .filter(|(k, _)| references.contains_key(k.as_ref()))
+        .map(|(field, value)| {
+            let target = match refs.get(field.as_ref()) {
+                Some(Some(parent)) => {
+                    Target::Document(parent.table.clone(), parent.legacy_id.clone())
+                }
+                _ => Target::Plain(raw_json(value)),
+            };
+            (field.to_string(), target)
+        })
+        .collect();
+    targets.sort();
+    targets.dedup_by(|a, b| a.0 == b.0);
+    Record { legacy, fields, references: targets, at: Locator::Convex { ordinal, id } }
+}
+
+/// A raw value as compact JSON, the same text whoever wrote it.
+fn raw_json(value: &RawValue) -> String {
+    serde_json::from_str::<Value>(value.get())
+        .map_or_else(|_| value.get().to_owned(), |v| v.to_string())
+}
+
+/// A transformed line's document, to name the fields that differ.
 #[derive(Deserialize)]
 struct SourceLine {
     doc: Map<String, Value>,
+}
+
+/// A transformed line as verify reduces it: the document's values left as text.
+#[derive(Deserialize)]
+struct SourceEntries<'a> {
+    #[serde(borrow)]
+    doc: Entries<'a>,
     #[serde(default)]
     refs: BTreeMap<String, SourceRef>,
 }
@@ -361,75 +402,43 @@ struct SourceRef {
     legacy_id: String,
 }
 
+/// Reduces every line of the transformed file into `spool`.
 fn read_source(
     file: &TransformedFile,
-    step: &TableStep,
+    legacy_field: &str,
     reference_fields: &BTreeMap<String, String>,
-) -> Result<HashMap<String, Reduced<u64>>, ImportError> {
+    spool: &mut Spool,
+) -> Result<(), ImportError> {
     // Checked against transform's manifest as it is read, as import checks it: compared with a
     // file cut short, Convex would look complete.
-    let mut documents = HashMap::new();
     file.for_each_line(|line, text| {
         let bad = |reason: String| ImportError::BadLine { path: file.path.clone(), line, reason };
-        let parsed: SourceLine = serde_json::from_slice(text).map_err(|e| bad(e.to_string()))?;
-        let legacy = match parsed.doc.get(&step.legacy_field) {
-            Some(Value::String(s)) => s.clone(),
-            _ => return Err(bad(format!("no string field `{}`", step.legacy_field))),
+        let parsed: SourceEntries<'_> =
+            serde_json::from_slice(text).map_err(|e| bad(e.to_string()))?;
+        let Some(legacy) = parsed.doc.get(legacy_field).and_then(raw_str) else {
+            return Err(bad(format!("no string field `{legacy_field}`")));
         };
-        let mut reduced = reduce(&parsed.doc, reference_fields, line);
+        let legacy = legacy.into_owned();
+        let fields = fingerprint_entries(&parsed.doc, |k| skipped(k, reference_fields));
+        let mut references: Vec<(String, Target)> = parsed
+            .doc
+            .0
+            .iter()
+            .filter(|(k, _)| reference_fields.contains_key(k.as_ref()))
+            .map(|(k, v)| (k.to_string(), Target::Plain(raw_json(v))))
+            .collect();
         for (field, reference) in parsed.refs {
-            reduced
-                .references
-                .push((field, Target::Document(reference.table, reference.legacy_id)));
+            references.push((field, Target::Document(reference.table, reference.legacy_id)));
         }
-        reduced.references.sort();
-        documents.insert(legacy, reduced);
+        references.sort();
+        spool.push(Record { legacy, fields, references, at: Locator::Line(line) })?;
         Ok(true)
-    })?;
-    Ok(documents)
+    })
 }
 
 /// Whether a field is left out of a document's fingerprint: system fields and references.
 fn skipped(field: &str, reference_fields: &BTreeMap<String, String>) -> bool {
     field == "_id" || field == "_creationTime" || reference_fields.contains_key(field)
-}
-
-/// Fingerprints a transformed document's plain fields; its reference fields become
-/// [`Target::Plain`]s.
-fn reduce(
-    document: &Map<String, Value>,
-    reference_fields: &BTreeMap<String, String>,
-    line: u64,
-) -> Reduced<u64> {
-    let fields = fingerprint(document, |k| skipped(k, reference_fields));
-    let mut references: Vec<(String, Target)> = document
-        .iter()
-        .filter(|(k, _)| reference_fields.contains_key(*k))
-        .map(|(k, v)| (k.clone(), plain_target(v)))
-        .collect();
-    references.sort();
-    Reduced { fields, references, locator: line }
-}
-
-fn plain_target(value: &Value) -> Target {
-    Target::Plain(value.to_string())
-}
-
-fn convex_target(value: &Value, owners: &HashMap<String, (&str, String)>) -> Target {
-    match value.as_str().and_then(|id| owners.get(id)) {
-        Some((table, legacy)) => Target::Document((*table).to_owned(), legacy.clone()),
-        None => plain_target(value),
-    }
-}
-
-/// Whether Convex holding `target` where the source has `wanted` is a reference that resolves
-/// to nothing: the source points at a document, and Convex holds a Convex id (the shape of one)
-/// that is no document's. Any other value there (a legacy id, null, a number) is a plain
-/// difference.
-fn is_dangling(target: &Target, wanted: Option<&Target>) -> bool {
-    let Target::Plain(json) = target else { return false };
-    matches!(wanted, Some(Target::Document(..)))
-        && serde_json::from_str::<String>(json).is_ok_and(|id| crate::convex::is_document_id(&id))
 }
 
 /// `migrate:get` takes at most this many legacy ids.
@@ -539,37 +548,5 @@ fn truncate(text: &str) -> String {
         text.to_owned()
     } else {
         format!("{}…", text.chars().take(80).collect::<String>())
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn plain(value: Value) -> Target {
-        Target::Plain(value.to_string())
-    }
-
-    #[test]
-    fn only_an_id_of_no_document_is_an_unresolved_reference() {
-        let wanted = Target::Document("users".into(), "7".into());
-        let id = convex_sink::id::encode(3, &[9; 16]);
-        assert!(is_dangling(&plain(Value::String(id.clone())), Some(&wanted)));
-
-        // A legacy value left in the field, or anything else that is no Convex id, is a plain
-        // difference, whatever its type.
-        for value in [
-            Value::String("7".into()),
-            Value::String("legacy-user-7".into()),
-            Value::String(id.to_uppercase()),
-            Value::Null,
-            serde_json::json!(7),
-        ] {
-            assert!(!is_dangling(&plain(value.clone()), Some(&wanted)), "{value}");
-        }
-        // An id where the source has no reference, or a plain value, is a plain difference too.
-        assert!(!is_dangling(&plain(Value::String(id.clone())), None));
-        assert!(!is_dangling(&plain(Value::String(id)), Some(&plain(Value::Null))));
-        assert!(!is_dangling(&wanted, Some(&wanted)));
     }
 }

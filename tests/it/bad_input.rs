@@ -275,7 +275,7 @@ fn a_transformed_manifest_of_another_format_version_stops_import_and_verify() {
     prepared.migrate(&["transform"]).success();
     let manifest = prepared.data_path("transformed/manifest.json");
     let text = std::fs::read_to_string(&manifest).unwrap();
-    let changed = text.replacen("\"format_version\": 1,", "\"format_version\": 99,", 1);
+    let changed = text.replacen("\"format_version\": 2,", "\"format_version\": 99,", 1);
     assert_ne!(changed, text, "the manifest names its format version");
     std::fs::write(&manifest, changed).unwrap();
 
@@ -286,7 +286,7 @@ fn a_transformed_manifest_of_another_format_version_stops_import_and_verify() {
             LOCAL_IO,
             &[
                 &format!("error: `{}` cannot be read", manifest.display()),
-                "caused by: format version 99 is not 1: another version of migrate wrote it",
+                "caused by: format version 99 is not 2: another version of migrate wrote it",
                 "hint: the transformed data is damaged or was changed by hand: run `migrate \
                  transform` again",
             ],

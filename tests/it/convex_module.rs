@@ -575,6 +575,52 @@ fn page_reads_a_whole_table_in_pages() {
 }
 
 #[test]
+fn read_back_resolves_references_to_the_parents_legacy_ids() {
+    let server = ConvexTestServer::for_plan(&blog_plan());
+    let api = Api::new(&server);
+    // GIVEN two users, three posts referring to them, then user 2 removed behind migrate's back
+    api.upsert("users", json!([user("1", "Ada"), user("2", "Grace")]));
+    api.upsert("posts", json!([post("a", "2"), post("b", "1"), post("c", "2")]));
+    api.ok("api/mutation", "migrate:remove", json!({ "table": "users", "legacyIds": ["2"] }));
+
+    // WHEN verify reads the posts back two at a time
+    let mut cursor = Value::Null;
+    let mut read = Vec::new();
+    loop {
+        let page = api.ok(
+            "api/query",
+            "migrate:readBack",
+            json!({ "table": "posts", "cursor": cursor, "numItems": 2 }),
+        );
+        read.extend(page["page"].as_array().unwrap().iter().cloned());
+        if page["isDone"] == true {
+            break;
+        }
+        cursor = page["continueCursor"].clone();
+    }
+
+    // THEN each document comes whole, with its reference resolved on the server to the
+    // parent's table and legacy id, and null where the id is no document's any more
+    let by_legacy = |legacy: &str| read.iter().find(|r| r["doc"]["legacyId"] == legacy).unwrap();
+    assert_eq!(read.len(), 3);
+    assert_eq!(
+        by_legacy("b")["refs"],
+        json!({ "authorId": { "table": "users", "legacyId": "1" } })
+    );
+    assert_eq!(by_legacy("a")["refs"], json!({ "authorId": null }));
+    assert_eq!(by_legacy("c")["refs"], json!({ "authorId": null }));
+    assert!(by_legacy("a")["doc"]["authorId"].is_string());
+    assert!(by_legacy("a")["doc"]["_id"].is_string());
+    // … and a table without references has empty refs
+    let users = api.ok(
+        "api/query",
+        "migrate:readBack",
+        json!({ "table": "users", "cursor": null, "numItems": 10 }),
+    );
+    assert_eq!(users["page"][0]["refs"], json!({}));
+}
+
+#[test]
 fn get_answers_in_order_with_null_for_the_missing() {
     let server = ConvexTestServer::for_plan(&blog_plan());
     let api = Api::new(&server);

@@ -244,8 +244,8 @@ fn the_whole_job_imports_and_verifies_cycles_composite_keys_orphans_and_a_consol
     );
     assert_eq!(status["runs"][0]["outcome"], "completed");
 
-    // AND verify proves it
-    let verify = prepared.against(&url, &key, &["verify"]).success();
+    // AND verify proves it, the one rejected row accepted by number
+    let verify = prepared.against(&url, &key, &["verify", "--accept-rejected", "1"]).success();
     assert!(verify.stdout.contains("verified: Convex holds exactly"), "{verify}");
 
     // WHEN the state is deleted and the import runs again
@@ -257,7 +257,7 @@ fn the_whole_job_imports_and_verifies_cycles_composite_keys_orphans_and_a_consol
         report["tables"].as_array().unwrap().iter().map(|t| t["inserted"].as_u64().unwrap()).sum();
     assert_eq!(inserted, 0, "{again}");
     assert_eq!(all_documents(&server, "members").len(), 4);
-    prepared.against(&url, &key, &["verify"]).success();
+    prepared.against(&url, &key, &["verify", "--accept-rejected", "1"]).success();
 
     // WHEN one field of one document changes in Convex
     call(
@@ -267,7 +267,7 @@ fn the_whole_job_imports_and_verifies_cycles_composite_keys_orphans_and_a_consol
         json!({"table": "members", "legacyId": "2", "field": "email", "value": "changed@x"}),
     );
     // THEN verify fails naming the table, the document and the field
-    let verify = prepared.against(&url, &key, &["verify"]);
+    let verify = prepared.against(&url, &key, &["verify", "--accept-rejected", "1"]);
     assert_eq!(verify.code, Some(1), "{verify}");
     assert!(
         verify
@@ -275,7 +275,8 @@ fn the_whole_job_imports_and_verifies_cycles_composite_keys_orphans_and_a_consol
             .contains(r#"different members 2.email: Convex has "changed@x", the source has "b@x""#),
         "{verify}"
     );
-    let json = prepared.against(&url, &key, &["--format", "json", "verify"]);
+    let json =
+        prepared.against(&url, &key, &["--format", "json", "verify", "--accept-rejected", "1"]);
     let report: Value = serde_json::from_str(&json.stdout).unwrap();
     assert_eq!(report["identical"], false);
     let members =
@@ -314,7 +315,7 @@ fn a_finished_import_sends_nothing_again_and_a_changed_plan_is_refused() {
     prepared.against(&url, &key, &["import"]).fails_with(2, &["another plan", "--force"]);
     prepared.against(&url, &key, &["import", "--force"]).success();
     assert_eq!(all_documents(&redeployed, "squads").len(), 2);
-    prepared.against(&url, &key, &["verify"]).success();
+    prepared.against(&url, &key, &["verify", "--accept-rejected", "1"]).success();
 }
 
 /// Transforms `prepared` and deploys its module with schema.ts edited so that Convex refuses an
@@ -403,7 +404,17 @@ fn run_chains_every_stage_and_reports_one_json_line_per_stage() {
     let run = prepared.against(
         server.url(),
         server.admin_key(),
-        &["--format", "json", "run", "--database-url", &url, "--max-rejected", "1"],
+        &[
+            "--format",
+            "json",
+            "run",
+            "--database-url",
+            &url,
+            "--max-rejected",
+            "1",
+            "--accept-rejected",
+            "1",
+        ],
     );
 
     // THEN each stage reported in turn, and verify found Convex identical

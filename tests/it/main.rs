@@ -25,3 +25,4 @@ mod transform_cli;
 mod transform_keys;
 mod transform_pipeline;
 mod transform_timestamps;
+mod verify_reconcile;

@@ -485,7 +485,7 @@ fn check_row(case: &Case) -> Result<(), TestCaseError> {
             prop_assert!(!rejection.reason.is_empty());
             prop_assert!(rejection.key.contains_key("id"), "{rejection:?}");
         }
-        Outcome::Filtered | Outcome::Dropped => {}
+        Outcome::Filtered | Outcome::Dropped(_) => {}
     }
     if let Err(rejection) =
         merged_row(&row, &plan.legacy_id.columns, &plan.fields, &columns, plan.nulls)

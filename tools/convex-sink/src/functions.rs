@@ -8,7 +8,7 @@ use serde_json::value::RawValue;
 
 use crate::id::DocId;
 use crate::json::{self, OrderedMap, Str};
-use crate::store::{Lookup, Store, Thrown, unknown_table, write_doc};
+use crate::store::{Doc, Lookup, Store, Thrown, unknown_table, write_doc};
 
 /// `migrate:get` takes at most this many legacy ids.
 pub const MAX_GET: usize = 1000;
@@ -37,6 +37,7 @@ enum Function {
     Upsert,
     PatchRefs,
     Page,
+    ReadBack,
     Get,
     Remove,
     LedgerWrite,
@@ -46,7 +47,11 @@ enum Function {
 impl Function {
     fn kind(self) -> Kind {
         match self {
-            Function::Info | Function::Page | Function::Get | Function::LedgerRead => Kind::Query,
+            Function::Info
+            | Function::Page
+            | Function::ReadBack
+            | Function::Get
+            | Function::LedgerRead => Kind::Query,
             Function::Upsert | Function::PatchRefs | Function::Remove | Function::LedgerWrite => {
                 Kind::Mutation
             }
@@ -64,6 +69,7 @@ fn find(path: &str) -> Option<Function> {
         "upsert" => Function::Upsert,
         "patchRefs" => Function::PatchRefs,
         "page" => Function::Page,
+        "readBack" => Function::ReadBack,
         "get" => Function::Get,
         "remove" => Function::Remove,
         "ledgerWrite" => Function::LedgerWrite,
@@ -103,6 +109,7 @@ pub fn call(
             store.atomically(|s| patch_refs(s, parse_args(args)?, &mut writes))?
         }
         Function::Page => page(store, parse_args(args)?)?,
+        Function::ReadBack => read_back(store, parse_args(args)?)?,
         Function::Get => get(store, parse_args(args)?)?,
         Function::Remove => remove(store, parse_args(args)?, &mut writes)?,
         Function::LedgerWrite => ledger_write(store, parse_args(args)?)?,
@@ -412,6 +419,76 @@ struct PageArgs<'a> {
     cursor: Option<Str<'a>>,
     #[serde(rename = "numItems")]
     num_items: f64,
+}
+
+/// The documents of a page: its table, the documents and the cursor, as `page` and `readBack`
+/// read them.
+fn page_of<'s>(
+    store: &'s Store,
+    args: &PageArgs<'_>,
+) -> Result<(usize, Vec<&'s Doc>, usize, bool), Thrown> {
+    let t = store.table_index(&args.table)?;
+    let start = match &args.cursor {
+        None => 0,
+        Some(cursor) => cursor.parse::<usize>().map_err(|_| {
+            Thrown(format!("InvalidCursor: {:?} is not a cursor of this query", &**cursor))
+        })?,
+    };
+    if args.num_items.is_nan() || args.num_items < 0.0 {
+        return Err(Thrown(format!("numItems must be a positive number, not {}", args.num_items)));
+    }
+    let (docs, next, done) = store.page(t, start, args.num_items as usize);
+    Ok((t, docs, next, done))
+}
+
+/// `readBack`: a page whose documents come as `{"doc": …, "refs": {field: parent}}`, each
+/// reference field holding an id of its parent table resolved to `{"table", "legacyId"}`, or
+/// null when that id is no document's (the module's `normalizeId` + `db.get`).
+fn read_back(store: &Store, args: PageArgs<'_>) -> Result<String, Thrown> {
+    let (t, docs, next, done) = page_of(store, &args)?;
+    let table = store.table(t);
+    let mut out =
+        String::with_capacity(docs.iter().map(|d| d.body.len() + 100).sum::<usize>() + 64);
+    out.push_str("{\"page\":[");
+    for (i, doc) in docs.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        out.push_str("{\"doc\":");
+        write_doc(&mut out, doc);
+        out.push_str(",\"refs\":{");
+        if !table.references.is_empty() {
+            let fields: OrderedMap<Str<'_>, &RawValue> =
+                serde_json::from_str(&doc.body).expect("stored bodies are JSON objects");
+            let mut first = true;
+            for (field, value) in &fields.0 {
+                let Some(reference) = table.references.get(&**field) else { continue };
+                let (Some(p), Some(id)) = (reference.parent_index, json::as_str(value)) else {
+                    continue;
+                };
+                let Some(parent) = store.resolve_id(p, &id) else { continue };
+                if !first {
+                    out.push(',');
+                }
+                first = false;
+                json::write_str(&mut out, field);
+                out.push(':');
+                match parent {
+                    Some(legacy) => {
+                        out.push_str("{\"table\":");
+                        json::write_str(&mut out, &reference.parent);
+                        out.push_str(",\"legacyId\":");
+                        json::write_str(&mut out, &legacy);
+                        out.push('}');
+                    }
+                    None => out.push_str("null"),
+                }
+            }
+        }
+        out.push_str("}}");
+    }
+    out.push_str(&format!("],\"isDone\":{done},\"continueCursor\":\"{next}\"}}"));
+    Ok(out)
 }
 
 fn page(store: &Store, args: PageArgs<'_>) -> Result<String, Thrown> {

@@ -34,6 +34,12 @@ impl DocId {
         DocId(id)
     }
 
+    /// `s` as an id when it has an id's length and alphabet (its content is not decoded).
+    pub fn parse(s: &str) -> Option<DocId> {
+        let bytes: [u8; ID_LEN] = s.as_bytes().try_into().ok()?;
+        bytes.iter().all(|b| ALPHABET.contains(b)).then_some(DocId(bytes))
+    }
+
     pub fn as_str(&self) -> &str {
         std::str::from_utf8(&self.0).expect("ids are ASCII")
     }

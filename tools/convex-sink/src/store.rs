@@ -47,6 +47,8 @@ pub struct Table {
     pub references: FxHashMap<Box<str>, Reference>,
     docs: Vec<Option<Doc>>,
     index: FxHashMap<Box<str>, Slots>,
+    /// Where each live document's id is: what `db.get` finds.
+    ids: FxHashMap<DocId, u32>,
     live: usize,
 }
 
@@ -97,6 +99,7 @@ impl Store {
                     .collect(),
                 docs: Vec::new(),
                 index: FxHashMap::default(),
+                ids: FxHashMap::default(),
                 live: 0,
             })
             .collect();
@@ -139,7 +142,9 @@ impl Store {
         match undo {
             Undo::Inserted { table, legacy } => {
                 let t = &mut self.tables[table];
-                t.docs.pop();
+                if let Some(Some(doc)) = t.docs.pop() {
+                    t.ids.remove(&doc.id);
+                }
                 t.live -= 1;
                 if let Some(legacy) = legacy {
                     t.unindex(&legacy, t.docs.len() as u32);
@@ -188,6 +193,7 @@ impl Store {
         let id = self.minter.mint(t.number);
         let slot = t.docs.len() as u32;
         t.docs.push(Some(Doc { id, created, body }));
+        t.ids.insert(id, slot);
         t.live += 1;
         if let Some(legacy) = legacy {
             t.index_add(legacy, slot);
@@ -214,7 +220,9 @@ impl Store {
             Some(Slots::Many(slots)) => slots,
         };
         for &slot in &slots {
-            t.docs[slot as usize] = None;
+            if let Some(doc) = t.docs[slot as usize].take() {
+                t.ids.remove(&doc.id);
+            }
         }
         t.live -= slots.len();
         slots.len()
@@ -236,6 +244,24 @@ impl Store {
             pos += 1;
         }
         (page, pos, pos >= docs.len())
+    }
+
+    /// What the module's `normalizeId(parent, value)` and `db.get` make of `value` for a
+    /// reference to table `parent`: `None` when it is no id of that table; `Some(None)` when it
+    /// is one of no document; `Some(Some(legacy id))` for a document (its legacy id field as a
+    /// string, or `None` when it has none).
+    pub fn resolve_id(&self, parent: usize, value: &str) -> Option<Option<String>> {
+        let t = &self.tables[parent];
+        let (number, _) = crate::id::decode(value).filter(|(n, _)| *n == t.number)?;
+        debug_assert_eq!(number, t.number);
+        let Some(&slot) = DocId::parse(value).and_then(|id| t.ids.get(&id)) else {
+            return Some(None);
+        };
+        let body = &self.doc(parent, slot).body;
+        let fields: json::OrderedMap<json::Str<'_>, &serde_json::value::RawValue> =
+            serde_json::from_str(body).expect("stored bodies are JSON objects");
+        let legacy = fields.0.iter().rev().find(|(key, _)| **key == *t.legacy_field);
+        Some(legacy.and_then(|(_, value)| json::as_str(value)).map(|s| s.into_owned()))
     }
 
     pub fn live_count(&self, table: usize) -> usize {

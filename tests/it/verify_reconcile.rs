@@ -1,0 +1,179 @@
+//! `migrate verify` proves the result against the source: every exported row is a document,
+//! merged, filtered by a plan rule, skipped or rejected, and the counts add up to the export's
+//! manifest. Real Postgres, the generated module under convex-test (tests/convex/server.ts).
+
+use serde_json::Value;
+
+use crate::convex_server::ConvexTestServer;
+use crate::import_pipeline::Prepared;
+use crate::support::Run;
+
+/// Four accounts; under policy `cents` the NaN balance of account 3 has no value.
+const ACCOUNTS: &str = "
+create table accounts (id int primary key, status text not null, balance numeric not null);
+insert into accounts values (1, 'active', 1.25), (2, 'closed', 2.5), (3, 'active', 'NaN'),
+  (4, 'active', 4);
+";
+
+const CENTS: &str = "[tables.\"public.accounts\".columns.balance]\npolicy = \"cents\"\n";
+
+/// Transformed with `transform_args`, deployed under convex-test and imported.
+fn imported(policies: &str, transform_args: &[&str]) -> (Prepared, ConvexTestServer) {
+    let prepared = Prepared::new(ACCOUNTS, policies);
+    let mut args = vec!["transform"];
+    args.extend_from_slice(transform_args);
+    prepared.migrate(&args).success();
+    let server = ConvexTestServer::for_convex_dir(&prepared.convex_dir());
+    prepared.against(server.url(), server.admin_key(), &["import"]).success();
+    (prepared, server)
+}
+
+fn verify(prepared: &Prepared, server: &ConvexTestServer, args: &[&str]) -> Run {
+    let mut all = vec!["verify"];
+    all.extend_from_slice(args);
+    prepared.against(server.url(), server.admin_key(), &all)
+}
+
+/// The JSON report's row of source table `public.accounts`.
+fn accounts_row(run: &Run) -> Value {
+    let report: Value = serde_json::from_str(&run.stdout).unwrap_or_else(|e| panic!("{e}\n{run}"));
+    let tables = report["tables"].as_array().unwrap();
+    tables.iter().find(|t| t["source"] == "public.accounts").cloned().unwrap()
+}
+
+#[test]
+fn rejected_rows_fail_verify_unless_accepted_by_their_exact_number() {
+    // GIVEN account 3 rejected by transform (tolerated there), the other three imported
+    let (prepared, server) = imported(CENTS, &["--max-rejected", "1"]);
+
+    // WHEN verify runs THEN Convex matches, but the rejected row fails it, exit 1, with the
+    // reconciliation showing where the row went and what to do
+    let run = verify(&prepared, &server, &[]);
+    assert_eq!(run.code, Some(1), "{run}");
+    assert!(
+        run.stdout.contains(
+            "1 row was rejected by transform (listed in rejects/): fix them and run transform \
+             again, or accept them with `--accept-rejected 1`"
+        ),
+        "{run}"
+    );
+    assert!(run.stdout.contains("NOT verified:\n"), "{run}");
+    assert!(!run.stdout.lines().any(|l| l.starts_with("verified")), "{run}");
+    let json = verify(&prepared, &server, &["--format", "json"]);
+    assert_eq!(json.code, Some(1), "{json}");
+    let report: Value = serde_json::from_str(&json.stdout).unwrap();
+    assert_eq!(
+        (&report["verified"], &report["identical"]),
+        (&Value::Bool(false), &Value::Bool(true))
+    );
+    let row = accounts_row(&json);
+    for (column, expected) in [
+        ("source_rows", 4),
+        ("documents", 3),
+        ("rejected", 1),
+        ("unaccounted", 0),
+        ("convex", 3),
+        ("matching", 3),
+    ] {
+        assert_eq!(row[column], expected, "{column}: {row}");
+    }
+
+    // WHEN the one rejected row is accepted THEN verify passes
+    let run = verify(&prepared, &server, &["--accept-rejected", "1"]).success();
+    assert!(run.stdout.contains("accounted for: every one of the 4 exported rows"), "{run}");
+    assert!(run.stdout.contains("1 rejected, accepted)"), "{run}");
+    assert!(run.stdout.contains("verified: Convex holds exactly the 3 transformed"), "{run}");
+
+    // WHEN another number is accepted THEN it fails saying both numbers
+    for wrong in ["0", "2"] {
+        let run = verify(&prepared, &server, &["--accept-rejected", wrong]);
+        assert_eq!(run.code, Some(1), "{run}");
+        assert!(
+            run.stdout
+                .contains(&format!("`--accept-rejected {wrong}` accepts {wrong} rejected row")),
+            "{run}"
+        );
+        assert!(run.stdout.contains("but transform rejected 1"), "{run}");
+    }
+}
+
+#[test]
+fn a_row_filtered_by_a_plan_rule_is_counted_under_its_rule_and_verify_passes() {
+    // GIVEN a plan that migrates active accounts only: account 2 is left out by that rule
+    let filter = "[[tables.\"public.accounts\".filter]]\ncolumn = \"status\"\nin = [\"active\"]\n";
+    let (prepared, server) = imported(filter, &[]);
+
+    // WHEN verify runs THEN every row is accounted for, the filtered one under its rule
+    let run = verify(&prepared, &server, &[]).success();
+    assert!(run.stdout.contains("filtered by plan rules:"), "{run}");
+    assert!(run.stdout.contains(r#"public.accounts filter `status` in ["active"]: 1"#), "{run}");
+    assert!(run.stdout.contains("4 exported rows (3 documents, 0 merged, 1 filtered"), "{run}");
+    let json = verify(&prepared, &server, &["--format", "json"]).success();
+    let row = accounts_row(&json);
+    assert_eq!((row["filtered"].as_u64(), row["documents"].as_u64()), (Some(1), Some(3)), "{row}");
+    assert_eq!(row["filtered_by_rule"][r#"filter `status` in ["active"]"#], 1, "{row}");
+    assert_eq!(row["unaccounted"], 0, "{row}");
+}
+
+#[test]
+fn a_row_lost_between_raw_and_transformed_is_caught_by_the_reconciliation() {
+    // GIVEN a transform bug: account 2 never reached transformed/, and transform's manifest
+    // agrees with its file (3 rows read, 3 documents, the file's size and checksum), so the
+    // import finds nothing wrong
+    let prepared = Prepared::new(ACCOUNTS, "");
+    prepared.migrate(&["transform"]).success();
+    let file = prepared.data_path("transformed/accounts.jsonl");
+    let text = std::fs::read_to_string(&file).unwrap();
+    let kept: String = text
+        .lines()
+        .filter(|l| !l.contains(r#""legacyId":"2""#))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    assert_eq!(kept.lines().count(), 3);
+    std::fs::write(&file, &kept).unwrap();
+    let manifest_path = prepared.data_path("transformed/manifest.json");
+    let mut manifest: Value =
+        serde_json::from_str(&std::fs::read_to_string(&manifest_path).unwrap()).unwrap();
+    let table = &mut manifest["tables"][0];
+    table["rows"] = 3.into();
+    table["documents"] = 3.into();
+    table["bytes"] = kept.len().into();
+    table["checksum"] = format!("blake3:{}", blake3::hash(kept.as_bytes()).to_hex()).into();
+    let source = &mut manifest["sources"][0];
+    assert_eq!(source["table"], "public.accounts");
+    source["rows"] = 3.into();
+    source["documents"] = 3.into();
+    std::fs::write(&manifest_path, serde_json::to_string_pretty(&manifest).unwrap()).unwrap();
+    let server = ConvexTestServer::for_convex_dir(&prepared.convex_dir());
+    prepared.against(server.url(), server.admin_key(), &["import"]).success();
+
+    // WHEN verify runs THEN Convex matches the transformed file, but the export had 4 rows:
+    // the gap is named, exit 1
+    let run = verify(&prepared, &server, &[]);
+    assert_eq!(run.code, Some(1), "{run}");
+    assert!(
+        run.stdout.contains(
+            "`public.accounts`: 4 rows exported, 3 accounted for (3 documents, 0 merged, 0 \
+             filtered, 0 skipped, 0 rejected): a gap of 1"
+        ),
+        "{run}"
+    );
+    assert!(run.stdout.contains("Convex holds exactly the 3 transformed documents"), "{run}");
+    let json = verify(&prepared, &server, &["--format", "json"]);
+    let row = accounts_row(&json);
+    assert_eq!((row["source_rows"].as_u64(), row["unaccounted"].as_i64()), (Some(4), Some(1)));
+
+    // AND a raw file changed since the export is noticed too
+    let raw = prepared.data_path("raw/public.accounts.jsonl");
+    let text = std::fs::read_to_string(&raw).unwrap();
+    std::fs::write(&raw, text.replacen("closed", "CLOSED", 1)).unwrap();
+    let run = verify(&prepared, &server, &[]);
+    assert_eq!(run.code, Some(1), "{run}");
+    assert!(
+        run.stdout.contains(
+            "`raw/public.accounts.jsonl` changed since export (4 lines, the \
+             manifest says 4)"
+        ),
+        "{run}"
+    );
+}
