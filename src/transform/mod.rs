@@ -232,8 +232,12 @@ pub fn transform(
         if run.stopping() {
             break;
         }
-        let (merged, merged_forms, merged_sub_ms, merged_accounts) =
-            merged_fields(table, catalog, &raw, &run)?;
+        let MergedTables {
+            fields: merged,
+            forms: merged_forms,
+            sub_ms: merged_sub_ms,
+            accounts: merged_accounts,
+        } = merged_fields(table, catalog, &raw, &run)?;
         let lookups = Lookups {
             parents: table.references.iter().map(|r| &parents[&r.parent]).collect(),
             forms,
@@ -510,6 +514,16 @@ fn parent_keys<'a>(
     Ok(all)
 }
 
+/// What [`merged_fields`] gathers for one table from the tables merged into it.
+struct MergedTables {
+    fields: MergedFields,
+    /// The target's key forms, when merged rows are keyed canonically.
+    forms: Option<Vec<keys::KeyForm>>,
+    /// Merged timestamps that lost sub-millisecond digits.
+    sub_ms: u64,
+    accounts: Vec<SourceAccount>,
+}
+
 /// The fields merged tables add to `table`'s documents, by legacy id (or, when some `on` key
 /// prints equal values differently, by canonical key, with the target's key forms to look it up
 /// with), how many of their timestamps lost sub-millisecond digits, and what became of each
@@ -519,7 +533,7 @@ fn merged_fields<'a>(
     catalog: &Catalog,
     raw: &impl Fn(&TableName) -> Result<&'a ExportedTable, TransformError>,
     run: &Run<'_>,
-) -> Result<(MergedFields, Option<Vec<keys::KeyForm>>, u64, Vec<SourceAccount>), TransformError> {
+) -> Result<MergedTables, TransformError> {
     let mut merged = MergedFields::new();
     let mut sub_ms = 0;
     let mut forms = Vec::new();
@@ -595,7 +609,7 @@ fn merged_fields<'a>(
         }
         accounts.push(account);
     }
-    Ok((merged, target_forms, sub_ms, accounts))
+    Ok(MergedTables { fields: merged, forms: target_forms, sub_ms, accounts })
 }
 
 /// A field under policy `ms` (or an array of them), to count the values that lose
