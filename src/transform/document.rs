@@ -169,11 +169,32 @@ pub fn convert_fields(
                 }
                 continue;
             }
-            (text, _) => convert::convert_text(&field.conversion, text),
+            (text, _) => {
+                let converted = convert::convert_text(&field.conversion, text);
+                if converted.is_ok()
+                    && let Some(duplicate) = convert::duplicate_json_key(&field.conversion, text)
+                {
+                    return Err(duplicate_key(field, duplicate));
+                }
+                converted
+            }
         };
         document.insert(field.field.clone(), converted.map_err(|e| at(&field.field, e))?);
     }
     Ok(())
+}
+
+/// A json value whose object repeats a key: keeping one value would lose the others.
+fn duplicate_key(field: &FieldPlan, duplicate: convert::DuplicateKey) -> Rejection {
+    rejection(
+        format!("{}{}", field.field, duplicate.path),
+        format!(
+            "json column `{}` has key `{}` {} times in one object: a Convex object holds one \
+             value per key, so the others would be lost (make the keys unique in the source; \
+             `jsonb` keeps only the last)",
+            field.column, duplicate.key, duplicate.times
+        ),
+    )
 }
 
 fn at(field: &str, error: ConvertError) -> Rejection {
