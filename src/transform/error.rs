@@ -19,6 +19,11 @@ pub enum TransformError {
     CorruptRaw { file: PathBuf, line: u64, reason: String },
     #[error("`{}` is not the file the export wrote for `{table}` (row count or checksum differs)", file.display())]
     RawChanged { file: PathBuf, table: TableName },
+    #[error(
+        "`{merged}` has {rows} rows for legacy id `{id}` of `{target}` ({ids} id{} with several rows): merging keeps one row per document, the others would be lost",
+        if *ids == 1 { "" } else { "s" }
+    )]
+    MergeNotOneToOne { merged: TableName, target: TableName, id: String, rows: u64, ids: u64 },
     /// `TransformOptions::cancel` was set; the command reports it as its interruption.
     #[error("transform was cancelled")]
     Interrupted,
@@ -48,6 +53,10 @@ impl TransformError {
             | TransformError::RawChanged { .. } => {
                 Some("the export was changed or cut short: run `migrate export` again".into())
             }
+            TransformError::MergeNotOneToOne { merged, .. } => Some(format!(
+                "keep `{merged}` a table of its own (remove its `merge_into`), or add a `filter` \
+                 that leaves at most one row per document"
+            )),
             TransformError::Interrupted => None,
             TransformError::Plan(error) => error.hint(),
             TransformError::DataDir(error) => error.hint(),

@@ -23,6 +23,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, mpsc};
 use std::time::Instant;
 
+use rustc_hash::FxHashMap;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value as Raw};
 
@@ -385,12 +386,23 @@ fn merged_fields<'a>(
     for merge in &table.merges {
         let shape = shape(catalog, &merge.source);
         let columns = Columns::new(&shape, &merge.on, &merge.fields);
+        // Rows per legacy id of this merged table: a second row for one document would
+        // overwrite the first one's fields, so it stops the run instead.
+        let mut rows: FxHashMap<String, u64> = FxHashMap::default();
+        let mut first_repeated: Option<String> = None;
         for_each_row(run.data_dir, raw(&merge.source)?, &shape, |line, row| {
             if !document::passes(row, &merge.filters) {
                 return Ok(true);
             }
             match document::merged_row(row, &merge.on, &merge.fields, &columns, table.nulls) {
-                Ok((key, fields)) => merged.entry(key).or_default().extend(fields),
+                Ok((key, fields)) => {
+                    let count = rows.entry(key.clone()).or_default();
+                    *count += 1;
+                    if *count == 2 && first_repeated.is_none() {
+                        first_repeated = Some(key.clone());
+                    }
+                    merged.entry(key).or_default().extend(fields);
+                }
                 Err(rejection) => {
                     run.record_reject(
                         &merge.source,
@@ -400,6 +412,15 @@ fn merged_fields<'a>(
             }
             Ok(!run.stopping())
         })?;
+        if let Some(id) = first_repeated {
+            return Err(TransformError::MergeNotOneToOne {
+                merged: merge.source.clone(),
+                target: table.source.clone(),
+                rows: rows[&id],
+                ids: rows.values().filter(|&&n| n > 1).count() as u64,
+                id,
+            });
+        }
     }
     Ok(merged)
 }
