@@ -23,7 +23,7 @@ pub enum TransformError {
         "`{merged}` has {rows} rows for legacy id `{id}` of `{target}` ({ids} id{} with several rows): merging keeps one row per document, the others would be lost",
         if *ids == 1 { "" } else { "s" }
     )]
-    MergeNotOneToOne { merged: TableName, target: TableName, id: String, rows: u64, ids: u64 },
+    MergeNotOneToOne { merged: String, target: String, id: String, rows: u64, ids: u64 },
     /// `TransformOptions::cancel` was set; the command reports it as its interruption.
     #[error("transform was cancelled")]
     Interrupted,

@@ -414,8 +414,8 @@ fn merged_fields<'a>(
         })?;
         if let Some(id) = first_repeated {
             return Err(TransformError::MergeNotOneToOne {
-                merged: merge.source.clone(),
-                target: table.source.clone(),
+                merged: merge.source.to_string(),
+                target: table.source.to_string(),
                 rows: rows[&id],
                 ids: rows.values().filter(|&&n| n > 1).count() as u64,
                 id,
