@@ -52,7 +52,7 @@ fn reject(field: impl Into<String>, reason: impl Into<String>) -> Outcome {
 }
 
 /// The values of `columns` in `row`; a value too deep to parse is kept as its JSON text.
-fn key_of(row: &Row<'_>, columns: &[String]) -> Map<String, Raw> {
+pub fn key_of(row: &Row<'_>, columns: &[String]) -> Map<String, Raw> {
     columns
         .iter()
         .map(|c| (c.clone(), row.value(c).unwrap_or_else(|_| Raw::String(row.text(c).into()))))

@@ -21,4 +21,5 @@ mod plan_support;
 mod security;
 mod support;
 mod transform_cli;
+mod transform_losses;
 mod transform_pipeline;

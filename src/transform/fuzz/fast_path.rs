@@ -71,6 +71,9 @@ fn both_paths(
             shown(&expected)
         ));
     }
+    if written != Ok(crate::transform::unique::id_hash(&transformed.legacy_id)) {
+        return Err(format!("the fast path's legacy id hash differs for\n{line}"));
+    }
     let direct = String::from_utf8(appended.to_vec()).map_err(|e| format!("not UTF-8: {e}"))?;
     Ok(BothPaths { direct: Some(direct), general })
 }
