@@ -519,7 +519,7 @@ fn transform_table(
         run.data_dir.path("transformed")
     };
     let mut ids = IdHashes::new(&id_dir, &table.target, ID_HASHES_IN_MEMORY);
-    let mut absorb = |result: BlockResult| -> Result<(Vec<u8>, Vec<u8>), TransformError> {
+    let mut absorb = |result: BlockResult| -> Result<(Vec<u8>, Spare), TransformError> {
         report.rows += result.rows;
         report.documents += result.documents;
         report.filtered += result.filtered;
@@ -538,7 +538,7 @@ fn transform_table(
             writer.write_lines(&result.lines, result.documents)?;
         }
         progress.rows(report.rows);
-        Ok((result.input, result.lines))
+        Ok((result.input, (result.lines, result.ids)))
     };
     // A pipeline: this thread reads (and hashes) blocks and writes (and hashes) results in
     // order, while the pool transforms up to `in_flight` blocks, so reading, transforming
@@ -547,7 +547,7 @@ fn transform_table(
     type BlockOutcome = Result<BlockResult, TransformError>;
     let (done, finished) = mpsc::channel::<(u64, std::thread::Result<BlockOutcome>)>();
     let mut outcome = Ok(());
-    let mut spare_lines: Vec<Vec<u8>> = Vec::new();
+    let mut spare_lines: Vec<Spare> = Vec::new();
     let in_flight = BLOCKS_PER_WORKER * rayon::current_num_threads() as u64;
     rayon::in_place_scope(|scope| {
         let mut waiting = BTreeMap::new();
@@ -558,12 +558,12 @@ fn transform_table(
                 match blocks.next_block() {
                     Ok(Some(block)) => {
                         let done = done.clone();
-                        let lines = spare_lines.pop().unwrap_or_default();
+                        let spare = spare_lines.pop().unwrap_or_default();
                         let context = &context;
                         scope.spawn(move |_| {
                             // A panic (a bug) is reported too, not left to block `recv`.
                             let result = std::panic::catch_unwind(AssertUnwindSafe(|| {
-                                transform_block(block, lines, context)
+                                transform_block(block, spare, context)
                             }));
                             let _ = done.send((sent, result));
                         });
@@ -584,9 +584,9 @@ fn transform_table(
                     continue;
                 }
                 match result.and_then(&mut absorb) {
-                    Ok((input, lines)) => {
+                    Ok((input, spare)) => {
                         blocks.recycle(input);
-                        spare_lines.push(lines);
+                        spare_lines.push(spare);
                     }
                     Err(e) => outcome = Err(e),
                 }
@@ -753,14 +753,19 @@ struct TableContext<'a> {
     samples: usize,
 }
 
-/// Transforms a block's rows, writing their lines into `lines` (a spare buffer).
+/// A finished block's output buffers, to transform another block into: lines and id hashes.
+type Spare = (Vec<u8>, Vec<u64>);
+
+/// Transforms a block's rows, writing their lines and id hashes into `spare` buffers.
 fn transform_block(
     block: Block,
-    lines: Vec<u8>,
+    spare: Spare,
     context: &TableContext<'_>,
 ) -> Result<BlockResult, TransformError> {
-    let mut result = BlockResult { lines, ..BlockResult::default() };
+    let (lines, ids) = spare;
+    let mut result = BlockResult { lines, ids, ..BlockResult::default() };
     result.lines.clear();
+    result.ids.clear();
     result.lines.reserve_exact(block.bytes.len() + block.bytes.len() / 4);
     let mut scratch = Scratch::default();
     let mut values = Vec::new();

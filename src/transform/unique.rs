@@ -6,18 +6,16 @@
 //! repeat, so every written document's legacy id is checked, whatever the table's size:
 //!
 //! 1. The workers hash each written document's legacy id ([`id_hash`], 64 bits) and
-//!    [`IdHashes`] collects the hashes; past a bound ([`ID_HASHES_IN_MEMORY`]) it sorts them and spills
-//!    them to a run file in the data directory, so memory stays bounded.
-//! 2. At the end of the table, merging the sorted runs gives the hashes seen more than once
-//!    ([`IdHashes::repeated`]): usually none, and the check is done.
+//!    [`IdHashes`] collects the hashes; past a bound ([`ID_HASHES_IN_MEMORY`]) it partitions
+//!    them by their top bits into bucket files in the data directory, so memory stays bounded.
+//! 2. At the end of the table, sorting each bucket on its own gives the hashes seen more than
+//!    once ([`IdHashes::repeated`]): usually none, and the check is done.
 //! 3. Otherwise the table's rows whose hash repeats are read again to compare their actual ids
 //!    (a 64-bit hash can collide); every row of a repeated id is moved from the transformed
 //!    file to the rejects (`super::reject_repeated_ids`).
 
-use std::cmp::Reverse;
-use std::collections::BinaryHeap;
 use std::fs::File;
-use std::io::{BufReader, BufWriter, Read, Write};
+use std::io::{BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
 
 use rayon::slice::ParallelSliceMut;
@@ -31,22 +29,31 @@ pub fn id_hash(id: impl AsRef<[u8]>) -> u64 {
     xxhash_rust::xxh3::xxh3_64(id.as_ref())
 }
 
-/// Hashes kept in memory before they are sorted and spilled to a run file: 64 MiB.
-pub const ID_HASHES_IN_MEMORY: usize = 8 << 20;
+/// Hashes kept in memory before they go to bucket files: 1 MiB, so that transform's memory
+/// stays flat from 100k rows on.
+pub const ID_HASHES_IN_MEMORY: usize = 1 << 17;
 
-/// The legacy id hashes of one Convex table's documents, in memory up to a bound and in
-/// sorted run files beyond it. Run files are removed when it is dropped.
+/// Bucket files past the bound: the hash's top bits choose one, so that equal hashes meet in
+/// one bucket, and each bucket is sorted on its own at the end (1/64 of the table's hashes: up
+/// to 12.5 MiB at 100M rows).
+const BUCKETS: usize = 64;
+/// Each bucket file's write buffer.
+const BUCKET_BUFFER: usize = 8 << 10;
+
+/// The legacy id hashes of one Convex table's documents: in memory up to a bound, then
+/// partitioned by their top bits into bucket files. Bucket files are removed when it is
+/// dropped.
 pub struct IdHashes {
     buffer: Vec<u64>,
     bound: usize,
-    /// Where run files go, and the start of their names.
+    /// Where bucket files go, and the start of their names.
     dir: PathBuf,
     stem: String,
-    runs: Vec<PathBuf>,
+    buckets: Vec<(PathBuf, BufWriter<File>)>,
 }
 
 impl IdHashes {
-    /// Run files go to `dir` as `.<stem>.ids-<n>.partial` (a partial file, so that one an
+    /// Bucket files go to `dir` as `.<stem>.ids-<n>.partial` (a partial file, so that one an
     /// interrupted run leaves is removed by the next).
     pub fn new(dir: &Path, stem: &str, bound: usize) -> Self {
         IdHashes {
@@ -54,106 +61,85 @@ impl IdHashes {
             bound: bound.max(1),
             dir: dir.to_path_buf(),
             stem: stem.to_owned(),
-            runs: Vec::new(),
+            buckets: Vec::new(),
         }
     }
 
     pub fn extend(&mut self, hashes: &[u64]) -> Result<(), DataDirError> {
-        let mut hashes = hashes;
-        while !hashes.is_empty() {
-            let room = self.bound - self.buffer.len();
-            let (now, later) = hashes.split_at(room.min(hashes.len()));
-            self.buffer.extend_from_slice(now);
-            hashes = later;
-            if self.buffer.len() == self.bound {
-                self.spill()?;
+        if self.buckets.is_empty() {
+            if self.buffer.len() + hashes.len() <= self.bound {
+                self.buffer.extend_from_slice(hashes);
+                return Ok(());
             }
+            self.open_buckets()?;
+            let buffer = std::mem::take(&mut self.buffer);
+            self.spread(&buffer)?;
+        }
+        self.spread(hashes)
+    }
+
+    fn open_buckets(&mut self) -> Result<(), DataDirError> {
+        for n in 0..BUCKETS {
+            let path = self.dir.join(format!(".{}.ids-{n}.partial", self.stem));
+            let file = File::create(&path).map_err(DataDirError::new("create", &path))?;
+            self.buckets.push((path, BufWriter::with_capacity(BUCKET_BUFFER, file)));
         }
         Ok(())
     }
 
-    fn spill(&mut self) -> Result<(), DataDirError> {
-        self.buffer.par_sort_unstable();
-        let path = self.dir.join(format!(".{}.ids-{}.partial", self.stem, self.runs.len()));
-        let file = File::create(&path).map_err(DataDirError::new("create", &path))?;
-        self.runs.push(path.clone());
-        let mut out = BufWriter::with_capacity(1 << 20, file);
-        for hash in &self.buffer {
-            out.write_all(&hash.to_le_bytes()).map_err(DataDirError::new("write", &path))?;
+    fn spread(&mut self, hashes: &[u64]) -> Result<(), DataDirError> {
+        for &hash in hashes {
+            let (path, out) = &mut self.buckets[bucket(hash)];
+            out.write_all(&hash.to_le_bytes()).map_err(DataDirError::new("write", &*path))?;
         }
-        out.flush().map_err(DataDirError::new("write", &path))?;
-        self.buffer.clear();
         Ok(())
     }
 
     /// The hashes seen more than once, sorted, each once.
     pub fn repeated(mut self) -> Result<Vec<u64>, DataDirError> {
-        self.buffer.par_sort_unstable();
         let mut repeated = Vec::new();
-        let mut note = |hash: u64, previous: Option<u64>| {
-            if previous == Some(hash) && repeated.last() != Some(&hash) {
-                repeated.push(hash);
-            }
-        };
-        if self.runs.is_empty() {
-            let mut previous = None;
-            for &hash in &self.buffer {
-                note(hash, previous);
-                previous = Some(hash);
-            }
+        if self.buckets.is_empty() {
+            self.buffer.par_sort_unstable();
+            find_repeated(&self.buffer, &mut repeated);
             return Ok(repeated);
         }
-        // A k-way merge of the runs and the sorted buffer.
-        let mut sources = Vec::with_capacity(self.runs.len());
-        for path in &self.runs {
-            let file = File::open(path).map_err(DataDirError::new("open", path))?;
-            sources.push(Sorted::Run { path, reader: BufReader::with_capacity(1 << 16, file) });
-        }
-        sources.push(Sorted::Memory(self.buffer.iter()));
-        let mut heads = BinaryHeap::new();
-        for (index, source) in sources.iter_mut().enumerate() {
-            if let Some(hash) = source.next()? {
-                heads.push(Reverse((hash, index)));
-            }
-        }
-        let mut previous = None;
-        while let Some(Reverse((hash, index))) = heads.pop() {
-            note(hash, previous);
-            previous = Some(hash);
-            if let Some(next) = sources[index].next()? {
-                heads.push(Reverse((next, index)));
-            }
+        // Buckets in order of their top bits: the result comes out sorted.
+        let mut hashes = std::mem::take(&mut self.buffer);
+        let mut bytes = Vec::new();
+        for (path, out) in &mut self.buckets {
+            out.flush().map_err(DataDirError::new("write", &*path))?;
+            bytes.clear();
+            let mut file = File::open(&*path).map_err(DataDirError::new("open", &*path))?;
+            file.read_to_end(&mut bytes).map_err(DataDirError::new("read", &*path))?;
+            hashes.clear();
+            hashes.extend(
+                bytes.chunks_exact(8).map(|b| u64::from_le_bytes(b.try_into().expect("8 bytes"))),
+            );
+            hashes.sort_unstable();
+            find_repeated(&hashes, &mut repeated);
         }
         Ok(repeated)
     }
 }
 
-impl Drop for IdHashes {
-    fn drop(&mut self) {
-        for path in &self.runs {
-            let _ = data_dir::remove_if_exists(path);
+/// The bucket of a hash: its top bits.
+fn bucket(hash: u64) -> usize {
+    (hash >> (64 - BUCKETS.trailing_zeros())) as usize
+}
+
+/// Appends the values of sorted `hashes` that appear more than once, each once.
+fn find_repeated(hashes: &[u64], repeated: &mut Vec<u64>) {
+    for pair in hashes.windows(2) {
+        if pair[0] == pair[1] && repeated.last() != Some(&pair[0]) {
+            repeated.push(pair[0]);
         }
     }
 }
 
-/// One sorted sequence of hashes in the merge.
-enum Sorted<'a> {
-    Run { path: &'a Path, reader: BufReader<File> },
-    Memory(std::slice::Iter<'a, u64>),
-}
-
-impl Sorted<'_> {
-    fn next(&mut self) -> Result<Option<u64>, DataDirError> {
-        match self {
-            Sorted::Memory(hashes) => Ok(hashes.next().copied()),
-            Sorted::Run { path, reader } => {
-                let mut bytes = [0; 8];
-                match reader.read_exact(&mut bytes) {
-                    Ok(()) => Ok(Some(u64::from_le_bytes(bytes))),
-                    Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => Ok(None),
-                    Err(e) => Err(DataDirError::new("read", *path)(e)),
-                }
-            }
+impl Drop for IdHashes {
+    fn drop(&mut self) {
+        for (path, _) in self.buckets.drain(..) {
+            let _ = data_dir::remove_if_exists(&path);
         }
     }
 }
@@ -169,14 +155,14 @@ mod tests {
         for block in hashes.chunks(3) {
             ids.extend(block).unwrap();
         }
-        let runs = ids.runs.len();
+        let files = std::fs::read_dir(dir.path()).unwrap().count();
         let found = ids.repeated().unwrap();
-        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0, "run files are removed");
-        (found, runs)
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0, "bucket files are removed");
+        (found, files)
     }
 
     #[test]
-    fn repeated_hashes_are_found_in_memory_and_across_spilled_runs() {
+    fn repeated_hashes_are_found_in_memory_and_across_bucket_files() {
         // GIVEN 1000 hashes where 5 values repeat (2 to 4 times), in no order
         let mut hashes: Vec<u64> =
             (0..1000u64).map(|n| n.wrapping_mul(0x9E37_79B9_7F4A_7C15)).collect();
@@ -188,13 +174,13 @@ mod tests {
         expected.sort_unstable();
 
         // WHEN everything fits in memory, THEN the repeated hashes are found, each once
-        let (found, runs) = repeated(&hashes, ID_HASHES_IN_MEMORY);
-        assert_eq!((found, runs), (expected.clone(), 0));
-        // WHEN a tiny bound spills them to many runs (a repeat's copies in different runs)
-        let (found, runs) = repeated(&hashes, 16);
-        // THEN the merge finds the same
+        let (found, files) = repeated(&hashes, ID_HASHES_IN_MEMORY);
+        assert_eq!((found, files), (expected.clone(), 0));
+        // WHEN a tiny bound sends them to bucket files, a repeat's copies before and after
+        let (found, files) = repeated(&hashes, 16);
+        // THEN the buckets find the same
         assert_eq!(found, expected);
-        assert_eq!(runs, hashes.len() / 16);
+        assert_eq!(files, BUCKETS);
         // AND nothing is found where nothing repeats
         let unique: Vec<u64> = (0..100).collect();
         assert_eq!(repeated(&unique, 7).0, Vec::<u64>::new());
