@@ -18,6 +18,7 @@ use std::fs::File;
 use std::io::{BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
 
+use rayon::iter::{IntoParallelRefMutIterator, ParallelIterator};
 use rayon::slice::ParallelSliceMut;
 
 use crate::data_dir::{self, DataDirError};
@@ -103,20 +104,30 @@ impl IdHashes {
             find_repeated(&self.buffer, &mut repeated);
             return Ok(repeated);
         }
-        // Buckets in order of their top bits: the result comes out sorted.
-        let mut hashes = std::mem::take(&mut self.buffer);
-        let mut bytes = Vec::new();
-        for (path, out) in &mut self.buckets {
-            out.flush().map_err(DataDirError::new("write", &*path))?;
-            bytes.clear();
-            let mut file = File::open(&*path).map_err(DataDirError::new("open", &*path))?;
-            file.read_to_end(&mut bytes).map_err(DataDirError::new("read", &*path))?;
-            hashes.clear();
-            hashes.extend(
-                bytes.chunks_exact(8).map(|b| u64::from_le_bytes(b.try_into().expect("8 bytes"))),
-            );
-            hashes.sort_unstable();
-            find_repeated(&hashes, &mut repeated);
+        // Buckets in order of their top bits: the result comes out sorted. A few at a time,
+        // one per thread.
+        drop(std::mem::take(&mut self.buffer));
+        let found: Vec<Result<Vec<u64>, DataDirError>> = self
+            .buckets
+            .par_iter_mut()
+            .map(|(path, out)| {
+                out.flush().map_err(DataDirError::new("write", &*path))?;
+                let mut bytes = Vec::new();
+                let mut file = File::open(&*path).map_err(DataDirError::new("open", &*path))?;
+                file.read_to_end(&mut bytes).map_err(DataDirError::new("read", &*path))?;
+                let mut hashes: Vec<u64> = bytes
+                    .chunks_exact(8)
+                    .map(|b| u64::from_le_bytes(b.try_into().expect("8 bytes")))
+                    .collect();
+                drop(bytes);
+                hashes.sort_unstable();
+                let mut repeated = Vec::new();
+                find_repeated(&hashes, &mut repeated);
+                Ok(repeated)
+            })
+            .collect();
+        for bucket in found {
+            repeated.extend(bucket?);
         }
         Ok(repeated)
     }
