@@ -121,6 +121,14 @@ pub fn transform_summary(report: &TransformReport, format: OutputFormat) -> Stri
             plural(t.sub_ms_dropped as usize),
         ));
     }
+    if report.duplicate_ids > 0 {
+        out.push_str(&format!(
+            "{} of the rejected row{} share{} a legacy id with other rows of their table (reason `legacy id … is held by N rows`)\n",
+            HumanCount(report.duplicate_ids),
+            plural(report.duplicate_ids as usize),
+            if report.duplicate_ids == 1 { "s" } else { "" },
+        ));
+    }
     if !report.skipped.is_empty() {
         out.push_str(&format!("not migrated (skip = true): {}\n", report.skipped.join(", ")));
     }

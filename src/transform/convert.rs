@@ -563,6 +563,122 @@ fn json(raw: Raw, keys: JsonKeyPolicy) -> Result<Value, ConvertError> {
     })
 }
 
+/// A key that appears more than once in one object of a json value (Postgres `json` keeps
+/// them all; `jsonb` and Convex keep one).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DuplicateKey {
+    /// Where the object sits inside the value (`[3]`, `.key`), empty for the value itself.
+    pub path: String,
+    pub key: String,
+    /// How many times the key appears in that object.
+    pub times: usize,
+}
+
+/// The first repeated key of an object inside `text`, the raw JSON text of a value of
+/// `conversion`; `None` when the conversion holds no json or no key repeats. The general path
+/// parses into `serde_json::Value`, which keeps the last of repeated keys: this pass over the
+/// text is what notices that the others would be lost.
+pub fn duplicate_json_key(conversion: &Conversion, text: &str) -> Option<DuplicateKey> {
+    let holds_json = match conversion {
+        Conversion::Json { .. } => true,
+        Conversion::Array(element) => matches!(**element, Conversion::Json { .. }),
+        _ => false,
+    };
+    if !holds_json || memchr::memchr(b'{', text.as_bytes()).is_none() {
+        return None;
+    }
+    let found = std::cell::RefCell::new(None);
+    let mut deserializer = serde_json::Deserializer::from_str(text);
+    let _ = serde::de::DeserializeSeed::deserialize(KeyCheck { found: &found }, &mut deserializer);
+    found.into_inner().map(|(mut segments, key, times): (Vec<String>, String, usize)| {
+        segments.reverse();
+        DuplicateKey { path: segments.concat(), key, times }
+    })
+}
+
+/// Walks a JSON value without building it, stopping at the first object with a repeated key:
+/// `found` then holds the path's segments (innermost first), the key and its count.
+#[derive(Clone, Copy)]
+struct KeyCheck<'a> {
+    found: &'a std::cell::RefCell<Option<(Vec<String>, String, usize)>>,
+}
+
+impl KeyCheck<'_> {
+    /// Adds the segment of the child that failed to the path, when a repeated key was found.
+    fn inside<E>(&self, segment: impl FnOnce() -> String) -> impl FnOnce(E) -> E {
+        move |error| {
+            if let Some((segments, _, _)) = self.found.borrow_mut().as_mut() {
+                segments.push(segment());
+            }
+            error
+        }
+    }
+}
+
+impl<'de> serde::de::DeserializeSeed<'de> for KeyCheck<'_> {
+    type Value = ();
+
+    fn deserialize<D: serde::Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
+        deserializer.deserialize_any(self)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for KeyCheck<'_> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a JSON value")
+    }
+
+    fn visit_bool<E>(self, _: bool) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_i64<E>(self, _: i64) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_u64<E>(self, _: u64) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_f64<E>(self, _: f64) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_str<E>(self, _: &str) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_unit<E>(self) -> Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        let mut index = 0;
+        while seq
+            .next_element_seed(KeyCheck { found: self.found })
+            .map_err(self.inside(|| format!("[{index}]")))?
+            .is_some()
+        {
+            index += 1;
+        }
+        Ok(())
+    }
+
+    /// With `arbitrary_precision`, a number arrives here too, as a map of one key.
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        let mut keys = Vec::new();
+        while let Some(key) = map.next_key::<String>()? {
+            map.next_value_seed(KeyCheck { found: self.found })
+                .map_err(self.inside(|| format!(".{key}")))?;
+            keys.push(key);
+        }
+        keys.sort_unstable();
+        let Some(at) = keys.windows(2).position(|pair| pair[0] == pair[1]) else {
+            return Ok(());
+        };
+        let times = keys[at..].iter().take_while(|k| **k == keys[at]).count();
+        *self.found.borrow_mut() = Some((Vec::new(), keys.swap_remove(at), times));
+        Err(serde::de::Error::custom("a repeated key"))
+    }
+}
+
 /// docs/plan-format.md: a leading `$` becomes `_`, every character outside printable ASCII
 /// becomes `_`, an empty key becomes `_`.
 fn renamed_key(key: &str) -> String {
@@ -759,6 +875,31 @@ mod tests {
         );
         let big: Raw = serde_json::from_str(r#"{"n": 12345678901234567890123}"#).unwrap();
         assert!(err(Conversion::Json { keys }, big).starts_with(".n: "));
+    }
+
+    #[test]
+    fn repeated_json_keys_are_found_with_their_path() {
+        let json = Conversion::Json { keys: JsonKeyPolicy::Rename };
+        let found = |conversion: &Conversion, text: &str| {
+            duplicate_json_key(conversion, text).map(|d| (d.path, d.key, d.times))
+        };
+        assert_eq!(found(&json, r#"{"dup":1,"dup":2}"#), Some(("".into(), "dup".into(), 2)));
+        assert_eq!(
+            found(&json, r#"{"a":[0,{"k":1,"x":2,"k":[],"k":3}]}"#),
+            Some((".a[1]".into(), "k".into(), 3))
+        );
+        // Escapes are decoded before keys are compared.
+        assert_eq!(found(&json, r#"{"a":1,"\u0061":2}"#), Some(("".into(), "a".into(), 2)));
+        let jsons = Conversion::Array(Box::new(json.clone()));
+        assert_eq!(
+            found(&jsons, r#"[{"a":1},{"b":1,"b":1}]"#),
+            Some(("[1]".into(), "b".into(), 2))
+        );
+        for unique in [r#"{"a":{"a":1},"b":12345678901234567890123}"#, "[1,2]", r#""{}""#] {
+            assert_eq!(found(&json, unique), None, "{unique}");
+        }
+        // Only json holds objects.
+        assert_eq!(found(&Conversion::String, r#"{"a":1,"a":2}"#), None);
     }
 
     #[test]

@@ -16,6 +16,7 @@ use super::convert::{convert_text, exact_f64, plain_string};
 use super::document::{Columns, Lookups, ParentKeys, legacy_id, reference_key};
 use super::keys::write_canonical_key;
 use super::row::{Row, RowShape};
+use super::unique::id_hash;
 use crate::convex::rules::{
     self, MAX_ARRAY_LEN, MAX_DOCUMENT_FIELDS, MAX_DOCUMENT_SIZE, MAX_NESTING, MAX_OBJECT_FIELDS,
 };
@@ -134,15 +135,16 @@ impl DirectPlan {
         })
     }
 
-    /// Appends the row's document line (the format of `write_document_line`) to `out`, or
-    /// returns [`NotDirect`] with `out` as it was. The row has passed the table's filters.
+    /// Appends the row's document line (the format of `write_document_line`) to `out` and
+    /// returns its legacy id's [`id_hash`], or returns [`NotDirect`] with `out` as it was. The
+    /// row has passed the table's filters.
     pub fn write_line(
         &self,
         row: &Row<'_>,
         lookups: &Lookups<'_>,
         scratch: &mut Scratch,
         out: &mut Vec<u8>,
-    ) -> Direct<()> {
+    ) -> Direct<u64> {
         let start = out.len();
         let written = self.write(row, lookups, scratch, out);
         if written.is_err() {
@@ -157,7 +159,7 @@ impl DirectPlan {
         lookups: &Lookups<'_>,
         scratch: &mut Scratch,
         out: &mut Vec<u8>,
-    ) -> Direct<()> {
+    ) -> Direct<u64> {
         // References first: an orphan sends the row to the general path before anything is
         // written. Found parents' ids wait in `scratch.refs` as JSON strings.
         scratch.refs.clear();
@@ -184,12 +186,15 @@ impl DirectPlan {
         out.extend_from_slice(b"{\"doc\":{");
         let mut size = 2;
         let mut first = true;
+        let mut id_hash = 0;
         for field in &self.fields {
             let value_size = match &field.source {
                 Source::LegacyId => {
                     comma(out, &mut first);
                     out.extend_from_slice(&field.key);
-                    self.write_legacy_id(row, out)?
+                    let (size, hash) = self.write_legacy_id(row, out)?;
+                    id_hash = hash;
+                    size
                 }
                 Source::Column { position, conversion, when_null } => {
                     let text = row.text_at(*position);
@@ -236,11 +241,11 @@ impl DirectPlan {
             out.push(b'}');
         }
         out.extend_from_slice(b"}\n");
-        Ok(())
+        Ok(id_hash)
     }
 
-    /// Writes the legacy id as a JSON string; returns its Convex size.
-    fn write_legacy_id(&self, row: &Row<'_>, out: &mut Vec<u8>) -> Direct<usize> {
+    /// Writes the legacy id as a JSON string; returns its Convex size and its [`id_hash`].
+    fn write_legacy_id(&self, row: &Row<'_>, out: &mut Vec<u8>) -> Direct<(usize, u64)> {
         if let [position] = self.legacy_positions[..] {
             let text = row.text_at(position);
             if text == "null" {
@@ -248,13 +253,13 @@ impl DirectPlan {
             }
             if let Some(inner) = plain_string(text) {
                 out.extend_from_slice(text.as_bytes());
-                return Ok(2 + inner.len());
+                return Ok((2 + inner.len(), id_hash(inner)));
             }
         }
         let id =
             legacy_id(row, &self.legacy_columns, &self.legacy_positions).map_err(|_| NotDirect)?;
         write_string(out, &id);
-        Ok(2 + id.len())
+        Ok((2 + id.len(), id_hash(&id)))
     }
 }
 

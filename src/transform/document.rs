@@ -52,7 +52,7 @@ fn reject(field: impl Into<String>, reason: impl Into<String>) -> Outcome {
 }
 
 /// The values of `columns` in `row`; a value too deep to parse is kept as its JSON text.
-fn key_of(row: &Row<'_>, columns: &[String]) -> Map<String, Raw> {
+pub fn key_of(row: &Row<'_>, columns: &[String]) -> Map<String, Raw> {
     columns
         .iter()
         .map(|c| (c.clone(), row.value(c).unwrap_or_else(|_| Raw::String(row.text(c).into()))))
@@ -181,7 +181,15 @@ pub fn convert_fields(
                 }
                 continue;
             }
-            (text, _) => convert::convert_text(&field.conversion, text),
+            (text, _) => {
+                let converted = convert::convert_text(&field.conversion, text);
+                if converted.is_ok()
+                    && let Some(duplicate) = convert::duplicate_json_key(&field.conversion, text)
+                {
+                    return Err(duplicate_key(field, duplicate));
+                }
+                converted
+            }
         };
         let converted = converted.map_err(|mut e| {
             if timestamp_ms(&field.conversion) {
@@ -201,6 +209,19 @@ fn timestamp_ms(conversion: &Conversion) -> bool {
         Conversion::Array(element) => timestamp_ms(element),
         _ => false,
     }
+}
+
+/// A json value whose object repeats a key: keeping one value would lose the others.
+fn duplicate_key(field: &FieldPlan, duplicate: convert::DuplicateKey) -> Rejection {
+    rejection(
+        format!("{}{}", field.field, duplicate.path),
+        format!(
+            "json column `{}` has key `{}` {} times in one object: a Convex object holds one \
+             value per key, so the others would be lost (make the keys unique in the source; \
+             `jsonb` keeps only the last)",
+            field.column, duplicate.key, duplicate.times
+        ),
+    )
 }
 
 fn at(field: &str, error: ConvertError) -> Rejection {

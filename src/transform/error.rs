@@ -29,6 +29,11 @@ pub enum TransformError {
          when matching references to them"
     )]
     AmbiguousKeys { table: TableName, first: String, second: String },
+    #[error(
+        "`{merged}` has {rows} rows for legacy id `{id}` of `{target}` ({ids} id{} with several rows): merging keeps one row per document, the others would be lost",
+        if *ids == 1 { "" } else { "s" }
+    )]
+    MergeNotOneToOne { merged: String, target: String, id: String, rows: u64, ids: u64 },
     /// `TransformOptions::cancel` was set; the command reports it as its interruption.
     #[error("transform was cancelled")]
     Interrupted,
@@ -79,6 +84,10 @@ impl TransformError {
                 "the two keys of `{table}` differ only in ways this type's equality ignores \
                  elsewhere (case, padding, trailing zeros); make the keys distinct in one \
                  spelling, or `skip = true` for `{table}`"
+            )),
+            TransformError::MergeNotOneToOne { merged, .. } => Some(format!(
+                "keep `{merged}` a table of its own (remove its `merge_into`), or add a `filter` \
+                 that leaves at most one row per document"
             )),
             TransformError::Interrupted => None,
             TransformError::Plan(error) => error.hint(),

@@ -14,16 +14,18 @@ mod error;
 mod fuzz;
 mod keys;
 mod row;
+mod unique;
 
 use std::collections::{BTreeMap, HashMap};
 use std::fs::File;
-use std::io::Read;
+use std::io::{BufRead, BufReader, Read};
 use std::panic::AssertUnwindSafe;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, mpsc};
 use std::time::Instant;
 
+use rustc_hash::FxHashMap;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value as Raw};
 
@@ -32,6 +34,7 @@ use self::direct::{DirectPlan, Scratch};
 use self::document::{Columns, Lookups, MergedFields, Outcome, ParentKeys, Transformed};
 pub use self::error::TransformError;
 use self::row::{Row, RowShape};
+use self::unique::{ID_HASHES_IN_MEMORY, IdHashes, id_hash};
 use crate::catalog::{Catalog, TableName};
 use crate::data_dir::{self, DataDir, DataDirError, JsonlWriter};
 use crate::manifest::{ExportedTable, Manifest};
@@ -173,6 +176,8 @@ pub struct TransformReport {
     pub rows: u64,
     pub documents: u64,
     pub rejected: u64,
+    /// Of `rejected`: rows whose legacy id other rows of their Convex table hold too.
+    pub duplicate_ids: u64,
     /// True when `--max-rejected` stopped the run before every table was done.
     pub stopped_early: bool,
     /// The first rejects (all of them in the rejects files).
@@ -218,6 +223,7 @@ pub fn transform(
         data_dir,
         options,
         rejected: AtomicU64::new(0),
+        duplicate_ids: AtomicU64::new(0),
         stop: AtomicBool::new(false),
         first_rejects: Mutex::new(Vec::new()),
         rejects: Mutex::new(HashMap::new()),
@@ -300,6 +306,7 @@ pub fn transform(
         skipped: plan.skipped.iter().map(ToString::to_string).collect(),
         warnings: plan.warnings.clone(),
         rejected,
+        duplicate_ids: run.duplicate_ids.load(Ordering::Relaxed),
         stopped_early,
         first_rejects: run.first_rejects.into_inner().expect("no poisoned lock"),
         samples,
@@ -334,6 +341,8 @@ struct Run<'a> {
     data_dir: &'a DataDir,
     options: &'a TransformOptions,
     rejected: AtomicU64,
+    /// Rows rejected because their legacy id repeats.
+    duplicate_ids: AtomicU64,
     stop: AtomicBool,
     first_rejects: Mutex<Vec<RejectRecord>>,
     /// One rejects file per source table, opened on its first reject.
@@ -571,6 +580,10 @@ fn merged_fields<'a>(
             ..SourceAccount::default()
         };
         let mut filtered_by = vec![0u64; merge.filters.len()];
+        // Rows per legacy id of this merged table: a second row for one document would
+        // overwrite the first one's fields, so it stops the run instead.
+        let mut rows: FxHashMap<String, u64> = FxHashMap::default();
+        let mut first_repeated: Option<String> = None;
         for_each_row(run.data_dir, raw(&merge.source)?, &shape, |line, row| {
             account.rows += 1;
             if let Some(rule) = document::failing_filter(row, &merge.filters) {
@@ -590,6 +603,11 @@ fn merged_fields<'a>(
                         }
                         None => key,
                     };
+                    let count = rows.entry(key.clone()).or_default();
+                    *count += 1;
+                    if *count == 2 && first_repeated.is_none() {
+                        first_repeated = Some(key.clone());
+                    }
                     merged.entry(key).or_default().extend(fields);
                 }
                 Err(rejection) => {
@@ -602,6 +620,15 @@ fn merged_fields<'a>(
             }
             Ok(!run.stopping())
         })?;
+        if let Some(id) = first_repeated {
+            return Err(TransformError::MergeNotOneToOne {
+                merged: merge.source.to_string(),
+                target: table.source.to_string(),
+                rows: rows[&id],
+                ids: rows.values().filter(|&&n| n > 1).count() as u64,
+                id,
+            });
+        }
         for (filter, count) in merge.filters.iter().zip(filtered_by) {
             if count > 0 {
                 *account.filtered.entry(filter_rule(filter)).or_default() += count;
@@ -686,6 +713,8 @@ struct BlockResult {
     filtered_by: Vec<u64>,
     dropped_by: Vec<u64>,
     rejects: Vec<RejectRecord>,
+    /// The [`id_hash`] of each document's legacy id.
+    ids: Vec<u64>,
     samples: Vec<serde_json::Value>,
 }
 
@@ -739,7 +768,13 @@ fn transform_table(
         samples: sample,
     };
     let mut blocks = RawBlocks::open(&path)?;
-    let mut absorb = |result: BlockResult| -> Result<(Vec<u8>, Vec<u8>), TransformError> {
+    let id_dir = if run.options.dry_run {
+        run.data_dir.root().to_path_buf()
+    } else {
+        run.data_dir.path("transformed")
+    };
+    let mut ids = IdHashes::new(&id_dir, &table.target, ID_HASHES_IN_MEMORY);
+    let mut absorb = |result: BlockResult| -> Result<(Vec<u8>, Spare), TransformError> {
         report.rows += result.rows;
         report.documents += result.documents;
         report.filtered += result.filtered;
@@ -758,13 +793,14 @@ fn transform_table(
             }
             run.record_reject(&table.source, reject)?;
         }
+        ids.extend(&result.ids)?;
         let room = run.options.sample.saturating_sub(samples.len());
         samples.extend(result.samples.into_iter().take(room));
         if let Some(writer) = writer.as_mut() {
             writer.write_lines(&result.lines, result.documents)?;
         }
         progress.rows(report.rows);
-        Ok((result.input, result.lines))
+        Ok((result.input, (result.lines, result.ids)))
     };
     // A pipeline: this thread reads (and hashes) blocks and writes (and hashes) results in
     // order, while the pool transforms up to `in_flight` blocks, so reading, transforming
@@ -773,7 +809,7 @@ fn transform_table(
     type BlockOutcome = Result<BlockResult, TransformError>;
     let (done, finished) = mpsc::channel::<(u64, std::thread::Result<BlockOutcome>)>();
     let mut outcome = Ok(());
-    let mut spare_lines: Vec<Vec<u8>> = Vec::new();
+    let mut spare_lines: Vec<Spare> = Vec::new();
     let in_flight = BLOCKS_PER_WORKER * rayon::current_num_threads() as u64;
     rayon::in_place_scope(|scope| {
         let mut waiting = BTreeMap::new();
@@ -784,12 +820,12 @@ fn transform_table(
                 match blocks.next_block() {
                     Ok(Some(block)) => {
                         let done = done.clone();
-                        let lines = spare_lines.pop().unwrap_or_default();
+                        let spare = spare_lines.pop().unwrap_or_default();
                         let context = &context;
                         scope.spawn(move |_| {
                             // A panic (a bug) is reported too, not left to block `recv`.
                             let result = std::panic::catch_unwind(AssertUnwindSafe(|| {
-                                transform_block(block, lines, context)
+                                transform_block(block, spare, context)
                             }));
                             let _ = done.send((sent, result));
                         });
@@ -810,9 +846,9 @@ fn transform_table(
                     continue;
                 }
                 match result.and_then(&mut absorb) {
-                    Ok((input, lines)) => {
+                    Ok((input, spare)) => {
                         blocks.recycle(input);
-                        spare_lines.push(lines);
+                        spare_lines.push(spare);
                     }
                     Err(e) => outcome = Err(e),
                 }
@@ -821,6 +857,20 @@ fn transform_table(
     });
     outcome?;
     progress.finished(report.rows);
+    if !run.stopping() {
+        blocks.verify(exported)?;
+        if let Some(writer) = writer {
+            let digest = writer.finish()?;
+            report.file = Some(file);
+            report.bytes = digest.bytes;
+            report.checksum = Some(digest.checksum);
+        }
+        let repeated = ids.repeated()?;
+        if !repeated.is_empty() {
+            reject_repeated_ids(&context, exported, &repeated, &mut report, run)?;
+        }
+    }
+    // After the duplicate check, which moves documents to the rejects.
     let mut account = SourceAccount {
         table: table.source.to_string(),
         target: Some(table.target.clone()),
@@ -834,15 +884,6 @@ fn transform_table(
     for (rule, count) in rules.chain(drops) {
         if count > 0 {
             *account.filtered.entry(rule).or_default() += count;
-        }
-    }
-    if !run.stopping() {
-        blocks.verify(exported)?;
-        if let Some(writer) = writer {
-            let digest = writer.finish()?;
-            report.file = Some(file);
-            report.bytes = digest.bytes;
-            report.checksum = Some(digest.checksum);
         }
     }
     Ok((report, account, samples))
@@ -992,19 +1033,25 @@ struct TableContext<'a> {
     samples: usize,
 }
 
-/// Transforms a block's rows, writing their lines into `lines` (a spare buffer).
+/// A finished block's output buffers, to transform another block into: lines and id hashes.
+type Spare = (Vec<u8>, Vec<u64>);
+
+/// Transforms a block's rows, writing their lines and id hashes into `spare` buffers.
 fn transform_block(
     block: Block,
-    lines: Vec<u8>,
+    spare: Spare,
     context: &TableContext<'_>,
 ) -> Result<BlockResult, TransformError> {
+    let (lines, ids) = spare;
     let mut result = BlockResult {
         lines,
+        ids,
         filtered_by: vec![0; context.table.filters.len()],
         dropped_by: vec![0; context.table.references.len()],
         ..BlockResult::default()
     };
     result.lines.clear();
+    result.ids.clear();
     result.lines.reserve_exact(block.bytes.len() + block.bytes.len() / 4);
     let mut scratch = Scratch::default();
     let mut values = Vec::new();
@@ -1036,13 +1083,16 @@ fn transform_line(
             result.filtered_by[rule] += 1;
             return;
         }
-        Some(direct) => direct.write_line(row, lookups, scratch, &mut result.lines).is_ok(),
-        None => false,
+        Some(direct) => direct.write_line(row, lookups, scratch, &mut result.lines).ok(),
+        None => None,
     };
-    if !written {
+    if let Some(hash) = written {
+        result.ids.push(hash);
+    } else {
         match document::transform_row(row, table, columns, lookups) {
             Outcome::Document(transformed) => {
                 write_document_line(&transformed, table, &mut result.lines);
+                result.ids.push(id_hash(&transformed.legacy_id));
             }
             Outcome::Filtered => {
                 result.filtered += 1;
@@ -1070,6 +1120,104 @@ fn transform_line(
         let line = &result.lines[start..];
         result.samples.push(serde_json::from_slice(line).expect("we wrote JSON"));
     }
+}
+
+/// Moves every document whose legacy id other documents of the table hold too from the
+/// transformed file to the rejects. `repeated` are the [`id_hash`]es seen more than once: the
+/// rows with those hashes are read again to compare their actual ids (hashes can collide), and
+/// the file is written again (a partial file renamed into place) without the repeated ids.
+/// Memory grows with the number of ids that repeat, not with the table.
+fn reject_repeated_ids(
+    context: &TableContext<'_>,
+    exported: &ExportedTable,
+    repeated: &[u64],
+    report: &mut TableReport,
+    run: &Run<'_>,
+) -> Result<(), TransformError> {
+    let TableContext { table, shape, columns, lookups, .. } = *context;
+    // The legacy id of a row that became a document, when its hash repeats. The outcome is
+    // the one the first pass had: both paths give the same document for the same row.
+    let suspect = |row: &Row<'_>| -> Option<String> {
+        let id = document::legacy_id(row, &table.legacy_id.columns, &columns.key).ok()?;
+        repeated.binary_search(&id_hash(&id)).ok()?;
+        let outcome = document::transform_row(row, table, columns, lookups);
+        matches!(outcome, Outcome::Document(_)).then_some(id)
+    };
+    let mut holders: FxHashMap<String, u64> = FxHashMap::default();
+    for_each_row(run.data_dir, exported, shape, |_, row| {
+        if let Some(id) = suspect(row) {
+            *holders.entry(id).or_default() += 1;
+        }
+        Ok(!run.options.cancel.load(Ordering::Relaxed))
+    })?;
+    holders.retain(|_, rows| *rows > 1);
+    if holders.is_empty() || run.options.cancel.load(Ordering::Relaxed) {
+        return Ok(());
+    }
+    let mut moved = 0;
+    for_each_row(run.data_dir, exported, shape, |line, row| {
+        if let Some(id) = suspect(row)
+            && let Some(&rows) = holders.get(&id)
+        {
+            let reason = format!(
+                "legacy id `{id}` is held by {rows} rows of `{source}`; a legacy id must be \
+                 unique (Convex would keep one document of them); hint: set \
+                 `tables.\"{source}\".legacy_id` in the plan to columns whose values are unique",
+                source = table.source
+            );
+            let record = RejectRecord {
+                table: table.source.to_string(),
+                line,
+                key: document::key_of(row, &table.legacy_id.columns),
+                field: table.legacy_id.field.clone(),
+                reason,
+            };
+            run.record_reject(&table.source, record)?;
+            moved += 1;
+        }
+        Ok(!run.stopping())
+    })?;
+    report.documents -= moved;
+    report.rejected += moved;
+    run.duplicate_ids.fetch_add(moved, Ordering::Relaxed);
+    let Some(file) = report.file.as_ref().filter(|_| !run.stopping()) else {
+        return Ok(());
+    };
+    let path = run.data_dir.path(file);
+    let mut lines = BufReader::with_capacity(
+        1 << 20,
+        File::open(&path).map_err(DataDirError::new("open", &path))?,
+    );
+    let mut writer = JsonlWriter::create(path.clone())?;
+    let mut line = Vec::new();
+    loop {
+        line.clear();
+        if lines.read_until(b'\n', &mut line).map_err(|e| DataDirError::new("read", &path)(e))? == 0
+        {
+            break;
+        }
+        let id = line_legacy_id(&line, &table.legacy_id.field).expect("transform wrote this line");
+        if !holders.contains_key(&id) {
+            writer.buffer().extend_from_slice(&line);
+            writer.end_lines(1)?;
+        }
+    }
+    let digest = writer.finish()?;
+    debug_assert_eq!(digest.lines, report.documents);
+    report.bytes = digest.bytes;
+    report.checksum = Some(digest.checksum);
+    Ok(())
+}
+
+/// The legacy id of a document line.
+fn line_legacy_id(line: &[u8], field: &str) -> Option<String> {
+    #[derive(Deserialize)]
+    struct Line<'a> {
+        #[serde(borrow)]
+        doc: HashMap<&'a str, &'a serde_json::value::RawValue>,
+    }
+    let line: Line<'_> = serde_json::from_slice(line).ok()?;
+    serde_json::from_str(line.doc.get(field)?.get()).ok()
 }
 
 /// A reference in a document line up to its parent's legacy id:

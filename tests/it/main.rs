@@ -23,6 +23,7 @@ mod security;
 mod support;
 mod transform_cli;
 mod transform_keys;
+mod transform_losses;
 mod transform_pipeline;
 mod transform_timestamps;
 mod verify_reconcile;
