@@ -27,7 +27,7 @@ pub enum KeyForm {
     /// real/double: `-0` is `0`, NaN equals NaN; a `real` (`single`) is read as one, then
     /// compared as a double, as Postgres compares `real` with `double precision`.
     Float { single: bool },
-    /// citext: lowercased, as citext compares `lower()` of both sides.
+    /// citext: lowercased character by character, as citext compares `lower()` of both sides.
     Citext,
     /// interval: its length in microseconds, a month as 30 days and a day as 24 hours
     /// (Postgres' `interval_cmp_value`).
@@ -222,7 +222,10 @@ impl KeyForm {
                     Err(_) => out.push_str(value),
                 }
             }
-            KeyForm::Citext => out.extend(value.chars().flat_map(char::to_lowercase)),
+            // Postgres lowers character by character (`towlower`), Unicode's simple mapping:
+            // `İ` is `i`, where the full mapping makes it `i̇`, two characters. Only `İ` has a
+            // full lowercase longer than one character, and its simple one is the first.
+            KeyForm::Citext => out.extend(value.chars().filter_map(|c| c.to_lowercase().next())),
             KeyForm::Interval => match interval_micros(value) {
                 Some(micros) => {
                     let _ = write!(out, "{micros}");
@@ -390,6 +393,7 @@ mod tests {
         assert_ne!(canonical(KeyForm::Float { single: true }, "0.1"), double("0.1"));
         assert_eq!(canonical(KeyForm::Float { single: true }, "1.5"), double("1.5"));
         assert_eq!(canonical(KeyForm::Citext, r#""Ann@X.com""#), "ann@x.com");
+        assert_eq!(canonical(KeyForm::Citext, r#""İSTANBUL""#), "istanbul");
         assert_eq!(canonical(KeyForm::TrimEnd, r#""ab  ""#), "ab");
     }
 

@@ -207,3 +207,38 @@ fn a_merged_table_whose_key_prints_differently_still_merges() {
     assert_eq!(users["1.0"]["doc"]["theme"], "dark", "{users:?}");
     assert_eq!(users["2.5"]["doc"]["theme"], "light", "{users:?}");
 }
+
+#[test]
+fn citext_keys_match_as_postgres_lowers_them() {
+    // GIVEN a citext parent `İstanbul`: Postgres lowers `İ` (U+0130) to `i`, one character, so
+    // a child `istanbul` references it; a full Unicode lowercase gives `i̇` (two) and misses it
+    let (_db, work, run) = transform(
+        "create extension if not exists citext;
+         create table parent (city citext primary key);
+         create table child (id int primary key, city citext references parent(city));
+         insert into parent values ('İstanbul'), ('Ankara');
+         insert into child values (1, 'istanbul'), (2, 'İSTANBUL'), (3, 'ANKARA');",
+        NULL_ORPHANS,
+    );
+    // THEN no reference is dropped as an orphan
+    assert_resolved(&work, &run, "city", &[("1", "İstanbul"), ("2", "İstanbul"), ("3", "Ankara")]);
+}
+
+#[test]
+fn a_composite_key_mixing_a_canonical_and_a_plain_column_matches() {
+    // GIVEN a parent keyed by (numeric, text) and a child holding the numeric at another scale
+    let (_db, work, run) = transform(
+        "create table parent (n numeric, code text, primary key (n, code));
+         create table child (id int primary key, n numeric(8,3), code varchar(10),
+                             foreign key (n, code) references parent(n, code));
+         insert into parent values (1.5, 'a'), (2, 'b \"q\"');
+         insert into child values (1, 1.5, 'a'), (2, 2, 'b \"q\"'), (3, null, 'a');",
+        NULL_ORPHANS,
+    );
+    assert_resolved(
+        &work,
+        &run,
+        "parentId",
+        &[("1", r#"["1.5","a"]"#), ("2", r#"["2","b \"q\""]"#)],
+    );
+}
