@@ -127,6 +127,22 @@ pub struct Column {
     /// manifests written before it was recorded.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub nondeterministic_collation: Option<String>,
+    /// For a citext column: how the database lowercases it when citext compares (citext
+    /// always lowers under the database's default locale, whatever the column's collation);
+    /// absent for the usual per-character Unicode lowering (a libc UTF-8 locale), and in
+    /// manifests written before it was recorded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub citext_lowering: Option<CitextLowering>,
+}
+
+/// How citext lowercases, when not per character by Unicode's simple mapping.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CitextLowering {
+    /// ASCII letters only: a database whose LC_CTYPE is `C` or `POSIX` (`Ä` and `ä` differ).
+    Ascii,
+    /// Unicode's full mapping, as ICU lowers: `İ` becomes `i̇`, two characters.
+    Full,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

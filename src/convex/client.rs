@@ -257,18 +257,32 @@ impl ConvexClient {
         let error: SystemError = serde_json::from_str(&text).unwrap_or_default();
         let message =
             if error.message.is_empty() { text.chars().take(300).collect() } else { error.message };
+        // A proxy or a server that echoes the request (its `Authorization` header) in an error
+        // body would print the deploy key with the message.
+        let (code, message) = (self.scrub(&error.code), self.scrub(&message));
         Ok(match status {
             429 | 500 | 502 | 503 | 504 => {
-                Reply::Transient(format!("HTTP {status} {}: {message}", error.code))
+                Reply::Transient(format!("HTTP {status} {code}: {message}"))
             }
-            401 | 403 => Reply::Failed(CallError::DeployKey { status, code: error.code, message }),
-            _ => Reply::Failed(CallError::Refused {
-                path: path.to_owned(),
-                status,
-                code: error.code,
-                message,
-            }),
+            401 | 403 => Reply::Failed(CallError::DeployKey { status, code, message }),
+            _ => Reply::Failed(CallError::Refused { path: path.to_owned(), status, code, message }),
         })
+    }
+}
+
+impl ConvexClient {
+    /// `text` from the server with the deploy key, and its secret part after the last `|`,
+    /// replaced by `[redacted]`.
+    fn scrub(&self, text: &str) -> String {
+        let key = self.authorization.to_str().unwrap_or_default().trim_start_matches("Convex ");
+        let secret = key.rsplit('|').next().unwrap_or_default();
+        let mut text = text.to_owned();
+        for part in [key, secret] {
+            if part.len() >= 8 && text.contains(part) {
+                text = text.replace(part, "[redacted]");
+            }
+        }
+        text
     }
 }
 

@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, HashMap};
 use tokio_postgres::Client;
 
 use super::ExportError;
-use crate::catalog::{Column, ForeignKey, PgType, Table, TableKind, TableName};
+use crate::catalog::{CitextLowering, Column, ForeignKey, PgType, Table, TableKind, TableName};
 use crate::settings::TableSelector;
 
 /// A relation found in the catalog, before its columns are read.
@@ -269,10 +269,13 @@ async fn columns(
         )
         .await
         .map_err(ExportError::catalog)?;
+    let lowering = citext_lowering(client).await?;
     let mut columns: HashMap<u32, Vec<Column>> = HashMap::new();
     for row in rows {
         let (ty, array, domain) = types.resolve(row.get(2));
+        let citext_lowering = if ty == PgType::Citext { lowering } else { None };
         columns.entry(row.get(0)).or_default().push(Column {
+            citext_lowering,
             name: row.get(1),
             sql_type: row.get(3),
             ty,
@@ -284,6 +287,33 @@ async fn columns(
         });
     }
     Ok(columns)
+}
+
+/// How citext lowercases in this database: under its default locale (`str_tolower` with the
+/// default collation), whatever a column's own collation. `None`: per character, as a libc
+/// UTF-8 locale does. Read through `to_jsonb` so that servers without `datlocprovider` (before
+/// 15) or `datlocale` (before 17) answer too.
+async fn citext_lowering(client: &Client) -> Result<Option<CitextLowering>, ExportError> {
+    let row = client
+        .query_one(
+            "select d ->> 'datctype', d ->> 'datlocprovider', d ->> 'datlocale'
+               from (select to_jsonb(d) as d from pg_database d
+                      where d.datname = current_database()) as db",
+            &[],
+        )
+        .await
+        .map_err(ExportError::catalog)?;
+    let ctype: Option<String> = row.get(0);
+    let provider: Option<String> = row.get(1);
+    let locale: Option<String> = row.get(2);
+    let c = |name: Option<&str>| matches!(name, Some("C" | "POSIX"));
+    Ok(match provider.as_deref() {
+        Some("i") => Some(CitextLowering::Full),
+        Some("b") if c(locale.as_deref()) => Some(CitextLowering::Ascii),
+        Some("b") => None,
+        _ if c(ctype.as_deref()) => Some(CitextLowering::Ascii),
+        _ => None,
+    })
 }
 
 #[derive(Default)]

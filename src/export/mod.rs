@@ -368,6 +368,7 @@ mod tests {
     fn column(name: &str, ty: PgType, array: bool) -> Column {
         Column {
             nondeterministic_collation: None,
+            citext_lowering: None,
             name: name.into(),
             sql_type: String::new(),
             ty,

@@ -1440,6 +1440,7 @@ pub(super) mod tests {
     pub(crate) fn column(name: &str, ty: PgType, nullable: bool) -> Column {
         Column {
             nondeterministic_collation: None,
+            citext_lowering: None,
             name: name.into(),
             sql_type: match &ty {
                 PgType::Int8 => "bigint".into(),

@@ -142,10 +142,20 @@ fn from_text(conversion: &Conversion, s: &str) -> Result<Value, ConvertError> {
         }
         Conversion::DateMs => {
             let (year, month, day) = parse_date(s)?;
-            Ok(Value::Float64(
-                (calendar::days_from_civil(year, i64::from(month), i64::from(day)) * 86_400_000)
-                    as f64,
-            ))
+            let ms = i128::from(calendar::days_from_civil(year, i64::from(month), i64::from(day)))
+                * 86_400_000;
+            if ms.abs() > MAX_DATE_MS {
+                // JavaScript reads a larger number as Invalid Date (and beyond 2^53 a double
+                // does not even hold the day).
+                return fail(format!(
+                    "date {s} is outside JavaScript's Date range (years -271821 to 275760), so \
+                     policy `ms` cannot carry it, and policy `string` holds years 0000-9999; \
+                     leave such rows out with a filter on this column, or replace the value in \
+                     PostgreSQL"
+                ));
+            }
+            // Within ±2^53: exact as a double.
+            Ok(Value::Float64(ms as f64))
         }
         Conversion::Bytes => base64::engine::general_purpose::STANDARD
             .decode(s)
@@ -845,6 +855,11 @@ mod tests {
             Value::Float64((calendar::days_from_civil(-1, 12, 31) * 86_400_000) as f64)
         );
         assert!(err(Conversion::DateString, json!("-0044-03-15")).contains("policy `ms`"));
+        // The last day JavaScript's Date holds, and the first it does not.
+        assert_eq!(ok(Conversion::DateMs, json!("+275760-09-13")), Value::Float64(8.64e15));
+        for beyond in ["+275760-09-14", "+5874897-12-31"] {
+            assert!(err(Conversion::DateMs, json!(beyond)).contains("JavaScript's Date range"));
+        }
         assert!(err(Conversion::DateString, json!("+10000-01-01")).contains("outside years"));
         // No date policy keeps infinity: the reason names none, only what does work.
         for conversion in [Conversion::DateMs, Conversion::DateString] {

@@ -14,7 +14,7 @@ use std::fmt::Write as _;
 use rustc_hash::{FxHashMap, FxHashSet};
 
 use super::convert::{plain_string, string_form};
-use crate::catalog::{Catalog, Column, PgType, TableName};
+use crate::catalog::{Catalog, CitextLowering, Column, PgType, TableName};
 use crate::plan::{ReferencePlan, TablePlan};
 
 /// How one key column's printed value becomes the form two equal values share.
@@ -27,8 +27,9 @@ pub enum KeyForm {
     /// real/double: `-0` is `0`, NaN equals NaN; a `real` (`single`) is read as one, then
     /// compared as a double, as Postgres compares `real` with `double precision`.
     Float { single: bool },
-    /// citext: lowercased, as citext compares `lower()` of both sides.
-    Citext,
+    /// citext: lowercased as the database lowers it (citext compares `lower()` of both sides):
+    /// per character by default, ASCII only under LC_CTYPE `C`, fully under ICU.
+    Citext(Option<CitextLowering>),
     /// interval: its length in microseconds, a month as 30 days and a day as 24 hours
     /// (Postgres' `interval_cmp_value`).
     Interval,
@@ -116,7 +117,7 @@ pub fn parent_form(column: &Column) -> KeyForm {
         PgType::Numeric => KeyForm::Numeric,
         PgType::Float4 => KeyForm::Float { single: true },
         PgType::Float8 => KeyForm::Float { single: false },
-        PgType::Citext => KeyForm::Citext,
+        PgType::Citext => KeyForm::Citext(column.citext_lowering),
         PgType::Interval => KeyForm::Interval,
         PgType::Bpchar => KeyForm::TrimEnd,
         _ => KeyForm::Printed,
@@ -157,7 +158,7 @@ fn child_form(child: &Column, parent: &Column) -> Result<KeyForm, String> {
         (PgType::Numeric, c) if integer(c) || *c == PgType::Numeric => KeyForm::Numeric,
         (PgType::Float4 | PgType::Float8, PgType::Float4) => KeyForm::Float { single: true },
         (PgType::Float4 | PgType::Float8, PgType::Float8) => KeyForm::Float { single: false },
-        (PgType::Citext, PgType::Citext) => KeyForm::Citext,
+        (PgType::Citext, PgType::Citext) => KeyForm::Citext(parent.citext_lowering),
         (PgType::Interval, PgType::Interval) => KeyForm::Interval,
         (PgType::Bpchar, c) if text(c) || *c == PgType::Bpchar => KeyForm::TrimEnd,
         // citext casts to text as it is; char(n) loses its padding.
@@ -222,7 +223,18 @@ impl KeyForm {
                     Err(_) => out.push_str(value),
                 }
             }
-            KeyForm::Citext => out.extend(value.chars().flat_map(char::to_lowercase)),
+            // Postgres lowers character by character (`towlower`), Unicode's simple mapping:
+            // `İ` is `i`, where the full mapping makes it `i̇`, two characters. Only `İ` has a
+            // full lowercase longer than one character, and its simple one is the first.
+            KeyForm::Citext(None) => {
+                out.extend(value.chars().filter_map(|c| c.to_lowercase().next()))
+            }
+            KeyForm::Citext(Some(CitextLowering::Ascii)) => {
+                out.extend(value.chars().map(|c| c.to_ascii_lowercase()))
+            }
+            KeyForm::Citext(Some(CitextLowering::Full)) => {
+                out.extend(value.chars().flat_map(char::to_lowercase))
+            }
             KeyForm::Interval => match interval_micros(value) {
                 Some(micros) => {
                     let _ = write!(out, "{micros}");
@@ -389,7 +401,12 @@ mod tests {
         // a real 0.1 is not the double 0.1, as in Postgres
         assert_ne!(canonical(KeyForm::Float { single: true }, "0.1"), double("0.1"));
         assert_eq!(canonical(KeyForm::Float { single: true }, "1.5"), double("1.5"));
-        assert_eq!(canonical(KeyForm::Citext, r#""Ann@X.com""#), "ann@x.com");
+        assert_eq!(canonical(KeyForm::Citext(None), r#""Ann@X.com""#), "ann@x.com");
+        assert_eq!(canonical(KeyForm::Citext(None), r#""İSTANBUL""#), "istanbul");
+        let ascii = KeyForm::Citext(Some(CitextLowering::Ascii));
+        assert_eq!(canonical(ascii, r#""ÄB""#), "Äb");
+        let full = KeyForm::Citext(Some(CitextLowering::Full));
+        assert_eq!(canonical(full, r#""İ""#), "i\u{307}");
         assert_eq!(canonical(KeyForm::TrimEnd, r#""ab  ""#), "ab");
     }
 

@@ -282,3 +282,35 @@ fn a_module_of_an_older_version_is_refused_with_what_to_do() {
     run.fails_with(4, &["version 1 of the module", "needs version 2", "migrate init"]);
     assert_eq!(sink.stats().succeeded, 1, "only migrate:info: {:?}", sink.stats());
 }
+
+#[test]
+fn a_cycle_reference_set_to_null_in_the_source_is_cleared_on_re_import() {
+    // GIVEN the cycle imported in full under convex-test
+    let prepared = Prepared::new(CYCLE, "");
+    prepared.migrate(&["transform"]).success();
+    let server = ConvexTestServer::for_convex_dir(&prepared.convex_dir());
+    let (url, key) = (server.url().to_owned(), server.admin_key().to_owned());
+    import_json(&prepared, &url, &key, &[]);
+    assert_eq!(cycle_references(&url, &key), expected_cycle_references());
+
+    // WHEN the source drops member 4's manager and gives member 1 one, and the job runs again
+    crate::support::Conn::connect_or_fail(prepared._db.url()).execute(
+        "update members set manager_id = null where id = 4;
+         update members set manager_id = 2 where id = 1;",
+    );
+    prepared.work.export(prepared._db.url(), &[]).success();
+    prepared.migrate(&["transform"]).success();
+    import_json(&prepared, &url, &key, &[]);
+
+    // THEN Convex holds the new references: the old one is gone, not kept by the first pass
+    let mut expected = expected_cycle_references();
+    for (field, manager) in &mut expected {
+        match field.as_str() {
+            "members 4.managerId" => *manager = None,
+            "members 1.managerId" => *manager = Some("2".to_owned()),
+            _ => {}
+        }
+    }
+    assert_eq!(cycle_references(&url, &key), expected);
+    prepared.against(&url, &key, &["verify"]).success();
+}

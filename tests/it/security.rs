@@ -430,3 +430,67 @@ fn credentials_in_the_convex_url_are_never_shown() {
     run.fails_with(2, &["https://****@happy-animal-123.convex.cloud"]);
     check(&run, "`migrate run`");
 }
+
+/// An HTTP server that answers every request with `status` and a body echoing the request's
+/// headers, the way a misconfigured proxy or a debugging endpoint does: as plain text, or
+/// inside Convex's error shape (`json`). Returns its URL.
+fn echoing_server(status: u16, json: bool) -> String {
+    use std::io::{BufRead, BufReader, Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("a free port");
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(stream) = stream else { return };
+            let mut reader = BufReader::new(stream);
+            let (mut headers, mut length) = (String::new(), 0usize);
+            loop {
+                let mut line = String::new();
+                if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
+                    break;
+                }
+                if let Some(value) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                    length = value.trim().parse().unwrap_or(0);
+                }
+                headers.push_str(&line);
+            }
+            let mut body = vec![0; length];
+            let _ = reader.read_exact(&mut body);
+            let echo = format!("bad request; you sent:\n{headers}");
+            let reply = if json {
+                serde_json::json!({"code": "BadHeader", "message": echo}).to_string()
+            } else {
+                echo
+            };
+            let _ = reader.get_mut().write_all(
+                format!(
+                    "HTTP/1.1 {status} Nope\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{reply}",
+                    reply.len()
+                )
+                .as_bytes(),
+            );
+        }
+    });
+    url
+}
+
+/// A server that echoes the request's `Authorization` header in its error body (a 401 page, a
+/// proxy's 400, a gateway's 502) does not make migrate print the deploy key.
+#[test]
+fn an_error_body_echoing_the_deploy_key_is_shown_without_it() {
+    let job = Job::new();
+    let db = TestDb::with(FIXTURE);
+    Run::of(job.command(None, &["export", "--database-url", db.url()], &[])).success();
+    let convex_dir = job.convex_dir();
+    Run::of(job.command(None, &["init", "--convex-dir", utf8(&convex_dir)], &[])).success();
+    Run::of(job.command(None, &["transform"], &[])).success();
+
+    for (status, json) in [(401, false), (403, true), (400, false), (400, true), (502, false)] {
+        let url = echoing_server(status, json);
+        let env =
+            [("CONVEX_URL", url.as_str()), ("CONVEX_DEPLOY_KEY", KEY), ("MIGRATE_RETRIES", "0")];
+        for command in ["import", "verify"] {
+            let run = job.run(Logs::RustLog, &[command], &env, CONVEX_FAILURE);
+            assert!(run.stderr.contains("you sent"), "{status}: {}", excerpt(&run));
+        }
+    }
+}

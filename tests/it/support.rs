@@ -168,6 +168,18 @@ pub struct TestDb {
 
 impl TestDb {
     pub fn new() -> Self {
+        Self::created_with("")
+    }
+
+    /// A fresh database made by `create database … <options>` (`template template0 lc_ctype
+    /// 'C'`), with `sql` already run in it.
+    pub fn with_options(options: &str, sql: &str) -> Self {
+        let db = Self::created_with(options);
+        db.execute(sql);
+        db
+    }
+
+    fn created_with(options: &str) -> Self {
         let server = test_server_url();
         let admin = Conn::connect_or_fail(&server);
         let nanos = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().subsec_nanos();
@@ -176,7 +188,7 @@ impl TestDb {
             std::process::id(),
             DATABASES.fetch_add(1, Ordering::Relaxed)
         );
-        admin.execute(&format!("create database \"{name}\""));
+        admin.execute(&format!("create database \"{name}\" {options}"));
         let url = url_with_database(&server, &name);
         let conn = Conn::connect_or_fail(&url);
         Self { name, url, admin, conn, roles: Vec::new() }

@@ -207,3 +207,79 @@ fn a_merged_table_whose_key_prints_differently_still_merges() {
     assert_eq!(users["1.0"]["doc"]["theme"], "dark", "{users:?}");
     assert_eq!(users["2.5"]["doc"]["theme"], "light", "{users:?}");
 }
+
+#[test]
+fn citext_keys_match_as_postgres_lowers_them() {
+    // GIVEN a citext parent `İstanbul`: Postgres lowers `İ` (U+0130) to `i`, one character, so
+    // a child `istanbul` references it; a full Unicode lowercase gives `i̇` (two) and misses it
+    let (_db, work, run) = transform(
+        "create extension if not exists citext;
+         create table parent (city citext primary key);
+         create table child (id int primary key, city citext references parent(city));
+         insert into parent values ('İstanbul'), ('Ankara');
+         insert into child values (1, 'istanbul'), (2, 'İSTANBUL'), (3, 'ANKARA');",
+        NULL_ORPHANS,
+    );
+    // THEN no reference is dropped as an orphan
+    assert_resolved(&work, &run, "city", &[("1", "İstanbul"), ("2", "İstanbul"), ("3", "Ankara")]);
+}
+
+#[test]
+fn a_composite_key_mixing_a_canonical_and_a_plain_column_matches() {
+    // GIVEN a parent keyed by (numeric, text) and a child holding the numeric at another scale
+    let (_db, work, run) = transform(
+        "create table parent (n numeric, code text, primary key (n, code));
+         create table child (id int primary key, n numeric(8,3), code varchar(10),
+                             foreign key (n, code) references parent(n, code));
+         insert into parent values (1.5, 'a'), (2, 'b \"q\"');
+         insert into child values (1, 1.5, 'a'), (2, 2, 'b \"q\"'), (3, null, 'a');",
+        NULL_ORPHANS,
+    );
+    assert_resolved(
+        &work,
+        &run,
+        "parentId",
+        &[("1", r#"["1.5","a"]"#), ("2", r#"["2","b \"q\""]"#)],
+    );
+}
+
+#[test]
+fn citext_keys_in_a_c_locale_database_stay_apart_when_only_non_ascii_case_differs() {
+    // GIVEN a database whose LC_CTYPE is `C`: citext lowers ASCII letters only, so `Ä` and `ä`
+    // are two users, each with its own settings, merged into the user
+    let db = TestDb::with_options(
+        "template template0 lc_ctype 'C' lc_collate 'C'",
+        "create extension if not exists citext;
+         create table users (name citext primary key, age int not null);
+         create table settings (user_name citext primary key references users(name),
+                                theme text not null);
+         create table posts (id int primary key, author citext references users(name));
+         insert into users values ('Ä', 1), ('ä', 2), ('Bo', 3);
+         insert into settings values ('Ä', 'dark'), ('ä', 'light'), ('bo', 'blue');
+         insert into posts values (1, 'Ä'), (2, 'ä'), (3, 'BO');",
+    );
+    let work = Workdir::new();
+    work.export(db.url(), &[]).success();
+    std::fs::create_dir_all(work.plan_dir()).unwrap();
+    std::fs::write(
+        work.plan_dir().join("0001_initial.toml"),
+        "[tables.\"public.settings\"]\nmerge_into = \"public.users\"\n",
+    )
+    .unwrap();
+    let run = Run::of(work.dirs_command(&["transform"]));
+
+    // THEN each user keeps its own settings, and each post refers to its own author
+    assert_eq!(run.code, Some(0), "{run}");
+    let users = lines(&work, "users");
+    assert_eq!(users["Ä"]["doc"]["theme"], "dark", "{users:?}");
+    assert_eq!(users["ä"]["doc"]["theme"], "light", "{users:?}");
+    assert_eq!(users["Bo"]["doc"]["theme"], "blue", "{users:?}");
+    let posts = lines(&work, "posts");
+    for (post, author) in [("1", "Ä"), ("2", "ä"), ("3", "Bo")] {
+        assert_eq!(
+            posts[post]["refs"]["author"],
+            json!({"table": "users", "legacyId": author}),
+            "{posts:?}"
+        );
+    }
+}

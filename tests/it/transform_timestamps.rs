@@ -96,3 +96,32 @@ fn policy_iso_keeps_every_microsecond() {
     let report: Value = serde_json::from_str(&run.stdout).unwrap();
     assert_eq!(report["tables"][0]["sub_ms_dropped"], json!(0), "{report}");
 }
+
+#[test]
+fn policy_ms_rejects_dates_beyond_javascript_s_date() {
+    // GIVEN dates under policy `ms`: the last day JavaScript's Date holds, the next one, and
+    // Postgres' last date (beyond 2^53 ms, where a double does not even hold the day)
+    let db = TestDb::with(
+        "create table events (id int primary key, day date, days date[]);
+         insert into events values (1, '275760-09-13', null), (2, '275760-09-14', null),
+           (3, '5874897-12-31', null), (4, null, array['2024-01-01', '275761-01-01']::date[]);",
+    );
+    let work = Workdir::new();
+    work.export(db.url(), &[]).success();
+
+    let run = transform(&work, "[defaults.types]\ndate = \"ms\"\n");
+
+    // THEN only the day Date holds becomes a number; the others are rejected, not written as
+    // numbers JavaScript reads as Invalid Date
+    let docs = documents(&work);
+    assert_eq!(docs.keys().collect::<Vec<_>>(), ["1"], "{run}");
+    assert_eq!(docs["1"]["day"], json!(8.64e15));
+    assert_eq!(run.code, Some(5), "{run}");
+    let rejects = jsonl(&work.data_dir().join("rejects/public.events.jsonl"));
+    assert_eq!(rejects.len(), 3, "{rejects:?}");
+    for reject in &rejects {
+        let reason = reject["reason"].as_str().unwrap();
+        assert!(reason.contains("outside JavaScript's Date range"), "{reason:?}");
+        assert!(reason.contains("filter"), "{reason:?}");
+    }
+}
