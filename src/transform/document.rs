@@ -3,6 +3,7 @@
 
 use std::borrow::Cow;
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use serde_json::{Map, Value as Raw};
 
@@ -67,7 +68,25 @@ pub use super::keys::ParentKeys;
 use super::keys::{KeyForm, write_canonical_key};
 
 /// Fields contributed by merged tables, by the target's legacy id.
-pub type MergedFields = HashMap<String, Vec<(String, Value)>>;
+pub type MergedFields = HashMap<String, MergedEntry>;
+
+/// What merged tables add to one target document, and the rows it came from.
+#[derive(Debug, Default)]
+pub struct MergedEntry {
+    pub fields: Vec<(String, Value)>,
+    /// Per contributing row: the index of its merge in the table plan, its raw line and key.
+    pub rows: Vec<MergedRow>,
+    /// Set when a written document took these fields; rows of an entry no document took were
+    /// merged into nothing, and are rejected rather than counted as merged.
+    pub taken: AtomicBool,
+}
+
+#[derive(Debug)]
+pub struct MergedRow {
+    pub merge: usize,
+    pub line: u64,
+    pub key: Map<String, Raw>,
+}
 
 /// A key's and fields' columns, worked out once per table: where they sit in the raw rows (so
 /// that each row is read by position instead of by name) and what a NULL becomes.
@@ -300,13 +319,17 @@ fn transform_fields(
         }
         None => Cow::Borrowed(&legacy_id),
     };
-    if let Some(merged) = lookups.merged.get(merged_key.as_str()) {
-        for (field, value) in merged {
+    let merged = lookups.merged.get(merged_key.as_str());
+    if let Some(merged) = merged {
+        for (field, value) in &merged.fields {
             document.insert(field.clone(), value.clone());
         }
     }
     if let Err(violation) = rules::check_document(&document) {
         return reject(violation.path.clone(), violation.rule.to_string());
+    }
+    if let Some(merged) = merged {
+        merged.taken.store(true, Ordering::Relaxed);
     }
     Outcome::Document(Transformed { legacy_id, document, references })
 }

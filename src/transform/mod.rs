@@ -31,7 +31,7 @@ use serde_json::{Map, Value as Raw};
 
 pub use self::convert::convert as convert_value;
 use self::direct::{DirectPlan, Scratch};
-use self::document::{Columns, Lookups, MergedFields, Outcome, ParentKeys, Transformed};
+use self::document::{Columns, Lookups, MergedFields, MergedRow, Outcome, ParentKeys, Transformed};
 pub use self::error::TransformError;
 use self::row::{Row, RowShape};
 use self::unique::{ID_HASHES_IN_MEMORY, IdHashes, id_hash};
@@ -242,7 +242,7 @@ pub fn transform(
             fields: merged,
             forms: merged_forms,
             sub_ms: merged_sub_ms,
-            accounts: merged_accounts,
+            accounts: mut merged_accounts,
         } = merged_fields(table, catalog, &raw, &run)?;
         let lookups = Lookups {
             parents: table.references.iter().map(|r| &parents[&r.parent]).collect(),
@@ -259,6 +259,9 @@ pub fn transform(
             reporter,
         )?;
         report.sub_ms_dropped += merged_sub_ms;
+        if !run.stopping() {
+            reject_merged_into_nothing(table, &merged, &mut merged_accounts, &run)?;
+        }
         reports.push(report);
         sources.push(account);
         sources.extend(merged_accounts);
@@ -570,7 +573,7 @@ fn merged_fields<'a>(
     let target_forms = (!forms.iter().all(keys::ReferenceForms::is_printed))
         .then(|| forms.first().map(|f| f.parent.clone()))
         .flatten();
-    for (merge, forms) in table.merges.iter().zip(&forms) {
+    for (index, (merge, forms)) in table.merges.iter().zip(&forms).enumerate() {
         let shape = shape(catalog, &merge.source);
         let columns = Columns::new(&shape, &merge.on, &merge.fields);
         let timestamps = MsTimestamp::of(&merge.fields, &columns);
@@ -608,7 +611,13 @@ fn merged_fields<'a>(
                     if *count == 2 && first_repeated.is_none() {
                         first_repeated = Some(key.clone());
                     }
-                    merged.entry(key).or_default().extend(fields);
+                    let entry = merged.entry(key).or_default();
+                    entry.fields.extend(fields);
+                    entry.rows.push(MergedRow {
+                        merge: index,
+                        line,
+                        key: document::key_of(row, &merge.on),
+                    });
                 }
                 Err(rejection) => {
                     account.rejected += 1;
@@ -678,6 +687,45 @@ impl MsTimestamp {
             text => convert::sub_ms_dropped(text, self.array),
         }
     }
+}
+
+/// Rows of merged tables whose fields no written document took (their target row is missing,
+/// filtered or rejected) are rejected under their own table, not counted as merged: counted as
+/// merged, their fields would be lost while verify called every row accounted for.
+fn reject_merged_into_nothing(
+    table: &TablePlan,
+    merged: &MergedFields,
+    accounts: &mut [SourceAccount],
+    run: &Run<'_>,
+) -> Result<(), TransformError> {
+    let mut untaken: Vec<(&MergedRow, &str)> = merged
+        .iter()
+        .filter(|(_, entry)| !entry.taken.load(Ordering::Relaxed))
+        .flat_map(|(id, entry)| entry.rows.iter().map(move |row| (row, id.as_str())))
+        .collect();
+    untaken.sort_by_key(|(row, _)| (row.merge, row.line));
+    for (row, id) in untaken {
+        let merge = &table.merges[row.merge];
+        let reason = format!(
+            "no document of `{target}` has legacy id `{id}` to merge this row into (the row of \
+             `{source}` it belongs to is missing, filtered out or rejected), so its fields would \
+             be lost",
+            target = table.target,
+            source = table.source,
+        );
+        let record = RejectRecord {
+            table: merge.source.to_string(),
+            line: row.line,
+            key: row.key.clone(),
+            field: merge.on.join(","),
+            reason,
+        };
+        run.record_reject(&merge.source, record)?;
+        let account = &mut accounts[row.merge];
+        account.merged -= 1;
+        account.rejected += 1;
+    }
+    Ok(())
 }
 
 fn reject_record(table: &TableName, line: u64, rejection: document::Rejection) -> RejectRecord {

@@ -177,3 +177,49 @@ fn a_row_lost_between_raw_and_transformed_is_caught_by_the_reconciliation() {
         "{run}"
     );
 }
+
+#[test]
+fn a_merged_row_whose_document_was_filtered_out_is_rejected_not_counted_as_merged() {
+    // GIVEN user 2 left out by a filter, and a settings row merged into each user: user 2's
+    // settings have no document to go into
+    let fixture = "
+create table users (id int primary key, status text not null);
+create table user_settings (user_id int primary key references users (id), theme text);
+insert into users values (1, 'active'), (2, 'closed'), (3, 'active');
+insert into user_settings values (1, 'dark'), (2, 'light'), (3, 'dark');
+";
+    let plan = "[[tables.\"public.users\".filter]]\ncolumn = \"status\"\nin = [\"active\"]\n\n\
+                [tables.\"public.user_settings\"]\nmerge_into = \"public.users\"\n\
+                on = [\"user_id\"]\n";
+    let prepared = Prepared::new(fixture, plan);
+
+    // WHEN transform runs THEN the orphaned settings row is rejected, naming the id
+    let run = prepared.migrate(&["transform"]);
+    assert_eq!(run.code, Some(5), "{run}");
+    let rejects = std::fs::read_to_string(
+        prepared.work.data_dir().join("rejects/public.user_settings.jsonl"),
+    )
+    .unwrap();
+    assert_eq!(rejects.lines().count(), 1, "{rejects}");
+    assert!(rejects.contains("no document of `users` has legacy id `2`"), "{rejects}");
+
+    // AND after import, verify counts it as rejected, not merged, and fails until it is accepted
+    let server = ConvexTestServer::for_convex_dir(&prepared.convex_dir());
+    prepared.against(server.url(), server.admin_key(), &["import"]).success();
+    let json = verify(&prepared, &server, &["--format", "json"]);
+    assert_eq!(json.code, Some(1), "{json}");
+    let report: Value = serde_json::from_str(&json.stdout).unwrap();
+    let settings = report["tables"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["source"] == "public.user_settings")
+        .cloned()
+        .unwrap();
+    for (column, expected) in
+        [("source_rows", 3), ("merged", 2), ("rejected", 1), ("unaccounted", 0)]
+    {
+        assert_eq!(settings[column], expected, "{column}: {settings}");
+    }
+    verify(&prepared, &server, &["--accept-rejected", "1"]).success();
+}
