@@ -223,3 +223,34 @@ insert into user_settings values (1, 'dark'), (2, 'light'), (3, 'dark');
     }
     verify(&prepared, &server, &["--accept-rejected", "1"]).success();
 }
+
+#[test]
+fn rows_sharing_a_legacy_id_never_collapse_into_one_convex_document() {
+    // GIVEN a plan that takes `code`, not the key, as the legacy id: codes 3 and 7 are held by
+    // two and three rows
+    let fixture = "
+create table events (id serial primary key, code int not null, note text);
+insert into events (code, note) select n, 'unique ' || n from generate_series(1, 10) n;
+insert into events (code, note) values (3, 'again'), (7, 'again'), (7, 'and again');
+";
+    let prepared = Prepared::new(fixture, "[tables.\"public.events\"]\nlegacy_id = [\"code\"]\n");
+
+    // WHEN the whole job runs into the convex-test runtime
+    let run = prepared.migrate(&["transform", "--max-rejected", "10"]).success();
+    assert!(run.stdout.contains("5 rejected"), "{run}");
+    let server = ConvexTestServer::for_convex_dir(&prepared.convex_dir());
+    let import =
+        prepared.against(server.url(), server.admin_key(), &["--format", "json", "import"]);
+    let import = import.success();
+
+    // THEN each of the 8 unique codes is inserted once and nothing is replaced: no row took
+    // another's document
+    let report: Value = serde_json::from_str(&import.stdout).unwrap_or_else(|e| panic!("{e}"));
+    let events = &report["tables"][0];
+    assert_eq!((events["inserted"].as_u64(), events["replaced"].as_u64()), (Some(8), Some(0)));
+    // AND verify accounts for all 13 rows, failing until the 5 rejects are accepted
+    let run = verify(&prepared, &server, &[]);
+    assert_eq!(run.code, Some(1), "{run}");
+    let run = verify(&prepared, &server, &["--accept-rejected", "5"]).success();
+    assert!(run.stdout.contains("every one of the 13 exported rows"), "{run}");
+}
