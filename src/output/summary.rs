@@ -121,6 +121,16 @@ pub fn transform_summary(report: &TransformReport, format: OutputFormat) -> Stri
             plural(t.sub_ms_dropped as usize),
         ));
     }
+    for t in report.tables.iter().filter(|t| t.orphan_references > 0) {
+        out.push_str(&format!(
+            "note: `{}`: {} reference{} found no parent row and {} set to null or kept as the \
+             legacy value, as the reference's `orphans` policy says (`fail` rejects such rows)\n",
+            t.table,
+            HumanCount(t.orphan_references),
+            plural(t.orphan_references as usize),
+            if t.orphan_references == 1 { "was" } else { "were" },
+        ));
+    }
     if report.duplicate_ids > 0 {
         out.push_str(&format!(
             "{} of the rejected row{} share{} a legacy id with other rows of their table (reason `legacy id … is held by N rows`)\n",

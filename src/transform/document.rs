@@ -33,6 +33,9 @@ pub struct Transformed {
     pub document: Document,
     /// (index into the table plan's `references`, the parent's legacy id).
     pub references: Vec<(usize, String)>,
+    /// References that found no parent and were set to null or kept as the legacy value, as
+    /// their orphan policy says.
+    pub orphans: u32,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -279,6 +282,7 @@ fn transform_fields(
     let mut document = Document::new();
     document.insert(plan.legacy_id.field.clone(), Value::String(legacy_id.clone()));
     let mut references = Vec::new();
+    let mut orphans = 0;
     for (index, (reference, parents)) in plan.references.iter().zip(&lookups.parents).enumerate() {
         let forms = lookups.forms.get(index).and_then(Option::as_deref);
         match resolve_reference(row, reference, parents, forms) {
@@ -296,12 +300,14 @@ fn transform_fields(
                     );
                 }
                 OrphanPolicy::Null => {
+                    orphans += 1;
                     if plan.nulls == NullPolicy::Null {
                         document.insert(reference.field.clone(), Value::Null);
                     }
                 }
                 OrphanPolicy::Drop => return Outcome::Dropped(index),
                 OrphanPolicy::KeepLegacy => {
+                    orphans += 1;
                     document.insert(reference.field.clone(), Value::String(key));
                 }
             },
@@ -331,7 +337,7 @@ fn transform_fields(
     if let Some(merged) = merged {
         merged.taken.store(true, Ordering::Relaxed);
     }
-    Outcome::Document(Transformed { legacy_id, document, references })
+    Outcome::Document(Transformed { legacy_id, document, references, orphans })
 }
 
 enum Reference {

@@ -102,6 +102,10 @@ pub struct TableReport {
     /// policy `ms` keeps whole milliseconds, so their sub-millisecond digits were dropped.
     #[serde(default)]
     pub sub_ms_dropped: u64,
+    /// References (in written documents) that found no parent and were set to null or kept as
+    /// the legacy value under their orphan policy.
+    #[serde(default)]
+    pub orphan_references: u64,
     pub bytes: u64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub checksum: Option<String>,
@@ -757,6 +761,8 @@ struct BlockResult {
     filtered: u64,
     dropped: u64,
     sub_ms: u64,
+    /// References that found no parent, set to null or kept as legacy values by their policy.
+    orphans: u64,
     /// Rows left out per filter of the table plan, and per reference whose orphans are dropped.
     filtered_by: Vec<u64>,
     dropped_by: Vec<u64>,
@@ -797,6 +803,7 @@ fn transform_table(
         dropped: 0,
         rejected: 0,
         sub_ms_dropped: 0,
+        orphan_references: 0,
         bytes: 0,
         checksum: None,
     };
@@ -828,6 +835,7 @@ fn transform_table(
         report.filtered += result.filtered;
         report.dropped += result.dropped;
         report.sub_ms_dropped += result.sub_ms;
+        report.orphan_references += result.orphans;
         report.rejected += result.rejects.len() as u64;
         for (total, count) in filtered_by.iter_mut().zip(&result.filtered_by) {
             *total += count;
@@ -1141,6 +1149,7 @@ fn transform_line(
             Outcome::Document(transformed) => {
                 write_document_line(&transformed, table, &mut result.lines);
                 result.ids.push(id_hash(&transformed.legacy_id));
+                result.orphans += u64::from(transformed.orphans);
             }
             Outcome::Filtered => {
                 result.filtered += 1;

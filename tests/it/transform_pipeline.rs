@@ -267,6 +267,9 @@ fn orphans_follow_the_policy_of_their_reference() {
         assert!(docs[id]["doc"]["note"].is_string(), "{}", docs[id]);
     }
     assert_eq!(docs["2"]["refs"]["parentId"], json!({"table": "parent", "legacyId": "2"}));
+    // AND the summary and the manifest count the two references set to null
+    assert!(run.stdout.contains("note: `child`: 2 references found no parent row"), "{run}");
+    assert_eq!(child_table_report(&work)["orphan_references"], 2);
 
     // WHEN the policy is `drop`
     let (work, run) = transform_orphans(&db, "drop");
@@ -286,6 +289,7 @@ fn orphans_follow_the_policy_of_their_reference() {
     assert_eq!(docs.len(), 5);
     assert_eq!(docs["3"]["doc"]["parentId"], "99", "{}", docs["3"]);
     assert_eq!(docs["5"]["doc"]["parentId"], "98", "{}", docs["5"]);
+    assert_eq!(child_table_report(&work)["orphan_references"], 2);
     assert!(docs["3"]["refs"].get("parentId").is_none(), "{}", docs["3"]);
     // AND rows whose parent exists still refer to it through refs, not a string
     assert!(docs["1"]["doc"].get("parentId").is_none(), "{}", docs["1"]);
