@@ -148,15 +148,23 @@ fn expected_cycle_references() -> Vec<(String, Option<String>)> {
     expected
 }
 
-#[test]
-fn a_first_pass_upsert_applied_after_the_second_pass_takes_no_reference_away_under_convex_test() {
-    // GIVEN a plan with a NOT NULL cycle and a self-reference, imported in full
+/// [`CYCLE`] transformed, deployed under convex-test and imported in full, every cycle
+/// reference in place.
+fn cycle_imported_under_convex_test() -> (Prepared, ConvexTestServer) {
     let prepared = Prepared::new(CYCLE, "");
     prepared.migrate(&["transform"]).success();
     let server = ConvexTestServer::for_convex_dir(&prepared.convex_dir());
+    let (url, key) = (server.url(), server.admin_key());
+    import_json(&prepared, url, key, &[]);
+    assert_eq!(cycle_references(url, key), expected_cycle_references());
+    (prepared, server)
+}
+
+#[test]
+fn a_first_pass_upsert_applied_after_the_second_pass_takes_no_reference_away_under_convex_test() {
+    // GIVEN a plan with a NOT NULL cycle and a self-reference, imported in full
+    let (prepared, server) = cycle_imported_under_convex_test();
     let (url, key) = (server.url().to_owned(), server.admin_key().to_owned());
-    import_json(&prepared, &url, &key, &[]);
-    assert_eq!(cycle_references(&url, &key), expected_cycle_references());
 
     // WHEN the first pass's upserts arrive again, late: the same bodies import sent, applied
     // after the second pass patched the cycle references in
@@ -286,12 +294,8 @@ fn a_module_of_an_older_version_is_refused_with_what_to_do() {
 #[test]
 fn a_cycle_reference_set_to_null_in_the_source_is_cleared_on_re_import() {
     // GIVEN the cycle imported in full under convex-test
-    let prepared = Prepared::new(CYCLE, "");
-    prepared.migrate(&["transform"]).success();
-    let server = ConvexTestServer::for_convex_dir(&prepared.convex_dir());
+    let (prepared, server) = cycle_imported_under_convex_test();
     let (url, key) = (server.url().to_owned(), server.admin_key().to_owned());
-    import_json(&prepared, &url, &key, &[]);
-    assert_eq!(cycle_references(&url, &key), expected_cycle_references());
 
     // WHEN the source drops member 4's manager and gives member 1 one, and the job runs again
     crate::support::Conn::connect_or_fail(prepared._db.url()).execute(
