@@ -32,7 +32,7 @@ use self::canonical::{Entries, fingerprint_entries, raw_str, value_fingerprint};
 use self::compare::{Counts, Found, Locator, Record, Spool, Spooled, Target};
 use self::ranges::Range;
 pub use self::reconcile::TableVerify;
-use crate::convex::client::{CallError, ConvexClient, FunctionKind};
+use crate::convex::client::{ConvexClient, FunctionKind, request_body};
 use crate::data_dir::{DataDir, DataDirError};
 use crate::import::order::TableStep;
 use crate::import::transformed::TransformedFile;
@@ -237,11 +237,12 @@ struct TableRun<'a> {
     spill: PathBuf,
 }
 
-/// `migrate:readBack`'s answer, the page left as text for the thread that reduces it.
+/// `migrate:readBack`'s answer, its documents borrowed from the reply's text.
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
-struct PageText {
-    page: Box<RawValue>,
+struct Page<'a> {
+    #[serde(borrow)]
+    page: Vec<ReadBack<'a>>,
     is_done: bool,
     continue_cursor: String,
 }
@@ -282,30 +283,17 @@ impl TableRun<'_> {
         let num_items = page_size(self.report, self.references.len());
         let ranges = self.ranges(documents, num_items).await?;
         let read = Arc::new(AtomicU64::new(0));
+        // Pages are reduced to records as they are decoded, by the task that fetched them;
+        // this thread only spools the records.
         let (pages, mut received) =
-            tokio::sync::mpsc::channel::<(usize, Box<RawValue>)>(READERS.min(ranges.len()) + 2);
+            tokio::sync::mpsc::channel::<Vec<Record>>(READERS.min(ranges.len()) + 2);
         let convex = {
-            let (spill, legacy_field) = (self.spill.clone(), self.step.legacy_field.clone());
-            let (references, read, table) = (self.references.clone(), read.clone(), table.clone());
-            let mut read_in_range = vec![0_u64; ranges.len()];
+            let spill = self.spill.clone();
             tokio::task::spawn_blocking(move || -> Result<Spooled, ImportError> {
                 let mut spool = Spool::new(&spill, "convex", partitions)?;
-                while let Some((range, page)) = received.blocking_recv() {
-                    let documents: Vec<ReadBack<'_>> =
-                        serde_json::from_str(page.get()).map_err(|e| ImportError::Convex {
-                            table: table.clone(),
-                            source: CallError::NotConvex {
-                                path: "migrate:readBack".into(),
-                                detail: e.to_string(),
-                            },
-                        })?;
-                    read.fetch_add(documents.len() as u64, Ordering::Relaxed);
-                    for document in documents {
-                        // The read-back order: by range, then by page, whatever page came in
-                        // first, so that the first differences listed are the same every run.
-                        read_in_range[range] += 1;
-                        let ordinal = ((range as u64) << 40) | read_in_range[range];
-                        spool.push(reduce_convex(document, &legacy_field, &references, ordinal))?;
+                while let Some(records) = received.blocking_recv() {
+                    for record in records {
+                        spool.push(record)?;
                     }
                 }
                 Ok(spool.finish()?)
@@ -320,9 +308,13 @@ impl TableRun<'_> {
         let fetched: Result<(), ImportError> = {
             let (client, table, pages, progress, read) =
                 (self.client, &table, &pages, &progress, &read);
+            let (legacy_field, references) = (&self.step.legacy_field, self.references);
             futures_util::stream::iter(ranges.iter().enumerate())
             .map(|(i, range)| async move {
                 let mut cursor = Value::Null;
+                // The read-back order: by range, then by page, whichever page comes in first,
+                // so that the first differences listed are the same every run.
+                let mut ordinal = (i as u64) << 40;
                 loop {
                     let mut args =
                         serde_json::json!({"table": table, "cursor": cursor, "numItems": num_items});
@@ -332,18 +324,30 @@ impl TableRun<'_> {
                     if let Some(to) = range.to {
                         args["to"] = to.into();
                     }
-                    let page: PageText = client
-                        .call(FunctionKind::Query, "migrate:readBack", &args)
+                    let body = request_body("migrate:readBack", args.to_string().as_bytes());
+                    let decode = |value: &RawValue| {
+                        let page: Page<'_> =
+                            serde_json::from_str(value.get()).map_err(|e| e.to_string())?;
+                        let records: Vec<Record> = (ordinal + 1..)
+                            .zip(page.page)
+                            .map(|(at, doc)| reduce_convex(doc, legacy_field, references, at))
+                            .collect();
+                        Ok((records, page.is_done, page.continue_cursor))
+                    };
+                    let (records, is_done, next) = client
+                        .call_body(FunctionKind::Query, "migrate:readBack", body.into(), decode)
                         .await
                         .map_err(|source| ImportError::Convex { table: table.clone(), source })?;
-                    // A closed channel: the reducing thread stopped on an error, reported below.
-                    if pages.send((i, page.page)).await.is_err() || page.is_done {
+                    ordinal += records.len() as u64;
+                    read.fetch_add(records.len() as u64, Ordering::Relaxed);
+                    // A closed channel: the spooling thread stopped on an error, reported below.
+                    if pages.send(records).await.is_err() || is_done {
                         return Ok(());
                     }
                     if let Ok(mut progress) = progress.lock() {
                         progress.rows(read.load(Ordering::Relaxed));
                     }
-                    cursor = Value::String(page.continue_cursor);
+                    cursor = Value::String(next);
                 }
             })
             .buffer_unordered(READERS)
