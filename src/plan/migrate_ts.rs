@@ -19,7 +19,8 @@ use super::model::{Plan, ReferencePlan, TablePlan};
 /// `version` of what `migrate:info` returns: changes when the functions' contract does.
 /// 2: `upsert` keeps the `deferred` fields of an existing document; the ledger functions;
 ///    `readBack`, verify's read-back with references resolved on the server.
-pub const MODULE_VERSION: u32 = 2;
+/// 3: `readBack` takes an optional `_creationTime` range (`from`, `to`); `creationTimes`.
+pub const MODULE_VERSION: u32 = 3;
 
 /// The start of the module's only line holding the plan; the compact JSON follows, then `;`.
 pub const PLAN_LINE_PREFIX: &str = "const PLAN = ";
@@ -53,7 +54,7 @@ pub fn migrate_ts(plan: &Plan) -> String {
     out
 }
 
-/// What `migrate:info` returns: `{"version":2,"planHash":…,"tables":{…}}`, in this order.
+/// What `migrate:info` returns: `{"version":3,"planHash":…,"tables":{…}}`, in this order.
 #[derive(serde::Serialize)]
 #[serde(rename_all = "camelCase")]
 struct Info<'a> {
@@ -333,13 +334,26 @@ type Parent = { table: string; legacyId: string };
  * holding an id of the parent table, the parent's table and legacy id (null: the id is no
  * document's). Verify then needs no map of every id to compare references. Each distinct parent
  * is one `db.get`, an index range of the query's 4,096: verify keeps `numItems` × references
- * under that.
+ * under that. `from` and `to` bound `_creationTime` (from <= t < to), each optional.
  */
 export const readBack = internalQueryGeneric({
-  args: { table: v.string(), cursor: v.union(v.string(), v.null()), numItems: v.number() },
-  handler: async (ctx, { table, cursor, numItems }) => {
+  args: {
+    table: v.string(),
+    cursor: v.union(v.string(), v.null()),
+    numItems: v.number(),
+    from: v.optional(v.number()),
+    to: v.optional(v.number()),
+  },
+  handler: async (ctx, { table, cursor, numItems, from, to }) => {
     const { references } = tableInfo(table);
-    const result = await ctx.db.query(table).paginate({ cursor, numItems });
+    // Only the documents with from <= _creationTime < to: verify reads ranges at once.
+    const result = await ctx.db
+      .query(table)
+      .withIndex("by_creation_time", (q) => {
+        const low = from === undefined ? q : q.gte("_creationTime", from);
+        return to === undefined ? low : low.lt("_creationTime", to);
+      })
+      .paginate({ cursor, numItems });
     const parents = new Map<string, Parent | null>();
     const page = [];
     for (const doc of result.page) {
@@ -362,6 +376,17 @@ export const readBack = internalQueryGeneric({
       page.push({ doc, refs });
     }
     return { page, isDone: result.isDone, continueCursor: result.continueCursor };
+  },
+});
+
+/** The first and last `_creationTime` of a table (null: it is empty): verify splits it. */
+export const creationTimes = internalQueryGeneric({
+  args: { table: v.string() },
+  handler: async (ctx, { table }) => {
+    tableInfo(table);
+    const first = await ctx.db.query(table).withIndex("by_creation_time").order("asc").first();
+    const last = await ctx.db.query(table).withIndex("by_creation_time").order("desc").first();
+    return { first: first?._creationTime ?? null, last: last?._creationTime ?? null };
   },
 });
 
@@ -500,7 +525,7 @@ mod tests {
         let json = line.strip_prefix(PLAN_LINE_PREFIX).unwrap().strip_suffix(';').unwrap();
         assert_eq!(
             json,
-            r#"{"version":2,"planHash":"blake3:0123abcd","tables":{"users":{"legacyIdField":"legacyId","references":{}},"posts":{"legacyIdField":"legacyId","references":{"authorId":"users"}},"comments":{"legacyIdField":"oldId","references":{"postId":"posts","parentId":"comments"}}}}"#
+            r#"{"version":3,"planHash":"blake3:0123abcd","tables":{"users":{"legacyIdField":"legacyId","references":{}},"posts":{"legacyIdField":"legacyId","references":{"authorId":"users"}},"comments":{"legacyIdField":"oldId","references":{"postId":"posts","parentId":"comments"}}}}"#
         );
     }
 

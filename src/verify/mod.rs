@@ -14,6 +14,7 @@
 
 pub mod canonical;
 mod compare;
+mod ranges;
 mod reconcile;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -29,8 +30,9 @@ use serde_json::{Map, Value};
 
 use self::canonical::{Entries, fingerprint_entries, raw_str, value_fingerprint};
 use self::compare::{Counts, Found, Locator, Record, Spool, Spooled, Target};
+use self::ranges::Range;
 pub use self::reconcile::TableVerify;
-use crate::convex::client::{CallError, ConvexClient, FunctionKind};
+use crate::convex::client::{ConvexClient, FunctionKind, request_body};
 use crate::data_dir::{DataDir, DataDirError};
 use crate::import::order::TableStep;
 use crate::import::transformed::TransformedFile;
@@ -45,8 +47,15 @@ use crate::transform::TableReport;
 /// keeps peak memory at a 100,000-document table's whatever the size.
 pub const MEMORY_LIMIT: u64 = 100_000;
 
-/// Tables read back at once (each its own pages, one after another).
+/// Tables read back at once.
 const TABLES_AT_ONCE: usize = 2;
+
+/// Pages of one table requested at once: its `_creationTime` ranges read side by side, each
+/// its own chain of pages, as import keeps batches in flight.
+const READERS: usize = 8;
+/// A table is split into up to this many ranges per reader, so that ranges of uneven size
+/// (times of documents imported in bursts) still keep every reader busy.
+const RANGES_PER_READER: usize = 4;
 
 /// `migrate:readBack` page size: at most this many documents…
 const MAX_PAGE: u64 = 4000;
@@ -228,11 +237,12 @@ struct TableRun<'a> {
     spill: PathBuf,
 }
 
-/// `migrate:readBack`'s answer, the page left as text for the thread that reduces it.
+/// `migrate:readBack`'s answer, its documents borrowed from the reply's text.
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
-struct PageText {
-    page: Box<RawValue>,
+struct Page<'a> {
+    #[serde(borrow)]
+    page: Vec<ReadBack<'a>>,
     is_done: bool,
     continue_cursor: String,
 }
@@ -270,50 +280,82 @@ impl TableRun<'_> {
                 Ok(spool.finish()?)
             })
         };
+        let num_items = page_size(self.report, self.references.len());
+        let ranges = self.ranges(documents, num_items).await?;
         let read = Arc::new(AtomicU64::new(0));
-        let (pages, mut received) = tokio::sync::mpsc::channel::<Box<RawValue>>(4);
+        // Pages are reduced to records as they are decoded, by the task that fetched them;
+        // this thread only spools the records.
+        let (pages, mut received) =
+            tokio::sync::mpsc::channel::<Vec<Record>>(READERS.min(ranges.len()) + 2);
         let convex = {
-            let (spill, legacy_field) = (self.spill.clone(), self.step.legacy_field.clone());
-            let (references, read, table) = (self.references.clone(), read.clone(), table.clone());
+            let spill = self.spill.clone();
             tokio::task::spawn_blocking(move || -> Result<Spooled, ImportError> {
                 let mut spool = Spool::new(&spill, "convex", partitions)?;
-                while let Some(page) = received.blocking_recv() {
-                    let documents: Vec<ReadBack<'_>> =
-                        serde_json::from_str(page.get()).map_err(|e| ImportError::Convex {
-                            table: table.clone(),
-                            source: CallError::NotConvex {
-                                path: "migrate:readBack".into(),
-                                detail: e.to_string(),
-                            },
-                        })?;
-                    for document in documents {
-                        let ordinal = read.fetch_add(1, Ordering::Relaxed) + 1;
-                        spool.push(reduce_convex(document, &legacy_field, &references, ordinal))?;
+                while let Some(records) = received.blocking_recv() {
+                    for record in records {
+                        spool.push(record)?;
                     }
                 }
                 Ok(spool.finish()?)
             })
         };
 
-        let mut progress =
-            reporter.table_started(&format!("{table} (Convex)"), Some(documents), Unit::Documents);
-        let mut cursor = Value::Null;
-        let num_items = page_size(self.report, self.references.len());
-        let fetched = loop {
-            let args = serde_json::json!({"table": table, "cursor": cursor, "numItems": num_items});
-            let page: PageText =
-                match self.client.call(FunctionKind::Query, "migrate:readBack", &args).await {
-                    Ok(page) => page,
-                    Err(source) => break Err(ImportError::Convex { table: table.clone(), source }),
-                };
-            // A closed channel: the reducing thread stopped on an error, reported below.
-            if pages.send(page.page).await.is_err() || page.is_done {
-                break Ok(());
-            }
-            progress.rows(read.load(Ordering::Relaxed));
-            cursor = Value::String(page.continue_cursor);
+        let progress = std::sync::Mutex::new(reporter.table_started(
+            &format!("{table} (Convex)"),
+            Some(documents),
+            Unit::Documents,
+        ));
+        let fetched: Result<(), ImportError> = {
+            let (client, table, pages, progress, read) =
+                (self.client, &table, &pages, &progress, &read);
+            let (legacy_field, references) = (&self.step.legacy_field, self.references);
+            futures_util::stream::iter(ranges.iter().enumerate())
+            .map(|(i, range)| async move {
+                let mut cursor = Value::Null;
+                // The read-back order: by range, then by page, whichever page comes in first,
+                // so that the first differences listed are the same every run.
+                let mut ordinal = (i as u64) << 40;
+                loop {
+                    let mut args =
+                        serde_json::json!({"table": table, "cursor": cursor, "numItems": num_items});
+                    if let Some(from) = range.from {
+                        args["from"] = from.into();
+                    }
+                    if let Some(to) = range.to {
+                        args["to"] = to.into();
+                    }
+                    let body = request_body("migrate:readBack", args.to_string().as_bytes());
+                    let decode = |value: &RawValue| {
+                        let page: Page<'_> =
+                            serde_json::from_str(value.get()).map_err(|e| e.to_string())?;
+                        let records: Vec<Record> = (ordinal + 1..)
+                            .zip(page.page)
+                            .map(|(at, doc)| reduce_convex(doc, legacy_field, references, at))
+                            .collect();
+                        Ok((records, page.is_done, page.continue_cursor))
+                    };
+                    let (records, is_done, next) = client
+                        .call_body(FunctionKind::Query, "migrate:readBack", body.into(), decode)
+                        .await
+                        .map_err(|source| ImportError::Convex { table: table.clone(), source })?;
+                    ordinal += records.len() as u64;
+                    read.fetch_add(records.len() as u64, Ordering::Relaxed);
+                    // A closed channel: the spooling thread stopped on an error, reported below.
+                    if pages.send(records).await.is_err() || is_done {
+                        return Ok(());
+                    }
+                    if let Ok(mut progress) = progress.lock() {
+                        progress.rows(read.load(Ordering::Relaxed));
+                    }
+                    cursor = Value::String(next);
+                }
+            })
+            .buffer_unordered(READERS)
+            .try_collect()
+            .await
         };
         drop(pages);
+        let mut progress = progress.into_inner().unwrap_or_else(|e| e.into_inner());
         let convex = convex.await.expect("reducing pages does not panic");
         let source = source.await.expect("reading the transformed file does not panic");
         fetched?;
@@ -328,6 +370,34 @@ impl TableRun<'_> {
         })
         .await
         .expect("comparing does not panic")
+    }
+}
+
+/// The `_creationTime` ranges to read a table of about `documents` in: one for a table of a
+/// page or two, else split between its first and last creation time (`migrate:creationTimes`).
+impl TableRun<'_> {
+    async fn ranges(&self, documents: u64, num_items: u64) -> Result<Vec<Range>, ImportError> {
+        let pages = documents.div_ceil(num_items.max(1));
+        if pages <= 2 {
+            return Ok(vec![Range { from: None, to: None }]);
+        }
+        #[derive(Deserialize)]
+        struct Times {
+            first: Option<f64>,
+            last: Option<f64>,
+        }
+        let table = &self.step.table;
+        let args = serde_json::json!({ "table": table });
+        let times: Times = self
+            .client
+            .call(FunctionKind::Query, "migrate:creationTimes", &args)
+            .await
+            .map_err(|source| ImportError::Convex { table: table.clone(), source })?;
+        let n = (pages as usize).min(READERS * RANGES_PER_READER);
+        Ok(match (times.first, times.last) {
+            (Some(first), Some(last)) => ranges::split(first, last, n),
+            _ => vec![Range { from: None, to: None }],
+        })
     }
 }
 

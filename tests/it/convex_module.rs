@@ -232,7 +232,7 @@ fn info_returns_the_plan_the_module_was_generated_from() {
     assert_eq!(
         info,
         json!({
-            "version": 2,
+            "version": 3,
             "planHash": "blake3:convex-module-tests",
             "tables": {
                 "users": { "legacyIdField": "legacyId", "references": {} },
@@ -618,6 +618,56 @@ fn read_back_resolves_references_to_the_parents_legacy_ids() {
         json!({ "table": "users", "cursor": null, "numItems": 10 }),
     );
     assert_eq!(users["page"][0]["refs"], json!({}));
+}
+
+#[test]
+fn read_back_in_creation_time_ranges_reads_each_document_once() {
+    let server = ConvexTestServer::for_plan(&blog_plan());
+    let api = Api::new(&server);
+    let times = api.ok("api/query", "migrate:creationTimes", json!({ "table": "users" }));
+    assert_eq!(times, json!({ "first": null, "last": null }));
+    // GIVEN seven users, in three batches
+    let names = ["1", "2", "3", "4", "5", "6", "7"];
+    for batch in names.chunks(3) {
+        api.upsert("users", Value::Array(batch.iter().map(|n| user(n, n)).collect()));
+    }
+    let (docs, _) = api.all("users", 10);
+    let created: Vec<f64> = docs.iter().map(|d| d["_creationTime"].as_f64().unwrap()).collect();
+    let times = api.ok("api/query", "migrate:creationTimes", json!({ "table": "users" }));
+    assert_eq!(
+        (times["first"].as_f64(), times["last"].as_f64()),
+        (Some(created[0]), Some(created[6]))
+    );
+
+    // WHEN verify reads them in ranges whose bounds are exactly documents' creation times,
+    // two at a time
+    let bounds = [None, Some(created[2]), Some(created[3]), Some(created[6]), None];
+    let mut read = Vec::new();
+    for range in bounds.windows(2) {
+        let mut cursor = Value::Null;
+        loop {
+            let mut args = json!({ "table": "users", "cursor": cursor, "numItems": 2 });
+            if let Some(from) = range[0] {
+                args["from"] = json!(from);
+            }
+            if let Some(to) = range[1] {
+                args["to"] = json!(to);
+            }
+            let page = api.ok("api/query", "migrate:readBack", args);
+            for r in page["page"].as_array().unwrap() {
+                let t = r["doc"]["_creationTime"].as_f64().unwrap();
+                assert!(range[0].is_none_or(|from| from <= t) && range[1].is_none_or(|to| t < to));
+                read.push(r["doc"]["legacyId"].as_str().unwrap().to_owned());
+            }
+            if page["isDone"] == true {
+                break;
+            }
+            cursor = page["continueCursor"].clone();
+        }
+    }
+
+    // THEN each document comes once, the one at a boundary in the range it starts
+    assert_eq!(read, names);
 }
 
 #[test]

@@ -26,4 +26,5 @@ mod transform_keys;
 mod transform_losses;
 mod transform_pipeline;
 mod transform_timestamps;
+mod verify_ranges;
 mod verify_reconcile;

@@ -38,6 +38,7 @@ enum Function {
     PatchRefs,
     Page,
     ReadBack,
+    CreationTimes,
     Get,
     Remove,
     LedgerWrite,
@@ -50,6 +51,7 @@ impl Function {
             Function::Info
             | Function::Page
             | Function::ReadBack
+            | Function::CreationTimes
             | Function::Get
             | Function::LedgerRead => Kind::Query,
             Function::Upsert | Function::PatchRefs | Function::Remove | Function::LedgerWrite => {
@@ -70,6 +72,7 @@ fn find(path: &str) -> Option<Function> {
         "patchRefs" => Function::PatchRefs,
         "page" => Function::Page,
         "readBack" => Function::ReadBack,
+        "creationTimes" => Function::CreationTimes,
         "get" => Function::Get,
         "remove" => Function::Remove,
         "ledgerWrite" => Function::LedgerWrite,
@@ -110,6 +113,7 @@ pub fn call(
         }
         Function::Page => page(store, parse_args(args)?)?,
         Function::ReadBack => read_back(store, parse_args(args)?)?,
+        Function::CreationTimes => creation_times(store, parse_args(args)?)?,
         Function::Get => get(store, parse_args(args)?)?,
         Function::Remove => remove(store, parse_args(args)?, &mut writes)?,
         Function::LedgerWrite => ledger_write(store, parse_args(args)?)?,
@@ -419,6 +423,27 @@ struct PageArgs<'a> {
     cursor: Option<Str<'a>>,
     #[serde(rename = "numItems")]
     num_items: f64,
+    /// `readBack` only: `from <= _creationTime < to`, each optional.
+    #[serde(default)]
+    from: Option<f64>,
+    #[serde(default)]
+    to: Option<f64>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TableArgs<'a> {
+    #[serde(borrow)]
+    table: Str<'a>,
+}
+
+/// `creationTimes`: `{"first": t, "last": t}` of the table's documents, null when it is empty.
+fn creation_times(store: &Store, args: TableArgs<'_>) -> Result<String, Thrown> {
+    let t = store.table_index(&args.table)?;
+    Ok(match store.creation_times(t) {
+        Some((first, last)) => format!("{{\"first\":{first},\"last\":{last}}}"),
+        None => "{\"first\":null,\"last\":null}".to_owned(),
+    })
 }
 
 /// The documents of a page: its table, the documents and the cursor, as `page` and `readBack`
@@ -429,15 +454,15 @@ fn page_of<'s>(
 ) -> Result<(usize, Vec<&'s Doc>, usize, bool), Thrown> {
     let t = store.table_index(&args.table)?;
     let start = match &args.cursor {
-        None => 0,
-        Some(cursor) => cursor.parse::<usize>().map_err(|_| {
+        None => None,
+        Some(cursor) => Some(cursor.parse::<usize>().map_err(|_| {
             Thrown(format!("InvalidCursor: {:?} is not a cursor of this query", &**cursor))
-        })?,
+        })?),
     };
     if args.num_items.is_nan() || args.num_items < 0.0 {
         return Err(Thrown(format!("numItems must be a positive number, not {}", args.num_items)));
     }
-    let (docs, next, done) = store.page(t, start, args.num_items as usize);
+    let (docs, next, done) = store.page_in(t, start, args.num_items as usize, args.from, args.to);
     Ok((t, docs, next, done))
 }
 
@@ -492,6 +517,9 @@ fn read_back(store: &Store, args: PageArgs<'_>) -> Result<String, Thrown> {
 }
 
 fn page(store: &Store, args: PageArgs<'_>) -> Result<String, Thrown> {
+    if args.from.is_some() || args.to.is_some() {
+        return Err(Thrown("ArgumentValidationError: `page` takes no `from` or `to`".into()));
+    }
     let t = store.table_index(&args.table)?;
     let start = match &args.cursor {
         None => 0,

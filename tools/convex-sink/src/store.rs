@@ -46,6 +46,8 @@ pub struct Table {
     /// Reference field → parent table, from the plan.
     pub references: FxHashMap<Box<str>, Reference>,
     docs: Vec<Option<Doc>>,
+    /// Each slot's creation time, removed slots too: increasing, searched for a range's start.
+    created: Vec<f64>,
     index: FxHashMap<Box<str>, Slots>,
     /// Where each live document's id is: what `db.get` finds.
     ids: FxHashMap<DocId, u32>,
@@ -98,6 +100,7 @@ impl Store {
                     })
                     .collect(),
                 docs: Vec::new(),
+                created: Vec::new(),
                 index: FxHashMap::default(),
                 ids: FxHashMap::default(),
                 live: 0,
@@ -145,6 +148,7 @@ impl Store {
                 if let Some(Some(doc)) = t.docs.pop() {
                     t.ids.remove(&doc.id);
                 }
+                t.created.pop();
                 t.live -= 1;
                 if let Some(legacy) = legacy {
                     t.unindex(&legacy, t.docs.len() as u32);
@@ -193,6 +197,7 @@ impl Store {
         let id = self.minter.mint(t.number);
         let slot = t.docs.len() as u32;
         t.docs.push(Some(Doc { id, created, body }));
+        t.created.push(created);
         t.ids.insert(id, slot);
         t.live += 1;
         if let Some(legacy) = legacy {
@@ -231,19 +236,44 @@ impl Store {
     /// Up to `n` documents from slot `start` on, the slot to continue from, and whether that is
     /// the end of the table.
     pub fn page(&self, table: usize, start: usize, n: usize) -> (Vec<&Doc>, usize, bool) {
-        let docs = &self.tables[table].docs;
+        self.page_in(table, Some(start), n, None, None)
+    }
+
+    /// [`Store::page`] of the documents created in `[from, to)` (`by_creation_time`), from slot
+    /// `start` on (`None`: the range's first).
+    pub fn page_in(
+        &self,
+        table: usize,
+        start: Option<usize>,
+        n: usize,
+        from: Option<f64>,
+        to: Option<f64>,
+    ) -> (Vec<&Doc>, usize, bool) {
+        let t = &self.tables[table];
+        let (docs, created) = (&t.docs, &t.created);
+        // Creation times increase with the slot: the range is a run of slots.
+        let end = to.map_or(docs.len(), |to| created.partition_point(|&c| c < to));
+        let first = from.map_or(0, |from| created.partition_point(|&c| c < from));
         let mut page = Vec::with_capacity(n.min(1024));
-        let mut pos = start.min(docs.len());
-        while pos < docs.len() && page.len() < n {
+        let mut pos = start.unwrap_or(first).clamp(first, end.max(first));
+        while pos < end && page.len() < n {
             if let Some(doc) = &docs[pos] {
                 page.push(doc);
             }
             pos += 1;
         }
-        while pos < docs.len() && docs[pos].is_none() {
+        while pos < end && docs[pos].is_none() {
             pos += 1;
         }
-        (page, pos, pos >= docs.len())
+        (page, pos, pos >= end)
+    }
+
+    /// The first and last creation time of the live documents of `table`.
+    pub fn creation_times(&self, table: usize) -> Option<(f64, f64)> {
+        let docs = &self.tables[table].docs;
+        let first = docs.iter().flatten().next()?;
+        let last = docs.iter().rev().flatten().next()?;
+        Some((first.created, last.created))
     }
 
     /// What the module's `normalizeId(parent, value)` and `db.get` make of `value` for a
@@ -306,6 +336,7 @@ impl Store {
     pub fn clear(&mut self) {
         for table in &mut self.tables {
             table.docs.clear();
+            table.created.clear();
             table.index.clear();
             table.live = 0;
         }

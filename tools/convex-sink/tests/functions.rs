@@ -331,6 +331,70 @@ async fn read_back_resolves_references_to_the_parents_legacy_ids() {
     assert_eq!(users["page"][0]["refs"], json!({}));
 }
 
+/// `readBack` of a `_creationTime` range (`from <= t < to`) with `creationTimes`' bounds, as
+/// verify reads a table in ranges at once.
+#[tokio::test]
+async fn read_back_in_creation_time_ranges_reads_each_document_once() {
+    let sink = start();
+    let mut client = Client::new(&sink);
+    let times = client.ok("query", "migrate:creationTimes", json!({"table": "users"})).await;
+    assert_eq!(times, json!({"first": null, "last": null}));
+    client.upsert("users", users(0..50)).await;
+    client.ok("mutation", "migrate:remove", json!({"table": "users", "legacyIds": ["20"]})).await;
+    let times = client.ok("query", "migrate:creationTimes", json!({"table": "users"})).await;
+
+    // Every document's creation time; the ranges start exactly at some of them.
+    let all = client
+        .ok("query", "migrate:readBack", json!({"table": "users", "cursor": null, "numItems": 100}))
+        .await;
+    let created: Vec<f64> = all["page"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["doc"]["_creationTime"].as_f64().unwrap())
+        .collect();
+    assert_eq!(created.len(), 49);
+    assert_eq!(
+        (times["first"].as_f64(), times["last"].as_f64()),
+        (Some(created[0]), Some(created[48]))
+    );
+    let bounds = [None, Some(created[10]), Some(created[19] + 1e-9), Some(created[30]), None];
+
+    let mut seen = Vec::new();
+    for range in bounds.windows(2) {
+        let mut cursor = Value::Null;
+        loop {
+            let mut args = json!({"table": "users", "cursor": cursor, "numItems": 4});
+            if let Some(from) = range[0] {
+                args["from"] = json!(from);
+            }
+            if let Some(to) = range[1] {
+                args["to"] = json!(to);
+            }
+            let page = client.ok("query", "migrate:readBack", args).await;
+            for read in page["page"].as_array().unwrap() {
+                let t = read["doc"]["_creationTime"].as_f64().unwrap();
+                assert!(range[0].is_none_or(|from| from <= t) && range[1].is_none_or(|to| t < to));
+                seen.push(read["doc"]["legacyId"].as_str().unwrap().parse::<usize>().unwrap());
+            }
+            if page["isDone"] == json!(true) {
+                break;
+            }
+            cursor = page["continueCursor"].clone();
+        }
+    }
+    let expected: Vec<usize> = (0..50).filter(|&i| i != 20).collect();
+    assert_eq!(seen, expected);
+    let message = client
+        .thrown(
+            "query",
+            "migrate:page",
+            json!({"table": "users", "cursor": null, "numItems": 1, "from": 1}),
+        )
+        .await;
+    assert!(message.contains("ArgumentValidationError"), "{message}");
+}
+
 #[tokio::test]
 async fn get_returns_documents_in_order_with_nulls() {
     let sink = start();
