@@ -202,6 +202,13 @@ fn compare_partition(
     counts.convex += convex.len() as u64;
     let expected: HashMap<&str, &Record> = source.iter().map(|r| (r.legacy.as_str(), r)).collect();
     let mut seen: HashMap<&str, ()> = HashMap::with_capacity(convex.len());
+    // In read-back order: ranges are read at once and arrive in any order, and which of two
+    // documents with one legacy id is called the second must not depend on that.
+    let mut convex: Vec<&Record> = convex.iter().collect();
+    convex.sort_unstable_by_key(|r| match r.at {
+        Locator::Convex { ordinal, .. } => ordinal,
+        Locator::Line(line) => line,
+    });
     for actual in convex {
         let (ordinal, id) = match &actual.at {
             Locator::Convex { ordinal, id } => (*ordinal, id.as_str()),
@@ -498,6 +505,22 @@ mod tests {
         let kinds: Vec<(&str, &str)> =
             spilled_found.iter().map(|f| (f.kind, f.legacy_id.as_str())).collect();
         assert_eq!(kinds, [("duplicate", "50"), ("missing", "1"), ("missing", "2")]);
+    }
+
+    #[test]
+    fn the_second_of_two_documents_with_one_legacy_id_is_the_later_one_read_back() {
+        // GIVEN two documents with legacy id 7, pushed later one first, as two ranges read at
+        // once may deliver them
+        let source = [line("7", 1, 1)];
+        let convex = [doc("7", 1, 2 << 40), doc("7", 1, 5)];
+
+        // WHEN compared THEN the duplicate named is the one later in read-back order
+        let (counts, found, _) = run(1, &source, &convex);
+        assert_eq!((counts.matching, counts.duplicates), (1, 1));
+        assert_eq!(
+            found[0].detail,
+            format!("a second document (id{}) has this legacy id", 2u64 << 40)
+        );
     }
 
     #[test]
