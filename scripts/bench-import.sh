@@ -76,30 +76,10 @@ bench_setup cargo psql node awk sync
 bench_node naive-import.mjs
 naive=$node_script
 
-# A sink left running by an interruption is stopped before the lib's cleanup runs.
-sink_pid=""
-bench_import_cleanup() {
-  local status=$?
-  set +e
-  if [[ -n $sink_pid ]]; then
-    kill -TERM "$sink_pid" 2>/dev/null
-    wait "$sink_pid" 2>/dev/null
-  fi
-  (exit "$status")
-  bench_cleanup
-}
-trap bench_import_cleanup EXIT
+source "$(dirname "${BASH_SOURCE[0]}")/lib/sink.sh"
 
 bench_start
-log "building: cargo build --release -p convex-sink"
-(cd "$repo" && cargo build --release --quiet -p convex-sink) || die "cargo build -p convex-sink failed"
-sink_bin=$repo/target/release/convex-sink
-[[ -x $sink_bin ]] || die "no binary at $sink_bin"
-
-# migrate reads CONVEX_URL and CONVEX_DEPLOY_KEY: only the script's own count. The key is a
-# throwaway shared with the local sink.
-unset CONVEX_URL CONVEX_DEPLOY_KEY
-export CONVEX_DEPLOY_KEY="bench-$RANDOM$RANDOM"
+sink_build
 bench_header "(medians; naive once per latency), node $node_version, --concurrency $CONCURRENCY," \
   "batches of $BATCH, convex-sink"
 
@@ -111,33 +91,13 @@ commas() { awk -v n="$1" 'BEGIN { s = sprintf("%d", n); o = ""
   while (length(s) > 3) { o = "," substr(s, length(s) - 2) o; s = substr(s, 1, length(s) - 3) }
   print s o }'; }
 
-# Starts a fresh sink with LATENCY ms per reply; sets sink_pid and exports CONVEX_URL.
-start_sink() {
-  local latency=$1 i
-  # Emptied here, not only by the redirection: that happens in the child, after the first read.
-  : >"$tmp/sink.out"
-  "$sink_bin" --module "$convex/migrate.ts" --admin-key "$CONVEX_DEPLOY_KEY" --port 0 \
-    --latency-ms "$latency" >"$tmp/sink.out" 2>"$tmp/sink.err" &
-  sink_pid=$!
-  for ((i = 0; i < 200; i++)); do
-    CONVEX_URL=$(sed -n 's/^listening on //p' "$tmp/sink.out")
-    [[ -z $CONVEX_URL ]] || break
-    kill -0 "$sink_pid" 2>/dev/null || { cat "$tmp/sink.err" >&2; sink_pid=""; die "convex-sink exited"; }
-    sleep 0.05
-  done
-  [[ -n $CONVEX_URL ]] || die "convex-sink printed no 'listening on' line in 10 s"
-  export CONVEX_URL
-}
-
 # Stops the sink; sets sink_cpu (seconds, user+sys) and sink_inserted, and dies unless it
 # inserted EXPECTED documents and replaced none.
 stop_sink() {
   local expected=$1 ticks stats replaced
   ticks=$(awk '{ sub(/^.*\) /, ""); print $12 + $13 }' "/proc/$sink_pid/stat")
   sink_cpu=$(calc '%.2f' "$ticks / $clk_tck")
-  kill -TERM "$sink_pid"
-  wait "$sink_pid" || { cat "$tmp/sink.err" >&2; sink_pid=""; die "convex-sink failed on SIGTERM"; }
-  sink_pid=""
+  stop_sink_process
   stats=$(grep '^convex-sink: requests=' "$tmp/sink.err" | tail -n 1) \
     || die "no stats line from convex-sink: $(cat "$tmp/sink.err")"
   sink_inserted=$(sed -n 's/.* inserted=\([0-9]*\).*/\1/p' <<<"$stats")

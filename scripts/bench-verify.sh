@@ -34,52 +34,13 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib/bench.sh"
 
 bench_setup cargo psql awk sync
 
-sink_pid=""
-bench_verify_cleanup() {
-  local status=$?
-  set +e
-  if [[ -n $sink_pid ]]; then
-    kill -TERM "$sink_pid" 2>/dev/null
-    wait "$sink_pid" 2>/dev/null
-  fi
-  (exit "$status")
-  bench_cleanup
-}
-trap bench_verify_cleanup EXIT
+source "$(dirname "${BASH_SOURCE[0]}")/lib/sink.sh"
 
 bench_start
-log "building: cargo build --release -p convex-sink"
-(cd "$repo" && cargo build --release --quiet -p convex-sink) || die "cargo build -p convex-sink failed"
-sink_bin=$repo/target/release/convex-sink
-[[ -x $sink_bin ]] || die "no binary at $sink_bin"
-
-unset CONVEX_URL CONVEX_DEPLOY_KEY
-export CONVEX_DEPLOY_KEY="bench-$RANDOM$RANDOM"
+sink_build
 bench_header "(medians), convex-sink at 0 ms, import --concurrency $CONCURRENCY"
 
 data=$tmp/data plan=$tmp/plan convex=$tmp/convex
-
-start_sink() {
-  local i
-  : >"$tmp/sink.out"
-  "$sink_bin" --module "$convex/migrate.ts" --admin-key "$CONVEX_DEPLOY_KEY" --port 0 \
-    --latency-ms 0 >"$tmp/sink.out" 2>"$tmp/sink.err" &
-  sink_pid=$!
-  for ((i = 0; i < 200; i++)); do
-    CONVEX_URL=$(sed -n 's/^listening on //p' "$tmp/sink.out")
-    [[ -z $CONVEX_URL ]] || break
-    kill -0 "$sink_pid" 2>/dev/null || { cat "$tmp/sink.err" >&2; sink_pid=""; die "convex-sink exited"; }
-    sleep 0.05
-  done
-  [[ -n $CONVEX_URL ]] || die "convex-sink printed no 'listening on' line in 10 s"
-  export CONVEX_URL
-}
-
-stop_sink() {
-  kill -TERM "$sink_pid"
-  wait "$sink_pid" || { cat "$tmp/sink.err" >&2; sink_pid=""; die "convex-sink failed on SIGTERM"; }
-  sink_pid=""
-}
 
 declare -A t_import_of t_verify_of rss_verify_of rss_import_of cpu_verify_of
 for n in "${size_list[@]}"; do
@@ -104,7 +65,7 @@ for n in "${size_list[@]}"; do
       || { cat "$tmp/verify.out" >&2; die "migrate verify failed"; }
     read -r vsecs vkib vcpu <<<"$result"
     grep -q '^verified: ' "$tmp/verify.out" || { cat "$tmp/verify.out" >&2; die "verify did not verify"; }
-    stop_sink
+    stop_sink_process
     imports+=("$isecs") verifies+=("$vsecs") rss_v+=("$vkib") rss_i+=("$ikib") cpu_v+=("$vcpu")
     log "rows=$n run $r/$repeat: import $isecs s ($ikib KiB), verify $vsecs s ($vkib KiB, cpu $vcpu s)"
   done
