@@ -20,7 +20,9 @@ use crate::exit_code;
         import     documents → Convex over its HTTP API, resumable\n  \
         verify     prove Convex holds exactly what the source held\n\n\
         Settings come from flags, then the environment (DATABASE_URL, CONVEX_URL, \
-        CONVEX_DEPLOY_KEY, MIGRATE_*; a .env file in the working directory is read), then \
+        CONVEX_DEPLOY_KEY, CONVEX_DEPLOYMENT, CONVEX_SELF_HOSTED_URL, \
+        CONVEX_SELF_HOSTED_ADMIN_KEY, MIGRATE_*; .env.local, then .env, in the working directory \
+        are read), then \
         defaults. The deploy key is read only from the environment.",
     after_help = exit_code::HELP,
     after_long_help = exit_code::HELP,
@@ -258,8 +260,8 @@ pub struct BatchArgs {
 /// Where Convex is and how hard to try.
 #[derive(Debug, Clone, Args)]
 pub struct ConvexArgs {
-    /// The Convex deployment URL, e.g. https://happy-animal-123.convex.cloud (the deploy key
-    /// is read from CONVEX_DEPLOY_KEY only, never from the command line)
+    /// The Convex deployment URL, e.g. https://happy-animal-123.convex.cloud; by default derived
+    /// from CONVEX_DEPLOY_KEY (read from the environment only, never from the command line)
     #[arg(long, env = "CONVEX_URL", hide_env_values = true)]
     pub convex_url: Option<String>,
     /// Seconds one call may take before it is retried

@@ -74,12 +74,14 @@ pub fn run(cli: Cli) -> anyhow::Result<u8> {
         }
         Command::Import(args) => {
             if cli.global.show_settings {
+                let settings = with_convex_flag(settings, &args.convex)?;
                 return show_settings(&settings, None);
             }
             runtime.block_on(run_import(&settings, &args))
         }
         Command::Verify(args) => {
             if cli.global.show_settings {
+                let settings = with_convex_flag(settings, &args.convex)?;
                 return show_settings(&settings, None);
             }
             runtime.block_on(run_verify(&settings, &args))
@@ -87,6 +89,7 @@ pub fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Run(args) => {
             let export_settings = ExportSettings::from_args(&args.export);
             if cli.global.show_settings {
+                let settings = with_convex_flag(settings, &args.convex)?;
                 return show_settings(&settings, export_settings.ok());
             }
             runtime.block_on(run_all(settings, export_settings?, &args))
@@ -97,6 +100,12 @@ pub fn run(cli: Cli) -> anyhow::Result<u8> {
             Ok(exit_code::OK)
         }
     }
+}
+
+/// The settings with the deployment resolved again, `--convex-url` included.
+fn with_convex_flag(mut settings: Settings, convex: &ConvexArgs) -> Result<Settings, ImportError> {
+    settings.convex = crate::deployment::from_env(convex.convex_url.as_deref())?;
+    Ok(settings)
 }
 
 fn show_settings(settings: &Settings, export: Option<ExportSettings>) -> anyhow::Result<u8> {
@@ -264,10 +273,11 @@ fn import_options(
     })
 }
 
-fn convex_target(settings: &Settings, convex: &ConvexArgs) -> Result<ConvexTarget, ImportError> {
+fn convex_target(_settings: &Settings, convex: &ConvexArgs) -> Result<ConvexTarget, ImportError> {
+    let deployment = crate::deployment::from_env(convex.convex_url.as_deref())?;
     Ok(ConvexTarget {
-        url: import::convex_url(convex.convex_url.as_deref())?,
-        deploy_key: settings.convex_deploy_key.clone().ok_or(ImportError::MissingDeployKey)?,
+        url: import::convex_url(deployment.url.as_deref())?,
+        deploy_key: deployment.key.ok_or(ImportError::MissingDeployKey)?,
         timeout: std::time::Duration::from_secs(convex.timeout.max(1)),
         retry: RetryPolicy { retries: convex.retries, ..RetryPolicy::default() },
     })

@@ -1,17 +1,56 @@
-//! Reads `.env` from the working directory into the environment, before the command line is
-//! parsed, without overriding variables that are already set.
+//! Reads `.env.local`, then `.env`, from the working directory into the environment, before
+//! the command line is parsed, without overriding variables that are already set: the real
+//! environment wins, then `.env.local`, then `.env`, as in the Convex CLI (which loads
+//! `.env.local` first, then `.env`, with dotenv's no-override rule).
 
+use std::collections::HashMap;
 use std::path::Path;
+use std::sync::OnceLock;
+
+/// The variables whose origin `--show-settings` and error messages name.
+const TRACKED: &[&str] = &[
+    "CONVEX_URL",
+    "CONVEX_DEPLOYMENT",
+    "CONVEX_DEPLOY_KEY",
+    "CONVEX_SELF_HOSTED_URL",
+    "CONVEX_SELF_HOSTED_ADMIN_KEY",
+];
+
+static ORIGINS: OnceLock<HashMap<&'static str, &'static str>> = OnceLock::new();
+
+/// Loads `.env.local` then `.env` from `dir`, recording which file set each tracked variable.
+pub fn load_all(dir: &Path) -> Result<(), DotenvError> {
+    let mut origins = HashMap::new();
+    for file in [".env.local", ".env"] {
+        let unset: Vec<&'static str> =
+            TRACKED.iter().copied().filter(|name| std::env::var_os(name).is_none()).collect();
+        load(&dir.join(file))?;
+        for name in unset {
+            if std::env::var_os(name).is_some() {
+                origins.insert(name, file);
+            }
+        }
+    }
+    let _ = ORIGINS.set(origins);
+    Ok(())
+}
+
+/// The file (`.env.local`, `.env`) a tracked variable came from; `None` for the environment.
+pub fn origin(name: &str) -> Option<&'static str> {
+    ORIGINS.get()?.get(name).copied()
+}
 
 /// A `.env` that exists but cannot be read. The message never quotes the file's lines: they
 /// hold secrets.
 #[derive(Debug, thiserror::Error)]
-#[error("cannot read `.env`: {reason}")]
+#[error("cannot read `{file}`: {reason}")]
 pub struct DotenvError {
+    file: String,
     reason: String,
 }
 
 pub fn load(path: &Path) -> Result<(), DotenvError> {
+    let file = path.file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_default();
     match dotenvy::from_path(path) {
         Ok(()) => Ok(()),
         Err(dotenvy::Error::Io(e)) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
@@ -21,10 +60,10 @@ pub fn load(path: &Path) -> Result<(), DotenvError> {
                 .and_then(|text| text.lines().position(|l| l == line))
                 .map(|i| format!(" {}", i + 1))
                 .unwrap_or_default();
-            Err(DotenvError { reason: format!("line{number} is not `NAME=value`") })
+            Err(DotenvError { file, reason: format!("line{number} is not `NAME=value`") })
         }
-        Err(dotenvy::Error::Io(e)) => Err(DotenvError { reason: e.to_string() }),
-        Err(_) => Err(DotenvError { reason: "it is not a valid .env file".into() }),
+        Err(dotenvy::Error::Io(e)) => Err(DotenvError { file, reason: e.to_string() }),
+        Err(_) => Err(DotenvError { file, reason: "it is not a valid .env file".into() }),
     }
 }
 

@@ -8,6 +8,7 @@ pub mod cli;
 pub mod commands;
 pub mod convex;
 pub mod data_dir;
+pub mod deployment;
 pub mod dotenv;
 pub mod exit_code;
 pub mod export;

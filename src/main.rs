@@ -1,4 +1,4 @@
-//! Entry point: read `.env`, parse the command line, run, map the outcome to an exit code.
+//! Entry point: read `.env.local` and `.env`, parse the command line, run, map the outcome to an exit code.
 
 use std::path::Path;
 use std::process::ExitCode;
@@ -12,7 +12,7 @@ use migrate::{cli::Cli, commands, dotenv, exit_code, output};
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> ExitCode {
-    if let Err(error) = dotenv::load(Path::new(".env")) {
+    if let Err(error) = dotenv::load_all(Path::new(".")) {
         eprintln!("error: {error}");
         return ExitCode::from(exit_code::USAGE);
     }

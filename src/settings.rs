@@ -405,9 +405,9 @@ pub struct Settings {
     pub format: OutputFormat,
     /// Progress bars: only on a terminal, never in CI, verbose or quiet mode.
     pub progress: bool,
-    /// `CONVEX_URL` as `--show-settings` shows it: through [`redact_url`].
-    pub convex_url: Option<String>,
-    pub convex_deploy_key: Option<Secret>,
+    /// The Convex deployment from the environment and `.env.local`/`.env` (without
+    /// `--convex-url`, which the commands that take it add), URL redacted, key hidden.
+    pub convex: crate::deployment::Deployment,
 }
 
 impl Settings {
@@ -419,8 +419,13 @@ impl Settings {
             plan_dir: args.plan_dir.clone(),
             format: args.format,
             progress: show_progress(args.no_progress, args.verbose, args.quiet, on_terminal, in_ci),
-            convex_url: non_empty_env("CONVEX_URL").map(|url| redact_url(&url)),
-            convex_deploy_key: non_empty_env("CONVEX_DEPLOY_KEY").map(Secret::new),
+            // A command that calls Convex stops on the error; the others show it.
+            convex: crate::deployment::from_env(None).unwrap_or_else(|error| {
+                crate::deployment::Deployment {
+                    url_from: Some(format!("not resolved: {error}")),
+                    ..Default::default()
+                }
+            }),
         }
     }
 }
@@ -435,10 +440,6 @@ pub fn show_progress(
     in_ci: bool,
 ) -> bool {
     !no_progress && verbose == 0 && quiet == 0 && on_terminal && !in_ci
-}
-
-fn non_empty_env(name: &str) -> Option<String> {
-    std::env::var(name).ok().filter(|v| !v.trim().is_empty())
 }
 
 /// What `migrate export` needs, validated.

@@ -50,6 +50,15 @@ pub enum ImportError {
     },
     #[error("no deploy key: CONVEX_DEPLOY_KEY is not set")]
     MissingDeployKey,
+    #[error("the key in CONVEX_DEPLOY_KEY names no deployment, so no URL can be derived from it")]
+    KeyNamesNoDeployment,
+    #[error("{set} is set but {missing} is not")]
+    SelfHostedIncomplete { set: &'static str, missing: &'static str },
+    #[error("conflicting Convex settings: {reason}")]
+    ConvexConflict {
+        /// Names variables and deployments, never a key.
+        reason: String,
+    },
     #[error("the Convex module `migrate` is not deployed")]
     ModuleNotDeployed {
         #[source]
@@ -103,7 +112,10 @@ impl ImportError {
             | ImportError::PlanChangedDuringImport { .. }
             | ImportError::MissingConvexUrl
             | ImportError::InvalidConvexUrl { .. }
-            | ImportError::MissingDeployKey => exit_code::USAGE,
+            | ImportError::MissingDeployKey
+            | ImportError::KeyNamesNoDeployment
+            | ImportError::SelfHostedIncomplete { .. }
+            | ImportError::ConvexConflict { .. } => exit_code::USAGE,
             ImportError::ModuleNotDeployed { .. }
             | ImportError::ModuleOutdated { .. }
             | ImportError::ModuleVersion { .. }
@@ -151,9 +163,22 @@ impl ImportError {
                  nothing is duplicated)"
                     .into()
             }
-            ImportError::MissingConvexUrl => {
-                "pass --convex-url or set CONVEX_URL (in the environment or a .env file)".into()
-            }
+            ImportError::MissingConvexUrl => "set CONVEX_DEPLOY_KEY (its deployment's URL is \
+                derived from it), or pass --convex-url, or set CONVEX_URL or CONVEX_DEPLOYMENT (in \
+                the environment, .env.local or .env); self-hosted: CONVEX_SELF_HOSTED_URL and \
+                CONVEX_SELF_HOSTED_ADMIN_KEY"
+                .into(),
+            ImportError::KeyNamesNoDeployment => "a self-hosted admin key or a preview key needs \
+                the URL: set CONVEX_SELF_HOSTED_URL and CONVEX_SELF_HOSTED_ADMIN_KEY (self-hosted), \
+                or pass --convex-url or set CONVEX_URL"
+                .into(),
+            ImportError::SelfHostedIncomplete { .. } => "a self-hosted backend needs both \
+                CONVEX_SELF_HOSTED_URL and CONVEX_SELF_HOSTED_ADMIN_KEY"
+                .into(),
+            ImportError::ConvexConflict { .. } => "keep one way of naming the deployment: unset \
+                the other variable (in the environment, .env.local or .env), or pass --convex-url \
+                with a deploy key of that deployment"
+                .into(),
             ImportError::InvalidConvexUrl { credentials: true, .. } => "remove the user name and \
                 password from CONVEX_URL: Convex takes no credentials in the URL, only the deploy \
                 key in CONVEX_DEPLOY_KEY; expected https://<deployment>.convex.cloud"

@@ -208,7 +208,8 @@ fn show_settings_and_help_redact_both_secrets_for_every_command() {
     let url = format!("postgres://alice:{PASSWORD}@db.example.com:6543/app");
     let env = [
         ("DATABASE_URL", url.as_str()),
-        ("CONVEX_URL", "https://happy-animal-123.convex.cloud"),
+        // The deployment KEY names: another one would be refused as a conflict.
+        ("CONVEX_URL", "https://security-test.convex.cloud"),
         ("CONVEX_DEPLOY_KEY", KEY),
     ];
     for command in ["export", "init", "transform", "import", "verify", "run", "status"] {
@@ -220,7 +221,11 @@ fn show_settings_and_help_redact_both_secrets_for_every_command() {
         if command != "status" {
             let settings: serde_json::Value = serde_json::from_str(&shown.stdout)
                 .unwrap_or_else(|e| panic!("{what} prints JSON ({e})\n{}", excerpt(&shown)));
-            assert_eq!(settings["settings"]["convex_deploy_key"], "****", "{what}: {settings}");
+            assert_eq!(settings["settings"]["convex"]["key"], "****", "{what}: {settings}");
+            assert_eq!(
+                settings["settings"]["convex"]["url"], "https://security-test.convex.cloud",
+                "{what}: {settings}"
+            );
             if matches!(command, "export" | "run") {
                 assert_eq!(
                     settings["export"]["database_url"], "postgres://alice@db.example.com:6543/app",
@@ -275,8 +280,12 @@ fn every_type_holding_a_secret_prints_it_redacted() {
         plan_dir: "migrations".into(),
         format: OutputFormat::Text,
         progress: false,
-        convex_url: Some("https://happy-animal-123.convex.cloud".into()),
-        convex_deploy_key: Some(Secret::new(KEY.to_owned())),
+        convex: migrate::deployment::Deployment {
+            url: Some("https://happy-animal-123.convex.cloud".into()),
+            url_from: Some("derived from CONVEX_DEPLOY_KEY".into()),
+            key: Some(Secret::new(KEY.to_owned())),
+            key_from: Some("CONVEX_DEPLOY_KEY".into()),
+        },
     };
     let database_url = DatabaseUrl::parse(&url).expect("a valid URL");
     let key_value =
