@@ -335,7 +335,24 @@ async fn run_init(settings: &Settings, init: &InitSettings) -> anyhow::Result<u8
             Err(generated::GeneratedError::Edited { .. }) => "kept".to_owned(),
             Err(error) => return Err(error.into()),
         };
-    let plan = plan::load(&settings.plan_dir, &catalog)?;
+    let plan = match plan::load(&settings.plan_dir, &catalog) {
+        Ok(plan) => plan,
+        Err(error) => {
+            // A table without a key is a choice for the person, not a broken plan: say that
+            // the plan was written and what the choices are.
+            let about_legacy_id = match error.kind() {
+                plan::PlanErrorKind::NoLegacyId { .. } => true,
+                plan::PlanErrorKind::Invalid { path, .. } => path.ends_with(".legacy_id"),
+                _ => false,
+            };
+            let tables = plan::keyless_tables(&settings.plan_dir, &catalog);
+            if !about_legacy_id || tables.is_empty() {
+                return Err(error.into());
+            }
+            let plan = plan_path.display().to_string();
+            return Err(plan::PlanError::from(plan::PlanErrorKind::Keyless { plan, tables }).into());
+        }
+    };
     let schema_path = init.convex_dir.join("schema.ts");
     let schema_status =
         status(generated::write(&schema_path, "//", &plan::codegen::schema_ts(&plan), init.force)?);

@@ -99,7 +99,7 @@ pub enum PlanErrorKind {
         #[source]
         source: std::io::Error,
     },
-    #[error("`{}` is not a plan file", file.display())]
+    #[error("`{}` is not a plan file: it looks like one but is not named like one", file.display())]
     BadFileName { file: PathBuf },
     #[error("`{first}` and `{second}` have the same number {number}")]
     DuplicateNumber { number: u64, first: String, second: String },
@@ -204,6 +204,13 @@ pub enum PlanErrorKind {
         prefix(at)
     )]
     NoLegacyId { at: Option<Location>, table: String },
+    #[error(
+        "the plan was written to `{plan}`, but {} no primary key or unique key to take a legacy id \
+         from: {}",
+        if tables.len() == 1 { "1 table has" } else { "these tables have" },
+        backticked(tables)
+    )]
+    Keyless { plan: String, tables: Vec<String> },
     #[error("{at}: `{table}` cannot merge into `{target}`: {problem}")]
     MergeTarget { at: Location, table: String, target: String, problem: MergeProblem },
     #[error("{at}: `{table}` cannot merge into `{target}`: {reason}")]
@@ -234,8 +241,14 @@ impl PlanErrorKind {
                 pass --plan-dir with the directory that holds it"
                 .into(),
             PlanErrorKind::BadFileName { .. } => "plan files are named `NNNN_<words>.toml` (e.g. \
-                `0002_money_as_cents.toml`); move other files out of the plan directory"
+                `0002_money_as_cents.toml`): rename it so, or rename it so that it does not \
+                start with a digit to have it ignored"
                 .into(),
+            PlanErrorKind::Keyless { plan, .. } => format!(
+                "in `{plan}`, set each table's `legacy_id` to columns whose values are unique \
+                 (transform rejects rows that share a legacy id), or set `skip = true` to leave \
+                 the table out; then run `migrate init` again"
+            ),
             PlanErrorKind::DuplicateNumber { .. } => {
                 "give each plan file a number of its own: they apply in number order".into()
             }

@@ -38,12 +38,30 @@ pub fn file_number(name: &str) -> Option<u64> {
     digits.parse().ok()
 }
 
-/// Every plan file of `plan_dir`, in number order.
+/// The plan files of a plan directory, and the entries in it that are not plan files.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PlanDir {
+    /// In number order.
+    pub sources: Vec<PlanSource>,
+    /// The names of the other entries, sorted; a folder's name ends with `/`.
+    pub ignored: Vec<String>,
+}
+
+/// A name that looks meant as a plan file but is not one: a `.toml` file whose name starts with
+/// a digit (`0002-users.toml`, `0002.toml`, `0002_.toml`). Ignoring it would silently leave a
+/// change of the mapping out, so it is an error.
+fn almost_a_plan_name(name: &str) -> bool {
+    name.strip_suffix(".toml").is_some_and(|stem| stem.starts_with(|c: char| c.is_ascii_digit()))
+}
+
+/// Every plan file of `plan_dir`, in number order, and the names of the other entries.
 ///
+/// Plan files are the files named `NNNN_<words>.toml`, each with a number no other file has.
 /// Hidden entries (a name starting with `.`, such as `.gitkeep` or an editor's swap file) are
-/// not plan files and are passed over; every other entry must be a file named
-/// `NNNN_<words>.toml` with a number no other file has.
-pub fn read_dir(plan_dir: &Path) -> Result<Vec<PlanSource>, PlanError> {
+/// passed over without a word; every other entry (SQL migrations of sqlx, Prisma or Supabase,
+/// `migration_lock.toml`, a README, folders) is ignored and listed in [`PlanDir::ignored`]. A
+/// `.toml` file whose name starts with a digit but is not a plan name is an error.
+pub fn read_dir(plan_dir: &Path) -> Result<PlanDir, PlanError> {
     let entries = match std::fs::read_dir(plan_dir) {
         Ok(entries) => entries,
         Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
@@ -57,26 +75,33 @@ pub fn read_dir(plan_dir: &Path) -> Result<Vec<PlanSource>, PlanError> {
         }
     };
     let mut sources: Vec<PlanSource> = Vec::new();
+    let mut ignored: Vec<String> = Vec::new();
     for entry in entries {
         let entry = entry.map_err(|source| {
             PlanError::from(PlanErrorKind::ReadDir { dir: plan_dir.to_owned(), source })
         })?;
         let path = entry.path();
-        let Some(name) = entry.file_name().to_str().map(str::to_owned) else {
-            return Err(PlanError::from(PlanErrorKind::BadFileName { file: path }));
-        };
+        let name = entry.file_name().to_string_lossy().into_owned();
         if name.starts_with('.') {
             continue;
         }
+        let is_file = path.is_file();
         let number = match file_number(&name) {
-            Some(number) if path.is_file() => number,
-            _ => return Err(PlanError::from(PlanErrorKind::BadFileName { file: path })),
+            Some(number) if is_file && entry.file_name().to_str().is_some() => number,
+            _ if is_file && almost_a_plan_name(&name) => {
+                return Err(PlanError::from(PlanErrorKind::BadFileName { file: path }));
+            }
+            _ => {
+                ignored.push(if path.is_dir() { format!("{name}/") } else { name });
+                continue;
+            }
         };
         let bytes = std::fs::read(&path).map_err(|source| {
             PlanError::from(PlanErrorKind::ReadFile { file: path.clone(), source })
         })?;
         sources.push(PlanSource { name, display: path.display().to_string(), number, bytes });
     }
+    ignored.sort();
     sources.sort_by(|a, b| a.number.cmp(&b.number).then_with(|| a.name.cmp(&b.name)));
     for pair in sources.windows(2) {
         if pair[0].number == pair[1].number {
@@ -87,7 +112,26 @@ pub fn read_dir(plan_dir: &Path) -> Result<Vec<PlanSource>, PlanError> {
             }));
         }
     }
-    Ok(sources)
+    Ok(PlanDir { sources, ignored })
+}
+
+/// The warning for the entries of `plan_dir` that are not plan files, naming the first few.
+pub fn ignored_warning(plan_dir: &Path, ignored: &[String]) -> Option<String> {
+    const SHOWN: usize = 8;
+    if ignored.is_empty() {
+        return None;
+    }
+    let (first, rest) = ignored.split_at(ignored.len().min(SHOWN));
+    let mut names = first.join(", ");
+    if !rest.is_empty() {
+        names.push_str(&format!(" and {} more", rest.len()));
+    }
+    let n = ignored.len();
+    let (files, that) = if n == 1 { ("file", "is not a plan") } else { ("files", "are not plans") };
+    Some(format!(
+        "ignored {n} {files} in `{}` that {that} (NNNN_name.toml): {names}",
+        plan_dir.display()
+    ))
 }
 
 /// A value with the place it was written and its key path (`tables."public.users".target`).
@@ -1123,7 +1167,8 @@ columns.d = { field = "dee" }
         write("0002_second.toml");
         write("1_first.toml");
         write(".gitkeep");
-        let names: Vec<_> = read_dir(dir.path()).unwrap().into_iter().map(|s| s.name).collect();
+        let names: Vec<_> =
+            read_dir(dir.path()).unwrap().sources.into_iter().map(|s| s.name).collect();
         assert_eq!(names, ["1_first.toml", "0002_second.toml", "0010_later.toml"]);
 
         write("0001_again.toml");
@@ -1135,8 +1180,30 @@ columns.d = { field = "dee" }
         std::fs::remove_file(dir.path().join("0001_again.toml")).unwrap();
 
         write("notes.md");
-        let error = read_dir(dir.path()).unwrap_err();
-        assert!(error.to_string().ends_with("notes.md` is not a plan file"), "{error}");
+        write("20240101_init.sql");
+        write("migration_lock.toml");
+        std::fs::create_dir(dir.path().join("20240102_users")).unwrap();
+        let listed = read_dir(dir.path()).unwrap();
+        assert_eq!(listed.sources.len(), 3);
+        assert_eq!(
+            listed.ignored,
+            ["20240101_init.sql", "20240102_users/", "migration_lock.toml", "notes.md"]
+        );
+        assert_eq!(
+            ignored_warning(Path::new("migrations"), &listed.ignored).unwrap(),
+            "ignored 4 files in `migrations` that are not plans (NNNN_name.toml): \
+             20240101_init.sql, 20240102_users/, migration_lock.toml, notes.md"
+        );
+
+        for almost in ["0002-users.toml", "0003.toml", "0004_.toml"] {
+            write(almost);
+            let error = read_dir(dir.path()).unwrap_err();
+            assert!(
+                error.to_string().contains(&format!("{almost}` is not a plan file")),
+                "{error}"
+            );
+            std::fs::remove_file(dir.path().join(almost)).unwrap();
+        }
 
         let missing = read_dir(&dir.path().join("nope")).unwrap_err();
         assert!(matches!(missing.kind(), PlanErrorKind::DirMissing { .. }));

@@ -14,4 +14,4 @@ pub mod resolve;
 pub use self::error::{Location, PlanError, PlanErrorKind};
 pub use self::init::initial_plan;
 pub use self::model::*;
-pub use self::resolve::load;
+pub use self::resolve::{keyless_tables, load};

@@ -276,7 +276,8 @@ enum Fate<'c> {
 /// The hash covers each file's name and bytes, in order, so that renaming, editing, adding or
 /// removing a file changes it.
 pub fn load(plan_dir: &Path, catalog: &Catalog) -> Result<Plan, PlanError> {
-    let sources = file::read_dir(plan_dir)?;
+    let file::PlanDir { sources, ignored } = file::read_dir(plan_dir)?;
+    warn_ignored_once(plan_dir, &ignored);
     let mut layer = Layer::default();
     let mut hasher = blake3::Hasher::new();
     for source in &sources {
@@ -288,6 +289,53 @@ pub fn load(plan_dir: &Path, catalog: &Catalog) -> Result<Plan, PlanError> {
         file::merge(&mut layer, file::parse(source)?);
     }
     resolve(&layer, catalog, format!("blake3:{}", hasher.finalize().to_hex()))
+}
+
+/// The tables of `catalog` that have no key to take a legacy id from and that the plan files
+/// of `plan_dir` neither give a legacy id nor skip nor merge: what stops `migrate init`'s plan
+/// from loading until a person chooses. Empty when the files cannot be read or parsed (loading
+/// says why).
+pub fn keyless_tables(plan_dir: &Path, catalog: &Catalog) -> Vec<String> {
+    let Ok(dir) = file::read_dir(plan_dir) else {
+        return Vec::new();
+    };
+    let mut layer = Layer::default();
+    for source in &dir.sources {
+        let Ok(parsed) = file::parse(source) else {
+            return Vec::new();
+        };
+        file::merge(&mut layer, parsed);
+    }
+    catalog
+        .tables
+        .iter()
+        .filter(|table| default_legacy_id(table).is_none())
+        .map(|table| table.name.to_string())
+        .filter(|key| match layer.tables.get(key) {
+            None => true,
+            Some(entry) => {
+                !entry.skip.as_ref().is_some_and(|s| s.value)
+                    && entry.merge_into.is_none()
+                    && entry.legacy_id.as_ref().is_none_or(|l| l.value.is_empty())
+            }
+        })
+        .collect()
+}
+
+/// Warns about the entries of `plan_dir` that are not plan files, once per process for the same
+/// directory and entries (`migrate run` loads the plan in more than one step).
+fn warn_ignored_once(plan_dir: &Path, ignored: &[String]) {
+    static WARNED: std::sync::Mutex<Vec<(std::path::PathBuf, Vec<String>)>> =
+        std::sync::Mutex::new(Vec::new());
+    let Some(warning) = file::ignored_warning(plan_dir, ignored) else {
+        return;
+    };
+    let mut warned = WARNED.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    let key = (plan_dir.to_owned(), ignored.to_vec());
+    if !warned.contains(&key) {
+        warned.push(key);
+        tracing::warn!("{warning}");
+    }
 }
 
 /// The merged files against the catalog: the plan, or the first problem found.
@@ -480,7 +528,11 @@ impl<'a> Resolver<'a> {
                 }
             }
         }
-        for list in [&entry.legacy_id, &entry.on].into_iter().flatten() {
+        // A skipped table needs no legacy id: `migrate init` writes `legacy_id = []` for a table
+        // without a key, and `skip = true` in a later file is one way forward.
+        let skipped = entry.skip.as_ref().is_some_and(|s| s.value);
+        let legacy_id = entry.legacy_id.as_ref().filter(|_| !skipped);
+        for list in [legacy_id, entry.on.as_ref()].into_iter().flatten() {
             if list.value.is_empty() {
                 return Err(PlanError::from(PlanErrorKind::Invalid {
                     at: list.at.clone(),

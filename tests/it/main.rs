@@ -17,6 +17,7 @@ mod import_crashes;
 mod import_faults;
 mod import_losses;
 mod import_pipeline;
+mod plan_dir;
 mod plan_errors;
 mod plan_init;
 mod plan_support;

@@ -114,12 +114,13 @@ const CASES: &[Case] = &[
         ),
     },
     Case {
-        name: "a file name without a number",
-        files: &[("initial.toml", "")],
-        message: "`migrations/initial.toml` is not a plan file",
+        name: "a file name like a plan's but not one",
+        files: &[("0002-users.toml", "")],
+        message: "`migrations/0002-users.toml` is not a plan file: it looks like one but is not \
+                  named like one",
         hint: Some(
-            "plan files are named `NNNN_<words>.toml` (e.g. `0002_money_as_cents.toml`); move \
-             other files out of the plan directory",
+            "plan files are named `NNNN_<words>.toml` (e.g. `0002_money_as_cents.toml`): rename \
+             it so, or rename it so that it does not start with a digit to have it ignored",
         ),
     },
     Case {
