@@ -16,6 +16,7 @@ mod import_crashes;
 mod import_faults;
 mod import_losses;
 mod import_pipeline;
+mod output_ci;
 mod plan_errors;
 mod plan_init;
 mod plan_support;
