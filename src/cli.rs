@@ -56,7 +56,7 @@ pub struct GlobalArgs {
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     pub quiet: u8,
 
-    /// Never draw progress bars (they are drawn only on a terminal, never in CI)
+    /// No progress: bars on a terminal, else a line per table every MIGRATE_PROGRESS_INTERVAL s (5)
     #[arg(long, global = true, env = "MIGRATE_NO_PROGRESS", value_parser = clap::builder::FalseyValueParser::new())]
     pub no_progress: bool,
 

@@ -15,9 +15,9 @@ use crate::exit_code;
 use crate::export;
 use crate::import::{self, ConvexTarget, ImportError, ImportOptions};
 use crate::manifest::{Manifest, ManifestError};
-use crate::output::{self, Bars, NoProgress, Reporter};
+use crate::output::{self, Bars, Lines, NoProgress, Reporter};
 use crate::plan::{self, generated};
-use crate::settings::{ExportSettings, InitSettings, Settings};
+use crate::settings::{ExportSettings, InitSettings, Progress, Settings};
 use crate::status;
 use crate::transform::{self, TransformOptions};
 use crate::verify;
@@ -132,7 +132,11 @@ async fn export_stage(
 }
 
 fn reporter(settings: &Settings) -> Arc<dyn Reporter> {
-    if settings.progress { Arc::new(Bars::default()) } else { Arc::new(NoProgress) }
+    match settings.progress {
+        Progress::Bars => Arc::new(Bars::default()),
+        Progress::Lines => Arc::new(Lines::new(output::progress_interval())),
+        Progress::Off => Arc::new(NoProgress),
+    }
 }
 
 /// Transform is synchronous (rayon); it runs on a blocking thread so that Ctrl-C can tell it to

@@ -403,8 +403,9 @@ pub struct Settings {
     pub data_dir: PathBuf,
     pub plan_dir: PathBuf,
     pub format: OutputFormat,
-    /// Progress bars: only on a terminal, never in CI, verbose or quiet mode.
-    pub progress: bool,
+    /// Bars on a terminal; plain lines at a steady interval in CI, pipes and with `-v`;
+    /// nothing with `--no-progress` or `-q`.
+    pub progress: Progress,
     /// The Convex deployment from the environment and `.env.local`/`.env` (without
     /// `--convex-url`, which the commands that take it add), URL redacted, key hidden.
     pub convex: crate::deployment::Deployment,
@@ -430,16 +431,33 @@ impl Settings {
     }
 }
 
-/// Progress bars draw only for a person watching: stderr is a terminal, not CI, and neither
-/// `--no-progress`, `-v` (logs would interleave) nor `-q` was given.
+/// How progress shows on stderr.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Progress {
+    Off,
+    /// Bars redrawn in place, for a person at a terminal.
+    Bars,
+    /// A plain line per table at a steady interval, for CI and log files.
+    Lines,
+}
+
+/// Nothing with `--no-progress` or `-q`; bars only for a person watching: stderr is a
+/// terminal, not CI, and no `-v` (logs would interleave); plain lines otherwise.
 pub fn show_progress(
     no_progress: bool,
     verbose: u8,
     quiet: u8,
     on_terminal: bool,
     in_ci: bool,
-) -> bool {
-    !no_progress && verbose == 0 && quiet == 0 && on_terminal && !in_ci
+) -> Progress {
+    if no_progress || quiet > 0 {
+        Progress::Off
+    } else if verbose == 0 && on_terminal && !in_ci {
+        Progress::Bars
+    } else {
+        Progress::Lines
+    }
 }
 
 /// What `migrate export` needs, validated.
@@ -657,11 +675,13 @@ mod tests {
 
     #[test]
     fn progress_only_for_a_person_at_a_terminal() {
-        assert!(show_progress(false, 0, 0, true, false));
-        assert!(!show_progress(true, 0, 0, true, false));
-        assert!(!show_progress(false, 1, 0, true, false));
-        assert!(!show_progress(false, 0, 1, true, false));
-        assert!(!show_progress(false, 0, 0, false, false));
-        assert!(!show_progress(false, 0, 0, true, true));
+        assert_eq!(show_progress(false, 0, 0, true, false), Progress::Bars);
+        assert_eq!(show_progress(true, 0, 0, true, false), Progress::Off);
+        assert_eq!(show_progress(false, 1, 0, true, false), Progress::Lines);
+        assert_eq!(show_progress(false, 0, 1, true, false), Progress::Off);
+        assert_eq!(show_progress(false, 0, 0, false, false), Progress::Lines);
+        assert_eq!(show_progress(false, 2, 0, false, false), Progress::Lines);
+        assert_eq!(show_progress(true, 0, 0, false, false), Progress::Off);
+        assert_eq!(show_progress(false, 0, 0, true, true), Progress::Lines);
     }
 }

@@ -9,7 +9,7 @@
 //! sending it again cannot change the answer.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use serde::Deserialize;
 use serde_json::value::RawValue;
@@ -139,6 +139,90 @@ pub struct ConvexClient {
     /// `Convex <deploy key>`, marked sensitive so that no HTTP layer logs it.
     authorization: reqwest::header::HeaderValue,
     retry: RetryPolicy,
+    /// Shared by every clone, so that retries are told once per burst for the whole import.
+    retries: Arc<RetryNotice>,
+}
+
+/// Tells retries at the default (warn) level without a line per retry: the first retry of a
+/// burst, then at most one summary per [`RetryNotice::SUMMARY_EVERY`] while the burst lasts.
+/// A burst ends after [`RetryNotice::BURST_GAP`] without a retry.
+#[derive(Debug)]
+struct RetryNotice {
+    /// `host:port` of the deployment, never its userinfo.
+    host: String,
+    state: std::sync::Mutex<NoticeState>,
+}
+
+#[derive(Debug, Default)]
+struct NoticeState {
+    last_retry: Option<Instant>,
+    window_start: Option<Instant>,
+    /// Retries since the last line.
+    untold: u64,
+}
+
+/// What [`RetryNotice::note`] says, if anything.
+#[derive(Debug, PartialEq, Eq)]
+enum Notice {
+    First,
+    Summary { retries: u64, seconds: u64 },
+}
+
+impl RetryNotice {
+    const BURST_GAP: Duration = Duration::from_secs(10);
+    const SUMMARY_EVERY: Duration = Duration::from_secs(5);
+
+    fn new(url: &str) -> Self {
+        let host = reqwest::Url::parse(url)
+            .ok()
+            .and_then(|u| {
+                let host = u.host_str()?.to_owned();
+                Some(match u.port() {
+                    Some(port) => format!("{host}:{port}"),
+                    None => host,
+                })
+            })
+            .unwrap_or_else(|| "the deployment".to_owned());
+        RetryNotice { host, state: Default::default() }
+    }
+
+    fn note(&self, now: Instant) -> Option<Notice> {
+        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        let new_burst = state.last_retry.is_none_or(|last| now - last >= Self::BURST_GAP);
+        state.last_retry = Some(now);
+        if new_burst {
+            state.window_start = Some(now);
+            state.untold = 0;
+            return Some(Notice::First);
+        }
+        state.untold += 1;
+        let start = state.window_start.unwrap_or(now);
+        if now - start >= Self::SUMMARY_EVERY {
+            let notice = Notice::Summary {
+                retries: state.untold,
+                seconds: (now - start).as_secs_f64().round() as u64,
+            };
+            state.window_start = Some(now);
+            state.untold = 0;
+            return Some(notice);
+        }
+        None
+    }
+
+    fn tell(&self, reason: &str) {
+        match self.note(Instant::now()) {
+            Some(Notice::First) => tracing::warn!(
+                "calls to `{}` are being retried: {reason}; hint: the deployment is \
+                 overloaded or slow, lower --concurrency if this persists",
+                self.host
+            ),
+            Some(Notice::Summary { retries, seconds }) => tracing::warn!(
+                "retried {retries} calls to `{}` in the last {seconds} s (last: {reason})",
+                self.host
+            ),
+            None => {}
+        }
+    }
 }
 
 impl std::fmt::Debug for ConvexClient {
@@ -183,6 +267,7 @@ impl ConvexClient {
                 value
             },
             retry,
+            retries: Arc::new(RetryNotice::new(url)),
         })
     }
 
@@ -232,6 +317,7 @@ impl ConvexClient {
             }
             let delay = self.retry.delay(attempt);
             tracing::debug!(path, attempt, ?delay, reason = %transient, "retrying");
+            self.retries.tell(&transient);
             tokio::time::sleep(delay).await;
             attempt += 1;
         }
@@ -345,6 +431,22 @@ pub fn request_body(path: &str, args: &[u8]) -> Vec<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn retries_are_told_once_per_burst_then_summarised() {
+        let notice = RetryNotice::new("http://user:secret@127.0.0.1:3210");
+        assert_eq!(notice.host, "127.0.0.1:3210");
+        let t0 = Instant::now();
+        let at = |ms: u64| t0 + Duration::from_millis(ms);
+        assert_eq!(notice.note(at(0)), Some(Notice::First));
+        for ms in (100..5_000).step_by(100) {
+            assert_eq!(notice.note(at(ms)), None, "{ms} ms");
+        }
+        assert_eq!(notice.note(at(5_000)), Some(Notice::Summary { retries: 50, seconds: 5 }));
+        assert_eq!(notice.note(at(6_000)), None);
+        // ten quiet seconds end the burst; the next retry starts a new one
+        assert_eq!(notice.note(at(16_000)), Some(Notice::First));
+    }
 
     #[test]
     fn the_request_body_is_convex_s_shape() {

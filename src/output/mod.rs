@@ -7,7 +7,7 @@ mod summary;
 
 use std::io::Write;
 
-pub use self::progress::{Bars, NoProgress};
+pub use self::progress::{Bars, Lines, NoProgress, format_rate, progress_interval};
 pub use self::summary::{
     export_summary, import_summary, init_summary, status_summary, transform_summary, verify_summary,
 };
@@ -71,7 +71,17 @@ pub fn init_logging(args: &GlobalArgs) {
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .with_target(false)
+        .with_ansi(use_colour(
+            std::io::IsTerminal::is_terminal(&std::io::stderr()),
+            std::env::var_os("NO_COLOR"),
+        ))
         .try_init();
+}
+
+/// Colour only on a terminal, and never when `NO_COLOR` is set to anything non-empty
+/// (<https://no-color.org>).
+fn use_colour(on_terminal: bool, no_color: Option<std::ffi::OsString>) -> bool {
+    on_terminal && no_color.is_none_or(|v| v.is_empty())
 }
 
 /// Prints `error: …`, one `caused by: …` per source and a `hint: …` when one helps, to stderr;
@@ -158,6 +168,14 @@ mod tests {
             "error: exporting\n  caused by: no database URL given\n  hint: pass --database-url or \
              set DATABASE_URL (in the environment or a .env file)\n"
         );
+    }
+
+    #[test]
+    fn colour_only_on_a_terminal_without_no_color() {
+        assert!(use_colour(true, None));
+        assert!(use_colour(true, Some("".into())));
+        assert!(!use_colour(true, Some("1".into())));
+        assert!(!use_colour(false, None));
     }
 
     #[test]

@@ -17,6 +17,7 @@ mod import_crashes;
 mod import_faults;
 mod import_losses;
 mod import_pipeline;
+mod output_ci;
 mod plan_dir;
 mod plan_errors;
 mod plan_init;

@@ -14,7 +14,7 @@ use std::time::Duration;
 use convex_sink::{Plan, Sink, SinkConfig, SinkHandle};
 use migrate::cli::{Cli, Command as Subcommand, OutputFormat};
 use migrate::convex::client::{ConvexClient, RetryPolicy};
-use migrate::settings::{DatabaseUrl, ExportSettings, InitSettings, Secret, Settings};
+use migrate::settings::{DatabaseUrl, ExportSettings, InitSettings, Progress, Secret, Settings};
 
 use crate::support::{Run, TestDb, ThrowawayCluster, Workdir, url_with_password, utf8};
 
@@ -279,7 +279,7 @@ fn every_type_holding_a_secret_prints_it_redacted() {
         data_dir: "data".into(),
         plan_dir: "migrations".into(),
         format: OutputFormat::Text,
-        progress: false,
+        progress: Progress::Off,
         convex: migrate::deployment::Deployment {
             url: Some("https://happy-animal-123.convex.cloud".into()),
             url_from: Some("derived from CONVEX_DEPLOY_KEY".into()),
