@@ -31,7 +31,9 @@ use serde_json::{Map, Value as Raw};
 
 pub use self::convert::convert as convert_value;
 use self::direct::{DirectPlan, Scratch};
-use self::document::{Columns, Lookups, MergedFields, MergedRow, Outcome, ParentKeys, Transformed};
+use self::document::{
+    Columns, Lookups, MergedEntry, MergedFields, MergedRow, Outcome, ParentKeys, Transformed,
+};
 pub use self::error::TransformError;
 use self::row::{Row, RowShape};
 use self::unique::{ID_HASHES_IN_MEMORY, IdHashes, id_hash};
@@ -587,10 +589,6 @@ fn merged_fields<'a>(
             ..SourceAccount::default()
         };
         let mut filtered_by = vec![0u64; merge.filters.len()];
-        // Rows per legacy id of this merged table: a second row for one document would
-        // overwrite the first one's fields, so it stops the run instead.
-        let mut rows: FxHashMap<String, u64> = FxHashMap::default();
-        let mut first_repeated: Option<String> = None;
         for_each_row(run.data_dir, raw(&merge.source)?, &shape, |line, row| {
             account.rows += 1;
             if let Some(rule) = document::failing_filter(row, &merge.filters) {
@@ -610,11 +608,6 @@ fn merged_fields<'a>(
                         }
                         None => key,
                     };
-                    let count = rows.entry(key.clone()).or_default();
-                    *count += 1;
-                    if *count == 2 && first_repeated.is_none() {
-                        first_repeated = Some(key.clone());
-                    }
                     let entry = merged.entry(key).or_default();
                     entry.fields.extend(fields);
                     entry.rows.push(MergedRow {
@@ -633,13 +626,21 @@ fn merged_fields<'a>(
             }
             Ok(!run.stopping())
         })?;
-        if let Some(id) = first_repeated {
+        // A second row of this merged table for one document would overwrite the first one's
+        // fields, so it stops the run instead.
+        let rows_of = |entry: &MergedEntry| entry.rows.iter().filter(|r| r.merge == index).count();
+        let repeated: Vec<(&String, usize)> = merged
+            .iter()
+            .map(|(id, entry)| (id, rows_of(entry)))
+            .filter(|&(_, rows)| rows > 1)
+            .collect();
+        if let Some(&(id, rows)) = repeated.iter().min() {
             return Err(TransformError::MergeNotOneToOne {
                 merged: merge.source.to_string(),
                 target: table.source.to_string(),
-                rows: rows[&id],
-                ids: rows.values().filter(|&&n| n > 1).count() as u64,
-                id,
+                rows: rows as u64,
+                ids: repeated.len() as u64,
+                id: id.clone(),
             });
         }
         for (filter, count) in merge.filters.iter().zip(filtered_by) {
