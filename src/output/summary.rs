@@ -343,10 +343,12 @@ pub fn verify_summary(report: &VerifyReport, format: OutputFormat) -> String {
     let sum = |f: fn(&crate::verify::TableVerify) -> u64| report.tables.iter().map(f).sum::<u64>();
     if report.accounted {
         out.push_str(&format!(
-            "accounted for: every one of the {} exported rows ({} documents, {} merged, {} \
+            "accounted for: every one of the {} exported row{} ({} document{}, {} merged, {} \
              filtered, {} skipped, {} rejected{})\n",
             HumanCount(report.source_rows),
+            plural(report.source_rows as usize),
             HumanCount(sum(|t| t.documents)),
+            plural(sum(|t| t.documents) as usize),
             HumanCount(sum(|t| t.merged)),
             HumanCount(sum(|t| t.filtered)),
             HumanCount(sum(|t| t.skipped)),
@@ -358,9 +360,10 @@ pub fn verify_summary(report: &VerifyReport, format: OutputFormat) -> String {
     let tables = report.tables.iter().filter(|t| t.comparison.is_some()).count();
     if report.verified {
         out.push_str(&format!(
-            "verified: Convex holds exactly the {} transformed documents of {} table{} \
+            "verified: Convex holds exactly the {} transformed document{} of {} table{} \
              (every field, every reference by legacy id, no duplicates, nothing extra) in {:.2} s\n",
             HumanCount(documents),
+            plural(documents as usize),
             tables,
             plural(tables),
             report.seconds,

@@ -316,16 +316,7 @@ fn transform_fields(
     if let Err(rejection) = convert_fields(row, &plan.fields, columns, plan.nulls, &mut document) {
         return Outcome::Rejected(rejection);
     }
-    let merged_key = match &lookups.merged_forms {
-        Some(forms) => {
-            let mut canonical = String::new();
-            let texts = columns.key.iter().map(|&p| row.text_at(p));
-            write_canonical_key(texts, forms, &mut canonical);
-            Cow::Owned(canonical)
-        }
-        None => Cow::Borrowed(&legacy_id),
-    };
-    let merged = lookups.merged.get(merged_key.as_str());
+    let merged = merged_entry(row, columns, lookups, &legacy_id);
     if let Some(merged) = merged {
         for (field, value) in &merged.fields {
             document.insert(field.clone(), value.clone());
@@ -338,6 +329,26 @@ fn transform_fields(
         merged.taken.store(true, Ordering::Relaxed);
     }
     Outcome::Document(Transformed { legacy_id, document, references, orphans })
+}
+
+/// What merged tables add to the document of `row`, whose legacy id is `legacy_id`: looked up
+/// by that id, or by the row's canonical key when merged rows are keyed so.
+pub fn merged_entry<'a>(
+    row: &Row<'_>,
+    columns: &Columns,
+    lookups: &Lookups<'a>,
+    legacy_id: &str,
+) -> Option<&'a MergedEntry> {
+    let key = match &lookups.merged_forms {
+        Some(forms) => {
+            let mut canonical = String::new();
+            let texts = columns.key.iter().map(|&p| row.text_at(p));
+            write_canonical_key(texts, forms, &mut canonical);
+            Cow::Owned(canonical)
+        }
+        None => Cow::Borrowed(legacy_id),
+    };
+    lookups.merged.get(key.as_ref())
 }
 
 enum Reference {

@@ -1232,6 +1232,11 @@ fn reject_repeated_ids(
             };
             run.record_reject(&table.source, record)?;
             moved += 1;
+            // Merged rows this document took have no document now: they are rejected after
+            // the table (`reject_merged_into_nothing`), not counted as merged.
+            if let Some(entry) = document::merged_entry(row, columns, lookups, &id) {
+                entry.taken.store(false, Ordering::Relaxed);
+            }
         }
         Ok(!run.stopping())
     })?;

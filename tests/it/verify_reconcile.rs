@@ -254,3 +254,35 @@ insert into events (code, note) values (3, 'again'), (7, 'again'), (7, 'and agai
     let run = verify(&prepared, &server, &["--accept-rejected", "5"]).success();
     assert!(run.stdout.contains("every one of the 13 exported rows"), "{run}");
 }
+
+#[test]
+fn a_merged_row_whose_document_was_rejected_as_a_duplicate_is_rejected_too() {
+    // GIVEN users keyed in the plan by `code`, which two users share, and a settings row merged
+    // into each code
+    let fixture = "
+create table users (id int primary key, code int not null);
+create table user_settings (code int primary key, theme text);
+insert into users values (1, 10), (2, 10), (3, 20);
+insert into user_settings values (10, 'dark'), (20, 'light');
+";
+    let plan = "[tables.\"public.users\"]\nlegacy_id = [\"code\"]\n\n\
+                [tables.\"public.user_settings\"]\nmerge_into = \"public.users\"\non = [\"code\"]\n";
+    let prepared = Prepared::new(fixture, plan);
+
+    // WHEN transform runs THEN both users of code 10 are rejected, and so is the settings row
+    // that would have gone into their document
+    let run = prepared.migrate(&["transform"]);
+    assert_eq!(run.code, Some(5), "{run}");
+    let rejects = std::fs::read_to_string(
+        prepared.work.data_dir().join("rejects/public.user_settings.jsonl"),
+    )
+    .unwrap_or_default();
+    assert_eq!(rejects.lines().count(), 1, "{run}\n{rejects}");
+    assert!(rejects.contains("no document of `users` has legacy id `10`"), "{rejects}");
+
+    // AND verify accounts for the 5 rows: 1 document, 1 merged, 3 rejected
+    let server = ConvexTestServer::for_convex_dir(&prepared.convex_dir());
+    prepared.against(server.url(), server.admin_key(), &["import"]).success();
+    let run = verify(&prepared, &server, &["--accept-rejected", "3"]).success();
+    assert!(run.stdout.contains("5 exported rows (1 document, 1 merged, 0 filtered"), "{run}");
+}
