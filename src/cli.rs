@@ -246,8 +246,10 @@ pub struct ImportArgs {
 /// How import cuts and sends batches.
 #[derive(Debug, Clone, Args)]
 pub struct BatchArgs {
-    /// Mutations in flight at once (Convex's smallest plan runs 16 at a time)
-    #[arg(long, env = "MIGRATE_CONCURRENCY", default_value = "16")]
+    /// The most mutations in flight at once. Import starts with 4 and adapts: more while
+    /// replies come back as fast, fewer when latency rises or Convex answers 429/503 or a call
+    /// times out (Convex's smallest plan runs 16 at a time, larger plans 256 and more)
+    #[arg(long, env = "MIGRATE_CONCURRENCY", default_value = "64")]
     pub concurrency: NonZeroUsize,
     /// Documents per mutation (batches are also bounded by --batch-bytes)
     #[arg(long, env = "MIGRATE_BATCH_SIZE", default_value = "100")]

@@ -6,7 +6,11 @@
 //! backoff and full jitter, because every write migrate sends is an upsert by legacy id and may
 //! be applied twice. A 500 is Convex failing, not the function: a function that throws is a 200
 //! with `"status": "error"`. A function error, a refused key or a bad request is never retried:
-//! sending it again cannot change the answer.
+//! sending it again cannot change the answer. A `Retry-After` on a refused call is waited for
+//! (and holds every other call too), capped at five minutes.
+//!
+//! Every attempt takes a slot from the client's [`Limiter`] first: how many calls are in flight
+//! adapts to how the deployment answers, up to `--concurrency`.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -14,7 +18,16 @@ use std::time::{Duration, Instant};
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
+use super::limiter::{Limiter, LimiterStats, Outcome};
 use crate::settings::Secret;
+
+/// `--concurrency`'s default: the most calls in flight the limiter may reach. Convex's smallest
+/// plan runs 16 mutations at once and queues the rest, which the limiter sees as rising latency;
+/// larger plans run 256 to 1024.
+pub const DEFAULT_CONCURRENCY: usize = 64;
+
+/// The longest `Retry-After` honoured; a longer one is waited for this long.
+const MAX_RETRY_AFTER: Duration = Duration::from_secs(300);
 
 /// `Convex-Client`: Convex refuses a value without a `-<semver>` part.
 const CLIENT_NAME: &str = concat!("migrate-", env!("CARGO_PKG_VERSION"));
@@ -141,6 +154,8 @@ pub struct ConvexClient {
     retry: RetryPolicy,
     /// Shared by every clone, so that retries are told once per burst for the whole import.
     retries: Arc<RetryNotice>,
+    /// Shared by every clone: how many attempts may be in flight.
+    limiter: Arc<Limiter>,
 }
 
 /// Tells retries at the default (warn) level without a line per retry: the first retry of a
@@ -212,8 +227,8 @@ impl RetryNotice {
     fn tell(&self, reason: &str) {
         match self.note(Instant::now()) {
             Some(Notice::First) => tracing::warn!(
-                "calls to `{}` are being retried: {reason}; hint: the deployment is \
-                 overloaded or slow, lower --concurrency if this persists",
+                "calls to `{}` are being retried: {reason}; the deployment is overloaded or \
+                 slow: fewer calls are sent at once until it keeps up",
                 self.host
             ),
             Some(Notice::Summary { retries, seconds }) => tracing::warn!(
@@ -268,7 +283,23 @@ impl ConvexClient {
             },
             retry,
             retries: Arc::new(RetryNotice::new(url)),
+            limiter: Arc::new(Limiter::new(DEFAULT_CONCURRENCY)),
         })
+    }
+
+    /// The same client with at most `ceiling` calls in flight (`--concurrency`).
+    pub fn with_concurrency(mut self, ceiling: usize) -> Self {
+        self.limiter = Arc::new(Limiter::new(ceiling));
+        self
+    }
+
+    /// Calls allowed in flight now: callers that queue work keep about this many ready.
+    pub fn concurrency(&self) -> usize {
+        self.limiter.limit()
+    }
+
+    pub fn concurrency_stats(&self) -> LimiterStats {
+        self.limiter.stats()
     }
 
     /// Calls `path` with `args` (already in Convex's tagged encoding); returns the value.
@@ -297,15 +328,34 @@ impl ConvexClient {
         let url = format!("{}/{}", self.base, kind.route());
         let mut attempt = 0;
         loop {
-            let (transient, answered) = match self.attempt(&url, path, body.clone()).await {
-                Ok(Reply::Done(text)) => return decode_reply(path, &text, &decode),
-                Ok(Reply::Transient(reason)) => (reason, true),
+            // The slot is taken before the request starts, so its timeout never counts time
+            // spent waiting here.
+            let permit = self.limiter.acquire().await;
+            let reply = self.attempt(&url, path, body.clone()).await;
+            let (transient, answered, retry_after) = match reply {
+                Ok(Reply::Done(text)) => {
+                    permit.finish(Outcome::Replied);
+                    return decode_reply(path, &text, &decode);
+                }
+                Ok(Reply::Transient { reason, retry_after }) => {
+                    permit.finish(Outcome::PushedBack { retry_after });
+                    (reason, true, retry_after)
+                }
                 // Only a refused or failed connection is "cannot reach"; a timeout was sent.
                 Err(reason) => {
+                    let timed_out = reason.starts_with("timed out");
+                    permit.finish(if timed_out {
+                        Outcome::PushedBack { retry_after: None }
+                    } else {
+                        Outcome::Other
+                    });
                     let answered = !reason.starts_with("cannot connect");
-                    (reason, answered)
+                    (reason, answered, None)
                 }
-                Ok(Reply::Failed(error)) => return Err(error),
+                Ok(Reply::Failed(error)) => {
+                    permit.finish(Outcome::Other);
+                    return Err(error);
+                }
             };
             if attempt >= self.retry.retries {
                 return Err(CallError::Unavailable {
@@ -315,7 +365,7 @@ impl ConvexClient {
                     answered,
                 });
             }
-            let delay = self.retry.delay(attempt);
+            let delay = self.retry.delay(attempt).max(retry_after.unwrap_or_default());
             tracing::debug!(path, attempt, ?delay, reason = %transient, "retrying");
             self.retries.tell(&transient);
             tokio::time::sleep(delay).await;
@@ -336,6 +386,10 @@ impl ConvexClient {
             .await
             .map_err(|e| transport_reason(&e))?;
         let status = response.status().as_u16();
+        let retry_after = response
+            .headers()
+            .get(reqwest::header::RETRY_AFTER)
+            .and_then(|value| retry_after(value.to_str().ok()?, std::time::SystemTime::now()));
         let text = response.text().await.map_err(|e| transport_reason(&e))?;
         if status == 200 {
             return Ok(Reply::Done(text));
@@ -348,7 +402,7 @@ impl ConvexClient {
         let (code, message) = (self.scrub(&error.code), self.scrub(&message));
         Ok(match status {
             429 | 500 | 502 | 503 | 504 => {
-                Reply::Transient(format!("HTTP {status} {code}: {message}"))
+                Reply::Transient { reason: format!("HTTP {status} {code}: {message}"), retry_after }
             }
             401 | 403 => Reply::Failed(CallError::DeployKey { status, code, message }),
             _ => Reply::Failed(CallError::Refused { path: path.to_owned(), status, code, message }),
@@ -375,8 +429,11 @@ impl ConvexClient {
 enum Reply {
     /// HTTP 200: a result or a function error, in Convex's envelope.
     Done(String),
-    /// Worth retrying.
-    Transient(String),
+    /// Worth retrying; not before `retry_after` when the reply said so.
+    Transient {
+        reason: String,
+        retry_after: Option<Duration>,
+    },
     Failed(CallError),
 }
 
@@ -396,6 +453,20 @@ fn decode_reply<T>(
         }
         (status, ..) => Err(not_convex(format!("status `{status}`"))),
     }
+}
+
+/// A `Retry-After` header: seconds, or an HTTP date (RFC 9110 10.2.3); capped at
+/// [`MAX_RETRY_AFTER`]. A date in the past is no wait; a value that is neither is ignored.
+fn retry_after(value: &str, now: std::time::SystemTime) -> Option<Duration> {
+    let value = value.trim();
+    let wait = match value.parse::<u64>() {
+        Ok(seconds) => Duration::from_secs(seconds),
+        Err(_) => {
+            let at = httpdate::parse_http_date(value).ok()?;
+            at.duration_since(now).unwrap_or_default()
+        }
+    };
+    Some(wait.min(MAX_RETRY_AFTER))
 }
 
 /// What went wrong on the wire, without the URL (it is in every message already) or headers.
@@ -446,6 +517,22 @@ mod tests {
         assert_eq!(notice.note(at(6_000)), None);
         // ten quiet seconds end the burst; the next retry starts a new one
         assert_eq!(notice.note(at(16_000)), Some(Notice::First));
+    }
+
+    #[test]
+    fn retry_after_is_read_as_seconds_or_a_date() {
+        let now = std::time::UNIX_EPOCH + Duration::from_secs(1_445_412_480);
+        assert_eq!(retry_after("7", now), Some(Duration::from_secs(7)));
+        assert_eq!(retry_after(" 0 ", now), Some(Duration::ZERO));
+        // RFC 9110's example date is 1,445,412,480 s after the epoch.
+        assert_eq!(
+            retry_after("Wed, 21 Oct 2015 07:28:30 GMT", now),
+            Some(Duration::from_secs(30))
+        );
+        assert_eq!(retry_after("Wed, 21 Oct 2015 07:27:00 GMT", now), Some(Duration::ZERO));
+        assert_eq!(retry_after("86400", now), Some(MAX_RETRY_AFTER));
+        assert_eq!(retry_after("soon", now), None);
+        assert_eq!(retry_after("-1", now), None);
     }
 
     #[test]

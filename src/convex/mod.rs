@@ -6,11 +6,13 @@
 //!   sending so a bad row is rejected with a path and a reason instead of failing a whole batch.
 //! - [`id`]: the shape of Convex document ids, checkable offline.
 //! - [`client`]: Convex's HTTP API, with retries (the one module here that does IO).
+//! - [`limiter`]: how many calls may be in flight, adapted to how the deployment answers.
 
 pub mod client;
 #[cfg(test)]
 mod fuzz;
 pub mod id;
+pub mod limiter;
 pub mod rules;
 pub mod value;
 

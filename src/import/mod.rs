@@ -1,6 +1,7 @@
 //! `migrate import`: documents from `transformed/` into Convex through the generated
-//! `convex/migrate.ts` (docs/convex-module.md), parents before children, `concurrency` batches in
-//! flight, each acknowledged batch checkpointed in `data/state.sqlite`.
+//! `convex/migrate.ts` (docs/convex-module.md), parents before children, as many batches in
+//! flight as the deployment keeps up with (the client's limiter, up to `--concurrency`), each
+//! acknowledged batch checkpointed in `data/state.sqlite`.
 //!
 //! - [`order`]: which table goes when, and which references wait for the second pass.
 //! - [`batches`]: reading a transformed file into batches, skipping what is done.
@@ -32,6 +33,7 @@ use self::order::TableStep;
 use self::state::{Acked, Checkpointer, ImportReject, Pass, State};
 use self::transformed::TransformedFile;
 use crate::convex::client::{CallError, ConvexClient, FunctionKind, RetryPolicy, request_body};
+use crate::convex::limiter::LimiterStats;
 use crate::data_dir::{self, DataDir, write_atomically};
 use crate::manifest::Manifest;
 use crate::output::{Reporter, Unit};
@@ -49,6 +51,7 @@ pub struct ConvexTarget {
 }
 
 impl ConvexTarget {
+    /// A client for the deployment, at most `DEFAULT_CONCURRENCY` calls in flight.
     pub fn client(&self) -> Result<ConvexClient, ImportError> {
         ConvexClient::new(&self.url, &self.deploy_key, self.timeout, self.retry)
             .map_err(|e| ImportError::HttpClient { reason: e.to_string() })
@@ -58,6 +61,7 @@ impl ConvexTarget {
 #[derive(Debug, Clone)]
 pub struct ImportOptions {
     pub target: ConvexTarget,
+    /// The most mutations in flight (`--concurrency`): the limiter adapts below it.
     pub concurrency: usize,
     pub batch_size: usize,
     /// Upper bound on a call's arguments, well under Convex's 16 MiB.
@@ -77,6 +81,9 @@ pub struct ImportReport {
     pub rejected: u64,
     pub first_rejects: Vec<ImportReject>,
     pub seconds: f64,
+    /// How many calls were in flight: the ceiling, the most reached, the last, and how often
+    /// the deployment pushed back.
+    pub concurrency: LimiterStats,
 }
 
 #[derive(Debug, Clone, Default, Serialize)]
@@ -155,6 +162,7 @@ pub fn dry_run(inputs: &Inputs, batch_size: usize) -> ImportReport {
         rejected: 0,
         first_rejects: vec![],
         seconds: 0.0,
+        concurrency: LimiterStats::default(),
     }
 }
 
@@ -239,7 +247,7 @@ pub async fn import(
     reporter: Arc<dyn Reporter>,
 ) -> Result<ImportReport, ImportError> {
     let started = Instant::now();
-    let client = options.target.client()?;
+    let client = options.target.client()?.with_concurrency(options.concurrency);
     // Listening for Ctrl-C starts with the first call: until this future is first polled, the
     // default SIGINT action would end the process without a word (a slow or unreachable
     // deployment makes `migrate:info` take long).
@@ -342,6 +350,7 @@ pub async fn import(
         first_rejects,
         tables,
         seconds: started.elapsed().as_secs_f64(),
+        concurrency: client.concurrency_stats(),
     })
 }
 
@@ -506,7 +515,7 @@ impl Importer<'_> {
         Ok(())
     }
 
-    /// Sends one table's batches for one pass, `concurrency` at a time.
+    /// Sends one table's batches for one pass, as many at a time as the client's limiter allows.
     async fn pass(
         &mut self,
         step: &TableStep,
@@ -538,6 +547,7 @@ impl Importer<'_> {
             max_bytes: self.options.batch_bytes,
             done: state_ranges,
         };
+        // Batches read ahead: enough to fill the limit whatever it grows to.
         let (sender, mut receiver) =
             tokio::sync::mpsc::channel::<Batch>(self.options.concurrency.max(2));
         let reader = tokio::task::spawn_blocking(move || {
@@ -549,7 +559,7 @@ impl Importer<'_> {
         let mut reading = true;
         while reading || !in_flight.is_empty() {
             tokio::select! {
-                batch = receiver.recv(), if reading && in_flight.len() < self.options.concurrency => {
+                batch = receiver.recv(), if reading && in_flight.len() < self.client.concurrency() => {
                     match batch {
                         Some(batch) => {
                             in_flight.spawn(send_batch(self.client.clone(), Arc::clone(&table), pass, batch));

@@ -256,6 +256,17 @@ pub fn import_summary(report: &ImportReport, format: OutputFormat) -> String {
         report.seconds,
         HumanCount(rate(report.sent, report.seconds)),
     ));
+    let c = &report.concurrency;
+    out.push_str(&format!(
+        "calls in flight: up to {} (--concurrency {}), {} at the end{}\n",
+        c.peak,
+        c.ceiling,
+        c.last,
+        match c.backoffs {
+            0 => String::new(),
+            n => format!("; the deployment pushed back {} time{}", HumanCount(n), plural(n as usize)),
+        }
+    ));
     if report.rejected > 0 {
         out.push_str(&format!(
             "\n{} document{} refused by Convex (all in data/rejects/import/):\n",

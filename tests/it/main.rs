@@ -13,6 +13,7 @@ mod export_cli;
 mod export_consistency;
 mod export_golden;
 mod export_tls;
+mod import_concurrency;
 mod import_crashes;
 mod import_faults;
 mod import_losses;

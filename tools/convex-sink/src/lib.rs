@@ -5,7 +5,8 @@
 //! runs the functions of `docs/convex-module.md` (`migrate:info`, `upsert`, `patchRefs`, `page`,
 //! `get`, `remove`, `ledgerWrite`, `ledgerRead`) on tables kept in memory, without schema
 //! validation. Each call is atomic: a function that throws leaves nothing behind. On top of that it injects the faults a real
-//! deployment shows (overload, lost connections, lost replies, stalls) at seeded random rates.
+//! deployment shows (overload, lost connections, lost replies, stalls) at seeded random rates,
+//! and can run a limited number of calls at once (`Slots`), queueing the others as Convex does.
 //!
 //! `migrate`'s throughput benchmark starts the `convex-sink` binary; its integration tests start
 //! one in-process with [`Sink::start`] and steer it through the [`SinkHandle`].
@@ -64,5 +65,5 @@ mod store;
 pub use error::SinkError;
 pub use faults::Faults;
 pub use plan::Plan;
-pub use sink::{Sink, SinkConfig, SinkHandle};
+pub use sink::{Sink, SinkConfig, SinkHandle, Slots};
 pub use stats::Stats;

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::Parser;
-use convex_sink::{Faults, Plan, Sink, SinkConfig, Stats};
+use convex_sink::{Faults, Plan, Sink, SinkConfig, Slots, Stats};
 
 /// A fast in-memory stand-in for a Convex deployment running migrate's generated functions.
 ///
@@ -44,6 +44,17 @@ struct Args {
     /// Seed of the fault draws and the ids.
     #[arg(long, default_value_t = 1)]
     seed: u64,
+    /// Calls run at once, as on a real deployment (Convex's smallest plan: 16); the others wait
+    /// for a slot. 0: no limit.
+    #[arg(long, default_value_t = 0)]
+    slots: usize,
+    /// Milliseconds a call waits for a slot before it is answered 429
+    /// TooManyConcurrentRequests (Convex: about 5000); 0: as long as it takes.
+    #[arg(long, default_value_t = 5_000)]
+    slot_wait_ms: u64,
+    /// Seconds sent as `Retry-After` with every 429 and 503.
+    #[arg(long)]
+    retry_after: Option<u64>,
 }
 
 fn main() -> ExitCode {
@@ -74,6 +85,11 @@ fn run(args: Args) -> Result<(), String> {
             stall_for: Duration::from_millis(args.stall_ms),
         },
         seed: args.seed,
+        slots: (args.slots > 0).then(|| Slots {
+            calls: args.slots,
+            queue_for: (args.slot_wait_ms > 0).then(|| Duration::from_millis(args.slot_wait_ms)),
+        }),
+        retry_after: args.retry_after.map(Duration::from_secs),
         ..SinkConfig::new(plan)
     };
     let sink = Sink::start(config).map_err(|e| e.to_string())?;
@@ -104,6 +120,8 @@ fn describe(stats: &Stats) -> String {
         wire_errors,
         unavailable,
         failed_all,
+        no_slot,
+        peak_in_flight,
         reset_before,
         reset_after,
         stalled,
@@ -116,6 +134,7 @@ fn describe(stats: &Stats) -> String {
     format!(
         "convex-sink: requests={requests} succeeded={succeeded} function_errors={function_errors} \
          wire_errors={wire_errors} unavailable={unavailable} failed_all={failed_all} \
+         no_slot={no_slot} peak_in_flight={peak_in_flight} \
          reset_before={reset_before} reset_after={reset_after} stalled={stalled} \
          inserted={inserted} replaced={replaced} patched={patched} deleted={deleted} \
          ledger_calls={ledger_calls}"

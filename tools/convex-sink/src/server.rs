@@ -1,7 +1,9 @@
 //! The HTTP side: Convex's routes, wire checks and reply shapes, with latency and faults
 //! applied around each call.
 //!
-//! Order of events for one request: route → `fail_all` → fault draw (`unavailable` and
+//! Order of events for one request: route → a slot when slots are limited (429
+//! `TooManyConcurrentRequests` when none frees up in time; the latency starts with the slot) →
+//! `fail_all` → fault draw (`unavailable` and
 //! `reset_before` stop here) → `Convex-Client` check (400 `InvalidVersion`) → deploy key (401
 //! `BadAdminKey`) → body (400 `BadJsonBody`: not JSON, `args` not an object, or `format` not
 //! `convex_encoded_json`, stricter than Convex on purpose) → the function, under the store's lock → the reply,
@@ -40,6 +42,12 @@ pub(crate) struct Shared {
     pub fail_all: AtomicBool,
     pub latency_micros: AtomicU64,
     pub counters: Counters,
+    /// The slots calls run in, and how long one waits for a slot.
+    pub slots: Option<(Arc<tokio::sync::Semaphore>, Option<Duration>)>,
+    pub retry_after: Mutex<Option<Duration>>,
+    /// Arrival of each request since `started`.
+    pub arrivals: Mutex<Vec<Duration>>,
+    pub started: std::time::Instant,
 }
 
 impl Shared {
@@ -53,6 +61,15 @@ impl Shared {
 
     pub fn latency(&self) -> Duration {
         Duration::from_micros(self.latency_micros.load(Ordering::Relaxed))
+    }
+
+    /// A 429 or 503 reply, with `Retry-After` when one is set.
+    fn refusal(&self, mut reply: Reply) -> Reply {
+        if let Some(wait) = *self.retry_after.lock().unwrap_or_else(PoisonError::into_inner) {
+            let seconds = HeaderValue::from(wait.as_secs_f64().ceil() as u64);
+            reply.headers_mut().insert(hyper::header::RETRY_AFTER, seconds);
+        }
+        reply
     }
 }
 
@@ -107,18 +124,41 @@ async fn handle(shared: Arc<Shared>, request: Request<Incoming>) -> Result<Reply
             return Ok(system_error(StatusCode::NOT_FOUND, "NotFound", &message));
         }
     };
+    shared.arrivals.lock().unwrap_or_else(PoisonError::into_inner).push(shared.started.elapsed());
+    let _in_flight = shared.counters.call_started();
+    let _slot = match &shared.slots {
+        None => None,
+        Some((slots, queue_for)) => {
+            let slot = slots.clone().acquire_owned();
+            let slot = match queue_for {
+                Some(wait) => tokio::time::timeout(*wait, slot).await.ok(),
+                None => Some(slot.await),
+            };
+            match slot {
+                Some(slot) => Some(slot.expect("the slots are never closed")),
+                None => {
+                    shared.counters.request(Outcome::NoSlot);
+                    return Ok(shared.refusal(too_many_requests()));
+                }
+            }
+        }
+    };
     let latency = Deadline::after(shared.latency());
     if shared.fail_all.load(Ordering::Relaxed) {
         latency.wait().await;
         shared.counters.request(Outcome::FailedAll);
-        return Ok(overloaded());
+        return Ok(shared.refusal(overloaded()));
     }
     let fault = shared.dice().draw();
     match fault {
         Fault::Unavailable { overloaded: is_overloaded } => {
             latency.wait().await;
             shared.counters.request(Outcome::Unavailable);
-            return Ok(if is_overloaded { overloaded() } else { too_many_requests() });
+            return Ok(shared.refusal(if is_overloaded {
+                overloaded()
+            } else {
+                too_many_requests()
+            }));
         }
         Fault::ResetBefore => {
             latency.wait().await;

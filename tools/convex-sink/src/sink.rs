@@ -32,6 +32,20 @@ pub struct SinkConfig {
     pub faults: Faults,
     /// Seeds the fault draws and the ids.
     pub seed: u64,
+    /// At most this many calls run at once, as on a real deployment; `None`: no limit.
+    pub slots: Option<Slots>,
+    /// Sent as `Retry-After` (whole seconds) with every 429 and 503.
+    pub retry_after: Option<Duration>,
+}
+
+/// How many calls run at once, and what happens to the others.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Slots {
+    pub calls: usize,
+    /// How long a call waits for a slot before it is answered 429
+    /// `TooManyConcurrentRequests` (Convex: about 5 s); `None`: as long as it takes (a local
+    /// runtime that runs one call at a time). The latency starts when a call gets its slot.
+    pub queue_for: Option<Duration>,
 }
 
 impl SinkConfig {
@@ -44,6 +58,8 @@ impl SinkConfig {
             latency: Duration::ZERO,
             faults: Faults::none(),
             seed: 1,
+            slots: None,
+            retry_after: None,
         }
     }
 }
@@ -67,6 +83,12 @@ impl Sink {
             fail_all: AtomicBool::new(false),
             latency_micros: AtomicU64::new(micros(config.latency)),
             counters: Counters::default(),
+            slots: config.slots.map(|slots| {
+                (Arc::new(tokio::sync::Semaphore::new(slots.calls.max(1))), slots.queue_for)
+            }),
+            retry_after: Mutex::new(config.retry_after),
+            arrivals: Mutex::new(Vec::new()),
+            started: std::time::Instant::now(),
         });
         let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
         let (stop, stopped) = oneshot::channel::<()>();
@@ -130,6 +152,16 @@ impl SinkHandle {
 
     pub fn set_latency(&self, latency: Duration) {
         self.shared.latency_micros.store(micros(latency), Ordering::Relaxed);
+    }
+
+    /// From the next refusal on, 429 and 503 replies carry `Retry-After` (`None`: none).
+    pub fn set_retry_after(&self, wait: Option<Duration>) {
+        *self.shared.retry_after.lock().unwrap_or_else(|e| e.into_inner()) = wait;
+    }
+
+    /// When each request arrived, measured from the sink's start, in arrival order.
+    pub fn arrivals(&self) -> Vec<Duration> {
+        self.shared.arrivals.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
     pub fn stats(&self) -> Stats {

@@ -17,6 +17,10 @@ pub struct Stats {
     pub unavailable: u64,
     /// Answered 503 because `fail_all` was on.
     pub failed_all: u64,
+    /// Answered 429 because no slot freed up in time (`Slots::queue_for`).
+    pub no_slot: u64,
+    /// The most requests the sink held at once (waiting for a slot included).
+    pub peak_in_flight: u64,
     /// Connection closed before anything was applied.
     pub reset_before: u64,
     /// Applied, then the connection was closed without a reply.
@@ -44,12 +48,15 @@ pub(crate) enum Outcome {
     ResetBefore,
     ResetAfter,
     Stalled,
+    NoSlot,
 }
 
 #[derive(Default)]
 pub(crate) struct Counters {
     requests: AtomicU64,
-    outcomes: [AtomicU64; 8],
+    outcomes: [AtomicU64; 9],
+    in_flight: AtomicU64,
+    peak_in_flight: AtomicU64,
     inserted: AtomicU64,
     replaced: AtomicU64,
     patched: AtomicU64,
@@ -61,6 +68,13 @@ impl Counters {
     pub fn request(&self, outcome: Outcome) {
         self.requests.fetch_add(1, Ordering::Relaxed);
         self.outcomes[outcome as usize].fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Counts a request in flight until the guard is dropped.
+    pub fn call_started(&self) -> InFlight<'_> {
+        let now = self.in_flight.fetch_add(1, Ordering::Relaxed) + 1;
+        self.peak_in_flight.fetch_max(now, Ordering::Relaxed);
+        InFlight(self)
     }
 
     pub fn wrote(&self, writes: crate::functions::Writes) {
@@ -81,6 +95,8 @@ impl Counters {
             wire_errors: outcome(Outcome::WireError),
             unavailable: outcome(Outcome::Unavailable),
             failed_all: outcome(Outcome::FailedAll),
+            no_slot: outcome(Outcome::NoSlot),
+            peak_in_flight: get(&self.peak_in_flight),
             reset_before: outcome(Outcome::ResetBefore),
             reset_after: outcome(Outcome::ResetAfter),
             stalled: outcome(Outcome::Stalled),
@@ -90,5 +106,14 @@ impl Counters {
             deleted: get(&self.deleted),
             ledger_calls: get(&self.ledger_calls),
         }
+    }
+}
+
+/// A request the sink holds; see [`Counters::call_started`].
+pub(crate) struct InFlight<'a>(&'a Counters);
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.in_flight.fetch_sub(1, Ordering::Relaxed);
     }
 }
