@@ -28,13 +28,15 @@ sink_build() {
   export CONVEX_DEPLOY_KEY="bench-$RANDOM$RANDOM"
 }
 
-# Starts a fresh sink with LATENCY ms per reply (default 0); sets sink_pid and exports CONVEX_URL.
+# Starts a fresh sink with LATENCY ms per reply (default 0) and any further convex-sink flags
+# (e.g. --slots 16); sets sink_pid and exports CONVEX_URL.
 start_sink() {
   local latency=${1:-0} i
+  shift || true
   # Emptied here, not only by the redirection: that happens in the child, after the first read.
   : >"$tmp/sink.out"
   "$sink_bin" --module "$convex/migrate.ts" --admin-key "$CONVEX_DEPLOY_KEY" --port 0 \
-    --latency-ms "$latency" >"$tmp/sink.out" 2>"$tmp/sink.err" &
+    --latency-ms "$latency" "$@" >"$tmp/sink.out" 2>"$tmp/sink.err" &
   sink_pid=$!
   for ((i = 0; i < 200; i++)); do
     CONVEX_URL=$(sed -n 's/^listening on //p' "$tmp/sink.out")
