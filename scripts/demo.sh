@@ -11,7 +11,11 @@
 # Uses the server at MIGRATE_DEMO_SERVER_URL (default postgres://postgres@127.0.0.1:5432/postgres)
 # when one answers, else a throwaway cluster of its own (scripts/lib/postgres.sh). Needs Node.js
 # with npm for the Convex runtime (installed into tests/convex on first use). Everything it
-# writes goes to ./demo/.
+# writes goes to ./demo/; the database it creates is dropped when it ends.
+#
+# It builds migrate in the dev profile, as scripts/test.sh does, so that the two README commands
+# compile the dependencies once; the demo's data is small enough that optimisation would not
+# show. Real migrations use the optimised build (`cargo install --path . --profile dist`).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/lib/postgres.sh
@@ -22,11 +26,30 @@ demo_url="${POSTGRES_URL%/*}/migrate_demo"
 ensure_convex_tools
 
 export PGOPTIONS="-c client_min_messages=warning"
-psql "$POSTGRES_URL" -qc 'drop database if exists migrate_demo with (force)' -c 'create database migrate_demo'
+drop_demo_db() { psql "$POSTGRES_URL" -qc 'drop database if exists migrate_demo with (force)'; }
+runtime_pid="" app=""
+# On exit: the local Convex runtime stopped, the demo database dropped, a throwaway cluster
+# (scripts/lib/postgres.sh) stopped last.
+cleanup() {
+  if [[ -n $runtime_pid ]]; then
+    exec 3>&-
+    wait "$runtime_pid" 2>/dev/null || true
+  fi
+  [[ -z $app ]] || rm -rf "$app" demo/.runtime-stdin
+  drop_demo_db || true
+  stop_throwaway_cluster
+}
+trap cleanup EXIT
+
+echo "== building migrate (cargo build; the first build takes a few minutes)"
+cargo build
+echo
+
+drop_demo_db
+psql "$POSTGRES_URL" -qc 'create database migrate_demo'
 psql "$demo_url" -q -v ON_ERROR_STOP=1 -f examples/sample-app.sql
 
-cargo build --release --quiet
-migrate() { target/release/migrate --data-dir demo/data --plan-dir demo/migrations "$@"; }
+migrate() { target/debug/migrate --data-dir demo/data --plan-dir demo/migrations "$@"; }
 rm -rf demo && mkdir -p demo/migrations
 # The example plan: users, settings and preferences consolidated into userProfiles, cents.
 cp migrations/0001_initial.toml demo/migrations/
@@ -45,7 +68,6 @@ mkfifo demo/.runtime-stdin
   <demo/.runtime-stdin >demo/convex-runtime.out 2>demo/convex-runtime.log &
 runtime_pid=$!
 exec 3>demo/.runtime-stdin
-trap 'exec 3>&-; wait "$runtime_pid" 2>/dev/null || true; rm -rf "$app" demo/.runtime-stdin' EXIT
 for _ in $(seq 300); do
   grep -q '^listening on ' demo/convex-runtime.out 2>/dev/null && break
   kill -0 "$runtime_pid" 2>/dev/null || { cat demo/convex-runtime.log >&2; exit 1; }
@@ -67,3 +89,4 @@ CONVEX_URL=$convex_url CONVEX_DEPLOY_KEY=$deploy_key migrate run --database-url 
 echo
 echo "Every row of the sample app is in the local Convex runtime, and verify proved it."
 echo "Files: demo/migrations (the plan), demo/convex (schema.ts, migrate.ts), demo/data (each stage's output)."
+echo "The demo database migrate_demo is dropped now; run the script again to recreate it."

@@ -203,9 +203,9 @@ bench_start() {
   if [[ $commit != '?' ]] && ! git -C "$repo" diff --quiet HEAD -- 2>/dev/null; then
     commit+=-dirty
   fi
-  log "building: cargo build --release"
-  (cd "$repo" && cargo build --release --quiet) || die "cargo build --release failed"
-  bin=$repo/target/release/migrate
+  log "building: cargo build --profile dist"
+  (cd "$repo" && cargo build --profile dist --quiet) || die "cargo build --profile dist failed"
+  bin=$repo/target/dist/migrate
   [[ -x $bin ]] || die "no binary at $bin"
 
   # migrate reads DATABASE_URL, MIGRATE_* and a .env in its working directory: run it from

@@ -20,9 +20,9 @@ trap bench_sink_cleanup EXIT
 # Builds the sink (release); sets sink_bin. migrate reads CONVEX_URL and CONVEX_DEPLOY_KEY: only
 # the script's own count. The key is a throwaway shared with the local sink.
 sink_build() {
-  log "building: cargo build --release -p convex-sink"
-  (cd "$repo" && cargo build --release --quiet -p convex-sink) || die "cargo build -p convex-sink failed"
-  sink_bin=$repo/target/release/convex-sink
+  log "building: cargo build --profile dist -p convex-sink"
+  (cd "$repo" && cargo build --profile dist --quiet -p convex-sink) || die "cargo build -p convex-sink failed"
+  sink_bin=$repo/target/dist/convex-sink
   [[ -x $sink_bin ]] || die "no binary at $sink_bin"
   unset CONVEX_URL CONVEX_DEPLOY_KEY
   export CONVEX_DEPLOY_KEY="bench-$RANDOM$RANDOM"
