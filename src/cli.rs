@@ -123,7 +123,10 @@ Takes the flags of each stage (the plan must exist: run `migrate init` first and
 files it writes). Checks the Convex settings before exporting. Each stage prints its summary \
 (--format json: one JSON line per stage, {\"stage\": ..., \"report\": ...}); the first stage \
 that does not succeed stops the chain with its exit code, so `migrate run` exits 0 only when \
-verify found Convex identical to the source.";
+verify found Convex identical to the source.
+
+--dry-run: a rehearsal. Export and transform write the data directory as in a run; import only \
+prints the order and the batches it would send. Nothing reaches Convex, no deploy key is needed.";
 
 const EXPORT_ABOUT: &str = "\
 Read every selected table in one consistent snapshot into data/raw/*.jsonl.
@@ -323,6 +326,10 @@ pub struct RunArgs {
     /// --accept-rejected`)
     #[arg(long, value_name = "N")]
     pub accept_rejected: Option<u64>,
+    /// Export and transform into the data directory as a run does, then print what import
+    /// would send, in order; nothing is sent to Convex and no deploy key is needed
+    #[arg(long)]
+    pub dry_run: bool,
 }
 
 #[cfg(test)]

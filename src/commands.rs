@@ -204,8 +204,11 @@ async fn run_all(
     export_settings: ExportSettings,
     args: &RunArgs,
 ) -> anyhow::Result<u8> {
-    // Check the Convex settings before spending time on the export.
-    let options = import_options(&settings, &args.convex, &args.batches, args.force)?;
+    // Check the Convex settings before spending time on the export; a dry run needs none.
+    let options = match args.dry_run {
+        true => None,
+        false => Some(import_options(&settings, &args.convex, &args.batches, args.force)?),
+    };
     let format = settings.format;
     let print = |stage: &str, text: String, report: serde_json::Value| match format {
         OutputFormat::Text => output::print_result(&format!("\n── {stage}\n{text}")),
@@ -230,6 +233,11 @@ async fn run_all(
 
     let data_dir = DataDir::new(&settings.data_dir);
     let inputs = import::read_inputs(&data_dir, &settings.plan_dir)?;
+    let Some(options) = options else {
+        let planned = import::dry_run(&inputs, args.batches.batch_size.get());
+        print("import", output::import_summary(&planned, format), json!(planned));
+        return Ok(code);
+    };
     let imported = import::import(&data_dir, &inputs, &options, reporter(&settings)).await?;
     print("import", output::import_summary(&imported, format), json!(imported));
 

@@ -430,6 +430,45 @@ fn run_chains_every_stage_and_reports_one_json_line_per_stage() {
 }
 
 #[test]
+fn run_dry_run_stages_the_data_and_shows_what_import_would_send_without_convex() {
+    // GIVEN a planned database, and no Convex deployment or key anywhere
+    let prepared = Prepared::new(FIXTURE, POLICIES);
+    let url = prepared._db.url().to_owned();
+
+    // WHEN `migrate run --dry-run` runs
+    let mut command = prepared.command(&[
+        "--format",
+        "json",
+        "run",
+        "--dry-run",
+        "--database-url",
+        &url,
+        "--max-rejected",
+        "1",
+    ]);
+    command.env_remove("CONVEX_URL").env_remove("CONVEX_DEPLOY_KEY");
+    let run = Run::of(command).success();
+
+    // THEN export and transform ran, and import only said what it would send, in order
+    let lines: Vec<Value> = run.stdout.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let stages: Vec<_> = lines.iter().map(|l| l["stage"].as_str().unwrap()).collect();
+    assert_eq!(stages, ["export", "transform", "import"], "{run}");
+    let import = &lines[2]["report"];
+    assert_eq!(import["dry_run"], true, "{run}");
+    assert_eq!(import["documents"], 14, "{run}");
+    assert_eq!(import["sent"], 0, "{run}");
+    assert!(prepared.data_path("transformed/manifest.json").is_file());
+    assert!(!prepared.data_path("state.sqlite").exists(), "nothing was imported");
+
+    // AND in text, it says that nothing was sent
+    let mut command =
+        prepared.command(&["run", "--dry-run", "--database-url", &url, "--max-rejected", "1"]);
+    command.env_remove("CONVEX_URL").env_remove("CONVEX_DEPLOY_KEY");
+    let run = Run::of(command).success();
+    assert!(run.stdout.contains("Nothing was sent."), "{run}");
+}
+
+#[test]
 fn a_document_the_second_pass_refuses_after_its_upsert_counts_once_when_resumed() {
     // GIVEN ten items each referring to the one before (a self-reference: the second pass
     // patches it in), and a schema.ts edited to refuse item 5
