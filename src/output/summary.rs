@@ -207,11 +207,17 @@ pub fn init_summary(report: &InitReport, format: OutputFormat) -> String {
     if !convex.unchecked_spreads.is_empty() {
         let spreads: Vec<String> =
             convex.unchecked_spreads.iter().map(|s| format!("`...{s}`")).collect();
+        let mut migrated: Vec<&str> = report.tables.iter().map(|(t, _)| t.as_str()).collect();
+        if migrated.len() > 8 {
+            migrated.truncate(8);
+            migrated.push("…");
+        }
         out.push_str(&format!(
             "note: migrate cannot see which tables {} takes from {}: none of them may have the \
-             name of a migrated table\n",
+             name of a migrated table ({})\n",
             convex.schema.path,
-            spreads.join(", ")
+            spreads.join(", "),
+            migrated.join(", ")
         ));
     }
     if let Some(lines) = &convex.schema_lines {

@@ -236,7 +236,7 @@ fn a_table_the_app_already_has_is_refused_until_the_plan_names_it_otherwise() {
     let app = ConvexApp::new("colliding-app");
     let own = APP_SCHEMA.replace(
         "  messages: defineTable({",
-        "  users: defineTable({ handle: v.string() }),\n  messages: defineTable({",
+        "  ...authTables,\n  users: defineTable({ handle: v.string() }),\n  messages: defineTable({",
     );
     app.write("convex/schema.ts", &own);
     let convex_dir = app.path("convex");
@@ -271,11 +271,15 @@ fn a_table_the_app_already_has_is_refused_until_the_plan_names_it_otherwise() {
     let run = migrate(&work, &["init", "--database-url", db.url(), "--convex-dir", convex]);
 
     // THEN init writes the tables, and the app's schema is still its own
-    run.success();
+    let run = run.success();
     let tables = read(&convex_dir.join("migrateTables.ts"));
     assert!(tables.contains("legacyUsers: defineTable({"), "{tables}");
     assert!(tables.contains("v.id(\"legacyUsers\")"), "{tables}");
     assert_eq!(read(&convex_dir.join("schema.ts")), own);
+    // … and it says which spread it cannot see into, and the names to keep apart
+    let note = "takes from `...authTables`: none of them may have the name of a migrated table \
+                (posts, legacyUsers)";
+    assert!(run.stdout.contains(note), "no {note:?} in\n{run}");
 }
 
 #[test]
