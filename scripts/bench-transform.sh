@@ -15,7 +15,7 @@
 #
 # Method, per size: load ../shared/bench/users.sql (as bench-export does), then, untimed:
 # `migrate export --tables bench_users --jobs 1` (migrate's input), `migrate init` with no
-# database URL, so that it writes the plan and schema.ts from the export's manifest: the plan
+# database URL, so that it writes the plan and the Convex files from the export's manifest: the plan
 # every user starts from, not one tuned for speed, and psql's
 # `\copy (select row_to_json(t) from bench_users t)` to rows.jsonl (Node's input: what the seeds'
 # export scripts produce).

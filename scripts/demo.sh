@@ -54,7 +54,7 @@ rm -rf demo && mkdir -p demo/migrations
 # The example plan: users, settings and preferences consolidated into userProfiles, cents.
 cp migrations/0001_initial.toml demo/migrations/
 
-echo "== migrate init (keeps the edited example plan, writes demo/convex/schema.ts and migrate.ts)"
+echo "== migrate init (keeps the edited example plan, writes demo/convex: migrateTables.ts, migrate.ts and a schema.ts spreading the tables)"
 migrate init --database-url "$demo_url" --convex-dir demo/convex
 echo
 
@@ -88,5 +88,5 @@ echo "== migrate run: export → transform → import → verify"
 CONVEX_URL=$convex_url CONVEX_DEPLOY_KEY=$deploy_key migrate run --database-url "$demo_url"
 echo
 echo "Every row of the sample app is in the local Convex runtime, and verify proved it."
-echo "Files: demo/migrations (the plan), demo/convex (schema.ts, migrate.ts), demo/data (each stage's output)."
+echo "Files: demo/migrations (the plan), demo/convex (schema.ts, migrateTables.ts, migrate.ts), demo/data (each stage's output)."
 echo "The demo database migrate_demo is dropped now; run the script again to recreate it."

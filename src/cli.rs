@@ -74,7 +74,7 @@ pub enum OutputFormat {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Write a first mapping plan and the Convex files (schema.ts, migrate.ts) from the catalog
+    /// Write a first mapping plan and the Convex files (migrateTables.ts, migrate.ts) from the catalog
     #[command(alias = "plan", long_about = INIT_ABOUT)]
     Init(InitArgs),
     /// Read every selected table in one consistent snapshot into data/raw/*.jsonl
@@ -93,7 +93,7 @@ pub enum Command {
     #[command(long_about = RUN_ABOUT)]
     Run(RunArgs),
     /// Show where each table stands
-    Status,
+    Status(StatusArgs),
 }
 
 const VERIFY_ABOUT: &str = "\
@@ -155,33 +155,41 @@ pub struct InitArgs {
     #[arg(long, env = "MIGRATE_TABLES")]
     pub tables: Option<String>,
 
-    /// Where to write schema.ts and migrate.ts for the Convex app
+    /// The Convex app's folder, where migrateTables.ts and migrate.ts go (and schema.ts when the
+    /// app has none)
     #[arg(long, env = "MIGRATE_CONVEX_DIR", default_value = "convex")]
     pub convex_dir: PathBuf,
 
-    /// Overwrite files a person edited since migrate generated them
+    /// Overwrite files migrate wrote and a person edited since (never a file migrate did not write)
     #[arg(long)]
     pub force: bool,
 }
 
 const INIT_ABOUT: &str = "\
-Write the first mapping plan, the Convex schema and the Convex functions import calls, from the \
-source catalog.
+Write the first mapping plan, the migrated Convex tables and the Convex functions import calls, \
+from the source catalog.
 
 Writes <plan-dir>/0001_initial.toml: every table with its Convex table name, the legacy id, each \
 column's field name and value policy, every foreign key as a reference, with comments to edit by \
 (docs/plan-format.md). Then resolves the whole plan (every file in the plan dir, in order) and \
 writes into <convex-dir>:
-- schema.ts: a table per Convex table whose validators accept exactly what `migrate transform` \
-emits, with a by_legacy_id index each;
+- migrateTables.ts: `migrateTables`, a table per Convex table whose validators accept exactly \
+what `migrate transform` emits, with a by_legacy_id index each, for the app's schema to spread;
 - migrate.ts: the internal functions `migrate import` and `migrate verify` call with the deploy \
 key (upsert by legacy id, resolving references to Convex ids; read-back; delete), see \
-docs/convex-module.md.
-Deploy both with your app (`npx convex deploy`) before importing.
+docs/convex-module.md;
+- schema.ts, only when the app has none: `defineSchema({ ...migrateTables })`.
+An app's own schema.ts is never written: init prints the two lines that add the migrated tables \
+to it (an import, and `...migrateTables,` in its defineSchema), and refuses, changing nothing in \
+<convex-dir>, when it already defines a table the plan migrates into (rename the migrated table \
+with `target` in the plan). Deploy the app (`npx convex deploy`) before importing.
 
-Generated files carry a hash of what was generated. A file a person has edited since is never \
-overwritten without --force: an edited plan is kept as it is (and used), an edited schema.ts or \
-migrate.ts stops the command. Run `migrate init` again after editing the plan to regenerate them.";
+Generated files carry a hash of what was generated. One a person has edited since is never \
+overwritten without --force: an edited plan is kept as it is (and used), an edited \
+migrateTables.ts or migrate.ts stops the command. A file migrate did not write is never \
+overwritten. A later run shows what it changed (a compact diff per file). Run `migrate init` \
+again after editing the plan to regenerate the Convex files; until then `transform` and \
+`status` warn that they are behind the plan.";
 
 #[derive(Debug, Args)]
 pub struct ExportArgs {
@@ -218,8 +226,25 @@ transformed/manifest.json is written last.
 
 Exit code 5 when more rows were rejected than --max-rejected allows (default 0).";
 
+/// The Convex app's folder, for the commands that check the files `migrate init` wrote there.
+#[derive(Debug, Clone, Args)]
+pub struct ConvexDirArgs {
+    /// The Convex app's folder holding the files `migrate init` wrote (migrateTables.ts,
+    /// migrate.ts): a warning says when they were made from another plan
+    #[arg(long, env = "MIGRATE_CONVEX_DIR", default_value = "convex")]
+    pub convex_dir: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    #[command(flatten)]
+    pub convex_dir: ConvexDirArgs,
+}
+
 #[derive(Debug, Args)]
 pub struct TransformArgs {
+    #[command(flatten)]
+    pub convex_dir: ConvexDirArgs,
     /// Print sample documents and statistics; write nothing
     #[arg(long)]
     pub dry_run: bool,
@@ -308,6 +333,8 @@ pub struct VerifyArgs {
 pub struct RunArgs {
     #[command(flatten)]
     pub export: ExportArgs,
+    #[command(flatten)]
+    pub convex_dir: ConvexDirArgs,
     #[command(flatten)]
     pub convex: ConvexArgs,
     #[command(flatten)]

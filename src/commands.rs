@@ -1,6 +1,7 @@
 //! One function per subcommand: settings in, stage run, summary out. The glue between the
 //! command line, the stages and the terminal.
 
+use std::path::Path;
 use std::sync::Arc;
 
 use anyhow::Context;
@@ -61,6 +62,7 @@ pub fn run(cli: Cli) -> anyhow::Result<u8> {
             runtime.block_on(run_init(&settings, &init_settings?))
         }
         Command::Transform(args) => {
+            let convex_dir = args.convex_dir.convex_dir.clone();
             let options = TransformOptions {
                 dry_run: args.dry_run,
                 sample: args.sample,
@@ -70,7 +72,7 @@ pub fn run(cli: Cli) -> anyhow::Result<u8> {
             if cli.global.show_settings {
                 return show_settings(&settings, None);
             }
-            runtime.block_on(run_transform(settings, options))
+            runtime.block_on(run_transform(settings, options, &convex_dir))
         }
         Command::Import(args) => {
             if cli.global.show_settings {
@@ -94,8 +96,10 @@ pub fn run(cli: Cli) -> anyhow::Result<u8> {
             }
             runtime.block_on(run_all(settings, export_settings?, &args))
         }
-        Command::Status => {
-            let report = status::status(&DataDir::new(&settings.data_dir))?;
+        Command::Status(args) => {
+            let data_dir = DataDir::new(&settings.data_dir);
+            let report =
+                status::status(&data_dir, &settings.plan_dir, &args.convex_dir.convex_dir)?;
             output::print_result(&output::status_summary(&report, settings.format));
             Ok(exit_code::OK)
         }
@@ -142,17 +146,23 @@ fn reporter(settings: &Settings) -> Arc<dyn Reporter> {
 /// Transform is synchronous (rayon); it runs on a blocking thread so that Ctrl-C can tell it to
 /// stop. It stops between blocks of rows without finalizing anything, and we wait for that:
 /// a runtime would otherwise wait for the thread to finish the whole job.
-async fn run_transform(settings: Settings, options: TransformOptions) -> anyhow::Result<u8> {
+async fn run_transform(
+    settings: Settings,
+    options: TransformOptions,
+    convex_dir: &Path,
+) -> anyhow::Result<u8> {
     let format = settings.format;
-    let (report, code) = transform_stage(settings, options).await?;
+    let (report, code) = transform_stage(settings, options, convex_dir).await?;
     output::print_result(&output::transform_summary(&report, format));
     Ok(code)
 }
 
-/// The report and the exit code it calls for.
+/// The report and the exit code it calls for; its warnings say when the Convex files in
+/// `convex_dir` were generated from another plan.
 async fn transform_stage(
     settings: Settings,
     options: TransformOptions,
+    convex_dir: &Path,
 ) -> anyhow::Result<(transform::TransformReport, u8)> {
     let data_dir = DataDir::new(&settings.data_dir);
     let reporter = reporter(&settings);
@@ -173,6 +183,8 @@ async fn transform_stage(
         }
         report => report?,
     };
+    let mut report = report;
+    report.warnings.extend(plan::convex_app::stale_warning(convex_dir, &report.plan_hash));
     let allowed = options.max_rejected.unwrap_or(0);
     let code = if report.rejected > allowed || report.stopped_early {
         exit_code::REJECTED_ROWS
@@ -225,7 +237,9 @@ async fn run_all(
         max_rejected: args.max_rejected,
         cancel: Arc::default(),
     };
-    let (transformed, code) = transform_stage(settings.clone(), transform_options).await?;
+    let convex_dir = &args.convex_dir.convex_dir;
+    let (transformed, code) =
+        transform_stage(settings.clone(), transform_options, convex_dir).await?;
     print("transform", output::transform_summary(&transformed, format), json!(transformed));
     if code != exit_code::OK {
         return Ok(code);
@@ -299,21 +313,13 @@ fn convex_target(_settings: &Settings, convex: &ConvexArgs) -> Result<ConvexTarg
 #[derive(Debug, serde::Serialize)]
 pub struct InitReport {
     pub catalog_from: String,
-    pub plan: GeneratedFile,
-    pub schema: GeneratedFile,
-    /// `convex/migrate.ts`, the functions import and verify call (docs/convex-module.md).
-    pub module: GeneratedFile,
+    pub plan: plan::convex_app::FileOutcome,
+    /// The Convex dir: `migrateTables.ts`, `migrate.ts` (docs/convex-module.md), `schema.ts`.
+    pub convex: plan::convex_app::ConvexFiles,
     /// Convex table ← source tables.
     pub tables: Vec<(String, Vec<String>)>,
     pub skipped: Vec<String>,
     pub warnings: Vec<String>,
-}
-
-#[derive(Debug, serde::Serialize)]
-pub struct GeneratedFile {
-    pub path: String,
-    /// `created`, `updated`, `unchanged`, or `kept` (edited by a person, left as it is).
-    pub status: String,
 }
 
 async fn run_init(settings: &Settings, init: &InitSettings) -> anyhow::Result<u8> {
@@ -340,11 +346,24 @@ async fn run_init(settings: &Settings, init: &InitSettings) -> anyhow::Result<u8
     };
 
     let plan_path = settings.plan_dir.join("0001_initial.toml");
-    let plan_status =
-        match generated::write(&plan_path, "#", &plan::initial_plan(&catalog), init.force) {
-            Ok(written) => status(written),
-            // An edited plan is the person's work: keep it and generate from it.
-            Err(generated::GeneratedError::Edited { .. }) => "kept".to_owned(),
+    let plan_text = plan::initial_plan(&catalog);
+    let previous_plan = std::fs::read_to_string(&plan_path).ok();
+    let (plan_status, plan_changes) =
+        match generated::write(&plan_path, "#", &plan_text, init.force) {
+            Ok(written) => {
+                let changes = match (written, &previous_plan) {
+                    (generated::Written::Updated, Some(previous)) => {
+                        plan::changes::diff(previous, &plan_text, plan::changes::Sections::Toml)
+                    }
+                    _ => None,
+                };
+                (status(written), changes)
+            }
+            // A plan a person wrote or edited is their work: keep it and generate from it.
+            Err(
+                generated::GeneratedError::Edited { .. }
+                | generated::GeneratedError::NotOurs { .. },
+            ) => ("kept".to_owned(), None),
             Err(error) => return Err(error.into()),
         };
     let plan = match plan::load(&settings.plan_dir, &catalog) {
@@ -362,25 +381,21 @@ async fn run_init(settings: &Settings, init: &InitSettings) -> anyhow::Result<u8
                 return Err(error.into());
             }
             let plan = plan_path.display().to_string();
-            return Err(plan::PlanError::from(plan::PlanErrorKind::Keyless { plan, tables }).into());
+            let written = plan_status != "kept";
+            let keyless = plan::PlanErrorKind::Keyless { plan, tables, written };
+            return Err(plan::PlanError::from(keyless).into());
         }
     };
-    let schema_path = init.convex_dir.join("schema.ts");
-    let schema_status =
-        status(generated::write(&schema_path, "//", &plan::codegen::schema_ts(&plan), init.force)?);
-    let module_path = init.convex_dir.join("migrate.ts");
-    let module_status = status(generated::write(
-        &module_path,
-        "//",
-        &plan::migrate_ts::migrate_ts(&plan),
-        init.force,
-    )?);
+    let convex = plan::convex_app::write(&init.convex_dir, &plan, init.force)?;
 
     let report = InitReport {
         catalog_from,
-        plan: GeneratedFile { path: plan_path.display().to_string(), status: plan_status },
-        schema: GeneratedFile { path: schema_path.display().to_string(), status: schema_status },
-        module: GeneratedFile { path: module_path.display().to_string(), status: module_status },
+        plan: plan::convex_app::FileOutcome {
+            path: plan_path.display().to_string(),
+            status: plan_status,
+            changes: plan_changes,
+        },
+        convex,
         tables: plan
             .tables
             .iter()

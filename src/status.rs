@@ -1,6 +1,8 @@
 //! `migrate status`: where each table stands, read from the data directory alone (the export's
 //! manifest, transform's manifest, the import state); nothing is contacted.
 
+use std::path::Path;
+
 use serde::Serialize;
 
 use crate::data_dir::DataDir;
@@ -19,6 +21,8 @@ pub struct StatusReport {
     pub tables: Vec<TableStatus>,
     /// The last runs recorded in the import state, newest first.
     pub runs: Vec<RunRecord>,
+    /// What needs doing before an import: the Convex files made from another plan.
+    pub warnings: Vec<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -42,8 +46,14 @@ pub struct RunRecord {
 }
 
 /// Reads the data directory and changes nothing in it: the import state is opened read-only,
-/// and one written by another version of migrate counts as none (nothing imported).
-pub fn status(data_dir: &DataDir) -> anyhow::Result<StatusReport> {
+/// and one written by another version of migrate counts as none (nothing imported). Also
+/// checks the Convex files in `convex_dir` against the plan in `plan_dir` (a plan dir that
+/// cannot be read is left to the commands that use it).
+pub fn status(
+    data_dir: &DataDir,
+    plan_dir: &Path,
+    convex_dir: &Path,
+) -> anyhow::Result<StatusReport> {
     let export = match Manifest::read(data_dir) {
         Ok(export) => export,
         Err(ManifestError::Unreadable(error)) => return Err(error.into()),
@@ -66,6 +76,11 @@ pub fn status(data_dir: &DataDir) -> anyhow::Result<StatusReport> {
         transformed_with: transformed.map(|t| t.plan_hash),
         tables,
         runs,
+        warnings: crate::plan::current_hash(plan_dir)
+            .ok()
+            .and_then(|hash| crate::plan::convex_app::stale_warning(convex_dir, &hash))
+            .into_iter()
+            .collect(),
     })
 }
 

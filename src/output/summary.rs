@@ -178,12 +178,20 @@ pub fn init_summary(report: &InitReport, format: OutputFormat) -> String {
         return json(report);
     }
     let mut out = format!("catalog from {}\n", report.catalog_from);
-    out.push_str(&format!("{:<10} {}\n", report.plan.status, report.plan.path));
-    if report.plan.status == "kept" {
-        out.push_str("           (edited since it was generated: kept as it is and used; --force overwrites it)\n");
-    }
-    for file in [&report.schema, &report.module] {
+    let convex = &report.convex;
+    for file in [&report.plan, &convex.tables, &convex.module, &convex.schema] {
         out.push_str(&format!("{:<10} {}\n", file.status, file.path));
+        if file.status == "kept" {
+            let why = if std::ptr::eq(file, &report.plan) {
+                "(a person's plan: kept as it is and used; --force overwrites one migrate wrote)"
+            } else {
+                "(the app's own: migrate never writes it)"
+            };
+            out.push_str(&format!("{:<10} {why}\n", ""));
+        }
+        for line in file.changes.iter().flat_map(|c| c.lines()) {
+            out.push_str(&format!("{:<10} {line}\n", ""));
+        }
     }
     let mut tables = table(&["convex table", "from"]);
     for (target, sources) in &report.tables {
@@ -195,6 +203,32 @@ pub fn init_summary(report: &InitReport, format: OutputFormat) -> String {
     }
     for warning in &report.warnings {
         out.push_str(&format!("warning: {warning}\n"));
+    }
+    if !convex.unchecked_spreads.is_empty() {
+        let spreads: Vec<String> =
+            convex.unchecked_spreads.iter().map(|s| format!("`...{s}`")).collect();
+        let mut migrated: Vec<&str> = report.tables.iter().map(|(t, _)| t.as_str()).collect();
+        if migrated.len() > 8 {
+            migrated.truncate(8);
+            migrated.push("…");
+        }
+        out.push_str(&format!(
+            "note: migrate cannot see which tables {} takes from {}: none of them may have the \
+             name of a migrated table ({})\n",
+            convex.schema.path,
+            spreads.join(", "),
+            migrated.join(", ")
+        ));
+    }
+    if let Some(lines) = &convex.schema_lines {
+        out.push_str(&format!(
+            "next: add the migrated tables to {}: the import at the top, the spread as the last \
+             entry of `defineSchema({{...}})`:\n",
+            convex.schema.path
+        ));
+        for line in lines {
+            out.push_str(&format!("    {line}\n"));
+        }
     }
     out.push_str(&format!(
         "next: review {}, then run `migrate transform --dry-run`\n",
@@ -465,6 +499,9 @@ pub fn status_summary(report: &StatusReport, format: OutputFormat) -> String {
                 run.outcome.as_deref().unwrap_or("did not finish (crashed or killed)")
             ));
         }
+    }
+    for warning in &report.warnings {
+        out.push_str(&format!("warning: {warning}\n"));
     }
     out
 }

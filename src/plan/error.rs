@@ -205,12 +205,18 @@ pub enum PlanErrorKind {
     )]
     NoLegacyId { at: Option<Location>, table: String },
     #[error(
-        "the plan was written to `{plan}`, but {} no primary key or unique key to take a legacy id \
+        "the plan was {} `{plan}`, but {} no primary key or unique key to take a legacy id \
          from: {}",
+        if *written { "written to" } else { "kept as it is in" },
         if tables.len() == 1 { "1 table has" } else { "these tables have" },
         backticked(tables)
     )]
-    Keyless { plan: String, tables: Vec<String> },
+    Keyless {
+        plan: String,
+        tables: Vec<String>,
+        /// False when the plan file was a person's, kept as it was.
+        written: bool,
+    },
     #[error("{at}: `{table}` cannot merge into `{target}`: {problem}")]
     MergeTarget { at: Location, table: String, target: String, problem: MergeProblem },
     #[error("{at}: `{table}` cannot merge into `{target}`: {reason}")]

@@ -279,16 +279,28 @@ pub fn load(plan_dir: &Path, catalog: &Catalog) -> Result<Plan, PlanError> {
     let file::PlanDir { sources, ignored } = file::read_dir(plan_dir)?;
     warn_ignored_once(plan_dir, &ignored);
     let mut layer = Layer::default();
-    let mut hasher = blake3::Hasher::new();
     for source in &sources {
+        file::merge(&mut layer, file::parse(source)?);
+    }
+    resolve(&layer, catalog, hash(&sources))
+}
+
+/// The hash of the plan in `plan_dir`, as [`load`] gives it, without resolving the plan.
+pub fn current_hash(plan_dir: &Path) -> Result<String, PlanError> {
+    Ok(hash(&file::read_dir(plan_dir)?.sources))
+}
+
+/// `blake3:<hex>` of each file's name and bytes, in order.
+fn hash(sources: &[file::PlanSource]) -> String {
+    let mut hasher = blake3::Hasher::new();
+    for source in sources {
         // Lengths first, so that no two different sequences of files hash the same.
         hasher.update(&(source.name.len() as u64).to_le_bytes());
         hasher.update(source.name.as_bytes());
         hasher.update(&(source.bytes.len() as u64).to_le_bytes());
         hasher.update(&source.bytes);
-        file::merge(&mut layer, file::parse(source)?);
     }
-    resolve(&layer, catalog, format!("blake3:{}", hasher.finalize().to_hex()))
+    format!("blake3:{}", hasher.finalize().to_hex())
 }
 
 /// The tables of `catalog` that have no key to take a legacy id from and that the plan files

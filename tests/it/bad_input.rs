@@ -1146,11 +1146,11 @@ fn a_jsonb_number_beyond_a_double_migrates_under_policy_string() {
         assert!(reason.contains(r#"set `policy = "string"` on this column"#), "{reason}");
     }
 
-    // WHEN the plan follows the hint (init regenerates schema.ts from it)
+    // WHEN the plan follows the hint (init regenerates migrateTables.ts from it)
     let policy = "[tables.\"public.readings\".columns.payload]\npolicy = \"string\"\n";
     std::fs::write(prepared.plan_dir().join("0002_json_text.toml"), policy).unwrap();
     prepared.migrate(&["init", "--convex-dir", utf8(&prepared.convex_dir())]).success();
-    let schema = std::fs::read_to_string(prepared.convex_dir().join("schema.ts")).unwrap();
+    let schema = std::fs::read_to_string(prepared.convex_dir().join("migrateTables.ts")).unwrap();
     assert!(schema.contains("payload: v.string()"), "{schema}");
 
     // THEN every row becomes a document holding the value's JSON text, every digit kept

@@ -9,7 +9,6 @@ use std::process::Command;
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
-use migrate::plan::codegen::schema_ts;
 use migrate::plan::{Conversion, NullPolicy, OrphanPolicy, Plan, ReferencePlan, TablePlan};
 use serde_json::{Map, Value, json};
 
@@ -24,7 +23,7 @@ fn convex_accepts_what_transform_emits_and_refuses_the_rest() {
     // built from the plan alone
     let plan = every_conversion_plan();
     let app = ConvexApp::new("convex-test");
-    let schema = app.write("convex/schema.ts", &schema_ts(&plan));
+    let schema = app.write_generated(&plan);
     let steps = Steps::for_plan(&plan);
     let steps_file = app.write("steps.json", &json!({ "steps": steps.list }).to_string());
 

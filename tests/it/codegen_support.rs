@@ -11,6 +11,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use migrate::catalog::TableName;
+use migrate::plan::codegen::{migrate_tables_ts, schema_ts};
+use migrate::plan::migrate_ts::migrate_ts;
 use migrate::plan::{
     Conversion, FieldPlan, JsonKeyPolicy, LegacyId, MergePlan, NullPolicy, OrphanPolicy, Plan,
     ReferencePlan, TablePlan,
@@ -77,6 +79,14 @@ impl ConvexApp {
         std::fs::create_dir_all(path.parent().unwrap()).unwrap();
         std::fs::write(&path, contents).unwrap();
         path
+    }
+
+    /// What `migrate init` writes for `plan` into an app without a schema: `convex/schema.ts`
+    /// spreading `convex/migrateTables.ts`, and `convex/migrate.ts`. Returns the schema's path.
+    pub fn write_generated(&self, plan: &Plan) -> PathBuf {
+        self.write("convex/migrateTables.ts", &migrate_tables_ts(plan));
+        self.write("convex/migrate.ts", &migrate_ts(plan));
+        self.write("convex/schema.ts", &schema_ts())
     }
 
     /// `relative` (e.g. `convex/schema.ts`) under the app folder.

@@ -3,8 +3,7 @@
 
 use std::process::Command;
 
-use migrate::plan::codegen::schema_ts;
-use migrate::plan::migrate_ts::migrate_ts;
+use migrate::plan::codegen::migrate_tables_ts;
 
 use migrate::plan::{Conversion, NullPolicy, Plan};
 
@@ -17,8 +16,7 @@ use crate::codegen_support::{
 fn the_generated_schema_and_module_typecheck() {
     // GIVEN the schema and the module of a plan using every conversion, cycle and orphan policy
     let app = ConvexApp::new("tsc");
-    app.write("convex/schema.ts", &schema_ts(&every_conversion_plan()));
-    app.write("convex/migrate.ts", &migrate_ts(&every_conversion_plan()));
+    app.write_generated(&every_conversion_plan());
     // and a module that reads documents back through the schema's types, and holds the module's
     // functions as internal ones (a public function would not fit)
     app.write(
@@ -91,8 +89,10 @@ export function mismatch(all: Doc<"allTypes">, person: Doc<"people">, team: Doc<
 fn tsc_rejects_a_broken_schema() {
     // GIVEN a schema calling a validator that does not exist
     let app = ConvexApp::new("tsc-broken");
-    let broken = schema_ts(&every_conversion_plan()).replacen("v.string()", "v.notAFunction()", 1);
-    app.write("convex/schema.ts", &broken);
+    app.write_generated(&every_conversion_plan());
+    let broken =
+        migrate_tables_ts(&every_conversion_plan()).replacen("v.string()", "v.notAFunction()", 1);
+    app.write("convex/migrateTables.ts", &broken);
 
     // WHEN tsc checks the app
     let output = app.typecheck();
@@ -104,6 +104,34 @@ fn tsc_rejects_a_broken_schema() {
         "tsc failed for another reason:\n{}",
         printed(&output)
     );
+}
+
+#[test]
+fn tsc_rejects_an_apps_table_that_the_migrated_tables_redefine() {
+    // GIVEN an app schema that writes out a table the migrated tables also define, then
+    // spreads them as init says (last)
+    let app = ConvexApp::new("tsc-collision");
+    app.write_generated(&every_conversion_plan());
+    app.write(
+        "convex/schema.ts",
+        r#"import { defineSchema, defineTable } from "convex/server";
+import { v } from "convex/values";
+import { migrateTables } from "./migrateTables";
+
+export default defineSchema({
+  teams: defineTable({ name: v.string() }),
+  ...migrateTables,
+});
+"#,
+    );
+
+    // WHEN tsc checks the app
+    let output = app.typecheck();
+
+    // THEN it refuses the table defined twice (TS2783: "specified more than once")
+    assert!(!output.status.success(), "tsc accepted a table defined twice:\n{}", printed(&output));
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(stdout.contains("TS2783") && stdout.contains("'teams'"), "{}", printed(&output));
 }
 
 #[test]
@@ -142,8 +170,7 @@ fn awkward_names_and_labels_stay_valid_typescript() {
         warnings: Vec::new(),
     };
     let app = ConvexApp::new("tsc-awkward");
-    app.write("convex/schema.ts", &schema_ts(&plan));
-    app.write("convex/migrate.ts", &migrate_ts(&plan));
+    app.write_generated(&plan);
     // and a module checking that the keys and labels arrived as they are
     app.write(
         "convex/usage.ts",

@@ -870,7 +870,7 @@ fn the_sample_apps_transformed_documents_import_through_the_generated_module() {
     .unwrap();
     let init = work.run(&["--format", "json", "init"]).success();
     let report: Value = serde_json::from_str(&init.stdout).expect("init's JSON report");
-    assert_eq!(report["module"]["status"], "created", "{init}");
+    assert_eq!(report["convex"]["module"]["status"], "created", "{init}");
     work.run(&["transform"]).success();
 
     // AND the Convex app `migrate init` wrote, running on the test server

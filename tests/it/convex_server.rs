@@ -10,8 +10,6 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use migrate::plan::Plan;
-use migrate::plan::codegen::schema_ts;
-use migrate::plan::migrate_ts::migrate_ts;
 
 use crate::codegen_support::{ConvexApp, convex_tool, convex_tools};
 
@@ -31,11 +29,11 @@ pub struct ConvexTestServer {
 }
 
 impl ConvexTestServer {
-    /// A server running the `schema.ts` and `migrate.ts` generated from `plan`.
+    /// A server running the `schema.ts`, `migrateTables.ts` and `migrate.ts` generated from
+    /// `plan`.
     pub fn for_plan(plan: &Plan) -> Self {
         let app = ConvexApp::new("convex-server");
-        let schema = app.write("convex/schema.ts", &schema_ts(plan));
-        app.write("convex/migrate.ts", &migrate_ts(plan));
+        let schema = app.write_generated(plan);
         Self::start(app, &schema)
     }
 
@@ -48,6 +46,13 @@ impl ConvexTestServer {
             .unwrap_or_else(|e| panic!("cannot read {}: {e}", schema.display()));
         let schema = app.write("convex/schema.ts", &text);
         copy_modules(dir, &app, "convex");
+        Self::start(app, &schema)
+    }
+
+    /// A server running the Convex app folder `app` as it is (its `convex/_generated` too,
+    /// which the app's modules import).
+    pub fn for_app(app: ConvexApp) -> Self {
+        let schema = app.path("convex/schema.ts");
         Self::start(app, &schema)
     }
 

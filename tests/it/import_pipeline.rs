@@ -318,11 +318,11 @@ fn a_finished_import_sends_nothing_again_and_a_changed_plan_is_refused() {
     prepared.against(&url, &key, &["verify", "--accept-rejected", "1"]).success();
 }
 
-/// Transforms `prepared` and deploys its module with schema.ts edited so that Convex refuses an
-/// `items` document whose label is not "ok".
+/// Transforms `prepared` and deploys its module with migrateTables.ts edited so that Convex
+/// refuses an `items` document whose label is not "ok".
 fn transformed_and_deployed_refusing_bad_labels(prepared: &Prepared) -> ConvexTestServer {
     prepared.migrate(&["transform"]).success();
-    let schema = prepared.convex_dir().join("schema.ts");
+    let schema = prepared.convex_dir().join("migrateTables.ts");
     let text = std::fs::read_to_string(&schema).unwrap();
     let narrowed = text.replacen("label: v.string()", "label: v.literal(\"ok\")", 1);
     assert_ne!(text, narrowed, "the schema has a label validator");

@@ -6,6 +6,7 @@ mod bad_input;
 mod codegen_convex_test;
 mod codegen_support;
 mod codegen_tsc;
+mod convex_app;
 mod convex_env;
 mod convex_module;
 mod convex_server;

@@ -106,7 +106,20 @@ fn init_on_a_table_without_a_key_says_the_plan_was_written_and_the_ways_forward(
     );
     assert!(!run.stderr.contains("the list is empty"), "{run}");
     let plan_path = work.path().join("migrations/0001_initial.toml");
-    let plan = std::fs::read_to_string(&plan_path).unwrap();
+    let written = std::fs::read_to_string(&plan_path).unwrap();
+
+    // WHEN the person edits the plan file but leaves both tables without a key
+    let plan = format!("{written}# edited by hand\n");
+    std::fs::write(&plan_path, &plan).unwrap();
+    let run = work.run(&["init", "--database-url", db.url()]);
+    // THEN init says it kept their file, and still names both tables
+    run.fails_with(
+        USAGE,
+        &["error: the plan was kept as it is in `migrations/0001_initial.toml`, but these tables \
+           have no primary key or unique key to take a legacy id from: `public.audit_log`, \
+           `public.events`"],
+    );
+    assert_eq!(std::fs::read_to_string(&plan_path).unwrap(), plan);
 
     // WHEN the person skips one table and only the other remains THEN init names that one
     std::fs::write(

@@ -74,10 +74,11 @@ fn the_sample_app_exports_inits_and_transforms_into_consolidated_documents() {
 
     // THEN it keeps the edited plan, byte for byte, and writes the schema from it
     assert_eq!(report["plan"]["status"], "kept", "{run}");
-    assert_eq!(report["schema"]["status"], "created", "{run}");
+    assert_eq!(report["convex"]["tables"]["status"], "created", "{run}");
+    assert_eq!(report["convex"]["schema"]["status"], "created", "{run}");
     let plan_now = std::fs::read_to_string(work.plan_dir().join("0001_initial.toml")).unwrap();
     assert_eq!(plan_now, REPOSITORY_PLAN);
-    let schema = std::fs::read_to_string(convex_dir(&work).join("schema.ts")).unwrap();
+    let schema = std::fs::read_to_string(convex_dir(&work).join("migrateTables.ts")).unwrap();
     assert!(schema.contains("userProfiles: defineTable("), "{schema}");
     assert!(schema.contains("v.id(\"comments\")"), "{schema}");
 
@@ -301,57 +302,74 @@ fn init_takes_the_catalog_from_the_export_and_guards_edited_files() {
     let db =
         TestDb::with("create table t (id int primary key, v text); insert into t values (1, 'a');");
     let work = Workdir::new();
+    let tables_path = convex_dir(&work).join("migrateTables.ts");
     let schema_path = convex_dir(&work).join("schema.ts");
     let plan_path = work.plan_dir().join("0001_initial.toml");
+    let statuses = |report: &Value| {
+        [&report["plan"], &report["convex"]["tables"], &report["convex"]["module"]]
+            .into_iter()
+            .chain([&report["convex"]["schema"]])
+            .map(|file| file["status"].as_str().unwrap_or_default().to_owned())
+            .collect::<Vec<_>>()
+    };
 
     // GIVEN neither a database URL nor an export
     // WHEN init runs
     let (run, _) = init(&work, &[]);
     // THEN it says to pass a URL or to export first, and writes nothing
     run.fails_with(2, &["--database-url", "run `migrate export`"]);
-    assert!(!plan_path.exists() && !schema_path.exists());
+    assert!(!plan_path.exists() && !tables_path.exists() && !schema_path.exists());
 
     // GIVEN an export
     work.export(db.url(), &[]).success();
     // WHEN init runs without a URL
     let (run, report) = init(&work, &[]);
-    // THEN it reads the export's catalog and writes both files
+    // THEN it reads the export's catalog and writes the plan and the Convex files
     let report = report.unwrap_or_else(|| panic!("init failed\n{run}"));
     let catalog_from = report["catalog_from"].as_str().unwrap();
     assert!(catalog_from.ends_with("manifest.json"), "{catalog_from}");
-    assert_eq!(
-        (&report["plan"]["status"], &report["schema"]["status"]),
-        (&json!("created"), &json!("created"))
-    );
+    assert_eq!(statuses(&report), ["created"; 4]);
     let plan = std::fs::read_to_string(&plan_path).unwrap();
     assert!(plan.contains("[tables.\"public.t\"]"), "{plan}");
+    let tables = std::fs::read_to_string(&tables_path).unwrap();
+    assert!(tables.contains("t: defineTable("), "{tables}");
+    // … and, the app having no schema, one that spreads the migrated tables
     let schema = std::fs::read_to_string(&schema_path).unwrap();
-    assert!(schema.contains("t: defineTable("), "{schema}");
+    assert!(schema.contains("import { migrateTables } from \"./migrateTables\";"), "{schema}");
+    assert!(schema.contains("...migrateTables,"), "{schema}");
+    assert_eq!(report["convex"]["schema_lines"], Value::Null, "{run}");
 
     // WHEN init runs again
     let (run, report) = init(&work, &[]);
     // THEN nothing changed
     let report = report.unwrap_or_else(|| panic!("init failed\n{run}"));
-    assert_eq!(
-        (&report["plan"]["status"], &report["schema"]["status"]),
-        (&json!("unchanged"), &json!("unchanged"))
-    );
+    assert_eq!(statuses(&report), ["unchanged"; 4]);
 
-    // GIVEN a person edited schema.ts
-    let edited = format!("{schema}// my own line\n");
-    std::fs::write(&schema_path, &edited).unwrap();
+    // GIVEN a person edited migrateTables.ts
+    let edited = format!("{tables}// my own line\n");
+    std::fs::write(&tables_path, &edited).unwrap();
     // WHEN init runs
     let (run, _) = init(&work, &[]);
     // THEN it refuses, and the file is untouched
-    run.fails_with(2, &["was edited since migrate generated it", "--force"]);
-    assert_eq!(std::fs::read_to_string(&schema_path).unwrap(), edited);
+    run.fails_with(2, &["migrateTables.ts` was edited since migrate generated it", "--force"]);
+    assert_eq!(std::fs::read_to_string(&tables_path).unwrap(), edited);
 
     // WHEN init runs with --force
     let (run, report) = init(&work, &["--force"]);
-    // THEN the generated schema replaces the edit
+    // THEN the generated tables replace the edit
     let report = report.unwrap_or_else(|| panic!("init --force failed\n{run}"));
-    assert_eq!(report["schema"]["status"], "updated");
-    assert_eq!(std::fs::read_to_string(&schema_path).unwrap(), schema);
+    assert_eq!(report["convex"]["tables"]["status"], "updated");
+    assert_eq!(std::fs::read_to_string(&tables_path).unwrap(), tables);
+
+    // GIVEN a person added a table of their own to the schema.ts init wrote
+    let own = schema.replace("  // Your own tables go here.\n", "  notes: defineTable({}),\n");
+    assert_ne!(own, schema);
+    std::fs::write(&schema_path, &own).unwrap();
+    // WHEN init runs, even with --force, THEN the schema is theirs: kept as it is
+    let (run, report) = init(&work, &["--force"]);
+    let report = report.unwrap_or_else(|| panic!("init --force failed\n{run}"));
+    assert_eq!(report["convex"]["schema"]["status"], "kept");
+    assert_eq!(std::fs::read_to_string(&schema_path).unwrap(), own);
 }
 
 #[test]
