@@ -195,14 +195,15 @@ impl ImportError {
                 the deployment's deploy key (dashboard: Settings → Deploy keys); it is never \
                 taken from the command line, where `ps` would show it"
                 .into(),
-            ImportError::ModuleNotDeployed { .. } => "deploy the generated convex/schema.ts and \
-                convex/migrate.ts with your app (`npx convex deploy`), then run the import again"
+            ImportError::ModuleNotDeployed { .. } => "deploy the generated convex/migrate.ts and \
+                convex/migrateTables.ts (spread into your schema.ts) with your app (`npx convex \
+                deploy`), then run the import again"
                 .into(),
             ImportError::ModuleOutdated { .. }
             | ImportError::ModuleVersion { .. }
             | ImportError::ModuleMissingTable { .. } => {
-                "run `migrate init` to regenerate convex/migrate.ts and convex/schema.ts from \
-                 the current plan, and deploy them"
+                "run `migrate init` to regenerate convex/migrate.ts and convex/migrateTables.ts \
+                 from the current plan, and deploy them"
                     .into()
             }
             ImportError::DataDir(e) => return e.hint(),
