@@ -227,10 +227,16 @@ for n in "${size_list[@]}"; do
         "$(calc '%.1f' "${rss_naive_of[$key]} / 1024")" "${cpu_naive_of[$key]}" \
         "${sinkcpu_naive_of[$key]}"
     fi
-    if ((latency > 0)) && [[ -n ${t_naive_of[$key]:-} && -n ${t_naive_of[$n/0ms]:-} ]]; then
-      delay=$(calc '%.2f' "(${t_naive_of[$key]} - ${t_naive_of[$n/0ms]}) * 1000 / ($n / $BATCH)")
-      printf '               delay the naive loop saw: %s ms per call (its time per call at %s ms minus at 0 ms; information)\n' \
-        "$delay" "$latency"
+    # The naive loop at this latency (the slots scenario shares the plain one's: one call at a
+    # time never meets the slot limit).
+    naive_key=$n/${latency}ms
+    if ((latency > 0)) && [[ -n ${t_naive_of[$naive_key]:-} && -n ${t_naive_of[$n/0ms]:-} ]]; then
+      delay=$(calc '%.2f' "(${t_naive_of[$naive_key]} - ${t_naive_of[$n/0ms]}) * 1000 / ($n / $BATCH)")
+      if [[ $(calc '%d' "($delay > 0)") == 1 ]]; then
+        real_bound=$(calc '%.0f' "$BOUND_CALLS * $BATCH * 1000 / $delay")
+        printf '               delay the naive loop saw: %s ms per call (its time per call at %s ms minus at 0 ms); %s x %s at that delay: %s docs/s, migrate at %s%% of it (information, not the goal)\n' \
+          "$delay" "$latency" "$BOUND_CALLS" "$BATCH" "$(commas "$real_bound")" "$(calc '%.1f' "100 * $rate / $real_bound")"
+      fi
     fi
   done
   largest=$n
