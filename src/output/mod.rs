@@ -160,13 +160,18 @@ mod tests {
 
     #[test]
     fn errors_render_with_causes_hint_and_code() {
-        let error = anyhow::Error::new(SettingsError::MissingDatabaseUrl).context("exporting");
+        let error = anyhow::Error::new(SettingsError::InvalidVariable {
+            name: "PGPORT",
+            value: "x".into(),
+            expected: "a port number",
+        })
+        .context("exporting");
         let (text, code) = render_error(&error);
         assert_eq!(code, exit_code::USAGE);
         assert_eq!(
             text,
-            "error: exporting\n  caused by: no database URL given\n  hint: pass --database-url or \
-             set DATABASE_URL (in the environment or a .env file)\n"
+            "error: exporting\n  caused by: `PGPORT=x` is not a port number\n  hint: fix PGPORT \
+             or unset it (libpq's variables are read as psql reads them)\n"
         );
     }
 
