@@ -7,6 +7,7 @@
 
 mod pgpass;
 mod postgres;
+pub mod shown;
 
 use std::fmt;
 use std::num::NonZeroUsize;

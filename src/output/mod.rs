@@ -3,11 +3,13 @@
 //! prints; only this module knows indicatif.
 
 mod progress;
+mod settings;
 mod summary;
 
 use std::io::Write;
 
 pub use self::progress::{Bars, Lines, NoProgress, format_rate, progress_interval};
+pub use self::settings::settings_summary;
 pub use self::summary::{
     export_summary, import_summary, init_summary, status_summary, transform_summary, verify_summary,
 };

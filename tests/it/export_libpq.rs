@@ -39,6 +39,13 @@ fn with_env(mut command: Command, vars: &[(&str, String)]) -> Run {
     Run::of(command)
 }
 
+/// `migrate --format json --show-settings <command>`, parsed.
+fn settings(work: &Workdir, command: &str, vars: &[(&str, String)]) -> serde_json::Value {
+    let run = with_env(work.command(&["--format", "json", "--show-settings", command]), vars);
+    assert_eq!(run.code, Some(0), "{run}");
+    serde_json::from_str(&run.stdout).unwrap_or_else(|e| panic!("JSON ({e})\n{run}"))
+}
+
 #[test]
 fn export_connects_with_the_pg_variables_alone() {
     // GIVEN a database with a table, named by PGHOST, PGPORT, PGUSER and PGDATABASE only: no
@@ -58,6 +65,16 @@ fn export_connects_with_the_pg_variables_alone() {
     let rows = jsonl(&work.raw_file("public.notes"));
     assert_eq!(rows.len(), 2, "{rows:?}");
     assert_eq!(work.manifest()["tables"][0]["rows"], 2, "{}", work.manifest());
+
+    // AND --show-settings says where each setting came from
+    let shown = settings(&work, "export", &vars);
+    let postgres = &shown["postgres"];
+    assert_eq!(postgres["host"]["from"], "PGHOST", "{shown}");
+    assert_eq!(postgres["port"]["from"], "PGPORT", "{shown}");
+    assert_eq!(postgres["user"]["from"], "PGUSER", "{shown}");
+    assert_eq!(postgres["dbname"], serde_json::json!({"value": db.name(), "from": "PGDATABASE"}));
+    assert_eq!(postgres["connection"]["from"], "the PG* variables and libpq's defaults");
+    assert_eq!(postgres["sslmode"], serde_json::json!({"value": "prefer", "from": "default"}));
 }
 
 #[test]
@@ -127,6 +144,13 @@ fn the_password_comes_from_pgpass_unless_others_may_read_it() {
     // AND with a URL that holds no password too
     let url = format!("postgres://postgres@127.0.0.1:{port}/postgres");
     with_env(work.export_command(&url, &[]), &[]).success().never_shows("s3cret");
+    // AND --show-settings says where the password came from, never what it is
+    let shown = settings(&work, "export", &vars);
+    assert_eq!(shown["postgres"]["password"]["value"], "from .pgpass", "{shown}");
+    let from = shown["postgres"]["password"]["from"].as_str().unwrap();
+    assert!(from.ends_with(".pgpass line 3"), "{shown}");
+    assert!(!shown.to_string().contains("s3cret"), "{shown}");
+
     // WHEN others may read the file THEN it is ignored with a warning, as libpq does, and the
     // refused login says why no password was sent
     std::fs::set_permissions(&pgpass, std::fs::Permissions::from_mode(0o644)).unwrap();

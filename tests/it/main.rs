@@ -24,6 +24,7 @@ mod plan_errors;
 mod plan_init;
 mod plan_support;
 mod security;
+mod show_settings;
 mod support;
 mod transform_cli;
 mod transform_keys;
