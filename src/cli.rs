@@ -23,7 +23,10 @@ use crate::exit_code;
         CONVEX_DEPLOY_KEY, CONVEX_DEPLOYMENT, CONVEX_SELF_HOSTED_URL, \
         CONVEX_SELF_HOSTED_ADMIN_KEY, MIGRATE_*; .env.local, then .env, in the working directory \
         are read), then \
-        defaults. The deploy key is read only from the environment.",
+        defaults. The deploy key is read only from the environment. The Postgres connection \
+        follows libpq, as psql does: what the URL leaves out comes from PGHOST, PGPORT, PGUSER, \
+        PGPASSWORD, PGDATABASE, PGSSLMODE, ... and ~/.pgpass. --show-settings shows every \
+        setting and where it came from.",
     after_help = exit_code::HELP,
     after_long_help = exit_code::HELP,
 )]
@@ -60,7 +63,8 @@ pub struct GlobalArgs {
     #[arg(long, global = true, env = "MIGRATE_NO_PROGRESS", value_parser = clap::builder::FalseyValueParser::new())]
     pub no_progress: bool,
 
-    /// Print the settings this command would use (secrets redacted) and exit
+    /// Print every setting this command would use and where it came from (secrets hidden); run
+    /// nothing
     #[arg(long, global = true)]
     pub show_settings: bool,
 }
@@ -142,8 +146,8 @@ policies would hide rows from the exporting user is an error.";
 
 #[derive(Debug, Args)]
 pub struct InitArgs {
-    /// PostgreSQL connection URL to read the catalog from; without it, the catalog of the last
-    /// export (data/manifest.json) is used
+    /// PostgreSQL connection URL to read the catalog from (or libpq's PGHOST, PGDATABASE, ...);
+    /// without either, the catalog of the last export (data/manifest.json) is used
     #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
     pub database_url: Option<String>,
 
@@ -193,8 +197,10 @@ again after editing the plan to regenerate the Convex files; until then `transfo
 
 #[derive(Debug, Args)]
 pub struct ExportArgs {
-    /// PostgreSQL connection URL: postgres://USER:PASSWORD@HOST:PORT/DATABASE
-    /// (Supabase: the direct connection or the session pooler, not the transaction pooler)
+    /// PostgreSQL connection URL: postgres://USER:PASSWORD@HOST:PORT/DATABASE; what it leaves
+    /// out comes from libpq's PGHOST, PGPORT, PGUSER, PGPASSWORD, PGDATABASE, ... and ~/.pgpass,
+    /// as in psql (Supabase: the direct connection or the session pooler, not the transaction
+    /// pooler)
     #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
     pub database_url: Option<String>,
 

@@ -39,8 +39,14 @@ impl Interrupted {
     }
 }
 
-/// Runs the command; `Ok` carries the exit code of a command that ran to its end.
-pub fn run(cli: Cli) -> anyhow::Result<u8> {
+/// Runs the command; `Ok` carries the exit code of a command that ran to its end. `matches`
+/// (what clap parsed `cli` from) tells `--show-settings` where each value came from.
+pub fn run(cli: Cli, matches: &clap::ArgMatches) -> anyhow::Result<u8> {
+    if cli.global.show_settings {
+        let shown = crate::settings::shown::show(&cli, matches)?;
+        output::print_result(&output::settings_summary(&shown, cli.global.format));
+        return Ok(exit_code::OK);
+    }
     let settings = Settings::from_args(&cli.global);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -48,18 +54,10 @@ pub fn run(cli: Cli) -> anyhow::Result<u8> {
         .context("cannot start the async runtime")?;
     match cli.command {
         Command::Export(args) => {
-            let export_settings = ExportSettings::from_args(&args);
-            if cli.global.show_settings {
-                return show_settings(&settings, export_settings.ok());
-            }
-            runtime.block_on(run_export(&settings, &export_settings?))
+            runtime.block_on(run_export(&settings, &ExportSettings::from_args(&args)?))
         }
         Command::Init(args) => {
-            let init_settings = InitSettings::from_args(&args);
-            if cli.global.show_settings {
-                return show_settings(&settings, None);
-            }
-            runtime.block_on(run_init(&settings, &init_settings?))
+            runtime.block_on(run_init(&settings, &InitSettings::from_args(&args)?))
         }
         Command::Transform(args) => {
             let convex_dir = args.convex_dir.convex_dir.clone();
@@ -69,32 +67,13 @@ pub fn run(cli: Cli) -> anyhow::Result<u8> {
                 max_rejected: args.max_rejected,
                 cancel: Arc::default(),
             };
-            if cli.global.show_settings {
-                return show_settings(&settings, None);
-            }
             runtime.block_on(run_transform(settings, options, &convex_dir))
         }
-        Command::Import(args) => {
-            if cli.global.show_settings {
-                let settings = with_convex_flag(settings, &args.convex)?;
-                return show_settings(&settings, None);
-            }
-            runtime.block_on(run_import(&settings, &args))
-        }
-        Command::Verify(args) => {
-            if cli.global.show_settings {
-                let settings = with_convex_flag(settings, &args.convex)?;
-                return show_settings(&settings, None);
-            }
-            runtime.block_on(run_verify(&settings, &args))
-        }
+        Command::Import(args) => runtime.block_on(run_import(&settings, &args)),
+        Command::Verify(args) => runtime.block_on(run_verify(&settings, &args)),
         Command::Run(args) => {
-            let export_settings = ExportSettings::from_args(&args.export);
-            if cli.global.show_settings {
-                let settings = with_convex_flag(settings, &args.convex)?;
-                return show_settings(&settings, export_settings.ok());
-            }
-            runtime.block_on(run_all(settings, export_settings?, &args))
+            let export_settings = ExportSettings::from_args(&args.export)?;
+            runtime.block_on(run_all(settings, export_settings, &args))
         }
         Command::Status(args) => {
             let data_dir = DataDir::new(&settings.data_dir);
@@ -104,18 +83,6 @@ pub fn run(cli: Cli) -> anyhow::Result<u8> {
             Ok(exit_code::OK)
         }
     }
-}
-
-/// The settings with the deployment resolved again, `--convex-url` included.
-fn with_convex_flag(mut settings: Settings, convex: &ConvexArgs) -> Result<Settings, ImportError> {
-    settings.convex = crate::deployment::from_env(convex.convex_url.as_deref())?;
-    Ok(settings)
-}
-
-fn show_settings(settings: &Settings, export: Option<ExportSettings>) -> anyhow::Result<u8> {
-    let shown = json!({ "settings": settings, "export": export });
-    output::print_result(&(serde_json::to_string_pretty(&shown)? + "\n"));
-    Ok(exit_code::OK)
 }
 
 async fn run_export(settings: &Settings, export_settings: &ExportSettings) -> anyhow::Result<u8> {

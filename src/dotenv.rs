@@ -3,31 +3,23 @@
 //! environment wins, then `.env.local`, then `.env`, as in the Convex CLI (which loads
 //! `.env.local` first, then `.env`, with dotenv's no-override rule).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
+use std::ffi::OsString;
 use std::path::Path;
 use std::sync::OnceLock;
 
-/// The variables whose origin `--show-settings` and error messages name.
-const TRACKED: &[&str] = &[
-    "CONVEX_URL",
-    "CONVEX_DEPLOYMENT",
-    "CONVEX_DEPLOY_KEY",
-    "CONVEX_SELF_HOSTED_URL",
-    "CONVEX_SELF_HOSTED_ADMIN_KEY",
-];
+/// Which file set each variable a file set, for `--show-settings` and error messages.
+static ORIGINS: OnceLock<HashMap<String, &'static str>> = OnceLock::new();
 
-static ORIGINS: OnceLock<HashMap<&'static str, &'static str>> = OnceLock::new();
-
-/// Loads `.env.local` then `.env` from `dir`, recording which file set each tracked variable.
+/// Loads `.env.local` then `.env` from `dir`, recording which file set each variable.
 pub fn load_all(dir: &Path) -> Result<(), DotenvError> {
     let mut origins = HashMap::new();
     for file in [".env.local", ".env"] {
-        let unset: Vec<&'static str> =
-            TRACKED.iter().copied().filter(|name| std::env::var_os(name).is_none()).collect();
+        let before: HashSet<OsString> = std::env::vars_os().map(|(name, _)| name).collect();
         load(&dir.join(file))?;
-        for name in unset {
-            if std::env::var_os(name).is_some() {
-                origins.insert(name, file);
+        for (name, _) in std::env::vars_os() {
+            if !before.contains(&name) {
+                origins.insert(name.to_string_lossy().into_owned(), file);
             }
         }
     }
@@ -35,7 +27,7 @@ pub fn load_all(dir: &Path) -> Result<(), DotenvError> {
     Ok(())
 }
 
-/// The file (`.env.local`, `.env`) a tracked variable came from; `None` for the environment.
+/// The file (`.env.local`, `.env`) a variable came from; `None` for the environment.
 pub fn origin(name: &str) -> Option<&'static str> {
     ORIGINS.get()?.get(name).copied()
 }

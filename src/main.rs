@@ -3,7 +3,7 @@
 use std::path::Path;
 use std::process::ExitCode;
 
-use clap::Parser;
+use clap::{CommandFactory, FromArgMatches};
 use migrate::{cli::Cli, commands, dotenv, exit_code, output};
 
 /// mimalloc: transform builds and drops millions of small values; glibc's allocator was a
@@ -16,9 +16,10 @@ fn main() -> ExitCode {
         eprintln!("error: {error}");
         return ExitCode::from(exit_code::USAGE);
     }
-    let cli = Cli::parse();
+    let matches = Cli::command().get_matches();
+    let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|error| error.exit());
     output::init_logging(&cli.global);
-    match commands::run(cli) {
+    match commands::run(cli, &matches) {
         Ok(code) => ExitCode::from(code),
         Err(error) => ExitCode::from(output::report_error(&error)),
     }

@@ -1,26 +1,30 @@
 //! Flags, environment and `.env` turned into typed settings, validated once at the edge.
 //!
 //! Precedence is flag > environment (a `.env` file in the working directory fills variables that
-//! are not already set) > default; clap applies the first two. Secrets live in types whose
+//! are not already set) > default; clap applies the first two. The Postgres connection follows
+//! libpq's rules (`postgres`); the password file is `pgpass`. Secrets live in types whose
 //! `Debug` and `Display` never show them: [`DatabaseUrl`] and [`Secret`].
+
+mod pgpass;
+mod postgres;
+pub mod shown;
 
 use std::fmt;
 use std::num::NonZeroUsize;
 use std::path::PathBuf;
 use std::str::FromStr;
-use std::time::Duration;
 
 use serde::Serialize;
-use tokio_postgres::config::Host;
 
+pub use self::postgres::{
+    ClientCert, DatabaseUrl, Environment, Given, RootCert, Shown, SslMode, Tls,
+};
 use crate::cli::{ExportArgs, GlobalArgs, InitArgs, OutputFormat};
 use crate::exit_code;
 
 /// A setting that is missing or malformed. Always a usage error: nothing was touched.
 #[derive(Debug, thiserror::Error)]
 pub enum SettingsError {
-    #[error("no database URL given")]
-    MissingDatabaseUrl,
     #[error("the database URL is not valid")]
     InvalidDatabaseUrl {
         /// tokio-postgres' reason; it names options, never their values.
@@ -37,8 +41,17 @@ pub enum SettingsError {
     InvalidTableName { value: String },
     #[error("`--schemas` is empty")]
     NoSchemas,
-    #[error("`sslmode={value}` is not a TLS mode")]
-    InvalidSslMode { value: String },
+    /// `name` is `sslmode` (in the connection string) or `PGSSLMODE`.
+    #[error("`{name}={value}` is not a TLS mode")]
+    InvalidSslMode { name: &'static str, value: String },
+    /// A libpq variable that holds no secret, with its value.
+    #[error("`{name}={value}` is not {expected}")]
+    InvalidVariable { name: &'static str, value: String, expected: &'static str },
+    /// The `port=` of a URL's query: a port number, not a secret.
+    #[error("the database URL's `port={value}` is not a port number")]
+    InvalidPort { value: String },
+    #[error("`sslmode={mode}` cannot be used with `sslrootcert=system`")]
+    WeakSslModeForSystemRoots { mode: &'static str },
 }
 
 impl SettingsError {
@@ -48,9 +61,6 @@ impl SettingsError {
 
     pub fn hint(&self) -> Option<String> {
         Some(match self {
-            SettingsError::MissingDatabaseUrl => {
-                "pass --database-url or set DATABASE_URL (in the environment or a .env file)".into()
-            }
             SettingsError::InvalidDatabaseUrl { .. } => {
                 "expected postgres://USER:PASSWORD@HOST:PORT/DATABASE".into()
             }
@@ -66,236 +76,20 @@ impl SettingsError {
                 "write `schema.table` or `table`; quote names with dots: `public.\"a.b\"`".into()
             }
             SettingsError::InvalidSslMode { .. } => {
-                "use disable, prefer, require, verify-ca or verify-full".into()
+                "use disable, allow, prefer, require, verify-ca or verify-full".into()
             }
+            SettingsError::InvalidPort { .. } => {
+                "expected postgres://USER:PASSWORD@HOST:PORT/DATABASE or ?port=5432".into()
+            }
+            SettingsError::InvalidVariable { name, .. } => {
+                format!("fix {name} or unset it (libpq's variables are read as psql reads them)")
+            }
+            SettingsError::WeakSslModeForSystemRoots { .. } => "use sslmode=verify-full (the \
+                default with sslrootcert=system): trusting the system's authorities means checking \
+                the host name too, as libpq 16 requires"
+                .into(),
             SettingsError::NoSchemas => return None,
         })
-    }
-}
-
-/// A Postgres connection string whose password never leaves this type: `Display` and `Debug`
-/// show `postgres://user@host:port/database`.
-#[derive(Clone)]
-pub struct DatabaseUrl {
-    config: tokio_postgres::Config,
-    tls: Tls,
-    redacted: String,
-}
-
-/// TLS as libpq's `sslmode` and `sslrootcert` ask for it. tokio-postgres knows only
-/// disable/prefer/require, so the URL's own TLS options are taken out before it parses the rest.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Tls {
-    pub mode: SslMode,
-    /// PEM file of the certificate authorities to trust (`sslrootcert`); default: the Mozilla
-    /// roots.
-    pub root_cert: Option<PathBuf>,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum SslMode {
-    Disable,
-    /// TLS when the server offers it, certificate not checked (libpq's default).
-    Prefer,
-    /// TLS or fail; the certificate is checked only when `sslrootcert` is given.
-    Require,
-    /// TLS, the certificate chain checked, not the host name.
-    VerifyCa,
-    /// TLS, the certificate chain and the host name checked.
-    VerifyFull,
-}
-
-impl FromStr for SslMode {
-    type Err = SettingsError;
-
-    fn from_str(value: &str) -> Result<Self, Self::Err> {
-        Ok(match value {
-            "disable" => SslMode::Disable,
-            "allow" | "prefer" => SslMode::Prefer,
-            "require" => SslMode::Require,
-            "verify-ca" => SslMode::VerifyCa,
-            "verify-full" => SslMode::VerifyFull,
-            _ => return Err(SettingsError::InvalidSslMode { value: value.to_owned() }),
-        })
-    }
-}
-
-/// Takes `sslmode` and `sslrootcert` out of a URL's query or a key=value string.
-fn take_tls_options(raw: &str) -> Result<(String, Tls), SettingsError> {
-    let mut tls = Tls { mode: SslMode::Prefer, root_cert: None };
-    let mut apply = |key: &str, value: &str| -> Result<bool, SettingsError> {
-        match key {
-            "sslmode" => tls.mode = value.parse()?,
-            "sslrootcert" => tls.root_cert = Some(PathBuf::from(value)),
-            _ => return Ok(false),
-        }
-        Ok(true)
-    };
-    let rest = if let Some(after_scheme) = url_body(raw) {
-        // The query starts after the credentials, which end at the first `@` (as tokio-postgres
-        // reads them): a `?` in a password is not a query.
-        let credentials_end = after_scheme.find('@').map_or(0, |at| at + 1);
-        let query_start = after_scheme[credentials_end..]
-            .find('?')
-            .map(|q| raw.len() - after_scheme.len() + credentials_end + q);
-        match query_start.map(|q| (&raw[..q], &raw[q + 1..])) {
-            None => raw.to_owned(),
-            Some((base, query)) => {
-                let mut kept = Vec::new();
-                for pair in query.split('&').filter(|p| !p.is_empty()) {
-                    let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
-                    let value = percent_decode(value);
-                    if !apply(key, &value)? {
-                        kept.push(pair);
-                    }
-                }
-                if kept.is_empty() { base.to_owned() } else { format!("{base}?{}", kept.join("&")) }
-            }
-        }
-    } else {
-        let mut kept = Vec::new();
-        for token in raw.split_whitespace() {
-            let (key, value) = token.split_once('=').unwrap_or((token, ""));
-            if !apply(key.trim(), value.trim().trim_matches('\'').trim())? {
-                kept.push(token);
-            }
-        }
-        kept.join(" ")
-    };
-    Ok((rest, tls))
-}
-
-/// What follows `postgres://` or `postgresql://`; `None` for a key=value string.
-fn url_body(raw: &str) -> Option<&str> {
-    raw.strip_prefix("postgres://").or_else(|| raw.strip_prefix("postgresql://"))
-}
-
-/// Refuses a URL with more than one literal `@`: a password (or user name) holding an
-/// unencoded `@`. tokio-postgres, like libpq, ends the credentials at the first `@`, so the rest
-/// of the password would be read as the host and shown in every message. The host named is
-/// what follows the last `@`, which no part of the password can be.
-fn check_single_at(raw: &str) -> Result<(), SettingsError> {
-    let Some(body) = url_body(raw) else { return Ok(()) };
-    if body.matches('@').count() < 2 {
-        return Ok(());
-    }
-    let after = body.rsplit('@').next().unwrap_or_default();
-    let host = after.split(['/', '?']).next().unwrap_or_default();
-    let host = if host.is_empty() { "localhost".to_owned() } else { host.to_owned() };
-    Err(SettingsError::UnencodedAt { host })
-}
-
-fn percent_decode(value: &str) -> String {
-    let bytes = value.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        let hex = || std::str::from_utf8(bytes.get(i + 1..i + 3)?).ok();
-        match (bytes[i], hex().and_then(|h| u8::from_str_radix(h, 16).ok())) {
-            (b'%', Some(byte)) => {
-                out.push(byte);
-                i += 3;
-            }
-            (byte, _) => {
-                out.push(byte);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
-impl DatabaseUrl {
-    pub fn parse(raw: &str) -> Result<Self, SettingsError> {
-        check_single_at(raw)?;
-        let (rest, tls) = take_tls_options(raw)?;
-        let mut config = tokio_postgres::Config::from_str(&rest)
-            .map_err(|source| SettingsError::InvalidDatabaseUrl { source })?;
-        config.ssl_mode(match tls.mode {
-            SslMode::Disable => tokio_postgres::config::SslMode::Disable,
-            SslMode::Prefer => tokio_postgres::config::SslMode::Prefer,
-            _ => tokio_postgres::config::SslMode::Require,
-        });
-        if config.get_connect_timeout().is_none() {
-            config.connect_timeout(Duration::from_secs(10));
-        }
-        if config.get_application_name().is_none() {
-            config.application_name("migrate");
-        }
-        let redacted = redact(&config);
-        let url = Self { config, tls, redacted };
-        if url.is_transaction_pooler() {
-            return Err(SettingsError::TransactionPooler { url: url.redacted });
-        }
-        Ok(url)
-    }
-
-    pub fn config(&self) -> &tokio_postgres::Config {
-        &self.config
-    }
-
-    pub fn tls(&self) -> &Tls {
-        &self.tls
-    }
-
-    /// `host:port` of the first host, for messages.
-    pub fn endpoint(&self) -> String {
-        let host = match self.config.get_hosts().first() {
-            Some(Host::Tcp(host)) => host.clone(),
-            Some(Host::Unix(path)) => path.display().to_string(),
-            None => "localhost".into(),
-        };
-        let port = self.config.get_ports().first().copied().unwrap_or(5432);
-        format!("{host}:{port}")
-    }
-
-    pub fn user(&self) -> &str {
-        self.config.get_user().unwrap_or("(default user)")
-    }
-
-    pub fn database(&self) -> &str {
-        self.config.get_dbname().or(self.config.get_user()).unwrap_or("postgres")
-    }
-
-    /// Supavisor answers transaction mode on port 6543 of `*.pooler.supabase.com`: every
-    /// statement may run on another server connection, so no snapshot can be held or shared.
-    fn is_transaction_pooler(&self) -> bool {
-        let on_pooler = self.config.get_hosts().iter().any(|host| {
-            matches!(host, Host::Tcp(name) if name.to_ascii_lowercase().ends_with(".pooler.supabase.com"))
-        });
-        on_pooler && self.config.get_ports().contains(&6543)
-    }
-}
-
-fn redact(config: &tokio_postgres::Config) -> String {
-    let user = config.get_user().map(|u| format!("{u}@")).unwrap_or_default();
-    let host = match config.get_hosts().first() {
-        Some(Host::Tcp(host)) if host.contains(':') => format!("[{host}]"),
-        Some(Host::Tcp(host)) => host.clone(),
-        Some(Host::Unix(path)) => path.display().to_string(),
-        None => "localhost".into(),
-    };
-    let port = config.get_ports().first().map(|p| format!(":{p}")).unwrap_or_default();
-    let database = config.get_dbname().unwrap_or_default();
-    format!("postgres://{user}{host}{port}/{database}")
-}
-
-impl fmt::Display for DatabaseUrl {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.redacted)
-    }
-}
-
-impl fmt::Debug for DatabaseUrl {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "DatabaseUrl({})", self.redacted)
-    }
-}
-
-impl Serialize for DatabaseUrl {
-    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.serialize_str(&self.redacted)
     }
 }
 
@@ -471,9 +265,11 @@ pub struct ExportSettings {
 }
 
 impl ExportSettings {
+    /// The connection from `--database-url`/`DATABASE_URL`, the libpq variables and libpq's
+    /// defaults, as psql would make it.
     pub fn from_args(args: &ExportArgs) -> Result<Self, SettingsError> {
-        let database_url =
-            optional_url(args.database_url.as_deref())?.ok_or(SettingsError::MissingDatabaseUrl)?;
+        let env = Environment::process();
+        let database_url = DatabaseUrl::resolve(given_url(args.database_url.as_deref()), &env)?;
         let (schemas, tables) = selection(&args.schemas, args.tables.as_deref())?;
         Ok(ExportSettings { database_url, schemas, tables, jobs: args.jobs })
     }
@@ -491,10 +287,19 @@ pub struct InitSettings {
 }
 
 impl InitSettings {
+    /// The catalog comes from the database when a connection string or a libpq variable names
+    /// one (`PGHOST`, `PGPORT`, `PGUSER`, `PGDATABASE`, …), else from the last export.
     pub fn from_args(args: &InitArgs) -> Result<Self, SettingsError> {
         let (schemas, tables) = selection(&args.schemas, args.tables.as_deref())?;
+        let env = Environment::process();
+        let given = given_url(args.database_url.as_deref());
+        let database_url = if given.is_some() || env.names_a_server() {
+            Some(DatabaseUrl::resolve(given, &env)?)
+        } else {
+            None
+        };
         Ok(InitSettings {
-            database_url: optional_url(args.database_url.as_deref())?,
+            database_url,
             schemas,
             tables,
             convex_dir: args.convex_dir.clone(),
@@ -503,8 +308,18 @@ impl InitSettings {
     }
 }
 
-fn optional_url(raw: Option<&str>) -> Result<Option<DatabaseUrl>, SettingsError> {
-    raw.filter(|u| !u.trim().is_empty()).map(DatabaseUrl::parse).transpose()
+/// The connection string clap found, named by where it came from: `--database-url`, or
+/// `DATABASE_URL` (`DATABASE_URL (from .env)`) when the variable holds the same text.
+fn given_url(raw: Option<&str>) -> Option<Given<'_>> {
+    let raw = raw.filter(|u| !u.trim().is_empty())?;
+    let from = match std::env::var("DATABASE_URL") {
+        Ok(value) if value == raw => match crate::dotenv::origin("DATABASE_URL") {
+            Some(file) => format!("DATABASE_URL (from {file})"),
+            None => "DATABASE_URL".to_owned(),
+        },
+        _ => "--database-url".to_owned(),
+    };
+    Some(Given { raw, from })
 }
 
 /// `--schemas` and `--tables`, parsed.
@@ -545,54 +360,6 @@ mod tests {
     use super::*;
 
     #[test]
-    fn database_url_never_shows_the_password() {
-        let url = DatabaseUrl::parse("postgres://alice:s3cret-pw@db.example.com:6432/app").unwrap();
-        for shown in [url.to_string(), format!("{url:?}"), serde_json::to_string(&url).unwrap()] {
-            assert!(!shown.contains("s3cret-pw"), "{shown}");
-            assert!(shown.contains("alice@db.example.com:6432/app"), "{shown}");
-        }
-    }
-
-    #[test]
-    fn an_invalid_url_error_does_not_echo_the_password() {
-        let err = DatabaseUrl::parse("postgres://alice:s3cret-pw@host:notaport/db").unwrap_err();
-        let mut text = err.to_string();
-        let mut source = std::error::Error::source(&err);
-        while let Some(s) = source {
-            text.push_str(&s.to_string());
-            source = s.source();
-        }
-        assert!(!text.contains("s3cret-pw"), "{text}");
-    }
-
-    #[test]
-    fn a_password_holding_an_unencoded_at_is_refused_naming_only_the_host() {
-        for raw in [
-            "postgres://postgres:p@ss@word-Zq8x@127.0.0.1:5432/db",
-            "postgresql://postgres:p@ss@word-Zq8x@127.0.0.1:5432/db?sslmode=require",
-            "postgres://me@corp:p@ss/word-Zq8x@127.0.0.1:5432/db",
-            "postgres://postgres:p@ss?sslmode=word-Zq8x@127.0.0.1:5432/db",
-        ] {
-            let err = DatabaseUrl::parse(raw).unwrap_err();
-            let shown = format!("{err} {}", err.hint().unwrap_or_default());
-            assert!(matches!(err, SettingsError::UnencodedAt { .. }), "{raw}: {shown}");
-            assert!(shown.contains("`127.0.0.1:5432`") && shown.contains("%40"), "{shown}");
-            for part in ["ss", "word", "Zq8x"] {
-                assert!(!err.to_string().contains(part), "{raw}: {shown}");
-            }
-        }
-        // Percent-encoded, the same password is read whole.
-        let url =
-            DatabaseUrl::parse("postgres://postgres:p%40ss%40word@127.0.0.1:5432/db").unwrap();
-        assert_eq!(url.config().get_password(), Some(&b"p@ss@word"[..]));
-        assert_eq!(url.endpoint(), "127.0.0.1:5432");
-        // A `?` in a password is no query: its text never becomes a TLS option (or a message).
-        let url = DatabaseUrl::parse("postgres://u:p?sslmode=Zq8x@db.example.com/app").unwrap();
-        assert_eq!(url.config().get_password(), Some(&b"p?sslmode=Zq8x"[..]));
-        assert_eq!(url.to_string(), "postgres://u@db.example.com:5432/app");
-    }
-
-    #[test]
     fn urls_for_messages_show_no_credentials_or_query() {
         let cases = [
             ("https://happy-animal-123.convex.cloud", "https://happy-animal-123.convex.cloud"),
@@ -605,44 +372,6 @@ mod tests {
         for (raw, shown) in cases {
             assert_eq!(redact_url(raw), shown, "{raw}");
         }
-    }
-
-    #[test]
-    fn tls_options_are_taken_from_urls_and_key_value_strings() {
-        let url = DatabaseUrl::parse(
-            "postgres://u:pw@db.example.com/app?sslmode=verify-full&sslrootcert=%2Fetc%2Fca.pem&application_name=x",
-        )
-        .unwrap();
-        assert_eq!(
-            url.tls(),
-            &Tls { mode: SslMode::VerifyFull, root_cert: Some(PathBuf::from("/etc/ca.pem")) }
-        );
-        assert_eq!(url.config().get_application_name(), Some("x"));
-        assert_eq!(url.config().get_ssl_mode(), tokio_postgres::config::SslMode::Require);
-
-        let kv = DatabaseUrl::parse("host=localhost user=u sslmode=verify-ca dbname=app").unwrap();
-        assert_eq!(kv.tls().mode, SslMode::VerifyCa);
-        assert_eq!(kv.database(), "app");
-
-        let plain = DatabaseUrl::parse("postgres://u@localhost/app").unwrap();
-        assert_eq!(plain.tls(), &Tls { mode: SslMode::Prefer, root_cert: None });
-        let off = DatabaseUrl::parse("postgres://u@localhost/app?sslmode=disable").unwrap();
-        assert_eq!(off.config().get_ssl_mode(), tokio_postgres::config::SslMode::Disable);
-
-        assert!(matches!(
-            DatabaseUrl::parse("postgres://u@localhost/app?sslmode=sometimes"),
-            Err(SettingsError::InvalidSslMode { .. })
-        ));
-    }
-
-    #[test]
-    fn supabase_transaction_pooler_is_refused_and_session_pooler_accepted() {
-        let tx = "postgres://postgres.ref:pw@aws-0-eu-west-1.pooler.supabase.com:6543/postgres";
-        assert!(matches!(DatabaseUrl::parse(tx), Err(SettingsError::TransactionPooler { .. })));
-        let session =
-            "postgres://postgres.ref:pw@aws-0-eu-west-1.pooler.supabase.com:5432/postgres";
-        assert!(DatabaseUrl::parse(session).is_ok());
-        assert!(DatabaseUrl::parse("postgres://u@localhost:6543/db").is_ok());
     }
 
     #[test]

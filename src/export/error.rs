@@ -15,6 +15,7 @@ pub enum ExportError {
     #[error("cannot connect to PostgreSQL at `{endpoint}`")]
     Unreachable {
         endpoint: String,
+        origins: Box<Origins>,
         #[source]
         source: PostgresError,
     },
@@ -28,6 +29,7 @@ pub enum ExportError {
     LoginRefused {
         endpoint: String,
         user: String,
+        origins: Box<Origins>,
         #[source]
         source: PostgresError,
     },
@@ -35,6 +37,7 @@ pub enum ExportError {
     DatabaseMissing {
         database: String,
         endpoint: String,
+        origins: Box<Origins>,
         #[source]
         source: PostgresError,
     },
@@ -90,28 +93,74 @@ fn backticked<T: fmt::Display>(items: &[T]) -> String {
     items.iter().map(|i| format!("`{i}`")).collect::<Vec<_>>().join(", ")
 }
 
+/// Where the connection's settings came from, for the hints of connection errors: the
+/// libpq variable, the URL or the default that set each one. Never a value of the password.
+#[derive(Debug, Clone)]
+pub struct Origins {
+    host: String,
+    port: String,
+    user: String,
+    dbname: String,
+    /// `set` / `from .pgpass` / `not set`, then where from.
+    password: (String, String),
+    /// Nothing was given: every setting is libpq's default.
+    defaults_only: bool,
+}
+
+impl Origins {
+    fn of(url: &DatabaseUrl) -> Self {
+        let password = url
+            .shown()
+            .iter()
+            .find(|s| s.name == "password")
+            .map(|s| (s.value.clone(), s.from.clone()))
+            .unwrap_or_default();
+        let host = match url.from_of("host") {
+            "" => url.from_of("hostaddr"),
+            from => from,
+        };
+        Origins {
+            host: host.to_owned(),
+            port: url.from_of("port").to_owned(),
+            user: url.from_of("user").to_owned(),
+            dbname: url.from_of("dbname").to_owned(),
+            password,
+            defaults_only: !url.given(),
+        }
+    }
+
+    fn nothing_given() -> &'static str {
+        "no connection settings were given (no --database-url, DATABASE_URL or PG* variable), \
+         so libpq's defaults were used: pass --database-url, or set DATABASE_URL, or PGHOST, \
+         PGPORT, PGUSER, PGDATABASE (and PGPASSWORD or ~/.pgpass)"
+    }
+}
+
 impl ExportError {
     /// Classifies a failed connection attempt.
     pub(super) fn connect(url: &DatabaseUrl, error: tokio_postgres::Error) -> Self {
         let endpoint = url.endpoint();
+        let origins = Box::new(Origins::of(url));
         let code = error.as_db_error().map(|db| db.code().clone());
         let source = PostgresError(error);
+        let user = url.user().to_owned();
         match code {
             Some(SqlState::INVALID_CATALOG_NAME) => ExportError::DatabaseMissing {
                 database: url.database().to_owned(),
                 endpoint,
+                origins,
                 source,
             },
             Some(SqlState::INVALID_PASSWORD | SqlState::INVALID_AUTHORIZATION_SPECIFICATION) => {
-                ExportError::LoginRefused { endpoint, user: url.user().to_owned(), source }
+                ExportError::LoginRefused { endpoint, user, origins, source }
             }
             _ if source.to_string().contains("TLS") => {
                 ExportError::TlsHandshake { endpoint, source }
             }
             _ if source.to_string().contains("password missing") => {
-                ExportError::LoginRefused { endpoint, user: url.user().to_owned(), source }
+                ExportError::LoginRefused { endpoint, user, origins, source }
             }
-            _ => ExportError::Unreachable { endpoint, source },
+            _ => ExportError::Unreachable { endpoint, origins, source },
         }
     }
 
@@ -151,10 +200,14 @@ impl ExportError {
 
     pub fn hint(&self) -> Option<String> {
         Some(match self {
-            ExportError::Unreachable { .. } => {
-                "check the host and port in DATABASE_URL and that the server accepts TCP connections"
-                    .into()
+            ExportError::Unreachable { origins, .. } if origins.defaults_only => {
+                Origins::nothing_given().into()
             }
+            ExportError::Unreachable { origins, .. } => format!(
+                "check the host (from {}) and the port (from {}), and that the server accepts \
+                 connections there",
+                origins.host, origins.port
+            ),
             ExportError::TlsHandshake { source, .. }
                 if source.to_string().contains("does not support TLS") =>
             {
@@ -170,12 +223,37 @@ impl ExportError {
                     .into()
             }
             ExportError::TlsHandshake { .. } => "the server's certificate is not trusted: add \
-                sslrootcert=/path/to/ca.pem to DATABASE_URL (Supabase and RDS publish theirs), or \
-                use sslmode=require to encrypt without checking the certificate"
+                sslrootcert=/path/to/ca.pem to DATABASE_URL or set PGSSLROOTCERT (Supabase and RDS \
+                publish theirs), install the authority in the system's trust store, or use \
+                sslmode=require to encrypt without checking the certificate"
                 .into(),
-            ExportError::LoginRefused { .. } => "check the user and password in DATABASE_URL".into(),
-            ExportError::DatabaseMissing { .. } => {
-                "check the database name at the end of DATABASE_URL (`psql -l` lists them)".into()
+            ExportError::LoginRefused { source, .. }
+                if source.to_string().contains("certificate") =>
+            {
+                "the server authenticates this user with a client certificate: give sslcert and \
+                 sslkey in DATABASE_URL, or set PGSSLCERT and PGSSLKEY, or put them in \
+                 ~/.postgresql/postgresql.crt and postgresql.key; the certificate's CN must be the \
+                 user name"
+                    .into()
+            }
+            ExportError::LoginRefused { origins, .. } => {
+                let (value, from) = &origins.password;
+                let password = match value.as_str() {
+                    "not set" => format!(
+                        "no password was given ({from}): put it in the URL, set PGPASSWORD, or \
+                         add a line host:port:database:user:password to ~/.pgpass (chmod 0600)"
+                    ),
+                    _ => format!("the password (from {from})"),
+                };
+                let mut hint = format!("check the user (from {}) and {password}", origins.user);
+                if origins.defaults_only {
+                    hint.push_str("; ");
+                    hint.push_str(Origins::nothing_given());
+                }
+                hint
+            }
+            ExportError::DatabaseMissing { origins, .. } => {
+                format!("check the database name (from {}); `psql -l` lists them", origins.dbname)
             }
             ExportError::TableMissing { suggestion: Some(name), .. } => {
                 format!("did you mean `{name}`?")
@@ -185,8 +263,8 @@ impl ExportError {
                     .into()
             }
             ExportError::NoTables { elsewhere, .. } if elsewhere.is_empty() => "this database \
-                has no tables at all: check the database name at the end of DATABASE_URL \
-                (`psql -l` lists them)"
+                has no tables at all: check the database name (at the end of DATABASE_URL, or \
+                PGDATABASE; `psql -l` lists them)"
                 .into(),
             ExportError::NoTables { schemas, elsewhere } => {
                 let all: Vec<&str> =

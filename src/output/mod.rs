@@ -3,11 +3,13 @@
 //! prints; only this module knows indicatif.
 
 mod progress;
+mod settings;
 mod summary;
 
 use std::io::Write;
 
 pub use self::progress::{Bars, Lines, NoProgress, format_rate, progress_interval};
+pub use self::settings::settings_summary;
 pub use self::summary::{
     export_summary, import_summary, init_summary, status_summary, transform_summary, verify_summary,
 };
@@ -132,7 +134,8 @@ fn classify(error: &anyhow::Error) -> (u8, Option<String>) {
             return (
                 exit_code::USAGE,
                 Some(
-                    "pass --database-url (or set DATABASE_URL), or run `migrate export` first"
+                    "pass --database-url (or set DATABASE_URL, or libpq's PGHOST, PGDATABASE, …), \
+                     or run `migrate export` first"
                         .into(),
                 ),
             );
@@ -160,13 +163,18 @@ mod tests {
 
     #[test]
     fn errors_render_with_causes_hint_and_code() {
-        let error = anyhow::Error::new(SettingsError::MissingDatabaseUrl).context("exporting");
+        let error = anyhow::Error::new(SettingsError::InvalidVariable {
+            name: "PGPORT",
+            value: "x".into(),
+            expected: "a port number",
+        })
+        .context("exporting");
         let (text, code) = render_error(&error);
         assert_eq!(code, exit_code::USAGE);
         assert_eq!(
             text,
-            "error: exporting\n  caused by: no database URL given\n  hint: pass --database-url or \
-             set DATABASE_URL (in the environment or a .env file)\n"
+            "error: exporting\n  caused by: `PGPORT=x` is not a port number\n  hint: fix PGPORT \
+             or unset it (libpq's variables are read as psql reads them)\n"
         );
     }
 

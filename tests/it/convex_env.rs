@@ -17,7 +17,7 @@ fn key(name: &str) -> String {
 
 /// `migrate import --show-settings` in `work` with `vars` as the only Convex variables.
 fn shown(work: &Workdir, vars: &[(&str, &str)], args: &[&str]) -> Run {
-    let mut all = vec!["import", "--show-settings"];
+    let mut all = vec!["--format", "json", "import", "--show-settings"];
     all.extend_from_slice(args);
     let mut command = work.command(&all);
     command.envs(vars.iter().copied());
@@ -38,7 +38,8 @@ fn the_url_is_derived_from_the_deploy_key_and_show_settings_says_so() {
         &["--convex-url", "https://happy-animal-123.convex.cloud"],
     )
     .success();
-    assert!(run.stdout.contains("\"url_from\": \"--convex-url\""), "{run}");
+    let settings: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
+    assert_eq!(settings["convex"]["url"]["from"], "--convex-url", "{run}");
 
     // A key that names no deployment (self-hosted admin keys) needs the URL.
     let run = shown(&work, &[("CONVEX_DEPLOY_KEY", "self-hosted-admin-ek-Hq7Vn2Lx9Tz")], &[]);

@@ -217,21 +217,25 @@ fn show_settings_and_help_redact_both_secrets_for_every_command() {
         let what = format!("`migrate --show-settings {command}`");
         assert_no_secret(&shown, &what);
         assert_eq!(shown.code, Some(0), "{what}\n{}", excerpt(&shown));
-        // `status` shows its report; it has no settings of its own to show.
-        if command != "status" {
-            let settings: serde_json::Value = serde_json::from_str(&shown.stdout)
-                .unwrap_or_else(|e| panic!("{what} prints JSON ({e})\n{}", excerpt(&shown)));
-            assert_eq!(settings["settings"]["convex"]["key"], "****", "{what}: {settings}");
+        let shown =
+            Run::of(job.command(None, &["--format", "json", "--show-settings", command], &env));
+        assert_no_secret(&shown, &what);
+        let settings: serde_json::Value = serde_json::from_str(&shown.stdout)
+            .unwrap_or_else(|e| panic!("{what} prints JSON ({e})\n{}", excerpt(&shown)));
+        if matches!(command, "import" | "verify" | "run") {
+            assert_eq!(settings["convex"]["key"]["value"], "****", "{what}: {settings}");
             assert_eq!(
-                settings["settings"]["convex"]["url"], "https://security-test.convex.cloud",
+                settings["convex"]["url"]["value"], "https://security-test.convex.cloud",
                 "{what}: {settings}"
             );
-            if matches!(command, "export" | "run") {
-                assert_eq!(
-                    settings["export"]["database_url"], "postgres://alice@db.example.com:6543/app",
-                    "{what}: {settings}"
-                );
-            }
+        }
+        if matches!(command, "export" | "init" | "run") {
+            assert_eq!(
+                settings["postgres"]["connection"]["value"],
+                "postgres://alice@db.example.com:6543/app",
+                "{what}: {settings}"
+            );
+            assert_eq!(settings["postgres"]["password"]["value"], "set", "{what}: {settings}");
         }
 
         // Every command's help, `status` included.

@@ -347,7 +347,9 @@ impl Workdir {
     }
 
     /// `migrate <args>` in this directory, with nothing of the caller's settings: every
-    /// `DATABASE_URL`, `CONVEX_*`, `MIGRATE_*`, `RUST_LOG` and `CI` variable removed.
+    /// `DATABASE_URL`, `CONVEX_*`, `MIGRATE_*`, libpq (`PG*`), `SSL_CERT_*`, `RUST_LOG` and `CI`
+    /// variable removed, and `HOME` set to this directory, so that no `~/.pgpass` or
+    /// `~/.postgresql/` of the machine is read.
     pub fn command(&self, args: &[&str]) -> Command {
         let mut command = Command::new(env!("CARGO_BIN_EXE_migrate"));
         command.args(args).current_dir(self.path()).stdin(Stdio::null());
@@ -356,10 +358,13 @@ impl Workdir {
             if matches!(key.as_ref(), "DATABASE_URL" | "RUST_LOG" | "CI")
                 || key.starts_with("CONVEX_")
                 || key.starts_with("MIGRATE_")
+                || key.starts_with("PG")
+                || key.starts_with("SSL_CERT_")
             {
                 command.env_remove(key.as_ref());
             }
         }
+        command.env("HOME", self.path());
         command
     }
 
@@ -491,18 +496,74 @@ impl ServerTls {
     }
 }
 
+/// A certificate authority of the test's own, issuing server and client certificates.
+pub struct TestCa {
+    issuer: rcgen::CertifiedIssuer<'static, rcgen::KeyPair>,
+}
+
+impl TestCa {
+    pub fn new() -> Self {
+        let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).expect("CA params");
+        params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        // A name of its own: two CAs of one name would be taken for each other.
+        static CAS: AtomicU32 = AtomicU32::new(0);
+        let name = format!("migrate test CA {}", CAS.fetch_add(1, Ordering::Relaxed));
+        params.distinguished_name.push(rcgen::DnType::CommonName, name);
+        params.key_usages =
+            vec![rcgen::KeyUsagePurpose::KeyCertSign, rcgen::KeyUsagePurpose::DigitalSignature];
+        let key = rcgen::KeyPair::generate().expect("a CA key");
+        TestCa { issuer: rcgen::CertifiedIssuer::self_signed(params, key).expect("a CA") }
+    }
+
+    pub fn cert_pem(&self) -> String {
+        self.issuer.pem()
+    }
+
+    /// A certificate for the name `localhost`, for a server.
+    pub fn server_for_localhost(&self) -> ServerTls {
+        let params = rcgen::CertificateParams::new(vec!["localhost".to_owned()]);
+        self.issue(params.expect("server certificate params"), true)
+    }
+
+    /// A client certificate whose common name is `user` (what Postgres' `cert` authentication
+    /// compares with the user name).
+    pub fn client(&self, user: &str) -> ServerTls {
+        let mut params =
+            rcgen::CertificateParams::new(Vec::<String>::new()).expect("client certificate params");
+        params.distinguished_name.push(rcgen::DnType::CommonName, user);
+        self.issue(params, false)
+    }
+
+    fn issue(&self, mut params: rcgen::CertificateParams, server: bool) -> ServerTls {
+        params.extended_key_usages = vec![if server {
+            rcgen::ExtendedKeyUsagePurpose::ServerAuth
+        } else {
+            rcgen::ExtendedKeyUsagePurpose::ClientAuth
+        }];
+        let key = rcgen::KeyPair::generate().expect("a key");
+        let cert = params.signed_by(&key, &*self.issuer).expect("a certificate");
+        ServerTls { cert_pem: cert.pem(), key_pem: key.serialize_pem() }
+    }
+}
+
 impl ThrowawayCluster {
     pub fn start_with_password(password: &str) -> Self {
-        Self::start(password, None)
+        Self::start(password, None, None)
     }
 
     /// A cluster that accepts TCP connections only over TLS (`hostssl` lines alone in
     /// pg_hba.conf), with `tls` as its certificate.
     pub fn start_tls_only(password: &str, tls: &ServerTls) -> Self {
-        Self::start(password, Some(tls))
+        Self::start(password, Some(tls), None)
     }
 
-    fn start(password: &str, tls: Option<&ServerTls>) -> Self {
+    /// A cluster that accepts TCP connections only over TLS and only from a client presenting
+    /// a certificate issued by `client_ca` for the user's name (`cert` authentication).
+    pub fn start_client_cert_only(tls: &ServerTls, client_ca: &TestCa) -> Self {
+        Self::start("unused-password", Some(tls), Some(client_ca))
+    }
+
+    fn start(password: &str, tls: Option<&ServerTls>, client_ca: Option<&TestCa>) -> Self {
         let dir = tempfile::tempdir().expect("a temporary directory");
         let bin = postgres_bin_dir();
         let as_root = running_as_root();
@@ -544,9 +605,10 @@ impl ThrowawayCluster {
             let key = cluster.dir.path().join("server.key");
             cluster.write_owned(&cert, &tls.cert_pem, 0o644);
             cluster.write_owned(&key, &tls.key_pem, 0o600);
+            let method = if client_ca.is_some() { "cert" } else { "scram-sha-256" };
             cluster.write_owned(
                 &pgdata.join("pg_hba.conf"),
-                "local all all trust\nhostssl all all 127.0.0.1/32 scram-sha-256\n",
+                &format!("local all all trust\nhostssl all all 127.0.0.1/32 {method}\n"),
                 0o600,
             );
             options.push_str(&format!(
@@ -554,6 +616,11 @@ impl ThrowawayCluster {
                 cert.display(),
                 key.display()
             ));
+            if let Some(ca) = client_ca {
+                let ca_file = cluster.dir.path().join("client-ca.crt");
+                cluster.write_owned(&ca_file, &ca.cert_pem(), 0o644);
+                options.push_str(&format!(" -c ssl_ca_file={}", ca_file.display()));
+            }
         }
         let log = cluster.dir.path().join("log");
         cluster.pg(
