@@ -71,10 +71,8 @@ pub fn show(cli: &Cli, matches: &ArgMatches) -> anyhow::Result<ShownSettings> {
             groups.push(import);
             groups.push(verify(args.show, args.accept_rejected, &sources));
         }
-        Command::Status(args) => groups.push(Group {
-            name: "status",
-            settings: vec![convex_dir(&args.convex_dir, &sources)],
-        }),
+        Command::Status(args) => groups
+            .push(Group { name: "status", settings: vec![convex_dir(&args.convex_dir, &sources)] }),
     }
     Ok(ShownSettings { command, groups })
 }
