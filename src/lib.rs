@@ -21,5 +21,6 @@ pub mod output;
 pub mod plan;
 pub mod settings;
 pub mod status;
+pub mod tls_roots;
 pub mod transform;
 pub mod verify;

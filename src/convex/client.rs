@@ -255,7 +255,9 @@ impl ConvexClient {
         retry: RetryPolicy,
     ) -> anyhow::Result<Self> {
         let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let roots = rustls::RootCertStore { roots: webpki_roots::TLS_SERVER_ROOTS.to_vec() };
+        // Mozilla's roots and the system's, where a company's own authority (or a
+        // TLS-inspecting proxy's) is installed.
+        let roots = crate::tls_roots::default_store();
         let tls = rustls::ClientConfig::builder_with_provider(provider)
             .with_safe_default_protocol_versions()?
             .with_root_certificates(roots)

@@ -80,7 +80,7 @@ fn roots(root_cert: &RootCert) -> Result<RootCertStore, ExportError> {
         RootCert::File(path) => roots_from_file(path),
         RootCert::System => {
             let mut store = RootCertStore::empty();
-            add_system_roots(&mut store);
+            crate::tls_roots::add_system_roots(&mut store);
             if store.is_empty() {
                 return Err(ExportError::Tls {
                     reason: "sslrootcert=system, but the system's trust store holds no \
@@ -90,23 +90,8 @@ fn roots(root_cert: &RootCert) -> Result<RootCertStore, ExportError> {
             }
             Ok(store)
         }
-        RootCert::Default => {
-            let mut store = RootCertStore { roots: webpki_roots::TLS_SERVER_ROOTS.to_vec() };
-            add_system_roots(&mut store);
-            Ok(store)
-        }
+        RootCert::Default => Ok(crate::tls_roots::default_store()),
     }
-}
-
-/// The system's authorities, as OpenSSL finds them (`SSL_CERT_FILE`, `SSL_CERT_DIR`, else the
-/// platform's store). Certificates that cannot be read are skipped, as libpq's OpenSSL does.
-fn add_system_roots(store: &mut RootCertStore) {
-    let found = rustls_native_certs::load_native_certs();
-    for error in &found.errors {
-        tracing::debug!(%error, "a system certificate could not be read");
-    }
-    let (added, ignored) = store.add_parsable_certificates(found.certs);
-    tracing::debug!(added, ignored, "system trust store loaded");
 }
 
 fn roots_from_file(path: &Path) -> Result<RootCertStore, ExportError> {

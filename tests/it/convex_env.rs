@@ -122,3 +122,90 @@ fn a_self_hosted_pair_imports_and_a_derived_url_is_the_one_called() {
     run.fails_with(4, &["https://no-such-deployment-h10.convex.cloud"]);
     run.never_shows(SECRET);
 }
+
+/// An HTTPS server for `localhost` with a certificate from `ca`, answering every request with
+/// Convex's reply for a function that does not exist; returns its port.
+fn https_convex_without_the_module(ca: &crate::support::TestCa) -> u16 {
+    use std::io::{BufRead, BufReader, Read, Write};
+    use std::sync::Arc;
+
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+
+    let tls = ca.server_for_localhost();
+    let certs = vec![CertificateDer::from_pem_slice(tls.cert_pem.as_bytes()).unwrap()];
+    let key = PrivateKeyDer::from_pem_slice(tls.key_pem.as_bytes()).unwrap();
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(certs, key)
+        .unwrap();
+    let config = Arc::new(config);
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            let connection = rustls::ServerConnection::new(config.clone()).unwrap();
+            let mut reader = BufReader::new(rustls::StreamOwned::new(connection, stream));
+            // A handshake the client refuses ends here: the next connection is served.
+            let mut length = 0;
+            loop {
+                let mut line = String::new();
+                if reader.read_line(&mut line).unwrap_or(0) == 0 {
+                    break;
+                }
+                if let Some(value) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                    length = value.trim().parse().unwrap_or(0);
+                }
+                if line == "\r\n" {
+                    let mut body = vec![0; length];
+                    let _ = reader.read_exact(&mut body);
+                    let reply = r#"{"status":"error","errorMessage":"Could not find public function for 'migrate:info'"}"#;
+                    let response = format!(
+                        "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{reply}",
+                        reply.len()
+                    );
+                    let _ = reader.get_mut().write_all(response.as_bytes());
+                    let _ = reader.get_mut().flush();
+                    break;
+                }
+            }
+        }
+    });
+    port
+}
+
+#[test]
+fn a_deployment_behind_a_company_authority_is_trusted_through_the_system_store() {
+    // GIVEN a Convex URL served over HTTPS with a certificate from a company's own authority
+    // (not one of Mozilla's roots), and the transformed data to import
+    let ca = crate::support::TestCa::new();
+    let port = https_convex_without_the_module(&ca);
+    let prepared = Prepared::new(FIXTURE, "");
+    prepared.migrate(&["transform"]).success();
+    let files = tempfile::tempdir().unwrap();
+    let ca_file = files.path().join("company-ca.pem");
+    std::fs::write(&ca_file, ca.cert_pem()).unwrap();
+    let import = |system_store: Option<&std::path::Path>| {
+        let mut command = prepared.command(&["import", "--retries", "0"]);
+        command
+            .env("CONVEX_URL", format!("https://localhost:{port}"))
+            .env("CONVEX_DEPLOY_KEY", key("company-app"));
+        if let Some(file) = system_store {
+            command.env("SSL_CERT_FILE", file);
+        }
+        Run::of(command)
+    };
+
+    // WHEN the authority is not in the system's store, the certificate is refused
+    let refused = import(None);
+    refused.fails_with(4, &["cannot reach Convex", "UnknownIssuer"]);
+
+    // WHEN it is (SSL_CERT_FILE stands in for the system store), the call goes through: the
+    // deployment answers, and what it says (no migrate module) is the error
+    let answered = import(Some(&ca_file));
+    answered.fails_with(4, &["not deployed"]);
+    answered.never_shows(SECRET);
+}
