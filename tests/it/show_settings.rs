@@ -85,7 +85,7 @@ fn every_command_shows_every_setting_it_uses_and_where_it_came_from() {
             &["transform", "--max-rejected", "3"],
             &[
                 ("general", &["plan_dir", "progress"]),
-                ("transform", &["dry_run", "sample", "max_rejected"]),
+                ("transform", &["dry_run", "sample", "max_rejected", "convex_dir"]),
             ],
         ),
         (
@@ -110,13 +110,13 @@ fn every_command_shows_every_setting_it_uses_and_where_it_came_from() {
                 ("general", &["plan_dir", "progress"]),
                 ("postgres", &[]),
                 ("export", &["schemas", "tables", "jobs"]),
-                ("transform", &["max_rejected"]),
+                ("transform", &["max_rejected", "convex_dir"]),
                 ("convex", &[]),
-                ("import", &["concurrency", "batch_size", "batch_bytes", "force"]),
+                ("import", &["concurrency", "batch_size", "batch_bytes", "force", "dry_run"]),
                 ("verify", &["show", "accept_rejected"]),
             ],
         ),
-        (&["status"], &[("general", &[])]),
+        (&["status"], &[("general", &["plan_dir"]), ("status", &["convex_dir"])]),
     ];
     for (args, groups) in cases {
         let (run, json) = shown(&work, args);
