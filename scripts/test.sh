@@ -22,5 +22,6 @@ export MIGRATE_TEST_DATABASE_URL=$POSTGRES_URL
 if cargo nextest --version >/dev/null 2>&1; then
     cargo nextest run --workspace --no-fail-fast "$@"
 else
-    cargo test --workspace --no-fail-fast "$@"
+    # Four at once, as .config/nextest.toml says for nextest.
+    RUST_TEST_THREADS=${RUST_TEST_THREADS:-4} cargo test --workspace --no-fail-fast "$@"
 fi
