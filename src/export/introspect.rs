@@ -340,6 +340,8 @@ async fn keys(client: &Client, oids: &[u32]) -> Result<BTreeMap<u32, Keys>, Expo
                 left join pg_class fc on fc.oid = con.confrelid
                 left join pg_namespace fn on fn.oid = fc.relnamespace
                where con.conrelid = any($1) and con.contype in ('p', 'u', 'f')
+                 and not exists (select 1 from pg_constraint pc
+                                  where pc.oid = con.conparentid and pc.conrelid = con.conrelid)
                order by con.conrelid, con.contype, con.conname",
             &[&oids],
         )
