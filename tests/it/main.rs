@@ -24,6 +24,7 @@ mod plan_dir;
 mod plan_errors;
 mod plan_init;
 mod plan_support;
+mod references;
 mod security;
 mod support;
 mod transform_cli;
