@@ -96,6 +96,11 @@ pub struct Table {
     /// was never analyzed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub estimated_rows: Option<u64>,
+    /// For a partitioned table: the foreign keys its partitions declare and it does not (before
+    /// Postgres 12 a partitioned table could not declare any); absent when there are none, and
+    /// in manifests written before it was recorded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub partition_keys: Option<PartitionKeys>,
 }
 
 impl Table {
@@ -151,6 +156,34 @@ pub struct ForeignKey {
     pub columns: Vec<String>,
     pub references: TableName,
     pub referenced_columns: Vec<String>,
+}
+
+/// The foreign keys a partitioned table's partitions declare rather than the table itself.
+/// Only the partitions that hold rows count (leaves, at any depth).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct PartitionKeys {
+    /// How many partitions hold rows.
+    pub partitions: usize,
+    /// Names of the foreign keys in [`Table::foreign_keys`] that every partition declares (same
+    /// columns, same referenced table and columns) and the table does not: attached to it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub attached: Vec<String>,
+    /// Foreign keys only some partitions declare: not carried, since rows of the other
+    /// partitions need not have a parent.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub partial: Vec<PartialForeignKey>,
+}
+
+/// A foreign key declared on some partitions of a partitioned table but not all.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PartialForeignKey {
+    pub columns: Vec<String>,
+    pub references: TableName,
+    pub referenced_columns: Vec<String>,
+    /// The partitions that declare it, in name order.
+    pub declared_on: Vec<TableName>,
+    /// The partitions that do not, in name order.
+    pub missing_on: Vec<TableName>,
 }
 
 /// A column's base type, after resolving domains. Types `migrate` has no special handling for

@@ -7,7 +7,10 @@ use std::collections::{BTreeMap, HashMap};
 use tokio_postgres::Client;
 
 use super::ExportError;
-use crate::catalog::{CitextLowering, Column, ForeignKey, PgType, Table, TableKind, TableName};
+use crate::catalog::{
+    CitextLowering, Column, ForeignKey, PartialForeignKey, PartitionKeys, PgType, Table, TableKind,
+    TableName,
+};
 use crate::settings::TableSelector;
 
 /// A relation found in the catalog, before its columns are read.
@@ -42,10 +45,16 @@ pub async fn introspect(
     let types = TypeCatalog::load(client).await?;
     let mut columns = columns(client, &oids, &types).await?;
     let mut keys = keys(client, &oids).await?;
+    let partitioned: Vec<u32> =
+        selected.iter().filter(|r| r.kind == TableKind::Partitioned).map(|r| r.oid).collect();
+    let mut partitions = partitions(client, &partitioned).await?;
     Ok(selected
         .into_iter()
         .map(|relation| {
-            let keys = keys.remove(&relation.oid).unwrap_or_default();
+            let mut keys = keys.remove(&relation.oid).unwrap_or_default();
+            let partition_keys = partitions.remove(&relation.oid).and_then(|leaves| {
+                attach_partition_keys(&relation.name, &mut keys.foreign, &leaves)
+            });
             Table {
                 name: relation.name,
                 kind: relation.kind,
@@ -54,6 +63,7 @@ pub async fn introspect(
                 unique_keys: keys.unique,
                 foreign_keys: keys.foreign,
                 estimated_rows: relation.estimated_rows,
+                partition_keys,
             }
         })
         .collect())
@@ -340,6 +350,8 @@ async fn keys(client: &Client, oids: &[u32]) -> Result<BTreeMap<u32, Keys>, Expo
                 left join pg_class fc on fc.oid = con.confrelid
                 left join pg_namespace fn on fn.oid = fc.relnamespace
                where con.conrelid = any($1) and con.contype in ('p', 'u', 'f')
+                 and not exists (select 1 from pg_constraint pc
+                                  where pc.oid = con.conparentid and pc.conrelid = con.conrelid)
                order by con.conrelid, con.contype, con.conname",
             &[&oids],
         )
@@ -387,6 +399,123 @@ async fn keys(client: &Client, oids: &[u32]) -> Result<BTreeMap<u32, Keys>, Expo
     Ok(keys)
 }
 
+/// A leaf partition of a partitioned table and the foreign keys it holds (its own and those it
+/// inherits).
+struct Leaf {
+    name: TableName,
+    foreign: Vec<ForeignKey>,
+}
+
+/// The leaf partitions (those holding rows, at any depth) of each partitioned table of
+/// `parents`, with their foreign keys, in name order.
+async fn partitions(
+    client: &Client,
+    parents: &[u32],
+) -> Result<HashMap<u32, Vec<Leaf>>, ExportError> {
+    if parents.is_empty() {
+        return Ok(HashMap::new());
+    }
+    let rows = client
+        .query(
+            "select p.oid, t.relid::oid, n.nspname::text, c.relname::text
+               from unnest($1::oid[]) as p(oid)
+              cross join lateral pg_partition_tree(p.oid) t
+               join pg_class c on c.oid = t.relid
+               join pg_namespace n on n.oid = c.relnamespace
+              where t.isleaf
+              order by 1, 3, 4",
+            &[&parents],
+        )
+        .await
+        .map_err(ExportError::catalog)?;
+    let mut parent_of: HashMap<u32, (u32, usize)> = HashMap::new();
+    let mut leaves: HashMap<u32, Vec<Leaf>> = HashMap::new();
+    for row in &rows {
+        let list = leaves.entry(row.get(0)).or_default();
+        parent_of.insert(row.get(1), (row.get(0), list.len()));
+        list.push(Leaf {
+            name: TableName::new(row.get::<_, String>(2), row.get::<_, String>(3)),
+            foreign: Vec::new(),
+        });
+    }
+    let oids: Vec<u32> = parent_of.keys().copied().collect();
+    let mut keys = keys(client, &oids).await?;
+    for (leaf, (parent, index)) in parent_of {
+        if let Some(keys) = keys.remove(&leaf) {
+            leaves.get_mut(&parent).expect("a listed parent")[index].foreign = keys.foreign;
+        }
+    }
+    Ok(leaves)
+}
+
+/// A foreign key as a set of (column, referenced column) pairs and the referenced table: two
+/// keys that list their pairs in another order are the same key.
+type Signature = (TableName, Vec<(String, String)>);
+
+fn signature(fk: &ForeignKey) -> Signature {
+    let mut pairs: Vec<(String, String)> =
+        fk.columns.iter().cloned().zip(fk.referenced_columns.iter().cloned()).collect();
+    pairs.sort();
+    (fk.references.clone(), pairs)
+}
+
+/// Attaches to the partitioned table `parent` the foreign keys every leaf partition declares
+/// and it does not (named as Postgres would name them on it), and records the ones only some
+/// partitions declare. `None` when the partitions declare nothing the table lacks.
+fn attach_partition_keys(
+    parent: &TableName,
+    foreign: &mut Vec<ForeignKey>,
+    leaves: &[Leaf],
+) -> Option<PartitionKeys> {
+    let own: Vec<Signature> = foreign.iter().map(signature).collect();
+    // Each key the partitions declare, first seen first, with the partitions declaring it.
+    let mut found: Vec<(Signature, &ForeignKey, Vec<usize>)> = Vec::new();
+    for (i, leaf) in leaves.iter().enumerate() {
+        for fk in &leaf.foreign {
+            let key = signature(fk);
+            if own.contains(&key) {
+                continue;
+            }
+            match found.iter_mut().find(|(k, _, _)| *k == key) {
+                Some((_, _, on)) if on.last() == Some(&i) => {}
+                Some((_, _, on)) => on.push(i),
+                None => found.push((key, fk, vec![i])),
+            }
+        }
+    }
+    if found.is_empty() {
+        return None;
+    }
+    let mut keys = PartitionKeys { partitions: leaves.len(), ..PartitionKeys::default() };
+    for (_, fk, on) in found {
+        if on.len() == leaves.len() {
+            let base = format!("{}_{}_fkey", parent.name, fk.columns.join("_"));
+            let mut name = base.clone();
+            let mut n = 0;
+            while foreign.iter().any(|other| other.name == name) {
+                n += 1;
+                name = format!("{base}{n}");
+            }
+            keys.attached.push(name.clone());
+            foreign.push(ForeignKey { name, ..fk.clone() });
+        } else {
+            let (declared_on, missing_on) = leaves
+                .iter()
+                .enumerate()
+                .map(|(i, leaf)| (on.contains(&i), leaf.name.clone()))
+                .partition::<Vec<_>, _>(|(declared, _)| *declared);
+            keys.partial.push(PartialForeignKey {
+                columns: fk.columns.clone(),
+                references: fk.references.clone(),
+                referenced_columns: fk.referenced_columns.clone(),
+                declared_on: declared_on.into_iter().map(|(_, name)| name).collect(),
+                missing_on: missing_on.into_iter().map(|(_, name)| name).collect(),
+            });
+        }
+    }
+    Some(keys)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -420,6 +549,117 @@ mod tests {
 
     fn names(selected: Vec<Relation>) -> Vec<String> {
         selected.into_iter().map(|r| r.name.to_string()).collect()
+    }
+
+    fn fk(name: &str, columns: &[&str], references: &str, referenced: &[&str]) -> ForeignKey {
+        ForeignKey {
+            name: name.into(),
+            columns: columns.iter().map(|c| c.to_string()).collect(),
+            references: TableName::new("public", references),
+            referenced_columns: referenced.iter().map(|c| c.to_string()).collect(),
+        }
+    }
+
+    fn leaf(name: &str, foreign: Vec<ForeignKey>) -> Leaf {
+        Leaf { name: TableName::new("public", name), foreign }
+    }
+
+    #[test]
+    fn keys_every_partition_declares_are_attached_to_the_parent() {
+        let parent = TableName::new("public", "payment");
+        // The parent declares one key itself (its partitions inherit it); each partition
+        // declares two more, one with its columns in another order.
+        let mut foreign = vec![fk("payment_staff_id_fkey", &["staff_id"], "staff", &["id"])];
+        let inherited = fk("payment_staff_id_fkey", &["staff_id"], "staff", &["id"]);
+        let leaves = vec![
+            leaf(
+                "payment_p1",
+                vec![
+                    inherited.clone(),
+                    fk("payment_p1_customer_id_fkey", &["customer_id"], "customer", &["id"]),
+                    fk("p1_store", &["store_id", "till"], "till", &["store", "no"]),
+                ],
+            ),
+            leaf(
+                "payment_p2",
+                vec![
+                    fk("payment_p2_customer_id_fkey", &["customer_id"], "customer", &["id"]),
+                    fk("p2_store", &["till", "store_id"], "till", &["no", "store"]),
+                    inherited,
+                ],
+            ),
+        ];
+        let keys = attach_partition_keys(&parent, &mut foreign, &leaves).unwrap();
+        assert_eq!(keys.partitions, 2);
+        assert_eq!(keys.attached, ["payment_customer_id_fkey", "payment_store_id_till_fkey"]);
+        assert!(keys.partial.is_empty());
+        assert_eq!(foreign.len(), 3);
+        assert_eq!(
+            foreign[1],
+            fk("payment_customer_id_fkey", &["customer_id"], "customer", &["id"])
+        );
+        assert_eq!(foreign[2].columns, ["store_id", "till"], "the first partition's order");
+
+        // Nothing to say when the partitions hold only what the parent declares.
+        let mut foreign = vec![fk("payment_staff_id_fkey", &["staff_id"], "staff", &["id"])];
+        let only_inherited =
+            vec![leaf("payment_p1", vec![foreign[0].clone()]), leaf("payment_p2", vec![])];
+        assert_eq!(attach_partition_keys(&parent, &mut foreign, &only_inherited), None);
+    }
+
+    #[test]
+    fn keys_some_partitions_lack_are_recorded_and_not_attached() {
+        let parent = TableName::new("public", "payment");
+        let mut foreign = vec![fk("payment_customer_id_fkey", &["x"], "other", &["id"])];
+        let leaves = vec![
+            leaf("payment_p1", vec![fk("a", &["customer_id"], "customer", &["id"])]),
+            leaf("payment_p2", vec![fk("b", &["customer_id"], "client", &["id"])]),
+            leaf(
+                "payment_p3",
+                vec![
+                    fk("c", &["customer_id"], "customer", &["id"]),
+                    fk("c2", &["store_id"], "store", &["id"]),
+                ],
+            ),
+        ];
+        let keys = attach_partition_keys(&parent, &mut foreign, &leaves).unwrap();
+        assert!(keys.attached.is_empty());
+        assert_eq!(foreign.len(), 1, "nothing attached");
+        let partial: Vec<(String, Vec<String>, Vec<String>)> = keys
+            .partial
+            .iter()
+            .map(|p| {
+                let names = |list: &[TableName]| list.iter().map(|t| t.name.clone()).collect();
+                (p.references.name.clone(), names(&p.declared_on), names(&p.missing_on))
+            })
+            .collect();
+        assert_eq!(
+            partial,
+            [
+                (
+                    "customer".into(),
+                    vec!["payment_p1".into(), "payment_p3".into()],
+                    vec!["payment_p2".into()]
+                ),
+                (
+                    "client".into(),
+                    vec!["payment_p2".into()],
+                    vec!["payment_p1".into(), "payment_p3".into()]
+                ),
+                (
+                    "store".into(),
+                    vec!["payment_p3".into()],
+                    vec!["payment_p1".into(), "payment_p2".into()]
+                ),
+            ]
+        );
+
+        // A name the parent already uses gets a number.
+        let mut foreign = vec![fk("payment_customer_id_fkey", &["x"], "other", &["id"])];
+        let agreeing =
+            vec![leaf("payment_p1", vec![fk("a", &["customer_id"], "customer", &["id"])])];
+        let keys = attach_partition_keys(&parent, &mut foreign, &agreeing).unwrap();
+        assert_eq!(keys.attached, ["payment_customer_id_fkey1"]);
     }
 
     #[test]

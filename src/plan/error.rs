@@ -267,9 +267,13 @@ impl PlanErrorKind {
                 .into(),
             PlanErrorKind::UnknownReference { keys, .. } if !keys.is_empty() => {
                 format!(
-                    "a reference is named by its columns or its constraint: {}",
+                    "a reference is named by its columns or its constraint: {}; for one the \
+                     database does not declare, add `to = \"schema.table\"`",
                     backticked(keys)
                 )
+            }
+            PlanErrorKind::UnknownReference { .. } => {
+                "for a reference the database does not declare, add `to = \"schema.table\"`".into()
             }
             PlanErrorKind::PolicyMismatch { allowed, .. } if allowed.is_empty() => {
                 "this type has no policies: remove `policy`".into()

@@ -346,7 +346,8 @@ pub struct TableEntry {
     pub filter: Option<At<Vec<FilterEntry>>>,
     /// By column name.
     pub columns: BTreeMap<String, ColumnEntry>,
-    /// By reference key (columns comma-joined, or the constraint name).
+    /// By reference key (columns comma-joined, or the constraint name; a reference with `to`
+    /// and `columns` may have any name).
     pub references: BTreeMap<String, ReferenceEntry>,
 }
 
@@ -366,6 +367,11 @@ pub struct ReferenceEntry {
     pub path: String,
     pub field: Option<At<String>>,
     pub orphans: Option<At<OrphanPolicy>>,
+    /// A reference the database does not declare: the parent table (`schema.table`).
+    pub to: Option<At<String>>,
+    /// With `to`: the referencing columns, in the order of the parent's legacy id columns;
+    /// default the key's columns, comma-joined.
+    pub columns: Option<At<Vec<At<String>>>>,
 }
 
 /// One `[[filter]]` entry: a column and exactly one condition.
@@ -389,7 +395,7 @@ const DEFAULT_KEYS: [&str; 7] =
 const TABLE_KEYS: [&str; 9] =
     ["target", "legacy_id", "drop", "skip", "merge_into", "on", "filter", "columns", "references"];
 const COLUMN_KEYS: [&str; 4] = ["field", "policy", "default", "json_keys"];
-const REFERENCE_KEYS: [&str; 2] = ["field", "orphans"];
+const REFERENCE_KEYS: [&str; 4] = ["field", "orphans", "to", "columns"];
 const FILTER_KEYS: [&str; 5] = ["column", "is_null", "equals", "not_equals", "in"];
 
 /// `key` as a TOML key: bare when it can be, else a quoted string.
@@ -494,6 +500,8 @@ impl MergeEntry for ReferenceEntry {
         self.at = later.at;
         over(&mut self.field, later.field);
         over(&mut self.orphans, later.orphans);
+        over(&mut self.to, later.to);
+        over(&mut self.columns, later.columns);
     }
 }
 
@@ -806,10 +814,14 @@ impl<'a> Reader<'a> {
             path: entry.path.clone(),
             field: None,
             orphans: None,
+            to: None,
+            columns: None,
         };
         for e in self.entries(self.table(entry)?, &entry.path, &REFERENCE_KEYS)? {
             match e.key {
                 "field" => r.field = Some(self.string(e.value, &e.path)?),
+                "to" => r.to = Some(self.string(e.value, &e.path)?),
+                "columns" => r.columns = Some(self.string_list(&e)?),
                 _ => r.orphans = Some(self.choice(&e, &ORPHANS)?),
             }
         }

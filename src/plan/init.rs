@@ -313,6 +313,8 @@ fn table_block(out: &mut String, catalog: &Catalog, table: &Table, settings: &Se
         }
         let parent_target = default_target(&fk.references);
         let field = default_reference_field(settings.naming, fk, &parent_target);
+        let on_partitions =
+            table.partition_keys.as_ref().is_some_and(|keys| keys.attached.contains(&fk.name));
         block.line(
             format!(
                 "references.{} = {{ field = {}, orphans = {} }}",
@@ -321,10 +323,25 @@ fn table_block(out: &mut String, catalog: &Catalog, table: &Table, settings: &Se
                 quote_string(word(&ORPHANS, &settings.orphans))
             ),
             format!(
-                "→ {} as `{parent_target}`; {}{}",
+                "→ {} as `{parent_target}`; {}{}{}",
                 fk.references,
                 types.join("; "),
+                if on_partitions { "; declared on every partition, not on the table" } else { "" },
                 name_problem(&field)
+            ),
+        );
+    }
+    let partitions = table.partition_keys.as_ref().map_or(0, |keys| keys.partitions);
+    for partial in table.partition_keys.iter().flat_map(|keys| &keys.partial) {
+        block.line(
+            "",
+            format!(
+                "references.{}: only {} of {partitions} partitions declare a foreign key to `{}`, \
+                 so its columns stay plain fields; if every row has its parent, add `to = {}`",
+                quote_key(&partial.columns.join(",")),
+                partial.declared_on.len(),
+                partial.references,
+                quote_string(&partial.references.to_string())
             ),
         );
     }

@@ -4,7 +4,8 @@
 //! Choices docs/plan-format.md leaves open, made here (each also noted where it is made):
 //! - A `columns` entry for a legacy-id or foreign-key column makes that column a plain field as
 //!   well (e.g. keep `email` as a field when it is the legacy id); without an entry such columns
-//!   are not plain fields.
+//!   are not plain fields. A reference the plan declares (`to`) is the exception: its columns are
+//!   never plain fields, since `init` wrote a `columns` entry for them before it was declared.
 //! - `drop` wins over a `columns` entry, so a later file can drop a column an earlier file lists.
 //! - A table that merges into another ignores its own `target` and `legacy_id`, and its foreign
 //!   keys (other than the one to the target) stay plain fields: [`MergePlan`] holds no references.
@@ -37,6 +38,8 @@ use super::model::{
 use crate::calendar;
 use crate::catalog::{Catalog, Column, ForeignKey, PgType, Table, TableName};
 use crate::convex::rules::{self, MAX_ARRAY_LEN, MAX_IDENTIFIER_LEN, Rule};
+
+mod declared;
 
 /// The field holding the legacy id unless `legacy_id_field` says otherwise.
 pub const DEFAULT_LEGACY_ID_FIELD: &str = "legacyId";
@@ -362,8 +365,11 @@ struct Resolver<'a> {
     settings: Settings,
     /// The plan's entry of each table it mentions.
     entries: HashMap<&'a TableName, &'a TableEntry>,
-    /// The `references` entry of each foreign key, by table and constraint name.
+    /// The `references` entry of each foreign key, by table and constraint name (a declared
+    /// reference's name is its key).
     reference_entries: HashMap<(&'a TableName, &'a str), (&'a str, &'a ReferenceEntry)>,
+    /// The references each table's entry declares (`to`), in key order.
+    declared: HashMap<&'a TableName, Vec<declared::Declared<'a>>>,
     fates: HashMap<&'a TableName, Fate<'a>>,
     /// Where `defaults.legacy_id_field` was set, if it was.
     legacy_id_field_at: Option<Location>,
@@ -488,6 +494,7 @@ impl<'a> Resolver<'a> {
             settings,
             entries: HashMap::new(),
             reference_entries: HashMap::new(),
+            declared: HashMap::new(),
             fates: HashMap::new(),
             legacy_id_field_at,
             targets: HashMap::new(),
@@ -570,8 +577,19 @@ impl<'a> Resolver<'a> {
             }));
         }
         for (key, reference) in &entry.references {
-            let fk = match_reference(table, key, reference)?;
-            let slot = (&table.name, fk.name.as_str());
+            let name = match &reference.to {
+                None => match_reference(table, key, reference)?.name.as_str(),
+                Some(to) => {
+                    match declared::check(table, key, reference, to, &self.tables, self.catalog)? {
+                        declared::Checked::Database(fk) => fk.name.as_str(),
+                        declared::Checked::Declared(d) => {
+                            self.declared.entry(&table.name).or_default().push(d);
+                            key.as_str()
+                        }
+                    }
+                }
+            };
+            let slot = (&table.name, name);
             if let Some((other, _)) = self.reference_entries.insert(slot, (key, reference)) {
                 return Err(PlanError::from(PlanErrorKind::Invalid {
                     at: reference.at.clone(),
@@ -579,7 +597,7 @@ impl<'a> Resolver<'a> {
                     reason: format!(
                         "`references.{}` names the same foreign key `{}`",
                         quote_key(other),
-                        fk.name
+                        name
                     ),
                     hint: Some("keep one of the two entries".into()),
                 }));
@@ -612,6 +630,12 @@ impl<'a> Resolver<'a> {
                     .expect("a merge target is migrated");
                 let merge = self.merge_plan(table, &tables[index], &mut fields_of[index])?;
                 tables[index].merges.push(merge);
+            }
+        }
+        for table in &self.catalog.tables {
+            if self.fates[&table.name] == Fate::Migrated {
+                let declared = self.declared.get(&table.name).map_or(&[][..], Vec::as_slice);
+                self.warnings.extend(declared::partition_warnings(table, declared));
             }
         }
         let skipped = self
@@ -731,7 +755,8 @@ impl<'a> Resolver<'a> {
 
         let mut references = Vec::new();
         let mut referenced: Vec<&str> = Vec::new();
-        for fk in &table.foreign_keys {
+        let declared = self.declared_foreign_keys(table)?;
+        for fk in table.foreign_keys.iter().chain(&declared) {
             let reference_entry = self.reference_entries.get(&(&table.name, fk.name.as_str()));
             let parent_fate = self.fates.get(&fk.references).copied();
             // Import finds the parent by its legacy id, so the key must reference exactly the
@@ -815,6 +840,11 @@ impl<'a> Resolver<'a> {
             {
                 continue;
             }
+            // A declared reference's column never is: its `columns` entry is the one `init`
+            // wrote before the reference was declared.
+            if declared.iter().any(|fk| fk.columns.contains(&column.name)) {
+                continue;
+            }
             let (field, at) = self.field_plan(table, column, explicit, false)?;
             claim(
                 &mut fields,
@@ -842,6 +872,18 @@ impl<'a> Resolver<'a> {
         Ok((plan, fields))
     }
 
+    /// The references `table`'s entry declares, as foreign keys of their parents' legacy ids.
+    fn declared_foreign_keys(&self, table: &Table) -> Result<Vec<ForeignKey>, PlanError> {
+        let Some(declared) = self.declared.get(&table.name) else { return Ok(Vec::new()) };
+        declared::foreign_keys(table, declared, |parent| match self.fates[parent] {
+            Fate::Migrated => {
+                declared::ParentFate::Migrated { legacy_id: self.legacy_ids[parent].clone() }
+            }
+            Fate::Skipped => declared::ParentFate::Skipped,
+            Fate::Merged { into } => declared::ParentFate::Merged { into: into.name.clone() },
+        })
+    }
+
     /// Listed in `drop`, or dropped by default and not listed in `columns`. `drop` wins over a
     /// `columns` entry, so that a later file can drop a column an earlier one lists.
     fn is_dropped(&self, entry: Option<&TableEntry>, column: &Column) -> bool {
@@ -860,6 +902,20 @@ impl<'a> Resolver<'a> {
     ) -> Result<MergePlan, PlanError> {
         let entry = self.entry(&table.name).expect("a merged table has an entry");
         let into = entry.merge_into.as_ref().expect("a merged table names its target");
+        if let Some(d) = self.declared.get(&table.name).and_then(|d| d.first()) {
+            return Err(PlanError::from(PlanErrorKind::Invalid {
+                at: d.to.at.clone(),
+                path: d.entry.path.clone(),
+                reason: format!(
+                    "`{}` merges into `{}`, and a merged table's rows hold no references",
+                    table.name, target.source
+                ),
+                hint: Some(format!(
+                    "remove `to`, or keep `{}` a table of its own; `on` says how it joins `{}`",
+                    table.name, target.source
+                )),
+            }));
+        }
         let merge_error = |reason: String| {
             PlanError::from(PlanErrorKind::MergeOn {
                 at: into.at.clone(),
@@ -1530,6 +1586,7 @@ pub(super) mod tests {
             unique_keys: Vec::new(),
             foreign_keys: Vec::new(),
             estimated_rows: None,
+            partition_keys: None,
         }
     }
 
@@ -2172,7 +2229,7 @@ equals = 42
             ),
             (
                 "[tables.\"public.users\"]\nreferences.id = { orphans = \"null\" }\n",
-                "migrations/0001_test.toml:2: `tables.\"public.users\".references.id` names no foreign key of table `public.users` (it has none)",
+                "migrations/0001_test.toml:2: `tables.\"public.users\".references.id` names no foreign key of table `public.users` (it has none)\nhint: for a reference the database does not declare, add `to = \"schema.table\"`",
             ),
             (
                 "[tables.\"public.users\"]\nlegacy_id = []\n",

@@ -25,6 +25,7 @@ mod plan_dir;
 mod plan_errors;
 mod plan_init;
 mod plan_support;
+mod references;
 mod security;
 mod show_settings;
 mod support;
