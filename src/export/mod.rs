@@ -394,6 +394,7 @@ mod tests {
             unique_keys: vec![],
             foreign_keys: vec![],
             estimated_rows: None,
+            indexes: vec![],
         };
         let (sql, codecs) = copy_statement(&table);
         assert_eq!(

@@ -1530,6 +1530,7 @@ pub(super) mod tests {
             unique_keys: Vec::new(),
             foreign_keys: Vec::new(),
             estimated_rows: None,
+            indexes: Vec::new(),
         }
     }
 
