@@ -95,6 +95,7 @@ mod tests {
             filters: vec![],
             merges: vec![],
             nulls: NullPolicy::Omit,
+            indexes: Default::default(),
         }
     }
 

@@ -31,8 +31,8 @@ use super::file::{
     ReferenceEntry, TYPE_COUNT, TYPE_POLICIES, TableEntry, TypePolicies, key_path, quote_key,
 };
 use super::model::{
-    Condition, Conversion, FieldPlan, JsonKeyPolicy, LegacyId, MergePlan, NullPolicy, OrphanPolicy,
-    Plan, ReferencePlan, RowFilter, TablePlan,
+    Condition, Conversion, FieldPlan, Indexes, JsonKeyPolicy, LegacyId, MergePlan, NullPolicy,
+    OrphanPolicy, Plan, ReferencePlan, RowFilter, TablePlan,
 };
 use crate::calendar;
 use crate::catalog::{Catalog, Column, ForeignKey, PgType, Table, TableName};
@@ -614,6 +614,9 @@ impl<'a> Resolver<'a> {
                 tables[index].merges.push(merge);
             }
         }
+        for table in &mut tables {
+            table.indexes = super::indexes::derive(self.catalog, table);
+        }
         let skipped = self
             .catalog
             .tables
@@ -838,6 +841,7 @@ impl<'a> Resolver<'a> {
             filters,
             merges: Vec::new(),
             nulls: self.settings.nulls,
+            indexes: Indexes::default(),
         };
         Ok((plan, fields))
     }
