@@ -73,7 +73,7 @@ pub struct IndexPlan {
 }
 
 /// Fields whose values no two documents may share, as a unique index of the source says.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UniqueKey {
     /// The source index (a unique constraint's index has the constraint's name).
     pub index: String,
