@@ -160,8 +160,7 @@ fn check_partition(
     counts: &mut Counts,
     found: &mut Vec<Found>,
 ) {
-    entries
-        .sort_unstable_by(|a, b| (a.key, a.values, a.ordinal).cmp(&(b.key, b.values, b.ordinal)));
+    entries.sort_unstable_by_key(|e| (e.key, e.values, e.ordinal));
     for group in entries.chunk_by(|a, b| a.key == b.key && a.values == b.values) {
         let [first, rest @ ..] = group else { continue };
         let key = &keys[first.key as usize];
