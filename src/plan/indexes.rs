@@ -22,7 +22,8 @@ use std::collections::{BTreeSet, HashMap};
 
 use super::codegen::LEGACY_ID_INDEX;
 use super::model::{IndexPlan, Indexes, TablePlan, UniqueKey};
-use crate::catalog::{Catalog, Index, IndexKey};
+use super::resolve::dropped_by_default;
+use crate::catalog::{Catalog, Index, IndexKey, Table};
 use crate::convex::rules::{
     MAX_IDENTIFIER_LEN, MAX_INDEX_FIELDS, MAX_INDEXES_PER_TABLE, RESERVED_INDEX_NAMES,
 };
@@ -38,7 +39,7 @@ pub fn derive(catalog: &Catalog, plan: &TablePlan) -> Indexes {
     let mut candidates: Vec<Candidate> = Vec::new();
     let mut unique = Vec::new();
     for index in &table.indexes {
-        let mapped = carry(index, plan, &fields);
+        let mapped = carry(index, table, plan, &fields);
         if let Some(key) = unique_key(index, plan, &fields)
             && !unique.iter().any(|u: &UniqueKey| u.fields == key.fields)
         {
@@ -148,7 +149,7 @@ enum Carry {
     Fields(Vec<String>),
 }
 
-fn carry(index: &Index, plan: &TablePlan, fields: &FieldMap<'_>) -> Carry {
+fn carry(index: &Index, table: &Table, plan: &TablePlan, fields: &FieldMap<'_>) -> Carry {
     let legacy = &plan.legacy_id.columns;
     if !ORDERED_METHODS.contains(&index.method.as_str()) {
         return Carry::No(format!(
@@ -178,7 +179,7 @@ fn carry(index: &Index, plan: &TablePlan, fields: &FieldMap<'_>) -> Carry {
     }
     let mapped = match fields.map(&columns) {
         Ok(mapped) => mapped,
-        Err(column) => return Carry::No(fields.why_not(column, plan)),
+        Err(column) => return Carry::No(fields.why_not(column, table, plan)),
     };
     if mapped.len() > MAX_INDEX_FIELDS {
         return Carry::No(format!(
@@ -285,7 +286,7 @@ impl<'p> FieldMap<'p> {
     }
 
     /// Why `column` is no field of the table.
-    fn why_not(&self, column: &str, plan: &TablePlan) -> String {
+    fn why_not(&self, column: &str, table: &Table, plan: &TablePlan) -> String {
         if plan.legacy_id.columns.iter().any(|c| c == column) {
             return format!(
                 "`{column}` is part of the legacy id and not a field of its own (list it under \
@@ -300,7 +301,14 @@ impl<'p> FieldMap<'p> {
                  hold side by side"
             );
         }
-        format!("`{column}` is not migrated")
+        match table.column(column) {
+            Some(c) if dropped_by_default(c) => format!(
+                "`{column}` is not migrated ({} is derived data, left out unless listed under \
+                 `columns` in the plan)",
+                if c.generated { "a generated column" } else { "tsvector" }
+            ),
+            _ => format!("`{column}` is not migrated (the plan drops it)"),
+        }
     }
 }
 
@@ -468,6 +476,7 @@ mod tests {
                 index("users_id_email_idx", &["id", "email"]),
                 index("users_email_id_idx", &["email", "id"]),
                 index("users_bio_name_idx", &["bio", "name"]),
+                index("users_search_name_idx", &["search", "name"]),
             ],
             vec![],
         );
@@ -487,7 +496,9 @@ mod tests {
                  `by_legacy_id` serves (one document per legacy id)",
                 "`users_email_id_idx` (email, id): `id` is part of the legacy id and not a field \
                  of its own (list it under `columns` in the plan to keep it as a field too)",
-                "`users_bio_name_idx` (bio, name): `bio` is not migrated",
+                "`users_bio_name_idx` (bio, name): `bio` is not migrated (the plan drops it)",
+                "`users_search_name_idx` (search, name): `search` is not migrated (tsvector is \
+                 derived data, left out unless listed under `columns` in the plan)",
             ]
         );
 
