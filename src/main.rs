@@ -3,8 +3,7 @@
 use std::path::Path;
 use std::process::ExitCode;
 
-use clap::Parser;
-use migrate::{cli::Cli, commands, dotenv, exit_code, output};
+use migrate::{cli, commands, dotenv, exit_code, output};
 
 /// mimalloc: transform builds and drops millions of small values; glibc's allocator was a
 /// quarter of its time.
@@ -16,7 +15,7 @@ fn main() -> ExitCode {
         eprintln!("error: {error}");
         return ExitCode::from(exit_code::USAGE);
     }
-    let cli = Cli::parse();
+    let cli = cli::parse();
     output::init_logging(&cli.global);
     match commands::run(cli) {
         Ok(code) => ExitCode::from(code),

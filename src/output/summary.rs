@@ -177,7 +177,10 @@ pub fn init_summary(report: &InitReport, format: OutputFormat) -> String {
     if format == OutputFormat::Json {
         return json(report);
     }
-    let mut out = format!("catalog from {}\n", report.catalog_from);
+    let mut out = match &report.catalog_about {
+        Some(about) => format!("catalog from {} ({about})\n", report.catalog_from),
+        None => format!("catalog from {}\n", report.catalog_from),
+    };
     let convex = &report.convex;
     for file in [&report.plan, &convex.tables, &convex.module, &convex.schema] {
         out.push_str(&format!("{:<10} {}\n", file.status, file.path));

@@ -363,8 +363,9 @@ fn a_later_init_shows_what_changed_and_transform_and_status_warn_until_it_runs()
         assert!(!run.stdout.contains(stale), "{run}");
     }
 
-    // WHEN the source gains a column and init reads the catalog again
+    // WHEN the source gains a column, is exported again, and init plans from that export
     db.execute("alter table users add column bio text");
+    work.export(db.url(), &[]).success();
     let init = migrate(&work, &["init", "--database-url", db.url()]).success();
 
     // THEN the plan it wrote and the tables show the new column
