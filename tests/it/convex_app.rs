@@ -79,7 +79,7 @@ export const userByLegacyId = query({
 
 /// What `npx convex dev` generates for the app, as TypeScript: the data model from the
 /// schema, and the function builders typed by it.
-const GENERATED_DATA_MODEL: &str = r#"import type {
+pub const GENERATED_DATA_MODEL: &str = r#"import type {
   DataModelFromSchemaDefinition,
   DocumentByName,
   TableNamesInDataModel,
@@ -93,7 +93,7 @@ export type Doc<T extends TableNames> = DocumentByName<DataModel, T>;
 export type Id<T extends TableNames> = GenericId<T>;
 "#;
 
-const GENERATED_SERVER: &str = r#"import { mutationGeneric, queryGeneric } from "convex/server";
+pub const GENERATED_SERVER: &str = r#"import { mutationGeneric, queryGeneric } from "convex/server";
 import type { MutationBuilder, QueryBuilder } from "convex/server";
 import type { DataModel } from "./dataModel";
 
