@@ -122,8 +122,9 @@ lines of data/rejects/). Then it reads every table back from Convex (the generat
 migrate:readBack query, references resolved to legacy ids on the server) and compares it with \
 data/transformed/ document by document: every field as Convex stores it (key order and number \
 spelling aside), every reference through the legacy id of the document it points at (ids differ \
-per deployment), no legacy id held twice, no document Convex has that the source does not. \
-Memory stays bounded: large tables are compared one hash partition at a time, spilled under \
+per deployment), no legacy id held twice, no document Convex has that the source does not, and \
+no two documents sharing values on the fields of a unique index of the source (Convex does not \
+enforce uniqueness; NULLs clash as in Postgres). Memory stays bounded: large tables are compared one hash partition at a time, spilled under \
 data/.verify/.
 
 Exit code 0 only when every row is accounted for, Convex matches, and no row was rejected — or \
