@@ -379,3 +379,41 @@ fn init_after_an_export_of_public_and_auth_plans_from_that_export_without_a_flag
     assert!(!init.stdout.contains("authUsers"), "{init}");
     assert!(init.stdout.contains("`auth.users`, which was not exported"), "{init}");
 }
+
+#[test]
+fn init_given_another_database_than_the_exported_one_says_so_and_plans_from_the_export() {
+    // GIVEN an export of one database, and another database
+    let exported = TestDb::with("create table users (id int primary key);");
+    let other = TestDb::with("create table accounts (id int primary key);");
+    let work = Workdir::new();
+    work.export(exported.url(), &[]).success();
+
+    // WHEN init is given the other database's URL
+    let init = Run::of(work.dirs_command(&["init", "--database-url", other.url()])).success();
+
+    // THEN it plans from the export, which transform reads, and says what to do for the other
+    assert!(init.stdout.contains(" users "), "{init}");
+    assert!(!init.stdout.contains("accounts"), "{init}");
+    let warning = format!(
+        "warning: the export in `{}` is of `{}`, not of `{}`: the plan is written from the \
+         export's catalog, which transform reads; export from `{}` first to migrate it, or give \
+         --schemas or --tables to plan from its catalog",
+        work.data_dir().join("manifest.json").display(),
+        exported.url(),
+        other.url(),
+        other.url()
+    );
+    assert!(init.stdout.contains(&warning), "no {warning:?} in\n{init}");
+
+    // WHEN the command line names the tables THEN the other database's catalog is read
+    let init = Run::of(work.dirs_command(&[
+        "init",
+        "--database-url",
+        other.url(),
+        "--tables",
+        "accounts",
+    ]))
+    .success();
+    assert!(init.stdout.contains(" accounts "), "{init}");
+    assert!(!init.stdout.contains("warning"), "{init}");
+}
