@@ -304,12 +304,13 @@ fn verify_reports_documents_sharing_values_on_fields_unique_in_the_source() {
     );
 }
 
-/// Supabase's own auth schema, as its auth server creates it, loaded with psql (its role stubs
-/// may print errors, as the fixture says).
+/// Supabase's own auth schema, as its auth server creates it (tests/fixtures, assembled from the
+/// supabase/auth project's migrations), loaded with psql: its role stubs may print errors.
 fn load_supabase_auth(db: &TestDb) {
-    let fixture = "/work/shared/fixtures/supabase-auth-schema.sql";
+    let fixture = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/supabase-auth-schema.sql");
     let output = Command::new(postgres_bin_dir().join("psql"))
-        .args(["-X", "-q", "-d", db.url(), "-f", fixture])
+        .args(["-X", "-q", "-d", db.url(), "-f", utf8(&fixture)])
         .output()
         .expect("psql runs");
     assert!(output.status.success(), "psql failed: {}", String::from_utf8_lossy(&output.stderr));
