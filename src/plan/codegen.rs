@@ -229,11 +229,24 @@ fn write_indexes(out: &mut String, table: &TablePlan) {
     }
 }
 
-/// `text` as `//` comment lines indented under a table, wrapped at [`WIDTH`] on spaces.
+/// `text` as `//` comment lines indented under a table, wrapped at [`WIDTH`] on spaces outside
+/// backticks.
 fn write_comment(out: &mut String, text: &str) {
     const INDENT: &str = "    // ";
-    let mut line = String::new();
+    let mut words: Vec<String> = Vec::new();
+    let mut open = false;
     for word in comment_text(text).split(' ') {
+        match words.last_mut() {
+            Some(last) if open => {
+                last.push(' ');
+                last.push_str(word);
+            }
+            _ => words.push(word.to_owned()),
+        }
+        open ^= word.matches('`').count() % 2 == 1;
+    }
+    let mut line = String::new();
+    for word in &words {
         if !line.is_empty()
             && INDENT.len() + line.chars().count() + 1 + word.chars().count() > WIDTH
         {
@@ -853,6 +866,14 @@ mod tests {
             unique: false,
         }];
         insta::assert_snapshot!(migrate_tables_ts(&plan(vec![users, posts])));
+    }
+
+    #[test]
+    fn comments_wrap_on_spaces_outside_backticks() {
+        let mut out = String::new();
+        let long = "x".repeat(84);
+        write_comment(&mut out, &format!("{long} `migrate verify` checks it"));
+        assert_eq!(out, format!("    // {long}\n    // `migrate verify` checks it\n"));
     }
 
     #[test]
