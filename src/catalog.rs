@@ -1,5 +1,5 @@
 //! The source database's shape, as `export` found it and every later stage reads it back from
-//! `manifest.json`: tables, columns with their resolved types, keys and foreign keys.
+//! `manifest.json`: tables, columns with their resolved types, keys, foreign keys and indexes.
 //!
 //! Plain data with serde; the queries that fill it live in `export::introspect`.
 
@@ -101,6 +101,10 @@ pub struct Table {
     /// in manifests written before it was recorded.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub partition_keys: Option<PartitionKeys>,
+    /// Every valid index of the table, the primary key's and the unique constraints' included,
+    /// by name; empty in manifests written before indexes were recorded.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub indexes: Vec<Index>,
 }
 
 impl Table {
@@ -184,6 +188,49 @@ pub struct PartialForeignKey {
     pub declared_on: Vec<TableName>,
     /// The partitions that do not, in name order.
     pub missing_on: Vec<TableName>,
+}
+
+/// An index of a table, as `init` needs it to carry it over to Convex.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Index {
+    pub name: String,
+    /// The access method: `btree`, `hash`, `gin`, `gist`, `brin`, `spgist`, …
+    pub method: String,
+    /// The key columns in order (`INCLUDE` columns left out).
+    pub keys: Vec<IndexKey>,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub unique: bool,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub primary: bool,
+    /// `UNIQUE NULLS NOT DISTINCT` (Postgres 15+): rows with NULLs in the key clash too. Without
+    /// it, a row with a NULL in any key column never clashes with another.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub nulls_not_distinct: bool,
+    /// The `WHERE` of a partial index, as Postgres prints it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub predicate: Option<String>,
+}
+
+impl Index {
+    /// The key columns' names, when every key is a plain column.
+    pub fn columns(&self) -> Option<Vec<&str>> {
+        self.keys
+            .iter()
+            .map(|k| match k {
+                IndexKey::Column(name) => Some(name.as_str()),
+                IndexKey::Expression(_) => None,
+            })
+            .collect()
+    }
+}
+
+/// One key of an index: `{"column": "email"}` or `{"expression": "lower(email)"}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum IndexKey {
+    Column(String),
+    /// An expression, as Postgres prints it.
+    Expression(String),
 }
 
 /// A column's base type, after resolving domains. Types `migrate` has no special handling for

@@ -3,10 +3,26 @@
 use std::num::NonZeroUsize;
 use std::path::PathBuf;
 
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::parser::ValueSource;
+use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
 use serde::Serialize;
 
 use crate::exit_code;
+
+/// Parses the command line as `Cli::parse` does, adding what only clap's matches know: where
+/// `init`'s `--schemas` and `--tables` came from. The matches are returned too: they say where
+/// every setting came from, for `--show-settings`.
+pub fn parse() -> (Cli, clap::ArgMatches) {
+    let matches = Cli::command().get_matches();
+    let mut cli = Cli::from_arg_matches(&matches)
+        .unwrap_or_else(|error| error.format(&mut Cli::command()).exit());
+    if let (Command::Init(args), Some(("init", init))) = (&mut cli.command, matches.subcommand()) {
+        args.selection_given = ["schemas", "tables"]
+            .iter()
+            .any(|id| init.value_source(id) == Some(ValueSource::CommandLine));
+    }
+    (cli, matches)
+}
 
 #[derive(Debug, Parser)]
 #[command(
@@ -111,8 +127,9 @@ lines of data/rejects/). Then it reads every table back from Convex (the generat
 migrate:readBack query, references resolved to legacy ids on the server) and compares it with \
 data/transformed/ document by document: every field as Convex stores it (key order and number \
 spelling aside), every reference through the legacy id of the document it points at (ids differ \
-per deployment), no legacy id held twice, no document Convex has that the source does not. \
-Memory stays bounded: large tables are compared one hash partition at a time, spilled under \
+per deployment), no legacy id held twice, no document Convex has that the source does not, and \
+no two documents sharing values on the fields of a unique index of the source (Convex does not \
+enforce uniqueness; NULLs clash as in Postgres). Memory stays bounded: large tables are compared one hash partition at a time, spilled under \
 data/.verify/.
 
 Exit code 0 only when every row is accounted for, Convex matches, and no row was rejected — or \
@@ -146,18 +163,26 @@ policies would hide rows from the exporting user is an error.";
 
 #[derive(Debug, Args)]
 pub struct InitArgs {
-    /// PostgreSQL connection URL to read the catalog from (or libpq's PGHOST, PGDATABASE, ...);
-    /// without either, the catalog of the last export (data/manifest.json) is used
+    /// PostgreSQL connection URL (or libpq's PGHOST, PGDATABASE, ...) to read the catalog from
+    /// when there is no export in the data directory, or --schemas or --tables is given;
+    /// otherwise the catalog of the last export (data/manifest.json) is used
     #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
     pub database_url: Option<String>,
 
-    /// Schemas whose tables the plan covers, comma-separated (Supabase users: add `auth`)
+    /// Schemas whose tables the plan covers, comma-separated (Supabase users: add `auth`); given
+    /// on the command line, the catalog is read from --database-url even after an export
     #[arg(long, env = "MIGRATE_SCHEMAS", default_value = "public")]
     pub schemas: String,
 
-    /// Only these tables or views: `schema.table` or `table`, comma-separated
+    /// Only these tables or views: `schema.table` or `table`, comma-separated; given on the
+    /// command line, the catalog is read from --database-url even after an export
     #[arg(long, env = "MIGRATE_TABLES")]
     pub tables: Option<String>,
+
+    /// `--schemas` or `--tables` was given on the command line (not taken from the environment
+    /// or the default): set by [`parse`].
+    #[arg(skip)]
+    pub selection_given: bool,
 
     /// The Convex app's folder, where migrateTables.ts and migrate.ts go (and schema.ts when the
     /// app has none)
@@ -173,12 +198,18 @@ const INIT_ABOUT: &str = "\
 Write the first mapping plan, the migrated Convex tables and the Convex functions import calls, \
 from the source catalog.
 
+The catalog is the last export's (data/manifest.json: the tables it read, its schemas and \
+--tables), which is what transform will read; with --database-url and no export, or with \
+--schemas or --tables on the command line, it is read from the database.
+
 Writes <plan-dir>/0001_initial.toml: every table with its Convex table name, the legacy id, each \
 column's field name and value policy, every foreign key as a reference, with comments to edit by \
 (docs/plan-format.md). Then resolves the whole plan (every file in the plan dir, in order) and \
 writes into <convex-dir>:
 - migrateTables.ts: `migrateTables`, a table per Convex table whose validators accept exactly \
-what `migrate transform` emits, with a by_legacy_id index each, for the app's schema to spread;
+what `migrate transform` emits, with a by_legacy_id index each, the source's indexes whose \
+columns are fields (a comment says why one is not) and an index per reference, for the app's \
+schema to spread;
 - migrate.ts: the internal functions `migrate import` and `migrate verify` call with the deploy \
 key (upsert by legacy id, resolving references to Convex ids; read-back; delete), see \
 docs/convex-module.md;

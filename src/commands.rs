@@ -279,7 +279,12 @@ fn convex_target(_settings: &Settings, convex: &ConvexArgs) -> Result<ConvexTarg
 /// What `migrate init` did with each file.
 #[derive(Debug, serde::Serialize)]
 pub struct InitReport {
+    /// The database URL (without its password) or the export's manifest the catalog was read
+    /// from.
     pub catalog_from: String,
+    /// For an export's catalog: its schemas and number of tables.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub catalog_about: Option<String>,
     pub plan: plan::convex_app::FileOutcome,
     /// The Convex dir: `migrateTables.ts`, `migrate.ts` (docs/convex-module.md), `schema.ts`.
     pub convex: plan::convex_app::ConvexFiles,
@@ -291,26 +296,8 @@ pub struct InitReport {
 
 async fn run_init(settings: &Settings, init: &InitSettings) -> anyhow::Result<u8> {
     let data_dir = DataDir::new(&settings.data_dir);
-    let (catalog, catalog_from) = match &init.database_url {
-        Some(url) => {
-            let catalog = tokio::select! {
-                catalog = export::read_catalog(url, &init.schemas, &init.tables) => catalog?,
-                _ = tokio::signal::ctrl_c() => return Err(Interrupted { command: "init" }.into()),
-            };
-            (catalog, url.to_string())
-        }
-        None => {
-            let manifest = match Manifest::read(&data_dir) {
-                Ok(manifest) => manifest.ok_or(NoCatalog)?,
-                Err(ManifestError::Unreadable(error)) => return Err(error.into()),
-                Err(ManifestError::Invalid { path, reason }) => {
-                    let reason = reason.to_string();
-                    return Err(transform::TransformError::BadManifest { path, reason }.into());
-                }
-            };
-            (manifest.catalog, data_dir.manifest_path().display().to_string())
-        }
-    };
+    let Catalog { catalog, from: catalog_from, about: catalog_about, mut warnings } =
+        init_catalog(&data_dir, init).await?;
 
     let plan_path = settings.plan_dir.join("0001_initial.toml");
     let plan_text = plan::initial_plan(&catalog);
@@ -357,6 +344,7 @@ async fn run_init(settings: &Settings, init: &InitSettings) -> anyhow::Result<u8
 
     let report = InitReport {
         catalog_from,
+        catalog_about,
         plan: plan::convex_app::FileOutcome {
             path: plan_path.display().to_string(),
             status: plan_status,
@@ -372,10 +360,77 @@ async fn run_init(settings: &Settings, init: &InitSettings) -> anyhow::Result<u8
             })
             .collect(),
         skipped: plan.skipped.iter().map(ToString::to_string).collect(),
-        warnings: plan.warnings.clone(),
+        warnings: {
+            warnings.extend(plan.warnings.iter().cloned());
+            warnings
+        },
     };
     output::print_result(&output::init_summary(&report, settings.format));
     Ok(exit_code::OK)
+}
+
+/// The catalog `init` writes the plan from, where it came from, and warnings about the choice.
+///
+/// The last export's, when there is one and the command line names no `--schemas` or `--tables`:
+/// transform will read that catalog, so the plan must fit it (its schemas and tables, not
+/// init's defaults). Otherwise the database's, read with the selection given (or the default).
+async fn init_catalog(data_dir: &DataDir, init: &InitSettings) -> anyhow::Result<Catalog> {
+    let manifest = match Manifest::read(data_dir) {
+        Ok(manifest) => manifest,
+        Err(ManifestError::Unreadable(error)) => return Err(error.into()),
+        // An unusable export stands in the way only when nothing else can give the catalog.
+        Err(ManifestError::Invalid { path, reason }) => {
+            if init.database_url.is_none() {
+                let reason = reason.to_string();
+                return Err(transform::TransformError::BadManifest { path, reason }.into());
+            }
+            None
+        }
+    };
+    let manifest_path = data_dir.manifest_path().display().to_string();
+    let from_database = init.database_url.as_ref().filter(|_| init.selection_given);
+    let manifest = match (from_database, manifest, &init.database_url) {
+        (None, Some(manifest), _) => manifest,
+        (_, _, None) => return Err(NoCatalog.into()),
+        (_, _, Some(url)) => {
+            let catalog = tokio::select! {
+                catalog = export::read_catalog(url, &init.schemas, &init.tables) => catalog?,
+                _ = tokio::signal::ctrl_c() => return Err(Interrupted { command: "init" }.into()),
+            };
+            let from = url.to_string();
+            return Ok(Catalog { catalog, from, about: None, warnings: Vec::new() });
+        }
+    };
+    let mut warnings = Vec::new();
+    match &init.database_url {
+        Some(url) if url.to_string() != manifest.source.url => warnings.push(format!(
+            "the export in `{manifest_path}` is of `{}`, not of `{url}`: the plan is written \
+             from the export's catalog, which transform reads; export from `{url}` first to \
+             migrate it, or give --schemas or --tables to plan from its catalog",
+            manifest.source.url
+        )),
+        None if init.selection_given => warnings.push(format!(
+            "--schemas and --tables choose what is read from a database: without --database-url \
+             the plan is written from the export's catalog (`{manifest_path}`)"
+        )),
+        _ => {}
+    }
+    let tables = manifest.catalog.tables.len();
+    let about = format!(
+        "the export of schema{} {}: {tables} table{}",
+        if manifest.schemas.len() == 1 { "" } else { "s" },
+        manifest.schemas.join(", "),
+        if tables == 1 { "" } else { "s" },
+    );
+    Ok(Catalog { catalog: manifest.catalog, from: manifest_path, about: Some(about), warnings })
+}
+
+/// The catalog `init` plans from: see [`init_catalog`].
+struct Catalog {
+    catalog: crate::catalog::Catalog,
+    from: String,
+    about: Option<String>,
+    warnings: Vec<String>,
 }
 
 fn status(written: generated::Written) -> String {

@@ -3,8 +3,7 @@
 use std::path::Path;
 use std::process::ExitCode;
 
-use clap::{CommandFactory, FromArgMatches};
-use migrate::{cli::Cli, commands, dotenv, exit_code, output};
+use migrate::{cli, commands, dotenv, exit_code, output};
 
 /// mimalloc: transform builds and drops millions of small values; glibc's allocator was a
 /// quarter of its time.
@@ -16,8 +15,7 @@ fn main() -> ExitCode {
         eprintln!("error: {error}");
         return ExitCode::from(exit_code::USAGE);
     }
-    let matches = Cli::command().get_matches();
-    let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|error| error.exit());
+    let (cli, matches) = cli::parse();
     output::init_logging(&cli.global);
     match commands::run(cli, &matches) {
         Ok(code) => ExitCode::from(code),

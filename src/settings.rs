@@ -282,6 +282,9 @@ pub struct InitSettings {
     pub database_url: Option<DatabaseUrl>,
     pub schemas: Vec<String>,
     pub tables: Vec<TableSelector>,
+    /// `--schemas` or `--tables` was given on the command line: the catalog is read from the
+    /// database even when an export exists.
+    pub selection_given: bool,
     pub convex_dir: PathBuf,
     pub force: bool,
 }
@@ -302,6 +305,7 @@ impl InitSettings {
             database_url,
             schemas,
             tables,
+            selection_given: args.selection_given,
             convex_dir: args.convex_dir.clone(),
             force: args.force,
         })

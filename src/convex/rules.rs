@@ -43,6 +43,16 @@ pub const MAX_IDENTIFIER_LEN: usize = 64;
 /// Characters in a nested object key.
 pub const MAX_KEY_LEN: usize = 1024;
 
+/// Indexes a table may have, its search and vector indexes included (Convex's documented
+/// limit; the built-in `by_id` and `by_creation_time` do not count).
+pub const MAX_INDEXES_PER_TABLE: usize = 32;
+
+/// Fields an index may hold (`_creationTime` is appended to every index without counting).
+pub const MAX_INDEX_FIELDS: usize = 16;
+
+/// Index names every table has already: no schema may declare them.
+pub const RESERVED_INDEX_NAMES: [&str; 2] = ["by_id", "by_creation_time"];
+
 /// A rule Convex would refuse the document for.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum Rule {

@@ -8,8 +8,8 @@ use tokio_postgres::Client;
 
 use super::ExportError;
 use crate::catalog::{
-    CitextLowering, Column, ForeignKey, PartialForeignKey, PartitionKeys, PgType, Table, TableKind,
-    TableName,
+    CitextLowering, Column, ForeignKey, Index, IndexKey, PartialForeignKey, PartitionKeys, PgType,
+    Table, TableKind, TableName,
 };
 use crate::settings::TableSelector;
 
@@ -48,6 +48,7 @@ pub async fn introspect(
     let partitioned: Vec<u32> =
         selected.iter().filter(|r| r.kind == TableKind::Partitioned).map(|r| r.oid).collect();
     let mut partitions = partitions(client, &partitioned).await?;
+    let mut indexes = indexes(client, &oids).await?;
     Ok(selected
         .into_iter()
         .map(|relation| {
@@ -64,6 +65,7 @@ pub async fn introspect(
                 foreign_keys: keys.foreign,
                 estimated_rows: relation.estimated_rows,
                 partition_keys,
+                indexes: indexes.remove(&relation.oid).unwrap_or_default(),
             }
         })
         .collect())
@@ -514,6 +516,58 @@ fn attach_partition_keys(
         }
     }
     Some(keys)
+}
+
+/// Every valid index of the relations, by name. `indnullsnotdistinct` (Postgres 15+) is read
+/// through `to_jsonb`, so that older servers answer too.
+async fn indexes(client: &Client, oids: &[u32]) -> Result<HashMap<u32, Vec<Index>>, ExportError> {
+    let rows = client
+        .query(
+            r"select i.indrelid, ic.relname::text, am.amname::text, i.indisunique, i.indisprimary,
+                     coalesce((to_jsonb(i) ->> 'indnullsnotdistinct')::bool, false),
+                     pg_get_expr(i.indpred, i.indrelid, true),
+                     array(select a.attname::text
+                             from unnest(i.indkey::int2[]) with ordinality k(num, ord)
+                             left join pg_attribute a
+                               on a.attrelid = i.indrelid and a.attnum = k.num and k.num <> 0
+                            where k.ord <= i.indnkeyatts
+                            order by k.ord),
+                     array(select pg_get_indexdef(i.indexrelid, k.ord::int, true)
+                             from unnest(i.indkey::int2[]) with ordinality k(num, ord)
+                            where k.ord <= i.indnkeyatts
+                            order by k.ord)
+                from pg_index i
+                join pg_class ic on ic.oid = i.indexrelid
+                join pg_am am on am.oid = ic.relam
+               where i.indrelid = any($1) and i.indisvalid
+               order by i.indrelid, ic.relname",
+            &[&oids],
+        )
+        .await
+        .map_err(ExportError::catalog)?;
+    let mut indexes: HashMap<u32, Vec<Index>> = HashMap::new();
+    for row in rows {
+        let columns: Vec<Option<String>> = row.get(7);
+        let definitions: Vec<String> = row.get(8);
+        let keys = columns
+            .into_iter()
+            .zip(definitions)
+            .map(|(column, definition)| match column {
+                Some(name) => IndexKey::Column(name),
+                None => IndexKey::Expression(definition),
+            })
+            .collect();
+        indexes.entry(row.get(0)).or_default().push(Index {
+            name: row.get(1),
+            method: row.get(2),
+            keys,
+            unique: row.get(3),
+            primary: row.get(4),
+            nulls_not_distinct: row.get(5),
+            predicate: row.get(6),
+        });
+    }
+    Ok(indexes)
 }
 
 #[cfg(test)]

@@ -395,6 +395,7 @@ mod tests {
             foreign_keys: vec![],
             estimated_rows: None,
             partition_keys: None,
+            indexes: vec![],
         };
         let (sql, codecs) = copy_statement(&table);
         assert_eq!(

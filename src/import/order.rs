@@ -5,8 +5,8 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use crate::plan::Plan;
 use crate::plan::codegen::cycle_references;
+use crate::plan::{Plan, UniqueKey};
 
 /// One Convex table as import handles it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -15,6 +15,8 @@ pub struct TableStep {
     pub legacy_field: String,
     /// Reference fields sent by the second pass.
     pub deferred: Vec<String>,
+    /// Field sets unique in the source, which verify checks in Convex.
+    pub unique: Vec<UniqueKey>,
 }
 
 /// The plan's tables, parents first; among tables free to go, plan order.
@@ -47,6 +49,7 @@ pub fn import_order(plan: &Plan) -> Vec<TableStep> {
                         .filter(|r| cycles.contains(&(table.target.clone(), r.field.clone())))
                         .map(|r| r.field.clone())
                         .collect(),
+                    unique: table.indexes.unique.clone(),
                 });
                 break;
             }
@@ -60,6 +63,7 @@ pub fn import_order(plan: &Plan) -> Vec<TableStep> {
                         table: table.target.clone(),
                         legacy_field: table.legacy_id.field.clone(),
                         deferred: vec![],
+                        unique: table.indexes.unique.clone(),
                     });
                 }
             }
@@ -95,6 +99,7 @@ mod tests {
             filters: vec![],
             merges: vec![],
             nulls: NullPolicy::Omit,
+            indexes: Default::default(),
         }
     }
 

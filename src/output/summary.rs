@@ -177,7 +177,10 @@ pub fn init_summary(report: &InitReport, format: OutputFormat) -> String {
     if format == OutputFormat::Json {
         return json(report);
     }
-    let mut out = format!("catalog from {}\n", report.catalog_from);
+    let mut out = match &report.catalog_about {
+        Some(about) => format!("catalog from {} ({about})\n", report.catalog_from),
+        None => format!("catalog from {}\n", report.catalog_from),
+    };
     let convex = &report.convex;
     for file in [&report.plan, &convex.tables, &convex.module, &convex.schema] {
         out.push_str(&format!("{:<10} {}\n", file.status, file.path));
@@ -338,6 +341,7 @@ pub fn verify_summary(report: &VerifyReport, format: OutputFormat) -> String {
         "different",
         "duplicates",
         "unresolved refs",
+        "not unique",
     ]);
     let count = |n: u64| HumanCount(n).to_string();
     for t in &report.tables {
@@ -362,10 +366,11 @@ pub fn verify_summary(report: &VerifyReport, format: OutputFormat) -> String {
                     c.different,
                     c.duplicates,
                     c.unresolved_references,
+                    c.not_unique,
                 ]
                 .map(count),
             ),
-            None => row.extend(std::iter::repeat_n("–".to_owned(), 7)),
+            None => row.extend(std::iter::repeat_n("–".to_owned(), 8)),
         }
         summary.add_row(row);
     }
@@ -421,25 +426,36 @@ pub fn verify_summary(report: &VerifyReport, format: OutputFormat) -> String {
             out.push_str(&format!("  {problem}\n"));
         }
     }
+    let comparisons = || report.tables.iter().filter_map(|t| t.comparison.as_ref());
+    let not_unique: u64 = comparisons().map(|c| c.not_unique).sum();
+    let not_unique_text = format!(
+        "{} document{} {} values with another on fields unique in the source",
+        HumanCount(not_unique),
+        plural(not_unique as usize),
+        if not_unique == 1 { "shares" } else { "share" }
+    );
     if report.identical {
         out.push_str(&format!(
             "Convex holds exactly the {} transformed documents\n",
             HumanCount(documents)
         ));
-        return out;
+        if report.unique {
+            return out;
+        }
+        out.push_str(&format!("NOT verified: {not_unique_text}"));
+    } else {
+        let counted: u64 =
+            comparisons().map(|c| c.missing + c.extra + c.different + c.duplicates).sum();
+        let verb = if counted == 1 { "differs" } else { "differ" };
+        out.push_str(&format!(
+            "NOT verified: {} document{} {verb}",
+            HumanCount(counted),
+            plural(counted as usize)
+        ));
+        if !report.unique {
+            out.push_str(&format!(", and {not_unique_text}"));
+        }
     }
-    let counted: u64 = report
-        .tables
-        .iter()
-        .filter_map(|t| t.comparison.as_ref())
-        .map(|c| c.missing + c.extra + c.different + c.duplicates)
-        .sum();
-    let verb = if counted == 1 { "differs" } else { "differ" };
-    out.push_str(&format!(
-        "NOT verified: {} document{} {verb}",
-        HumanCount(counted),
-        plural(counted as usize)
-    ));
     out.push_str(if report.differences.is_empty() { "\n" } else { "; the first:\n" });
     for d in &report.differences {
         let field = d.field.as_deref().map(|f| format!(".{f}")).unwrap_or_default();

@@ -177,11 +177,88 @@ fn write_table(out: &mut String, table: &TablePlan, cycles: &BTreeSet<(String, S
         }
     }
 
-    out.push_str(&format!(
-        "  }}).index({}, [{}]),\n",
+    write_indexes(out, table);
+}
+
+/// The table's `.index(...)` calls: `by_legacy_id` on the line that closes `defineTable`
+/// when it is the only index and nothing is noted; otherwise one call per line, the source
+/// indexes that are not carried over noted above them, each carried one with what it carries.
+fn write_indexes(out: &mut String, table: &TablePlan) {
+    let legacy = format!(
+        ".index({}, [{}])",
         string_literal(LEGACY_ID_INDEX),
         string_literal(&table.legacy_id.field)
-    ));
+    );
+    let indexes = &table.indexes;
+    if indexes.carried.is_empty() && indexes.notes.is_empty() {
+        out.push_str(&format!("  }}){legacy},\n"));
+        return;
+    }
+    out.push_str("  })\n");
+    for note in &indexes.notes {
+        write_comment(out, &format!("not carried over: {note}"));
+    }
+    let mut lines = vec![(legacy, String::new())];
+    for index in &indexes.carried {
+        let fields: Vec<String> = index.fields.iter().map(|f| string_literal(f)).collect();
+        let call = format!(".index({}, [{}])", string_literal(&index.name), fields.join(", "));
+        let note = if index.unique {
+            format!(
+                "unique in the source ({}); Convex does not enforce uniqueness: `migrate verify` \
+                 checks it",
+                index.note
+            )
+        } else {
+            index.note.clone()
+        };
+        lines.push((call, note));
+    }
+    let last = lines.len() - 1;
+    for (i, (call, note)) in lines.into_iter().enumerate() {
+        let end = if i == last { "," } else { "" };
+        let line = format!("    {call}{end}");
+        let note = comment_text(&note);
+        if note.is_empty() {
+            out.push_str(&format!("{line}\n"));
+        } else if line.chars().count() + " // ".len() + note.chars().count() <= WIDTH {
+            out.push_str(&format!("{line} // {note}\n"));
+        } else {
+            write_comment(out, &note);
+            out.push_str(&format!("{line}\n"));
+        }
+    }
+}
+
+/// `text` as `//` comment lines indented under a table, wrapped at [`WIDTH`] on spaces outside
+/// backticks.
+fn write_comment(out: &mut String, text: &str) {
+    const INDENT: &str = "    // ";
+    let mut words: Vec<String> = Vec::new();
+    let mut open = false;
+    for word in comment_text(text).split(' ') {
+        match words.last_mut() {
+            Some(last) if open => {
+                last.push(' ');
+                last.push_str(word);
+            }
+            _ => words.push(word.to_owned()),
+        }
+        open ^= word.matches('`').count() % 2 == 1;
+    }
+    let mut line = String::new();
+    for word in &words {
+        if !line.is_empty()
+            && INDENT.len() + line.chars().count() + 1 + word.chars().count() > WIDTH
+        {
+            out.push_str(&format!("{INDENT}{line}\n"));
+            line.clear();
+        }
+        if !line.is_empty() {
+            line.push(' ');
+        }
+        line.push_str(word);
+    }
+    out.push_str(&format!("{INDENT}{line}\n"));
 }
 
 /// `    key: validator, // note`, the validator broken over lines when it is too long and the
@@ -513,7 +590,7 @@ pub(super) fn comment_text(text: &str) -> String {
 mod tests {
     use super::*;
     use crate::catalog::TableName;
-    use crate::plan::model::{JsonKeyPolicy, LegacyId, MergePlan};
+    use crate::plan::model::{IndexPlan, Indexes, JsonKeyPolicy, LegacyId, MergePlan};
 
     fn table(name: &str, target: &str, nulls: NullPolicy) -> TablePlan {
         TablePlan {
@@ -525,6 +602,7 @@ mod tests {
             filters: Vec::new(),
             merges: Vec::new(),
             nulls,
+            indexes: Default::default(),
         }
     }
 
@@ -748,6 +826,54 @@ mod tests {
             )),
         ];
         insta::assert_snapshot!(migrate_tables_ts(&plan(vec![t])));
+    }
+
+    #[test]
+    fn indexes_follow_by_legacy_id_with_what_they_carry_and_what_was_not_carried() {
+        let mut users = table("users", "users", NullPolicy::Omit);
+        users.fields = vec![
+            field("email", "email", Conversion::String),
+            optional(field("org_id", "orgId", Conversion::Float64)),
+        ];
+        users.indexes = Indexes {
+            carried: vec![
+                IndexPlan {
+                    name: "by_email".into(),
+                    fields: vec!["email".into()],
+                    note: "users_email_key".into(),
+                    unique: true,
+                },
+                IndexPlan {
+                    name: "by_orgId_and_email".into(),
+                    fields: vec!["orgId".into(), "email".into()],
+                    note: "users_org_id_email_idx".into(),
+                    unique: false,
+                },
+            ],
+            notes: vec![
+                "`users_lower_idx` (lower(email)): an index on an expression; a Convex index \
+                 holds fields, not expressions"
+                    .into(),
+            ],
+            unique: Vec::new(),
+        };
+        let mut posts = table("posts", "posts", NullPolicy::Omit);
+        posts.references = vec![reference("author_id", "authorId", "users", "users")];
+        posts.indexes.carried = vec![IndexPlan {
+            name: "by_authorId".into(),
+            fields: vec!["authorId".into()],
+            note: "the reference author_id → public.users".into(),
+            unique: false,
+        }];
+        insta::assert_snapshot!(migrate_tables_ts(&plan(vec![users, posts])));
+    }
+
+    #[test]
+    fn comments_wrap_on_spaces_outside_backticks() {
+        let mut out = String::new();
+        let long = "x".repeat(84);
+        write_comment(&mut out, &format!("{long} `migrate verify` checks it"));
+        assert_eq!(out, format!("    // {long}\n    // `migrate verify` checks it\n"));
     }
 
     #[test]

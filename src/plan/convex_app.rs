@@ -213,6 +213,7 @@ mod tests {
                     filters: Vec::new(),
                     merges: Vec::new(),
                     nulls: NullPolicy::Omit,
+                    indexes: Default::default(),
                 })
                 .collect(),
             skipped: Vec::new(),

@@ -488,6 +488,7 @@ mod tests {
             filters: Vec::new(),
             merges: Vec::new(),
             nulls: NullPolicy::Omit,
+            indexes: Default::default(),
         }
     }
 

@@ -9,6 +9,7 @@ pub mod convex_app;
 pub mod error;
 pub mod file;
 pub mod generated;
+pub mod indexes;
 pub mod init;
 pub mod migrate_ts;
 pub mod model;

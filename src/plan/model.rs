@@ -44,6 +44,43 @@ pub struct TablePlan {
     /// Tables whose rows are folded into this table's documents (consolidation).
     pub merges: Vec<MergePlan>,
     pub nulls: NullPolicy,
+    /// The Convex indexes besides `by_legacy_id`, carried over from the source and made for
+    /// references; and the field sets verify checks for uniqueness.
+    pub indexes: Indexes,
+}
+
+/// A table's indexes as the plan derives them from the source's (`plan::indexes` decides).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Indexes {
+    /// Declared after `by_legacy_id`, in this order.
+    pub carried: Vec<IndexPlan>,
+    /// Each source index that is not a Convex index, and why: comments in the schema.
+    pub notes: Vec<String>,
+    /// Field sets unique in the source. Convex does not enforce uniqueness; verify checks it.
+    pub unique: Vec<UniqueKey>,
+}
+
+/// One Convex index: `.index(name, fields)`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct IndexPlan {
+    /// `by_<field>_and_<field>`: an identifier Convex accepts, unique in the table.
+    pub name: String,
+    pub fields: Vec<String>,
+    /// What it carries over: the source indexes, or the reference it serves.
+    pub note: String,
+    /// A source unique index or constraint has exactly these fields.
+    pub unique: bool,
+}
+
+/// Fields whose values no two documents may share, as a unique index of the source says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UniqueKey {
+    /// The source index (a unique constraint's index has the constraint's name).
+    pub index: String,
+    pub fields: Vec<String>,
+    /// Documents with null or no value in any of the fields clash too (`NULLS NOT DISTINCT`);
+    /// otherwise they never clash, as rows with a NULL never do in Postgres.
+    pub nulls_not_distinct: bool,
 }
 
 /// The field holding the source row's identity.

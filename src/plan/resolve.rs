@@ -32,8 +32,8 @@ use super::file::{
     ReferenceEntry, TYPE_COUNT, TYPE_POLICIES, TableEntry, TypePolicies, key_path, quote_key,
 };
 use super::model::{
-    Condition, Conversion, FieldPlan, JsonKeyPolicy, LegacyId, MergePlan, NullPolicy, OrphanPolicy,
-    Plan, ReferencePlan, RowFilter, TablePlan,
+    Condition, Conversion, FieldPlan, Indexes, JsonKeyPolicy, LegacyId, MergePlan, NullPolicy,
+    OrphanPolicy, Plan, ReferencePlan, RowFilter, TablePlan,
 };
 use crate::calendar;
 use crate::catalog::{Catalog, Column, ForeignKey, PgType, Table, TableName};
@@ -638,6 +638,9 @@ impl<'a> Resolver<'a> {
                 self.warnings.extend(declared::partition_warnings(table, declared));
             }
         }
+        for table in &mut tables {
+            table.indexes = super::indexes::derive(self.catalog, table);
+        }
         let skipped = self
             .catalog
             .tables
@@ -868,6 +871,7 @@ impl<'a> Resolver<'a> {
             filters,
             merges: Vec::new(),
             nulls: self.settings.nulls,
+            indexes: Indexes::default(),
         };
         Ok((plan, fields))
     }
@@ -1587,6 +1591,7 @@ pub(super) mod tests {
             foreign_keys: Vec::new(),
             estimated_rows: None,
             partition_keys: None,
+            indexes: Vec::new(),
         }
     }
 

@@ -463,6 +463,7 @@ mod tests {
             }],
             merges: Vec::<MergePlan>::new(),
             nulls: NullPolicy::Omit,
+            indexes: Default::default(),
         }
     }
 

@@ -163,6 +163,20 @@ fn write_raw(out: &mut Vec<u8>, value: &RawValue) {
     }
 }
 
+/// The fingerprint of several values in order, an absent one as null: equal exactly when
+/// each value is equal as Convex compares values.
+pub fn values_fingerprint(values: &[Option<&RawValue>]) -> Fingerprint {
+    let mut bytes = Vec::with_capacity(64);
+    bytes.extend_from_slice(&(values.len() as u64).to_le_bytes());
+    for value in values {
+        match value {
+            Some(value) => write_raw(&mut bytes, value),
+            None => bytes.push(b'n'),
+        }
+    }
+    hash(&bytes)
+}
+
 /// The canonical text of a single value, for reports and for comparing one field.
 pub fn value_fingerprint(value: &Value) -> Fingerprint {
     let mut bytes = Vec::new();

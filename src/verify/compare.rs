@@ -69,20 +69,24 @@ pub struct Counts {
     pub different: u64,
     pub duplicates: u64,
     pub unresolved_references: u64,
+    /// Documents that share values on fields unique in the source (after the first of each
+    /// group, in read-back order).
+    pub not_unique: u64,
 }
 
 /// A difference found, before it is given its table.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Found {
     pub legacy_id: String,
-    /// `missing`, `extra`, `different`, `duplicate` or `unresolved reference`.
+    /// `missing`, `extra`, `different`, `duplicate`, `unresolved reference` or `not unique`.
     pub kind: &'static str,
     pub field: Option<String>,
     pub detail: String,
     /// The transformed line of a document whose plain fields differ, to name them later.
     pub source_line: Option<u64>,
     /// Where it sorts: duplicates (Convex order), then what the file has (line order), then
-    /// extras (Convex order), so that the first listed are the same on every run.
+    /// extras (Convex order), then documents not unique (Convex order), so that the first
+    /// listed are the same on every run.
     pub order: (u8, u64),
 }
 
@@ -330,7 +334,7 @@ pub fn is_dangling(target: &Target, wanted: Option<&Target>) -> bool {
 
 // ── Spill files: one record after another, lengths little-endian ─────────────────────────────
 
-fn write_str(out: &mut impl Write, s: &str) -> std::io::Result<()> {
+pub(super) fn write_str(out: &mut impl Write, s: &str) -> std::io::Result<()> {
     out.write_all(&(s.len() as u32).to_le_bytes())?;
     out.write_all(s.as_bytes())
 }
@@ -366,7 +370,7 @@ fn write_record(out: &mut impl Write, record: &Record) -> std::io::Result<()> {
     }
 }
 
-fn read_u32(input: &mut impl Read) -> std::io::Result<u32> {
+pub(super) fn read_u32(input: &mut impl Read) -> std::io::Result<u32> {
     let mut bytes = [0; 4];
     input.read_exact(&mut bytes)?;
     Ok(u32::from_le_bytes(bytes))
@@ -378,13 +382,13 @@ fn read_u8(input: &mut impl Read) -> std::io::Result<u8> {
     Ok(byte[0])
 }
 
-fn read_u64(input: &mut impl Read) -> std::io::Result<u64> {
+pub(super) fn read_u64(input: &mut impl Read) -> std::io::Result<u64> {
     let mut bytes = [0; 8];
     input.read_exact(&mut bytes)?;
     Ok(u64::from_le_bytes(bytes))
 }
 
-fn read_string(input: &mut impl Read) -> std::io::Result<String> {
+pub(super) fn read_string(input: &mut impl Read) -> std::io::Result<String> {
     let len = read_u32(input)? as usize;
     let mut bytes = vec![0; len];
     input.read_exact(&mut bytes)?;
@@ -498,6 +502,7 @@ mod tests {
             different: 2,
             duplicates: 1,
             unresolved_references: 1,
+            not_unique: 0,
         };
         assert_eq!(in_memory, expected);
         assert_eq!(spilled, expected);

@@ -10,12 +10,14 @@
 //! differ per deployment, never need to match. Memory stays bounded: a large table is compared
 //! one hash partition at a time. Reported: documents missing from Convex, documents Convex has
 //! that the source does not, documents that differ (with the field), legacy ids held by two
-//! documents, and references that resolve to no document.
+//! documents, references that resolve to no document, and documents that share values on fields
+//! a unique index of the source covers ([`unique`]: Convex does not enforce uniqueness).
 
 pub mod canonical;
 mod compare;
 mod ranges;
 mod reconcile;
+mod unique;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
@@ -88,6 +90,8 @@ pub struct VerifyReport {
     pub verified: bool,
     /// Convex holds exactly the transformed documents.
     pub identical: bool,
+    /// No two documents of a table share values on fields unique in the source.
+    pub unique: bool,
     /// Every exported row is accounted for and the files agree with the manifests.
     pub accounted: bool,
     /// Rows in the export.
@@ -109,7 +113,7 @@ pub struct VerifyReport {
 pub struct Difference {
     pub table: String,
     pub legacy_id: String,
-    /// `missing`, `extra`, `different`, `duplicate` or `unresolved reference`.
+    /// `missing`, `extra`, `different`, `duplicate`, `unresolved reference` or `not unique`.
     pub kind: &'static str,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub field: Option<String>,
@@ -200,9 +204,11 @@ pub async fn verify(
     let identical = counts
         .values()
         .all(|c| c.missing + c.extra + c.different + c.duplicates + c.unresolved_references == 0);
+    let unique = counts.values().all(|c| c.not_unique == 0);
     Ok(VerifyReport {
-        verified: identical && problems.is_empty(),
+        verified: identical && unique && problems.is_empty(),
         identical,
+        unique,
         accounted,
         source_rows: export.tables.iter().map(|t| t.rows).sum(),
         rejected,
@@ -285,18 +291,23 @@ impl TableRun<'_> {
         let read = Arc::new(AtomicU64::new(0));
         // Pages are reduced to records as they are decoded, by the task that fetched them;
         // this thread only spools the records.
-        let (pages, mut received) =
-            tokio::sync::mpsc::channel::<Vec<Record>>(READERS.min(ranges.len()) + 2);
+        let (pages, mut received) = tokio::sync::mpsc::channel::<(Vec<Record>, Vec<unique::Entry>)>(
+            READERS.min(ranges.len()) + 2,
+        );
         let convex = {
             let spill = self.spill.clone();
-            tokio::task::spawn_blocking(move || -> Result<Spooled, ImportError> {
+            tokio::task::spawn_blocking(move || -> Result<(Spooled, unique::Spool), ImportError> {
                 let mut spool = Spool::new(&spill, "convex", partitions)?;
-                while let Some(records) = received.blocking_recv() {
+                let mut unique = unique::Spool::new(&spill, partitions)?;
+                while let Some((records, entries)) = received.blocking_recv() {
                     for record in records {
                         spool.push(record)?;
                     }
+                    for entry in entries {
+                        unique.push(entry)?;
+                    }
                 }
-                Ok(spool.finish()?)
+                Ok((spool.finish()?, unique))
             })
         };
 
@@ -309,6 +320,7 @@ impl TableRun<'_> {
             let (client, table, pages, progress, read) =
                 (self.client, &table, &pages, &progress, &read);
             let (legacy_field, references) = (&self.step.legacy_field, self.references);
+            let unique_keys = &self.step.unique;
             futures_util::stream::iter(ranges.iter().enumerate())
             .map(|(i, range)| async move {
                 let mut cursor = Value::Null;
@@ -328,20 +340,29 @@ impl TableRun<'_> {
                     let decode = |value: &RawValue| {
                         let page: Page<'_> =
                             serde_json::from_str(value.get()).map_err(|e| e.to_string())?;
+                        let mut entries = Vec::new();
                         let records: Vec<Record> = (ordinal + 1..)
-                            .zip(page.page)
-                            .map(|(at, doc)| reduce_convex(doc, legacy_field, references, at))
+                            .zip(&page.page)
+                            .map(|(at, read)| {
+                                let record = reduce_convex(read, legacy_field, references, at);
+                                if let Locator::Convex { id, .. } = &record.at {
+                                    let (doc, legacy) = (&read.doc, &record.legacy);
+                                    entries.extend(unique::entries(doc, unique_keys, legacy, id, at));
+                                }
+                                record
+                            })
                             .collect();
-                        Ok((records, page.is_done, page.continue_cursor))
+                        Ok(((records, entries), page.is_done, page.continue_cursor))
                     };
-                    let (records, is_done, next) = client
+                    let (reduced, is_done, next) = client
                         .call_body(FunctionKind::Query, "migrate:readBack", body.into(), decode)
                         .await
                         .map_err(|source| ImportError::Convex { table: table.clone(), source })?;
-                    ordinal += records.len() as u64;
-                    read.fetch_add(records.len() as u64, Ordering::Relaxed);
+                    let count = reduced.0.len() as u64;
+                    ordinal += count;
+                    read.fetch_add(count, Ordering::Relaxed);
                     // A closed channel: the spooling thread stopped on an error, reported below.
-                    if pages.send(records).await.is_err() || is_done {
+                    if pages.send(reduced).await.is_err() || is_done {
                         return Ok(());
                     }
                     if let Ok(mut progress) = progress.lock() {
@@ -359,13 +380,18 @@ impl TableRun<'_> {
         let convex = convex.await.expect("reducing pages does not panic");
         let source = source.await.expect("reading the transformed file does not panic");
         fetched?;
-        let (convex, source) = (convex?, source?);
+        let ((convex, unique), source) = (convex?, source?);
         progress.finished(read.load(Ordering::Relaxed));
 
         let show = self.options.show;
+        let unique_keys = self.step.unique.clone();
         tokio::task::spawn_blocking(move || -> Result<(Counts, Vec<Found>), ImportError> {
             let (mut counts, mut found) = (Counts::default(), Vec::new());
             compare::compare(source, convex, show, &mut counts, &mut found)?;
+            let mut not_unique = Vec::new();
+            unique.check(&unique_keys, show, &mut counts, &mut not_unique)?;
+            found.extend(not_unique);
+            found.truncate(show);
             Ok((counts, found))
         })
         .await
@@ -413,7 +439,7 @@ fn page_size(report: Option<&TableReport>, references: usize) -> u64 {
 /// A Convex document reduced: its plain fields fingerprinted, its references as the server
 /// resolved them.
 fn reduce_convex(
-    read: ReadBack<'_>,
+    read: &ReadBack<'_>,
     legacy_field: &str,
     references: &BTreeMap<String, String>,
     ordinal: u64,
@@ -423,7 +449,7 @@ fn reduce_convex(
         Some(value) => raw_str(value).map_or_else(|| raw_json(value), String::from),
         None => String::new(),
     };
-    let fields = fingerprint_entries(&doc, |k| skipped(k, references));
+    let fields = fingerprint_entries(doc, |k| skipped(k, references));
     let id = doc.get("_id").and_then(raw_str).map(String::from).unwrap_or_default();
     let mut targets: Vec<(String, Target)> = doc
         .0

@@ -168,6 +168,7 @@ pub fn table(name: &str, nulls: NullPolicy) -> TablePlan {
         filters: Vec::new(),
         merges: Vec::new(),
         nulls,
+        indexes: Default::default(),
     }
 }
 

@@ -79,7 +79,7 @@ export const userByLegacyId = query({
 
 /// What `npx convex dev` generates for the app, as TypeScript: the data model from the
 /// schema, and the function builders typed by it.
-const GENERATED_DATA_MODEL: &str = r#"import type {
+pub const GENERATED_DATA_MODEL: &str = r#"import type {
   DataModelFromSchemaDefinition,
   DocumentByName,
   TableNamesInDataModel,
@@ -93,7 +93,7 @@ export type Doc<T extends TableNames> = DocumentByName<DataModel, T>;
 export type Id<T extends TableNames> = GenericId<T>;
 "#;
 
-const GENERATED_SERVER: &str = r#"import { mutationGeneric, queryGeneric } from "convex/server";
+pub const GENERATED_SERVER: &str = r#"import { mutationGeneric, queryGeneric } from "convex/server";
 import type { MutationBuilder, QueryBuilder } from "convex/server";
 import type { DataModel } from "./dataModel";
 
@@ -363,8 +363,9 @@ fn a_later_init_shows_what_changed_and_transform_and_status_warn_until_it_runs()
         assert!(!run.stdout.contains(stale), "{run}");
     }
 
-    // WHEN the source gains a column and init reads the catalog again
+    // WHEN the source gains a column, is exported again, and init plans from that export
     db.execute("alter table users add column bio text");
+    work.export(db.url(), &[]).success();
     let init = migrate(&work, &["init", "--database-url", db.url()]).success();
 
     // THEN the plan it wrote and the tables show the new column

@@ -321,10 +321,10 @@ fn an_export_that_finds_no_tables_is_a_usage_error_naming_the_schemas() {
     let work = Workdir::new();
     work.export(db.url(), &["--schemas", "app"]).success();
 
-    // WHEN export (and init) look in `public` only
+    // WHEN export (and init, told to read the database) look in `public` only
     // THEN each fails with exit 2, naming the schema searched and the one to add
     let export = work.export(db.url(), &[]);
-    let init = work.run(&["init", "--database-url", db.url()]);
+    let init = work.run(&["init", "--database-url", db.url(), "--schemas", "public"]);
     for run in [export, init] {
         run.fails_with(
             USAGE,

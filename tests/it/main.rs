@@ -20,6 +20,7 @@ mod import_crashes;
 mod import_faults;
 mod import_losses;
 mod import_pipeline;
+mod indexes;
 mod output_ci;
 mod plan_dir;
 mod plan_errors;

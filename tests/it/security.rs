@@ -178,7 +178,16 @@ fn no_command_shows_the_password_or_the_deploy_key_at_any_log_level() {
         job.run(logs, &["export"], &with_env, 0);
         job.run(
             logs,
-            &["init", "--database-url", &url, "--convex-dir", utf8(&convex_dir), "--force"],
+            &[
+                "init",
+                "--database-url",
+                &url,
+                "--schemas",
+                "public",
+                "--convex-dir",
+                utf8(&convex_dir),
+                "--force",
+            ],
             &key,
             0,
         );

@@ -436,7 +436,7 @@ pub fn wait_until(what: &str, timeout: Duration, mut done: impl FnMut() -> bool)
 }
 
 /// The directory of the installed PostgreSQL server binaries (`initdb`, `pg_ctl`).
-fn postgres_bin_dir() -> PathBuf {
+pub fn postgres_bin_dir() -> PathBuf {
     let has_initdb = |dir: &Path| dir.join("initdb").is_file();
     if let Ok(output) = Command::new("pg_config").arg("--bindir").output() {
         let dir = PathBuf::from(String::from_utf8_lossy(&output.stdout).trim());

@@ -412,6 +412,7 @@ fn posts_plan() -> TablePlan {
         filters: Vec::new(),
         merges: Vec::new(),
         nulls: NullPolicy::Omit,
+        indexes: Default::default(),
     }
 }
 

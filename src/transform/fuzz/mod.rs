@@ -441,6 +441,7 @@ fn plan(case: &Case) -> TablePlan {
         filters,
         merges: Vec::new(),
         nulls: case.nulls,
+        indexes: Default::default(),
     }
 }
 
