@@ -488,6 +488,8 @@ pub struct InitSettings {
     pub tables: Vec<TableSelector>,
     pub convex_dir: PathBuf,
     pub force: bool,
+    /// `--after-import`: the schema for after a complete import (cycle references required).
+    pub after_import: bool,
 }
 
 impl InitSettings {
@@ -499,6 +501,7 @@ impl InitSettings {
             tables,
             convex_dir: args.convex_dir.clone(),
             force: args.force,
+            after_import: args.after_import,
         })
     }
 }
