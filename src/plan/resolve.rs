@@ -2029,6 +2029,7 @@ skip = true
                 column("settings", PgType::Jsonb, true),
                 column("deleted_at", PgType::Timestamptz, true),
                 column("status", PgType::Text, false),
+                column("country", PgType::Bpchar, true),
             ],
             &["id"],
         );
@@ -2059,7 +2060,12 @@ skip = true
         assert_eq!(plan.skipped, [TableName::new("public", "audit_log")]);
         let profiles = plan.target("userProfiles").unwrap();
         let fields: Vec<_> = profiles.fields.iter().map(|f| f.field.as_str()).collect();
-        assert_eq!(fields, ["email", "balanceCents", "settings", "deletedAt", "status"]);
+        assert_eq!(
+            fields,
+            ["email", "balanceCents", "settings", "deletedAt", "status", "country", "fullName"]
+        );
+        assert_eq!(profiles.fields[5].conversion, Conversion::String);
+        assert_eq!(profiles.fields[6].path, ["profile", "full_name"]);
         assert_eq!(profiles.fields[1].default, Some(Value::String("0".into())));
         assert!(!profiles.fields[1].optional);
         assert_eq!(profiles.fields[2].conversion, Conversion::Json { keys: JsonKeyPolicy::Reject });

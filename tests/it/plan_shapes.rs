@@ -44,7 +44,8 @@ insert into auth.users (id, email, raw_user_meta_data) values
    '{\"full_name\": \"Ada Lovelace\", \"avatar\": {\"url\": \"https://example.com/ada.png\"}}'),
   ('00000000-0000-0000-0000-00000000000b', 'bob@example.com', '{\"email_verified\": true}'),
   ('00000000-0000-0000-0000-00000000000c', 'cy@example.com', null),
-  ('00000000-0000-0000-0000-00000000000d', 'di@example.com', '{\"full_name\": null}');
+  ('00000000-0000-0000-0000-00000000000d', 'di@example.com', '{\"full_name\": null}'),
+  ('00000000-0000-0000-0000-00000000000e', 'ed@example.com', '{\"full_name\": 42}');
 insert into public.profiles values
   ('00000000-0000-0000-0000-00000000000a', 'ada'),
   ('00000000-0000-0000-0000-00000000000b', 'bob');
@@ -94,7 +95,7 @@ fn a_name_inside_json_a_trimmed_char_a_key_named_as_a_reference_and_composite_ke
     prepared.migrate(&["init", "--convex-dir", utf8(&convex_dir)]).success();
 
     // WHEN it is transformed
-    prepared.migrate(&["transform"]).success();
+    let transform = prepared.migrate(&["transform", "--max-rejected", "1"]).success();
 
     // THEN the user's name is a field, absent where the metadata has none, and the metadata is
     // gone
@@ -107,6 +108,16 @@ fn a_name_inside_json_a_trimmed_char_a_key_named_as_a_reference_and_composite_ke
         assert!(doc(id).get("avatar").is_none(), "{id}: {}", doc(id));
     }
     assert!(users.values().all(|u| u["doc"].get("rawUserMetaData").is_none()));
+    // … and a name that is no string rejects its row, saying so
+    assert_eq!(users.len(), 4);
+    let rejects = jsonl(&prepared.work.data_dir().join("rejects/auth.users.jsonl"));
+    assert_eq!(rejects.len(), 1, "{transform}");
+    assert_eq!(rejects[0]["field"], "fullName");
+    let reason = rejects[0]["reason"].as_str().unwrap();
+    assert!(
+        reason.contains("expected a string (the field's `type = \"string\"`), found a number"),
+        "{reason}"
+    );
     // … char(n) arrives trimmed, unless the plan keeps the padding
     let languages = transformed(&prepared.work, "languages");
     assert_eq!(languages["1"]["doc"]["name"], "English");
@@ -158,7 +169,7 @@ export function check(user: Doc<"authUsers">, profile: Doc<"profiles">, pay: Doc
     let server = ConvexTestServer::for_convex_dir(&convex_dir);
     let (url, key) = (server.url().to_owned(), server.admin_key().to_owned());
     prepared.against(&url, &key, &["import"]).success();
-    prepared.against(&url, &key, &["verify"]).success();
+    prepared.against(&url, &key, &["verify", "--accept-rejected", "1"]).success();
     let page = |table: &str| {
         let args = json!({"table": table, "cursor": null, "numItems": 100});
         call(&server, FunctionKind::Query, "migrate:page", args)["page"].as_array().unwrap().clone()
