@@ -6,6 +6,8 @@
 //! [`Conversion`] docs say what each one emits), with one deliberate widening that import needs:
 //! a reference in a foreign-key cycle (a self-reference included) is optional, because import
 //! inserts the documents of a cycle without it and patches it in once every parent exists.
+//! After a complete import, [`CycleFields::AfterImport`] takes that widening back where every
+//! document has the reference (`migrate init --after-import`).
 //!
 //! The output depends on nothing but the plan: the same plan gives the same bytes.
 
