@@ -333,6 +333,15 @@ fn write_converted(
                 return Ok(2 + inner.len());
             }
         }
+        Conversion::StringTrimEnd => {
+            if let Some(inner) = plain_string(text) {
+                let trimmed = inner.trim_end_matches(' ');
+                out.push(b'"');
+                out.extend_from_slice(trimmed.as_bytes());
+                out.push(b'"');
+                return Ok(2 + trimmed.len());
+            }
+        }
         Conversion::Json { .. } => {
             let mut json = Json { text, input: text.as_bytes(), at: 0, scratch };
             let size = json.value(1, out)?;
