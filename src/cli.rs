@@ -192,6 +192,12 @@ pub struct InitArgs {
     /// Overwrite files migrate wrote and a person edited since (never a file migrate did not write)
     #[arg(long)]
     pub force: bool,
+
+    /// After a complete import: write migrateTables.ts with the references in foreign-key cycles
+    /// required where their columns are NOT NULL (optional while import patches them in).
+    /// Refused unless data/state.sqlite shows the import complete; plan files are left as they are
+    #[arg(long)]
+    pub after_import: bool,
 }
 
 const INIT_ABOUT: &str = "\
@@ -224,7 +230,15 @@ overwritten without --force: an edited plan is kept as it is (and used), an edit
 migrateTables.ts or migrate.ts stops the command. A file migrate did not write is never \
 overwritten. A later run shows what it changed (a compact diff per file). Run `migrate init` \
 again after editing the plan to regenerate the Convex files; until then `transform` and \
-`status` warn that they are behind the plan.";
+`status` warn that they are behind the plan.
+
+After a complete import, `migrate init --after-import` writes migrateTables.ts again with the \
+references in foreign-key cycles required where their columns are NOT NULL: import inserts such \
+documents without them and patches them in, so until then they are optional. It reads the plan \
+and the export's catalog as they are (writing no plan file) and refuses unless the import state \
+(data/state.sqlite) shows the last `migrate import` completed under the current plan, every \
+transformed document imported and none refused. Deploy the app again afterwards; before a later \
+import, run `migrate init` without the flag and deploy.";
 
 #[derive(Debug, Args)]
 pub struct ExportArgs {

@@ -152,6 +152,7 @@ async fn transform_stage(
     };
     let mut report = report;
     report.warnings.extend(plan::convex_app::stale_warning(convex_dir, &report.plan_hash));
+    report.warnings.extend(plan::convex_app::after_import_warning(convex_dir));
     let allowed = options.max_rejected.unwrap_or(0);
     let code = if report.rejected > allowed || report.stopped_early {
         exit_code::REJECTED_ROWS
@@ -292,9 +293,22 @@ pub struct InitReport {
     pub tables: Vec<(String, Vec<String>)>,
     pub skipped: Vec<String>,
     pub warnings: Vec<String>,
+    /// `--after-import`: the import found complete, and the fields made required.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub after_import: Option<AfterImport>,
+}
+
+#[derive(Debug, serde::Serialize)]
+pub struct AfterImport {
+    pub import: import::complete::Completed,
+    /// `table.field` of each reference made required.
+    pub required: Vec<String>,
 }
 
 async fn run_init(settings: &Settings, init: &InitSettings) -> anyhow::Result<u8> {
+    if init.after_import {
+        return run_init_after_import(settings, init);
+    }
     let data_dir = DataDir::new(&settings.data_dir);
     let Catalog { catalog, from: catalog_from, about: catalog_about, mut warnings } =
         init_catalog(&data_dir, init).await?;
@@ -364,6 +378,59 @@ async fn run_init(settings: &Settings, init: &InitSettings) -> anyhow::Result<u8
             warnings.extend(plan.warnings.iter().cloned());
             warnings
         },
+        after_import: None,
+    };
+    output::print_result(&output::init_summary(&report, settings.format));
+    Ok(exit_code::OK)
+}
+
+/// `migrate init --after-import`: the plan and the export's catalog as they are, the import
+/// checked complete, then migrateTables.ts with the references in cycles required.
+fn run_init_after_import(settings: &Settings, init: &InitSettings) -> anyhow::Result<u8> {
+    let data_dir = DataDir::new(&settings.data_dir);
+    // The catalog the import's data was planned with: the export's, whatever the database holds
+    // now.
+    let manifest = match Manifest::read(&data_dir) {
+        Ok(manifest) => {
+            manifest.ok_or(import::ImportError::NotExported { path: data_dir.manifest_path() })?
+        }
+        Err(ManifestError::Unreadable(error)) => return Err(error.into()),
+        Err(ManifestError::Invalid { path, reason }) => {
+            let reason = reason.to_string();
+            return Err(transform::TransformError::BadManifest { path, reason }.into());
+        }
+    };
+    let plan = plan::load(&settings.plan_dir, &manifest.catalog)?;
+    let completed = import::complete::completed(&data_dir, &plan.hash)?;
+    let convex = plan::convex_app::write_for(
+        &init.convex_dir,
+        &plan,
+        init.force,
+        plan::codegen::CycleFields::AfterImport,
+    )?;
+    let report = InitReport {
+        catalog_from: data_dir.manifest_path().display().to_string(),
+        catalog_about: None,
+        plan: plan::convex_app::FileOutcome {
+            path: settings.plan_dir.display().to_string(),
+            status: "read".into(),
+            changes: None,
+        },
+        convex,
+        tables: plan
+            .tables
+            .iter()
+            .map(|t| {
+                let sources = std::iter::once(&t.source).chain(t.merges.iter().map(|m| &m.source));
+                (t.target.clone(), sources.map(ToString::to_string).collect())
+            })
+            .collect(),
+        skipped: plan.skipped.iter().map(ToString::to_string).collect(),
+        warnings: plan.warnings.clone(),
+        after_import: Some(AfterImport {
+            import: completed,
+            required: plan::codegen::required_after_import(&plan),
+        }),
     };
     output::print_result(&output::init_summary(&report, settings.format));
     Ok(exit_code::OK)

@@ -287,6 +287,8 @@ pub struct InitSettings {
     pub selection_given: bool,
     pub convex_dir: PathBuf,
     pub force: bool,
+    /// `--after-import`: the schema for after a complete import (cycle references required).
+    pub after_import: bool,
 }
 
 impl InitSettings {
@@ -308,6 +310,7 @@ impl InitSettings {
             selection_given: args.selection_given,
             convex_dir: args.convex_dir.clone(),
             force: args.force,
+            after_import: args.after_import,
         })
     }
 }

@@ -80,6 +80,7 @@ pub fn status(
             .ok()
             .and_then(|hash| crate::plan::convex_app::stale_warning(convex_dir, &hash))
             .into_iter()
+            .chain(crate::plan::convex_app::after_import_warning(convex_dir))
             .collect(),
     })
 }

@@ -92,6 +92,8 @@ pub enum ImportError {
     State(#[from] StateError),
     #[error("interrupted: `migrate import` stopped; {checkpointed} batches are checkpointed")]
     Interrupted { checkpointed: u64 },
+    #[error("the import is not complete: {reason}")]
+    NotComplete { reason: String },
 }
 
 impl From<ManifestError> for ImportError {
@@ -115,7 +117,8 @@ impl ImportError {
             | ImportError::MissingDeployKey
             | ImportError::KeyNamesNoDeployment
             | ImportError::SelfHostedIncomplete { .. }
-            | ImportError::ConvexConflict { .. } => exit_code::USAGE,
+            | ImportError::ConvexConflict { .. }
+            | ImportError::NotComplete { .. } => exit_code::USAGE,
             ImportError::ModuleNotDeployed { .. }
             | ImportError::ModuleOutdated { .. }
             | ImportError::ModuleVersion { .. }
@@ -211,6 +214,9 @@ impl ImportError {
             ImportError::Interrupted { .. } => {
                 "run `migrate import` again to resume where it stopped".into()
             }
+            ImportError::NotComplete { .. } => "finish the import with `migrate import` (and \
+                prove it with `migrate verify`), then run `migrate init --after-import` again"
+                .into(),
             ImportError::Convex { .. } | ImportError::Call(_) => return None,
         })
     }

@@ -6,6 +6,7 @@
 //! - [`order`]: which table goes when, and which references wait for the second pass.
 //! - [`batches`]: reading a transformed file into batches, skipping what is done.
 //! - [`state`]: checkpoints, refused documents, the run ledger.
+//! - [`complete`]: whether an import is complete, as the state records it.
 //!
 //! A batch Convex refuses (its function threw) is split in halves until the refused documents
 //! are found; they go to `rejects/import/<table>.jsonl` with Convex's message, the rest is
@@ -13,6 +14,7 @@
 //! import, and the next run resumes from the checkpoints.
 
 pub mod batches;
+pub mod complete;
 mod error;
 pub mod order;
 pub mod state;

@@ -394,6 +394,36 @@ impl State {
     }
 }
 
+/// A run of the ledger: when it started and finished (UTC), and how it ended (`completed`,
+/// `interrupted`, `failed`; none while it runs, or when it was killed).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Run {
+    pub started_at: String,
+    pub finished_at: Option<String>,
+    pub outcome: Option<String>,
+}
+
+impl State {
+    /// The last run of `command`, if any ran.
+    pub fn last_run(&self, command: &str) -> Result<Option<Run>, StateError> {
+        self.conn
+            .query_row(
+                "SELECT started_at, finished_at, outcome FROM runs WHERE command = ?1 \
+                 ORDER BY id DESC LIMIT 1",
+                [command],
+                |row| {
+                    Ok(Run {
+                        started_at: row.get(0)?,
+                        finished_at: row.get(1)?,
+                        outcome: row.get(2)?,
+                    })
+                },
+            )
+            .optional()
+            .map_err(self.sqlite())
+    }
+}
+
 /// Deletes what the state holds about `table`, in the caller's transaction.
 fn forget(tx: &rusqlite::Transaction<'_>, table: &str) -> rusqlite::Result<()> {
     for sql in [

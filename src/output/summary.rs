@@ -233,10 +233,32 @@ pub fn init_summary(report: &InitReport, format: OutputFormat) -> String {
             out.push_str(&format!("    {line}\n"));
         }
     }
-    out.push_str(&format!(
-        "next: review {}, then run `migrate transform --dry-run`\n",
-        report.plan.path
-    ));
+    match &report.after_import {
+        None => out.push_str(&format!(
+            "next: review {}, then run `migrate transform --dry-run`\n",
+            report.plan.path
+        )),
+        Some(after) => {
+            let import = &after.import;
+            out.push_str(&format!(
+                "import complete: {} documents in {} tables, finished {}\n",
+                HumanCount(import.documents),
+                import.tables,
+                import.finished_at
+            ));
+            if after.required.is_empty() {
+                out.push_str(
+                    "required now: nothing (no set reference lies on a foreign-key cycle)\n",
+                );
+            } else {
+                out.push_str(&format!("required now: {}\n", after.required.join(", ")));
+            }
+            out.push_str(
+                "next: deploy the Convex app (`npx convex deploy`); before importing again, run \
+                 `migrate init` without --after-import and deploy\n",
+            );
+        }
+    }
     out
 }
 

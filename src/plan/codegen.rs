@@ -6,6 +6,8 @@
 //! [`Conversion`] docs say what each one emits), with one deliberate widening that import needs:
 //! a reference in a foreign-key cycle (a self-reference included) is optional, because import
 //! inserts the documents of a cycle without it and patches it in once every parent exists.
+//! After a complete import, [`CycleFields::AfterImport`] takes that widening back where every
+//! document has the reference (`migrate init --after-import`).
 //!
 //! The output depends on nothing but the plan: the same plan gives the same bytes.
 
@@ -13,7 +15,7 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use super::file::{ORPHANS, format_offset, word};
 use super::model::{
-    Conversion, FieldPlan, NullPolicy, OrphanPolicy, Plan, ReferencePlan, TablePlan,
+    Conversion, FieldPlan, JsonScalar, NullPolicy, OrphanPolicy, Plan, ReferencePlan, TablePlan,
 };
 
 /// The index import and verify look documents up by; every table has it on its legacy id.
@@ -54,12 +56,45 @@ pub fn recorded_plan_hash(text: &str) -> Option<&str> {
     })
 }
 
+/// What the schema says of the references in foreign-key cycles that end up set.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CycleFields {
+    /// Optional: import inserts the documents of a cycle without them, then patches them in.
+    DuringImport,
+    /// Required where their columns are NOT NULL (and orphans are not nulled): the schema for
+    /// once an import is complete, when every document has them (`migrate init
+    /// --after-import`). A later import that inserts documents fails under it.
+    AfterImport,
+}
+
+/// The line the schema written for after an import starts with, after the plan's line.
+const AFTER_IMPORT: &str = "// Written by `migrate init --after-import`";
+
+/// Whether `text`, a `migrateTables.ts`, was written for after an import
+/// ([`CycleFields::AfterImport`]).
+pub fn written_after_import(text: &str) -> bool {
+    text.lines().take(4).any(|line| line.starts_with(AFTER_IMPORT))
+}
+
 /// `convex/migrateTables.ts` for `plan`: the object [`TABLES_EXPORT`] holding one
 /// `defineTable` per [`TablePlan`], in plan order, each with the [`LEGACY_ID_INDEX`] index,
 /// then the ledger.
 pub fn migrate_tables_ts(plan: &Plan) -> String {
+    migrate_tables_ts_for(plan, CycleFields::DuringImport)
+}
+
+/// [`migrate_tables_ts`], the references in cycles as `cycle_fields` says.
+pub fn migrate_tables_ts_for(plan: &Plan, cycle_fields: CycleFields) -> String {
     let cycles = cycle_references(plan);
     let mut out = generated_from(plan);
+    if cycle_fields == CycleFields::AfterImport {
+        out.push_str(&format!(
+            "{AFTER_IMPORT}, after a complete import: the references in foreign-key\n\
+             // cycles are required where their columns are NOT NULL. Before importing again, run\n\
+             // `migrate init` without the flag and deploy: under this schema an insert without them\n\
+             // fails.\n"
+        ));
+    }
     out.push_str(&format!(
         "// The Convex tables migrate imports into, for the app's convex/schema.ts to spread into\n\
          // its `defineSchema({{...}})`: `...{TABLES_EXPORT},` (docs/convex-module.md). The validators\n\
@@ -72,7 +107,7 @@ pub fn migrate_tables_ts(plan: &Plan) -> String {
     out.push_str("import { v } from \"convex/values\";\n\n");
     out.push_str(&format!("export const {TABLES_EXPORT} = {{\n"));
     for table in &plan.tables {
-        write_table(&mut out, table, &cycles);
+        write_table(&mut out, table, &cycles, cycle_fields);
         out.push('\n');
     }
     write_ledger(&mut out);
@@ -126,7 +161,12 @@ fn write_ledger(out: &mut String) {
 }
 
 /// One `name: defineTable({...}).index(...)` entry of the schema object.
-fn write_table(out: &mut String, table: &TablePlan, cycles: &BTreeSet<(String, String)>) {
+fn write_table(
+    out: &mut String,
+    table: &TablePlan,
+    cycles: &BTreeSet<(String, String)>,
+    cycle_fields: CycleFields,
+) {
     let nulls = table.nulls;
     out.push_str(&format!("  // {}\n", comment_text(&table.source.to_string())));
     out.push_str(&format!("  {}: defineTable({{\n", object_key(&table.target)));
@@ -150,16 +190,20 @@ fn write_table(out: &mut String, table: &TablePlan, cycles: &BTreeSet<(String, S
                 "{}.{} refers to {} in a cycle",
                 table.target, reference.field, reference.parent_target
             );
-            let line = if finally_absent {
-                format!("{cycle}: import inserts without it, then patches it in")
-            } else {
-                format!(
+            let line = match (finally_absent, cycle_fields) {
+                (true, _) => format!("{cycle}: import inserts without it, then patches it in"),
+                (false, CycleFields::DuringImport) => format!(
                     "optional only during import: {cycle}; import inserts without it, \
                      then patches it in"
-                )
+                ),
+                (false, CycleFields::AfterImport) => {
+                    format!("required after the import: {cycle}; the import patched it in")
+                }
             };
             out.push_str(&format!("    // {}\n", comment_text(&line)));
-            validator = validator.optional();
+            if finally_absent || cycle_fields == CycleFields::DuringImport {
+                validator = validator.optional();
+            }
         }
         write_field(out, &reference.field, &validator, &reference_note(reference));
     }
@@ -330,8 +374,12 @@ fn conversion_validator(conversion: &Conversion) -> Validator {
         Conversion::Int8AsString
         | Conversion::NumericAsString
         | Conversion::String
+        | Conversion::StringTrimEnd
         | Conversion::TimestampIso
-        | Conversion::DateString => Validator::String,
+        | Conversion::DateString
+        | Conversion::JsonScalar(JsonScalar::String) => Validator::String,
+        Conversion::JsonScalar(JsonScalar::Number) => Validator::Float64,
+        Conversion::JsonScalar(JsonScalar::Boolean) => Validator::Boolean,
         Conversion::Enum { labels } => union(labels.iter().cloned().map(Validator::Literal)),
         Conversion::Json { .. } => Validator::Any,
         Conversion::JsonText => Validator::String,
@@ -344,9 +392,11 @@ fn conversion_validator(conversion: &Conversion) -> Validator {
 
 /// The trailing comment of a field: its column, what the conversion makes of it, its default.
 fn field_note(field: &FieldPlan) -> String {
-    let mut note = field.column.clone();
+    let mut note = field.source();
     let mut details = Vec::new();
-    if let Some(conversion) = conversion_note(&field.conversion) {
+    if !field.path.is_empty() {
+        details.push("inside the json; a missing key or null counts as SQL NULL".to_owned());
+    } else if let Some(conversion) = conversion_note(&field.conversion) {
         details.push(conversion);
     }
     if let Some(default) = &field.default {
@@ -375,6 +425,8 @@ fn conversion_note(conversion: &Conversion) -> Option<String> {
         Conversion::Int8AsNumber => "bigint, exact within ±2^53".to_owned(),
         Conversion::Int8AsInt64 => "bigint".to_owned(),
         Conversion::Int8AsString => "bigint as a decimal string".to_owned(),
+        Conversion::StringTrimEnd => "char(n), padding trimmed".to_owned(),
+        Conversion::JsonScalar(_) => return None,
         Conversion::NumericAsNumber => "numeric, exact in a double".to_owned(),
         Conversion::NumericAsString => "numeric as a decimal string".to_owned(),
         Conversion::NumericAsCents => "numeric × 100 (cents)".to_owned(),
@@ -437,6 +489,24 @@ pub fn cycle_references(plan: &Plan) -> BTreeSet<(String, String)> {
         }
     }
     cycles
+}
+
+/// The references [`CycleFields::AfterImport`] makes required, as `table.field`: those on a
+/// foreign-key cycle that every document has once import is done (their columns are NOT NULL
+/// and orphans are not nulled).
+pub fn required_after_import(plan: &Plan) -> Vec<String> {
+    let cycles = cycle_references(plan);
+    plan.tables
+        .iter()
+        .flat_map(|table| {
+            table
+                .references
+                .iter()
+                .filter(|r| !reference_may_be_absent(r))
+                .filter(|r| cycles.contains(&(table.target.clone(), r.field.clone())))
+                .map(|r| format!("{}.{}", table.target, r.field))
+        })
+        .collect()
 }
 
 /// A Convex validator, as the schema writes it.
@@ -613,6 +683,7 @@ mod tests {
             conversion,
             default: None,
             optional: false,
+            path: Vec::new(),
         }
     }
 
@@ -770,6 +841,39 @@ mod tests {
             cycles,
             ["a.bId", "b.cId", "c.aId", "employees.managerId", "players.teamId", "teams.captainId"]
         );
+    }
+
+    #[test]
+    fn references_in_cycles_are_required_after_the_import() {
+        let plan = references(NullPolicy::Omit);
+        let tables = migrate_tables_ts_for(&plan, CycleFields::AfterImport);
+        assert!(written_after_import(&tables));
+        assert!(!written_after_import(&migrate_tables_ts(&plan)));
+        assert_eq!(recorded_plan_hash(&tables), Some("blake3:0123abcd"));
+        // Those every document has: NOT NULL columns, orphans not nulled.
+        assert_eq!(required_after_import(&plan), ["teams.captainId", "players.teamId", "c.aId"]);
+        insta::assert_snapshot!(tables);
+    }
+
+    #[test]
+    fn fields_inside_json_and_trimmed_chars() {
+        let inside = |name: &str, path: &[&str], conversion| FieldPlan {
+            path: path.iter().map(|k| (*k).to_owned()).collect(),
+            ..optional(field("raw_user_meta_data", name, conversion))
+        };
+        for nulls in [NullPolicy::Omit, NullPolicy::Null] {
+            let mut users = table("users", "users", nulls);
+            users.fields = vec![
+                field("locale", "locale", Conversion::StringTrimEnd),
+                field("codes", "codes", Conversion::Array(Box::new(Conversion::StringTrimEnd))),
+                inside("fullName", &["full_name"], Conversion::JsonScalar(JsonScalar::String)),
+                inside("age", &["profile", "age"], Conversion::JsonScalar(JsonScalar::Number)),
+                inside("admin", &["admin"], Conversion::JsonScalar(JsonScalar::Boolean)),
+                inside("app", &["app"], Conversion::Json { keys: JsonKeyPolicy::Rename }),
+            ];
+            let name = format!("fields_inside_json_and_trimmed_chars_{nulls:?}");
+            insta::assert_snapshot!(name, migrate_tables_ts(&plan(vec![users])));
+        }
     }
 
     #[test]

@@ -14,7 +14,7 @@ use serde::Serialize;
 
 use super::app_schema::{self, AppSchema};
 use super::changes::{self, Sections};
-use super::codegen::{self, LEDGER_TABLE, TABLES_EXPORT};
+use super::codegen::{self, CycleFields, LEDGER_TABLE, TABLES_EXPORT};
 use super::generated::{self, GeneratedError, Written};
 use super::migrate_ts::migrate_ts;
 use super::model::Plan;
@@ -53,6 +53,16 @@ pub struct FileOutcome {
 /// files a person edited, never a file migrate did not write. Refuses, changing nothing, when
 /// the app's own schema defines a table the plan migrates into.
 pub fn write(convex_dir: &Path, plan: &Plan, force: bool) -> Result<ConvexFiles, GeneratedError> {
+    write_for(convex_dir, plan, force, CycleFields::DuringImport)
+}
+
+/// [`write`], the references in foreign-key cycles as `cycle_fields` says.
+pub fn write_for(
+    convex_dir: &Path,
+    plan: &Plan,
+    force: bool,
+    cycle_fields: CycleFields,
+) -> Result<ConvexFiles, GeneratedError> {
     let schema_path = convex_dir.join("schema.ts");
     let schema_text = read(&schema_path)?;
     // The app's own schema: any schema.ts migrate did not write, or one it wrote and a person
@@ -89,7 +99,7 @@ pub fn write(convex_dir: &Path, plan: &Plan, force: bool) -> Result<ConvexFiles,
     }
     let tables = write_generated(
         &tables_path,
-        &codegen::migrate_tables_ts(plan),
+        &codegen::migrate_tables_ts_for(plan, cycle_fields),
         force,
         Some(Sections::ConvexTables),
     )?;
@@ -185,6 +195,21 @@ pub fn stale_warning(convex_dir: &Path, plan_hash: &str) -> Option<String> {
         short(recorded),
         short(plan_hash),
     ))
+}
+
+/// The warning `transform` and `status` give when `migrateTables.ts` was written for after an
+/// import (`migrate init --after-import`): importing again under it fails.
+pub fn after_import_warning(convex_dir: &Path) -> Option<String> {
+    let path = convex_dir.join(GENERATED_FILES[0]);
+    let text = std::fs::read_to_string(&path).ok()?;
+    codegen::written_after_import(&text).then(|| {
+        format!(
+            "`{}` was written by `migrate init --after-import`: its references in foreign-key \
+             cycles are required, so an import would fail; run `migrate init` and deploy the \
+             Convex app before importing again",
+            path.display()
+        )
+    })
 }
 
 /// `blake3:0123456789ab`: enough of a hash to tell two plans apart.

@@ -14,7 +14,7 @@ use toml::de::{DeTable, DeValue};
 use toml::value::Datetime;
 
 use super::error::{Location, PlanError, PlanErrorKind, suggest};
-use super::model::{JsonKeyPolicy, NullPolicy, OrphanPolicy};
+use super::model::{JsonKeyPolicy, JsonScalar, NullPolicy, OrphanPolicy};
 use crate::catalog::PgType;
 
 /// One plan file as read from the plan directory.
@@ -289,6 +289,13 @@ pub const ORPHANS: [(&str, OrphanPolicy); 4] = [
 ];
 pub const JSON_KEYS: [(&str, JsonKeyPolicy); 2] =
     [("rename", JsonKeyPolicy::Rename), ("reject", JsonKeyPolicy::Reject)];
+/// The `type` of a field inside a json column; `any` (`None`) takes any JSON value.
+pub const FIELD_TYPES: [(&str, Option<JsonScalar>); 4] = [
+    ("any", None),
+    ("string", Some(JsonScalar::String)),
+    ("number", Some(JsonScalar::Number)),
+    ("boolean", Some(JsonScalar::Boolean)),
+];
 
 /// The word a plan file uses for `value` among `choices`.
 pub fn word<T: PartialEq>(choices: &[(&'static str, T)], value: &T) -> &'static str {
@@ -349,6 +356,8 @@ pub struct TableEntry {
     /// By reference key (columns comma-joined, or the constraint name; a reference with `to`
     /// and `columns` may have any name).
     pub references: BTreeMap<String, ReferenceEntry>,
+    /// Fields found inside json columns, by field name.
+    pub fields: BTreeMap<String, FieldEntry>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -359,6 +368,19 @@ pub struct ColumnEntry {
     pub policy: Option<At<Policy>>,
     pub default: Option<At<Literal>>,
     pub json_keys: Option<At<JsonKeyPolicy>>,
+    /// For char(n): whether the padding is trimmed (the default).
+    pub trim: Option<At<bool>>,
+}
+
+/// `fields.<name>`: a field whose value is found inside a json column.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FieldEntry {
+    pub at: Location,
+    pub path: String,
+    /// The json column, then the keys inside it (`raw_user_meta_data.full_name`).
+    pub from: Option<At<Vec<String>>>,
+    /// `None` inside: `any`.
+    pub ty: Option<At<Option<JsonScalar>>>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -392,9 +414,20 @@ pub enum FilterCondition {
 const TOP_KEYS: [&str; 2] = ["defaults", "tables"];
 const DEFAULT_KEYS: [&str; 7] =
     ["naming", "legacy_id_field", "nulls", "orphans", "json_keys", "timestamp_offset", "types"];
-const TABLE_KEYS: [&str; 9] =
-    ["target", "legacy_id", "drop", "skip", "merge_into", "on", "filter", "columns", "references"];
-const COLUMN_KEYS: [&str; 4] = ["field", "policy", "default", "json_keys"];
+const TABLE_KEYS: [&str; 10] = [
+    "target",
+    "legacy_id",
+    "drop",
+    "skip",
+    "merge_into",
+    "on",
+    "filter",
+    "columns",
+    "references",
+    "fields",
+];
+const COLUMN_KEYS: [&str; 5] = ["field", "policy", "default", "json_keys", "trim"];
+const FIELD_KEYS: [&str; 2] = ["from", "type"];
 const REFERENCE_KEYS: [&str; 4] = ["field", "orphans", "to", "columns"];
 const FILTER_KEYS: [&str; 5] = ["column", "is_null", "equals", "not_equals", "in"];
 
@@ -482,6 +515,15 @@ impl MergeEntry for TableEntry {
         over(&mut self.filter, later.filter);
         merge_entries(&mut self.columns, later.columns);
         merge_entries(&mut self.references, later.references);
+        merge_entries(&mut self.fields, later.fields);
+    }
+}
+
+impl MergeEntry for FieldEntry {
+    fn merge(&mut self, later: Self) {
+        self.at = later.at;
+        over(&mut self.from, later.from);
+        over(&mut self.ty, later.ty);
     }
 }
 
@@ -492,6 +534,7 @@ impl MergeEntry for ColumnEntry {
         over(&mut self.policy, later.policy);
         over(&mut self.default, later.default);
         over(&mut self.json_keys, later.json_keys);
+        over(&mut self.trim, later.trim);
     }
 }
 
@@ -760,6 +803,7 @@ impl<'a> Reader<'a> {
             filter: None,
             columns: BTreeMap::new(),
             references: BTreeMap::new(),
+            fields: BTreeMap::new(),
         };
         for e in self.entries(self.table(entry)?, &entry.path, &TABLE_KEYS)? {
             match e.key {
@@ -773,6 +817,11 @@ impl<'a> Reader<'a> {
                 "columns" => {
                     for c in self.entries(self.table(&e)?, &e.path, &[])? {
                         t.columns.insert(c.key.to_owned(), self.column(&c)?);
+                    }
+                }
+                "fields" => {
+                    for f in self.entries(self.table(&e)?, &e.path, &[])? {
+                        t.fields.insert(f.key.to_owned(), self.field(&f)?);
                     }
                 }
                 _ => {
@@ -793,6 +842,7 @@ impl<'a> Reader<'a> {
             policy: None,
             default: None,
             json_keys: None,
+            trim: None,
         };
         for e in self.entries(self.table(entry)?, &entry.path, &COLUMN_KEYS)? {
             match e.key {
@@ -802,10 +852,57 @@ impl<'a> Reader<'a> {
                     let value = self.literal(e.value, &e.path)?;
                     c.default = Some(self.located(value, e.value.span(), &e.path));
                 }
+                "trim" => c.trim = Some(self.boolean(&e)?),
                 _ => c.json_keys = Some(self.choice(&e, &JSON_KEYS)?),
             }
         }
         Ok(c)
+    }
+
+    fn field(&self, entry: &Entry<'_, '_>) -> Result<FieldEntry, PlanError> {
+        let mut f =
+            FieldEntry { at: entry.key_at.clone(), path: entry.path.clone(), from: None, ty: None };
+        for e in self.entries(self.table(entry)?, &entry.path, &FIELD_KEYS)? {
+            match e.key {
+                "from" => f.from = Some(self.json_path(&e)?),
+                _ => f.ty = Some(self.choice(&e, &FIELD_TYPES)?),
+            }
+        }
+        Ok(f)
+    }
+
+    /// `from`: `"column.key.key"`, or a list `["column", "key.with.dots"]` for names holding a
+    /// `.`; a column and at least one key.
+    fn json_path(&self, entry: &Entry<'_, '_>) -> Result<At<Vec<String>>, PlanError> {
+        let segments = match entry.value.get_ref() {
+            DeValue::String(s) => self.located(
+                s.split('.').map(str::to_owned).collect(),
+                entry.value.span(),
+                &entry.path,
+            ),
+            DeValue::Array(_) => {
+                let list = self.string_list(entry)?;
+                let names: Vec<String> = list.value.into_iter().map(|s| s.value).collect();
+                At { value: names, at: list.at, path: list.path }
+            }
+            _ => return Err(self.wrong_type(entry.value, &entry.path, "a string or a list")),
+        };
+        if segments.value.len() < 2 || segments.value.iter().any(String::is_empty) {
+            return Err(PlanError::from(PlanErrorKind::Invalid {
+                at: segments.at,
+                path: segments.path,
+                reason: format!(
+                    "`{}` is not a json column followed by the keys inside it",
+                    segments.value.join(".")
+                ),
+                hint: Some(
+                    "write `from = \"column.key\"` (`\"column.key.inner_key\"` deeper), or a \
+                     list such as `[\"column\", \"key.with.dots\"]` when a name holds a `.`"
+                        .into(),
+                ),
+            }));
+        }
+        Ok(segments)
     }
 
     fn reference(&self, entry: &Entry<'_, '_>) -> Result<ReferenceEntry, PlanError> {

@@ -245,7 +245,9 @@ struct FieldMap<'p> {
 impl<'p> FieldMap<'p> {
     fn new(plan: &'p TablePlan) -> Self {
         let mut single = HashMap::new();
-        for field in plan.fields.iter().rev() {
+        // A field found inside a json column is not the column: an index on the column is not
+        // an index on it.
+        for field in plan.fields.iter().rev().filter(|f| f.path.is_empty()) {
             single.insert(field.column.as_str(), field.field.as_str());
         }
         let mut composite = Vec::new();

@@ -12,8 +12,8 @@ use super::file::{
     quote_string, word,
 };
 use super::resolve::{
-    Settings, default_legacy_id, default_reference_field, default_target, dropped_by_default,
-    field_name, identifier_problem, policies, reference_columns, reference_key,
+    Settings, default_legacy_id, default_target, dropped_by_default, field_name,
+    identifier_problem, policies, reference_columns, reference_field_of, reference_key,
 };
 use crate::catalog::{Catalog, Column, PgType, Table, TableKind};
 
@@ -255,9 +255,10 @@ fn table_block(out: &mut String, catalog: &Catalog, table: &Table, settings: &Se
     let legacy = legacy.unwrap_or_default();
     block.group();
     for column in &table.columns {
-        let is_key = legacy.contains(&column.name)
-            || references.iter().any(|fk| fk.columns.contains(&column.name));
-        if is_key {
+        // The one column of a legacy id is in the legacy id only; the columns of a legacy id of
+        // several columns are fields too.
+        let in_reference = references.iter().any(|fk| fk.columns.contains(&column.name));
+        if in_reference || legacy == std::slice::from_ref(&column.name) {
             continue;
         }
         let field = field_name(settings.naming, &column.name);
@@ -282,6 +283,12 @@ fn table_block(out: &mut String, catalog: &Catalog, table: &Table, settings: &Se
         }
         if let PgType::Other(_) = column.ty {
             comment.push_str("; no policy for this type: migrated as its text form");
+        }
+        if column.ty == PgType::Bpchar {
+            comment.push_str("; padding trimmed (`trim = false` keeps it)");
+        }
+        if legacy.contains(&column.name) {
+            comment.push_str("; part of the legacy id, a field too");
         }
         if matches!(column.ty, PgType::Timestamp | PgType::Timestamptz)
             && settings.type_policy(&column.ty) == Some(super::file::Policy::Ms)
@@ -312,7 +319,13 @@ fn table_block(out: &mut String, catalog: &Catalog, table: &Table, settings: &Se
             continue;
         }
         let parent_target = default_target(&fk.references);
-        let field = default_reference_field(settings.naming, fk, &parent_target);
+        let field = reference_field_of(
+            settings.naming,
+            table,
+            fk,
+            &parent_target,
+            &settings.legacy_id_field,
+        );
         let on_partitions =
             table.partition_keys.as_ref().is_some_and(|keys| keys.attached.contains(&fk.name));
         block.line(
@@ -487,6 +500,40 @@ mod tests {
             ),
             "{text}"
         );
+    }
+
+    #[test]
+    fn keys_that_are_references_and_composite_keys_are_spelled_out_and_round_trip() {
+        // GIVEN profiles extending auth.users one to one, and a key of three columns
+        let mut catalog = crate::plan::resolve::tests::supabase_catalog();
+        let stores = table("stores", vec![column("id", PgType::Int4, false)], &["id"]);
+        let mut payments = table(
+            "payments",
+            vec![
+                column("payment_id", PgType::Int4, false),
+                column("payment_date", PgType::Timestamptz, false),
+                column("store_id", PgType::Int4, false),
+            ],
+            &["payment_id", "payment_date", "store_id"],
+        );
+        payments.foreign_keys.push(fk("payments_store_fkey", &["store_id"], "stores", &["id"]));
+        catalog.tables.extend([payments, stores]);
+
+        // WHEN init writes the plan THEN it states the defaults
+        let text = assert_round_trip(&catalog);
+        // the reference on a primary key reads as one
+        assert!(
+            text.contains("references.id = { field = \"userId\", orphans = \"fail\" }"),
+            "{text}"
+        );
+        // the columns of the key are fields, the foreign-key column its reference's
+        let line = |start: &str| text.lines().find(|l| l.starts_with(start)).unwrap_or_default();
+        assert!(line("columns.payment_id = ").ends_with("; part of the legacy id, a field too"));
+        assert!(line("columns.payment_date = ").contains("policy = \"ms\""), "{text}");
+        assert_eq!(line("columns.store_id = "), "");
+        assert!(line("columns.locale = ").contains("padding trimmed (`trim = false` keeps it)"));
+        // and a single-column key stays in the legacy id only
+        assert!(!text.contains("columns.id = "), "{text}");
     }
 
     #[test]

@@ -104,6 +104,24 @@ pub struct FieldPlan {
     /// The column is nullable and has no default: the field may be absent (or null, by the
     /// null policy).
     pub optional: bool,
+    /// A field found inside a json column (`fields.<name>.from` in the plan): the object keys
+    /// leading from the column's value to the field's (`["full_name"]` for
+    /// `from = "raw_user_meta_data.full_name"`), and `conversion` applies to the value found
+    /// there. A key that is missing, a value on the way that is not an object, and JSON null
+    /// all count as SQL NULL: the field is absent (or null, by the null policy). Empty for a
+    /// column's own value.
+    pub path: Vec<String>,
+}
+
+impl FieldPlan {
+    /// The column and the path inside it, as messages and comments name the field's source:
+    /// `email`, `raw_user_meta_data.full_name`.
+    pub fn source(&self) -> String {
+        std::iter::once(self.column.as_str())
+            .chain(self.path.iter().map(String::as_str))
+            .collect::<Vec<_>>()
+            .join(".")
+    }
 }
 
 /// How one raw value becomes a Convex value. Anything that cannot be converted without loss
@@ -131,6 +149,9 @@ pub enum Conversion {
     /// text, varchar, char, citext, uuid, inet, time, interval, and types without a policy
     /// (their text form) → string.
     String,
+    /// char(n) → string without the spaces that pad it at the end (`"ab   "` → `"ab"`), as
+    /// Postgres casts char(n) to text; it ignores them when it compares, too.
+    StringTrimEnd,
     /// An enum label → string; the schema lists the labels as literals.
     Enum { labels: Vec<String> },
     /// timestamp/timestamptz → Float64 whole milliseconds since the Unix epoch, as
@@ -154,8 +175,22 @@ pub enum Conversion {
     JsonText,
     /// bytea → bytes.
     Bytes,
+    /// A value inside a json column (a field with a `path`) held to its declared type; a value
+    /// of another JSON type rejects the row.
+    JsonScalar(JsonScalar),
     /// An array of the element conversion (≤ 8192 elements; NULL elements become null).
     Array(Box<Conversion>),
+}
+
+/// The declared type of a value found inside a json column (`type` of a plan's `fields` entry).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum JsonScalar {
+    /// A JSON string → string.
+    String,
+    /// A JSON number → Float64, when a double holds it exactly.
+    Number,
+    /// `true` or `false` → boolean.
+    Boolean,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

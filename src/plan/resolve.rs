@@ -4,8 +4,14 @@
 //! Choices docs/plan-format.md leaves open, made here (each also noted where it is made):
 //! - A `columns` entry for a legacy-id or foreign-key column makes that column a plain field as
 //!   well (e.g. keep `email` as a field when it is the legacy id); without an entry such columns
-//!   are not plain fields. A reference the plan declares (`to`) is the exception: its columns are
-//!   never plain fields, since `init` wrote a `columns` entry for them before it was declared.
+//!   are not plain fields, but for the columns of a legacy id of several columns, which are
+//!   (`drop` leaves one out; a foreign-key column among them is its reference's field). A
+//!   reference the plan declares (`to`) is the exception: its columns are never plain fields,
+//!   since `init` wrote a `columns` entry for them before it was declared.
+//! - A reference on a primary-key column named `id` (a table extending another one to one) is
+//!   named after its parent: `userId` ([`reference_field_of`]).
+//! - char(n) values lose their padding unless the column says `trim = false`; legacy ids keep
+//!   the exported text (references find parents by Postgres' comparison anyway).
 //! - `drop` wins over a `columns` entry, so a later file can drop a column an earlier file lists.
 //! - A table that merges into another ignores its own `target` and `legacy_id`, and its foreign
 //!   keys (other than the one to the target) stay plain fields: [`MergePlan`] holds no references.
@@ -28,8 +34,9 @@ use toml::value::Datetime;
 use super::codegen::LEDGER_TABLE;
 use super::error::{Location, MergeProblem, PlanError, PlanErrorKind, suggest};
 use super::file::{
-    self, At, ColumnEntry, FilterCondition, FilterEntry, Layer, Literal, Naming, Policy,
-    ReferenceEntry, TYPE_COUNT, TYPE_POLICIES, TableEntry, TypePolicies, key_path, quote_key,
+    self, At, ColumnEntry, FieldEntry, FilterCondition, FilterEntry, Layer, Literal, Naming,
+    Policy, ReferenceEntry, TYPE_COUNT, TYPE_POLICIES, TableEntry, TypePolicies, key_path,
+    quote_key,
 };
 use super::model::{
     Condition, Conversion, FieldPlan, Indexes, JsonKeyPolicy, LegacyId, MergePlan, NullPolicy,
@@ -255,6 +262,37 @@ pub fn default_reference_field(naming: Naming, fk: &ForeignKey, parent_target: &
         [column] => field_name(naming, column),
         _ => field_name(naming, &format!("{parent_target}_id")),
     }
+}
+
+/// The field a reference gets by default, as [`default_reference_field`] gives it, but for a
+/// foreign key on one column of the primary key whose name does not say what it refers to
+/// (`profiles.id` → `auth.users`, a table extending another one to one): its field is named
+/// after the parent table in the singular, `userId`, so that it reads as a reference rather
+/// than as the document's own id. When another column's field (by `naming`) or the legacy id
+/// field already has that name, the plain default stays.
+pub fn reference_field_of(
+    naming: Naming,
+    table: &Table,
+    fk: &ForeignKey,
+    parent_target: &str,
+    legacy_id_field: &str,
+) -> String {
+    let plain = default_reference_field(naming, fk, parent_target);
+    let [column] = fk.columns.as_slice() else { return plain };
+    if !table.primary_key.contains(column) || reads_as_reference(column) {
+        return plain;
+    }
+    let singular = pluralizer::pluralize(&fk.references.name, 1, false);
+    let named = field_name(naming, &format!("{singular}_id"));
+    let taken = named == legacy_id_field
+        || table.columns.iter().any(|c| c.name != *column && field_name(naming, &c.name) == named);
+    if taken || check_field(&named).is_err() { plain } else { named }
+}
+
+/// `user_id`, `authorId`: a name of several words whose last is `id`.
+fn reads_as_reference(column: &str) -> bool {
+    let words = words(column);
+    words.len() > 1 && words.last().is_some_and(|w| w.eq_ignore_ascii_case("id"))
 }
 
 /// Whether a column is left out unless the plan lists it: generated columns and tsvector.
@@ -566,6 +604,40 @@ impl<'a> Resolver<'a> {
                 return Err(unknown_column(&filter.column));
             }
         }
+        for (name, field) in &entry.fields {
+            let Some(from) = &field.from else {
+                return Err(PlanError::from(PlanErrorKind::Invalid {
+                    at: field.at.clone(),
+                    path: field.path.clone(),
+                    reason: format!("field `{name}` needs `from`"),
+                    hint: Some(
+                        "name the json column and the keys inside it: \
+                         `from = \"raw_user_meta_data.full_name\"`"
+                            .into(),
+                    ),
+                }));
+            };
+            let column_name =
+                At { value: from.value[0].clone(), at: from.at.clone(), path: from.path.clone() };
+            let column =
+                table.column(&column_name.value).ok_or_else(|| unknown_column(&column_name))?;
+            if column.array || !matches!(column.ty, PgType::Json | PgType::Jsonb) {
+                return Err(PlanError::from(PlanErrorKind::Invalid {
+                    at: from.at.clone(),
+                    path: from.path.clone(),
+                    reason: format!(
+                        "`from` starts at column `{}` of type `{}`, not a json or jsonb column",
+                        column_path(table, &column.name),
+                        column.sql_type
+                    ),
+                    hint: Some(
+                        "a field from `from` is a value inside a json or jsonb column: \
+                         `column.key`"
+                            .into(),
+                    ),
+                }));
+            }
+        }
         if let (Some(skip), Some(merge)) = (&entry.skip, &entry.merge_into)
             && skip.value
         {
@@ -791,7 +863,11 @@ impl<'a> Resolver<'a> {
             let parent_target = self.targets[&fk.references].clone();
             let set = reference_entry.and_then(|(_, r)| r.field.as_ref());
             let field = set.map_or_else(
-                || default_reference_field(self.settings.naming, fk, &parent_target),
+                || {
+                    let naming = self.settings.naming;
+                    let legacy_field = &self.settings.legacy_id_field;
+                    reference_field_of(naming, table, fk, &parent_target, legacy_field)
+                },
                 |f| f.value.clone(),
             );
             let at = set.map(|f| f.at.clone());
@@ -836,9 +912,11 @@ impl<'a> Resolver<'a> {
             if self.is_dropped(entry, column) {
                 continue;
             }
-            // A legacy-id or foreign-key column is a plain field only when listed in `columns`.
+            // A foreign-key column, or the one column of a legacy id, is a plain field only when
+            // listed in `columns`; each column of a legacy id of several columns is one (the
+            // legacy id holds their values only as strings inside one string).
             if explicit.is_none()
-                && (legacy_columns.contains(&column.name)
+                && (legacy_columns == std::slice::from_ref(&column.name)
                     || referenced.contains(&column.name.as_str()))
             {
                 continue;
@@ -856,6 +934,11 @@ impl<'a> Resolver<'a> {
                 format!("column `{}`", column_path(table, &column.name)),
                 at,
             )?;
+            plain.push(field);
+        }
+        for (field, at) in self.path_fields(table, entry)? {
+            let what = format!("`{}` inside json column `{}`", field.source(), field.column);
+            claim(&mut fields, &target, &field.field, what, at)?;
             plain.push(field);
         }
         let filters = self.filters(table, entry)?;
@@ -1008,6 +1091,13 @@ impl<'a> Resolver<'a> {
             )?;
             merged.push(field);
         }
+        for (mut field, at) in self.path_fields(table, Some(entry))? {
+            let what =
+                format!("`{}` inside json column `{}` (merged)", field.source(), field.column);
+            claim(fields, &target.target, &field.field, what, at)?;
+            field.optional = true;
+            merged.push(field);
+        }
         Ok(MergePlan {
             source: table.name.clone(),
             on,
@@ -1039,6 +1129,8 @@ impl<'a> Resolver<'a> {
             explicit.and_then(|c| c.policy.as_ref()),
             explicit.and_then(|c| c.json_keys.as_ref()),
         )?;
+        let conversion =
+            trimmed(table, column, explicit.and_then(|c| c.trim.as_ref()), conversion)?;
         if matches!(column.ty, PgType::Other(_)) {
             self.textual.push(format!(
                 "`{}` ({})",
@@ -1064,7 +1156,8 @@ impl<'a> Resolver<'a> {
             }
         };
         let optional = merged || (column.nullable && default.is_none());
-        Ok((FieldPlan { column: column.name.clone(), field, conversion, default, optional }, at))
+        let column = column.name.clone();
+        Ok((FieldPlan { column, field, conversion, default, optional, path: Vec::new() }, at))
     }
 
     fn conversion(
@@ -1152,6 +1245,52 @@ impl<'a> Resolver<'a> {
         Ok(if column.array { Conversion::Array(Box::new(element)) } else { element })
     }
 
+    /// The fields of `entry` found inside json columns (`fields.<name>.from`), by name, with
+    /// where each was set.
+    fn path_fields(
+        &self,
+        table: &Table,
+        entry: Option<&TableEntry>,
+    ) -> Result<Vec<(FieldPlan, Option<Location>)>, PlanError> {
+        let mut out = Vec::new();
+        for (name, field) in entry.map(|e| &e.fields).into_iter().flatten() {
+            out.push((self.path_field(table, entry, name, field)?, Some(field.at.clone())));
+        }
+        Ok(out)
+    }
+
+    fn path_field(
+        &self,
+        table: &Table,
+        entry: Option<&TableEntry>,
+        name: &str,
+        field: &FieldEntry,
+    ) -> Result<FieldPlan, PlanError> {
+        let from = field.from.as_ref().expect("checked: every field entry has `from`");
+        let (column, path) = from.value.split_first().expect("checked: a column and keys");
+        check_name(check_field, "field", name, || NameOrigin {
+            at: Some(field.at.clone()),
+            origin: format!("`{}` inside `{}`", from.value.join("."), column_path(table, column)),
+            key: field.path.clone(),
+        })?;
+        let conversion = match field.ty.as_ref().and_then(|t| t.value) {
+            Some(scalar) => Conversion::JsonScalar(scalar),
+            None => {
+                let keys =
+                    entry.and_then(|e| e.columns.get(column)).and_then(|c| c.json_keys.as_ref());
+                Conversion::Json { keys: keys.map_or(self.settings.json_keys, |k| k.value) }
+            }
+        };
+        Ok(FieldPlan {
+            column: column.clone(),
+            field: name.to_owned(),
+            conversion,
+            default: None,
+            optional: true,
+            path: path.to_vec(),
+        })
+    }
+
     fn filters(
         &self,
         table: &Table,
@@ -1160,6 +1299,41 @@ impl<'a> Resolver<'a> {
         let Some(filters) = entry.and_then(|e| e.filter.as_ref()) else { return Ok(Vec::new()) };
         filters.value.iter().map(|filter| filter_plan(table, filter)).collect()
     }
+}
+
+/// A char(n) column's conversion, its padding trimmed unless the plan says `trim = false`;
+/// `trim` on a column of another type is an error.
+fn trimmed(
+    table: &Table,
+    column: &Column,
+    trim: Option<&At<bool>>,
+    conversion: Conversion,
+) -> Result<Conversion, PlanError> {
+    if column.ty != PgType::Bpchar {
+        if let Some(trim) = trim {
+            return Err(PlanError::from(PlanErrorKind::Invalid {
+                at: trim.at.clone(),
+                path: trim.path.clone(),
+                reason: format!(
+                    "`trim` does not apply to column `{}` of type `{}`",
+                    column_path(table, &column.name),
+                    column.sql_type
+                ),
+                hint: Some("`trim` is for char(n) columns, whose values are padded".into()),
+            }));
+        }
+        return Ok(conversion);
+    }
+    if trim.is_some_and(|t| !t.value) {
+        return Ok(conversion);
+    }
+    Ok(match conversion {
+        Conversion::String => Conversion::StringTrimEnd,
+        Conversion::Array(element) if *element == Conversion::String => {
+            Conversion::Array(Box::new(Conversion::StringTrimEnd))
+        }
+        other => other,
+    })
 }
 
 fn filter_plan(table: &Table, filter: &FilterEntry) -> Result<RowFilter, PlanError> {
@@ -1880,6 +2054,7 @@ skip = true
                     conversion: Conversion::String,
                     default: None,
                     optional: true,
+                    path: Vec::new(),
                 }],
                 filters: vec![],
             }]
@@ -1917,6 +2092,7 @@ skip = true
                 column("settings", PgType::Jsonb, true),
                 column("deleted_at", PgType::Timestamptz, true),
                 column("status", PgType::Text, false),
+                column("country", PgType::Bpchar, true),
             ],
             &["id"],
         );
@@ -1947,7 +2123,12 @@ skip = true
         assert_eq!(plan.skipped, [TableName::new("public", "audit_log")]);
         let profiles = plan.target("userProfiles").unwrap();
         let fields: Vec<_> = profiles.fields.iter().map(|f| f.field.as_str()).collect();
-        assert_eq!(fields, ["email", "balanceCents", "settings", "deletedAt", "status"]);
+        assert_eq!(
+            fields,
+            ["email", "balanceCents", "settings", "deletedAt", "status", "country", "fullName"]
+        );
+        assert_eq!(profiles.fields[5].conversion, Conversion::String);
+        assert_eq!(profiles.fields[6].path, ["profile", "full_name"]);
         assert_eq!(profiles.fields[1].default, Some(Value::String("0".into())));
         assert!(!profiles.fields[1].optional);
         assert_eq!(profiles.fields[2].conversion, Conversion::Json { keys: JsonKeyPolicy::Reject });
@@ -2273,6 +2454,224 @@ equals = 42
             error.to_string(),
             "migrations/0001_test.toml:1: table `public.log` has no primary key or unique key to take its legacy id from"
         );
+    }
+
+    /// `auth.users` with Supabase's metadata column, and `public.profiles` extending it one to
+    /// one (its primary key `id` is a foreign key to `auth.users`).
+    pub(crate) fn supabase_catalog() -> Catalog {
+        let mut users = table(
+            "users",
+            vec![
+                column("id", PgType::Uuid, false),
+                column("email", PgType::Varchar, true),
+                column("raw_user_meta_data", PgType::Jsonb, true),
+                Column {
+                    sql_type: "character(2)".into(),
+                    ..column("locale", PgType::Bpchar, true)
+                },
+            ],
+            &["id"],
+        );
+        users.name.schema = "auth".into();
+        let mut profiles = table(
+            "profiles",
+            vec![column("id", PgType::Uuid, false), column("username", PgType::Text, true)],
+            &["id"],
+        );
+        profiles.foreign_keys.push(ForeignKey {
+            name: "profiles_id_fkey".into(),
+            columns: vec!["id".into()],
+            references: TableName::new("auth", "users"),
+            referenced_columns: vec!["id".into()],
+        });
+        Catalog { tables: vec![users, profiles] }
+    }
+
+    #[test]
+    fn char_padding_is_trimmed_unless_a_column_keeps_it() {
+        let catalog = supabase_catalog();
+        let users = |plan: &Plan| plan.target("authUsers").unwrap().clone();
+        let plan = load_texts(&catalog, &[]).unwrap();
+        let locale = users(&plan).fields.into_iter().find(|f| f.column == "locale").unwrap();
+        assert_eq!(locale.conversion, Conversion::StringTrimEnd);
+
+        let kept = "[tables.\"auth.users\".columns.locale]\ntrim = false\n";
+        let plan = load_texts(&catalog, &[kept]).unwrap();
+        let locale = users(&plan).fields.into_iter().find(|f| f.column == "locale").unwrap();
+        assert_eq!(locale.conversion, Conversion::String);
+        // A default is converted the way the values are.
+        let with_default = "[tables.\"auth.users\".columns.locale]\ndefault = \"en \"\n";
+        let plan = load_texts(&catalog, &[with_default]).unwrap();
+        let locale = users(&plan).fields.into_iter().find(|f| f.column == "locale").unwrap();
+        assert_eq!(locale.default, Some(Value::String("en ".into())));
+        assert_eq!(locale.conversion, Conversion::StringTrimEnd);
+
+        let wrong = "[tables.\"auth.users\".columns.email]\ntrim = false\n";
+        let error = load_texts(&catalog, &[wrong]).unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            "migrations/0001_test.toml:2: `tables.\"auth.users\".columns.email.trim`: `trim` does \
+             not apply to column `auth.users.email` of type `varchar`"
+        );
+    }
+
+    #[test]
+    fn a_field_can_come_from_inside_a_json_column() {
+        let catalog = supabase_catalog();
+        let plan = load_texts(
+            &catalog,
+            &[r#"
+[tables."auth.users"]
+drop = ["raw_user_meta_data"]
+fields.fullName = { from = "raw_user_meta_data.full_name", type = "string" }
+fields.avatar = { from = ["raw_user_meta_data", "avatar.url"] }
+fields.age = { from = "raw_user_meta_data.profile.age", type = "number" }
+"#],
+        )
+        .unwrap();
+        let users = plan.target("authUsers").unwrap();
+        let fields: Vec<_> = users.fields.iter().map(|f| f.field.as_str()).collect();
+        // The json column is dropped; the fields inside it follow the columns, by name.
+        assert_eq!(fields, ["email", "locale", "age", "avatar", "fullName"]);
+        let full_name = &users.fields[4];
+        assert_eq!(full_name.column, "raw_user_meta_data");
+        assert_eq!(full_name.path, ["full_name"]);
+        assert_eq!(full_name.conversion, Conversion::JsonScalar(crate::plan::JsonScalar::String));
+        assert!(full_name.optional);
+        assert_eq!(users.fields[3].path, ["avatar.url"]);
+        assert_eq!(users.fields[3].conversion, Conversion::Json { keys: JsonKeyPolicy::Rename });
+        assert_eq!(users.fields[2].path, ["profile", "age"]);
+        assert_eq!(users.fields[2].source(), "raw_user_meta_data.profile.age");
+
+        // Kept beside the fields unless dropped; `any` follows the column's `json_keys`.
+        let plan = load_texts(
+            &catalog,
+            &["[tables.\"auth.users\"]\ncolumns.raw_user_meta_data = { json_keys = \"reject\" }\nfields.meta = { from = \"raw_user_meta_data.app\" }\n"],
+        )
+        .unwrap();
+        let users = plan.target("authUsers").unwrap();
+        assert!(users.fields.iter().any(|f| f.field == "rawUserMetaData" && f.path.is_empty()));
+        let meta = users.fields.iter().find(|f| f.field == "meta").unwrap();
+        assert_eq!(meta.conversion, Conversion::Json { keys: JsonKeyPolicy::Reject });
+
+        let error = |text: &str| {
+            let e = load_texts(&catalog, &[text]).unwrap_err();
+            format!("{e}\nhint: {}", e.hint().unwrap_or_default())
+        };
+        let users = "[tables.\"auth.users\"]\n";
+        assert_eq!(
+            error(&format!("{users}fields.fullName = {{ type = \"string\" }}\n")),
+            "migrations/0001_test.toml:2: `tables.\"auth.users\".fields.fullName`: field \
+             `fullName` needs `from`\nhint: name the json column and the keys inside it: `from = \
+             \"raw_user_meta_data.full_name\"`"
+        );
+        assert_eq!(
+            error(&format!(
+                "{users}fields.fullName = {{ from = \"raw_user_metadata.full_name\" }}\n"
+            )),
+            "migrations/0001_test.toml:2: `tables.\"auth.users\".fields.fullName.from` names column \
+             `raw_user_metadata`, which table `auth.users` does not have\nhint: did you mean \
+             `raw_user_meta_data`?"
+        );
+        assert!(error(&format!("{users}fields.mail = {{ from = \"email.domain\" }}\n")).contains(
+            "`from` starts at column `auth.users.email` of type `varchar`, not a json or jsonb \
+                 column"
+        ));
+        assert!(
+            error(&format!("{users}fields.meta = {{ from = \"raw_user_meta_data\" }}\n")).contains(
+                "`raw_user_meta_data` is not a json column followed by the keys inside it"
+            )
+        );
+        assert!(
+            error(&format!(
+                "{users}fields.meta = {{ from = \"raw_user_meta_data.a\", type = \"text\" }}\n"
+            ))
+            .contains("cannot be `text`: expected one of `any`, `string`, `number`, `boolean`")
+        );
+        assert!(
+            error(&format!("{users}fields.email = {{ from = \"raw_user_meta_data.email\" }}\n"))
+                .contains("field `email`")
+        );
+        assert!(
+            error(&format!("{users}fields._meta = {{ from = \"raw_user_meta_data.a\" }}\n"))
+                .contains("field name `_meta`")
+        );
+    }
+
+    #[test]
+    fn a_primary_key_that_is_a_reference_is_named_as_one() {
+        // `profiles.id` → `auth.users`: `userId`, not `id`.
+        let catalog = supabase_catalog();
+        let plan = load_texts(&catalog, &[]).unwrap();
+        let profiles = plan.target("profiles").unwrap();
+        assert_eq!(profiles.references[0].field, "userId");
+        assert_eq!(profiles.references[0].columns, ["id"]);
+        let snake = load_texts(&catalog, &["[defaults]\nnaming = \"snake_case\"\n"]).unwrap();
+        assert_eq!(snake.target("profiles").unwrap().references[0].field, "user_id");
+
+        let parent = table("people", vec![column("id", PgType::Int4, false)], &["id"]);
+        let mut child = table("staff", vec![column("uid", PgType::Int4, false)], &["uid"]);
+        child.foreign_keys.push(fk("staff_uid_fkey", &["uid"], "people", &["id"]));
+        let mut named =
+            table("badges", vec![column("owner_id", PgType::Int4, false)], &["owner_id"]);
+        named.foreign_keys.push(fk("badges_owner_fkey", &["owner_id"], "people", &["id"]));
+        // A name taken by another column keeps the plain default.
+        let mut taken = table(
+            "cards",
+            vec![column("id", PgType::Int4, false), column("person_id", PgType::Int4, true)],
+            &["id"],
+        );
+        taken.foreign_keys.push(fk("cards_id_fkey", &["id"], "people", &["id"]));
+        // Not in the primary key: as before.
+        let mut other = table(
+            "notes",
+            vec![column("n", PgType::Int4, false), column("id", PgType::Int4, false)],
+            &["n"],
+        );
+        other.foreign_keys.push(fk("notes_id_fkey", &["id"], "people", &["id"]));
+        let catalog = Catalog { tables: vec![parent, child, named, taken, other] };
+        let plan = load_texts(&catalog, &[]).unwrap();
+        let field = |target: &str| plan.target(target).unwrap().references[0].field.clone();
+        assert_eq!(field("staff"), "personId");
+        assert_eq!(field("badges"), "ownerId");
+        assert_eq!(field("cards"), "id");
+        assert_eq!(field("notes"), "id");
+    }
+
+    #[test]
+    fn every_column_of_a_composite_legacy_id_is_a_field_too() {
+        let stores = table("stores", vec![column("id", PgType::Int4, false)], &["id"]);
+        let mut payments = table(
+            "payments",
+            vec![
+                column("payment_id", PgType::Int4, false),
+                column("payment_date", PgType::Timestamptz, false),
+                column("store_id", PgType::Int4, false),
+                column("amount", PgType::Numeric, false),
+            ],
+            &["payment_id", "payment_date", "store_id"],
+        );
+        payments.foreign_keys.push(fk("payments_store_fkey", &["store_id"], "stores", &["id"]));
+        let catalog = Catalog { tables: vec![payments, stores] };
+        let plan = load_texts(&catalog, &[]).unwrap();
+        let payments = plan.target("payments").unwrap();
+        let fields: Vec<_> = payments.fields.iter().map(|f| f.field.as_str()).collect();
+        // The key's columns are fields, the foreign-key column its reference's.
+        assert_eq!(fields, ["paymentId", "paymentDate", "amount"]);
+        assert_eq!(payments.fields[1].conversion, Conversion::TimestampMs { offset_seconds: 0 });
+        assert!(!payments.fields[1].optional);
+        assert_eq!(payments.references[0].field, "storeId");
+        assert_eq!(payments.legacy_id.columns, ["payment_id", "payment_date", "store_id"]);
+        // A single-column key stays in the legacy id only.
+        assert!(plan.target("stores").unwrap().fields.is_empty());
+        // `drop` leaves one out; the legacy id still holds it.
+        let plan =
+            load_texts(&catalog, &["[tables.\"public.payments\"]\ndrop = [\"payment_id\"]\n"])
+                .unwrap();
+        let payments = plan.target("payments").unwrap();
+        let fields: Vec<_> = payments.fields.iter().map(|f| f.field.as_str()).collect();
+        assert_eq!(fields, ["paymentDate", "amount"]);
+        assert_eq!(payments.legacy_id.columns.len(), 3);
     }
 
     #[test]

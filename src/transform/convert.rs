@@ -10,7 +10,7 @@ use serde_json::Value as Raw;
 
 use crate::calendar;
 use crate::convex::{Value, rules};
-use crate::plan::{Conversion, JsonKeyPolicy};
+use crate::plan::{Conversion, JsonKeyPolicy, JsonScalar};
 
 /// 2^53: the largest integer range a Float64 holds exactly.
 const MAX_SAFE_INTEGER: i128 = 9_007_199_254_740_992;
@@ -35,6 +35,7 @@ pub fn convert(conversion: &Conversion, raw: Raw) -> Result<Value, ConvertError>
         (Conversion::Json { keys }, raw) => json(unwrap_json(raw), *keys),
         // serde_json keeps every digit of a number (`arbitrary_precision`) and sorts keys.
         (Conversion::JsonText, raw) => Ok(Value::String(unwrap_json(raw).to_string())),
+        (Conversion::JsonScalar(ty), raw) => json_scalar(*ty, unwrap_json(raw)),
         (Conversion::Array(element), Raw::Array(items)) => array(element, items),
         (Conversion::String, Raw::String(s)) => Ok(Value::String(s)),
         (conversion, Raw::String(s)) if carried_as_text(conversion) => from_text(conversion, &s),
@@ -85,6 +86,7 @@ fn carried_as_text(conversion: &Conversion) -> bool {
             | Conversion::NumericAsCents
             | Conversion::NumericAsInt64
             | Conversion::String
+            | Conversion::StringTrimEnd
             | Conversion::Enum { .. }
             | Conversion::TimestampMs { .. }
             | Conversion::TimestampIso
@@ -120,6 +122,7 @@ fn from_text(conversion: &Conversion, s: &str) -> Result<Value, ConvertError> {
         | Conversion::NumericAsString
         | Conversion::TimestampIso
         | Conversion::String => Ok(Value::String(s.to_owned())),
+        Conversion::StringTrimEnd => Ok(Value::String(s.trim_end_matches(' ').to_owned())),
         Conversion::NumericAsNumber => numeric_as_number(s),
         Conversion::NumericAsCents => numeric_as_cents(s),
         Conversion::NumericAsInt64 => numeric_as_int64(s),
@@ -512,6 +515,146 @@ fn any_timestamp_micros(timestamp: &str, offset_seconds: i32) -> Result<i128, Co
         + seconds
         - offset;
     Ok(i128::from(seconds) * 1_000_000 + i128::from(micros))
+}
+
+/// A value found inside a json column, held to the field's declared `type`.
+fn json_scalar(ty: JsonScalar, raw: Raw) -> Result<Value, ConvertError> {
+    match (ty, raw) {
+        (JsonScalar::String, Raw::String(s)) => Ok(Value::String(s)),
+        (JsonScalar::Boolean, Raw::Bool(b)) => Ok(Value::Boolean(b)),
+        (JsonScalar::Number, Raw::Number(n)) => {
+            exact_f64(n.as_str()).map(Value::Float64).or_else(|_| {
+                fail(format!(
+                    "json number {n} cannot be a Convex number without losing digits; declare \
+                     the field `type = \"any\"` and keep the column (its `policy = \"string\"` \
+                     keeps every digit)"
+                ))
+            })
+        }
+        (ty, other) => {
+            let (name, word) = match ty {
+                JsonScalar::String => ("a string", "string"),
+                JsonScalar::Number => ("a number", "number"),
+                JsonScalar::Boolean => ("a boolean", "boolean"),
+            };
+            fail(format!(
+                "expected {name} (the field's `type = \"{word}\"`), found {}; declare \
+                 `type = \"any\"` to take any JSON value",
+                kind(&other)
+            ))
+        }
+    }
+}
+
+/// The raw JSON text of the value at `path` (object keys, outermost first) inside `text`, a
+/// raw json value (docs/raw-format.md, whose wrapper `{"$json": …}` is unwrapped first), in
+/// the raw form again: an object whose only key is `$json` comes back wrapped, so that
+/// converting it unwraps exactly that. `None` when a key is missing, a value on the way is not
+/// an object, or the value there is JSON null: the field is absent, as for SQL NULL. A key that
+/// appears twice in an object on the way (`json` keeps both) is an error: which one is meant
+/// cannot be told.
+pub fn json_at_path<'t>(
+    text: &'t str,
+    path: &[String],
+) -> Result<Option<std::borrow::Cow<'t, str>>, ConvertError> {
+    let mut current = text.trim();
+    let mut entries = object_entries(current)?;
+    if let Some([(key, inner)]) = entries.as_deref()
+        && key == "$json"
+    {
+        current = inner.get();
+        entries = object_entries(current)?;
+    }
+    for (depth, key) in path.iter().enumerate() {
+        let Some(object) = entries else { return Ok(None) };
+        let mut found = object.iter().filter(|(k, _)| k == key);
+        current = match (found.next(), found.next()) {
+            (None, _) => return Ok(None),
+            (Some((_, value)), None) => value.get(),
+            (Some(_), Some(_)) => {
+                let within = match depth {
+                    0 => "the value".to_owned(),
+                    _ => format!("`{}`", path[..depth].join(".")),
+                };
+                let times = object.iter().filter(|(k, _)| k == key).count();
+                return fail(format!(
+                    "key `{key}` appears {times} times in {within}: which value the field takes \
+                     cannot be told (make the keys unique in the source; `jsonb` keeps only the \
+                     last)"
+                ));
+            }
+        };
+        entries = object_entries(current)?;
+    }
+    if current == "null" {
+        return Ok(None);
+    }
+    Ok(Some(match entries.as_deref() {
+        Some([(key, _)]) if key == "$json" => format!("{{\"$json\":{current}}}").into(),
+        _ => current.into(),
+    }))
+}
+
+/// The members of the JSON object `text`, in order, repeated keys included; `None` when `text`
+/// is another JSON value.
+fn object_entries(text: &str) -> Result<Option<Members<'_>>, ConvertError> {
+    if !text.starts_with('{') {
+        return Ok(None);
+    }
+    match serde_json::from_str::<Entries<'_>>(text) {
+        Ok(Entries(entries)) => Ok(Some(entries)),
+        Err(e) => fail(format!("not valid JSON ({e})")),
+    }
+}
+
+/// An object's members as written: keys borrowed when they have no escapes, values as text.
+type Members<'a> = Vec<(std::borrow::Cow<'a, str>, &'a serde_json::value::RawValue)>;
+
+struct Entries<'a>(Members<'a>);
+
+impl<'de> serde::Deserialize<'de> for Entries<'de> {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Members;
+        impl<'de> serde::de::Visitor<'de> for Members {
+            type Value = Entries<'de>;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<Self::Value, A::Error> {
+                let mut entries = Vec::new();
+                while let Some(Key(key)) = map.next_key()? {
+                    entries.push((key, map.next_value()?));
+                }
+                Ok(Entries(entries))
+            }
+        }
+        deserializer.deserialize_map(Members)
+    }
+}
+
+/// An object key, borrowed from the text when it holds no escapes.
+struct Key<'a>(std::borrow::Cow<'a, str>);
+
+impl<'de> serde::Deserialize<'de> for Key<'de> {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Text;
+        impl<'de> serde::de::Visitor<'de> for Text {
+            type Value = Key<'de>;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a string")
+            }
+            fn visit_borrowed_str<E>(self, s: &'de str) -> Result<Self::Value, E> {
+                Ok(Key(s.into()))
+            }
+            fn visit_str<E>(self, s: &str) -> Result<Self::Value, E> {
+                Ok(Key(s.to_owned().into()))
+            }
+        }
+        deserializer.deserialize_str(Text)
+    }
 }
 
 /// Raw json values wrap JSON null and `{"$json": …}` lookalikes as `{"$json": value}`.
@@ -954,6 +1097,80 @@ mod tests {
         assert_eq!(convert_text(&Conversion::Boolean, "true"), Ok(Value::Boolean(true)));
         assert!(convert_text(&Conversion::Boolean, r#""yes""#).is_err());
         assert_eq!(convert_text(&Conversion::Float64, "0.5"), Ok(Value::Float64(0.5)));
+    }
+
+    #[test]
+    fn char_padding_is_trimmed_at_the_end_only() {
+        let trim = Conversion::StringTrimEnd;
+        assert_eq!(
+            ok(trim.clone(), json!("English             ")),
+            Value::String("English".into())
+        );
+        assert_eq!(ok(trim.clone(), json!("  a b  ")), Value::String("  a b".into()));
+        // Only spaces pad: a tab or a no-break space is part of the value.
+        assert_eq!(ok(trim.clone(), json!("a\t\u{a0} ")), Value::String("a\t\u{a0}".into()));
+        assert_eq!(ok(trim.clone(), json!("    ")), Value::String(String::new()));
+        assert_eq!(convert_text(&trim, r#""x\" ""#), Ok(Value::String("x\"".into())));
+        let array = Conversion::Array(Box::new(trim));
+        assert_eq!(
+            ok(array, json!(["ab  ", null])),
+            Value::Array(vec![Value::String("ab".into()), Value::Null])
+        );
+    }
+
+    fn at(text: &str, path: &[&str]) -> Result<Option<String>, String> {
+        let path: Vec<String> = path.iter().map(|k| (*k).to_owned()).collect();
+        json_at_path(text, &path).map(|found| found.map(|t| t.into_owned())).map_err(|e| e.reason)
+    }
+
+    #[test]
+    fn a_value_inside_json_is_found_by_its_keys() {
+        let meta = r#"{"full_name":"Ada Lovelace","address":{"city":"London","zip":null},"n":1.5}"#;
+        assert_eq!(at(meta, &["full_name"]), Ok(Some(r#""Ada Lovelace""#.into())));
+        assert_eq!(at(meta, &["address", "city"]), Ok(Some(r#""London""#.into())));
+        assert_eq!(at(meta, &["address"]), Ok(Some(r#"{"city":"London","zip":null}"#.into())));
+        assert_eq!(at(meta, &["n"]), Ok(Some("1.5".into())));
+        // Missing, JSON null, and through a value that is no object: absent.
+        assert_eq!(at(meta, &["avatar"]), Ok(None));
+        assert_eq!(at(meta, &["address", "zip"]), Ok(None));
+        assert_eq!(at(meta, &["full_name", "first"]), Ok(None));
+        assert_eq!(at("[1,2]", &["0"]), Ok(None));
+        assert_eq!(at("null", &["a"]), Ok(None));
+        // An escaped key is the key it spells.
+        assert_eq!(at(r#"{"na\u006de":"x"}"#, &["name"]), Ok(Some(r#""x""#.into())));
+        // The raw form's wrapper: JSON null, and an object whose only key is `$json`.
+        assert_eq!(at(r#"{"$json":null}"#, &["a"]), Ok(None));
+        assert_eq!(at(r#"{"$json":{"$json":{"a":1}}}"#, &["$json", "a"]), Ok(Some("1".into())));
+        // ... which a value found there gets back, so that converting it unwraps only that.
+        assert_eq!(at(r#"{"a":{"$json":2}}"#, &["a"]), Ok(Some(r#"{"$json":{"$json":2}}"#.into())));
+        let json = Conversion::Json { keys: JsonKeyPolicy::Rename };
+        let found = at(r#"{"a":{"$json":2}}"#, &["a"]).unwrap().unwrap();
+        let expected = Value::Object(BTreeMap::from([("_json".to_owned(), Value::Float64(2.0))]));
+        assert_eq!(convert_text(&json, &found), Ok(expected));
+        // A key on the way that `json` holds twice: which one is meant cannot be told.
+        let twice = at(r#"{"a":{"b":1,"b":2}}"#, &["a", "b"]).unwrap_err();
+        assert!(twice.contains("key `b` appears 2 times in `a`"), "{twice}");
+        assert_eq!(at(r#"{"a":1,"a":2,"b":3}"#, &["b"]), Ok(Some("3".into())));
+    }
+
+    #[test]
+    fn a_value_inside_json_is_held_to_its_declared_type() {
+        let string = Conversion::JsonScalar(JsonScalar::String);
+        let number = Conversion::JsonScalar(JsonScalar::Number);
+        let boolean = Conversion::JsonScalar(JsonScalar::Boolean);
+        assert_eq!(convert_text(&string, r#""Ada""#), Ok(Value::String("Ada".into())));
+        assert_eq!(convert_text(&number, "2.5"), Ok(Value::Float64(2.5)));
+        assert_eq!(convert_text(&boolean, "false"), Ok(Value::Boolean(false)));
+        let refused = convert_text(&string, "42").unwrap_err().reason;
+        assert!(
+            refused.contains("expected a string (the field's `type = \"string\"`), found a number")
+        );
+        // A string of digits is no number, nor `"NaN"` a float: the JSON type decides.
+        assert!(convert_text(&number, r#""42""#).is_err());
+        assert!(convert_text(&number, r#""NaN""#).is_err());
+        assert!(convert_text(&boolean, r#""true""#).is_err());
+        let digits = convert_text(&number, "12345678901234567890123").unwrap_err().reason;
+        assert!(digits.contains("without losing digits"), "{digits}");
     }
 
     #[test]

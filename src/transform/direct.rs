@@ -12,7 +12,7 @@
 
 use std::ops::Range;
 
-use super::convert::{convert_text, exact_f64, plain_string};
+use super::convert::{convert_text, exact_f64, json_at_path, plain_string};
 use super::document::{Columns, Lookups, ParentKeys, legacy_id, reference_key};
 use super::keys::write_canonical_key;
 use super::row::{Row, RowShape};
@@ -52,7 +52,13 @@ struct DirectField {
 #[derive(Debug)]
 enum Source {
     LegacyId,
-    Column { position: Option<usize>, conversion: Conversion, when_null: WhenNull },
+    Column {
+        position: Option<usize>,
+        conversion: Conversion,
+        when_null: WhenNull,
+        /// The keys leading to the field's value inside a json column (`FieldPlan::path`).
+        path: Vec<String>,
+    },
 }
 
 /// What a SQL NULL becomes.
@@ -98,7 +104,9 @@ impl DirectPlan {
                 (None, NullPolicy::Omit) => WhenNull::Omit,
             };
             let conversion = field.conversion.clone();
-            fields.push((field.field.as_str(), Source::Column { position, conversion, when_null }));
+            let path = field.path.clone();
+            let source = Source::Column { position, conversion, when_null, path };
+            fields.push((field.field.as_str(), source));
         }
         fields.sort_by(|a, b| a.0.cmp(b.0));
         let repeats = fields.windows(2).any(|pair| pair[0].0 == pair[1].0);
@@ -196,8 +204,13 @@ impl DirectPlan {
                     id_hash = hash;
                     size
                 }
-                Source::Column { position, conversion, when_null } => {
-                    let text = row.text_at(*position);
+                Source::Column { position, conversion, when_null, path } => {
+                    let found;
+                    let mut text = row.text_at(*position);
+                    if !path.is_empty() {
+                        found = json_at_path(text, path).map_err(|_| NotDirect)?;
+                        text = found.as_deref().unwrap_or("null");
+                    }
                     if text == "null" {
                         match when_null {
                             WhenNull::Omit => continue,
@@ -318,6 +331,15 @@ fn write_converted(
             if let Some(inner) = plain_string(text) {
                 out.extend_from_slice(text.as_bytes());
                 return Ok(2 + inner.len());
+            }
+        }
+        Conversion::StringTrimEnd => {
+            if let Some(inner) = plain_string(text) {
+                let trimmed = inner.trim_end_matches(' ');
+                out.push(b'"');
+                out.extend_from_slice(trimmed.as_bytes());
+                out.push(b'"');
+                return Ok(2 + trimmed.len());
             }
         }
         Conversion::Json { .. } => {

@@ -195,7 +195,19 @@ pub fn convert_fields(
     document: &mut Document,
 ) -> Result<(), Rejection> {
     for ((field, &position), default) in fields.iter().zip(&columns.fields).zip(&columns.defaults) {
-        let converted = match (row.text_at(position), default) {
+        let text = row.text_at(position);
+        let found = match field.path.as_slice() {
+            [] => None,
+            path => Some(convert::json_at_path(text, path).map_err(|e| {
+                rejection(&field.field, format!("json column `{}`: {}", field.column, e.reason))
+            })?),
+        };
+        let text = match &found {
+            None => text,
+            Some(None) => "null",
+            Some(Some(inner)) => inner,
+        };
+        let converted = match (text, default) {
             ("null", Some(default)) => default.clone(),
             ("null", None) => {
                 if nulls == NullPolicy::Null {
@@ -436,7 +448,8 @@ mod tests {
     }
 
     fn field(column: &str, name: &str, conversion: Conversion, optional: bool) -> FieldPlan {
-        FieldPlan { column: column.into(), field: name.into(), conversion, default: None, optional }
+        let (column, field) = (column.into(), name.into());
+        FieldPlan { column, field, conversion, default: None, optional, path: Vec::new() }
     }
 
     fn posts_plan(orphans: OrphanPolicy) -> TablePlan {

@@ -9,7 +9,9 @@ use std::process::Command;
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
-use migrate::plan::{Conversion, NullPolicy, OrphanPolicy, Plan, ReferencePlan, TablePlan};
+use migrate::plan::{
+    Conversion, JsonScalar, NullPolicy, OrphanPolicy, Plan, ReferencePlan, TablePlan,
+};
 use serde_json::{Map, Value, json};
 
 use crate::codegen_support::{
@@ -75,7 +77,14 @@ fn valid(conversion: &Conversion, variant: usize) -> Value {
         Conversion::NumericAsNumber => json!(if first { 0.1 } else { 1e300 }),
         Conversion::NumericAsString => json!("12345678901234567890.000000001"),
         Conversion::NumericAsCents => json!(if first { 1999.0 } else { -5.0 }),
-        Conversion::String => json!(if first { "text ✓" } else { "" }),
+        Conversion::String | Conversion::StringTrimEnd => {
+            json!(if first { "text ✓" } else { "" })
+        }
+        Conversion::JsonScalar(JsonScalar::String) => {
+            json!(if first { "Ada Lovelace" } else { "" })
+        }
+        Conversion::JsonScalar(JsonScalar::Number) => json!(if first { 36.5 } else { -1.0 }),
+        Conversion::JsonScalar(JsonScalar::Boolean) => json!(!first),
         Conversion::Enum { labels } => json!(labels[variant % labels.len()]),
         Conversion::TimestampMs { .. } => json!(1_700_000_000_123.456),
         Conversion::TimestampIso => json!("2024-01-02T03:04:05.123456+00:00"),
@@ -120,8 +129,12 @@ fn wrong(conversion: &Conversion) -> Option<Value> {
         Conversion::Int8AsString
         | Conversion::NumericAsString
         | Conversion::String
+        | Conversion::StringTrimEnd
+        | Conversion::JsonScalar(JsonScalar::String)
         | Conversion::TimestampIso
         | Conversion::DateString => json!(1),
+        Conversion::JsonScalar(JsonScalar::Number) => json!("36.5"),
+        Conversion::JsonScalar(JsonScalar::Boolean) => json!("true"),
         Conversion::Enum { .. } => json!("not-a-label"),
         Conversion::Json { .. } => return None,
         // the value itself where its JSON text belongs

@@ -14,8 +14,8 @@ use migrate::catalog::TableName;
 use migrate::plan::codegen::{migrate_tables_ts, schema_ts};
 use migrate::plan::migrate_ts::migrate_ts;
 use migrate::plan::{
-    Conversion, FieldPlan, JsonKeyPolicy, LegacyId, MergePlan, NullPolicy, OrphanPolicy, Plan,
-    ReferencePlan, TablePlan,
+    Conversion, FieldPlan, JsonKeyPolicy, JsonScalar, LegacyId, MergePlan, NullPolicy,
+    OrphanPolicy, Plan, ReferencePlan, TablePlan,
 };
 use serde_json::{Value, json};
 
@@ -119,6 +119,15 @@ pub fn field(column: &str, name: &str, conversion: Conversion) -> FieldPlan {
         conversion,
         default: None,
         optional: false,
+        path: Vec::new(),
+    }
+}
+
+/// Field `name` found at `path` inside json column `column`: optional, as resolution makes it.
+pub fn inside(column: &str, name: &str, path: &[&str], conversion: Conversion) -> FieldPlan {
+    FieldPlan {
+        path: path.iter().map(|k| (*k).to_owned()).collect(),
+        ..optional(field(column, name, conversion))
     }
 }
 
@@ -251,6 +260,12 @@ pub fn every_conversion_plan() -> Plan {
         optional(field("maybe_ratios", "maybeRatios", array(Conversion::Float64))),
         with_default(field("balance", "balanceCents", Conversion::NumericAsCents), 0.into()),
         with_default(field("stage", "stage", labels(&["draft", "live"])), "draft".into()),
+        field("code", "code", Conversion::StringTrimEnd),
+        field("codes", "codes", array(Conversion::StringTrimEnd)),
+        inside("meta", "fullName", &["full_name"], Conversion::JsonScalar(JsonScalar::String)),
+        inside("meta", "age", &["profile", "age"], Conversion::JsonScalar(JsonScalar::Number)),
+        inside("meta", "admin", &["admin"], Conversion::JsonScalar(JsonScalar::Boolean)),
+        inside("meta", "app", &["app"], Conversion::Json { keys: JsonKeyPolicy::Rename }),
     ];
     all.references = vec![
         reference("all_types", "owner_id", "ownerId", "people"),

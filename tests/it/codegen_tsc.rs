@@ -45,7 +45,12 @@ export function check(all: Doc<"allTypes">, person: Doc<"people">, team: Doc<"te
   const lead: GenericId<"people"> | undefined = team.leadId;
   const theme: "light" | "dark" | undefined = team.theme;
   const tags: (string | null)[] = all.tags;
-  return [big, ratio, mood, blob, owner, reviewer, nickname, mentor, lead, theme, tags];
+  const code: string = all.code;
+  const fullName: string | undefined = all.fullName;
+  const age: number | undefined = all.age;
+  const admin: boolean | undefined = all.admin;
+  return [big, ratio, mood, blob, owner, reviewer, nickname, mentor, lead, theme, tags, code,
+    fullName, age, admin];
 }
 
 // The same fields assigned to a type each one must not fit: every line fails, so a field typed
@@ -73,7 +78,16 @@ export function mismatch(all: Doc<"allTypes">, person: Doc<"people">, team: Doc<
   const theme: "light" | "dark" = team.theme;
   // @ts-expect-error a tag may be null
   const tags: string[] = all.tags;
-  return [big, ratio, mood, blob, owner, reviewer, nickname, mentor, lead, theme, tags];
+  // @ts-expect-error a trimmed char(n) is a string
+  const code: number = all.code;
+  // @ts-expect-error a field inside json is absent when its key is missing
+  const fullName: string = all.fullName;
+  // @ts-expect-error the age inside json is declared a number
+  const age: string | undefined = all.age;
+  // @ts-expect-error admin inside json is declared a boolean
+  const admin: string | undefined = all.admin;
+  return [big, ratio, mood, blob, owner, reviewer, nickname, mentor, lead, theme, tags, code,
+    fullName, age, admin];
 }
 "#,
     );

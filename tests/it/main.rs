@@ -25,6 +25,7 @@ mod output_ci;
 mod plan_dir;
 mod plan_errors;
 mod plan_init;
+mod plan_shapes;
 mod plan_support;
 mod references;
 mod security;

@@ -29,8 +29,22 @@ const CASES: &[Case] = &[
         message: "migrations/0001_a.toml:2: unknown key `colour` in `tables.\"public.users\"`",
         hint: Some(
             "expected one of `target`, `legacy_id`, `drop`, `skip`, `merge_into`, `on`, `filter`, \
-             `columns`, `references`",
+             `columns`, `references`, `fields`",
         ),
+    },
+    Case {
+        name: "`trim` on a column that is not char(n)",
+        files: &[("0001_a.toml", "[tables.\"public.posts\".columns.title]\ntrim = false\n")],
+        message: "migrations/0001_a.toml:2: `tables.\"public.posts\".columns.title.trim`: `trim` \
+                  does not apply to column `public.posts.title` of type `text`",
+        hint: Some("`trim` is for char(n) columns, whose values are padded"),
+    },
+    Case {
+        name: "a field from inside a column that is not json",
+        files: &[("0001_a.toml", "[tables.\"public.posts\"]\nfields.x = { from = \"title.a\" }\n")],
+        message: "migrations/0001_a.toml:2: `tables.\"public.posts\".fields.x.from`: `from` starts \
+                  at column `public.posts.title` of type `text`, not a json or jsonb column",
+        hint: Some("a field from `from` is a value inside a json or jsonb column: `column.key`"),
     },
     Case {
         name: "missing column, with the column it resembles",

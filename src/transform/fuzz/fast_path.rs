@@ -243,7 +243,14 @@ fn valid_value(conversion: &Conversion) -> BoxedStrategy<String> {
         Conversion::NumericAsString => "-?[0-9]{1,30}(\\.[0-9]{1,20})?".prop_map(quote).boxed(),
         Conversion::NumericAsCents => "-?[0-9]{1,12}(\\.[0-9]{1,2})?".prop_map(quote).boxed(),
         Conversion::NumericAsInt64 => "-?[0-9]{1,18}(\\.0{1,3})?".prop_map(quote).boxed(),
-        Conversion::String | Conversion::TimestampIso => json_string().boxed(),
+        Conversion::String | Conversion::StringTrimEnd | Conversion::TimestampIso => {
+            json_string().boxed()
+        }
+        Conversion::JsonScalar(JsonScalar::String) => json_string().boxed(),
+        Conversion::JsonScalar(JsonScalar::Number) => exact_number().boxed(),
+        Conversion::JsonScalar(JsonScalar::Boolean) => {
+            any::<bool>().prop_map(|b| b.to_string()).boxed()
+        }
         Conversion::Enum { labels } => {
             spelled_strings(prop::sample::select(labels.clone())).boxed()
         }
@@ -267,6 +274,40 @@ fn valid_value(conversion: &Conversion) -> BoxedStrategy<String> {
     }
 }
 
+/// A json column holding a value `conversion` takes at `path` (as [`valid_value`] when the path
+/// is empty), among other keys, or no value there at all: the key missing, JSON null, a
+/// value on the way that is no object.
+fn valid_at(path: &[String], conversion: &Conversion) -> BoxedStrategy<String> {
+    let Some((key, rest)) = path.split_first() else { return valid_value(conversion) };
+    let inner = valid_at(rest, conversion);
+    let (key, wrapped) = (key.clone(), key == "$json");
+    let object = (inner, vec((plain_key(), plain_json()), 0..3), any::<bool>(), blank()).prop_map(
+        move |(value, others, first, blank)| {
+            let mut fields: Vec<String> = others
+                .into_iter()
+                .filter(|(k, _)| *k != key)
+                .map(|(k, v)| format!("{}:{blank}{v}", quoted(&k)))
+                .collect();
+            let own = format!("{}:{blank}{value}", quoted(&key));
+            if first {
+                fields.insert(0, own)
+            } else {
+                fields.push(own)
+            }
+            let text = format!("{{{}}}", fields.join(","));
+            // An object whose only key is `$json` is the raw form's wrapper: wrap it again.
+            if wrapped && fields.len() == 1 { format!("{{\"$json\":{text}}}") } else { text }
+        },
+    );
+    prop_oneof![
+        6 => object,
+        1 => Just("{}".to_owned()),
+        1 => Just(r#"{"$json":null}"#.to_owned()),
+        1 => Just("[1]".to_owned()),
+    ]
+    .boxed()
+}
+
 /// A default for a field of `conversion`: none, or a scalar the conversion takes (the fast
 /// path leaves containers to the general path, which checks them with the document).
 fn valid_default(conversion: &Conversion) -> BoxedStrategy<Option<Raw>> {
@@ -283,9 +324,16 @@ fn valid_default(conversion: &Conversion) -> BoxedStrategy<Option<Raw>> {
 /// A case whose every value its conversion takes, whose legacy id is not null and whose parent,
 /// if any, exists: a row that must go direct.
 fn valid_case() -> impl Strategy<Value = Case> {
-    let values: Vec<_> =
-        conversions().iter().map(|c| prop::option::weighted(0.8, valid_value(c))).collect();
-    let defaults: Vec<_> = conversions().iter().map(valid_default).collect();
+    let values: Vec<_> = conversions()
+        .iter()
+        .enumerate()
+        .map(|(i, c)| prop::option::weighted(0.8, valid_at(&path(i), c)))
+        .collect();
+    let defaults: Vec<_> = conversions()
+        .iter()
+        .enumerate()
+        .map(|(i, c)| if path(i).is_empty() { valid_default(c) } else { Just(None).boxed() })
+        .collect();
     let id = prop_oneof![
         json_string(),
         any::<u32>().prop_map(|n| n.to_string()),
@@ -388,6 +436,7 @@ fn posts_plan() -> TablePlan {
         conversion,
         default: None,
         optional: true,
+        path: Vec::new(),
     };
     TablePlan {
         source: TableName::new("public", "posts"),

@@ -28,8 +28,8 @@ use crate::convex::{Value, check_document, document_size, write_document};
 use crate::fuzz_support::config;
 use crate::manifest::ExportedTable;
 use crate::plan::{
-    Condition, Conversion, FieldPlan, JsonKeyPolicy, LegacyId, NullPolicy, OrphanPolicy,
-    ReferencePlan, RowFilter, TablePlan,
+    Condition, Conversion, FieldPlan, JsonKeyPolicy, JsonScalar, LegacyId, NullPolicy,
+    OrphanPolicy, ReferencePlan, RowFilter, TablePlan,
 };
 
 /// serde_json's default recursion limit (text nested this deep does not parse), which a
@@ -337,7 +337,27 @@ fn conversions() -> Vec<Conversion> {
         Conversion::Array(Box::new(Conversion::DateMs)),
         Conversion::Array(Box::new(Conversion::String)),
         Conversion::Array(Box::new(json(JsonKeyPolicy::Rename))),
+        Conversion::StringTrimEnd,
+        Conversion::Array(Box::new(Conversion::StringTrimEnd)),
+        Conversion::JsonScalar(JsonScalar::String),
+        Conversion::JsonScalar(JsonScalar::Number),
+        Conversion::JsonScalar(JsonScalar::Boolean),
+        // Fields found inside json columns: `path` gives each its keys.
+        json(JsonKeyPolicy::Rename),
+        Conversion::JsonScalar(JsonScalar::String),
+        Conversion::JsonScalar(JsonScalar::Number),
+        Conversion::JsonScalar(JsonScalar::Boolean),
     ]
+}
+
+/// The keys inside its json column of the field of `conversions()[i]`; empty for a column's own
+/// value. The last fields of the plan are found inside json: at a key that hostile values often
+/// hold (`a`, `$json`), deeper, and at a key with an escape.
+fn path(i: usize) -> Vec<String> {
+    let paths: [&[&str]; 4] = [&["a"], &["a", "b"], &["$json"], &["é", "n"]];
+    let first = conversions().len() - paths.len();
+    i.checked_sub(first)
+        .map_or_else(Vec::new, |j| paths[j].iter().map(|k| (*k).to_owned()).collect())
 }
 
 fn column(i: usize) -> String {
@@ -413,7 +433,8 @@ fn plan(case: &Case) -> TablePlan {
             field: format!("f{i}"),
             conversion,
             default: default.clone(),
-            optional: default.is_none(),
+            optional: default.is_none() || !path(i).is_empty(),
+            path: path(i),
         })
         .collect();
     let filters = case
