@@ -355,7 +355,8 @@ fn init_after_an_export_of_public_and_auth_plans_from_that_export_without_a_flag
     assert!(!init.stdout.contains("warning"), "{init}");
     let plan = read(&work.plan_dir().join("0001_initial.toml"));
     assert!(plan.contains("[tables.\"auth.users\"]"), "{plan}");
-    assert!(plan.contains("references.id = { field = \"id\""), "{plan}");
+    // (a primary key that is a reference is named as one: the profile's `id` is its `userId`)
+    assert!(plan.contains("references.id = { field = \"userId\""), "{plan}");
     // … its Convex files typecheck, indexes of Supabase's schema included …
     let tables = read(&convex_dir.join("migrateTables.ts"));
     assert!(tables.contains(".index(\"by_userId\", [\"userId\"]) // sessions_user_id_idx"));
