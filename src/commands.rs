@@ -53,9 +53,14 @@ pub fn run(cli: Cli, matches: &clap::ArgMatches) -> anyhow::Result<u8> {
         .build()
         .context("cannot start the async runtime")?;
     match cli.command {
-        Command::Export(args) => {
-            runtime.block_on(run_export(&settings, &ExportSettings::from_args(&args)?))
-        }
+        Command::Export(args) => match &args.from_dump {
+            Some(dump) => runtime.block_on(run_export_from_dump(
+                &settings,
+                &ExportSettings::from_args(&args)?,
+                dump,
+            )),
+            None => runtime.block_on(run_export(&settings, &ExportSettings::from_args(&args)?)),
+        },
         Command::Init(args) => {
             runtime.block_on(run_init(&settings, &InitSettings::from_args(&args)?))
         }
@@ -98,6 +103,57 @@ async fn export_stage(
     let data_dir = DataDir::new(&settings.data_dir);
     tokio::select! {
         report = export::export(export_settings, &data_dir, reporter(settings)) => Ok(report?),
+        _ = tokio::signal::ctrl_c() => Err(Interrupted { command: "export" }.into()),
+    }
+}
+
+async fn run_export_from_dump(
+    settings: &Settings,
+    export_settings: &ExportSettings,
+    dump: &Path,
+) -> anyhow::Result<u8> {
+    let (restored, exported) = dump_export_stage(settings, export_settings, dump).await?;
+    match settings.format {
+        OutputFormat::Text => {
+            output::print_result(&output::restore_summary(&restored, settings.format));
+            output::print_result(&output::export_summary(&exported, settings.format));
+        }
+        OutputFormat::Json => {
+            let mut report = json!(exported);
+            report["restore"] = json!(restored);
+            output::print_result(&(serde_json::to_string_pretty(&report)? + "\n"));
+        }
+    }
+    Ok(exit_code::OK)
+}
+
+/// `--from-dump`: the dump restored into a throwaway cluster, then exported from it as from a
+/// live server, the manifest naming the file. The cluster is stopped and removed however this
+/// ends (done, failed, Ctrl-C).
+async fn dump_export_stage(
+    settings: &Settings,
+    export_settings: &ExportSettings,
+    dump: &Path,
+) -> anyhow::Result<(crate::dump::RestoreReport, export::ExportReport)> {
+    let data_dir = DataDir::new(&settings.data_dir);
+    let reporter = reporter(settings);
+    let work = async {
+        let restored = crate::dump::restore(dump, export_settings.jobs.get(), reporter.as_ref())
+            .await
+            .with_context(|| format!("restoring the dump `{}`", dump.display()))?;
+        let from_cluster = ExportSettings {
+            database_url: restored.database_url.clone(),
+            ..export_settings.clone()
+        };
+        let source = crate::manifest::Source::Dump { dump: restored.report.dump.clone() };
+        let exported =
+            export::export_recording(&from_cluster, &data_dir, Arc::clone(&reporter), Some(source))
+                .await?;
+        drop(restored.cluster);
+        anyhow::Ok((restored.report, exported))
+    };
+    tokio::select! {
+        done = work => done,
         _ = tokio::signal::ctrl_c() => Err(Interrupted { command: "export" }.into()),
     }
 }
@@ -195,7 +251,14 @@ async fn run_all(
             output::print_result(&(json!({ "stage": stage, "report": report }).to_string() + "\n"))
         }
     };
-    let exported = export_stage(&settings, &export_settings).await?;
+    let exported = match &args.export.from_dump {
+        Some(dump) => {
+            let (restored, exported) = dump_export_stage(&settings, &export_settings, dump).await?;
+            print("restore", output::restore_summary(&restored, format), json!(restored));
+            exported
+        }
+        None => export_stage(&settings, &export_settings).await?,
+    };
     print("export", output::export_summary(&exported, format), json!(exported));
 
     let transform_options = TransformOptions {
@@ -291,15 +354,32 @@ pub struct InitReport {
 
 async fn run_init(settings: &Settings, init: &InitSettings) -> anyhow::Result<u8> {
     let data_dir = DataDir::new(&settings.data_dir);
-    let (catalog, catalog_from) = match &init.database_url {
-        Some(url) => {
+    let (catalog, catalog_from) = match (&init.database_url, &init.from_dump) {
+        (_, Some(dump)) => {
+            let work = async {
+                let restored = crate::dump::restore(dump, 1, reporter(settings).as_ref())
+                    .await
+                    .with_context(|| format!("restoring the dump `{}`", dump.display()))?;
+                let catalog =
+                    export::read_catalog(&restored.database_url, &init.schemas, &init.tables)
+                        .await?;
+                drop(restored.cluster);
+                anyhow::Ok(catalog)
+            };
+            let catalog = tokio::select! {
+                catalog = work => catalog?,
+                _ = tokio::signal::ctrl_c() => return Err(Interrupted { command: "init" }.into()),
+            };
+            (catalog, dump.display().to_string())
+        }
+        (Some(url), None) => {
             let catalog = tokio::select! {
                 catalog = export::read_catalog(url, &init.schemas, &init.tables) => catalog?,
                 _ = tokio::signal::ctrl_c() => return Err(Interrupted { command: "init" }.into()),
             };
             (catalog, url.to_string())
         }
-        None => {
+        (None, None) => {
             let manifest = match Manifest::read(&data_dir) {
                 Ok(manifest) => manifest.ok_or(NoCatalog)?,
                 Err(ManifestError::Unreadable(error)) => return Err(error.into()),

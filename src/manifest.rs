@@ -27,12 +27,18 @@ pub struct Manifest {
     pub catalog: Catalog,
 }
 
+/// Where the rows came from: a server, or a dump file restored into a throwaway cluster.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Source {
-    /// The connection URL without its password.
-    pub url: String,
-    pub database: String,
-    pub server_version: String,
+#[serde(untagged)]
+pub enum Source {
+    Server {
+        /// The connection URL without its password.
+        url: String,
+        database: String,
+        server_version: String,
+    },
+    /// `--from-dump`: the file's name, size and checksum instead of a server.
+    Dump { dump: crate::dump::DumpFile },
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
