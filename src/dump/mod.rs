@@ -261,6 +261,8 @@ pub async fn restore(
         return Err(DumpError::DataNotLoaded { tables: failed });
     }
     missing.extend(missing_relations(&log.skipped));
+    // Planner statistics, which a restore does not bring: export reads the largest tables first.
+    query(&binaries, &cluster, &database, "ANALYZE").await?;
 
     let database_url = DatabaseUrl::parse(&format!(
         "host='{}' port={} user=postgres dbname='{}' sslmode=disable",
