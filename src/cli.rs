@@ -198,6 +198,10 @@ pub struct InitArgs {
     /// Refused unless data/state.sqlite shows the import complete; plan files are left as they are
     #[arg(long)]
     pub after_import: bool,
+    /// Read the catalog from a pg_dump file (restored into a throwaway cluster) instead of a
+    /// server
+    #[arg(long, value_name = "FILE")]
+    pub from_dump: Option<PathBuf>,
 }
 
 const INIT_ABOUT: &str = "\
@@ -261,6 +265,12 @@ pub struct ExportArgs {
     /// Connections reading tables in parallel, all in the same snapshot
     #[arg(long, short = 'j', env = "MIGRATE_JOBS", default_value = "4")]
     pub jobs: NonZeroUsize,
+
+    /// Read a pg_dump file instead of a server (plain SQL, .sql.gz, -Fc, -Fd or -Ft): restored
+    /// into a throwaway PostgreSQL cluster from the installed binaries, then exported;
+    /// --database-url is not used
+    #[arg(long, value_name = "FILE")]
+    pub from_dump: Option<PathBuf>,
 }
 
 const TRANSFORM_ABOUT: &str = "\

@@ -53,9 +53,14 @@ pub fn run(cli: Cli, matches: &clap::ArgMatches) -> anyhow::Result<u8> {
         .build()
         .context("cannot start the async runtime")?;
     match cli.command {
-        Command::Export(args) => {
-            runtime.block_on(run_export(&settings, &ExportSettings::from_args(&args)?))
-        }
+        Command::Export(args) => match &args.from_dump {
+            Some(dump) => runtime.block_on(run_export_from_dump(
+                &settings,
+                &ExportSettings::from_args(&args)?,
+                dump,
+            )),
+            None => runtime.block_on(run_export(&settings, &ExportSettings::from_args(&args)?)),
+        },
         Command::Init(args) => {
             runtime.block_on(run_init(&settings, &InitSettings::from_args(&args)?))
         }
@@ -98,6 +103,57 @@ async fn export_stage(
     let data_dir = DataDir::new(&settings.data_dir);
     tokio::select! {
         report = export::export(export_settings, &data_dir, reporter(settings)) => Ok(report?),
+        _ = tokio::signal::ctrl_c() => Err(Interrupted { command: "export" }.into()),
+    }
+}
+
+async fn run_export_from_dump(
+    settings: &Settings,
+    export_settings: &ExportSettings,
+    dump: &Path,
+) -> anyhow::Result<u8> {
+    let (restored, exported) = dump_export_stage(settings, export_settings, dump).await?;
+    match settings.format {
+        OutputFormat::Text => {
+            output::print_result(&output::restore_summary(&restored, settings.format));
+            output::print_result(&output::export_summary(&exported, settings.format));
+        }
+        OutputFormat::Json => {
+            let mut report = json!(exported);
+            report["restore"] = json!(restored);
+            output::print_result(&(serde_json::to_string_pretty(&report)? + "\n"));
+        }
+    }
+    Ok(exit_code::OK)
+}
+
+/// `--from-dump`: the dump restored into a throwaway cluster, then exported from it as from a
+/// live server, the manifest naming the file. The cluster is stopped and removed however this
+/// ends (done, failed, Ctrl-C).
+async fn dump_export_stage(
+    settings: &Settings,
+    export_settings: &ExportSettings,
+    dump: &Path,
+) -> anyhow::Result<(crate::dump::RestoreReport, export::ExportReport)> {
+    let data_dir = DataDir::new(&settings.data_dir);
+    let reporter = reporter(settings);
+    let work = async {
+        let restored = crate::dump::restore(dump, export_settings.jobs.get(), reporter.as_ref())
+            .await
+            .with_context(|| format!("restoring the dump `{}`", dump.display()))?;
+        let from_cluster = ExportSettings {
+            database_url: restored.database_url.clone(),
+            ..export_settings.clone()
+        };
+        let source = crate::manifest::Source::Dump { dump: restored.report.dump.clone() };
+        let exported =
+            export::export_recording(&from_cluster, &data_dir, Arc::clone(&reporter), Some(source))
+                .await?;
+        drop(restored.cluster);
+        anyhow::Ok((restored.report, exported))
+    };
+    tokio::select! {
+        done = work => done,
         _ = tokio::signal::ctrl_c() => Err(Interrupted { command: "export" }.into()),
     }
 }
@@ -196,7 +252,14 @@ async fn run_all(
             output::print_result(&(json!({ "stage": stage, "report": report }).to_string() + "\n"))
         }
     };
-    let exported = export_stage(&settings, &export_settings).await?;
+    let exported = match &args.export.from_dump {
+        Some(dump) => {
+            let (restored, exported) = dump_export_stage(&settings, &export_settings, dump).await?;
+            print("restore", output::restore_summary(&restored, format), json!(restored));
+            exported
+        }
+        None => export_stage(&settings, &export_settings).await?,
+    };
     print("export", output::export_summary(&exported, format), json!(exported));
 
     let transform_options = TransformOptions {
@@ -311,7 +374,7 @@ async fn run_init(settings: &Settings, init: &InitSettings) -> anyhow::Result<u8
     }
     let data_dir = DataDir::new(&settings.data_dir);
     let Catalog { catalog, from: catalog_from, about: catalog_about, mut warnings } =
-        init_catalog(&data_dir, init).await?;
+        init_catalog(settings, &data_dir, init).await?;
 
     let plan_path = settings.plan_dir.join("0001_initial.toml");
     let plan_text = plan::initial_plan(&catalog);
@@ -441,7 +504,28 @@ fn run_init_after_import(settings: &Settings, init: &InitSettings) -> anyhow::Re
 /// The last export's, when there is one and the command line names no `--schemas` or `--tables`:
 /// transform will read that catalog, so the plan must fit it (its schemas and tables, not
 /// init's defaults). Otherwise the database's, read with the selection given (or the default).
-async fn init_catalog(data_dir: &DataDir, init: &InitSettings) -> anyhow::Result<Catalog> {
+async fn init_catalog(
+    settings: &Settings,
+    data_dir: &DataDir,
+    init: &InitSettings,
+) -> anyhow::Result<Catalog> {
+    if let Some(dump) = &init.from_dump {
+        let work = async {
+            let restored = crate::dump::restore(dump, 1, reporter(settings).as_ref())
+                .await
+                .with_context(|| format!("restoring the dump `{}`", dump.display()))?;
+            let catalog =
+                export::read_catalog(&restored.database_url, &init.schemas, &init.tables).await?;
+            drop(restored.cluster);
+            anyhow::Ok(catalog)
+        };
+        let catalog = tokio::select! {
+            catalog = work => catalog?,
+            _ = tokio::signal::ctrl_c() => return Err(Interrupted { command: "init" }.into()),
+        };
+        let from = dump.display().to_string();
+        return Ok(Catalog { catalog, from, about: None, warnings: Vec::new() });
+    }
     let manifest = match Manifest::read(data_dir) {
         Ok(manifest) => manifest,
         Err(ManifestError::Unreadable(error)) => return Err(error.into()),
@@ -470,11 +554,11 @@ async fn init_catalog(data_dir: &DataDir, init: &InitSettings) -> anyhow::Result
     };
     let mut warnings = Vec::new();
     match &init.database_url {
-        Some(url) if url.to_string() != manifest.source.url => warnings.push(format!(
+        Some(url) if url.to_string() != manifest.source.describe() => warnings.push(format!(
             "the export in `{manifest_path}` is of `{}`, not of `{url}`: the plan is written \
              from the export's catalog, which transform reads; export from `{url}` first to \
              migrate it, or give --schemas or --tables to plan from its catalog",
-            manifest.source.url
+            manifest.source.describe()
         )),
         None if init.selection_given => warnings.push(format!(
             "--schemas and --tables choose what is read from a database: without --database-url \

@@ -10,6 +10,7 @@ pub mod convex;
 pub mod data_dir;
 pub mod deployment;
 pub mod dotenv;
+pub mod dump;
 pub mod exit_code;
 pub mod export;
 #[cfg(test)]

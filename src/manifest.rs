@@ -27,12 +27,28 @@ pub struct Manifest {
     pub catalog: Catalog,
 }
 
+/// Where the rows came from: a server, or a dump file restored into a throwaway cluster.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Source {
-    /// The connection URL without its password.
-    pub url: String,
-    pub database: String,
-    pub server_version: String,
+#[serde(untagged)]
+pub enum Source {
+    Server {
+        /// The connection URL without its password.
+        url: String,
+        database: String,
+        server_version: String,
+    },
+    /// `--from-dump`: the file's name, size and checksum instead of a server.
+    Dump { dump: crate::dump::DumpFile },
+}
+
+impl Source {
+    /// The server's URL (without its password), or the dump file's name.
+    pub fn describe(&self) -> String {
+        match self {
+            Source::Server { url, .. } => url.clone(),
+            Source::Dump { dump } => format!("the dump {}", dump.file),
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -278,8 +278,10 @@ impl ExportSettings {
 /// What `migrate init` needs, validated.
 #[derive(Debug, Clone, Serialize)]
 pub struct InitSettings {
-    /// `None`: use the catalog of the last export.
+    /// `None`: use the catalog of the last export (or of `from_dump`).
     pub database_url: Option<DatabaseUrl>,
+    /// A pg_dump file to read the catalog from instead of a server.
+    pub from_dump: Option<PathBuf>,
     pub schemas: Vec<String>,
     pub tables: Vec<TableSelector>,
     /// `--schemas` or `--tables` was given on the command line: the catalog is read from the
@@ -298,13 +300,16 @@ impl InitSettings {
         let (schemas, tables) = selection(&args.schemas, args.tables.as_deref())?;
         let env = Environment::process();
         let given = given_url(args.database_url.as_deref());
-        let database_url = if given.is_some() || env.names_a_server() {
+        let database_url = if args.from_dump.is_some() {
+            None
+        } else if given.is_some() || env.names_a_server() {
             Some(DatabaseUrl::resolve(given, &env)?)
         } else {
             None
         };
         Ok(InitSettings {
             database_url,
+            from_dump: args.from_dump.clone(),
             schemas,
             tables,
             selection_given: args.selection_given,

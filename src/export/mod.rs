@@ -64,6 +64,17 @@ pub async fn export(
     data_dir: &DataDir,
     reporter: Arc<dyn Reporter>,
 ) -> Result<ExportReport, ExportError> {
+    export_recording(settings, data_dir, reporter, None).await
+}
+
+/// [`export`], recording `source` in the manifest instead of the server it reads (a restored
+/// dump: the file, not the throwaway cluster).
+pub async fn export_recording(
+    settings: &ExportSettings,
+    data_dir: &DataDir,
+    reporter: Arc<dyn Reporter>,
+    source: Option<manifest::Source>,
+) -> Result<ExportReport, ExportError> {
     let started = Instant::now();
     let url = &settings.database_url;
     let coordinator = connect(url).await?;
@@ -123,11 +134,11 @@ pub async fn export(
     let manifest = Manifest {
         format_version: manifest::FORMAT_VERSION,
         tool: concat!("migrate ", env!("CARGO_PKG_VERSION")).into(),
-        source: manifest::Source {
+        source: source.unwrap_or_else(|| manifest::Source::Server {
             url: url.to_string(),
             database: snapshot.database.clone(),
             server_version: snapshot.server_version.clone(),
-        },
+        }),
         snapshot: manifest::Snapshot {
             taken_at: snapshot.taken_at.clone(),
             transaction_snapshot: snapshot.transaction_snapshot.clone(),

@@ -11,7 +11,8 @@ use std::io::Write;
 pub use self::progress::{Bars, Lines, NoProgress, format_rate, progress_interval};
 pub use self::settings::settings_summary;
 pub use self::summary::{
-    export_summary, import_summary, init_summary, status_summary, transform_summary, verify_summary,
+    export_summary, import_summary, init_summary, restore_summary, status_summary,
+    transform_summary, verify_summary,
 };
 use crate::cli::GlobalArgs;
 use crate::commands::{Interrupted, NoCatalog};
@@ -110,6 +111,9 @@ pub fn render_error(error: &anyhow::Error) -> (String, u8) {
 fn classify(error: &anyhow::Error) -> (u8, Option<String>) {
     for cause in error.chain() {
         if let Some(e) = cause.downcast_ref::<ExportError>() {
+            return (e.exit_code(), e.hint());
+        }
+        if let Some(e) = cause.downcast_ref::<crate::dump::DumpError>() {
             return (e.exit_code(), e.hint());
         }
         if let Some(e) = cause.downcast_ref::<ImportError>() {

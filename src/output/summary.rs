@@ -5,6 +5,7 @@ use indicatif::{HumanBytes, HumanCount};
 
 use crate::cli::OutputFormat;
 use crate::commands::InitReport;
+use crate::dump::RestoreReport;
 use crate::export::ExportReport;
 use crate::import::ImportReport;
 use crate::status::StatusReport;
@@ -51,6 +52,47 @@ pub fn export_summary(report: &ExportReport, format: OutputFormat) -> String {
         report.snapshot_taken_at,
         report.manifest,
     )
+}
+
+/// What restoring a dump did: the file, the roles created, every statement skipped and what
+/// the dump does not hold.
+pub fn restore_summary(report: &RestoreReport, format: OutputFormat) -> String {
+    if format == OutputFormat::Json {
+        return json(report);
+    }
+    let dump = &report.dump;
+    let format_name = serde_json::to_value(dump.format).ok();
+    let mut text = format!(
+        "restored `{}` ({}, {}{}) with PostgreSQL {} in {:.2} s\n",
+        dump.file,
+        format_name.as_ref().and_then(|v| v.as_str()).unwrap_or("?"),
+        HumanBytes(dump.bytes),
+        dump.dumped_from.as_ref().map(|v| format!(", from PostgreSQL {v}")).unwrap_or_default(),
+        report.binaries,
+        report.seconds,
+    );
+    if !report.roles_created.is_empty() {
+        text.push_str(&format!(
+            "created {} role{} the dump names, NOLOGIN: {}\n",
+            report.roles_created.len(),
+            if report.roles_created.len() == 1 { "" } else { "s" },
+            report.roles_created.join(", ")
+        ));
+    }
+    if !report.skipped.is_empty() {
+        text.push_str(&format!(
+            "skipped {} statement{} that failed (no table data among them):\n",
+            report.skipped.len(),
+            if report.skipped.len() == 1 { "" } else { "s" }
+        ));
+        for skipped in &report.skipped {
+            text.push_str(&format!("  {}: {}\n", skipped.what, skipped.error));
+        }
+    }
+    for missing in &report.missing {
+        text.push_str(&format!("missing: {missing}\n"));
+    }
+    text
 }
 
 fn rate(rows: u64, seconds: f64) -> u64 {

@@ -203,25 +203,43 @@ fn selection(
 
 fn export(args: &ExportArgs, sources: &Sources<'_>, groups: &mut Vec<Group>) -> anyhow::Result<()> {
     let settings = ExportSettings::from_args(args)?;
-    groups.push(postgres(&settings.database_url));
+    // A dump is restored into a throwaway cluster of migrate's own: no connection to show.
+    if args.from_dump.is_none() {
+        groups.push(postgres(&settings.database_url));
+    }
     let mut shown = selection(&settings.schemas, &settings.tables, sources).to_vec();
     shown.push(sources.setting("jobs", settings.jobs));
+    let dump = args.from_dump.as_ref().map(|path| path.display());
+    shown.push(sources.optional("from_dump", dump, "none (a server)"));
     groups.push(Group { name: "export", settings: shown });
     Ok(())
 }
 
 fn init(args: &InitArgs, sources: &Sources<'_>, groups: &mut Vec<Group>) -> anyhow::Result<()> {
     let settings = InitSettings::from_args(args)?;
-    let catalog = match &settings.database_url {
-        Some(url) => {
+    // As `init` chooses (commands::init_catalog): a dump, else the database when the command
+    // line names a selection, else the last export, else the database.
+    let catalog = match (&settings.from_dump, &settings.database_url) {
+        (Some(dump), _) => Shown {
+            name: "catalog",
+            value: format!("restored from the dump `{}`", dump.display()),
+            from: "--from-dump".into(),
+        },
+        (None, Some(url)) => {
             groups.push(postgres(url));
+            let value = if settings.selection_given {
+                "read from the database"
+            } else {
+                "the last export's when there is one (manifest.json in the data directory), \
+                 else read from the database"
+            };
             Shown {
                 name: "catalog",
-                value: "read from the database".into(),
+                value: value.into(),
                 from: url.from_of("connection").to_owned(),
             }
         }
-        None => Shown {
+        (None, None) => Shown {
             name: "catalog",
             value: "the last export's (manifest.json in the data directory)".into(),
             from: "no --database-url, DATABASE_URL or PG* variable naming a server".into(),
@@ -231,6 +249,7 @@ fn init(args: &InitArgs, sources: &Sources<'_>, groups: &mut Vec<Group>) -> anyh
     shown.extend(selection(&settings.schemas, &settings.tables, sources));
     shown.push(sources.setting("convex_dir", settings.convex_dir.display()));
     shown.push(sources.flag("force", settings.force));
+    shown.push(sources.flag("after_import", settings.after_import));
     groups.push(Group { name: "init", settings: shown });
     Ok(())
 }

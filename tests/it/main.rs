@@ -12,6 +12,7 @@ mod convex_module;
 mod convex_server;
 mod export_cli;
 mod export_consistency;
+mod export_dump;
 mod export_golden;
 mod export_libpq;
 mod export_tls;

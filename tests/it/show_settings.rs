@@ -70,7 +70,7 @@ fn every_command_shows_every_setting_it_uses_and_where_it_came_from() {
             &[
                 ("general", &["progress"]),
                 ("postgres", &[]),
-                ("export", &["schemas", "tables", "jobs"]),
+                ("export", &["schemas", "tables", "jobs", "from_dump"]),
             ],
         ),
         (
@@ -78,7 +78,7 @@ fn every_command_shows_every_setting_it_uses_and_where_it_came_from() {
             &[
                 ("general", &["plan_dir"]),
                 ("postgres", &[]),
-                ("init", &["catalog", "schemas", "tables", "convex_dir", "force"]),
+                ("init", &["catalog", "schemas", "tables", "convex_dir", "force", "after_import"]),
             ],
         ),
         (
@@ -109,7 +109,7 @@ fn every_command_shows_every_setting_it_uses_and_where_it_came_from() {
             &[
                 ("general", &["plan_dir", "progress"]),
                 ("postgres", &[]),
-                ("export", &["schemas", "tables", "jobs"]),
+                ("export", &["schemas", "tables", "jobs", "from_dump"]),
                 ("transform", &["max_rejected", "convex_dir"]),
                 ("convex", &[]),
                 ("import", &["concurrency", "batch_size", "batch_bytes", "force", "dry_run"]),
@@ -191,13 +191,21 @@ fn without_a_database_init_says_the_catalog_comes_from_the_last_export() {
     assert!(json.get("postgres").is_none(), "{run}");
     let catalog = json["init"]["catalog"]["value"].as_str().unwrap();
     assert!(catalog.contains("last export"), "{run}");
-    // A libpq variable naming the server makes it read the database instead.
+    // A libpq variable naming the server makes it read the database when there is no export…
     let mut command = work.command(&["--format", "json", "--show-settings", "init"]);
     command.env("PGHOST", "db.example.com");
     let run = Run::of(command).success();
     let json: Value = serde_json::from_str(&run.stdout).unwrap();
-    assert_eq!(json["init"]["catalog"]["value"], "read from the database", "{run}");
+    let catalog = json["init"]["catalog"]["value"].as_str().unwrap();
+    assert!(catalog.ends_with("else read from the database"), "{run}");
     assert_eq!(json["postgres"]["host"]["from"], "PGHOST", "{run}");
+    // … and always when the command line names the schemas to read
+    let mut command =
+        work.command(&["--format", "json", "--show-settings", "init", "--schemas", "public"]);
+    command.env("PGHOST", "db.example.com");
+    let run = Run::of(command).success();
+    let json: Value = serde_json::from_str(&run.stdout).unwrap();
+    assert_eq!(json["init"]["catalog"]["value"], "read from the database", "{run}");
 }
 
 #[test]
