@@ -59,6 +59,9 @@ enum Source {
         /// The keys leading to the field's value inside a json column (`FieldPlan::path`).
         path: Vec<String>,
     },
+    /// Under `nulls = "null"`, the field of reference `.0` when its key has a NULL column (it
+    /// references nothing): null, as the schema says. A found parent goes in `refs` instead.
+    NullReference(usize),
 }
 
 /// What a SQL NULL becomes.
@@ -107,6 +110,11 @@ impl DirectPlan {
             let path = field.path.clone();
             let source = Source::Column { position, conversion, when_null, path };
             fields.push((field.field.as_str(), source));
+        }
+        if plan.nulls == NullPolicy::Null {
+            for (index, reference) in plan.references.iter().enumerate() {
+                fields.push((reference.field.as_str(), Source::NullReference(index)));
+            }
         }
         fields.sort_by(|a, b| a.0.cmp(b.0));
         let repeats = fields.windows(2).any(|pair| pair[0].0 == pair[1].0);
@@ -231,6 +239,15 @@ impl DirectPlan {
                         }
                         (text, _) => write_converted(conversion, text, scratch, out)?,
                     }
+                }
+                Source::NullReference(index) => {
+                    if scratch.ref_ends[*index].is_some() {
+                        continue;
+                    }
+                    comma(out, &mut first);
+                    out.extend_from_slice(&field.key);
+                    out.extend_from_slice(b"null");
+                    1
                 }
             };
             size += field.name_len + 1 + value_size;

@@ -298,7 +298,13 @@ fn transform_fields(
     for (index, (reference, parents)) in plan.references.iter().zip(&lookups.parents).enumerate() {
         let forms = lookups.forms.get(index).and_then(Option::as_deref);
         match resolve_reference(row, reference, parents, forms) {
-            Reference::Absent => {}
+            // A key with a NULL column references nothing: the field is absent, or null under
+            // `nulls = "null"`, as the schema says (`v.union(v.id(..), v.null())`).
+            Reference::Absent => {
+                if plan.nulls == NullPolicy::Null {
+                    document.insert(reference.field.clone(), Value::Null);
+                }
+            }
             Reference::Parent(parent) => references.push((index, parent)),
             Reference::Orphan(key) => match reference.orphans {
                 OrphanPolicy::Fail => {

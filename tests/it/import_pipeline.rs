@@ -542,3 +542,29 @@ fn batches_sent_from_a_transformed_file_changed_since_transform_are_forgotten() 
     );
     prepared.against(&url, &key, &["verify"]).success();
 }
+
+#[test]
+fn under_nulls_null_a_reference_to_nothing_is_stored_as_null_and_convex_accepts_it() {
+    // GIVEN `nulls = "null"`, and posts whose author is NULL (a reference to no row) or set
+    let prepared = Prepared::new(
+        "create table authors (id int primary key, name text not null);
+         create table posts (id int primary key, author_id int references authors(id),
+                             title text);
+         insert into authors values (1, 'Ada');
+         insert into posts values (1, 1, 'set'), (2, null, null);",
+        "[defaults]\nnulls = \"null\"\n",
+    );
+    prepared.migrate(&["transform"]).success();
+    let server = ConvexTestServer::for_convex_dir(&prepared.convex_dir());
+
+    // WHEN they are imported into the Convex runtime, which validates every document against
+    // the schema (`authorId: v.union(v.id("authors"), v.null())`, a required field)
+    let run = prepared.against(server.url(), server.admin_key(), &["import"]);
+
+    // THEN every post arrives, the authorless one holding null, and verify finds them exact
+    assert_eq!(run.code, Some(0), "{run}");
+    let post = &documents(&server, "posts", &["2"])[0];
+    assert_eq!(post.get("authorId"), Some(&Value::Null), "{post}");
+    assert_eq!(post.get("title"), Some(&Value::Null), "{post}");
+    prepared.against(server.url(), server.admin_key(), &["verify"]).success();
+}
