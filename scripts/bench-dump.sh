@@ -35,7 +35,14 @@ restore_url=$(printf '%s' "$url" | sed -E "s#/[^/?]*(\\?|$)#/${db}_restored\\1#"
 drop_restored() {
   psql "$admin_url" -qAtc "drop database if exists \"${db}_restored\" with (force)" >/dev/null
 }
-trap 'drop_restored || true' EXIT
+# The restored database goes before the lib's cleanup (tmp dir, bench database) runs.
+bench_dump_cleanup() {
+  local status=$?
+  drop_restored || true
+  (exit "$status")
+  bench_cleanup
+}
+trap bench_dump_cleanup EXIT
 
 for n in "${size_list[@]}"; do
   bench_load "$n"

@@ -122,6 +122,7 @@ fn describe(stats: &Stats) -> String {
         failed_all,
         no_slot,
         peak_in_flight,
+        slot_busy_micros,
         reset_before,
         reset_after,
         stalled,
@@ -134,7 +135,7 @@ fn describe(stats: &Stats) -> String {
     format!(
         "convex-sink: requests={requests} succeeded={succeeded} function_errors={function_errors} \
          wire_errors={wire_errors} unavailable={unavailable} failed_all={failed_all} \
-         no_slot={no_slot} peak_in_flight={peak_in_flight} \
+         no_slot={no_slot} peak_in_flight={peak_in_flight} slot_busy_micros={slot_busy_micros} \
          reset_before={reset_before} reset_after={reset_after} stalled={stalled} \
          inserted={inserted} replaced={replaced} patched={patched} deleted={deleted} \
          ledger_calls={ledger_calls}"

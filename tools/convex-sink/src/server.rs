@@ -135,7 +135,10 @@ async fn handle(shared: Arc<Shared>, request: Request<Incoming>) -> Result<Reply
                 None => Some(slot.await),
             };
             match slot {
-                Some(slot) => Some(slot.expect("the slots are never closed")),
+                Some(slot) => {
+                    let slot = slot.expect("the slots are never closed");
+                    Some((slot, shared.counters.slot_taken()))
+                }
                 None => {
                     shared.counters.request(Outcome::NoSlot);
                     return Ok(shared.refusal(too_many_requests()));

@@ -21,6 +21,9 @@ pub struct Stats {
     pub no_slot: u64,
     /// The most requests the sink held at once (waiting for a slot included).
     pub peak_in_flight: u64,
+    /// With slots: microseconds calls held a slot, summed. Divided by slots × a client's wall
+    /// time, how busy the client kept the deployment.
+    pub slot_busy_micros: u64,
     /// Connection closed before anything was applied.
     pub reset_before: u64,
     /// Applied, then the connection was closed without a reply.
@@ -57,6 +60,7 @@ pub(crate) struct Counters {
     outcomes: [AtomicU64; 9],
     in_flight: AtomicU64,
     peak_in_flight: AtomicU64,
+    slot_busy_micros: AtomicU64,
     inserted: AtomicU64,
     replaced: AtomicU64,
     patched: AtomicU64,
@@ -75,6 +79,11 @@ impl Counters {
         let now = self.in_flight.fetch_add(1, Ordering::Relaxed) + 1;
         self.peak_in_flight.fetch_max(now, Ordering::Relaxed);
         InFlight(self)
+    }
+
+    /// Counts the time a slot is held until the guard is dropped.
+    pub fn slot_taken(&self) -> SlotHeld<'_> {
+        SlotHeld { counters: self, since: std::time::Instant::now() }
     }
 
     pub fn wrote(&self, writes: crate::functions::Writes) {
@@ -97,6 +106,7 @@ impl Counters {
             failed_all: outcome(Outcome::FailedAll),
             no_slot: outcome(Outcome::NoSlot),
             peak_in_flight: get(&self.peak_in_flight),
+            slot_busy_micros: get(&self.slot_busy_micros),
             reset_before: outcome(Outcome::ResetBefore),
             reset_after: outcome(Outcome::ResetAfter),
             stalled: outcome(Outcome::Stalled),
@@ -115,5 +125,18 @@ pub(crate) struct InFlight<'a>(&'a Counters);
 impl Drop for InFlight<'_> {
     fn drop(&mut self) {
         self.0.in_flight.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// A slot held; see [`Counters::slot_taken`].
+pub(crate) struct SlotHeld<'a> {
+    counters: &'a Counters,
+    since: std::time::Instant,
+}
+
+impl Drop for SlotHeld<'_> {
+    fn drop(&mut self) {
+        let micros = u64::try_from(self.since.elapsed().as_micros()).unwrap_or(u64::MAX);
+        self.counters.slot_busy_micros.fetch_add(micros, Ordering::Relaxed);
     }
 }
