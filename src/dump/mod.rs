@@ -145,6 +145,33 @@ pub struct Restored {
     pub report: RestoreReport,
 }
 
+/// Every ordinary table of the restored schemas made unlogged, each on its own (one that cannot
+/// be, e.g. in a publication, stays as it is). Export reads them the same.
+const UNLOGGED: &str = "DO $$ DECLARE t regclass; BEGIN
+  FOR t IN SELECT c.oid::regclass FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+            WHERE c.relkind = 'r' AND c.relpersistence = 'p'
+              AND n.nspname NOT IN ('pg_catalog', 'information_schema')
+              AND n.nspname NOT LIKE 'pg\\_%'
+  LOOP
+    BEGIN
+      EXECUTE format('ALTER TABLE %s SET UNLOGGED', t);
+    EXCEPTION WHEN OTHERS THEN NULL;
+    END;
+  END LOOP;
+END $$";
+
+/// `ANALYZE` of the tables whose row count Postgres does not know (`reltuples < 0`: no index
+/// was built on them).
+const ANALYZE_UNCOUNTED: &str = "DO $$ DECLARE t regclass; BEGIN
+  FOR t IN SELECT c.oid::regclass FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+            WHERE c.relkind IN ('r', 'm', 'p') AND c.reltuples < 0
+              AND n.nspname NOT IN ('pg_catalog', 'information_schema')
+              AND n.nspname NOT LIKE 'pg\\_%'
+  LOOP
+    EXECUTE format('ANALYZE %s', t);
+  END LOOP;
+END $$";
+
 /// Restores `path` into a new throwaway cluster, `jobs` at once where the format allows.
 pub async fn restore(
     path: &Path,
@@ -233,13 +260,21 @@ pub async fn restore(
             let total = listing.as_ref().map(|l| l.table_data.len() as u64);
             let mut progress = reporter.table_started(&label, total, Unit::Rows);
             let jobs = format.parallel().then_some(jobs);
-            let command = restore::pg_restore_command(&binaries, &cluster, path, jobs);
             let mut log = ErrorLog::default();
-            let succeeded = restore::run_reading_stderr(command, "pg_restore", |line| {
-                log.pg_restore_line(line);
-                progress.rows(log.data_entries_done);
-            })
-            .await?;
+            let mut succeeded = true;
+            // The sections one by one, so that the tables are made unlogged between the schema
+            // and the rows: the throwaway cluster writes no WAL for them (it is thrown away).
+            for section in ["pre-data", "data", "post-data"] {
+                if section == "data" {
+                    query(&binaries, &cluster, "postgres", UNLOGGED).await?;
+                }
+                let command = restore::pg_restore_command(&binaries, &cluster, path, section, jobs);
+                succeeded &= restore::run_reading_stderr(command, "pg_restore", |line| {
+                    log.pg_restore_line(line);
+                    progress.rows(log.data_entries_done);
+                })
+                .await?;
+            }
             progress.finished(log.data_entries_done);
             if !succeeded && log.skipped.is_empty() {
                 let detail = log.other.join("\n");
@@ -262,7 +297,8 @@ pub async fn restore(
     }
     missing.extend(missing_relations(&log.skipped));
     // Planner statistics, which a restore does not bring: export reads the largest tables first.
-    query(&binaries, &cluster, &database, "ANALYZE").await?;
+    // Building an index counts a table's rows already; only tables without one are analyzed.
+    query(&binaries, &cluster, &database, ANALYZE_UNCOUNTED).await?;
 
     let database_url = DatabaseUrl::parse(&format!(
         "host='{}' port={} user=postgres dbname='{}' sslmode=disable",

@@ -215,15 +215,17 @@ pub async fn run_reading_stderr(
     Ok(status.success())
 }
 
-/// `pg_restore … FILE` of an archive: its data entries counted on `progress`.
+/// `pg_restore --section=SECTION … FILE` of an archive (`pre-data`, `data`, `post-data`): its
+/// data entries counted on `progress`.
 pub fn pg_restore_command(
     binaries: &Binaries,
     cluster: &Cluster,
     path: &Path,
+    section: &str,
     jobs: Option<usize>,
 ) -> Command {
     let mut command = client(binaries, "pg_restore", cluster, "postgres");
-    command.args(["--verbose", "--no-password"]);
+    command.args(["--verbose", "--no-password"]).arg(format!("--section={section}"));
     if let Some(jobs) = jobs.filter(|&j| j > 1) {
         command.arg(format!("--jobs={jobs}"));
     }
