@@ -428,14 +428,7 @@ async fn run_init(settings: &Settings, init: &InitSettings) -> anyhow::Result<u8
             changes: plan_changes,
         },
         convex,
-        tables: plan
-            .tables
-            .iter()
-            .map(|t| {
-                let sources = std::iter::once(&t.source).chain(t.merges.iter().map(|m| &m.source));
-                (t.target.clone(), sources.map(ToString::to_string).collect())
-            })
-            .collect(),
+        tables: convex_tables(&plan),
         skipped: plan.skipped.iter().map(ToString::to_string).collect(),
         warnings: {
             warnings.extend(plan.warnings.iter().cloned());
@@ -480,14 +473,7 @@ fn run_init_after_import(settings: &Settings, init: &InitSettings) -> anyhow::Re
             changes: None,
         },
         convex,
-        tables: plan
-            .tables
-            .iter()
-            .map(|t| {
-                let sources = std::iter::once(&t.source).chain(t.merges.iter().map(|m| &m.source));
-                (t.target.clone(), sources.map(ToString::to_string).collect())
-            })
-            .collect(),
+        tables: convex_tables(&plan),
         skipped: plan.skipped.iter().map(ToString::to_string).collect(),
         warnings: plan.warnings.clone(),
         after_import: Some(AfterImport {
@@ -574,6 +560,17 @@ async fn init_catalog(
         if tables == 1 { "" } else { "s" },
     );
     Ok(Catalog { catalog: manifest.catalog, from: manifest_path, about: Some(about), warnings })
+}
+
+/// Each Convex table and the source tables that make it, for init's report.
+fn convex_tables(plan: &plan::model::Plan) -> Vec<(String, Vec<String>)> {
+    plan.tables
+        .iter()
+        .map(|t| {
+            let sources = std::iter::once(&t.source).chain(t.merges.iter().map(|m| &m.source));
+            (t.target.clone(), sources.map(ToString::to_string).collect())
+        })
+        .collect()
 }
 
 /// The catalog `init` plans from: see [`init_catalog`].

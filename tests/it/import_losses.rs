@@ -23,9 +23,17 @@ use crate::convex_server::ConvexTestServer;
 use crate::import_faults::{BATCH_SIZE, Rig};
 use crate::import_pipeline::Prepared;
 
-/// `teams.owner_id` (NOT NULL) and `members.team_id` make a cycle, `members.manager_id` refers
-/// to `members`: import's second pass patches all three in.
-const CYCLE: &str = "
+/// Rows of the cycle fixture: two teams, four members.
+const CYCLE_ROWS: &str = "
+begin;
+insert into teams values (1, 'red', 1), (2, 'blue', 3);
+insert into members values (1, 1, null, 'a@x'), (2, 1, 1, 'b@x'), (3, 2, 1, 'c@x'), (4, 2, 3, 'd@x');
+commit;
+";
+
+/// The cycle fixture's tables: `teams.owner_id` (NOT NULL) and `members.team_id` make a cycle,
+/// `members.manager_id` refers to `members`: import's second pass patches all three in.
+pub const CYCLE_TABLES: &str = "
 create table teams (id int primary key, name text not null, owner_id int not null);
 create table members (
   id int primary key,
@@ -35,11 +43,12 @@ create table members (
 );
 alter table teams add constraint teams_owner_fk
   foreign key (owner_id) references members(id) deferrable initially deferred;
-begin;
-insert into teams values (1, 'red', 1), (2, 'blue', 3);
-insert into members values (1, 1, null, 'a@x'), (2, 1, 1, 'b@x'), (3, 2, 1, 'c@x'), (4, 2, 3, 'd@x');
-commit;
 ";
+
+/// The cycle fixture: [`CYCLE_TABLES`] and four members in two teams.
+fn cycle() -> String {
+    format!("{CYCLE_TABLES}{CYCLE_ROWS}")
+}
 
 /// The bodies of every first-pass `migrate:upsert` call import sends, `batch_size` documents
 /// each, for the tables with deferred references: read from the transformed files by import's
@@ -107,7 +116,7 @@ fn documents(url: &str, key: &str, table: &str) -> Vec<Value> {
     page["page"].as_array().unwrap().clone()
 }
 
-/// The cycle references of [`CYCLE`] in Convex, by legacy id: (`teams.ownerId`,
+/// The cycle references of [`cycle`] in Convex, by legacy id: (`teams.ownerId`,
 /// `members.teamId`, `members.managerId`), each the referred document's legacy id.
 fn cycle_references(url: &str, key: &str) -> Vec<(String, Option<String>)> {
     let members = documents(url, key, "members");
@@ -132,7 +141,7 @@ fn cycle_references(url: &str, key: &str) -> Vec<(String, Option<String>)> {
     found
 }
 
-/// What [`CYCLE`] says the references are.
+/// What [`cycle`] says the references are.
 fn expected_cycle_references() -> Vec<(String, Option<String>)> {
     let some = |s: &str| Some(s.to_owned());
     let mut expected =
@@ -148,10 +157,10 @@ fn expected_cycle_references() -> Vec<(String, Option<String>)> {
     expected
 }
 
-/// [`CYCLE`] transformed, deployed under convex-test and imported in full, every cycle
+/// [`cycle`] transformed, deployed under convex-test and imported in full, every cycle
 /// reference in place.
 fn cycle_imported_under_convex_test() -> (Prepared, ConvexTestServer) {
-    let prepared = Prepared::new(CYCLE, "");
+    let prepared = Prepared::new(&cycle(), "");
     prepared.migrate(&["transform"]).success();
     let server = ConvexTestServer::for_convex_dir(&prepared.convex_dir());
     let (url, key) = (server.url(), server.admin_key());
@@ -201,7 +210,7 @@ fn a_first_pass_upsert_applied_after_the_second_pass_takes_no_reference_away_in_
 #[test]
 fn a_deployment_emptied_at_the_same_url_gets_every_document_again_under_convex_test() {
     // GIVEN an import done into a deployment
-    let prepared = Prepared::new(CYCLE, "");
+    let prepared = Prepared::new(&cycle(), "");
     prepared.migrate(&["transform"]).success();
     let server = ConvexTestServer::for_convex_dir(&prepared.convex_dir());
     let (url, key) = (server.url().to_owned(), server.admin_key().to_owned());
@@ -276,7 +285,7 @@ fn a_deployment_emptied_at_the_same_url_gets_every_document_again_in_the_sink() 
 fn a_module_of_an_older_version_is_refused_with_what_to_do() {
     // GIVEN a deployment running the module as an older migrate generated it (version 1: no
     // `deferred` in `upsert`, which it would refuse as an unknown argument)
-    let prepared = Prepared::new(CYCLE, "");
+    let prepared = Prepared::new(&cycle(), "");
     prepared.migrate(&["transform"]).success();
     let module = std::fs::read_to_string(prepared.convex_dir().join("migrate.ts")).unwrap();
     let old = module.replacen("const PLAN = {\"version\":3,", "const PLAN = {\"version\":1,", 1);

@@ -181,18 +181,9 @@ export function check(user: Doc<"authUsers">, profile: Doc<"profiles">, pay: Doc
     assert_eq!(page("languages").iter().filter(|l| l["name"] == "English").count(), 1);
 }
 
-/// Import's cycle: teams and members refer to each other, NOT NULL both ways; members also
-/// refer to their manager (nullable).
-const CYCLE: &str = "
-create table teams (id int primary key, name text not null, owner_id int not null);
-create table members (
-  id int primary key,
-  team_id int not null references teams(id) deferrable initially deferred,
-  manager_id int references members(id),
-  email text not null
-);
-alter table teams add constraint teams_owner_fk
-  foreign key (owner_id) references members(id) deferrable initially deferred;
+/// Rows for import's cycle (`import_losses::CYCLE_TABLES`): teams and members refer to each
+/// other, NOT NULL both ways; members also refer to their manager (nullable).
+const CYCLE_ROWS: &str = "
 begin;
 insert into teams values (1, 'red', 1), (2, 'blue', 3);
 insert into members values (1, 1, null, 'a@x'), (2, 1, 1, 'b@x'), (3, 2, 1, 'c@x');
@@ -222,7 +213,8 @@ fn copy_app(dir: &Path, label: &str) -> ConvexApp {
 #[test]
 fn after_a_complete_import_the_cycle_references_become_required() {
     // GIVEN a NOT NULL foreign-key cycle, exported, planned and transformed
-    let prepared = Prepared::new(CYCLE, "");
+    let prepared =
+        Prepared::new(&format!("{}{CYCLE_ROWS}", crate::import_losses::CYCLE_TABLES), "");
     prepared.migrate(&["transform"]).success();
     let convex_dir = prepared.convex_dir();
     let init_after =
