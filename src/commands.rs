@@ -592,5 +592,8 @@ fn status(written: generated::Written) -> String {
 
 /// `migrate init` without a database URL and without an export to take the catalog from.
 #[derive(Debug, thiserror::Error)]
-#[error("no catalog to start from: no database URL given and no export in the data directory")]
+#[error(
+    "no catalog to start from: no database named (URL or PG* variables), no dump and no export \
+     in the data directory"
+)]
 pub struct NoCatalog;

@@ -138,8 +138,8 @@ fn classify(error: &anyhow::Error) -> (u8, Option<String>) {
             return (
                 exit_code::USAGE,
                 Some(
-                    "pass --database-url (or set DATABASE_URL, or libpq's PGHOST, PGDATABASE, …), \
-                     or run `migrate export` first"
+                    "pass --database-url (or set DATABASE_URL, or libpq's PGHOST, PGDATABASE, …) \
+                     or --from-dump FILE, or run `migrate export` first"
                         .into(),
                 ),
             );

@@ -227,3 +227,18 @@ fn init_writes_a_plan_that_parses_whatever_the_labels_and_names_hold() {
     expected.sort();
     assert_eq!(carried, expected, "\n{plan}");
 }
+
+#[test]
+fn init_with_no_database_no_dump_and_no_export_says_each_way_to_give_a_catalog() {
+    // GIVEN an empty working directory and no PG* variable (the harness clears them)
+    let work = crate::support::Workdir::new();
+
+    // WHEN init runs with nothing to read a catalog from
+    let run = crate::support::Run::of(work.command(&["init"]));
+
+    // THEN it is a usage error naming every way: a database, a dump, an export
+    run.fails_with(
+        2,
+        &["no catalog to start from", "--database-url", "PGHOST", "--from-dump", "migrate export"],
+    );
+}
