@@ -5,14 +5,12 @@
 //! Also what a later run shows: the changes since the last run, and the warnings of transform
 //! and status while the Convex files lag behind the plan.
 
-use std::time::Duration;
-
-use migrate::convex::client::{ConvexClient, FunctionKind, RetryPolicy};
-use migrate::settings::Secret;
+use migrate::convex::client::FunctionKind;
 use serde_json::{Value, json};
 
 use crate::codegen_support::{ConvexApp, printed};
 use crate::convex_server::ConvexTestServer;
+use crate::import_pipeline::call;
 use crate::support::{Run, TestDb, Workdir, utf8};
 
 const USAGE: i32 = 2;
@@ -130,17 +128,6 @@ fn add_schema_lines(schema: &str, lines: &[String]) -> String {
     let end = text.rfind("});").unwrap();
     text.insert_str(end, &format!("  {spread}\n"));
     text
-}
-
-fn call(server: &ConvexTestServer, kind: FunctionKind, path: &str, args: Value) -> Value {
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-    let key = Secret::new(server.admin_key().to_owned());
-    let client =
-        ConvexClient::new(server.url(), &key, Duration::from_secs(30), RetryPolicy::default())
-            .unwrap();
-    runtime
-        .block_on(client.call::<Value>(kind, path, &args))
-        .unwrap_or_else(|e| panic!("{path}: {e}\n{}", server.stderr()))
 }
 
 #[test]

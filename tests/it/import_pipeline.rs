@@ -156,7 +156,8 @@ fn documents(server: &ConvexTestServer, table: &str, legacy_ids: &[&str]) -> Vec
     found.as_array().unwrap().clone()
 }
 
-fn all_documents(server: &ConvexTestServer, table: &str) -> Vec<Value> {
+/// Every document of `table` in the test deployment (at most 1,000).
+pub fn all_documents(server: &ConvexTestServer, table: &str) -> Vec<Value> {
     let page = call(
         server,
         FunctionKind::Query,

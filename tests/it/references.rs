@@ -6,12 +6,11 @@
 
 use std::path::Path;
 
-use migrate::convex::client::FunctionKind;
 use serde_json::{Value, json};
 
 use crate::codegen_support::{ConvexApp, printed};
 use crate::convex_server::ConvexTestServer;
-use crate::import_pipeline::{Prepared, call};
+use crate::import_pipeline::{Prepared, all_documents};
 use crate::support::{Run, jsonl, utf8};
 
 /// Typechecks the Convex folder `init` wrote, copied into a scratch app where `convex`
@@ -24,17 +23,6 @@ fn assert_typechecks(convex_dir: &Path) {
     }
     let output = app.typecheck();
     assert!(output.status.success(), "tsc refused the generated files:\n{}", printed(&output));
-}
-
-fn all_documents(server: &ConvexTestServer, table: &str) -> Vec<Value> {
-    let page = call(
-        server,
-        FunctionKind::Query,
-        "migrate:page",
-        json!({"table": table, "cursor": null, "numItems": 1000}),
-    );
-    assert_eq!(page["isDone"], true);
-    page["page"].as_array().unwrap().clone()
 }
 
 /// The Convex id of each document of `table`, by legacy id.
