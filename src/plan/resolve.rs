@@ -1872,7 +1872,12 @@ pub(super) mod tests {
     }
 
     fn error(files: &[&str]) -> String {
-        let error = load(files).unwrap_err();
+        error_with(&catalog(), files)
+    }
+
+    /// The error `files` make against `catalog`, with its hint.
+    pub(crate) fn error_with(catalog: &Catalog, files: &[&str]) -> String {
+        let error = load_texts(catalog, files).unwrap_err();
         match error.hint() {
             Some(hint) => format!("{error}\nhint: {hint}"),
             None => error.to_string(),

@@ -325,7 +325,7 @@ pub(super) fn partition_warnings(table: &Table, declared: &[Declared<'_>]) -> Ve
 
 #[cfg(test)]
 mod tests {
-    use super::super::tests::{catalog, column, load_texts, table};
+    use super::super::tests::{catalog, column, error_with, load_texts, table};
     use super::*;
     use crate::catalog::{PartialForeignKey, PartitionKeys, TableKind};
 
@@ -370,11 +370,7 @@ mod tests {
     }
 
     fn error(files: &[&str]) -> String {
-        let error = load(files).unwrap_err();
-        match error.hint() {
-            Some(hint) => format!("{error}\nhint: {hint}"),
-            None => error.to_string(),
-        }
+        error_with(&app(), files)
     }
 
     #[test]
