@@ -474,6 +474,9 @@ fn write_rejects(
     Ok(())
 }
 
+/// Batches read from the transformed file before a slot is free for them.
+const READ_AHEAD: usize = 8;
+
 struct Importer<'a> {
     client: ConvexClient,
     options: &'a ImportOptions,
@@ -549,9 +552,9 @@ impl Importer<'_> {
             max_bytes: self.options.batch_bytes,
             done: state_ranges,
         };
-        // Batches read ahead: enough to fill the limit whatever it grows to.
-        let (sender, mut receiver) =
-            tokio::sync::mpsc::channel::<Batch>(self.options.concurrency.max(2));
+        // A few batches read ahead: the reader outpaces any deployment, and a read-ahead as deep
+        // as the ceiling would hold up to 64 batches of 8 MiB besides those in flight.
+        let (sender, mut receiver) = tokio::sync::mpsc::channel::<Batch>(READ_AHEAD);
         let reader = tokio::task::spawn_blocking(move || {
             batches::read_batches(&batch_plan, |batch| sender.blocking_send(batch).is_ok())
         });
