@@ -341,6 +341,11 @@ impl ConvexClient {
                 }
                 Ok(Reply::Transient { reason, retry_after }) => {
                     permit.finish(Outcome::PushedBack { retry_after });
+                    // Said with the retry, so that a long wait is never a silent one.
+                    let reason = match retry_after {
+                        Some(wait) => format!("{reason} (Retry-After: {} s)", wait.as_secs()),
+                        None => reason,
+                    };
                     (reason, true, retry_after)
                 }
                 // Only a refused or failed connection is "cannot reach"; a timeout was sent.

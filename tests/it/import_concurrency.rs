@@ -96,4 +96,6 @@ fn retry_after_holds_the_next_call_back() {
     let arrivals = rig.sink.arrivals();
     assert!(arrivals[1] - arrivals[0] >= Duration::from_secs(1), "{arrivals:?}");
     assert_eq!(rig.stats().failed_all, 1, "{:?}", rig.stats());
+    // … and the wait was said, with the retry
+    assert!(run.stderr.contains("(Retry-After: 1 s)"), "{run}");
 }
