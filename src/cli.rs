@@ -268,7 +268,8 @@ pub struct ExportArgs {
 
     /// Read a pg_dump file instead of a server (plain SQL, .sql.gz, -Fc, -Fd or -Ft): restored
     /// into a throwaway PostgreSQL cluster from the installed binaries, then exported;
-    /// --database-url is not used
+    /// --database-url is not used. The empty cluster initdb makes is kept per PostgreSQL version
+    /// in ~/.cache/migrate (XDG_CACHE_HOME, MIGRATE_CACHE_DIR) for the next run to copy
     #[arg(long, value_name = "FILE")]
     pub from_dump: Option<PathBuf>,
 }

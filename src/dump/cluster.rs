@@ -9,13 +9,16 @@
 //! as the current user, so they can read the dump wherever it is.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Child, Command, Stdio};
+
+use std::time::{Duration, Instant};
 
 use super::DumpError;
 use super::file::major_version;
+use super::template;
 
 /// The tools a restore needs.
-const TOOLS: [&str; 4] = ["initdb", "pg_ctl", "pg_restore", "psql"];
+const TOOLS: [&str; 5] = ["initdb", "postgres", "pg_ctl", "pg_restore", "psql"];
 /// The name every cluster directory starts with, followed by the owning process id.
 const PREFIX: &str = "migrate-dump-";
 /// The socket's port number: there is no TCP listener, so it only names the socket file.
@@ -86,7 +89,8 @@ pub struct Cluster {
     dir: PathBuf,
     binaries: Binaries,
     as_root: bool,
-    running: bool,
+    /// The server, started by us (through `runuser` as root): its exit is seen at once.
+    server: Option<Child>,
 }
 
 impl Cluster {
@@ -105,7 +109,7 @@ impl Cluster {
         };
         std::fs::create_dir(&dir).map_err(failed("create"))?;
         let mut cluster =
-            Cluster { dir: dir.clone(), binaries: binaries.clone(), as_root, running: false };
+            Cluster { dir: dir.clone(), binaries: binaries.clone(), as_root, server: None };
         {
             use std::os::unix::fs::PermissionsExt;
             std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700))
@@ -114,8 +118,54 @@ impl Cluster {
         if as_root {
             cluster.run("chown", Command::new("chown").arg("postgres:").arg(&dir))?;
         }
-        let data = cluster.data_dir();
-        let mut initdb = cluster.command("initdb");
+        let template = template::path(binaries);
+        let mut from_template = match &template {
+            Some(template) if template::usable(template, binaries.major) => {
+                match template::copy(template, &cluster.data_dir()) {
+                    Ok(()) => true,
+                    Err(error) => {
+                        tracing::debug!(%error, "cannot copy the restore template; initdb instead");
+                        let _ = std::fs::remove_dir_all(cluster.data_dir());
+                        false
+                    }
+                }
+            }
+            _ => false,
+        };
+        if !from_template {
+            cluster.initdb(template.as_deref())?;
+        }
+        match cluster.configure_and_start() {
+            Err(_) if from_template => {
+                // The cached template did not give a working server: forget it, start over.
+                if let Some(template) = &template {
+                    tracing::warn!(
+                        template = %template.display(),
+                        "the cached restore template did not start a server: made a new one"
+                    );
+                    template::discard(template);
+                }
+                from_template = false;
+                cluster.stop();
+                std::fs::remove_dir_all(cluster.data_dir()).map_err(failed("clear"))?;
+                cluster.initdb(template.as_deref())?;
+                cluster.configure_and_start()?;
+            }
+            started => started?,
+        }
+        tracing::info!(
+            dir = %dir.display(),
+            version = %binaries.version,
+            from_template,
+            "restore cluster started"
+        );
+        Ok(cluster)
+    }
+
+    /// A new data directory from `initdb`, kept as the next run's template.
+    fn initdb(&self, template: Option<&Path>) -> Result<(), DumpError> {
+        let data = self.data_dir();
+        let mut initdb = self.command("initdb");
         initdb.arg("-D").arg(&data).args([
             "-U",
             "postgres",
@@ -125,33 +175,84 @@ impl Cluster {
             "--locale=C",
             "--no-sync",
         ]);
-        cluster.run("initdb", &mut initdb)?;
+        self.run("initdb", &mut initdb)?;
+        if let Some(template) = template {
+            template::save(&data, template);
+        }
+        Ok(())
+    }
+
+    /// Trust on the socket only, then the server started with the restore's settings; returns
+    /// once it accepts connections. The server is our child in a process group of its own (so a
+    /// Ctrl-C reaches migrate, which stops it, not the server mid-restore), not `pg_ctl`'s: its
+    /// readiness is read from its pid file every 5 ms and its death seen at once, where
+    /// `pg_ctl -w` looks every 100 ms.
+    fn configure_and_start(&mut self) -> Result<(), DumpError> {
+        use std::os::unix::process::CommandExt;
+        let data = self.data_dir();
         // The socket only, readable by its owner alone: no host lines at all.
-        cluster.write_owned(&data.join("pg_hba.conf"), "local all all trust\n")?;
-        let options = [
-            "-c listen_addresses=''".to_owned(),
-            format!("-k '{}'", dir.display()),
-            format!("-p {PORT}"),
-            "-c unix_socket_permissions=0700".into(),
-            "-c fsync=off -c full_page_writes=off -c synchronous_commit=off".into(),
-            "-c wal_level=minimal -c max_wal_senders=0 -c autovacuum=off".into(),
-            "-c max_wal_size=4GB -c maintenance_work_mem=256MB".into(),
-        ]
-        .join(" ");
-        let mut start = cluster.command("pg_ctl");
-        start
-            .arg("start")
-            .arg("-w")
-            .arg("-D")
-            .arg(&data)
-            .arg("-l")
-            .arg(dir.join("server.log"))
-            .arg("-o")
-            .arg(options);
-        cluster.running = true;
-        cluster.run("pg_ctl start", &mut start)?;
-        tracing::info!(dir = %dir.display(), version = %binaries.version, "restore cluster started");
-        Ok(cluster)
+        self.write_owned(&data.join("pg_hba.conf"), "local all all trust\n")?;
+        let log_path = self.dir.join("server.log");
+        let io = |source| DumpError::ClusterIo { what: "write", dir: log_path.clone(), source };
+        let log = std::fs::File::create(&log_path).map_err(io)?;
+        let log_err = log.try_clone().map_err(io)?;
+        let mut server = self.command("postgres");
+        server.arg("-D").arg(&data).arg("-k").arg(&self.dir).arg("-p").arg(PORT.to_string());
+        for setting in [
+            "listen_addresses=",
+            "unix_socket_permissions=0700",
+            "fsync=off",
+            "full_page_writes=off",
+            "synchronous_commit=off",
+            "wal_level=minimal",
+            "max_wal_senders=0",
+            "autovacuum=off",
+            "max_wal_size=4GB",
+            "maintenance_work_mem=256MB",
+        ] {
+            server.arg("-c").arg(setting);
+        }
+        server.stdin(Stdio::null()).stdout(log).stderr(log_err).process_group(0);
+        let child = server.spawn().map_err(|source| DumpError::ClusterIo {
+            what: "start the server in",
+            dir: self.dir.clone(),
+            source,
+        })?;
+        self.server = Some(child);
+        self.wait_ready()
+    }
+
+    /// Waits for the postmaster's pid file to say `ready`, or for the server to exit.
+    fn wait_ready(&mut self) -> Result<(), DumpError> {
+        let pid_file = self.data_dir().join("postmaster.pid");
+        let started = Instant::now();
+        let problem = loop {
+            if let Some(Ok(Some(status))) = self.server.as_mut().map(Child::try_wait) {
+                self.server = None;
+                break format!("the server exited ({status})");
+            }
+            if postmaster_status(&pid_file).is_some_and(|(_, status)| status == "ready") {
+                return Ok(());
+            }
+            if started.elapsed() > Duration::from_secs(60) {
+                break "the server was not ready after 60 s".to_owned();
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        };
+        Err(DumpError::ClusterFailed {
+            what: "start its server",
+            detail: format!("{problem}\n{}", self.log_tail()),
+        })
+    }
+
+    /// Stops the server at once (nothing in it is kept) and waits until it has exited.
+    fn stop(&mut self) {
+        let Some(mut server) = self.server.take() else { return };
+        if !stop(&self.binaries, &self.data_dir(), self.as_root) {
+            // No pid file to signal through: the server never got that far.
+            let _ = server.kill();
+        }
+        let _ = server.wait();
     }
 
     /// Where the socket is: the value for `host=`.
@@ -203,9 +304,7 @@ impl Cluster {
 
 impl Drop for Cluster {
     fn drop(&mut self) {
-        if self.running {
-            stop(&self.binaries, &self.data_dir(), self.as_root);
-        }
+        self.stop();
         if let Err(error) = std::fs::remove_dir_all(&self.dir) {
             tracing::warn!(dir = %self.dir.display(), %error, "cannot remove the restore cluster");
         } else {
@@ -224,16 +323,46 @@ fn as_owner(program: &Path, as_root: bool) -> Command {
     }
 }
 
-fn stop(binaries: &Binaries, data: &Path, as_root: bool) {
-    if !data.join("postmaster.pid").exists() {
-        return;
-    }
+/// Stops the server of `data` at once through `pg_ctl` (`-W`: the immediate shutdown takes
+/// milliseconds, `pg_ctl` would look every 100); false when no server has a pid file there.
+fn stop(binaries: &Binaries, data: &Path, as_root: bool) -> bool {
+    let pid_file = data.join("postmaster.pid");
+    let Some((pid, _)) = postmaster_status(&pid_file) else { return false };
     let _ = as_owner(&binaries.tool("pg_ctl"), as_root)
         .arg("stop")
         .arg("-D")
         .arg(data)
-        .args(["-m", "immediate", "-w"])
+        .args(["-m", "immediate", "-W"])
         .output();
+    let started = Instant::now();
+    while process_runs(pid) && started.elapsed() < Duration::from_secs(30) {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    true
+}
+
+/// The postmaster's pid and status (`starting`, `ready`, `stopping`) from its pid file.
+fn postmaster_status(pid_file: &Path) -> Option<(u32, String)> {
+    let text = std::fs::read_to_string(pid_file).ok()?;
+    let mut lines = text.lines();
+    let pid = lines.next()?.trim().parse().ok()?;
+    // Line 8; absent until the postmaster has written it.
+    let status = lines.nth(6).unwrap_or("").trim().to_owned();
+    Some((pid, status))
+}
+
+/// Whether process `pid` runs (a zombie counts as gone).
+fn process_runs(pid: u32) -> bool {
+    if !Path::new("/proc/self").exists() {
+        return Command::new("kill")
+            .args(["-0", &pid.to_string()])
+            .output()
+            .is_ok_and(|output| output.status.success());
+    }
+    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
+        // The state follows the command name's closing parenthesis.
+        stat.rsplit_once(')').and_then(|(_, rest)| rest.trim_start().chars().next()) != Some('Z')
+    })
 }
 
 /// Stops and removes the clusters of `migrate` processes that no longer run (killed, or the
@@ -253,7 +382,7 @@ fn remove_leftovers(binaries: &Binaries) {
             continue;
         }
         let dir = entry.path();
-        stop(binaries, &dir.join("data"), running_as_root());
+        let _ = stop(binaries, &dir.join("data"), running_as_root());
         if std::fs::remove_dir_all(&dir).is_ok() {
             tracing::info!(dir = %dir.display(), "removed a restore cluster left by a run that died");
         }

@@ -10,6 +10,7 @@
 mod cluster;
 pub mod file;
 mod restore;
+mod template;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

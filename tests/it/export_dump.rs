@@ -186,6 +186,68 @@ GRANT ALL ON TABLE public.profiles TO anon;
 GRANT ALL ON TABLE public.profiles TO authenticated;
 "#;
 
+#[test]
+fn a_restore_starts_from_a_cached_template_and_one_that_does_not_start_is_made_again() {
+    // GIVEN a dump, and a cache directory of its own
+    let dir = tempfile::tempdir().unwrap();
+    let dump = write(dir.path(), "backup.sql", SUPABASE_LIKE);
+    let cache = tempfile::tempdir().unwrap();
+    let work = Workdir::new();
+    let data_dir = work.data_dir();
+    let export = || {
+        let mut command = work.command(&[
+            "-v",
+            "--data-dir",
+            utf8(&data_dir),
+            "export",
+            "--from-dump",
+            utf8(&dump),
+            "--schemas",
+            "public,auth",
+        ]);
+        command.env("MIGRATE_CACHE_DIR", cache.path());
+        let run = Run::of(command).success();
+        let users = std::fs::read_to_string(work.raw_file("auth.users")).unwrap();
+        assert_eq!(users.lines().count(), 2, "{run}");
+        run
+    };
+    let template = || {
+        let found: Vec<PathBuf> = std::fs::read_dir(cache.path())
+            .unwrap()
+            .map(|entry| entry.unwrap().path())
+            .filter(|path| !path.file_name().unwrap().to_string_lossy().starts_with('.'))
+            .collect();
+        assert_eq!(found.len(), 1, "one template and no partial copy: {found:?}");
+        found.into_iter().next().unwrap()
+    };
+
+    // WHEN it is exported for the first time, the cluster comes from initdb and is kept
+    let run = export();
+    assert!(run.stderr.contains("from_template=false"), "{run}");
+    let template = template();
+    assert!(template.join("PG_VERSION").is_file(), "{}", template.display());
+    // (as initdb left it: no restore's configuration in it)
+    let hba = std::fs::read_to_string(template.join("pg_hba.conf")).unwrap();
+    assert_ne!(hba, "local all all trust\n");
+
+    // WHEN exported again, it starts from the template, with the same rows
+    let first = std::fs::read(work.raw_file("auth.users")).unwrap();
+    let run = export();
+    assert!(run.stderr.contains("from_template=true"), "{run}");
+    assert_eq!(std::fs::read(work.raw_file("auth.users")).unwrap(), first);
+
+    // WHEN the template is broken so that no server starts from it
+    std::fs::write(template.join("postgresql.conf"), "not a setting at all\n").unwrap();
+    let run = export();
+
+    // THEN the export still succeeds from a new initdb, which replaced the template
+    assert!(run.stderr.contains("did not start a server"), "{run}");
+    assert!(run.stderr.contains("from_template=false"), "{run}");
+    assert_eq!(std::fs::read(work.raw_file("auth.users")).unwrap(), first);
+    let conf = std::fs::read_to_string(template.join("postgresql.conf")).unwrap();
+    assert!(!conf.contains("not a setting"), "the broken template was replaced");
+}
+
 fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
     let path = dir.join(name);
     std::fs::write(&path, text).unwrap();
