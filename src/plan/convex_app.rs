@@ -239,6 +239,7 @@ mod tests {
                     merges: Vec::new(),
                     nulls: NullPolicy::Omit,
                     indexes: Default::default(),
+                    component: None,
                 })
                 .collect(),
             skipped: Vec::new(),

@@ -1,0 +1,261 @@
+//! Auth presets end to end (docs/auth-presets.md): Supabase's real `auth` schema with users of
+//! every kind → `migrate init --preset supabase-to-better-auth` → export, transform, import and
+//! verify into convex-test with the Better Auth component registered (installed locally, as the
+//! preset writes it) → sign in through Better Auth itself, running in that runtime.
+
+use std::path::Path;
+
+use migrate::convex::client::FunctionKind;
+use serde_json::{Value, json};
+
+use crate::codegen_support::{ConvexApp, printed};
+use crate::convex_server::ConvexTestServer;
+use crate::import_pipeline::{Prepared, call};
+use crate::support::{TestDb, Workdir, jsonl, utf8};
+
+/// Supabase's auth schema as its auth server creates it (tests/fixtures, a copy of the shared
+/// fixture).
+const AUTH_SCHEMA: &str = include_str!("../fixtures/supabase-auth-schema.sql");
+
+/// `correct horse` and `hunter2hunter2` under bcrypt cost 10, `$2a$` as Supabase (Go) writes it.
+const ADA_HASH: &str = "$2a$10$NE1Tz1P92rP7FAZSJMweD.OA2QsSGlIDJwl1YLaWnHFfDIRSTWd4O";
+const BOB_HASH: &str = "$2a$10$xL2esMFl7ifNOWY3mf6SfeyLigDZnk4hydAD3b0xH9Nh3vg0VmeXi";
+
+const ADA: &str = "00000000-0000-0000-0000-00000000000a";
+const BOB: &str = "00000000-0000-0000-0000-00000000000b";
+const PHONE: &str = "00000000-0000-0000-0000-00000000000c";
+const ANON: &str = "00000000-0000-0000-0000-00000000000d";
+const GONE: &str = "00000000-0000-0000-0000-00000000000e";
+
+/// Users with a password (Ada also with GitHub), with GitHub only (Bob's password is his
+/// too), phone-only, anonymous and deleted; identities as GoTrue writes them (an `email`
+/// identity per email user); an MFA factor; a session; the app's profiles and todos.
+fn supabase_rows() -> String {
+    format!(
+        "
+create table public.profiles (
+  id uuid primary key references auth.users(id),
+  username text not null
+);
+create table public.todos (
+  id int primary key,
+  user_id uuid not null references auth.users(id),
+  title text not null
+);
+insert into auth.users (id, email, encrypted_password, email_confirmed_at, raw_user_meta_data,
+                        phone, phone_confirmed_at, is_anonymous, deleted_at, created_at, updated_at)
+values
+  ('{ADA}', 'ada@example.com', '{ADA_HASH}', '2024-01-02 10:00:00+00',
+   '{{\"full_name\": \"Ada Lovelace\", \"avatar_url\": \"https://example.com/ada.png\"}}',
+   null, null, false, null, '2024-01-01 10:00:00+00', '2024-01-03 10:00:00+00'),
+  ('{BOB}', 'bob@example.com', '{BOB_HASH}', null, '{{}}',
+   null, null, false, null, '2024-02-01 10:00:00+00', '2024-02-01 10:00:00+00'),
+  ('{PHONE}', null, '', null, '{{}}',
+   '15550100', '2024-03-02 10:00:00+00', false, null, '2024-03-01 10:00:00+00', null),
+  ('{ANON}', null, '', null, null,
+   null, null, true, null, '2024-04-01 10:00:00+00', '2024-04-01 10:00:00+00'),
+  ('{GONE}', 'gone@example.com', '{BOB_HASH}', null, '{{}}',
+   null, null, false, '2024-05-02 10:00:00+00', '2024-05-01 10:00:00+00', '2024-05-01 10:00:00+00');
+insert into auth.identities (provider_id, user_id, identity_data, provider, created_at, updated_at)
+values
+  ('{ADA}', '{ADA}', '{{\"sub\": \"{ADA}\", \"email\": \"ada@example.com\"}}', 'email',
+   '2024-01-01 10:00:00+00', '2024-01-01 10:00:00+00'),
+  ('9001', '{ADA}', '{{\"sub\": \"9001\"}}', 'github',
+   '2024-01-05 10:00:00+00', '2024-01-05 10:00:00+00'),
+  ('{BOB}', '{BOB}', '{{\"sub\": \"{BOB}\", \"email\": \"bob@example.com\"}}', 'email',
+   '2024-02-01 10:00:00+00', '2024-02-01 10:00:00+00'),
+  ('g-77', '{BOB}', '{{\"sub\": \"g-77\"}}', 'google',
+   '2024-02-01 10:00:00+00', '2024-02-01 10:00:00+00'),
+  ('{PHONE}', '{PHONE}', '{{\"sub\": \"{PHONE}\"}}', 'phone',
+   '2024-03-01 10:00:00+00', '2024-03-01 10:00:00+00'),
+  ('4242', '{GONE}', '{{\"sub\": \"4242\"}}', 'github',
+   '2024-05-01 10:00:00+00', '2024-05-01 10:00:00+00');
+insert into auth.mfa_factors (id, user_id, friendly_name, factor_type, status, created_at,
+                              updated_at, secret)
+values ('00000000-0000-0000-0000-0000000000f1', '{ADA}', 'phone app', 'totp', 'verified',
+        now(), now(), 'JBSWY3DPEHPK3PXP');
+insert into auth.sessions (id, user_id, created_at, updated_at)
+values ('00000000-0000-0000-0000-0000000000e1', '{ADA}', now(), now());
+insert into public.profiles values ('{ADA}', 'ada'), ('{BOB}', 'bob');
+insert into public.todos values (1, '{ADA}', 'analytical engine'), (2, '{BOB}', 'groceries');
+"
+    )
+}
+
+/// An app module that runs Better Auth in the Convex runtime, over the component the preset
+/// installed, with the password verifier the preset wrote.
+const SIGN_IN: &str = r#"
+import { actionGeneric, componentsGeneric } from "convex/server";
+import { v } from "convex/values";
+import { betterAuth } from "better-auth";
+import { createClient } from "@convex-dev/better-auth";
+import { migratedPasswords } from "./migrateAuth";
+
+const components = componentsGeneric() as any;
+const authComponent = createClient(components.betterAuth);
+
+function auth(ctx: any) {
+  return betterAuth({
+    database: authComponent.adapter(ctx),
+    baseURL: "http://localhost:3000",
+    secret: "a-test-secret-that-is-long-enough-0123456789",
+    emailAndPassword: { enabled: true, password: migratedPasswords },
+    logger: { disabled: true },
+  });
+}
+
+/** Better Auth's own email sign-in: the user's id and a session token, or the error. */
+export const signIn = actionGeneric({
+  args: { email: v.string(), password: v.string() },
+  handler: async (ctx, { email, password }) => {
+    try {
+      const result = await auth(ctx).api.signInEmail({ body: { email, password } });
+      return { ok: true, user: result.user.id, token: typeof result.token === "string" };
+    } catch (e) {
+      return { ok: false, error: e instanceof Error ? e.message : String(e) };
+    }
+  },
+});
+
+/** Better Auth's own lookup of a linked account by provider and the provider's account id. */
+export const linkedAccount = actionGeneric({
+  args: { providerId: v.string(), accountId: v.string() },
+  handler: async (ctx, { providerId, accountId }) => {
+    const context = await auth(ctx).$context;
+    const account = await context.internalAdapter.findAccountByProviderId(accountId, providerId);
+    if (account === null) {
+      return null;
+    }
+    const user = await context.internalAdapter.findUserById(account.userId);
+    return { userId: account.userId, email: user?.email ?? null };
+  },
+});
+"#;
+
+fn sign_in(server: &ConvexTestServer, email: &str, password: &str) -> Value {
+    let args = json!({ "email": email, "password": password });
+    call(server, FunctionKind::Action, "signIn:signIn", args)
+}
+
+fn page(server: &ConvexTestServer, table: &str) -> Vec<Value> {
+    let args = json!({ "table": table, "cursor": null, "numItems": 100 });
+    let found = call(server, FunctionKind::Query, "migrate:page", args);
+    found["page"].as_array().unwrap().clone()
+}
+
+fn transformed(work: &Workdir, table: &str) -> Vec<Value> {
+    jsonl(&work.data_dir().join(format!("transformed/{table}.jsonl")))
+}
+
+/// Copies the `.ts` files under `from` into the scratch app's folder `to`.
+fn copy_ts(from: &Path, app: &ConvexApp, to: &str) {
+    for entry in std::fs::read_dir(from).unwrap() {
+        let path = entry.unwrap().path();
+        let name = path.file_name().unwrap().to_string_lossy().into_owned();
+        if path.is_dir() {
+            copy_ts(&path, app, &format!("{to}/{name}"));
+        } else if name.ends_with(".ts") {
+            app.write(&format!("{to}/{name}"), &read(&path));
+        }
+    }
+}
+
+fn read(path: &Path) -> String {
+    std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+#[test]
+fn supabase_users_sign_in_with_their_passwords_after_the_move() {
+    // GIVEN Supabase's real auth schema with users of every kind, identities, an MFA factor, a
+    // session, and the app's tables referring to the users
+    let db = TestDb::with(&format!("{AUTH_SCHEMA}\n{}", supabase_rows()));
+    let work = Workdir::new();
+    work.export(db.url(), &["--schemas", "public,auth"]).success();
+    let prepared = Prepared { work, _db: db };
+    let convex_dir = prepared.convex_dir();
+
+    // WHEN the preset is written and the data transformed
+    let init = prepared
+        .migrate(&[
+            "init",
+            "--preset",
+            "supabase-to-better-auth",
+            "--convex-dir",
+            utf8(&convex_dir),
+        ])
+        .success();
+    let preset = read(&prepared.plan_dir().join("0002_supabase_to_better_auth.toml"));
+    assert!(preset.contains("[tables.\"auth.sessions\"]\nskip = true"), "{preset}");
+    for file in ["betterAuth/schema.ts", "betterAuth/adapter.ts", "migrateAuth.ts"] {
+        assert!(convex_dir.join(file).exists(), "{file}\n{init}");
+    }
+    let tables = read(&convex_dir.join("migrateTables.ts"));
+    assert!(
+        !tables.contains("  user: defineTable"),
+        "a component table is not the app's: {tables}"
+    );
+    assert!(tables.contains("userId: v.string()"), "{tables}");
+    let transform = prepared.migrate(&["transform"]).success();
+
+    // THEN hash formats are counted and what is left behind is said
+    let out = transform.to_string();
+    assert!(out.contains("`user`: password hashes: bcrypt 2, none 2"), "{out}");
+    assert!(out.contains("`auth.mfa_factors`: 1 MFA factors were not carried"), "{out}");
+    assert!(out.contains("`auth.sessions`: 1 sessions were not carried"), "{out}");
+    // … the users are Better Auth users (the deleted one filtered)
+    let users = transformed(&prepared.work, "user");
+    assert_eq!(users.len(), 4, "{users:?}");
+    let user = |id: &str| users.iter().find(|u| u["doc"]["legacyId"] == id).unwrap()["doc"].clone();
+    assert_eq!(user(ADA)["name"], "Ada Lovelace");
+    assert_eq!(user(ADA)["image"], "https://example.com/ada.png");
+    assert_eq!(user(ADA)["emailVerified"], true);
+    assert_eq!(user(ADA)["credentialPassword"], ADA_HASH);
+    assert_eq!(user(BOB)["emailVerified"], false);
+    assert_eq!(user(PHONE)["email"], "phone-15550100@phone.invalid");
+    assert_eq!(user(PHONE)["phoneNumberVerified"], true);
+    assert!(user(PHONE).get("credentialPassword").is_none());
+    assert_eq!(user(ANON)["isAnonymous"], true);
+    // … and only OAuth identities become accounts (the deleted user's dropped with it)
+    let accounts = transformed(&prepared.work, "account");
+    let providers: Vec<&str> =
+        accounts.iter().map(|a| a["doc"]["providerId"].as_str().unwrap()).collect();
+    assert_eq!(providers.len(), 2, "{accounts:?}");
+    assert!(providers.contains(&"github") && providers.contains(&"google"), "{providers:?}");
+
+    // AND the Convex folder typechecks: the component installed locally, the generated module
+    // calling it, the password verifier, and an app module using Better Auth over them
+    std::fs::write(convex_dir.join("signIn.ts"), SIGN_IN).unwrap();
+    let app = ConvexApp::new("auth-presets-tsc");
+    copy_ts(&convex_dir, &app, "convex");
+    let output = app.typecheck();
+    assert!(output.status.success(), "tsc refused the preset's files:\n{}", printed(&output));
+
+    // WHEN it is imported into the Convex runtime with the component registered, and verified
+    let server = ConvexTestServer::for_convex_dir(&convex_dir);
+    let (url, key) = (server.url().to_owned(), server.admin_key().to_owned());
+    prepared.against(&url, &key, &["import"]).success();
+    let verify = prepared.against(&url, &key, &["verify"]).success();
+    assert!(verify.to_string().contains("verified: Convex holds exactly"), "{verify}");
+
+    // THEN Ada signs in with her bcrypt password through Better Auth, and not with another
+    let ada = sign_in(&server, "ada@example.com", "correct horse");
+    assert_eq!(ada["ok"], true, "{ada}\n{}", server.stderr());
+    assert_eq!(ada["token"], true, "{ada}");
+    let wrong = sign_in(&server, "ada@example.com", "incorrect horse");
+    assert_eq!(wrong["ok"], false, "{wrong}");
+    let bob = sign_in(&server, "bob@example.com", "hunter2hunter2");
+    assert_eq!(bob["ok"], true, "{bob}");
+    // … the deleted user does not exist any more
+    let gone = sign_in(&server, "gone@example.com", "hunter2hunter2");
+    assert_eq!(gone["ok"], false, "{gone}");
+    // … Ada's GitHub account is found by provider and account id, and leads to her
+    let args = json!({ "providerId": "github", "accountId": "9001" });
+    let linked = call(&server, FunctionKind::Action, "signIn:linkedAccount", args);
+    assert_eq!(linked["userId"], ada["user"], "{linked}");
+    assert_eq!(linked["email"], "ada@example.com");
+    // … and the app's rows refer to the migrated users
+    let profile = page(&server, "profiles").into_iter().find(|p| p["username"] == "ada").unwrap();
+    assert_eq!(profile["userId"], ada["user"], "{profile}");
+    let todo = page(&server, "todos").into_iter().find(|t| t["title"] == "groceries").unwrap();
+    assert_eq!(todo["userId"], bob["user"], "{todo}");
+}
