@@ -167,7 +167,10 @@ fn supabase_user(legacy_field: &str, document: &mut Document) -> Result<&'static
     let created = match document.get("createdAt") {
         Some(Value::Float64(ms)) => *ms,
         _ => {
-            return Err(error("createdAt", "Better Auth needs a creation time; created_at is NULL"));
+            return Err(error(
+                "createdAt",
+                "Better Auth needs a creation time; created_at is NULL",
+            ));
         }
     };
     let updated = match document.get("updatedAt") {

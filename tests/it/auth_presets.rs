@@ -259,3 +259,126 @@ fn supabase_users_sign_in_with_their_passwords_after_the_move() {
     let todo = page(&server, "todos").into_iter().find(|t| t["title"] == "groceries").unwrap();
     assert_eq!(todo["userId"], bob["user"], "{todo}");
 }
+
+/// A Better Auth schema on Postgres as its CLI (`npx @better-auth/cli migrate`, better-auth 1.6
+/// with the organization, twoFactor and apiKey plugins) creates it: quoted camelCase columns,
+/// text ids, a table named "user"; and an app table referring to the user.
+const BETTER_AUTH_SCHEMA: &str = r#"
+create table "user" ("id" text not null primary key, "name" text not null, "email" text not null unique, "emailVerified" boolean not null, "image" text, "createdAt" timestamptz default CURRENT_TIMESTAMP not null, "updatedAt" timestamptz default CURRENT_TIMESTAMP not null, "twoFactorEnabled" boolean);
+create table "session" ("id" text not null primary key, "expiresAt" timestamptz not null, "token" text not null unique, "createdAt" timestamptz default CURRENT_TIMESTAMP not null, "updatedAt" timestamptz not null, "ipAddress" text, "userAgent" text, "userId" text not null references "user" ("id") on delete cascade, "activeOrganizationId" text);
+create table "account" ("id" text not null primary key, "accountId" text not null, "providerId" text not null, "userId" text not null references "user" ("id") on delete cascade, "accessToken" text, "refreshToken" text, "idToken" text, "accessTokenExpiresAt" timestamptz, "refreshTokenExpiresAt" timestamptz, "scope" text, "password" text, "createdAt" timestamptz default CURRENT_TIMESTAMP not null, "updatedAt" timestamptz not null);
+create table "verification" ("id" text not null primary key, "identifier" text not null, "value" text not null, "expiresAt" timestamptz not null, "createdAt" timestamptz default CURRENT_TIMESTAMP not null, "updatedAt" timestamptz default CURRENT_TIMESTAMP not null);
+create table "organization" ("id" text not null primary key, "name" text not null, "slug" text not null unique, "logo" text, "createdAt" timestamptz not null, "metadata" text);
+create table "member" ("id" text not null primary key, "organizationId" text not null references "organization" ("id") on delete cascade, "userId" text not null references "user" ("id") on delete cascade, "role" text not null, "createdAt" timestamptz not null);
+create table "invitation" ("id" text not null primary key, "organizationId" text not null references "organization" ("id") on delete cascade, "email" text not null, "role" text, "status" text not null, "expiresAt" timestamptz not null, "createdAt" timestamptz default CURRENT_TIMESTAMP not null, "inviterId" text not null references "user" ("id") on delete cascade);
+create table "twoFactor" ("id" text not null primary key, "secret" text not null, "backupCodes" text not null, "userId" text not null references "user" ("id") on delete cascade);
+create table "apikey" ("id" text not null primary key, "configId" text default 'default' not null, "name" text, "start" text, "referenceId" text not null, "prefix" text, "key" text not null, "refillInterval" integer, "refillAmount" integer, "lastRefillAt" timestamptz, "enabled" boolean default true, "rateLimitEnabled" boolean default true, "rateLimitTimeWindow" integer default 86400000, "rateLimitMax" integer default 10, "requestCount" integer default 0, "remaining" integer, "lastRequest" timestamptz, "expiresAt" timestamptz, "createdAt" timestamptz not null, "updatedAt" timestamptz not null, "permissions" text, "metadata" text);
+create index "session_userId_idx" on "session" ("userId");
+create index "account_userId_idx" on "account" ("userId");
+create index "verification_identifier_idx" on "verification" ("identifier");
+create index "member_organizationId_idx" on "member" ("organizationId");
+create index "member_userId_idx" on "member" ("userId");
+create index "invitation_organizationId_idx" on "invitation" ("organizationId");
+create index "invitation_email_idx" on "invitation" ("email");
+create index "twoFactor_secret_idx" on "twoFactor" ("secret");
+create index "twoFactor_userId_idx" on "twoFactor" ("userId");
+create index "apikey_configId_idx" on "apikey" ("configId");
+create index "apikey_referenceId_idx" on "apikey" ("referenceId");
+create index "apikey_key_idx" on "apikey" ("key");
+create table "todos" ("id" int primary key, "userId" text not null references "user" ("id"), "title" text not null);
+"#;
+
+/// `correct horse` under Better Auth's default scrypt (`salt:key`, hex).
+const CAROL_HASH: &str = "65c18bfb6c485356cf3687da83862574:10c2821d5cb6c39e288f25f02a91685bf3808943f01aa3d2351d6a1b8a879d0fdee8a376259e4006f35870a4967972d39f196e3f4939ab6990c585cf28a3fcee";
+
+fn better_auth_rows() -> String {
+    format!(
+        r#"
+insert into "user" values
+  ('usr_carol', 'Carol', 'Carol@Example.com', true, null, '2024-01-01 10:00:00+00', '2024-01-02 10:00:00+00', true),
+  ('usr_dave', 'Dave', 'dave@example.com', false, 'https://example.com/d.png', '2024-02-01 10:00:00+00', '2024-02-01 10:00:00+00', null);
+insert into "account" ("id", "accountId", "providerId", "userId", "password", "createdAt", "updatedAt") values
+  ('acc_1', 'usr_carol', 'credential', 'usr_carol', '{CAROL_HASH}', '2024-01-01 10:00:00+00', '2024-01-01 10:00:00+00');
+insert into "account" ("id", "accountId", "providerId", "userId", "accessToken", "scope", "createdAt", "updatedAt") values
+  ('acc_2', '31337', 'github', 'usr_dave', 'encrypted-token', 'read:user', '2024-02-01 10:00:00+00', '2024-02-01 10:00:00+00');
+insert into "session" values
+  ('ses_1', '2030-01-01 00:00:00+00', 'tok_1', now(), now(), null, null, 'usr_carol', 'org_1');
+insert into "verification" values ('ver_1', 'reset', 'x', '2030-01-01 00:00:00+00', now(), now());
+insert into "organization" values ('org_1', 'Acme', 'acme', null, '2024-01-01 10:00:00+00', '{{"plan":"pro"}}');
+insert into "member" values
+  ('mem_1', 'org_1', 'usr_carol', 'owner', '2024-01-01 10:00:00+00'),
+  ('mem_2', 'org_1', 'usr_dave', 'member', '2024-02-01 10:00:00+00');
+insert into "invitation" values
+  ('inv_1', 'org_1', 'erin@example.com', 'member', 'pending', '2030-01-01 00:00:00+00', '2024-03-01 10:00:00+00', 'usr_carol');
+insert into "twoFactor" values ('tf_1', 'encrypted-secret', 'encrypted-codes', 'usr_carol');
+insert into "apikey" ("id", "name", "referenceId", "key", "createdAt", "updatedAt") values
+  ('key_1', 'ci', 'usr_dave', 'hashed-key', '2024-02-01 10:00:00+00', '2024-02-01 10:00:00+00');
+insert into "todos" values (1, 'usr_dave', 'ship it'), (2, 'usr_carol', 'review');
+"#
+    )
+}
+
+#[test]
+fn better_auth_users_keep_signing_in_and_their_organizations_follow() {
+    // GIVEN a Better Auth schema on Postgres with the organization, twoFactor and apiKey
+    // plugins, users with a scrypt password and a GitHub account, and an app table
+    let db = TestDb::with(&format!("{BETTER_AUTH_SCHEMA}\n{}", better_auth_rows()));
+    let work = Workdir::new();
+    work.export(db.url(), &[]).success();
+    let prepared = Prepared { work, _db: db };
+    let convex_dir = prepared.convex_dir();
+
+    // WHEN the preset is written, and the data transformed, imported and verified
+    prepared
+        .migrate(&["init", "--preset", "better-auth", "--convex-dir", utf8(&convex_dir)])
+        .success();
+    let transform = prepared.migrate(&["transform"]).success().to_string();
+    assert!(transform.contains("`account`: password hashes: scrypt 1"), "{transform}");
+    let users = transformed(&prepared.work, "user");
+    let carol = users.iter().find(|u| u["doc"]["legacyId"] == "usr_carol").unwrap();
+    assert_eq!(carol["doc"]["email"], "carol@example.com", "the email is lowercased");
+    std::fs::write(convex_dir.join("signIn.ts"), SIGN_IN).unwrap();
+    let server = ConvexTestServer::for_convex_dir(&convex_dir);
+    let (url, key) = (server.url().to_owned(), server.admin_key().to_owned());
+    prepared.against(&url, &key, &["import"]).success();
+    let verify = prepared.against(&url, &key, &["verify"]).success();
+    assert!(verify.to_string().contains("verified: Convex holds exactly"), "{verify}");
+
+    // THEN Carol signs in with her scrypt password through Better Auth, not with another
+    let carol = sign_in(&server, "carol@example.com", "correct horse");
+    assert_eq!(carol["ok"], true, "{carol}\n{}", server.stderr());
+    let wrong = sign_in(&server, "carol@example.com", "correct battery");
+    assert_eq!(wrong["ok"], false, "{wrong}");
+    // … Dave's GitHub account is found by provider and account id, and leads to him
+    let args = json!({ "providerId": "github", "accountId": "31337" });
+    let linked = call(&server, FunctionKind::Action, "signIn:linkedAccount", args);
+    assert_eq!(linked["email"], "dave@example.com", "{linked}");
+    let dave = linked["userId"].clone();
+    // … every reference between the auth tables holds the component's new ids
+    let component = |model: &str| {
+        let found = call(
+            &server,
+            FunctionKind::Query,
+            "migrate:page",
+            json!({"table": model, "cursor": null, "numItems": 100}),
+        );
+        found["page"].as_array().unwrap().clone()
+    };
+    let members = component("member");
+    let owner = members.iter().find(|m| m["role"] == "owner").unwrap();
+    assert_eq!(owner["userId"], carol["user"], "{owner}");
+    let org = &component("organization")[0];
+    assert!(members.iter().all(|m| m["organizationId"] == org["_id"]), "{members:?}");
+    assert_eq!(component("invitation")[0]["inviterId"], carol["user"]);
+    assert_eq!(component("twoFactor")[0]["userId"], carol["user"]);
+    assert_eq!(component("apikey")[0]["referenceId"], dave);
+    // … sessions are not carried
+    assert!(
+        !std::fs::read_dir(prepared.work.data_dir().join("transformed"))
+            .unwrap()
+            .any(|e| e.unwrap().file_name() == "session.jsonl")
+    );
+    // … and the app's row leads to the right user
+    let todo = page(&server, "todos").into_iter().find(|t| t["title"] == "ship it").unwrap();
+    assert_eq!(todo["userId"], dave, "{todo}");
+}
