@@ -236,6 +236,17 @@ fn supabase_users_sign_in_with_their_passwords_after_the_move() {
     prepared.against(&url, &key, &["import"]).success();
     let verify = prepared.against(&url, &key, &["verify"]).success();
     assert!(verify.to_string().contains("verified: Convex holds exactly"), "{verify}");
+    // … and sending everything again (no checkpoints) updates the same documents through the
+    // component, the credential accounts included: nothing doubles, verify still holds
+    std::fs::remove_file(prepared.data_path("state.sqlite")).unwrap();
+    let again = prepared.against(&url, &key, &["--format", "json", "import"]).success();
+    let again: Value = serde_json::from_str(&again.stdout).unwrap();
+    let users = again["tables"].as_array().unwrap().iter().find(|t| t["table"] == "user").unwrap();
+    assert_eq!((&users["inserted"], &users["replaced"]), (&json!(0), &json!(4)), "{again}");
+    let verify = prepared.against(&url, &key, &["verify"]).success();
+    assert!(verify.to_string().contains("verified: Convex holds exactly"), "{verify}");
+    assert_eq!(page(&server, "user").len(), 4);
+    assert_eq!(page(&server, "account").len(), 2, "credential accounts are read with their user");
 
     // THEN Ada signs in with her bcrypt password through Better Auth, and not with another
     let ada = sign_in(&server, "ada@example.com", "correct horse");
