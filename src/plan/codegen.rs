@@ -724,6 +724,24 @@ mod tests {
         }
     }
 
+    #[test]
+    fn a_component_table_stays_out_and_references_to_it_are_strings() {
+        let mut user = table("user", "user", NullPolicy::Omit);
+        user.component =
+            Some(crate::plan::ComponentTable { name: "betterAuth".into(), shape: None });
+        let mut todos = table("todos", "todos", NullPolicy::Omit);
+        todos.references.push(reference("user_id", "userId", "user", "user"));
+        let text = migrate_tables_ts(&plan(vec![user, todos]));
+        assert!(!text.contains("  user: defineTable"), "{text}");
+        assert!(
+            text.contains(
+                "    userId: v.string(), // user_id → public.user; the user `_id` of the component"
+            ),
+            "{text}"
+        );
+        assert!(!text.contains("v.id(\"user\")"), "{text}");
+    }
+
     fn plan(tables: Vec<TablePlan>) -> Plan {
         Plan {
             tables,

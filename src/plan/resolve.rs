@@ -1945,6 +1945,36 @@ pub(super) mod tests {
     }
 
     #[test]
+    fn a_component_table_takes_a_known_shape_and_its_children_still_refer_to_it() {
+        let plan = load(&[r#"
+[tables."public.users"]
+component = "betterAuth"
+shape = "better_auth_user"
+"#])
+        .unwrap();
+        let users = plan.target("users").unwrap();
+        let component = users.component.as_ref().unwrap();
+        assert_eq!(component.name, "betterAuth");
+        assert_eq!(component.shape, Some(AuthShape::BetterAuthUser));
+        assert!(users.indexes.carried.is_empty(), "the component's schema has its own indexes");
+        let posts = plan.target("posts").unwrap();
+        assert_eq!(posts.references[0].parent_target, "users");
+        assert!(posts.component.is_none());
+
+        let unknown =
+            error(&["[tables.\"public.users\"]\ncomponent = \"betterAuth\"\nshape = \"okta\"\n"]);
+        assert!(unknown.contains("unknown shape `okta`"), "{unknown}");
+        assert!(
+            unknown.contains("supabase_user, better_auth_user, better_auth_account"),
+            "{unknown}"
+        );
+        let alone = error(&["[tables.\"public.users\"]\nshape = \"supabase_user\"\n"]);
+        assert!(alone.contains("a shape applies only to a table of a component"), "{alone}");
+        let name = error(&["[tables.\"public.users\"]\ncomponent = \"better-auth\"\n"]);
+        assert!(name.contains("`better-auth` is not a component name"), "{name}");
+    }
+
+    #[test]
     fn names_turn_into_camel_and_snake_case() {
         assert_eq!(camel_case("created_at"), "createdAt");
         assert_eq!(camel_case("Order Items"), "orderItems");
