@@ -317,6 +317,20 @@ async function writeComponent(
   return id;
 }
 
+/**
+ * Whether `doc` of `table` is a Better Auth credential account whose `accountId` names its own
+ * user (`userLegacyId` in the source, the user's new id once written): import writes the new
+ * id there, and verify reads it back as the legacy one.
+ */
+function isOwnCredential(table: string, doc: GenericDocument, userId: unknown): boolean {
+  return (
+    table === "account" &&
+    doc.providerId === "credential" &&
+    typeof userId === "string" &&
+    doc.accountId === userId
+  );
+}
+
 /** `updateOne` on the document `id`: `data` over it, its other fields set to null. */
 async function updateComponent(
   ctx: MutationCtx,
@@ -436,6 +450,10 @@ export const upsert = internalMutationGeneric({
         }
       }
       const component = componentOf(table);
+      if (component !== null && isOwnCredential(table, document, refs?.userId?.legacyId)) {
+        // Better Auth's credential account names its user by id: the new one.
+        document.accountId = document.userId;
+      }
       if (component !== null) {
         ids.push(
           (await writeComponent(ctx, component, table, legacyId, document, existing)) as GenericId<
@@ -533,6 +551,18 @@ async function componentPage(
     const legacyId = doc[legacyIdField];
     if (table === "account" && String(legacyId).startsWith(CREDENTIAL_PREFIX)) {
       continue;
+    }
+    if (isOwnCredential(table, doc, doc.userId) && hasOwn(TABLES, "user")) {
+      // Read back as transform wrote it: the user's legacy id.
+      const [user] = await ctx.runQuery(component.migrate.getMany, {
+        model: "user",
+        ids: [doc.userId],
+      });
+      const userLegacyId = user === null ? null : user[tableInfo("user").legacyIdField];
+      if (typeof userLegacyId === "string") {
+        page.push({ ...doc, accountId: userLegacyId });
+        continue;
+      }
     }
     page.push(await withCredential(ctx, table, doc));
   }

@@ -365,6 +365,10 @@ fn better_auth_users_keep_signing_in_and_their_organizations_follow() {
     let linked = call(&server, FunctionKind::Action, "signIn:linkedAccount", args);
     assert_eq!(linked["email"], "dave@example.com", "{linked}");
     let dave = linked["userId"].clone();
+    // … and Carol's credential account names her by her new id, as Better Auth's sign-up would
+    let args = json!({ "providerId": "credential", "accountId": carol["user"] });
+    let credential = call(&server, FunctionKind::Action, "signIn:linkedAccount", args);
+    assert_eq!(credential["email"], "carol@example.com", "{credential}");
     // … every reference between the auth tables holds the component's new ids
     let component = |model: &str| {
         let found = call(
