@@ -175,6 +175,7 @@ type ComponentApi = {
     creationTimes: Ref<"query">;
   };
 };
+// `componentsGeneric()` is what `_generated/api` exports as `components`, untyped before codegen.
 const COMPONENTS = componentsGeneric() as unknown as Record<string, ComponentApi>;
 
 /** The component holding `table`, or null for a table of the app. */
@@ -193,7 +194,7 @@ const CREDENTIAL_PREFIX = "credential:";
 
 /** The id of a document read from the database, which always holds one. */
 function idOf(doc: GenericDocument): GenericId<string> {
-  // The only cast of the module: the generic data model types `_id` as any Convex value.
+  // The generic data model types `_id` as any Convex value.
   return doc._id as GenericId<string>;
 }
 
@@ -455,11 +456,9 @@ export const upsert = internalMutationGeneric({
         document.accountId = document.userId;
       }
       if (component !== null) {
-        ids.push(
-          (await writeComponent(ctx, component, table, legacyId, document, existing)) as GenericId<
-            string
-          >,
-        );
+        // A component's id is a string to the app; the reply carries it as any id.
+        const id = await writeComponent(ctx, component, table, legacyId, document, existing);
+        ids.push(id as GenericId<string>);
         if (existing === null) {
           inserted += 1;
         } else {
