@@ -420,8 +420,6 @@ const DEFAULT_KEYS: [&str; 7] =
     ["naming", "legacy_id_field", "nulls", "orphans", "json_keys", "timestamp_offset", "types"];
 const TABLE_KEYS: [&str; 12] = [
     "target",
-    "component",
-    "shape",
     "legacy_id",
     "drop",
     "skip",
@@ -431,6 +429,8 @@ const TABLE_KEYS: [&str; 12] = [
     "columns",
     "references",
     "fields",
+    "component",
+    "shape",
 ];
 const COLUMN_KEYS: [&str; 5] = ["field", "policy", "default", "json_keys", "trim"];
 const FIELD_KEYS: [&str; 2] = ["from", "type"];

@@ -397,3 +397,21 @@ fn better_auth_users_keep_signing_in_and_their_organizations_follow() {
     let todo = page(&server, "todos").into_iter().find(|t| t["title"] == "ship it").unwrap();
     assert_eq!(todo["userId"], dave, "{todo}");
 }
+
+#[test]
+fn the_supabase_preset_without_the_auth_schema_says_to_export_it() {
+    // GIVEN an export of `public` only
+    let db = TestDb::with("create table public.notes (id int primary key, body text);");
+    let work = Workdir::new();
+    work.export(db.url(), &[]).success();
+    let prepared = Prepared { work, _db: db };
+
+    // WHEN the Supabase preset is asked for
+    let run = prepared.migrate(&["init", "--preset", "supabase-to-better-auth"]);
+
+    // THEN init fails naming the missing table and how to export it, writing no preset file
+    assert_ne!(run.code, Some(0), "{run}");
+    assert!(run.stderr.contains("needs table `auth.users`"), "{run}");
+    assert!(run.stderr.contains("--schemas public,auth"), "{run}");
+    assert!(!prepared.plan_dir().join("0002_supabase_to_better_auth.toml").exists());
+}
