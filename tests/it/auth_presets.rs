@@ -269,6 +269,19 @@ fn supabase_users_sign_in_with_their_passwords_after_the_move() {
     assert_eq!(profile["userId"], ada["user"], "{profile}");
     let todo = page(&server, "todos").into_iter().find(|t| t["title"] == "groceries").unwrap();
     assert_eq!(todo["userId"], bob["user"], "{todo}");
+
+    // AND rolling a user back (`migrate:remove`) takes the credential account with it
+    let args = json!({ "table": "user", "legacyIds": [BOB] });
+    let removed = call(&server, FunctionKind::Mutation, "migrate:remove", args);
+    assert_eq!(removed["deleted"], 1, "{removed}");
+    let args = json!({ "table": "user", "legacyIds": [BOB, ADA] });
+    let found = call(&server, FunctionKind::Query, "migrate:get", args);
+    assert!(found[0].is_null() && found[1]["email"] == "ada@example.com", "{found}");
+    let again = sign_in(&server, "bob@example.com", "hunter2hunter2");
+    assert_eq!(again["ok"], false, "{again}");
+    let args = json!({ "providerId": "credential", "accountId": bob["user"] });
+    let credential = call(&server, FunctionKind::Action, "signIn:linkedAccount", args);
+    assert!(credential.is_null(), "{credential}");
 }
 
 /// A Better Auth schema on Postgres as its CLI (`npx @better-auth/cli migrate`, better-auth 1.6
