@@ -193,6 +193,11 @@ pub struct InitArgs {
     #[arg(long)]
     pub force: bool,
 
+    /// An auth preset: also write its plan file (0002_<preset>.toml) and the Better Auth
+    /// component's files into the Convex folder (docs/auth-presets.md)
+    #[arg(long, value_parser = ["supabase-to-better-auth", "better-auth"])]
+    pub preset: Option<String>,
+
     /// After a complete import: write migrateTables.ts with the references in foreign-key cycles
     /// required where their columns are NOT NULL (optional while import patches them in).
     /// Refused unless data/state.sqlite shows the import complete; plan files are left as they are

@@ -359,6 +359,9 @@ pub struct InitReport {
     /// `--after-import`: the import found complete, and the fields made required.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub after_import: Option<AfterImport>,
+    /// `--preset`: its plan file and the Better Auth component's files.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub preset: Vec<plan::convex_app::FileOutcome>,
 }
 
 #[derive(Debug, serde::Serialize)]
@@ -397,6 +400,12 @@ async fn run_init(settings: &Settings, init: &InitSettings) -> anyhow::Result<u8
             ) => ("kept".to_owned(), None),
             Err(error) => return Err(error.into()),
         };
+    let mut preset_files = Vec::new();
+    if let Some(preset) = init.preset {
+        let text = preset.plan(&catalog).map_err(|e| anyhow::anyhow!("{e}; {}", e.hint()))?;
+        let path = settings.plan_dir.join(preset.file_name());
+        preset_files.push(write_kept(&path, "#", &text, init.force)?);
+    }
     let plan = match plan::load(&settings.plan_dir, &catalog) {
         Ok(plan) => plan,
         Err(error) => {
@@ -418,6 +427,21 @@ async fn run_init(settings: &Settings, init: &InitSettings) -> anyhow::Result<u8
         }
     };
     let convex = plan::convex_app::write(&init.convex_dir, &plan, init.force)?;
+    if init.preset.is_some() {
+        for file in &plan::presets::CONVEX_FILES {
+            let path = init.convex_dir.join(file.path);
+            if file.only_if_missing && path.exists() {
+                let path = path.display().to_string();
+                preset_files.push(plan::convex_app::FileOutcome {
+                    path,
+                    status: "kept".into(),
+                    changes: None,
+                });
+                continue;
+            }
+            preset_files.push(write_kept(&path, "//", file.text, init.force)?);
+        }
+    }
 
     let report = InitReport {
         catalog_from,
@@ -435,6 +459,7 @@ async fn run_init(settings: &Settings, init: &InitSettings) -> anyhow::Result<u8
             warnings
         },
         after_import: None,
+        preset: preset_files,
     };
     output::print_result(&output::init_summary(&report, settings.format));
     Ok(exit_code::OK)
@@ -480,6 +505,7 @@ fn run_init_after_import(settings: &Settings, init: &InitSettings) -> anyhow::Re
             import: completed,
             required: plan::codegen::required_after_import(&plan),
         }),
+        preset: Vec::new(),
     };
     output::print_result(&output::init_summary(&report, settings.format));
     Ok(exit_code::OK)
@@ -579,6 +605,23 @@ struct Catalog {
     from: String,
     about: Option<String>,
     warnings: Vec<String>,
+}
+
+/// Writes a file migrate generates, keeping one a person edited or wrote (unless `force`).
+fn write_kept(
+    path: &std::path::Path,
+    comment: &str,
+    text: &str,
+    force: bool,
+) -> anyhow::Result<plan::convex_app::FileOutcome> {
+    let status = match generated::write(path, comment, text, force) {
+        Ok(written) => status(written),
+        Err(
+            generated::GeneratedError::Edited { .. } | generated::GeneratedError::NotOurs { .. },
+        ) => "kept".to_owned(),
+        Err(error) => return Err(error.into()),
+    };
+    Ok(plan::convex_app::FileOutcome { path: path.display().to_string(), status, changes: None })
 }
 
 fn status(written: generated::Written) -> String {

@@ -291,6 +291,8 @@ pub struct InitSettings {
     pub force: bool,
     /// `--after-import`: the schema for after a complete import (cycle references required).
     pub after_import: bool,
+    /// `--preset`: an auth preset's plan file and Convex files are written too.
+    pub preset: Option<crate::plan::presets::Preset>,
 }
 
 impl InitSettings {
@@ -316,6 +318,7 @@ impl InitSettings {
             convex_dir: args.convex_dir.clone(),
             force: args.force,
             after_import: args.after_import,
+            preset: args.preset.as_deref().and_then(crate::plan::presets::Preset::from_name),
         })
     }
 }

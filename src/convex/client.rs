@@ -36,6 +36,8 @@ const CLIENT_NAME: &str = concat!("migrate-", env!("CARGO_PKG_VERSION"));
 pub enum FunctionKind {
     Query,
     Mutation,
+    /// An action: the auth presets' tests sign in through Better Auth with one.
+    Action,
 }
 
 impl FunctionKind {
@@ -43,6 +45,7 @@ impl FunctionKind {
         match self {
             FunctionKind::Query => "api/query",
             FunctionKind::Mutation => "api/mutation",
+            FunctionKind::Action => "api/action",
         }
     }
 }

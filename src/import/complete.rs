@@ -119,6 +119,7 @@ mod tests {
             rejected: 0,
             sub_ms_dropped: 0,
             orphan_references: 0,
+            password_hashes: Default::default(),
             bytes: 0,
             checksum: Some(format!("blake3:{name}")),
         };

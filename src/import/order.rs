@@ -100,6 +100,7 @@ mod tests {
             merges: vec![],
             nulls: NullPolicy::Omit,
             indexes: Default::default(),
+            component: None,
         }
     }
 

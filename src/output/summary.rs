@@ -173,6 +173,19 @@ pub fn transform_summary(report: &TransformReport, format: OutputFormat) -> Stri
             if t.orphan_references == 1 { "was" } else { "were" },
         ));
     }
+    for t in report.tables.iter().filter(|t| !t.password_hashes.is_empty()) {
+        let counts: Vec<String> = t
+            .password_hashes
+            .iter()
+            .map(|(format, count)| format!("{format} {}", HumanCount(*count)))
+            .collect();
+        out.push_str(&format!(
+            "note: `{}`: password hashes: {} (convex/migrateAuth.ts accepts bcrypt and scrypt; \
+             users with other formats reset their password)\n",
+            t.table,
+            counts.join(", "),
+        ));
+    }
     if report.duplicate_ids > 0 {
         out.push_str(&format!(
             "{} of the rejected row{} share{} a legacy id with other rows of their table (reason `legacy id … is held by N rows`)\n",
@@ -237,6 +250,9 @@ pub fn init_summary(report: &InitReport, format: OutputFormat) -> String {
         for line in file.changes.iter().flat_map(|c| c.lines()) {
             out.push_str(&format!("{:<10} {line}\n", ""));
         }
+    }
+    for file in &report.preset {
+        out.push_str(&format!("{:<10} {}\n", file.status, file.path));
     }
     let mut tables = table(&["convex table", "from"]);
     for (target, sources) in &report.tables {

@@ -106,8 +106,12 @@ pub fn migrate_tables_ts_for(plan: &Plan, cycle_fields: CycleFields) -> String {
     out.push_str("import { defineTable } from \"convex/server\";\n");
     out.push_str("import { v } from \"convex/values\";\n\n");
     out.push_str(&format!("export const {TABLES_EXPORT} = {{\n"));
-    for table in &plan.tables {
-        write_table(&mut out, table, &cycles, cycle_fields);
+    // A component's tables are in the component's own schema (an auth preset writes it): the
+    // app's tables refer to them by the component's id, a string.
+    let components: BTreeSet<&str> =
+        plan.tables.iter().filter(|t| t.component.is_some()).map(|t| t.target.as_str()).collect();
+    for table in plan.tables.iter().filter(|t| t.component.is_none()) {
+        write_table(&mut out, table, &cycles, cycle_fields, &components);
         out.push('\n');
     }
     write_ledger(&mut out);
@@ -166,6 +170,7 @@ fn write_table(
     table: &TablePlan,
     cycles: &BTreeSet<(String, String)>,
     cycle_fields: CycleFields,
+    components: &BTreeSet<&str>,
 ) {
     let nulls = table.nulls;
     out.push_str(&format!("  // {}\n", comment_text(&table.source.to_string())));
@@ -184,7 +189,8 @@ fn write_table(
     for reference in &table.references {
         let in_cycle = cycles.contains(&(table.target.clone(), reference.field.clone()));
         let finally_absent = reference_may_be_absent(reference);
-        let mut validator = reference_validator(reference, nulls);
+        let in_component = components.contains(reference.parent_target.as_str());
+        let mut validator = reference_validator(reference, nulls, in_component);
         if in_cycle {
             let cycle = format!(
                 "{}.{} refers to {} in a cycle",
@@ -205,7 +211,11 @@ fn write_table(
                 validator = validator.optional();
             }
         }
-        write_field(out, &reference.field, &validator, &reference_note(reference));
+        let mut note = reference_note(reference);
+        if in_component {
+            note.push_str(&format!("; the {} `_id` of the component", reference.parent_target));
+        }
+        write_field(out, &reference.field, &validator, &note);
     }
 
     for merge in &table.merges {
@@ -337,8 +347,17 @@ fn field_validator(field: &FieldPlan, nulls: NullPolicy) -> Validator {
 }
 
 /// What a reference holds once import is done (cycles aside).
-fn reference_validator(reference: &ReferencePlan, nulls: NullPolicy) -> Validator {
-    let id = Validator::Id(reference.parent_target.clone());
+/// A parent in a component is held by its id as a string (`v.id` names only the app's tables).
+fn reference_validator(
+    reference: &ReferencePlan,
+    nulls: NullPolicy,
+    in_component: bool,
+) -> Validator {
+    let id = if in_component {
+        Validator::String
+    } else {
+        Validator::Id(reference.parent_target.clone())
+    };
     let value = match reference.orphans {
         OrphanPolicy::KeepLegacy => union([id, Validator::String]),
         OrphanPolicy::Fail | OrphanPolicy::Null | OrphanPolicy::Drop => id,
@@ -673,6 +692,7 @@ mod tests {
             merges: Vec::new(),
             nulls,
             indexes: Default::default(),
+            component: None,
         }
     }
 
@@ -702,6 +722,24 @@ mod tests {
             orphans: OrphanPolicy::Fail,
             optional: false,
         }
+    }
+
+    #[test]
+    fn a_component_table_stays_out_and_references_to_it_are_strings() {
+        let mut user = table("user", "user", NullPolicy::Omit);
+        user.component =
+            Some(crate::plan::ComponentTable { name: "betterAuth".into(), shape: None });
+        let mut todos = table("todos", "todos", NullPolicy::Omit);
+        todos.references.push(reference("user_id", "userId", "user", "user"));
+        let text = migrate_tables_ts(&plan(vec![user, todos]));
+        assert!(!text.contains("  user: defineTable"), "{text}");
+        assert!(
+            text.contains(
+                "    userId: v.string(), // user_id → public.user; the user `_id` of the component"
+            ),
+            "{text}"
+        );
+        assert!(!text.contains("v.id(\"user\")"), "{text}");
     }
 
     fn plan(tables: Vec<TablePlan>) -> Plan {

@@ -72,9 +72,11 @@ pub fn write_for(
         .filter(|text| !generated::untouched(text))
         .map(|text| (app_schema::scan(text), generated::has_marker(text)));
     if let Some((scanned, generated_before)) = &app_schema {
+        // A component's tables live in the component: the app may have tables of those names.
         let migrated: Vec<&str> = plan
             .tables
             .iter()
+            .filter(|t| t.component.is_none())
             .map(|t| t.target.as_str())
             .chain(std::iter::once(LEDGER_TABLE))
             .collect();
@@ -239,6 +241,7 @@ mod tests {
                     merges: Vec::new(),
                     nulls: NullPolicy::Omit,
                     indexes: Default::default(),
+                    component: None,
                 })
                 .collect(),
             skipped: Vec::new(),

@@ -358,6 +358,10 @@ pub struct TableEntry {
     pub references: BTreeMap<String, ReferenceEntry>,
     /// Fields found inside json columns, by field name.
     pub fields: BTreeMap<String, FieldEntry>,
+    /// The Convex component the table's documents go to (auth presets: `betterAuth`).
+    pub component: Option<At<String>>,
+    /// An auth preset's reshaping of each document (`supabase_user`, …).
+    pub shape: Option<At<String>>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -414,7 +418,7 @@ pub enum FilterCondition {
 const TOP_KEYS: [&str; 2] = ["defaults", "tables"];
 const DEFAULT_KEYS: [&str; 7] =
     ["naming", "legacy_id_field", "nulls", "orphans", "json_keys", "timestamp_offset", "types"];
-const TABLE_KEYS: [&str; 10] = [
+const TABLE_KEYS: [&str; 12] = [
     "target",
     "legacy_id",
     "drop",
@@ -425,6 +429,8 @@ const TABLE_KEYS: [&str; 10] = [
     "columns",
     "references",
     "fields",
+    "component",
+    "shape",
 ];
 const COLUMN_KEYS: [&str; 5] = ["field", "policy", "default", "json_keys", "trim"];
 const FIELD_KEYS: [&str; 2] = ["from", "type"];
@@ -516,6 +522,8 @@ impl MergeEntry for TableEntry {
         merge_entries(&mut self.columns, later.columns);
         merge_entries(&mut self.references, later.references);
         merge_entries(&mut self.fields, later.fields);
+        over(&mut self.component, later.component);
+        over(&mut self.shape, later.shape);
     }
 }
 
@@ -804,10 +812,14 @@ impl<'a> Reader<'a> {
             columns: BTreeMap::new(),
             references: BTreeMap::new(),
             fields: BTreeMap::new(),
+            component: None,
+            shape: None,
         };
         for e in self.entries(self.table(entry)?, &entry.path, &TABLE_KEYS)? {
             match e.key {
                 "target" => t.target = Some(self.string(e.value, &e.path)?),
+                "component" => t.component = Some(self.string(e.value, &e.path)?),
+                "shape" => t.shape = Some(self.string(e.value, &e.path)?),
                 "legacy_id" => t.legacy_id = Some(self.string_list(&e)?),
                 "drop" => t.drop = Some(self.string_list(&e)?),
                 "skip" => t.skip = Some(self.boolean(&e)?),

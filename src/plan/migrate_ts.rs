@@ -70,6 +70,7 @@ impl Serialize for Tables<'_> {
             let info = TableInfo {
                 legacy_id_field: &table.legacy_id.field,
                 references: References(&table.references),
+                component: table.component.as_ref().map(|c| c.name.as_str()),
             };
             (&table.target, info)
         }))
@@ -81,6 +82,8 @@ impl Serialize for Tables<'_> {
 struct TableInfo<'a> {
     legacy_id_field: &'a str,
     references: References<'a>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    component: Option<&'a str>,
 }
 
 struct References<'a>(&'a [ReferencePlan]);
@@ -103,8 +106,19 @@ const HEADER: &str = "\
 // keep it on one line.
 ";
 
-const IMPORTS: &str = r#"import { internalMutationGeneric, internalQueryGeneric } from "convex/server";
-import type { GenericDatabaseReader, GenericDataModel, GenericDocument } from "convex/server";
+const IMPORTS: &str = r#"import {
+  componentsGeneric,
+  internalMutationGeneric,
+  internalQueryGeneric,
+} from "convex/server";
+import type {
+  FunctionReference,
+  GenericDatabaseReader,
+  GenericDataModel,
+  GenericDocument,
+  GenericMutationCtx,
+  GenericQueryCtx,
+} from "convex/server";
 import { v } from "convex/values";
 import type { GenericId } from "convex/values";
 
@@ -112,8 +126,15 @@ import type { GenericId } from "convex/values";
 
 /// Everything after the plan line: the same for every plan but the table and index names.
 const BODY: &str = r#"
-/** One table of the plan: its legacy id field and, per reference field, the parent table. */
-type TableInfo = { legacyIdField: string; references: Record<string, string> };
+/**
+ * One table of the plan: its legacy id field, per reference field the parent table, and the
+ * Convex component holding it (an auth preset's Better Auth tables), if any.
+ */
+type TableInfo = {
+  legacyIdField: string;
+  references: Record<string, string>;
+  component?: string;
+};
 
 const TABLES: Record<string, TableInfo> = PLAN.tables;
 
@@ -137,10 +158,43 @@ const reference = v.object({ table: v.string(), legacyId: v.string() });
 // It writes with `db.replace(id, …)`, `db.patch(id, …)` and `db.delete(id)`, which every version
 // of the `convex` package has (the forms taking the table name first came later).
 type Db = GenericDatabaseReader<GenericDataModel>;
+type QueryCtx = GenericQueryCtx<GenericDataModel>;
+type MutationCtx = GenericMutationCtx<GenericDataModel>;
+
+// A table of a component (Better Auth's `user`, `account`, …) is written through the
+// component's own adapter functions (`create`, `updateOne`, `deleteOne`), whose validators are
+// the component schema's, and read through the `migrate` queries the preset puts beside them
+// (by legacy id, by id, a page in creation order). Its documents' ids are strings to the app.
+type Ref<Type extends "query" | "mutation"> = FunctionReference<Type, "internal">;
+type ComponentApi = {
+  adapter: { create: Ref<"mutation">; updateOne: Ref<"mutation">; deleteOne: Ref<"mutation"> };
+  migrate: {
+    find: Ref<"query">;
+    getMany: Ref<"query">;
+    page: Ref<"query">;
+    creationTimes: Ref<"query">;
+  };
+};
+// `componentsGeneric()` is what `_generated/api` exports as `components`, untyped before codegen.
+const COMPONENTS = componentsGeneric() as unknown as Record<string, ComponentApi>;
+
+/** The component holding `table`, or null for a table of the app. */
+function componentOf(table: string): ComponentApi | null {
+  const { component } = tableInfo(table);
+  return component === undefined ? null : COMPONENTS[component];
+}
+
+/**
+ * A Better Auth `user` document may carry its Supabase password hash in this field: it is
+ * stored as the user's `credential` account (Better Auth keeps passwords there), whose legacy id
+ * is the user's with this prefix, and read back into the field for verify.
+ */
+const CREDENTIAL_FIELD = "credentialPassword";
+const CREDENTIAL_PREFIX = "credential:";
 
 /** The id of a document read from the database, which always holds one. */
 function idOf(doc: GenericDocument): GenericId<string> {
-  // The only cast of the module: the generic data model types `_id` as any Convex value.
+  // The generic data model types `_id` as any Convex value.
   return doc._id as GenericId<string>;
 }
 
@@ -168,15 +222,134 @@ function byLegacyId(db: Db, table: string, legacyId: string) {
 
 /** The document of `table` with legacy id `legacyId`, or null; two of them is an error. */
 async function findByLegacyId(
-  db: Db,
+  ctx: QueryCtx,
   table: string,
   legacyId: string,
 ): Promise<GenericDocument | null> {
-  const found = await byLegacyId(db, table, legacyId).take(2);
+  const component = componentOf(table);
+  if (component !== null) {
+    const [found] = await ctx.runQuery(component.migrate.find, {
+      model: table,
+      legacyIds: [legacyId],
+    });
+    return found === null ? null : withCredential(ctx, table, found);
+  }
+  const found = await byLegacyId(ctx.db, table, legacyId).take(2);
   if (found.length > 1) {
     throw new Error(`${table} ${legacyId}: 2 documents have this legacy id`);
   }
   return found.length === 1 ? found[0] : null;
+}
+
+/** A component's `user` document with its credential account's password, when it has one. */
+async function withCredential(
+  ctx: QueryCtx,
+  table: string,
+  doc: GenericDocument,
+): Promise<GenericDocument> {
+  const { legacyIdField } = tableInfo(table);
+  const component = componentOf(table);
+  if (component === null || table !== "user" || typeof doc[legacyIdField] !== "string") {
+    return doc;
+  }
+  const [account] = await ctx.runQuery(component.migrate.find, {
+    model: "account",
+    legacyIds: [CREDENTIAL_PREFIX + doc[legacyIdField]],
+  });
+  return account === null || typeof account.password !== "string"
+    ? doc
+    : { ...doc, [CREDENTIAL_FIELD]: account.password };
+}
+
+/**
+ * Writes `document` (legacy id `legacyId`) into a component's table: inserted through the
+ * adapter's `create`, or `existing` updated through `updateOne` (fields it no longer has set to
+ * null, the component's optional fields taking null). A `user`'s credential password becomes
+ * or updates its `credential` account. Returns the document's id.
+ */
+async function writeComponent(
+  ctx: MutationCtx,
+  component: ComponentApi,
+  table: string,
+  legacyId: string,
+  document: GenericDocument,
+  existing: GenericDocument | null,
+): Promise<string> {
+  const { [CREDENTIAL_FIELD]: password, ...data } = document;
+  if (password !== undefined && table !== "user") {
+    throw new Error(`${table} ${legacyId}: ${CREDENTIAL_FIELD} belongs to the user table only`);
+  }
+  let id: string;
+  if (existing === null) {
+    const created = await ctx.runMutation(component.adapter.create, {
+      input: { model: table, data },
+    });
+    id = created._id;
+  } else {
+    id = String(existing._id);
+    await updateComponent(ctx, component, table, id, data, existing);
+  }
+  if (password === undefined) {
+    return id;
+  }
+  if (typeof password !== "string") {
+    throw new Error(`${table} ${legacyId}: ${CREDENTIAL_FIELD} is not a string`);
+  }
+  // Better Auth's own sign-up writes a credential account with `accountId` = the user's id.
+  const { legacyIdField } = tableInfo(table);
+  const account: GenericDocument = {
+    [legacyIdField]: CREDENTIAL_PREFIX + legacyId,
+    providerId: "credential",
+    accountId: id,
+    userId: id,
+    password,
+    createdAt: data.createdAt,
+    updatedAt: data.updatedAt,
+  };
+  const [found] = await ctx.runQuery(component.migrate.find, {
+    model: "account",
+    legacyIds: [account[legacyIdField]],
+  });
+  if (found === null) {
+    await ctx.runMutation(component.adapter.create, { input: { model: "account", data: account } });
+  } else {
+    await updateComponent(ctx, component, "account", String(found._id), account, found);
+  }
+  return id;
+}
+
+/**
+ * Whether `doc` of `table` is a Better Auth credential account whose `accountId` names its own
+ * user (`userLegacyId` in the source, the user's new id once written): import writes the new
+ * id there, and verify reads it back as the legacy one.
+ */
+function isOwnCredential(table: string, doc: GenericDocument, userId: unknown): boolean {
+  return (
+    table === "account" &&
+    doc.providerId === "credential" &&
+    typeof userId === "string" &&
+    doc.accountId === userId
+  );
+}
+
+/** `updateOne` on the document `id`: `data` over it, its other fields set to null. */
+async function updateComponent(
+  ctx: MutationCtx,
+  component: ComponentApi,
+  table: string,
+  id: string,
+  data: GenericDocument,
+  existing: GenericDocument,
+) {
+  const update: GenericDocument = { ...data };
+  for (const field of Object.keys(existing)) {
+    if (!field.startsWith("_") && field !== CREDENTIAL_FIELD && !hasOwn(update, field)) {
+      update[field] = null;
+    }
+  }
+  await ctx.runMutation(component.adapter.updateOne, {
+    input: { model: table, update, where: [{ field: "_id", value: id }] },
+  });
 }
 
 /**
@@ -185,7 +358,7 @@ async function findByLegacyId(
  * each lookup is an index range of the mutation's 4,096.
  */
 async function resolveRefs(
-  db: Db,
+  ctx: QueryCtx,
   table: string,
   legacyId: string,
   refs: Record<string, { table: string; legacyId: string }>,
@@ -206,7 +379,7 @@ async function resolveRefs(
     const key = JSON.stringify([parent, ref.legacyId]);
     let id = parents.get(key);
     if (id === undefined) {
-      const found = await findByLegacyId(db, parent, ref.legacyId);
+      const found = await findByLegacyId(ctx, parent, ref.legacyId);
       if (found === null) {
         throw new Error(
           `${table} ${legacyId}: ${field} refers to ${parent} ${ref.legacyId}, which is not in Convex`,
@@ -261,9 +434,9 @@ export const upsert = internalMutationGeneric({
       }
       const document: GenericDocument = {
         ...doc,
-        ...(await resolveRefs(ctx.db, table, legacyId, refs ?? {}, parents)),
+        ...(await resolveRefs(ctx, table, legacyId, refs ?? {}, parents)),
       };
-      const existing = await findByLegacyId(ctx.db, table, legacyId);
+      const existing = await findByLegacyId(ctx, table, legacyId);
       for (const field of deferred ?? []) {
         if (!hasOwn(references, field) || (refs !== undefined && hasOwn(refs, field))) {
           throw new Error(
@@ -277,7 +450,21 @@ export const upsert = internalMutationGeneric({
           document[field] = existing[field];
         }
       }
-      if (existing === null) {
+      const component = componentOf(table);
+      if (component !== null && isOwnCredential(table, document, refs?.userId?.legacyId)) {
+        // Better Auth's credential account names its user by id: the new one.
+        document.accountId = document.userId;
+      }
+      if (component !== null) {
+        // A component's id is a string to the app; the reply carries it as any id.
+        const id = await writeComponent(ctx, component, table, legacyId, document, existing);
+        ids.push(id as GenericId<string>);
+        if (existing === null) {
+          inserted += 1;
+        } else {
+          replaced += 1;
+        }
+      } else if (existing === null) {
         ids.push(await ctx.db.insert(table, document));
         inserted += 1;
       } else {
@@ -302,12 +489,20 @@ export const patchRefs = internalMutationGeneric({
     const parents = new Map<string, GenericId<string>>();
     const ids: GenericId<string>[] = [];
     for (const { legacyId, refs } of docs) {
-      const existing = await findByLegacyId(ctx.db, table, legacyId);
+      const existing = await findByLegacyId(ctx, table, legacyId);
       if (existing === null) {
         throw new Error(`${table} ${legacyId}: not in Convex`);
       }
       const id = idOf(existing);
-      await ctx.db.patch(id, await resolveRefs(ctx.db, table, legacyId, refs, parents));
+      const resolved = await resolveRefs(ctx, table, legacyId, refs, parents);
+      const component = componentOf(table);
+      if (component !== null) {
+        await ctx.runMutation(component.adapter.updateOne, {
+          input: { model: table, update: resolved, where: [{ field: "_id", value: id }] },
+        });
+      } else {
+        await ctx.db.patch(id, resolved);
+      }
       ids.push(id);
     }
     return { ids };
@@ -319,10 +514,80 @@ export const page = internalQueryGeneric({
   args: { table: v.string(), cursor: v.union(v.string(), v.null()), numItems: v.number() },
   handler: async (ctx, { table, cursor, numItems }) => {
     tableInfo(table);
-    const result = await ctx.db.query(table).paginate({ cursor, numItems });
+    const component = componentOf(table);
+    const result =
+      component !== null
+        ? await componentPage(ctx, component, table, cursor, numItems)
+        : await ctx.db.query(table).paginate({ cursor, numItems });
     return { page: result.page, isDone: result.isDone, continueCursor: result.continueCursor };
   },
 });
+
+/**
+ * A page of a component's table, `user`s with their credential password, credential accounts
+ * left out (the page may hold fewer than `numItems`).
+ */
+async function componentPage(
+  ctx: QueryCtx,
+  component: ComponentApi,
+  table: string,
+  cursor: string | null,
+  numItems: number,
+  from?: number,
+  to?: number,
+): Promise<{ page: GenericDocument[]; isDone: boolean; continueCursor: string }> {
+  const result = await ctx.runQuery(component.migrate.page, {
+    model: table,
+    cursor,
+    numItems,
+    from,
+    to,
+  });
+  const { legacyIdField } = tableInfo(table);
+  const page: GenericDocument[] = [];
+  for (const doc of result.page) {
+    // A credential account is its user's password, read back with the user.
+    const legacyId = doc[legacyIdField];
+    if (table === "account" && String(legacyId).startsWith(CREDENTIAL_PREFIX)) {
+      continue;
+    }
+    if (isOwnCredential(table, doc, doc.userId) && hasOwn(TABLES, "user")) {
+      // Read back as transform wrote it: the user's legacy id.
+      const [user] = await ctx.runQuery(component.migrate.getMany, {
+        model: "user",
+        ids: [doc.userId],
+      });
+      const userLegacyId = user === null ? null : user[tableInfo("user").legacyIdField];
+      if (typeof userLegacyId === "string") {
+        page.push({ ...doc, accountId: userLegacyId });
+        continue;
+      }
+    }
+    page.push(await withCredential(ctx, table, doc));
+  }
+  return { page, isDone: result.isDone, continueCursor: result.continueCursor };
+}
+
+/** The parent `value` names in `parentTable` (a string id), or null when it is none. */
+async function parentOf(
+  ctx: QueryCtx,
+  parentTable: string,
+  value: unknown,
+): Promise<GenericDocument | null | undefined> {
+  if (typeof value !== "string") {
+    return undefined;
+  }
+  const component = componentOf(parentTable);
+  if (component !== null) {
+    const [found] = await ctx.runQuery(component.migrate.getMany, {
+      model: parentTable,
+      ids: [value],
+    });
+    return found;
+  }
+  const id = ctx.db.normalizeId(parentTable, value);
+  return id === null ? undefined : await ctx.db.get(id);
+}
 
 /** A reference resolved on the server: the parent's table and legacy id. */
 type Parent = { table: string; legacyId: string };
@@ -345,29 +610,32 @@ export const readBack = internalQueryGeneric({
   handler: async (ctx, { table, cursor, numItems, from, to }) => {
     const { references } = tableInfo(table);
     // Only the documents with from <= _creationTime < to: verify reads ranges at once.
-    const result = await ctx.db
-      .query(table)
-      .withIndex("by_creation_time", (q) => {
-        const low = from === undefined ? q : q.gte("_creationTime", from);
-        return to === undefined ? low : low.lt("_creationTime", to);
-      })
-      .paginate({ cursor, numItems });
+    const component = componentOf(table);
+    const result =
+      component !== null
+        ? await componentPage(ctx, component, table, cursor, numItems, from, to)
+        : await ctx.db
+            .query(table)
+            .withIndex("by_creation_time", (q) => {
+              const low = from === undefined ? q : q.gte("_creationTime", from);
+              return to === undefined ? low : low.lt("_creationTime", to);
+            })
+            .paginate({ cursor, numItems });
     const parents = new Map<string, Parent | null>();
     const page = [];
     for (const doc of result.page) {
       const refs: Record<string, Parent | null> = {};
       for (const [field, parentTable] of Object.entries(references)) {
-        const value = doc[field];
-        const id = typeof value === "string" ? ctx.db.normalizeId(parentTable, value) : null;
-        if (id === null) {
-          continue;
-        }
-        let parent = parents.get(id);
+        const key = JSON.stringify([parentTable, doc[field]]);
+        let parent = parents.get(key);
         if (parent === undefined) {
-          const found = await ctx.db.get(id);
+          const found = await parentOf(ctx, parentTable, doc[field]);
+          if (found === undefined) {
+            continue;
+          }
           const legacyId = found === null ? null : found[tableInfo(parentTable).legacyIdField];
           parent = typeof legacyId === "string" ? { table: parentTable, legacyId } : null;
-          parents.set(id, parent);
+          parents.set(key, parent);
         }
         refs[field] = parent;
       }
@@ -382,6 +650,10 @@ export const creationTimes = internalQueryGeneric({
   args: { table: v.string() },
   handler: async (ctx, { table }) => {
     tableInfo(table);
+    const component = componentOf(table);
+    if (component !== null) {
+      return await ctx.runQuery(component.migrate.creationTimes, { model: table });
+    }
     const first = await ctx.db.query(table).withIndex("by_creation_time").order("asc").first();
     const last = await ctx.db.query(table).withIndex("by_creation_time").order("desc").first();
     return { first: first?._creationTime ?? null, last: last?._creationTime ?? null };
@@ -396,7 +668,7 @@ export const get = internalQueryGeneric({
     if (legacyIds.length > MAX_GET) {
       throw new Error(`get takes at most ${MAX_GET} legacy ids, not ${legacyIds.length}`);
     }
-    return await Promise.all(legacyIds.map((legacyId) => findByLegacyId(ctx.db, table, legacyId)));
+    return await Promise.all(legacyIds.map((legacyId) => findByLegacyId(ctx, table, legacyId)));
   },
 });
 
@@ -406,6 +678,27 @@ export const remove = internalMutationGeneric({
   handler: async (ctx, { table, legacyIds }) => {
     tableInfo(table);
     let deleted = 0;
+    const component = componentOf(table);
+    if (component !== null) {
+      // The credential account goes with its user.
+      const models = table === "user" ? [table, "account"] : [table];
+      for (const legacyId of legacyIds) {
+        for (const model of models) {
+          const key = model === table ? legacyId : CREDENTIAL_PREFIX + legacyId;
+          const [found] = await ctx.runQuery(component.migrate.find, {
+            model,
+            legacyIds: [key],
+          });
+          if (found !== null) {
+            await ctx.runMutation(component.adapter.deleteOne, {
+              input: { model, where: [{ field: "_id", value: found._id }] },
+            });
+            deleted += model === table ? 1 : 0;
+          }
+        }
+      }
+      return { deleted };
+    }
     for (const legacyId of legacyIds) {
       for (const doc of await byLegacyId(ctx.db, table, legacyId).collect()) {
         await ctx.db.delete(idOf(doc));
@@ -489,6 +782,7 @@ mod tests {
             merges: Vec::new(),
             nulls: NullPolicy::Omit,
             indexes: Default::default(),
+            component: None,
         }
     }
 

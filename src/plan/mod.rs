@@ -13,6 +13,7 @@ pub mod indexes;
 pub mod init;
 pub mod migrate_ts;
 pub mod model;
+pub mod presets;
 pub mod resolve;
 
 pub use self::error::{Location, PlanError, PlanErrorKind};

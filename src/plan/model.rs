@@ -47,6 +47,38 @@ pub struct TablePlan {
     /// The Convex indexes besides `by_legacy_id`, carried over from the source and made for
     /// references; and the field sets verify checks for uniqueness.
     pub indexes: Indexes,
+    /// Set by an auth preset: the table is a model of a Convex component (Better Auth), written
+    /// through the component's functions, with its schema from the preset, not from the plan.
+    pub component: Option<ComponentTable>,
+}
+
+/// A table that lives in a Convex component (`component = "betterAuth"` in the plan).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ComponentTable {
+    /// The component's name, as the app's `convex.config.ts` mounts it.
+    pub name: String,
+    /// What `transform::auth` does to each document after the plan's fields are converted.
+    pub shape: Option<AuthShape>,
+}
+
+/// A per-row reshaping an auth preset needs that plain column mappings cannot say
+/// (`shape = "supabase_user"`): `transform::auth` owns what each does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuthShape {
+    /// Supabase `auth.users` → a Better Auth `user` and its credential password.
+    SupabaseUser,
+    /// Better Auth's own `user` table: the email lowercased.
+    BetterAuthUser,
+    /// Better Auth's `account`: the password's hash format counted.
+    BetterAuthAccount,
+}
+
+impl AuthShape {
+    pub const CHOICES: [(&'static str, AuthShape); 3] = [
+        ("supabase_user", AuthShape::SupabaseUser),
+        ("better_auth_user", AuthShape::BetterAuthUser),
+        ("better_auth_account", AuthShape::BetterAuthAccount),
+    ];
 }
 
 /// A table's indexes as the plan derives them from the source's (`plan::indexes` decides).

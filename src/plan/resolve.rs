@@ -39,8 +39,8 @@ use super::file::{
     quote_key,
 };
 use super::model::{
-    Condition, Conversion, FieldPlan, Indexes, JsonKeyPolicy, LegacyId, MergePlan, NullPolicy,
-    OrphanPolicy, Plan, ReferencePlan, RowFilter, TablePlan,
+    AuthShape, ComponentTable, Condition, Conversion, FieldPlan, Indexes, JsonKeyPolicy, LegacyId,
+    MergePlan, NullPolicy, OrphanPolicy, Plan, ReferencePlan, RowFilter, TablePlan,
 };
 use crate::calendar;
 use crate::catalog::{Catalog, Column, ForeignKey, PgType, Table, TableName};
@@ -208,6 +208,61 @@ fn check_table(name: &str) -> Result<(), &'static str> {
         return Err("the generated convex/migrate.ts keeps its ledger in that table");
     }
     Ok(())
+}
+
+/// `component` and `shape` of a table entry: the component must be an identifier, the shape
+/// one [`AuthShape`] knows, and a shape needs a component.
+fn component_table(entry: Option<&TableEntry>) -> Result<Option<ComponentTable>, PlanError> {
+    let Some(entry) = entry else { return Ok(None) };
+    let invalid = |at: &Location, path: String, reason: String, hint: &str| {
+        PlanError::from(PlanErrorKind::Invalid {
+            at: at.clone(),
+            path,
+            reason,
+            hint: Some(hint.into()),
+        })
+    };
+    let shape = match &entry.shape {
+        None => None,
+        Some(shape) => {
+            let found = AuthShape::CHOICES.iter().find(|(name, _)| *name == shape.value);
+            let names: Vec<_> = AuthShape::CHOICES.iter().map(|(name, _)| *name).collect();
+            let Some((_, found)) = found else {
+                return Err(invalid(
+                    &shape.at,
+                    format!("{}.shape", entry.path),
+                    format!("unknown shape `{}`", shape.value),
+                    &format!("the shapes are {}", names.join(", ")),
+                ));
+            };
+            Some(*found)
+        }
+    };
+    match &entry.component {
+        None => match &entry.shape {
+            Some(s) => Err(invalid(
+                &s.at,
+                format!("{}.shape", entry.path),
+                "a shape applies only to a table of a component".into(),
+                "add `component = \"betterAuth\"`, as the auth presets write it",
+            )),
+            None => Ok(None),
+        },
+        Some(component) => {
+            let name = &component.value;
+            let ok = name.chars().next().is_some_and(|c| c.is_ascii_alphabetic())
+                && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+            if !ok {
+                return Err(invalid(
+                    &component.at,
+                    format!("{}.component", entry.path),
+                    format!("`{name}` is not a component name"),
+                    "a component is named like a Convex identifier: `betterAuth`",
+                ));
+            }
+            Ok(Some(ComponentTable { name: name.clone(), shape }))
+        }
+    }
 }
 
 /// The phrase below is written for this limit.
@@ -711,7 +766,10 @@ impl<'a> Resolver<'a> {
             }
         }
         for table in &mut tables {
-            table.indexes = super::indexes::derive(self.catalog, table);
+            // A component's tables have the component's schema and indexes, not the source's.
+            if table.component.is_none() {
+                table.indexes = super::indexes::derive(self.catalog, table);
+            }
         }
         let skipped = self
             .catalog
@@ -942,6 +1000,7 @@ impl<'a> Resolver<'a> {
             plain.push(field);
         }
         let filters = self.filters(table, entry)?;
+        let component = component_table(entry)?;
         let plan = TablePlan {
             source: table.name.clone(),
             target,
@@ -955,6 +1014,7 @@ impl<'a> Resolver<'a> {
             merges: Vec::new(),
             nulls: self.settings.nulls,
             indexes: Indexes::default(),
+            component,
         };
         Ok((plan, fields))
     }
@@ -1882,6 +1942,36 @@ pub(super) mod tests {
             Some(hint) => format!("{error}\nhint: {hint}"),
             None => error.to_string(),
         }
+    }
+
+    #[test]
+    fn a_component_table_takes_a_known_shape_and_its_children_still_refer_to_it() {
+        let plan = load(&[r#"
+[tables."public.users"]
+component = "betterAuth"
+shape = "better_auth_user"
+"#])
+        .unwrap();
+        let users = plan.target("users").unwrap();
+        let component = users.component.as_ref().unwrap();
+        assert_eq!(component.name, "betterAuth");
+        assert_eq!(component.shape, Some(AuthShape::BetterAuthUser));
+        assert!(users.indexes.carried.is_empty(), "the component's schema has its own indexes");
+        let posts = plan.target("posts").unwrap();
+        assert_eq!(posts.references[0].parent_target, "users");
+        assert!(posts.component.is_none());
+
+        let unknown =
+            error(&["[tables.\"public.users\"]\ncomponent = \"betterAuth\"\nshape = \"okta\"\n"]);
+        assert!(unknown.contains("unknown shape `okta`"), "{unknown}");
+        assert!(
+            unknown.contains("supabase_user, better_auth_user, better_auth_account"),
+            "{unknown}"
+        );
+        let alone = error(&["[tables.\"public.users\"]\nshape = \"supabase_user\"\n"]);
+        assert!(alone.contains("a shape applies only to a table of a component"), "{alone}");
+        let name = error(&["[tables.\"public.users\"]\ncomponent = \"better-auth\"\n"]);
+        assert!(name.contains("`better-auth` is not a component name"), "{name}");
     }
 
     #[test]

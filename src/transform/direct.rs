@@ -87,6 +87,10 @@ impl DirectPlan {
     /// field names Convex refuses or that repeat.
     /// `columns` are the table's own ([`Columns::new`] of its legacy id and fields).
     pub fn compile(plan: &TablePlan, shape: &RowShape, columns: &Columns) -> Option<DirectPlan> {
+        // An auth preset's shape rewrites the document after conversion: the general path only.
+        if plan.component.as_ref().is_some_and(|c| c.shape.is_some()) {
+            return None;
+        }
         if !plan.merges.is_empty() {
             return None;
         }

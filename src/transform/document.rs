@@ -36,6 +36,8 @@ pub struct Transformed {
     /// References that found no parent and were set to null or kept as the legacy value, as
     /// their orphan policy says.
     pub orphans: u32,
+    /// The format of the password hash the row carried, for a table an auth preset shapes.
+    pub hash_format: Option<&'static str>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -340,13 +342,20 @@ fn transform_fields(
             document.insert(field.clone(), value.clone());
         }
     }
+    let mut hash_format = None;
+    if let Some(shape) = plan.component.as_ref().and_then(|c| c.shape) {
+        match super::auth::apply(shape, &plan.legacy_id.field, &mut document) {
+            Ok(format) => hash_format = format,
+            Err(error) => return reject(error.field, error.reason),
+        }
+    }
     if let Err(violation) = rules::check_document(&document) {
         return reject(violation.path.clone(), violation.rule.to_string());
     }
     if let Some(merged) = merged {
         merged.taken.store(true, Ordering::Relaxed);
     }
-    Outcome::Document(Transformed { legacy_id, document, references, orphans })
+    Outcome::Document(Transformed { legacy_id, document, references, orphans, hash_format })
 }
 
 /// What merged tables add to the document of `row`, whose legacy id is `legacy_id`: looked up
@@ -483,6 +492,7 @@ mod tests {
             merges: Vec::<MergePlan>::new(),
             nulls: NullPolicy::Omit,
             indexes: Default::default(),
+            component: None,
         }
     }
 

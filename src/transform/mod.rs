@@ -6,6 +6,7 @@
 //! Convex documents, and `transformed/manifest.json` last. The conversions themselves are pure
 //! (`convert`, `document`); this module streams files through them.
 
+mod auth;
 mod convert;
 mod direct;
 mod document;
@@ -108,6 +109,10 @@ pub struct TableReport {
     /// the legacy value under their orphan policy.
     #[serde(default)]
     pub orphan_references: u64,
+    /// Password hashes in written documents by format (`bcrypt`, `argon2`, `scrypt`, `other`,
+    /// `none`): counted for the tables an auth preset shapes (`transform::auth`).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub password_hashes: BTreeMap<String, u64>,
     pub bytes: u64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub checksum: Option<String>,
@@ -293,6 +298,8 @@ pub fn transform(
         }
     }
     sources.sort_by(|a, b| a.table.cmp(&b.table));
+    let mut warnings = plan.warnings.clone();
+    warnings.extend(auth::not_carried(&plan, &sources));
     if !options.dry_run && !stopped_early {
         let transform_manifest = TransformManifest {
             format_version: FORMAT_VERSION,
@@ -313,7 +320,7 @@ pub fn transform(
         documents: reports.iter().map(|t| t.documents).sum(),
         tables: reports,
         skipped: plan.skipped.iter().map(ToString::to_string).collect(),
-        warnings: plan.warnings.clone(),
+        warnings,
         rejected,
         duplicate_ids: run.duplicate_ids.load(Ordering::Relaxed),
         stopped_early,
@@ -764,6 +771,8 @@ struct BlockResult {
     sub_ms: u64,
     /// References that found no parent, set to null or kept as legacy values by their policy.
     orphans: u64,
+    /// Password hashes by format (auth presets' shaped tables).
+    hash_formats: BTreeMap<&'static str, u64>,
     /// Rows left out per filter of the table plan, and per reference whose orphans are dropped.
     filtered_by: Vec<u64>,
     dropped_by: Vec<u64>,
@@ -805,6 +814,7 @@ fn transform_table(
         rejected: 0,
         sub_ms_dropped: 0,
         orphan_references: 0,
+        password_hashes: BTreeMap::new(),
         bytes: 0,
         checksum: None,
     };
@@ -837,6 +847,9 @@ fn transform_table(
         report.dropped += result.dropped;
         report.sub_ms_dropped += result.sub_ms;
         report.orphan_references += result.orphans;
+        for (format, count) in &result.hash_formats {
+            *report.password_hashes.entry((*format).to_owned()).or_default() += count;
+        }
         report.rejected += result.rejects.len() as u64;
         for (total, count) in filtered_by.iter_mut().zip(&result.filtered_by) {
             *total += count;
@@ -1151,6 +1164,9 @@ fn transform_line(
                 write_document_line(&transformed, table, &mut result.lines);
                 result.ids.push(id_hash(&transformed.legacy_id));
                 result.orphans += u64::from(transformed.orphans);
+                if let Some(format) = transformed.hash_format {
+                    *result.hash_formats.entry(format).or_default() += 1;
+                }
             }
             Outcome::Filtered => {
                 result.filtered += 1;

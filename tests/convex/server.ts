@@ -6,6 +6,10 @@
 //   tsx server.ts <convex-dir> --admin-key <key> [--port 0]
 //
 // Loads `<convex-dir>/schema.ts` and every other `.ts` module under it (`_generated` aside).
+// A folder holding a `convex.config.ts` is a component installed locally (Better Auth's Local
+// Install: `convex/betterAuth/`): it is registered under the folder's name with its own
+// `schema.ts` and modules (convex-test's `registerComponent`), so that the app's functions
+// reach it through `components.<name>`.
 // Once listening, prints one line `listening on http://127.0.0.1:<port>` to stdout; logs one
 // line per call to stderr. Exits when its stdin, a pipe, closes: a test that dies cannot leave it
 // running.
@@ -86,16 +90,32 @@ function parseArgs(argv: string[]): { convexDir: string; adminKey: string; port:
   return { convexDir: resolve(convexDir), adminKey, port };
 }
 
-/** Every `.ts` module under `dir` but `_generated/` and declaration files, relative paths. */
+/** The folders directly under `dir` that are components (they hold a `convex.config.ts`). */
+function componentDirs(dir: string): string[] {
+  return readdirSync(dir)
+    .sort()
+    .filter((name) => {
+      const path = join(dir, name);
+      return statSync(path).isDirectory() && readdirSync(path).includes("convex.config.ts");
+    });
+}
+
+/**
+ * Every `.ts` module under `dir` but `_generated/`, declaration files and components' folders,
+ * relative paths.
+ */
 function moduleFiles(dir: string, root = dir): string[] {
   const files: string[] = [];
+  const components = dir === root ? componentDirs(dir) : [];
   for (const name of readdirSync(dir).sort()) {
     const path = join(dir, name);
     if (statSync(path).isDirectory()) {
-      if (name !== "_generated" && name !== "node_modules") {
+      if (name !== "_generated" && name !== "node_modules" && !components.includes(name)) {
         files.push(...moduleFiles(path, root));
       }
-    } else if (name.endsWith(".ts") && !name.endsWith(".d.ts")) {
+    } else if (name.endsWith(".ts") && !name.endsWith(".d.ts") && name !== "convex.config.ts") {
+      // (`convex.config.ts` configures the deployment, it is no module of functions; its
+      // `app.use` works only in Convex's bundler.)
       files.push(relative(root, path).split(sep).join("/"));
     }
   }
@@ -132,6 +152,29 @@ for (const [path, module] of modules) {
   moduleMap[`./convex/${path}.ts`] = async () => module;
 }
 const t = convexTest({ schema, modules: moduleMap, transactionLimits: true });
+
+for (const name of componentDirs(convexDir)) {
+  const dir = join(convexDir, name);
+  const componentFiles = moduleFiles(dir);
+  if (!componentFiles.includes("schema.ts")) {
+    usage(`the component ${dir} has no schema.ts`);
+  }
+  const componentModules: Record<string, () => Promise<unknown>> = {
+    [`./${name}/_generated/api.ts`]: async () => ({}),
+  };
+  let componentSchema: SchemaDefinition<GenericSchema, boolean> | undefined;
+  for (const file of componentFiles) {
+    const module = (await import(pathToFileURL(join(dir, file)).href)) as Record<string, unknown>;
+    componentModules[`./${name}/${file}`] = async () => module;
+    if (file === "schema.ts") {
+      componentSchema = module.default as SchemaDefinition<GenericSchema, boolean>;
+    }
+  }
+  if (componentSchema === undefined) {
+    usage(`${dir}/schema.ts has no default export`);
+  }
+  t.registerComponent(name, componentSchema, componentModules);
+}
 
 /** The registered function at `path` (`dir/file:name`, `file.js:name`, `file` for default). */
 function findFunction(path: string): RegisteredFunction | undefined {

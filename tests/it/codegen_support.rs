@@ -178,6 +178,7 @@ pub fn table(name: &str, nulls: NullPolicy) -> TablePlan {
         merges: Vec::new(),
         nulls,
         indexes: Default::default(),
+        component: None,
     }
 }
 

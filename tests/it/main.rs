@@ -2,6 +2,7 @@
 //! postgres://postgres@127.0.0.1:5432/postgres), one database per test, the real `migrate`
 //! binary. `scripts/test.sh` runs them, starting a throwaway cluster when no server answers.
 
+mod auth_presets;
 mod bad_input;
 mod codegen_convex_test;
 mod codegen_support;

@@ -462,6 +462,7 @@ fn posts_plan() -> TablePlan {
         merges: Vec::new(),
         nulls: NullPolicy::Omit,
         indexes: Default::default(),
+        component: None,
     }
 }
 

@@ -463,6 +463,7 @@ fn plan(case: &Case) -> TablePlan {
         merges: Vec::new(),
         nulls: case.nulls,
         indexes: Default::default(),
+        component: None,
     }
 }
 
