@@ -330,6 +330,10 @@ impl TargetArgs {
 pub struct TransformArgs {
     #[command(flatten)]
     pub convex_dir: ConvexDirArgs,
+    /// With tenant filters in targets.toml: transform each target's own rows into its own
+    /// data directory (data/deployments/<deployment>/) instead of the shared one
+    #[command(flatten)]
+    pub targets: TargetArgs,
     /// Print sample documents and statistics; write nothing
     #[arg(long)]
     pub dry_run: bool,

@@ -66,6 +66,9 @@ pub fn run(cli: Cli, matches: &clap::ArgMatches) -> anyhow::Result<u8> {
         Command::Init(args) => {
             runtime.block_on(run_init(&settings, &InitSettings::from_args(&args)?))
         }
+        Command::Transform(args) if args.targets.any() && !args.dry_run => {
+            runtime.block_on(run_transform_targets(&settings, &args))
+        }
         Command::Transform(args) => {
             let convex_dir = args.convex_dir.convex_dir.clone();
             let options = TransformOptions {
@@ -363,22 +366,23 @@ fn finish_targets(report: &crate::targets::TargetsReport, format: OutputFormat) 
 
 /// `migrate import --target …`: each deployment imported from its own state, side by side.
 async fn run_import_targets(settings: &Settings, args: &ImportArgs) -> anyhow::Result<u8> {
-    let data_dir = DataDir::new(&settings.data_dir);
-    let inputs = import::read_inputs(&data_dir, &settings.plan_dir)?;
+    let shared = DataDir::new(&settings.data_dir);
     let selected = deployments(settings, &args.targets)?;
-    let (data_dir, inputs) = (&data_dir, &inputs);
+    let shared = &shared;
     let report = crate::targets::run_each(
         "import",
         selected,
         args.targets.parallel_targets.get(),
         |deployment| async move {
+            let data_dir = &deployment.data_dir(shared)?;
+            let inputs = &import::read_inputs(data_dir, &settings.plan_dir)?;
             let options = ImportOptions {
                 target: deployment.convex(timeout(&args.convex), retry(&args.convex))?,
                 concurrency: args.batches.concurrency.get(),
                 batch_size: args.batches.batch_size.get(),
                 batch_bytes: args.batches.batch_bytes.get(),
                 force: args.force,
-                place: StatePlace::for_target(data_dir, &deployment.identity)
+                place: StatePlace::for_target(shared, &deployment.identity)
                     .map_err(ImportError::from)?,
             };
             let report = import::import(data_dir, inputs, &options, deployment.reporter).await?;
@@ -395,20 +399,96 @@ async fn run_import_targets(settings: &Settings, args: &ImportArgs) -> anyhow::R
     Ok(finish_targets(&report, settings.format))
 }
 
+/// `migrate transform --target …`: each target with tenant filters gets its own documents
+/// (`targets::tenant`); a target without them uses the shared transformed data.
+async fn run_transform_targets(
+    settings: &Settings,
+    args: &crate::cli::TransformArgs,
+) -> anyhow::Result<u8> {
+    let shared = DataDir::new(&settings.data_dir);
+    let selected = deployments(settings, &args.targets)?;
+    let shared = &shared;
+    let cancel: Arc<std::sync::atomic::AtomicBool> = Arc::default();
+    let work = crate::targets::run_each(
+        "transform",
+        selected,
+        args.targets.parallel_targets.get(),
+        |deployment| {
+            let cancel = Arc::clone(&cancel);
+            async move {
+                let Some(filters) = deployment.filters.clone() else {
+                    return Ok(Outcome {
+                        status: "shared",
+                        code: exit_code::OK,
+                        report: json!({ "transformed": "shared" }),
+                        text: "no tenant filters: imports the shared transformed data \
+                               (`migrate transform`)\n"
+                            .into(),
+                    });
+                };
+                let data_dir = deployment.data_dir(shared)?;
+                let plan_dir = settings.plan_dir.clone();
+                let options = TransformOptions {
+                    dry_run: false,
+                    sample: 0,
+                    max_rejected: args.max_rejected,
+                    cancel,
+                };
+                let allowed = args.max_rejected.unwrap_or(0);
+                let report = tokio::task::spawn_blocking(move || {
+                    let manifest = Manifest::read(&data_dir)
+                        .map_err(ImportError::from)?
+                        .ok_or(ImportError::NotExported { path: data_dir.manifest_path() })?;
+                    let plan = crate::targets::tenant::plan_for(
+                        &plan_dir,
+                        &manifest.catalog,
+                        &deployment.name,
+                        &filters,
+                    )?;
+                    let reporter = deployment.reporter.as_ref();
+                    anyhow::Ok(transform::transform_with(&data_dir, &plan, &options, reporter)?)
+                })
+                .await
+                .context("transform stopped unexpectedly")??;
+                let code = if report.rejected > allowed || report.stopped_early {
+                    exit_code::REJECTED_ROWS
+                } else {
+                    exit_code::OK
+                };
+                Ok(Outcome {
+                    status: if code == exit_code::OK { "completed" } else { "rejected" },
+                    code,
+                    text: output::transform_summary(&report, OutputFormat::Text),
+                    report: json!(report),
+                })
+            }
+        },
+    );
+    let report = tokio::select! {
+        report = work => report,
+        _ = tokio::signal::ctrl_c() => {
+            cancel.store(true, std::sync::atomic::Ordering::Relaxed);
+            return Err(Interrupted { command: "transform" }.into());
+        }
+    };
+    Ok(finish_targets(&report, settings.format))
+}
+
 /// `migrate verify --target …`: each deployment read back and compared with the same data.
 async fn run_verify_targets(settings: &Settings, args: &VerifyArgs) -> anyhow::Result<u8> {
-    let data_dir = DataDir::new(&settings.data_dir);
-    let inputs = import::read_inputs(&data_dir, &settings.plan_dir)?;
+    let shared = DataDir::new(&settings.data_dir);
     let selected = deployments(settings, &args.targets)?;
-    let (data_dir, inputs) = (&data_dir, &inputs);
+    let shared = &shared;
     let verify_all = crate::targets::run_each(
         "verify",
         selected,
         args.targets.parallel_targets.get(),
         |deployment| async move {
             let target = deployment.convex(timeout(&args.convex), retry(&args.convex))?;
+            let data_dir = &deployment.data_dir(shared)?;
+            let inputs = &import::read_inputs(data_dir, &settings.plan_dir)?;
             let place =
-                StatePlace::find(data_dir, &deployment.identity).map_err(ImportError::from)?;
+                StatePlace::find(shared, &deployment.identity).map_err(ImportError::from)?;
             let mut options = verify::VerifyOptions::new(args.show, args.accept_rejected);
             options.spill = Some(place.spill);
             let report =

@@ -173,13 +173,16 @@ pub fn resolve(
 }
 
 /// The deployment's identity, which keys its import state (`data/deployments/<identity>/`): the
-/// name its deploy key gives (`prod:NAME|…`), else the name in a `https://NAME.convex.cloud` URL,
-/// else the URL itself (a self-hosted backend, a local one), as a file name: scheme dropped,
+/// name in a `https://NAME.convex.cloud` URL, else the name a cloud deploy key gives
+/// (`prod:NAME|…`, `dev:NAME|…`), else the URL itself (a self-hosted backend, a local one), as a file name: scheme dropped,
 /// anything but letters, digits, `.`, `_` and `-` made `-`. Two URLs of one deployment with a key
 /// that names it are one identity; a deployment replaced at the same URL is told apart by the
 /// import's marker in its ledger (see `import::claim_deployment`).
 pub fn identity(url: &str, key: Option<&str>) -> String {
-    if let Some(name) = key.and_then(name_from_deploy_key).or_else(|| name_from_url(url)) {
+    // Only a key of Convex's cloud (`prod:`, `dev:`) names its deployment here: a self-hosted
+    // admin key's prefix (`convex-self-hosted|…`) is the same for every backend.
+    let cloud_key = key.filter(|k| k.starts_with("prod:") || k.starts_with("dev:"));
+    if let Some(name) = name_from_url(url).or_else(|| cloud_key.and_then(name_from_deploy_key)) {
         return name;
     }
     let bare = url.trim().trim_end_matches('/');
@@ -297,6 +300,8 @@ mod tests {
             "happy-animal-123"
         );
         assert_eq!(identity("http://127.0.0.1:3210/", Some("no-name-key")), "127.0.0.1-3210");
+        let self_hosted = Some("convex-self-hosted|0123");
+        assert_eq!(identity("http://127.0.0.1:3210", self_hosted), "127.0.0.1-3210");
         assert_ne!(
             identity("http://127.0.0.1:3210", None),
             identity("http://127.0.0.1:3211", None)

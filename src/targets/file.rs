@@ -17,6 +17,9 @@ pub struct Target {
     pub name: String,
     pub url: String,
     pub deploy_key_env: String,
+    /// Row filters of this deployment's tenant, as a plan layer (`[tables."schema.table"]`
+    /// with `filter` only), laid over the plan's files; `None`: every row.
+    pub filters: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -31,6 +34,15 @@ struct File {
 struct Entry {
     url: String,
     deploy_key_env: String,
+    /// `[targets.NAME.tables."schema.table"]` → `filter = [...]`, the plan's syntax.
+    #[serde(default)]
+    tables: BTreeMap<String, TenantTable>,
+}
+
+#[derive(Debug, Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields)]
+struct TenantTable {
+    filter: Vec<toml::Table>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -125,7 +137,17 @@ fn parse(text: &str, path: &Path) -> Result<Vec<Target>, TargetsError> {
                 name.to_ascii_uppercase().replace('-', "_")
             )));
         }
-        targets.push(Target { name, url, deploy_key_env: variable.to_owned() });
+        let filters = match entry.tables.is_empty() {
+            true => None,
+            false => {
+                let layer = BTreeMap::from([("tables", &entry.tables)]);
+                Some(
+                    toml::to_string(&layer)
+                        .map_err(|e| invalid(format!("target `{name}`: {e}")))?,
+                )
+            }
+        };
+        targets.push(Target { name, url, deploy_key_env: variable.to_owned(), filters });
     }
     if targets.is_empty() {
         return Err(invalid("it names no `[targets.NAME]`".into()));
@@ -171,6 +193,23 @@ mod tests {
         assert_eq!(targets[0].name, "acme-us");
         assert_eq!(targets[1].url, "https://tall-forest-1.convex.cloud");
         assert_eq!(targets[1].deploy_key_env, "KEY_EU");
+        assert_eq!(targets[1].filters, None);
+    }
+
+    #[test]
+    fn a_targets_row_filters_become_a_plan_layer() {
+        let targets = parsed(
+            "[targets.acme]\nurl = \"http://127.0.0.1:1\"\ndeploy_key_env = \"K\"\n\
+             [[targets.acme.tables.\"public.users\".filter]]\ncolumn = \"org_id\"\nequals = 1\n",
+        )
+        .unwrap();
+        let layer: toml::Table = toml::from_str(targets[0].filters.as_deref().unwrap()).unwrap();
+        let filter = &layer["tables"]["public.users"]["filter"][0];
+        assert_eq!(filter["column"].as_str(), Some("org_id"));
+        assert_eq!(filter["equals"].as_integer(), Some(1));
+        let other = "[targets.acme]\nurl = \"http://127.0.0.1:1\"\ndeploy_key_env = \"K\"\n\
+                     [targets.acme.tables.\"public.users\"]\ntarget = \"people\"\n";
+        assert!(parsed(other).unwrap_err().to_string().contains("target"), "only filters");
     }
 
     #[test]

@@ -8,6 +8,7 @@
 //! where it stopped and does again only what is not completed.
 
 pub mod file;
+pub mod tenant;
 
 use std::future::Future;
 use std::path::Path;
@@ -34,11 +35,25 @@ pub struct Deployment {
     /// The variable named by `deploy_key_env`, and its value when it is set.
     pub key_env: String,
     key: Option<Secret>,
+    /// The tenant's row filters as a plan layer (see [`tenant`]); `None`: every row.
+    pub filters: Option<String>,
     /// Progress of this target's tables, labelled with its name.
     pub reporter: Arc<dyn Reporter>,
 }
 
 impl Deployment {
+    /// The data directory this target imports from and verifies against: the shared one, or
+    /// with tenant filters its own (`tenant::data_dir`).
+    pub fn data_dir(
+        &self,
+        shared: &crate::data_dir::DataDir,
+    ) -> anyhow::Result<crate::data_dir::DataDir> {
+        Ok(match self.filters {
+            Some(_) => tenant::data_dir(shared, &self.identity)?,
+            None => shared.clone(),
+        })
+    }
+
     /// How to call the deployment; fails, naming the variable, when its key is not set.
     pub fn convex(
         &self,
@@ -100,7 +115,7 @@ pub fn selected(
     let path = plan_dir.join(file::FILE_NAME);
     let targets = file::select(file::load(plan_dir)?, names, all, &path)?;
     let mut deployments: Vec<Deployment> = Vec::with_capacity(targets.len());
-    for Target { name, url, deploy_key_env } in targets {
+    for Target { name, url, deploy_key_env, filters } in targets {
         let key = std::env::var(&deploy_key_env).ok().filter(|k| !k.trim().is_empty());
         let identity = crate::deployment::identity(&url, key.as_deref());
         if let Some(same) = deployments.iter().find(|d| d.identity == identity) {
@@ -117,6 +132,7 @@ pub fn selected(
             identity,
             key_env: deploy_key_env,
             key: key.map(Secret::new),
+            filters,
         });
     }
     Ok(deployments)

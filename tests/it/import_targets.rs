@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 use convex_sink::{Plan, Sink, SinkConfig, SinkHandle};
 use serde_json::Value;
 
+use crate::convex_server::ConvexTestServer;
 use crate::import_faults::{DOCUMENTS, FIXTURE, TABLES};
 use crate::import_pipeline::Prepared;
 use crate::support::Run;
@@ -269,4 +270,103 @@ fn an_import_across_targets_killed_with_sigkill_resumes_each_target_and_loses_no
     let (run, report) = targets.run(&["verify", "--all-targets"], &[]);
     assert_eq!(run.code, Some(0), "{run}");
     assert!(statuses(&report).iter().all(|(_, s, _)| s == "verified"), "{report}");
+}
+
+/// Two tenants in one database: users and their posts belong to an org; a user may have been
+/// referred by a user of the other org.
+const TENANTS: &str = "
+create table orgs (id int primary key, name text not null);
+create table users (
+  id int primary key,
+  org_id int not null references orgs(id),
+  referred_by int references users(id),
+  email text not null
+);
+create table posts (id int primary key, user_id int not null references users(id), title text not null);
+insert into orgs values (1, 'acme'), (2, 'globex');
+insert into users
+  select g, g % 2 + 1, case when g > 1 then g - 1 end, 'user' || g || '@example.com'
+  from generate_series(1, 12) g;
+insert into posts select g, g % 12 + 1, 'post ' || g from generate_series(1, 30) g;
+";
+
+/// A post whose user is another tenant's is an orphan dropped (counted by its rule); a user
+/// referred by another tenant's user keeps the document, the reference null.
+const TENANT_POLICIES: &str = "
+[tables.\"public.posts\".references.user_id]
+orphans = \"drop\"
+[tables.\"public.users\".references.referred_by]
+orphans = \"null\"
+";
+
+#[test]
+fn tenant_filters_give_each_target_exactly_its_rows_and_verify_is_exact_per_target() {
+    // GIVEN one database of two orgs, and one Convex test deployment per org in targets.toml,
+    // each with the plan's filter syntax picking its org's rows
+    let prepared = Prepared::new(TENANTS, TENANT_POLICIES);
+    prepared.migrate(&["transform"]).success();
+    let servers: Vec<(&str, u32, ConvexTestServer)> = [("acme", 1), ("globex", 2)]
+        .into_iter()
+        .map(|(name, org)| (name, org, ConvexTestServer::for_convex_dir(&prepared.convex_dir())))
+        .collect();
+    let mut file = String::new();
+    for (name, org, server) in &servers {
+        file.push_str(&format!(
+            "[targets.{name}]\nurl = \"{}\"\ndeploy_key_env = \"{}\"\n\
+             [[targets.{name}.tables.\"public.orgs\".filter]]\ncolumn = \"id\"\nequals = {org}\n\
+             [[targets.{name}.tables.\"public.users\".filter]]\ncolumn = \"org_id\"\nequals = {org}\n\n",
+            server.url(),
+            variable(name)
+        ));
+    }
+    std::fs::write(prepared.plan_dir().join("targets.toml"), file).unwrap();
+    let run = |args: &[&str]| {
+        let mut all = vec!["--format", "json"];
+        all.extend_from_slice(args);
+        let mut command = prepared.command(&all);
+        for (name, _, server) in &servers {
+            command.env(variable(name), server.admin_key());
+        }
+        let run = Run::of(command);
+        let report: Value = serde_json::from_str(&run.stdout)
+            .unwrap_or_else(|e| panic!("the report is JSON ({e})\n{run}"));
+        (run, report)
+    };
+
+    // WHEN each target's rows are transformed, imported and verified
+    let (transformed, report) = run(&["transform", "--all-targets"]);
+    assert_eq!(transformed.code, Some(0), "{transformed}");
+    assert!(
+        !transformed.stderr.contains("ignored"),
+        "targets.toml is no stray file\n{transformed}"
+    );
+    let (imported, report_import) = run(&["import", "--all-targets"]);
+    assert_eq!(imported.code, Some(0), "{imported}");
+    let (verified, verify) = run(&["verify", "--all-targets"]);
+
+    // THEN each deployment holds exactly its org's rows, and verify finds it exact
+    assert_eq!(verified.code, Some(0), "{verified}");
+    for (name, org, _) in &servers {
+        let users: Vec<u32> = (1..=12).filter(|g| g % 2 + 1 == *org).collect();
+        let posts = (1..=30).filter(|g| users.contains(&(g % 12 + 1))).count() as u64;
+        let expected = [("orgs", 1, 1), ("users", 6, 6), ("posts", posts, 30 - posts)];
+        let tables = row(&verify, name)["report"]["tables"].as_array().unwrap().clone();
+        for (table, documents, filtered) in expected {
+            let t = tables
+                .iter()
+                .find(|t| t["table"] == table)
+                .unwrap_or_else(|| panic!("{name}: no {table} in {verify}"));
+            assert_eq!(t["matching"], documents, "{name} {table}: {t}");
+            assert_eq!(t["convex"], documents, "{name} {table}: {t}");
+            for zero in ["missing", "extra", "different", "duplicates"] {
+                assert_eq!(t[zero], 0, "{name} {table}.{zero}: {t}");
+            }
+            assert_eq!(t["filtered"], filtered, "{name} {table}: counted as filtered: {t}");
+            assert_eq!(t["unaccounted"], 0, "{name} {table}: {t}");
+        }
+        assert_eq!(row(&verify, name)["status"], "verified");
+        let transform = &row(&report, name)["report"];
+        assert_eq!(transform["rejected"], 0, "{name}: {transform}");
+        assert_eq!(row(&report_import, name)["report"]["documents"], 7 + posts, "{name}");
+    }
 }
