@@ -228,6 +228,16 @@ mod tests {
     }
 
     #[test]
+    fn a_missing_file_says_how_to_write_one_or_do_without() {
+        let dir = tempfile::tempdir().unwrap();
+        let error = load(dir.path()).unwrap_err();
+        assert!(matches!(error, TargetsError::Missing { .. }), "{error}");
+        assert!(error.to_string().contains("targets.toml"), "{error}");
+        assert!(error.hint().unwrap().contains("CONVEX_URL"));
+        assert_eq!(error.exit_code(), exit_code::USAGE);
+    }
+
+    #[test]
     fn selection_keeps_the_files_order_and_names_unknown_targets() {
         let all = parsed(
             "[targets.a]\nurl = \"http://127.0.0.1:1\"\ndeploy_key_env = \"A\"\n\

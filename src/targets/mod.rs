@@ -153,6 +153,7 @@ where
 {
     let runs = deployments.into_iter().enumerate().map(|(index, deployment)| {
         let (name, url) = (deployment.name.clone(), deployment.url.clone());
+        let key_env = deployment.key_env.clone();
         let span = tracing::warn_span!("target", name = %name);
         let started = Instant::now();
         let done = work(deployment).instrument(span);
@@ -172,6 +173,15 @@ where
                 },
                 Err(error) => {
                     let (rendered, code) = crate::output::render_error(&error);
+                    // The stages' hints name the single path's variable; this target's key
+                    // comes from its own.
+                    let rendered: String = rendered
+                        .lines()
+                        .map(|line| match line.trim_start().starts_with("hint:") {
+                            true => line.replace("CONVEX_DEPLOY_KEY", &key_env) + "\n",
+                            false => line.to_owned() + "\n",
+                        })
+                        .collect();
                     crate::output::report_target_error(&name, &rendered);
                     let status = match code {
                         crate::exit_code::INTERRUPTED => "interrupted",

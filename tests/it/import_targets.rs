@@ -136,6 +136,10 @@ fn three_targets_with_one_wrong_key_two_complete_and_a_rerun_completes_only_the_
     assert_eq!(report["exit_code"], 4);
     let error = row(&report, "gamma")["error"].as_str().unwrap();
     assert!(error.contains("401") || error.contains("BadAdminKey"), "{error}");
+    assert!(
+        error.contains("hint: TEST_DEPLOY_KEY_GAMMA must be"),
+        "the target's variable: {error}"
+    );
     assert!(run.stderr.contains("[gamma] error:"), "the failure is named as it happens\n{run}");
     for secret in ["key-alpha", "key-beta", "key-of-another-deployment"] {
         run.never_shows(secret);
