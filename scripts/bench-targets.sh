@@ -22,7 +22,10 @@
 # `migrate import --all-targets` over BENCH_TARGETS targets. Each sink must end with
 # inserted=N replaced=0. Wall time is the whole process, start-up included. migrate and the
 # sinks share this machine's cores: the wide run has BENCH_TARGETS sinks doing BENCH_TARGETS x
-# the inserts, so on few cores the ratio also measures CPU contention, not only concurrency.
+# the inserts, so on few cores the ratio also measures CPU contention, not only concurrency: the
+# script prints the cores migrate and the sinks kept busy (their CPU time / wall time) so that a
+# miss can be told apart. Targets run concurrently when the wide run's time is set by CPU (cores
+# busy near what the machine gives) rather than by latency (cores idle while waiting).
 
 set -euo pipefail
 
@@ -75,9 +78,14 @@ start_target_sink() {
   export "BENCH_KEY_$i=bench-key-$i"
 }
 
-# Stops the sinks; dies unless each inserted N documents and replaced none.
+# Stops the sinks (sets sinks_cpu: their CPU seconds, user+sys, summed); dies unless each
+# inserted N documents and replaced none.
 check_and_stop_sinks() {
-  local n=$1 i stats
+  local n=$1 i stats pid ticks=0
+  for pid in "${sink_pids[@]}"; do
+    ticks=$((ticks + $(awk '{ sub(/^.*\) /, ""); print $12 + $13 }' "/proc/$pid/stat")))
+  done
+  sinks_cpu=$(calc '%.2f' "$ticks / $(getconf CLK_TCK)")
   stop_all_sinks
   for ((i = 1; i <= $2; i++)); do
     stats=$(grep '^convex-sink: requests=' "$tmp/sink$i.err" | tail -n 1) \
@@ -87,7 +95,8 @@ check_and_stop_sinks() {
   done
 }
 
-# One measurement: COUNT fresh sinks, then `migrate import ARGS...`; sets secs (wall seconds).
+# One measurement: COUNT fresh sinks, then `migrate import ARGS...`; sets secs (wall seconds),
+# cpu (migrate's CPU seconds) and sinks_cpu.
 measure_targets() {
   local n=$1 count=$2 i result
   shift 2
@@ -98,7 +107,7 @@ measure_targets() {
     "$bin" --data-dir "$data" --plan-dir "$plan" --no-progress import "$@") \
     || die "migrate import $* failed: $(tail -n 5 "$tmp/migrate.err")"
   check_and_stop_sinks "$n" "$count"
-  read -r secs _ <<<"$result"
+  read -r secs _ cpu <<<"$result"
 }
 
 for n in "${size_list[@]}"; do
@@ -109,11 +118,17 @@ for n in "${size_list[@]}"; do
   for ((r = 1; r <= repeat; r++)); do
     measure_targets "$n" 1 --target t1
     one+=("$secs")
-    log "rows=$n run $r/$repeat: 1 target ${one[-1]} s"
+    busy1=$(calc '%.2f' "($cpu + $sinks_cpu) / $secs")
+    log "rows=$n run $r/$repeat: 1 target ${one[-1]} s; CPU migrate $cpu s + sink $sinks_cpu s" \
+      "= $busy1 cores busy of $(nproc)"
     measure_targets "$n" "$wide" --all-targets --parallel-targets "$wide"
     many+=("$secs")
-    log "rows=$n run $r/$repeat: $wide targets ${many[-1]} s"
+    busyn=$(calc '%.2f' "($cpu + $sinks_cpu) / $secs")
+    log "rows=$n run $r/$repeat: $wide targets ${many[-1]} s; CPU migrate $cpu s + sinks" \
+      "$sinks_cpu s = $busyn cores busy of $(nproc)"
   done
+  echo "rows=$n last run: cores busy (migrate + sinks CPU / wall): 1 target $busy1, $wide targets" \
+    "$busyn, of $(nproc) (1-min load average at the end: $(cut -d' ' -f1 /proc/loadavg), other processes included)"
   t1=$(median "${one[@]}") tn=$(median "${many[@]}")
   ratio=$(calc '%.2f' "$tn / $t1")
   echo "rows=$n per target: 1 target $t1 s ($(calc '%.0f' "$n / $t1") docs/s);" \

@@ -58,11 +58,12 @@ impl StatePlace {
     }
 
     /// A target's place, `data/deployments/<identity>/`; a `data/state.sqlite` of this
-    /// deployment is moved there first (the state an earlier single-deployment import kept).
+    /// deployment is moved there first (the state the single-deployment path used last, which
+    /// is the newest: a deployment has one state at a time).
     pub fn for_target(data_dir: &DataDir, identity: &str) -> Result<Self, StateError> {
         let place = Self::in_deployments(data_dir, identity);
         let active = data_dir.path("state.sqlite");
-        if !place.state.exists() && owner(&active)?.as_deref() == Some(identity) {
+        if owner(&active)?.as_deref() == Some(identity) {
             create_private_dir(&parked_dir(data_dir, identity))?;
             move_state(&active, &place.state)?;
         }
@@ -73,7 +74,7 @@ impl StatePlace {
     pub fn find(data_dir: &DataDir, identity: &str) -> Result<Self, StateError> {
         let place = Self::in_deployments(data_dir, identity);
         let active = data_dir.path("state.sqlite");
-        if !place.state.exists() && owner(&active)?.as_deref() == Some(identity) {
+        if owner(&active)?.as_deref() == Some(identity) {
             return Ok(Self {
                 state: active,
                 rejects_dir: data_dir.path("rejects/import"),
