@@ -337,7 +337,20 @@ fn import_options(
 ) -> Result<ImportOptions, ImportError> {
     let target = convex_target(settings, convex)?;
     let identity = crate::deployment::identity(&target.url, Some(target.deploy_key.expose()));
-    let place = StatePlace::activate(&DataDir::new(&settings.data_dir), &identity)?;
+    let data_dir = DataDir::new(&settings.data_dir);
+    // As before states were kept per deployment: the state of an import under another plan
+    // than the transformed data's is refused unless forced, also when the deployment changed.
+    if !force
+        && let Some(recorded) = StatePlace::parked_plan(&data_dir, &identity)?
+        && let Ok(Some(transformed)) = crate::transform::TransformManifest::read(&data_dir)
+        && transformed.plan_hash != recorded
+    {
+        return Err(ImportError::PlanChangedDuringImport {
+            recorded,
+            transformed: transformed.plan_hash,
+        });
+    }
+    let place = StatePlace::activate(&data_dir, &identity)?;
     Ok(ImportOptions {
         target,
         concurrency: batches.concurrency.get(),

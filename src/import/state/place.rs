@@ -57,6 +57,19 @@ impl StatePlace {
         })
     }
 
+    /// The plan of the import `data/state.sqlite` holds when it belongs to another deployment
+    /// than `identity` (what [`StatePlace::activate`] would park).
+    pub fn parked_plan(data_dir: &DataDir, identity: &str) -> Result<Option<String>, StateError> {
+        let active = data_dir.path("state.sqlite");
+        match owner(&active)? {
+            Some(owner) if owner != identity => {
+                let state = State::open_read_only(&active)?;
+                Ok(state.map(|s| s.meta("plan_hash")).transpose()?.flatten())
+            }
+            _ => Ok(None),
+        }
+    }
+
     /// A target's place, `data/deployments/<identity>/`; a `data/state.sqlite` of this
     /// deployment is moved there first (the state the single-deployment path used last, which
     /// is the newest: a deployment has one state at a time).
