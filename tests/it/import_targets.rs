@@ -252,6 +252,9 @@ fn an_import_across_targets_killed_with_sigkill_resumes_each_target_and_loses_no
     assert_eq!(status.signal(), Some(9));
     std::thread::sleep(Duration::from_millis(200));
     let at_kill: Vec<u64> = targets.sinks.iter().map(|(_, s)| s.stats().inserted).collect();
+    let (run, report) = targets.run(&["status", "--all-targets"], &[]);
+    assert_eq!(run.code, Some(0), "{run}");
+    assert!(statuses(&report).iter().all(|(_, s, _)| s == "running"), "killed mid-run\n{report}");
 
     // THEN the next run resumes each from its own checkpoints
     let (run, report) = targets.run(&args, &[]);
