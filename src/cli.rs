@@ -306,12 +306,40 @@ pub struct ConvexDirArgs {
 pub struct StatusArgs {
     #[command(flatten)]
     pub convex_dir: ConvexDirArgs,
+    #[command(flatten)]
+    pub targets: TargetArgs,
+}
+
+/// Which deployments of `<plan-dir>/targets.toml` a command runs against (docs/targets.md).
+#[derive(Debug, Clone, Args)]
+pub struct TargetArgs {
+    /// Run against this deployment of <plan-dir>/targets.toml (repeatable) instead of
+    /// CONVEX_URL/CONVEX_DEPLOY_KEY; its key is read from the variable its `deploy_key_env` names
+    #[arg(long = "target", value_name = "NAME")]
+    pub target: Vec<String>,
+    /// Run against every deployment of <plan-dir>/targets.toml
+    #[arg(long, conflicts_with = "target")]
+    pub all_targets: bool,
+    /// Targets run at once; each target's own calls are bounded by --concurrency
+    #[arg(long, env = "MIGRATE_PARALLEL_TARGETS", default_value = "4", value_name = "N")]
+    pub parallel_targets: NonZeroUsize,
+}
+
+impl TargetArgs {
+    /// Whether targets were asked for (else the single deployment of CONVEX_URL).
+    pub fn any(&self) -> bool {
+        self.all_targets || !self.target.is_empty()
+    }
 }
 
 #[derive(Debug, Args)]
 pub struct TransformArgs {
     #[command(flatten)]
     pub convex_dir: ConvexDirArgs,
+    /// With tenant filters in targets.toml: transform each target's own rows into its own
+    /// data directory (data/deployments/<deployment>/) instead of the shared one
+    #[command(flatten)]
+    pub targets: TargetArgs,
     /// Print sample documents and statistics; write nothing
     #[arg(long)]
     pub dry_run: bool,
@@ -328,6 +356,8 @@ pub struct TransformArgs {
 pub struct ImportArgs {
     #[command(flatten)]
     pub convex: ConvexArgs,
+    #[command(flatten)]
+    pub targets: TargetArgs,
     #[command(flatten)]
     pub batches: BatchArgs,
     /// Start over when the state file belongs to an import under another plan
@@ -387,6 +417,8 @@ Exit code 5 when Convex refused documents, 4 when Convex kept failing (run again
 pub struct VerifyArgs {
     #[command(flatten)]
     pub convex: ConvexArgs,
+    #[command(flatten)]
+    pub targets: TargetArgs,
     /// Differences listed in the report (all are counted)
     #[arg(long, default_value = "20", value_name = "N")]
     pub show: usize,

@@ -8,18 +8,20 @@ use anyhow::Context;
 use serde_json::json;
 
 use crate::cli::{
-    BatchArgs, Cli, Command, ConvexArgs, ImportArgs, OutputFormat, RunArgs, VerifyArgs,
+    BatchArgs, Cli, Command, ConvexArgs, ImportArgs, OutputFormat, RunArgs, TargetArgs, VerifyArgs,
 };
 use crate::convex::client::RetryPolicy;
 use crate::data_dir::DataDir;
 use crate::exit_code;
 use crate::export;
+use crate::import::state::place::StatePlace;
 use crate::import::{self, ConvexTarget, ImportError, ImportOptions};
 use crate::manifest::{Manifest, ManifestError};
 use crate::output::{self, Bars, Lines, NoProgress, Reporter};
 use crate::plan::{self, generated};
 use crate::settings::{ExportSettings, InitSettings, Progress, Settings};
 use crate::status;
+use crate::targets::{Deployment, Outcome};
 use crate::transform::{self, TransformOptions};
 use crate::verify;
 
@@ -64,6 +66,9 @@ pub fn run(cli: Cli, matches: &clap::ArgMatches) -> anyhow::Result<u8> {
         Command::Init(args) => {
             runtime.block_on(run_init(&settings, &InitSettings::from_args(&args)?))
         }
+        Command::Transform(args) if args.targets.any() && !args.dry_run => {
+            runtime.block_on(run_transform_targets(&settings, &args))
+        }
         Command::Transform(args) => {
             let convex_dir = args.convex_dir.convex_dir.clone();
             let options = TransformOptions {
@@ -74,11 +79,20 @@ pub fn run(cli: Cli, matches: &clap::ArgMatches) -> anyhow::Result<u8> {
             };
             runtime.block_on(run_transform(settings, options, &convex_dir))
         }
+        Command::Import(args) if args.targets.any() && !args.dry_run => {
+            runtime.block_on(run_import_targets(&settings, &args))
+        }
         Command::Import(args) => runtime.block_on(run_import(&settings, &args)),
+        Command::Verify(args) if args.targets.any() => {
+            runtime.block_on(run_verify_targets(&settings, &args))
+        }
         Command::Verify(args) => runtime.block_on(run_verify(&settings, &args)),
         Command::Run(args) => {
             let export_settings = ExportSettings::from_args(&args.export)?;
             runtime.block_on(run_all(settings, export_settings, &args))
+        }
+        Command::Status(args) if args.targets.any() => {
+            runtime.block_on(run_status_targets(&settings, &args))
         }
         Command::Status(args) => {
             let data_dir = DataDir::new(&settings.data_dir);
@@ -321,13 +335,231 @@ fn import_options(
     batches: &BatchArgs,
     force: bool,
 ) -> Result<ImportOptions, ImportError> {
+    let target = convex_target(settings, convex)?;
+    let identity = crate::deployment::identity(&target.url, Some(target.deploy_key.expose()));
+    let data_dir = DataDir::new(&settings.data_dir);
+    // As before states were kept per deployment: the state of an import under another plan
+    // than the transformed data's is refused unless forced, also when the deployment changed.
+    if !force
+        && let Some(recorded) = StatePlace::parked_plan(&data_dir, &identity)?
+        && let Ok(Some(transformed)) = crate::transform::TransformManifest::read(&data_dir)
+        && transformed.plan_hash != recorded
+    {
+        return Err(ImportError::PlanChangedDuringImport {
+            recorded,
+            transformed: transformed.plan_hash,
+        });
+    }
+    let place = StatePlace::activate(&data_dir, &identity)?;
     Ok(ImportOptions {
-        target: convex_target(settings, convex)?,
+        target,
         concurrency: batches.concurrency.get(),
         batch_size: batches.batch_size.get(),
         batch_bytes: batches.batch_bytes.get(),
         force,
+        place,
     })
+}
+
+/// The deployments `--target`/`--all-targets` pick from `<plan-dir>/targets.toml`.
+fn deployments(settings: &Settings, targets: &TargetArgs) -> anyhow::Result<Vec<Deployment>> {
+    let reporter = reporter(settings);
+    Ok(crate::targets::selected(
+        &settings.plan_dir,
+        &targets.target,
+        targets.all_targets,
+        &reporter,
+    )?)
+}
+
+fn finish_targets(report: &crate::targets::TargetsReport, format: OutputFormat) -> u8 {
+    output::print_result(&output::targets_summary(report, format));
+    report.exit_code
+}
+
+/// `migrate import --target …`: each deployment imported from its own state, side by side.
+async fn run_import_targets(settings: &Settings, args: &ImportArgs) -> anyhow::Result<u8> {
+    let shared = DataDir::new(&settings.data_dir);
+    let selected = deployments(settings, &args.targets)?;
+    let shared = &shared;
+    let report = crate::targets::run_each(
+        "import",
+        selected,
+        args.targets.parallel_targets.get(),
+        |deployment| async move {
+            let data_dir = &deployment.data_dir(shared)?;
+            let inputs = &import::read_inputs(data_dir, &settings.plan_dir)?;
+            let options = ImportOptions {
+                target: deployment.convex(timeout(&args.convex), retry(&args.convex))?,
+                concurrency: args.batches.concurrency.get(),
+                batch_size: args.batches.batch_size.get(),
+                batch_bytes: args.batches.batch_bytes.get(),
+                force: args.force,
+                place: StatePlace::for_target(shared, &deployment.identity)
+                    .map_err(ImportError::from)?,
+            };
+            let report = import::import(data_dir, inputs, &options, deployment.reporter).await?;
+            let refused = report.rejected > 0;
+            Ok(Outcome {
+                status: if refused { "rejected" } else { "completed" },
+                code: if refused { exit_code::REJECTED_ROWS } else { exit_code::OK },
+                text: output::import_summary(&report, OutputFormat::Text),
+                report: json!(report),
+            })
+        },
+    )
+    .await;
+    Ok(finish_targets(&report, settings.format))
+}
+
+/// `migrate transform --target …`: each target with tenant filters gets its own documents
+/// (`targets::tenant`); a target without them uses the shared transformed data.
+async fn run_transform_targets(
+    settings: &Settings,
+    args: &crate::cli::TransformArgs,
+) -> anyhow::Result<u8> {
+    let shared = DataDir::new(&settings.data_dir);
+    let selected = deployments(settings, &args.targets)?;
+    let shared = &shared;
+    let cancel: Arc<std::sync::atomic::AtomicBool> = Arc::default();
+    let work = crate::targets::run_each(
+        "transform",
+        selected,
+        args.targets.parallel_targets.get(),
+        |deployment| {
+            let cancel = Arc::clone(&cancel);
+            async move {
+                let Some(filters) = deployment.filters.clone() else {
+                    return Ok(Outcome {
+                        status: "shared",
+                        code: exit_code::OK,
+                        report: json!({ "transformed": "shared" }),
+                        text: "no tenant filters: imports the shared transformed data \
+                               (`migrate transform`)\n"
+                            .into(),
+                    });
+                };
+                let data_dir = deployment.data_dir(shared)?;
+                let plan_dir = settings.plan_dir.clone();
+                let options = TransformOptions {
+                    dry_run: false,
+                    sample: 0,
+                    max_rejected: args.max_rejected,
+                    cancel,
+                };
+                let allowed = args.max_rejected.unwrap_or(0);
+                let report = tokio::task::spawn_blocking(move || {
+                    let manifest = Manifest::read(&data_dir)
+                        .map_err(ImportError::from)?
+                        .ok_or(ImportError::NotExported { path: data_dir.manifest_path() })?;
+                    let plan = crate::targets::tenant::plan_for(
+                        &plan_dir,
+                        &manifest.catalog,
+                        &deployment.name,
+                        &filters,
+                    )?;
+                    let reporter = deployment.reporter.as_ref();
+                    anyhow::Ok(transform::transform_with(&data_dir, &plan, &options, reporter)?)
+                })
+                .await
+                .context("transform stopped unexpectedly")??;
+                let code = if report.rejected > allowed || report.stopped_early {
+                    exit_code::REJECTED_ROWS
+                } else {
+                    exit_code::OK
+                };
+                Ok(Outcome {
+                    status: if code == exit_code::OK { "completed" } else { "rejected" },
+                    code,
+                    text: output::transform_summary(&report, OutputFormat::Text),
+                    report: json!(report),
+                })
+            }
+        },
+    );
+    let report = tokio::select! {
+        report = work => report,
+        _ = tokio::signal::ctrl_c() => {
+            cancel.store(true, std::sync::atomic::Ordering::Relaxed);
+            return Err(Interrupted { command: "transform" }.into());
+        }
+    };
+    Ok(finish_targets(&report, settings.format))
+}
+
+/// `migrate verify --target …`: each deployment read back and compared with the same data.
+async fn run_verify_targets(settings: &Settings, args: &VerifyArgs) -> anyhow::Result<u8> {
+    let shared = DataDir::new(&settings.data_dir);
+    let selected = deployments(settings, &args.targets)?;
+    let shared = &shared;
+    let verify_all = crate::targets::run_each(
+        "verify",
+        selected,
+        args.targets.parallel_targets.get(),
+        |deployment| async move {
+            let target = deployment.convex(timeout(&args.convex), retry(&args.convex))?;
+            let data_dir = &deployment.data_dir(shared)?;
+            let inputs = &import::read_inputs(data_dir, &settings.plan_dir)?;
+            let place =
+                StatePlace::find(shared, &deployment.identity).map_err(ImportError::from)?;
+            let mut options = verify::VerifyOptions::new(args.show, args.accept_rejected);
+            options.spill = Some(place.spill);
+            let report =
+                verify::verify(data_dir, inputs, &target, &options, deployment.reporter).await?;
+            Ok(Outcome {
+                status: if report.verified { "verified" } else { "differences" },
+                code: if report.verified { exit_code::OK } else { exit_code::VERIFY_DIFFERENCES },
+                text: output::verify_summary(&report, OutputFormat::Text),
+                report: json!(report),
+            })
+        },
+    );
+    let report = tokio::select! {
+        report = verify_all => report,
+        _ = tokio::signal::ctrl_c() => return Err(Interrupted { command: "verify" }.into()),
+    };
+    Ok(finish_targets(&report, settings.format))
+}
+
+/// `migrate status --target …`: each deployment's state, read from the data directory alone.
+async fn run_status_targets(
+    settings: &Settings,
+    args: &crate::cli::StatusArgs,
+) -> anyhow::Result<u8> {
+    let data_dir = DataDir::new(&settings.data_dir);
+    let selected = deployments(settings, &args.targets)?;
+    let data_dir = &data_dir;
+    let report = crate::targets::run_each(
+        "status",
+        selected,
+        args.targets.parallel_targets.get(),
+        |deployment| async move {
+            let place =
+                StatePlace::find(data_dir, &deployment.identity).map_err(ImportError::from)?;
+            let report = status::status_at(
+                data_dir,
+                &place.state,
+                &settings.plan_dir,
+                &args.convex_dir.convex_dir,
+            )?;
+            Ok(Outcome {
+                status: status::import_stage(&report),
+                code: exit_code::OK,
+                text: output::status_summary(&report, OutputFormat::Text),
+                report: json!(report),
+            })
+        },
+    )
+    .await;
+    Ok(finish_targets(&report, settings.format))
+}
+
+fn timeout(convex: &ConvexArgs) -> std::time::Duration {
+    std::time::Duration::from_secs(convex.timeout.max(1))
+}
+
+fn retry(convex: &ConvexArgs) -> RetryPolicy {
+    RetryPolicy { retries: convex.retries, ..RetryPolicy::default() }
 }
 
 fn convex_target(_settings: &Settings, convex: &ConvexArgs) -> Result<ConvexTarget, ImportError> {
@@ -335,8 +567,8 @@ fn convex_target(_settings: &Settings, convex: &ConvexArgs) -> Result<ConvexTarg
     Ok(ConvexTarget {
         url: import::convex_url(deployment.url.as_deref())?,
         deploy_key: deployment.key.ok_or(ImportError::MissingDeployKey)?,
-        timeout: std::time::Duration::from_secs(convex.timeout.max(1)),
-        retry: RetryPolicy { retries: convex.retries, ..RetryPolicy::default() },
+        timeout: timeout(convex),
+        retry: retry(convex),
     })
 }
 

@@ -172,6 +172,26 @@ pub fn resolve(
     Ok(Deployment { url, url_from, key: deploy_key.map(Secret::new), key_from })
 }
 
+/// The deployment's identity, which keys its import state (`data/deployments/<identity>/`): the
+/// name in a `https://NAME.convex.cloud` URL, else the name a cloud deploy key gives
+/// (`prod:NAME|…`, `dev:NAME|…`), else the URL itself (a self-hosted backend, a local one), as a file name: scheme dropped,
+/// anything but letters, digits, `.`, `_` and `-` made `-`. Two URLs of one deployment with a key
+/// that names it are one identity; a deployment replaced at the same URL is told apart by the
+/// import's marker in its ledger (see `import::claim_deployment`).
+pub fn identity(url: &str, key: Option<&str>) -> String {
+    // Only a key of Convex's cloud (`prod:`, `dev:`) names its deployment here: a self-hosted
+    // admin key's prefix (`convex-self-hosted|…`) is the same for every backend.
+    let cloud_key = key.filter(|k| k.starts_with("prod:") || k.starts_with("dev:"));
+    if let Some(name) = name_from_url(url).or_else(|| cloud_key.and_then(name_from_deploy_key)) {
+        return name;
+    }
+    let bare = url.trim().trim_end_matches('/');
+    let bare = bare.split_once("://").map_or(bare, |(_, rest)| rest);
+    bare.chars()
+        .map(|c| if c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-') { c } else { '-' })
+        .collect()
+}
+
 /// [`resolve`] against the process environment and the `.env` files [`crate::dotenv`] read.
 pub fn from_env(flag: Option<&str>) -> Result<Deployment, ImportError> {
     resolve(
@@ -269,6 +289,23 @@ mod tests {
         assert!(matches!(other, ImportError::ConvexConflict { .. }));
         let half = run(None, &sh[..1], &[]).unwrap_err().to_string();
         assert!(half.contains("CONVEX_SELF_HOSTED_ADMIN_KEY"), "{half}");
+    }
+
+    #[test]
+    fn identities_are_the_deployment_name_else_the_url_as_a_file_name() {
+        let cloud = "https://happy-animal-123.convex.cloud";
+        assert_eq!(identity(cloud, None), "happy-animal-123");
+        assert_eq!(
+            identity("https://x.example.com", Some("prod:happy-animal-123|s")),
+            "happy-animal-123"
+        );
+        assert_eq!(identity("http://127.0.0.1:3210/", Some("no-name-key")), "127.0.0.1-3210");
+        let self_hosted = Some("convex-self-hosted|0123");
+        assert_eq!(identity("http://127.0.0.1:3210", self_hosted), "127.0.0.1-3210");
+        assert_ne!(
+            identity("http://127.0.0.1:3210", None),
+            identity("http://127.0.0.1:3211", None)
+        );
     }
 
     #[test]

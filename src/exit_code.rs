@@ -23,6 +23,21 @@ pub const INTERNAL: u8 = 70;
 /// Interrupted (Ctrl-C); what was finished is kept and the command can be run again.
 pub const INTERRUPTED: u8 = 130;
 
+/// The worst of several deployments' codes (`--all-targets`): interrupted over any failure
+/// (usage, source, Convex, data directory, internal) over refused rows over differences over
+/// success.
+pub fn worst(codes: impl IntoIterator<Item = u8>) -> u8 {
+    let rank = |code: u8| match code {
+        OK => 0,
+        VERIFY_DIFFERENCES => 1,
+        REJECTED_ROWS => 2,
+        INTERRUPTED => 5,
+        CONVEX_FAILURE | SOURCE_FAILURE | LOCAL_IO => 3,
+        _ => 4,
+    };
+    codes.into_iter().max_by_key(|&code| (rank(code), code)).unwrap_or(OK)
+}
+
 /// The table printed at the end of `migrate --help`.
 pub const HELP: &str = "\
 Exit codes:
@@ -34,4 +49,19 @@ Exit codes:
   5    more rejected rows than --max-rejected allows
   6    data directory could not be read or written
   70   internal error (a bug: please report it)
-  130  interrupted; run the same command again to start over or resume";
+  130  interrupted; run the same command again to start over or resume
+With --target/--all-targets: the worst target's (130, then a failure, then 5, then 1)";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_worst_code_wins() {
+        assert_eq!(worst([OK, CONVEX_FAILURE, OK]), CONVEX_FAILURE);
+        assert_eq!(worst([VERIFY_DIFFERENCES, REJECTED_ROWS]), REJECTED_ROWS);
+        assert_eq!(worst([REJECTED_ROWS, CONVEX_FAILURE, USAGE]), USAGE);
+        assert_eq!(worst([INTERRUPTED, USAGE]), INTERRUPTED);
+        assert_eq!(worst([]), OK);
+    }
+}

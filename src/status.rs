@@ -54,6 +54,16 @@ pub fn status(
     plan_dir: &Path,
     convex_dir: &Path,
 ) -> anyhow::Result<StatusReport> {
+    status_at(data_dir, &data_dir.path("state.sqlite"), plan_dir, convex_dir)
+}
+
+/// [`status`] with the import state of one deployment (`state`: see `import::state::place`).
+pub fn status_at(
+    data_dir: &DataDir,
+    state: &Path,
+    plan_dir: &Path,
+    convex_dir: &Path,
+) -> anyhow::Result<StatusReport> {
     let export = match Manifest::read(data_dir) {
         Ok(export) => export,
         Err(ManifestError::Unreadable(error)) => return Err(error.into()),
@@ -63,7 +73,7 @@ pub fn status(
         }
     };
     let transformed = TransformManifest::read(data_dir).map_err(ImportError::from)?;
-    let state = State::open_read_only(&data_dir.path("state.sqlite")).map_err(ImportError::from)?;
+    let state = State::open_read_only(state).map_err(ImportError::from)?;
     let (tables, runs) =
         import_progress(state.as_ref(), transformed.as_ref()).map_err(ImportError::from)?;
     Ok(StatusReport {
@@ -83,6 +93,20 @@ pub fn status(
             .chain(crate::plan::convex_app::after_import_warning(convex_dir))
             .collect(),
     })
+}
+
+/// Where a deployment's import stands, as one word: `pending` (nothing imported), `running`
+/// (a run started and did not finish: running now, or killed), `completed`, `interrupted`,
+/// `failed` (the last run's outcome).
+pub fn import_stage(report: &StatusReport) -> &'static str {
+    let last = report.runs.iter().find(|r| r.command == "import");
+    match last.map(|r| (r.finished_at.is_some(), r.outcome.as_deref())) {
+        None => "pending",
+        Some((false, _)) => "running",
+        Some((true, Some("completed"))) => "completed",
+        Some((true, Some("interrupted"))) => "interrupted",
+        Some((true, _)) => "failed",
+    }
 }
 
 /// Each transformed table with what the state says was imported of it (nothing when the state

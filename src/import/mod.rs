@@ -32,6 +32,7 @@ use tokio::task::JoinSet;
 use self::batches::{Batch, BatchPlan, Entry};
 pub use self::error::ImportError;
 use self::order::TableStep;
+use self::state::place::{DEPLOYMENT_ID, StatePlace};
 use self::state::{Acked, Checkpointer, ImportReject, Pass, State};
 use self::transformed::TransformedFile;
 use crate::convex::client::{CallError, ConvexClient, FunctionKind, RetryPolicy, request_body};
@@ -70,6 +71,8 @@ pub struct ImportOptions {
     pub batch_bytes: usize,
     /// Start over when the state belongs to another plan.
     pub force: bool,
+    /// Where this deployment's state and refused documents are kept.
+    pub place: StatePlace,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -260,7 +263,7 @@ pub async fn import(
         _ = &mut interrupt => return Err(ImportError::Interrupted { checkpointed: 0 }),
     }
 
-    let state = State::open(&data_dir.path("state.sqlite"))?;
+    let state = State::open(&options.place.state)?;
     prepare_state(&state, inputs, options)?;
     let plan_hash = inputs.manifest.plan_hash.as_str();
     let import_id = tokio::select! {
@@ -340,7 +343,7 @@ pub async fn import(
         table.rejected = refused.len() as u64;
         rejects.push(refused);
     }
-    write_rejects(data_dir, &tables, &rejects)?;
+    write_rejects(data_dir, &options.place.rejects_dir, &tables, &rejects)?;
     let rejected = rejects.iter().map(|r| r.len() as u64).sum();
     let first_rejects = rejects.into_iter().flatten().take(10).collect();
     Ok(ImportReport {
@@ -375,12 +378,19 @@ fn prepare_state(
         tracing::warn!("--force: the import starts over under plan {plan_hash}");
         state.reset_all()?;
     }
-    if state.meta("deployment")?.is_some_and(|d| d != options.target.url) {
+    // States are kept per deployment (`state::place`); one that still describes another
+    // deployment (a file copied by hand, or written before identities) is started over.
+    let other = match state.meta(DEPLOYMENT_ID)? {
+        Some(identity) => identity != options.place.identity,
+        None => state.meta("deployment")?.is_some_and(|d| d != options.target.url),
+    };
+    if other {
         tracing::warn!("another deployment than last time: its import starts from the beginning");
         state.reset_all()?;
     }
     state.set_meta("plan_hash", plan_hash)?;
     state.set_meta("deployment", &options.target.url)?;
+    state.set_meta(DEPLOYMENT_ID, &options.place.identity)?;
     Ok(())
 }
 
@@ -451,12 +461,12 @@ async fn write_ledger(
 /// nothing was refused. `rejects` holds each table's, in the order of `tables`.
 fn write_rejects(
     data_dir: &DataDir,
+    dir: &Path,
     tables: &[TableImport],
     rejects: &[Vec<ImportReject>],
 ) -> Result<(), ImportError> {
-    let dir = data_dir.path("rejects/import");
     if rejects.iter().any(|r| !r.is_empty()) {
-        data_dir.prepare(&dir)?;
+        data_dir.prepare(dir)?;
     }
     for (table, rejects) in tables.iter().zip(rejects) {
         let path = dir.join(format!("{}.jsonl", table.table));

@@ -7,6 +7,8 @@
 //! Checkpoints are written by one thread ([`Checkpointer`]) that commits whatever has arrived in
 //! one transaction, so recording never slows the requests down.
 
+pub mod place;
+
 use std::path::{Path, PathBuf};
 use std::sync::mpsc;
 use std::thread::JoinHandle;

@@ -11,7 +11,7 @@ use std::io::Write;
 pub use self::progress::{Bars, Lines, NoProgress, format_rate, progress_interval};
 pub use self::settings::settings_summary;
 pub use self::summary::{
-    export_summary, import_summary, init_summary, restore_summary, status_summary,
+    export_summary, import_summary, init_summary, restore_summary, status_summary, targets_summary,
     transform_summary, verify_summary,
 };
 use crate::cli::GlobalArgs;
@@ -131,6 +131,9 @@ fn classify(error: &anyhow::Error) -> (u8, Option<String>) {
         if let Some(e) = cause.downcast_ref::<PlanError>() {
             return (e.exit_code(), e.hint());
         }
+        if let Some(e) = cause.downcast_ref::<crate::targets::TargetsError>() {
+            return (e.exit_code(), e.hint());
+        }
         if let Some(e) = cause.downcast_ref::<GeneratedError>() {
             return (e.exit_code(), e.hint());
         }
@@ -152,6 +155,13 @@ fn classify(error: &anyhow::Error) -> (u8, Option<String>) {
         exit_code::INTERNAL,
         Some("this is a bug in migrate: please report it with the command you ran".into()),
     )
+}
+
+/// A target's error as it happens (`--all-targets`): its rendered lines, each prefixed with
+/// the target's name, to stderr.
+pub fn report_target_error(target: &str, rendered: &str) {
+    let text: String = rendered.lines().map(|line| format!("[{target}] {line}\n")).collect();
+    let _ = std::io::stderr().write_all(text.as_bytes());
 }
 
 /// Writes a result to stdout; a closed pipe (`migrate export | head`) is not an error.

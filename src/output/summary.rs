@@ -601,3 +601,43 @@ pub fn status_summary(report: &StatusReport, format: OutputFormat) -> String {
     }
     out
 }
+
+/// `--target`/`--all-targets`: each target's own summary under its name, then one row per
+/// target; JSON: `{"command", "targets": [{"target", "url", "status", "exit_code", "seconds",
+/// "report", "error"}], "exit_code"}`.
+pub fn targets_summary(report: &crate::targets::TargetsReport, format: OutputFormat) -> String {
+    if format == OutputFormat::Json {
+        return json(report);
+    }
+    let mut out = String::new();
+    for t in &report.targets {
+        if !t.text.is_empty() {
+            out.push_str(&format!("── target {} ({})\n{}\n", t.target, t.url, t.text));
+        }
+    }
+    let mut rows = table(&["target", "status", "exit", "time", "deployment"]);
+    for t in &report.targets {
+        rows.add_row([
+            t.target.clone(),
+            t.status.clone(),
+            t.exit_code.to_string(),
+            format!("{:.2} s", t.seconds),
+            crate::settings::redact_url(&t.url),
+        ]);
+    }
+    let failed: Vec<&crate::targets::TargetRun> =
+        report.targets.iter().filter(|t| t.error.is_some()).collect();
+    out.push_str(&format!(
+        "{rows}\n\n{} {}: {} target{}, {} failed; exit code {}\n",
+        report.command,
+        if failed.is_empty() { "done" } else { "not done everywhere" },
+        report.targets.len(),
+        plural(report.targets.len()),
+        failed.len(),
+        report.exit_code,
+    ));
+    for t in failed {
+        out.push_str(&format!("\n{}: {}\n", t.target, t.error.as_deref().unwrap_or_default()));
+    }
+    out
+}

@@ -82,7 +82,8 @@ pub fn read_dir(plan_dir: &Path) -> Result<PlanDir, PlanError> {
         })?;
         let path = entry.path();
         let name = entry.file_name().to_string_lossy().into_owned();
-        if name.starts_with('.') {
+        // `targets.toml` (the deployments, docs/targets.md) belongs in the plan dir too.
+        if name.starts_with('.') || name == "targets.toml" {
             continue;
         }
         let is_file = path.is_file();

@@ -19,4 +19,4 @@ pub mod resolve;
 pub use self::error::{Location, PlanError, PlanErrorKind};
 pub use self::init::initial_plan;
 pub use self::model::*;
-pub use self::resolve::{current_hash, keyless_tables, load};
+pub use self::resolve::{current_hash, keyless_tables, load, load_with};

@@ -372,10 +372,21 @@ enum Fate<'c> {
 /// The hash covers each file's name and bytes, in order, so that renaming, editing, adding or
 /// removing a file changes it.
 pub fn load(plan_dir: &Path, catalog: &Catalog) -> Result<Plan, PlanError> {
+    load_with(plan_dir, catalog, None)
+}
+
+/// [`load`] with one more layer after the plan dir's files (a target's row filters, from
+/// `targets.toml`), which the hash leaves out: the plan, and so the deployed module, is the
+/// same for every target.
+pub fn load_with(
+    plan_dir: &Path,
+    catalog: &Catalog,
+    extra: Option<&file::PlanSource>,
+) -> Result<Plan, PlanError> {
     let file::PlanDir { sources, ignored } = file::read_dir(plan_dir)?;
     warn_ignored_once(plan_dir, &ignored);
     let mut layer = Layer::default();
-    for source in &sources {
+    for source in sources.iter().chain(extra) {
         file::merge(&mut layer, file::parse(source)?);
     }
     resolve(&layer, catalog, hash(&sources))

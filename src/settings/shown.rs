@@ -47,16 +47,25 @@ pub fn show(cli: &Cli, matches: &ArgMatches) -> anyhow::Result<ShownSettings> {
     match &cli.command {
         Command::Init(args) => init(args, &sources, &mut groups)?,
         Command::Export(args) => export(args, &sources, &mut groups)?,
-        Command::Transform(args) => groups.push(transform(args, &sources)),
+        Command::Transform(args) => {
+            groups.push(transform(args, &sources));
+            groups.extend(targets(&args.targets, &settings, &sources)?);
+        }
         Command::Import(args) => {
-            groups.push(convex(&args.convex, &sources)?);
+            groups.extend(targets(&args.targets, &settings, &sources)?);
+            if !args.targets.any() {
+                groups.push(convex(&args.convex, &sources)?);
+            }
             let mut import = batches(&args.batches, &sources);
             import.settings.push(sources.flag("force", args.force));
             import.settings.push(sources.flag("dry_run", args.dry_run));
             groups.push(import);
         }
         Command::Verify(args) => {
-            groups.push(convex(&args.convex, &sources)?);
+            groups.extend(targets(&args.targets, &settings, &sources)?);
+            if !args.targets.any() {
+                groups.push(convex(&args.convex, &sources)?);
+            }
             groups.push(verify(args.show, args.accept_rejected, &sources));
         }
         Command::Run(args) => {
@@ -71,8 +80,13 @@ pub fn show(cli: &Cli, matches: &ArgMatches) -> anyhow::Result<ShownSettings> {
             groups.push(import);
             groups.push(verify(args.show, args.accept_rejected, &sources));
         }
-        Command::Status(args) => groups
-            .push(Group { name: "status", settings: vec![convex_dir(&args.convex_dir, &sources)] }),
+        Command::Status(args) => {
+            groups.push(Group {
+                name: "status",
+                settings: vec![convex_dir(&args.convex_dir, &sources)],
+            });
+            groups.extend(targets(&args.targets, &settings, &sources)?);
+        }
     }
     Ok(ShownSettings { command, groups })
 }
@@ -316,6 +330,42 @@ fn convex(args: &ConvexArgs, sources: &Sources<'_>) -> anyhow::Result<Group> {
             sources.setting("retries", args.retries),
         ],
     })
+}
+
+/// With `--target`/`--all-targets`: each selected target's URL and the variable its key is
+/// read from (set or not; never the key), and `--parallel-targets`.
+fn targets(
+    args: &crate::cli::TargetArgs,
+    settings: &Settings,
+    sources: &Sources<'_>,
+) -> anyhow::Result<Option<Group>> {
+    if !args.any() {
+        return Ok(None);
+    }
+    let path = settings.plan_dir.join(crate::targets::file::FILE_NAME);
+    let all = crate::targets::file::load(&settings.plan_dir)?;
+    let selected = crate::targets::file::select(all, &args.target, args.all_targets, &path)?;
+    let mut shown: Vec<Shown> = selected
+        .iter()
+        .map(|t| {
+            let set = std::env::var(&t.deploy_key_env).is_ok_and(|k| !k.trim().is_empty());
+            let filters = if t.filters.is_some() { ", tenant filters" } else { "" };
+            Shown {
+                // Settings are named by `&'static str`; a target's name is known only now. This
+                // runs once per process, for a handful of names.
+                name: Box::leak(t.name.clone().into_boxed_str()),
+                value: format!("{}{filters}", super::redact_url(&t.url)),
+                from: format!(
+                    "{}, key from {} ({})",
+                    path.display(),
+                    t.deploy_key_env,
+                    if set { "set" } else { "not set" }
+                ),
+            }
+        })
+        .collect();
+    shown.push(sources.setting("parallel_targets", args.parallel_targets));
+    Ok(Some(Group { name: "targets", settings: shown }))
 }
 
 fn batches(args: &BatchArgs, sources: &Sources<'_>) -> Group {

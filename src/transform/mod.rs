@@ -208,9 +208,21 @@ pub fn transform(
     options: &TransformOptions,
     reporter: &dyn Reporter,
 ) -> Result<TransformReport, TransformError> {
-    let started = Instant::now();
     let manifest = read_manifest(data_dir)?;
     let plan = plan::load(plan_dir, &manifest.catalog)?;
+    transform_with(data_dir, &plan, options, reporter)
+}
+
+/// [`transform`] with a plan already resolved against the export's catalog (a target's: the
+/// plan with its row filters, `targets`).
+pub fn transform_with(
+    data_dir: &DataDir,
+    plan: &plan::Plan,
+    options: &TransformOptions,
+    reporter: &dyn Reporter,
+) -> Result<TransformReport, TransformError> {
+    let started = Instant::now();
+    let manifest = read_manifest(data_dir)?;
     let files: HashMap<&TableName, &ExportedTable> =
         manifest.tables.iter().map(|t| (&t.table, t)).collect();
     let raw = |table: &TableName| -> Result<&ExportedTable, TransformError> {
@@ -240,8 +252,8 @@ pub fn transform(
         rejects: Mutex::new(HashMap::new()),
     };
     let catalog = &manifest.catalog;
-    let forms = reference_forms(&plan, catalog)?;
-    let parents = parent_keys(&plan, catalog, &raw, &run)?;
+    let forms = reference_forms(plan, catalog)?;
+    let parents = parent_keys(plan, catalog, &raw, &run)?;
     let mut reports = Vec::new();
     let mut sources = Vec::new();
     let mut samples = Vec::new();

@@ -75,11 +75,14 @@ pub struct VerifyOptions {
     pub accept_rejected: Option<u64>,
     /// See [`MEMORY_LIMIT`].
     pub memory_limit: u64,
+    /// Where large tables are spilled; `None`: `data/.verify`. Verifies of several deployments
+    /// running at once each have their own.
+    pub spill: Option<PathBuf>,
 }
 
 impl VerifyOptions {
     pub fn new(show: usize, accept_rejected: Option<u64>) -> Self {
-        Self { show, accept_rejected, memory_limit: MEMORY_LIMIT }
+        Self { show, accept_rejected, memory_limit: MEMORY_LIMIT, spill: None }
     }
 }
 
@@ -147,7 +150,7 @@ pub async fn verify(
         let (data_dir, export) = (data_dir.clone(), export.clone());
         tokio::task::spawn_blocking(move || reconcile::check_raw_files(&data_dir, &export))
     };
-    let spill = data_dir.path(".verify");
+    let spill = options.spill.clone().unwrap_or_else(|| data_dir.path(".verify"));
     remove_spill(&spill)?;
     let no_references = BTreeMap::new();
     let tables = inputs.order.iter().enumerate().map(|(i, step)| {

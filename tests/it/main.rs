@@ -22,6 +22,7 @@ mod import_crashes;
 mod import_faults;
 mod import_losses;
 mod import_pipeline;
+mod import_targets;
 mod indexes;
 mod output_ci;
 mod plan_dir;

@@ -221,3 +221,41 @@ fn the_text_form_lists_each_setting_with_its_value_and_source() {
     let words: Vec<&str> = line.split_whitespace().collect();
     assert_eq!(words, ["data_dir", "elsewhere", "MIGRATE_DATA_DIR"], "{run}");
 }
+
+#[test]
+fn targets_show_their_url_and_the_variable_their_key_comes_from_never_the_key() {
+    // GIVEN two targets, one key set and one not
+    let work = Workdir::new();
+    let plan = work.path().join("plan");
+    std::fs::create_dir_all(&plan).unwrap();
+    std::fs::write(
+        plan.join("targets.toml"),
+        "[targets.acme]\nurl = \"https://happy-animal-123.convex.cloud\"\n\
+         deploy_key_env = \"ACME_KEY\"\n\
+         [targets.globex]\nurl = \"http://127.0.0.1:3210\"\ndeploy_key_env = \"GLOBEX_KEY\"\n",
+    )
+    .unwrap();
+    let plan = plan.display().to_string();
+    for command in ["import", "verify", "status"] {
+        let mut run = work.command(&[
+            "--format",
+            "json",
+            "--show-settings",
+            "--plan-dir",
+            &plan,
+            command,
+            "--all-targets",
+        ]);
+        run.env("ACME_KEY", format!("prod:happy-animal-123|{SECRET}")).env_remove("GLOBEX_KEY");
+        let run = Run::of(run);
+        assert_eq!(run.code, Some(0), "{run}");
+        run.never_shows(SECRET);
+        let json: Value = serde_json::from_str(&run.stdout).unwrap();
+        let targets = &json["targets"];
+        assert_eq!(targets["acme"]["value"], "https://happy-animal-123.convex.cloud", "{run}");
+        assert!(targets["acme"]["from"].as_str().unwrap().ends_with("key from ACME_KEY (set)"));
+        assert!(targets["globex"]["from"].as_str().unwrap().contains("GLOBEX_KEY (not set)"));
+        assert_eq!(targets["parallel_targets"]["value"], "4", "{run}");
+        assert!(json.get("convex").is_none(), "targets replace CONVEX_URL\n{run}");
+    }
+}
