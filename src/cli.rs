@@ -109,6 +109,9 @@ pub enum Command {
     /// Prove that Convex holds exactly what the source held
     #[command(long_about = VERIFY_ABOUT)]
     Verify(VerifyArgs),
+    /// Send only what changed since the deployment's last import or sync (the cut-over)
+    #[command(long_about = SYNC_ABOUT)]
+    Sync(SyncArgs),
     /// Run export, transform, import and verify in turn
     #[command(long_about = RUN_ABOUT)]
     Run(RunArgs),
@@ -410,6 +413,36 @@ retried with backoff, and an interrupted import resumes from data/state.sqlite, 
 every acknowledged batch. Tables go parents first; references in foreign-key cycles \
 (self-references too) are patched in by a second pass. A document Convex refuses goes to \
 data/rejects/import/<table>.jsonl with Convex's message and the rest of its batch is imported.
+
+Exit code 5 when Convex refused documents, 4 when Convex kept failing (run again to resume).";
+
+#[derive(Debug, Args)]
+pub struct SyncArgs {
+    #[command(flatten)]
+    pub convex: ConvexArgs,
+    #[command(flatten)]
+    pub targets: TargetArgs,
+    #[command(flatten)]
+    pub batches: BatchArgs,
+    /// Leave the documents whose source rows are gone in Convex
+    #[arg(long)]
+    pub no_deletes: bool,
+    /// Print per table how many documents would be inserted, updated, deleted and left alone;
+    /// send nothing
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+const SYNC_ABOUT: &str = "\
+Send only what changed since the deployment's last import or sync (the cut-over).
+
+After a new `migrate export` and `migrate transform`, compares data/transformed/ with the files \
+the deployment last received (kept beside its import state by every completed import or sync) \
+by legacy id and a hash of each document: new and changed documents are upserted through \
+convex/migrate.ts as import sends them (references resolved on the server, cycle references \
+patched by a second pass, checkpoints: an interrupted sync resumes), then documents whose rows \
+are gone are deleted, children's tables first (--no-deletes keeps them). Unchanged documents are \
+not sent. A changed plan is a sync too: deploy the regenerated convex/ files first. docs/sync.md.
 
 Exit code 5 when Convex refused documents, 4 when Convex kept failing (run again to resume).";
 

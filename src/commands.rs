@@ -8,7 +8,8 @@ use anyhow::Context;
 use serde_json::json;
 
 use crate::cli::{
-    BatchArgs, Cli, Command, ConvexArgs, ImportArgs, OutputFormat, RunArgs, TargetArgs, VerifyArgs,
+    BatchArgs, Cli, Command, ConvexArgs, ImportArgs, OutputFormat, RunArgs, SyncArgs, TargetArgs,
+    VerifyArgs,
 };
 use crate::convex::client::RetryPolicy;
 use crate::data_dir::DataDir;
@@ -83,6 +84,10 @@ pub fn run(cli: Cli, matches: &clap::ArgMatches) -> anyhow::Result<u8> {
             runtime.block_on(run_import_targets(&settings, &args))
         }
         Command::Import(args) => runtime.block_on(run_import(&settings, &args)),
+        Command::Sync(args) if args.targets.any() => {
+            runtime.block_on(run_sync_targets(&settings, &args))
+        }
+        Command::Sync(args) => runtime.block_on(run_sync(&settings, &args)),
         Command::Verify(args) if args.targets.any() => {
             runtime.block_on(run_verify_targets(&settings, &args))
         }
@@ -315,6 +320,63 @@ async fn run_all(
     })
 }
 
+async fn run_sync(settings: &Settings, args: &SyncArgs) -> anyhow::Result<u8> {
+    let data_dir = DataDir::new(&settings.data_dir);
+    let inputs = import::read_inputs(&data_dir, &settings.plan_dir)?;
+    // A sync may follow a plan change: the state's plan is the one it replaces, not refused.
+    let options = import_options(settings, &args.convex, &args.batches, true)?;
+    let report = if args.dry_run {
+        crate::sync::dry_run(&data_dir, &inputs, &options.place)?
+    } else {
+        let options = crate::sync::SyncOptions { import: options, deletes: !args.no_deletes };
+        crate::sync::sync(&data_dir, &inputs, &options, reporter(settings)).await?
+    };
+    output::print_result(&output::sync_summary(&report, settings.format));
+    Ok(if report.rejected > 0 { exit_code::REJECTED_ROWS } else { exit_code::OK })
+}
+
+/// `migrate sync --target …`: each deployment synced from its own record of what it received.
+async fn run_sync_targets(settings: &Settings, args: &SyncArgs) -> anyhow::Result<u8> {
+    let shared = DataDir::new(&settings.data_dir);
+    let selected = deployments(settings, &args.targets)?;
+    let shared = &shared;
+    let report = crate::targets::run_each(
+        "sync",
+        selected,
+        args.targets.parallel_targets.get(),
+        |deployment| async move {
+            let data_dir = &deployment.data_dir(shared)?;
+            let inputs = &import::read_inputs(data_dir, &settings.plan_dir)?;
+            let options = ImportOptions {
+                target: deployment.convex(timeout(&args.convex), retry(&args.convex))?,
+                concurrency: args.batches.concurrency.get(),
+                batch_size: args.batches.batch_size.get(),
+                batch_bytes: args.batches.batch_bytes.get(),
+                force: true,
+                place: StatePlace::for_target(shared, &deployment.identity)
+                    .map_err(ImportError::from)?,
+                record_sent: true,
+            };
+            let report = if args.dry_run {
+                crate::sync::dry_run(data_dir, inputs, &options.place)?
+            } else {
+                let options =
+                    crate::sync::SyncOptions { import: options, deletes: !args.no_deletes };
+                crate::sync::sync(data_dir, inputs, &options, deployment.reporter).await?
+            };
+            let refused = report.rejected > 0;
+            Ok(Outcome {
+                status: if refused { "rejected" } else { "completed" },
+                code: if refused { exit_code::REJECTED_ROWS } else { exit_code::OK },
+                text: output::sync_summary(&report, OutputFormat::Text),
+                report: json!(report),
+            })
+        },
+    )
+    .await;
+    Ok(finish_targets(&report, settings.format))
+}
+
 async fn run_verify(settings: &Settings, args: &VerifyArgs) -> anyhow::Result<u8> {
     let data_dir = DataDir::new(&settings.data_dir);
     let inputs = import::read_inputs(&data_dir, &settings.plan_dir)?;
@@ -358,6 +420,7 @@ fn import_options(
         batch_bytes: batches.batch_bytes.get(),
         force,
         place,
+        record_sent: true,
     })
 }
 
@@ -397,6 +460,7 @@ async fn run_import_targets(settings: &Settings, args: &ImportArgs) -> anyhow::R
                 force: args.force,
                 place: StatePlace::for_target(shared, &deployment.identity)
                     .map_err(ImportError::from)?,
+                record_sent: true,
             };
             let report = import::import(data_dir, inputs, &options, deployment.reporter).await?;
             let refused = report.rejected > 0;

@@ -22,6 +22,7 @@ pub mod output;
 pub mod plan;
 pub mod settings;
 pub mod status;
+pub mod sync;
 pub mod targets;
 pub mod tls_roots;
 pub mod transform;

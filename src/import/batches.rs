@@ -108,6 +108,14 @@ struct Line<'a> {
     refs: BTreeMap<Cow<'a, str>, &'a RawValue>,
 }
 
+/// The legacy id of a document line (`None` when the line has no string `legacy_field`).
+pub fn legacy_id_of(text: &[u8], legacy_field: &str) -> Result<Option<String>, String> {
+    let parsed: Line<'_> = serde_json::from_slice(text).map_err(|e| e.to_string())?;
+    LegacyIdOf { field: legacy_field }
+        .deserialize(&mut serde_json::Deserializer::from_str(parsed.doc.get()))
+        .map_err(|e| e.to_string())
+}
+
 /// The element to send for `text` in this pass; `None` when the line has nothing for it.
 fn entry(plan: &BatchPlan, line: u64, text: &[u8]) -> Result<Option<Entry>, ImportError> {
     let bad_line =

@@ -7,6 +7,7 @@
 //! - [`batches`]: reading a transformed file into batches, skipping what is done.
 //! - [`state`]: checkpoints, refused documents, the run ledger.
 //! - [`complete`]: whether an import is complete, as the state records it.
+//! - [`sent`]: what the deployment last received, kept for `migrate sync` to diff against.
 //!
 //! A batch Convex refuses (its function threw) is split in halves until the refused documents
 //! are found; they go to `rejects/import/<table>.jsonl` with Convex's message, the rest is
@@ -17,6 +18,7 @@ pub mod batches;
 pub mod complete;
 mod error;
 pub mod order;
+pub mod sent;
 pub mod state;
 pub mod transformed;
 
@@ -73,6 +75,9 @@ pub struct ImportOptions {
     pub force: bool,
     /// Where this deployment's state and refused documents are kept.
     pub place: StatePlace,
+    /// Record the transformed files as what the deployment last received (`sent`) once the
+    /// import completes; `migrate sync` sends its difference with `false` and records itself.
+    pub record_sent: bool,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -336,6 +341,9 @@ pub async fn import(
     }
     outcome?;
     write_ledger(&client, &import_id, plan_hash, "completed").await?;
+    if options.record_sent {
+        sent::record(data_dir, &inputs.manifest, &inputs.order, &options.place)?;
+    }
 
     let mut rejects = Vec::with_capacity(tables.len());
     for table in &mut tables {

@@ -11,8 +11,8 @@ use std::io::Write;
 pub use self::progress::{Bars, Lines, NoProgress, format_rate, progress_interval};
 pub use self::settings::settings_summary;
 pub use self::summary::{
-    export_summary, import_summary, init_summary, restore_summary, status_summary, targets_summary,
-    transform_summary, verify_summary,
+    export_summary, import_summary, init_summary, restore_summary, status_summary, sync_summary,
+    targets_summary, transform_summary, verify_summary,
 };
 use crate::cli::GlobalArgs;
 use crate::commands::{Interrupted, NoCatalog};

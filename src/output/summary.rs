@@ -641,3 +641,56 @@ pub fn targets_summary(report: &crate::targets::TargetsReport, format: OutputFor
     }
     out
 }
+
+pub fn sync_summary(report: &crate::sync::SyncReport, format: OutputFormat) -> String {
+    if format == OutputFormat::Json {
+        return json(report);
+    }
+    let mut summary =
+        table(&["convex table", "inserted", "updated", "deleted", "unchanged", "rejected"]);
+    for t in &report.tables {
+        summary.add_row([
+            t.table.clone(),
+            HumanCount(t.inserted).to_string(),
+            HumanCount(t.updated).to_string(),
+            HumanCount(t.deleted).to_string(),
+            HumanCount(t.unchanged).to_string(),
+            HumanCount(t.rejected).to_string(),
+        ]);
+    }
+    let mut out = format!("{summary}\n\n");
+    if report.dry_run {
+        out.push_str(&format!(
+            "dry run: {} documents would be inserted, {} updated, {} deleted; {} unchanged. \
+             Nothing was sent.\n",
+            HumanCount(report.inserted),
+            HumanCount(report.updated),
+            HumanCount(report.deleted),
+            HumanCount(report.unchanged),
+        ));
+        return out;
+    }
+    let deleted = match report.deletes_sent || report.deleted == 0 {
+        true => format!("{} deleted", HumanCount(report.deleted)),
+        false => format!("{} left in Convex (--no-deletes)", HumanCount(report.deleted)),
+    };
+    out.push_str(&format!(
+        "synced: {} inserted, {} updated, {deleted}, {} unchanged (not sent) in {:.2} s \
+         (diff {:.2} s, send {:.2} s, delete {:.2} s)\n",
+        HumanCount(report.inserted),
+        HumanCount(report.updated),
+        HumanCount(report.unchanged),
+        report.seconds,
+        report.diff_seconds,
+        report.send_seconds,
+        report.delete_seconds,
+    ));
+    if report.rejected > 0 {
+        out.push_str(&format!(
+            "{} document{} refused by Convex\n",
+            HumanCount(report.rejected),
+            plural(report.rejected as usize)
+        ));
+    }
+    out
+}

@@ -39,6 +39,7 @@ pub fn show(cli: &Cli, matches: &ArgMatches) -> anyhow::Result<ShownSettings> {
         Command::Transform(_) => ("transform", Uses { plan: true, progress: true }),
         Command::Import(_) => ("import", Uses { plan: true, progress: true }),
         Command::Verify(_) => ("verify", Uses { plan: true, progress: true }),
+        Command::Sync(_) => ("sync", Uses { plan: true, progress: true }),
         Command::Run(_) => ("run", Uses { plan: true, progress: true }),
         Command::Status(_) => ("status", Uses { plan: true, progress: false }),
     };
@@ -60,6 +61,16 @@ pub fn show(cli: &Cli, matches: &ArgMatches) -> anyhow::Result<ShownSettings> {
             import.settings.push(sources.flag("force", args.force));
             import.settings.push(sources.flag("dry_run", args.dry_run));
             groups.push(import);
+        }
+        Command::Sync(args) => {
+            groups.extend(targets(&args.targets, &settings, &sources)?);
+            if !args.targets.any() {
+                groups.push(convex(&args.convex, &sources)?);
+            }
+            let mut sync = batches(&args.batches, &sources);
+            sync.settings.push(sources.flag("no_deletes", args.no_deletes));
+            sync.settings.push(sources.flag("dry_run", args.dry_run));
+            groups.push(sync);
         }
         Command::Verify(args) => {
             groups.extend(targets(&args.targets, &settings, &sources)?);

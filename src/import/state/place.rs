@@ -126,6 +126,14 @@ fn owner(path: &Path) -> Result<Option<String>, StateError> {
 /// Moves a state file with its `-wal` and `-shm` companions (a killed run leaves
 /// acknowledged batches in the `-wal` file); no connection is open on it.
 fn move_state(from: &Path, to: &Path) -> Result<(), StateError> {
+    // What the deployment last received (`import::sent`) goes with its state.
+    let (sent_from, sent_to) = (from.with_file_name("sent"), to.with_file_name("sent"));
+    if sent_to.exists() {
+        std::fs::remove_dir_all(&sent_to).map_err(DataDirError::new("remove", &sent_to))?;
+    }
+    if sent_from.exists() {
+        std::fs::rename(&sent_from, &sent_to).map_err(DataDirError::new("move", &sent_from))?;
+    }
     for suffix in ["", "-wal", "-shm"] {
         let (from, to) = (with_suffix(from, suffix), with_suffix(to, suffix));
         match std::fs::rename(&from, &to) {

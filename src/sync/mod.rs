@@ -1,0 +1,388 @@
+//! `migrate sync`: after a new export and transform, makes a deployment equal to the new
+//! transformed data by sending only its difference with what the deployment last received
+//! (`import::sent`, recorded by every completed import or sync). docs/sync.md.
+//!
+//! - [`diff`]: one table's inserted, updated, unchanged and deleted documents, in bounded memory.
+//!
+//! The documents to send are written as a transformed-like directory (`sync/transformed/`
+//! beside the deployment's state) and sent by import itself, with its own state
+//! (`sync/state.sqlite`): upserts by legacy id with references resolved on the server, the
+//! second pass for cycle references, checkpoints, so an interrupted sync resumes (the diff is
+//! made again, byte for byte the same). Deletes follow, children first (`migrate:remove`, by
+//! legacy id: safe to send twice). Last, the deployment's import state is marked complete for
+//! the new files (a later `import` sends nothing) and they become the new "last sent".
+
+pub mod diff;
+
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Instant;
+
+use serde::Serialize;
+
+use self::diff::TableDiff;
+use crate::convex::client::FunctionKind;
+use crate::data_dir::{DataDir, DataDirError, JsonlWriter};
+use crate::import::sent::{self, SentRecord};
+use crate::import::state::place::StatePlace;
+use crate::import::state::{Acked, Checkpointer, ImportReject, Pass, State};
+use crate::import::transformed::TransformedFile;
+use crate::import::{self, ImportError, ImportOptions, Inputs};
+use crate::output::Reporter;
+
+/// Legacy ids per `migrate:remove` call.
+const DELETE_BATCH: usize = 100;
+
+#[derive(Debug, Clone)]
+pub struct SyncOptions {
+    pub import: ImportOptions,
+    /// Delete the documents whose source rows are gone (`--no-deletes` turns it off).
+    pub deletes: bool,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct SyncReport {
+    pub dry_run: bool,
+    pub plan_hash: String,
+    pub tables: Vec<TableSync>,
+    pub inserted: u64,
+    pub updated: u64,
+    pub deleted: u64,
+    pub unchanged: u64,
+    /// Documents sent by upserts (this run; a resumed sync counts what it sent itself).
+    pub sent: u64,
+    pub rejected: u64,
+    /// Whether deletes were sent (`--no-deletes` leaves them in Convex).
+    pub deletes_sent: bool,
+    /// Seconds spent diffing, sending documents, deleting, and in all.
+    pub diff_seconds: f64,
+    pub send_seconds: f64,
+    pub delete_seconds: f64,
+    pub seconds: f64,
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct TableSync {
+    pub table: String,
+    pub inserted: u64,
+    pub updated: u64,
+    pub deleted: u64,
+    pub unchanged: u64,
+    pub rejected: u64,
+}
+
+/// `sync/` beside the deployment's state: the diff's spill, the documents to send and their
+/// import state.
+fn work_dir(place: &StatePlace) -> PathBuf {
+    place.state.with_file_name("sync")
+}
+
+/// Diffs every table of `inputs` against what the deployment last received; `work` takes the
+/// spill and the deletes files.
+fn diff_all(
+    inputs: &Inputs,
+    place: &StatePlace,
+    sent: &SentRecord,
+    data_dir: &DataDir,
+    work: &Path,
+) -> Result<Vec<TableDiff>, ImportError> {
+    crate::data_dir::create_private_dir(work)?;
+    // Documents Convex refused last time are sent again, changed or not.
+    let refused = State::open_read_only(&place.state)?;
+    let mut diffs = Vec::with_capacity(inputs.order.len());
+    for step in &inputs.order {
+        let resend: HashSet<String> = match &refused {
+            Some(state) => state.rejects(&step.table)?.into_iter().map(|r| r.legacy_id).collect(),
+            None => HashSet::new(),
+        };
+        let report = inputs.manifest.tables.iter().find(|t| t.table == step.table);
+        let Some(new) = report.and_then(|r| TransformedFile::of(data_dir, r)) else {
+            diffs.push(TableDiff::default());
+            continue;
+        };
+        let old = sent.file(place, &step.table);
+        let old_field = sent
+            .tables
+            .iter()
+            .find(|t| t.table == step.table && !t.legacy_field.is_empty())
+            .map_or(step.legacy_field.as_str(), |t| t.legacy_field.as_str());
+        // The old file's ids are read with the field it had; a renamed field makes every
+        // document new to the diff (and the documents Convex holds under the old field stay).
+        let old = old.filter(|_| old_field == step.legacy_field);
+        diffs.push(diff::diff(&step.table, old.as_ref(), &new, &step.legacy_field, &resend, work)?);
+    }
+    for gone in sent.tables.iter().filter(|t| !inputs.order.iter().any(|s| s.table == t.table)) {
+        tracing::warn!(
+            "table `{}` was sent before but is not in the plan any more: sync leaves its documents",
+            gone.table
+        );
+    }
+    Ok(diffs)
+}
+
+fn no_record(place: &StatePlace) -> ImportError {
+    ImportError::NotComplete {
+        reason: format!(
+            "no completed import of this deployment is recorded (`{}`); run `migrate import` \
+             first, sync sends what changed since",
+            sent::dir(place).join("manifest.json").display()
+        ),
+    }
+}
+
+fn report(inputs: &Inputs, diffs: &[TableDiff], dry_run: bool) -> SyncReport {
+    let tables: Vec<TableSync> = inputs
+        .order
+        .iter()
+        .zip(diffs)
+        .map(|(step, d)| TableSync {
+            table: step.table.clone(),
+            inserted: d.inserted,
+            updated: d.updated,
+            deleted: d.deleted,
+            unchanged: d.unchanged,
+            rejected: 0,
+        })
+        .collect();
+    SyncReport {
+        dry_run,
+        plan_hash: inputs.manifest.plan_hash.clone(),
+        inserted: tables.iter().map(|t| t.inserted).sum(),
+        updated: tables.iter().map(|t| t.updated).sum(),
+        deleted: tables.iter().map(|t| t.deleted).sum(),
+        unchanged: tables.iter().map(|t| t.unchanged).sum(),
+        tables,
+        sent: 0,
+        rejected: 0,
+        deletes_sent: false,
+        diff_seconds: 0.0,
+        send_seconds: 0.0,
+        delete_seconds: 0.0,
+        seconds: 0.0,
+    }
+}
+
+/// `--dry-run`: the counts per table; nothing sent, nothing recorded.
+pub fn dry_run(
+    data_dir: &DataDir,
+    inputs: &Inputs,
+    place: &StatePlace,
+) -> Result<SyncReport, ImportError> {
+    let sent = sent::read(place)?.ok_or_else(|| no_record(place))?;
+    let work = work_dir(place).join("dry-run");
+    let diffs = diff_all(inputs, place, &sent, data_dir, &work);
+    remove_dir(&work)?;
+    Ok(report(inputs, &diffs?, true))
+}
+
+/// Runs the sync.
+pub async fn sync(
+    data_dir: &DataDir,
+    inputs: &Inputs,
+    options: &SyncOptions,
+    reporter: Arc<dyn Reporter>,
+) -> Result<SyncReport, ImportError> {
+    let started = Instant::now();
+    let place = &options.import.place;
+    let sent = sent::read(place)?.ok_or_else(|| no_record(place))?;
+    let work = work_dir(place);
+    let diffs = diff_all(inputs, place, &sent, data_dir, &work)?;
+    let mut report = report(inputs, &diffs, false);
+    report.diff_seconds = started.elapsed().as_secs_f64();
+
+    let to_send = diffs.iter().any(|d| !d.send.is_empty());
+    let to_delete = options.deletes && diffs.iter().any(|d| d.deletes.is_some());
+    if to_send || to_delete {
+        check_base(&options.import, place).await?;
+    }
+    let mut delta_rejects: Vec<Vec<ImportReject>> = vec![Vec::new(); diffs.len()];
+    if to_send {
+        let sending = Instant::now();
+        let delta = write_delta(data_dir, inputs, &diffs, &work)?;
+        let delta_options = ImportOptions {
+            place: StatePlace {
+                identity: place.identity.clone(),
+                state: work.join("state.sqlite"),
+                rejects_dir: work.join("rejects"),
+                spill: place.spill.clone(),
+            },
+            // The sync's own state: another diff (new data, or a plan) starts it over.
+            force: true,
+            record_sent: false,
+            ..options.import.clone()
+        };
+        let imported =
+            import::import(&DataDir::new(&work), &delta, &delta_options, reporter).await?;
+        report.sent = imported.sent;
+        let state = State::open(&delta_options.place.state)?;
+        for ((step, diff), rejects) in inputs.order.iter().zip(&diffs).zip(&mut delta_rejects) {
+            // Lines of the sent file are lines of the new file: `diff.send[line - 1]`.
+            *rejects = state
+                .rejects(&step.table)?
+                .into_iter()
+                .map(|r| ImportReject { line: diff.send[r.line as usize - 1], ..r })
+                .collect();
+        }
+        report.send_seconds = sending.elapsed().as_secs_f64();
+    }
+    if to_delete {
+        let deleting = Instant::now();
+        delete_gone(&options.import, inputs, &diffs).await?;
+        report.delete_seconds = deleting.elapsed().as_secs_f64();
+        report.deletes_sent = true;
+    }
+    for (table, rejects) in report.tables.iter_mut().zip(&delta_rejects) {
+        table.rejected = rejects.len() as u64;
+    }
+    report.rejected = delta_rejects.iter().map(|r| r.len() as u64).sum();
+    mark_complete(inputs, place, delta_rejects)?;
+    sent::record(data_dir, &inputs.manifest, &inputs.order, place)?;
+    remove_dir(&work)?;
+    report.seconds = started.elapsed().as_secs_f64();
+    Ok(report)
+}
+
+/// Refuses to send a difference to a deployment that does not hold the import it is the
+/// difference from (emptied, or replaced at the same URL): the marker of that import must be
+/// in its ledger.
+async fn check_base(options: &ImportOptions, place: &StatePlace) -> Result<(), ImportError> {
+    let state = State::open_read_only(&place.state)?;
+    let marker = state.map(|s| s.meta(import::state::IMPORT_ID)).transpose()?.flatten();
+    let Some(marker) = marker else {
+        return Err(no_record(place));
+    };
+    let client = options.target.client()?;
+    let record: Option<serde::de::IgnoredAny> = client
+        .call(FunctionKind::Query, "migrate:ledgerRead", &serde_json::json!({ "importId": marker }))
+        .await?;
+    if record.is_none() {
+        return Err(ImportError::NotComplete {
+            reason: "the deployment holds no marker of the import sync would send the difference \
+                     from (emptied, or another deployment at the same URL); run `migrate import`"
+                .into(),
+        });
+    }
+    Ok(())
+}
+
+/// `work/transformed/<table>.jsonl`: each table's lines to send, in the new file's order; and a
+/// manifest naming them (tables with nothing to send have no file).
+fn write_delta(
+    data_dir: &DataDir,
+    inputs: &Inputs,
+    diffs: &[TableDiff],
+    work: &Path,
+) -> Result<Inputs, ImportError> {
+    let dir = work.join("transformed");
+    crate::data_dir::create_private_dir(&dir)?;
+    let mut manifest = inputs.manifest.clone();
+    for (step, diff) in inputs.order.iter().zip(diffs) {
+        let Some(report) = manifest.tables.iter_mut().find(|t| t.table == step.table) else {
+            continue;
+        };
+        let new = TransformedFile::of(data_dir, report);
+        let (Some(new), false) = (new, diff.send.is_empty()) else {
+            report.file = None;
+            report.documents = 0;
+            continue;
+        };
+        let relative = format!("transformed/{}.jsonl", step.table);
+        let mut writer = JsonlWriter::create(work.join(&relative))?;
+        let mut wanted = diff.send.iter().peekable();
+        new.for_each_line(|line, text| {
+            if wanted.next_if_eq(&&line).is_some() {
+                let buffer = writer.buffer();
+                buffer.extend_from_slice(text);
+                buffer.push(b'\n');
+                writer.end_lines(1)?;
+            }
+            Ok(wanted.peek().is_some())
+        })?;
+        let digest = writer.finish()?;
+        report.file = Some(relative);
+        report.documents = digest.lines;
+        report.bytes = digest.bytes;
+        report.checksum = Some(digest.checksum);
+    }
+    Ok(Inputs { manifest, order: inputs.order.clone() })
+}
+
+/// Deletes the documents whose rows are gone, children's tables first (the reverse of import's
+/// order): by then every child that stays points elsewhere, its upsert sent before.
+async fn delete_gone(
+    options: &ImportOptions,
+    inputs: &Inputs,
+    diffs: &[TableDiff],
+) -> Result<(), ImportError> {
+    let client = options.target.client()?;
+    for (step, diff) in inputs.order.iter().zip(diffs).rev() {
+        let Some(path) = &diff.deletes else { continue };
+        let mut batches = Vec::new();
+        diff::read_deletes(path, DELETE_BATCH, |ids| {
+            batches.push(ids);
+            Ok(())
+        })?;
+        for ids in batches {
+            let args = serde_json::json!({ "table": step.table, "legacyIds": ids });
+            client
+                .call::<serde::de::IgnoredAny>(FunctionKind::Mutation, "migrate:remove", &args)
+                .await
+                .map_err(|source| ImportError::Convex { table: step.table.clone(), source })?;
+        }
+    }
+    Ok(())
+}
+
+/// Marks the deployment's import state complete for the new transformed files: every line
+/// acknowledged in both passes, the refused documents recorded at their new lines, the plan
+/// the new one. A later `migrate import` then sends nothing.
+fn mark_complete(
+    inputs: &Inputs,
+    place: &StatePlace,
+    rejects: Vec<Vec<ImportReject>>,
+) -> Result<(), ImportError> {
+    let state = State::open(&place.state)?;
+    let run = state.run_started("sync")?;
+    state.set_meta("plan_hash", &inputs.manifest.plan_hash)?;
+    let mut acks = Vec::new();
+    for (step, rejects) in inputs.order.iter().zip(rejects) {
+        let Some(report) = inputs.manifest.tables.iter().find(|t| t.table == step.table) else {
+            continue;
+        };
+        state.reset_table(&step.table, report.checksum.as_deref().unwrap_or_default())?;
+        if report.documents == 0 {
+            continue;
+        }
+        let written = report.documents - rejects.len() as u64;
+        let ack = |pass, rejects| Acked {
+            table: step.table.clone(),
+            pass,
+            first_line: 1,
+            end_line: report.documents + 1,
+            written,
+            rejects,
+        };
+        if !step.deferred.is_empty() {
+            acks.push(ack(Pass::PatchRefs, Vec::new()));
+        }
+        acks.push(ack(Pass::Upsert, rejects));
+    }
+    let checkpointer = Checkpointer::spawn(state);
+    for ack in acks {
+        checkpointer.record(ack)?;
+    }
+    let (state, written) = checkpointer.finish();
+    written?;
+    state.run_finished(run, "completed")?;
+    Ok(())
+}
+
+fn remove_dir(dir: &Path) -> Result<(), DataDirError> {
+    match std::fs::remove_dir_all(dir) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+            Err(DataDirError::new("remove", dir)(e))
+        }
+        _ => Ok(()),
+    }
+}
