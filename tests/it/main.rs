@@ -34,6 +34,7 @@ mod references;
 mod security;
 mod show_settings;
 mod support;
+mod sync;
 mod transform_cli;
 mod transform_keys;
 mod transform_losses;

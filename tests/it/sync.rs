@@ -1,0 +1,171 @@
+//! `migrate sync` against Convex's own semantics: real Postgres, the real binary, the generated
+//! module under convex-test (`tests/convex/server.ts`). A full import, then changes in the
+//! source (inserts, updates, deletes, a re-parented child, a parent deleted with its children,
+//! a parent deleted under each orphan policy, new members of a reference cycle), a new export
+//! and transform, and a sync: Convex ends up exactly the source (verify), having received only
+//! the changed documents; a sync with nothing changed makes no request at all.
+
+use serde_json::Value;
+
+use crate::convex_server::ConvexTestServer;
+use crate::import_pipeline::{Prepared, all_documents};
+use crate::support::Run;
+
+const FIXTURE: &str = "
+create table teams (id int primary key, name text not null);
+create table members (
+  id int primary key,
+  team_id int not null references teams(id),
+  manager_id int references members(id),
+  email text not null
+);
+create table notes (id int primary key, body text not null,
+  keep_member int references members(id), null_member int references members(id),
+  drop_member int references members(id), fail_member int references members(id));
+insert into teams values (1, 'red'), (2, 'blue');
+insert into members values (1, 1, null, 'a@x'), (2, 1, 1, 'b@x'), (3, 2, 1, 'c@x'),
+  (4, 2, 3, 'd@x'), (5, 1, 2, 'e@x');
+insert into notes values
+  (1, 'keep', 5, null, null, null), (2, 'null', null, 5, null, null),
+  (3, 'drop', null, null, 5, null), (4, 'fail', null, null, null, 5),
+  (5, 'untouched', 1, 1, 1, 1);
+";
+
+const POLICIES: &str = r#"
+[tables."public.notes".references.keep_member]
+orphans = "keep_legacy"
+[tables."public.notes".references.null_member]
+orphans = "null"
+[tables."public.notes".references.drop_member]
+orphans = "drop"
+[tables."public.notes".references.fail_member]
+orphans = "fail"
+"#;
+
+/// The changes made in the source between the import and the sync. Foreign-key triggers are
+/// off for the session (`session_replication_role`), so that parents go while rows still
+/// point at them: the orphan policies decide.
+const CHANGES: &str = "
+set session_replication_role = replica;
+-- inserted: a team, a member of it, and two members managing each other (a new cycle)
+insert into teams values (3, 'green');
+insert into members values (6, 3, 7, 'f@x'), (7, 3, 6, 'g@x'), (8, 3, 1, 'h@x');
+-- updated
+update members set email = 'changed@x' where id = 1;
+-- re-parented: member 2 moves from team 1 to team 3, member 8's manager becomes 2
+update members set team_id = 3 where id = 2;
+update members set manager_id = 2 where id = 8;
+-- a parent deleted with its children: team 2 and its members 3 and 4
+delete from members where id in (3, 4);
+delete from teams where id = 2;
+-- a parent deleted under each orphan policy: member 5 (notes 1-4 point at it)
+delete from members where id = 5;
+-- a plain delete and a plain insert of notes
+delete from notes where id = 5;
+insert into notes values (6, 'new', 1, 2, 6, 7);
+set session_replication_role = origin;
+";
+
+fn json_of(run: &Run) -> Value {
+    serde_json::from_str(&run.stdout).unwrap_or_else(|e| panic!("JSON report ({e})\n{run}"))
+}
+
+/// Calls the server has logged so far (one stderr line per call).
+fn calls(server: &ConvexTestServer) -> usize {
+    server.stderr().lines().filter(|l| l.starts_with("/api/")).count()
+}
+
+fn table<'a>(report: &'a Value, name: &str) -> &'a Value {
+    report["tables"].as_array().unwrap().iter().find(|t| t["table"] == name).unwrap()
+}
+
+fn counts(report: &Value, name: &str) -> [u64; 4] {
+    let t = table(report, name);
+    ["inserted", "updated", "deleted", "unchanged"].map(|k| t[k].as_u64().unwrap())
+}
+
+#[test]
+fn sync_sends_only_the_changes_and_leaves_convex_exactly_the_source() {
+    // GIVEN the fixture imported and verified
+    let prepared = Prepared::new(FIXTURE, POLICIES);
+    prepared.migrate(&["transform"]).success();
+    let server = ConvexTestServer::for_convex_dir(&prepared.convex_dir());
+    let (url, key) = (server.url().to_owned(), server.admin_key().to_owned());
+    let against = |args: &[&str]| prepared.against(&url, &key, args);
+    against(&["import"]).success();
+    against(&["verify"]).success();
+
+    // WHEN the source changes and is exported and transformed again (note 4's orphan under
+    // `fail` is the one rejected row)
+    prepared._db.execute(CHANGES);
+    prepared.work.export(prepared._db.url(), &[]).success();
+    prepared.migrate(&["transform", "--max-rejected", "1"]).success();
+
+    // THEN a dry run counts per table, and sends nothing
+    let before = calls(&server);
+    let dry = json_of(&against(&["--format", "json", "sync", "--dry-run"]).success());
+    assert_eq!(calls(&server), before, "a dry run contacts nothing");
+    assert_eq!(dry["dry_run"], true);
+    // teams: 3 inserted, 2 deleted, 1 unchanged
+    assert_eq!(counts(&dry, "teams"), [1, 0, 1, 1], "{dry}");
+    // members: 6, 7, 8 inserted; 1 (email), 2 (team) updated; 3, 4, 5 deleted
+    assert_eq!(counts(&dry, "members"), [3, 2, 3, 0], "{dry}");
+    // notes: 6 inserted; 1 (keep_legacy: "5"), 2 (null: field gone) updated; 3 (drop),
+    // 4 (fail: rejected at transform), 5 deleted
+    assert_eq!(counts(&dry, "notes"), [1, 2, 3, 0], "{dry}");
+
+    // WHEN it is synced
+    let sync = against(&["--format", "json", "sync"]).success();
+    sync.never_shows(&key);
+    let report = json_of(&sync);
+    // THEN only the changed documents were sent: 9 upserted, 7 deleted
+    assert_eq!(report["sent"], 9, "{sync}");
+    assert_eq!(report["deleted"], 7, "{sync}");
+    // … and Convex is exactly the source
+    let verify = against(&["verify", "--accept-rejected", "1"]).success();
+    assert!(verify.stdout.contains("verified: Convex holds exactly"), "{verify}");
+
+    // AND the references are right
+    let members = all_documents(&server, "members");
+    let teams = all_documents(&server, "teams");
+    let id = |docs: &[Value], legacy: &str| {
+        docs.iter().find(|d| d["legacyId"] == legacy).unwrap_or_else(|| panic!("{legacy}"))["_id"]
+            .clone()
+    };
+    let member = |legacy: &str| members.iter().find(|d| d["legacyId"] == legacy).unwrap().clone();
+    assert_eq!(member("2")["teamId"], id(&teams, "3"), "re-parented");
+    assert_eq!(member("8")["managerId"], id(&members, "2"), "re-parented self-reference");
+    assert_eq!(member("6")["managerId"], id(&members, "7"), "new cycle");
+    assert_eq!(member("7")["managerId"], id(&members, "6"), "new cycle");
+    assert_eq!(member("1")["email"], "changed@x");
+    assert_eq!(members.len(), 5);
+    assert_eq!(teams.len(), 2);
+    let notes = all_documents(&server, "notes");
+    let note = |legacy: &str| notes.iter().find(|d| d["legacyId"] == legacy).cloned();
+    assert_eq!(note("1").unwrap()["keepMember"], "5", "keep_legacy keeps the gone parent's id");
+    assert!(note("2").unwrap().get("nullMember").is_none(), "null takes the reference away");
+    assert!(note("3").is_none(), "drop deletes the row's document");
+    assert!(note("4").is_none(), "fail rejects the row: its document goes");
+    assert_eq!(note("6").unwrap()["dropMember"], id(&members, "6"));
+
+    // AND a later import sends nothing again
+    let import = json_of(&against(&["--format", "json", "import"]).success());
+    assert_eq!(import["sent"], 0, "{import}");
+
+    // WHEN nothing changed and sync runs again
+    let before = calls(&server);
+    let again = json_of(&against(&["--format", "json", "sync"]).success());
+    // THEN it sends nothing: not one request
+    assert_eq!(calls(&server), before, "{again}");
+    assert_eq!(again["unchanged"], 10, "{again}");
+    assert_eq!(again["sent"], 0);
+    against(&["verify", "--accept-rejected", "1"]).success();
+}
+
+#[test]
+fn sync_without_an_import_says_to_import_first() {
+    let prepared = Prepared::new(FIXTURE, POLICIES);
+    prepared.migrate(&["transform"]).success();
+    let run = prepared.against("http://127.0.0.1:9", "convex-test-server|x", &["sync"]);
+    run.fails_with(2, &["no completed import", "migrate import"]);
+}
