@@ -169,3 +169,90 @@ fn sync_without_an_import_says_to_import_first() {
     let run = prepared.against("http://127.0.0.1:9", "convex-test-server|x", &["sync"]);
     run.fails_with(2, &["no completed import", "migrate import"]);
 }
+
+/// `import_faults::FIXTURE` changed: 190 comments updated (200 edited, 10 of them then
+/// deleted), 50 deleted (odd ids above 1,000, which no comment replies to), 50 inserted replying
+/// to existing ones, 20 posts re-parented.
+const SINK_CHANGES: &str = "
+update comments set body = body || ' (edited)' where id % 10 = 3;
+delete from comments where id > 1000 and id % 2 = 1 and id <= 1100;
+insert into comments
+  select g, (g * 7) % 1500 + 1, (g * 11) % 500 + 1, g - 2000, 'new comment ' || g
+  from generate_series(2001, 2050) g;
+update posts set author_id = (author_id % 500) + 1 where id <= 20;
+";
+/// Documents [`SINK_CHANGES`] changes: 190 + 50 + 50 + 20.
+const SINK_CHANGED: u64 = 310;
+
+#[test]
+fn a_sync_killed_mid_way_resumes_and_ends_exactly_the_source() {
+    use std::os::unix::process::ExitStatusExt;
+    use std::time::{Duration, Instant};
+
+    use crate::import_faults::Rig;
+
+    // GIVEN the 4,000 documents of the fault rig imported into the sink
+    let rig = Rig::new(|c| c);
+    rig.import(&[]).success();
+    // … and the source changed, exported and transformed again
+    rig.prepared._db.execute(SINK_CHANGES);
+    rig.prepared.work.export(rig.prepared._db.url(), &[]).success();
+    rig.prepared.migrate(&["transform"]).success();
+    let sync_command = |global: &[&str]| {
+        let mut args = global.to_vec();
+        args.extend_from_slice(&["sync", "--batch-size", "10", "--concurrency", "2"]);
+        let mut command = rig.prepared.command(&args);
+        command.env("CONVEX_URL", rig.sink.url()).env("CONVEX_DEPLOY_KEY", rig.sink.admin_key());
+        command
+    };
+
+    // WHEN a sync is killed with SIGKILL after some of its upserts were applied
+    rig.sink.set_latency(Duration::from_millis(40));
+    let before = rig.stats();
+    let mut child = sync_command(&[])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let now = rig.stats();
+        if now.replaced + now.inserted >= before.replaced + before.inserted + 60 {
+            break;
+        }
+        assert!(child.try_wait().unwrap().is_none(), "the sync ended before the kill point");
+        assert!(Instant::now() < deadline, "never reached the kill point: {now:?}");
+        std::thread::sleep(Duration::from_micros(300));
+    }
+    child.kill().unwrap();
+    assert_eq!(child.wait().unwrap().signal(), Some(9));
+    std::thread::sleep(Duration::from_millis(200));
+    rig.sink.set_latency(Duration::ZERO);
+    let killed = rig.stats();
+    assert_eq!(killed.deleted, before.deleted, "deletes come after the upserts");
+
+    // THEN the next sync resumes: it sends what is left, not every change again
+    let resumed = Run::of(sync_command(&["--format", "json"])).success();
+    let report = json_of(&resumed);
+    let sent = report["sent"].as_u64().unwrap();
+    assert!(sent + 40 <= 260, "sent {sent} of 260 upserts again\n{resumed}");
+    assert_eq!(report["inserted"].as_u64().unwrap() + report["updated"].as_u64().unwrap(), 260);
+    assert_eq!(report["deleted"], 50);
+    let after = rig.stats();
+    assert_eq!(after.deleted - before.deleted, 50);
+    assert!(
+        (after.inserted - before.inserted) + (after.replaced - before.replaced) < 2 * SINK_CHANGED,
+        "documents written in all: {after:?}"
+    );
+
+    // AND Convex holds exactly the source
+    let verify = rig.prepared.against(&rig.sink.url(), rig.sink.admin_key(), &["verify"]);
+    assert_eq!(verify.code, Some(0), "{verify}");
+    assert_eq!(rig.sink.count("comments"), 2000);
+
+    // AND a sync run twice changes nothing the second time, without a request
+    let requests = rig.stats().requests;
+    let again = json_of(&Run::of(sync_command(&["--format", "json"])).success());
+    assert_eq!(again["sent"], 0);
+    assert_eq!(rig.stats().requests, requests, "{again}");
+}
