@@ -148,8 +148,9 @@ if (schema === undefined) {
 const moduleMap: Record<string, () => Promise<unknown>> = {
   "./convex/_generated/server.ts": async () => ({}),
 };
-for (const [path, module] of modules) {
-  moduleMap[`./convex/${path}.ts`] = async () => module;
+for (const path of modules.keys()) {
+  // Looked up at each call, so that a redeploy (below) takes effect.
+  moduleMap[`./convex/${path}.ts`] = async () => modules.get(path);
 }
 const t = convexTest({ schema, modules: moduleMap, transactionLimits: true });
 
@@ -395,7 +396,36 @@ server.listen(port, "127.0.0.1", () => {
 
 // A test starts the server with its stdin a pipe it holds: when the pipe closes (the test ended
 // or died), the server goes too. Started by hand, stdin is a terminal or /dev/null, and ignored.
+//
+// A line `redeploy` on stdin loads the app's modules again (all but `schema.ts`, which stays as
+// it was: a redeploy that would change the schema needs a new server), keeping the data, as a
+// `npx convex deploy` of new functions does; the server answers `redeployed` on stdout.
+let deploys = 0;
+async function redeploy() {
+  deploys += 1;
+  for (const file of moduleFiles(convexDir)) {
+    const path = file.replace(/\.ts$/, "");
+    if (path !== "schema") {
+      const url = `${pathToFileURL(join(convexDir, file)).href}?deploy=${deploys}`;
+      modules.set(path, (await import(url)) as Record<string, unknown>);
+    }
+  }
+  console.log("redeployed");
+}
+
 if (fstatSync(0).isFIFO()) {
+  let pending = "";
+  process.stdin.on("data", (chunk: Buffer) => {
+    pending += chunk.toString();
+    let end;
+    while ((end = pending.indexOf("\n")) >= 0) {
+      const line = pending.slice(0, end).trim();
+      pending = pending.slice(end + 1);
+      if (line === "redeploy") {
+        queue = queue.then(redeploy).catch((e: unknown) => console.error(`redeploy: ${message(e)}`));
+      }
+    }
+  });
   process.stdin.on("end", () => process.exit(0));
   process.stdin.resume();
 }

@@ -26,6 +26,8 @@ pub struct ConvexTestServer {
     stderr: Arc<Mutex<String>>,
     /// Kept for the server's life; `None` only while [`ConvexTestServer::restart_empty`] runs.
     app: Option<ConvexApp>,
+    /// `redeployed` lines the server printed.
+    redeployed: Option<mpsc::Receiver<String>>,
 }
 
 impl ConvexTestServer {
@@ -100,11 +102,14 @@ impl ConvexTestServer {
             }
         });
         let (listening, address) = mpsc::channel();
+        let (redeploys, redeployed) = mpsc::channel();
         let stdout = BufReader::new(child.stdout.take().expect("stdout is piped"));
         std::thread::spawn(move || {
             for line in stdout.lines().map_while(Result::ok) {
                 if let Some(url) = line.strip_prefix("listening on ") {
                     let _ = listening.send(url.to_owned());
+                } else if line == "redeployed" {
+                    let _ = redeploys.send(line);
                 }
             }
         });
@@ -112,8 +117,15 @@ impl ConvexTestServer {
         let stdin = child.stdin.take();
         let started = Instant::now();
         let url = address.recv_timeout(START_TIMEOUT);
-        let mut server =
-            Self { child, stdin, url: String::new(), admin_key, stderr, app: Some(app) };
+        let mut server = Self {
+            child,
+            stdin,
+            url: String::new(),
+            admin_key,
+            stderr,
+            app: Some(app),
+            redeployed: Some(redeployed),
+        };
         match url {
             Ok(url) => server.url = url,
             Err(reason) => {
@@ -144,6 +156,18 @@ impl ConvexTestServer {
     /// What the server logged so far: one line per call.
     pub fn stderr(&self) -> String {
         self.stderr.lock().unwrap().clone()
+    }
+
+    /// Deploys the functions of the Convex app folder `dir` (what `migrate init` wrote again)
+    /// and keeps the data, as `npx convex deploy` does; the schema stays the one the server
+    /// started with.
+    pub fn redeploy(&mut self, dir: &Path) {
+        use std::io::Write;
+        copy_modules(dir, self.app.as_ref().expect("the app is kept"), "convex");
+        let stdin = self.stdin.as_mut().expect("the server runs");
+        stdin.write_all(b"redeploy\n").and_then(|()| stdin.flush()).expect("the server reads");
+        let answer = self.redeployed.as_ref().expect("a receiver").recv_timeout(START_TIMEOUT);
+        assert!(answer.is_ok(), "no `redeployed` from the server\n{}", self.stderr());
     }
 }
 

@@ -256,3 +256,39 @@ fn a_sync_killed_mid_way_resumes_and_ends_exactly_the_source() {
     assert_eq!(again["sent"], 0);
     assert_eq!(rig.stats().requests, requests, "{again}");
 }
+
+#[test]
+fn a_plan_change_is_a_sync_of_the_documents_it_changes() {
+    // GIVEN the fixture imported into convex-test
+    let prepared = Prepared::new(FIXTURE, POLICIES);
+    prepared.migrate(&["transform"]).success();
+    let mut server = ConvexTestServer::for_convex_dir(&prepared.convex_dir());
+    let (url, key) = (server.url().to_owned(), server.admin_key().to_owned());
+    let against = |args: &[&str]| prepared.against(&url, &key, args);
+    against(&["import"]).success();
+
+    // WHEN a new plan file leaves a note out, the module is generated again and deployed (the
+    // data stays), and the same export is transformed under the new plan
+    std::fs::write(
+        prepared.plan_dir().join("0003_filter.toml"),
+        "[[tables.\"public.notes\".filter]]\ncolumn = \"body\"\nnot_equals = \"untouched\"\n",
+    )
+    .unwrap();
+    prepared
+        .migrate(&["init", "--convex-dir", crate::support::utf8(&prepared.convex_dir())])
+        .success();
+    prepared.migrate(&["transform"]).success();
+    server.redeploy(&prepared.convex_dir());
+
+    // THEN import refuses the half-done state of the old plan, while sync takes it
+    against(&["import"]).fails_with(2, &["another plan"]);
+    let dry = json_of(&against(&["--format", "json", "sync", "--dry-run"]).success());
+    assert_eq!(counts(&dry, "notes"), [0, 0, 1, 4], "{dry}");
+    assert_eq!(counts(&dry, "members"), [0, 0, 0, 5], "{dry}");
+    let report = json_of(&against(&["--format", "json", "sync"]).success());
+    assert_eq!((report["sent"].as_u64(), report["deleted"].as_u64()), (Some(0), Some(1)));
+    assert!(all_documents(&server, "notes").iter().all(|n| n["legacyId"] != "5"));
+    against(&["verify"]).success();
+    let import = json_of(&against(&["--format", "json", "import"]).success());
+    assert_eq!(import["sent"], 0, "{import}");
+}
