@@ -1,13 +1,19 @@
 //! One table's difference between what the deployment last received (`import::sent`) and the
 //! new transformed file, in bounded memory.
 //!
-//! Each line of either file is reduced to the XXH3-128 of its legacy id and the XXH3-128 of the
-//! whole line (transform writes a document's line byte for byte the same when the row and the
-//! plan did not change: fields in name order). Records go into P partition files per side by
-//! the id's hash (P grows with the table, one partition per [`PARTITION_ROWS`] lines), and each
-//! partition is compared on its own: the old side's records in a hash map, the new side's
-//! streamed past it. Memory holds one partition; what comes out is the sorted list of new lines
-//! to send (8 bytes per changed document) and a file of the legacy ids to delete.
+//! Transform writes a document's line byte for byte the same when its row and the plan did not
+//! change (fields in name order), and a line holds its legacy id, which is unique in its file.
+//! So the difference is found in two stages:
+//! 1. whole lines: each line of either file is reduced to the XXH3-128 of its bytes; a line
+//!    hash found on both sides is an unchanged document, without parsing the line. The records
+//!    go into P partition files per side by the hash (one partition per [`PARTITION_ROWS`]
+//!    lines, both files read at once), and each partition is matched on its own.
+//! 2. legacy ids, only for the lines stage 1 left unmatched (the changes): their ids are parsed
+//!    and matched the same way, by the XXH3-128 of the id: an id on both sides is an updated
+//!    document, one only in the new file an insert, one only in the old file a delete.
+//!
+//! Memory holds one partition and 8 bytes per unmatched line; what comes out is the sorted list
+//! of new lines to send and a file of the legacy ids to delete.
 
 use std::collections::{HashMap, HashSet};
 use std::fs::File;
@@ -37,6 +43,52 @@ pub struct TableDiff {
     pub deletes: Option<PathBuf>,
 }
 
+/// Partition files of one side: fixed-size records, `partition_of` choosing the file.
+struct Spill {
+    paths: Vec<PathBuf>,
+    writers: Vec<BufWriter<File>>,
+}
+
+impl Spill {
+    fn create(work: &Path, name: &str, partitions: usize) -> Result<Self, ImportError> {
+        let mut spill = Spill { paths: Vec::new(), writers: Vec::new() };
+        for p in 0..partitions {
+            let path = work.join(format!(".{name}-{p}.spill"));
+            let file = File::create(&path).map_err(DataDirError::new("create", &path))?;
+            spill.writers.push(BufWriter::with_capacity(128 << 10, file));
+            spill.paths.push(path);
+        }
+        Ok(spill)
+    }
+
+    fn write(&mut self, hash: u128, rest: &[u8]) -> Result<(), ImportError> {
+        let p = ((hash >> 64) as u64 % self.writers.len() as u64) as usize;
+        let w = &mut self.writers[p];
+        w.write_all(&hash.to_le_bytes())
+            .and_then(|()| w.write_all(rest))
+            .map_err(|e| DataDirError::new("write", &self.paths[p])(e).into())
+    }
+
+    /// Flushes; the partition files to read.
+    fn finish(self) -> Result<Vec<PathBuf>, ImportError> {
+        for (w, path) in self.writers.into_iter().zip(&self.paths) {
+            w.into_inner().map_err(|e| DataDirError::new("write", path)(e.into_error()))?;
+        }
+        Ok(self.paths)
+    }
+}
+
+/// Reads a partition file of `(hash, u64)` records into `each`, then removes it.
+fn read_pairs(path: &Path, mut each: impl FnMut(u128, u64)) -> Result<(), ImportError> {
+    let mut reader = reader(path)?;
+    while let Some(record) = read_exact::<24>(&mut reader, path)? {
+        let hash = u128::from_le_bytes(record[..16].try_into().expect("16 bytes"));
+        each(hash, u64::from_le_bytes(record[16..].try_into().expect("8 bytes")));
+    }
+    drop(reader);
+    Ok(crate::data_dir::remove_if_exists(path)?)
+}
+
 /// Diffs `old` (none: nothing was sent) against `new`. `resend` names legacy ids to send even
 /// when unchanged (documents Convex refused last time). Spill files go to `work` and are
 /// removed before returning, except the deletes file.
@@ -48,99 +100,112 @@ pub fn diff(
     resend: &HashSet<String>,
     work: &Path,
 ) -> Result<TableDiff, ImportError> {
-    let lines = new.lines.max(old.map_or(0, |o| o.lines));
-    let partitions = lines.div_ceil(PARTITION_ROWS).max(1) as usize;
-    let spill = |side: &str, p: usize| work.join(format!(".{table}.{side}-{p}.spill"));
-    let partition_of = |id_hash: u128| ((id_hash >> 64) as u64 % partitions as u64) as usize;
-    let open = |side: &str| -> Result<Vec<BufWriter<File>>, ImportError> {
-        (0..partitions)
-            .map(|p| {
-                let path = spill(side, p);
-                let file = File::create(&path).map_err(DataDirError::new("create", &path))?;
-                Ok(BufWriter::with_capacity(256 << 10, file))
-            })
-            .collect()
-    };
-    let write_err = |path: PathBuf| DataDirError::new("write", path);
+    diff_in(table, old, new, legacy_field, resend, work, PARTITION_ROWS)
+}
 
-    // Old side: id hash, line hash, the legacy id itself (for the deletes).
-    if let Some(old) = old {
-        let mut writers = open("old")?;
-        old.for_each_line(|line, text| {
-            let id = id_of(old, line, text, legacy_field)?;
-            let id_hash = xxh3_128(id.as_bytes());
-            let p = partition_of(id_hash);
-            let w = &mut writers[p];
-            w.write_all(&id_hash.to_le_bytes())
-                .and_then(|()| w.write_all(&xxh3_128(text).to_le_bytes()))
-                .and_then(|()| w.write_all(&(id.len() as u32).to_le_bytes()))
-                .and_then(|()| w.write_all(id.as_bytes()))
-                .map_err(write_err(spill("old", p)))?;
+fn diff_in(
+    table: &str,
+    old: Option<&TransformedFile>,
+    new: &TransformedFile,
+    legacy_field: &str,
+    resend: &HashSet<String>,
+    work: &Path,
+    partition_rows: u64,
+) -> Result<TableDiff, ImportError> {
+    let lines = new.lines.max(old.map_or(0, |o| o.lines));
+    let partitions = lines.div_ceil(partition_rows).max(1) as usize;
+
+    // Stage 1: line hashes, both files read at once.
+    let hash_lines = |file: &TransformedFile, side: &str| -> Result<Vec<PathBuf>, ImportError> {
+        let mut spill = Spill::create(work, &format!("{table}.{side}-lines"), partitions)?;
+        file.for_each_line(|line, text| {
+            spill.write(xxh3_128(text), &line.to_le_bytes())?;
             Ok(true)
         })?;
-        for (p, mut w) in writers.into_iter().enumerate() {
-            w.flush().map_err(write_err(spill("old", p)))?;
-        }
-    }
-    // New side: id hash, line hash, line number, whether to send it anyway.
-    let mut writers = open("new")?;
-    new.for_each_line(|line, text| {
-        let id = id_of(new, line, text, legacy_field)?;
-        let id_hash = xxh3_128(id.as_bytes());
-        let p = partition_of(id_hash);
-        let w = &mut writers[p];
-        w.write_all(&id_hash.to_le_bytes())
-            .and_then(|()| w.write_all(&xxh3_128(text).to_le_bytes()))
-            .and_then(|()| w.write_all(&line.to_le_bytes()))
-            .and_then(|()| w.write_all(&[u8::from(resend.contains(&id))]))
-            .map_err(write_err(spill("new", p)))?;
-        Ok(true)
-    })?;
-    for (p, mut w) in writers.into_iter().enumerate() {
-        w.flush().map_err(write_err(spill("new", p)))?;
-    }
-
+        spill.finish()
+    };
+    let (old_parts, new_parts) = std::thread::scope(|scope| {
+        let old_side = scope.spawn(|| old.map(|o| hash_lines(o, "old")).transpose());
+        let new_side = hash_lines(new, "new");
+        (old_side.join().expect("the old side's reader does not panic"), new_side)
+    });
+    let (old_parts, new_parts) = (old_parts?, new_parts?);
+    let mut old_only = Vec::new();
+    let mut new_only = Vec::new();
     let mut result = TableDiff::default();
+    for p in 0..partitions {
+        let mut sent: HashMap<u128, u64> = HashMap::new();
+        if let Some(parts) = &old_parts {
+            read_pairs(&parts[p], |hash, line| {
+                sent.insert(hash, line);
+            })?;
+        }
+        read_pairs(&new_parts[p], |hash, line| match sent.remove(&hash) {
+            Some(_) => result.unchanged += 1,
+            None => new_only.push(line),
+        })?;
+        old_only.extend(sent.into_values());
+    }
+    old_only.sort_unstable();
+    new_only.sort_unstable();
+
+    // Stage 2: the legacy ids of the unmatched lines.
+    let mut old_ids = Spill::create(work, &format!("{table}.old-ids"), partitions)?;
+    if let Some(old) = old.filter(|_| !old_only.is_empty()) {
+        let mut wanted = old_only.iter().peekable();
+        old.for_each_line(|line, text| {
+            if wanted.next_if_eq(&&line).is_some() {
+                let id = id_of(old, line, text, legacy_field)?;
+                let mut rest = (id.len() as u64).to_le_bytes().to_vec();
+                rest.extend_from_slice(id.as_bytes());
+                old_ids.write(xxh3_128(id.as_bytes()), &rest)?;
+            }
+            Ok(wanted.peek().is_some())
+        })?;
+    }
+    let old_ids = old_ids.finish()?;
+    let mut new_ids = Spill::create(work, &format!("{table}.new-ids"), partitions)?;
+    let mut resent = Vec::new();
+    {
+        let mut wanted = new_only.iter().peekable();
+        new.for_each_line(|line, text| {
+            let changed = wanted.next_if_eq(&&line).is_some();
+            if changed || !resend.is_empty() {
+                let id = id_of(new, line, text, legacy_field)?;
+                if changed {
+                    new_ids.write(xxh3_128(id.as_bytes()), &line.to_le_bytes())?;
+                } else if resend.contains(&id) {
+                    resent.push(line);
+                }
+            }
+            Ok(changed || !resend.is_empty() || wanted.peek().is_some())
+        })?;
+    }
+    let new_ids = new_ids.finish()?;
+
     let deletes_path = work.join(format!("{table}.deletes.jsonl"));
     let mut deletes = None::<BufWriter<File>>;
     for p in 0..partitions {
-        let mut sent: HashMap<u128, (u128, String)> = HashMap::new();
-        if old.is_some() {
-            let path = spill("old", p);
-            let mut reader = reader(&path)?;
-            while let Some(head) = read_exact::<36>(&mut reader, &path)? {
-                let id_hash = u128::from_le_bytes(head[..16].try_into().unwrap());
-                let line_hash = u128::from_le_bytes(head[16..32].try_into().unwrap());
-                let len = u32::from_le_bytes(head[32..].try_into().unwrap()) as usize;
-                let mut id = vec![0; len];
-                reader.read_exact(&mut id).map_err(DataDirError::new("read", &path))?;
-                let id = String::from_utf8(id).expect("written from a string");
-                sent.insert(id_hash, (line_hash, id));
-            }
-            drop(reader);
-            crate::data_dir::remove_if_exists(&path)?;
-        }
-        let path = spill("new", p);
-        let mut reader = reader(&path)?;
-        while let Some(record) = read_exact::<41>(&mut reader, &path)? {
-            let id_hash = u128::from_le_bytes(record[..16].try_into().unwrap());
-            let line_hash = u128::from_le_bytes(record[16..32].try_into().unwrap());
-            let line = u64::from_le_bytes(record[32..40].try_into().unwrap());
-            match sent.remove(&id_hash) {
-                None => {
-                    result.inserted += 1;
-                    result.send.push(line);
-                }
-                Some((before, _)) if before != line_hash || record[40] == 1 => {
-                    result.updated += 1;
-                    result.send.push(line);
-                }
-                Some(_) => result.unchanged += 1,
-            }
+        let mut gone: HashMap<u128, String> = HashMap::new();
+        let path = &old_ids[p];
+        let mut reader = reader(path)?;
+        while let Some(head) = read_exact::<24>(&mut reader, path)? {
+            let hash = u128::from_le_bytes(head[..16].try_into().expect("16 bytes"));
+            let len = u64::from_le_bytes(head[16..].try_into().expect("8 bytes")) as usize;
+            let mut id = vec![0; len];
+            reader.read_exact(&mut id).map_err(DataDirError::new("read", path))?;
+            gone.insert(hash, String::from_utf8(id).expect("written from a string"));
         }
         drop(reader);
-        crate::data_dir::remove_if_exists(&path)?;
-        for (_, (_, id)) in sent {
+        crate::data_dir::remove_if_exists(path)?;
+        read_pairs(&new_ids[p], |hash, line| {
+            match gone.remove(&hash) {
+                Some(_) => result.updated += 1,
+                None => result.inserted += 1,
+            }
+            result.send.push(line);
+        })?;
+        for id in gone.into_values() {
             if deletes.is_none() {
                 let file = File::create(&deletes_path)
                     .map_err(DataDirError::new("create", &deletes_path))?;
@@ -150,14 +215,18 @@ pub fn diff(
             let mut text = Vec::with_capacity(id.len() + 3);
             crate::json_text::write_string(&mut text, &id);
             text.push(b'\n');
-            w.write_all(&text).map_err(write_err(deletes_path.clone()))?;
+            w.write_all(&text).map_err(DataDirError::new("write", &deletes_path))?;
             result.deleted += 1;
         }
     }
-    if let Some(mut w) = deletes {
-        w.flush().map_err(write_err(deletes_path.clone()))?;
+    if let Some(w) = deletes {
+        w.into_inner().map_err(|e| DataDirError::new("write", &deletes_path)(e.into_error()))?;
         result.deletes = Some(deletes_path);
     }
+    // Unchanged documents Convex refused last time go again.
+    result.unchanged -= resent.len() as u64;
+    result.updated += resent.len() as u64;
+    result.send.extend(resent);
     result.send.sort_unstable();
     Ok(result)
 }
@@ -216,4 +285,71 @@ pub fn read_deletes(
         each(ids)?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn file(dir: &Path, name: &str, lines: &[String]) -> TransformedFile {
+        let text: String = lines.iter().map(|l| format!("{l}\n")).collect();
+        let path = dir.join(name);
+        std::fs::write(&path, &text).unwrap();
+        TransformedFile {
+            path,
+            lines: lines.len() as u64,
+            checksum: format!("blake3:{}", blake3::hash(text.as_bytes()).to_hex()),
+        }
+    }
+
+    fn line(id: u32, value: &str) -> String {
+        format!(r#"{{"doc":{{"legacyId":"{id}","v":"{value}"}},"refs":{{}}}}"#)
+    }
+
+    #[test]
+    fn many_partitions_find_each_insert_update_delete_and_resend() {
+        let dir = tempfile::tempdir().unwrap();
+        let old: Vec<String> = (1..=1000).map(|i| line(i, "a")).collect();
+        // 7 and 500 updated, 3 and 999 deleted, 1001 and 1002 inserted (1001 first: new lines
+        // are numbered in the new file), 20 unchanged but refused last time.
+        let mut new: Vec<String> = vec![line(1001, "n")];
+        for i in 1..=1000u32 {
+            match i {
+                3 | 999 => {}
+                7 | 500 => new.push(line(i, "b")),
+                _ => new.push(line(i, "a")),
+            }
+        }
+        new.push(line(1002, "n"));
+        let (old_file, new_file) = (file(dir.path(), "old", &old), file(dir.path(), "new", &new));
+        let resend: HashSet<String> = ["20".to_owned()].into();
+        let diff =
+            diff_in("t", Some(&old_file), &new_file, "legacyId", &resend, dir.path(), 64).unwrap();
+        assert_eq!((diff.inserted, diff.updated, diff.deleted), (2, 3, 2));
+        assert_eq!(diff.unchanged, 995);
+        let line_of =
+            |id: u32| new.iter().position(|l| l.contains(&format!("\"{id}\""))).unwrap() as u64 + 1;
+        let mut expected: Vec<u64> = [1001, 7, 500, 20, 1002].map(line_of).to_vec();
+        expected.sort_unstable();
+        assert_eq!(diff.send, expected);
+        let mut deleted = Vec::new();
+        read_deletes(diff.deletes.as_ref().unwrap(), 100, |ids| {
+            deleted.extend(ids);
+            Ok(())
+        })
+        .unwrap();
+        deleted.sort();
+        assert_eq!(deleted, ["3", "999"]);
+        let left: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| n.ends_with(".spill"))
+            .collect();
+        assert!(left.is_empty(), "spill files left: {left:?}");
+
+        // Nothing sent before: everything is an insert.
+        let all =
+            diff_in("t", None, &new_file, "legacyId", &HashSet::new(), dir.path(), 64).unwrap();
+        assert_eq!((all.inserted, all.send.len()), (1000, 1000));
+    }
 }

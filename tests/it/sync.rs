@@ -52,8 +52,9 @@ insert into teams values (3, 'green');
 insert into members values (6, 3, 7, 'f@x'), (7, 3, 6, 'g@x'), (8, 3, 1, 'h@x');
 -- updated
 update members set email = 'changed@x' where id = 1;
--- re-parented: member 2 moves from team 1 to team 3, member 8's manager becomes 2
-update members set team_id = 3 where id = 2;
+-- re-parented: member 2 moves from team 1 to team 3 and loses its manager (a cycle reference
+-- set to null), member 8's manager becomes 2
+update members set team_id = 3, manager_id = null where id = 2;
 update members set manager_id = 2 where id = 8;
 -- a parent deleted with its children: team 2 and its members 3 and 4
 delete from members where id in (3, 4);
@@ -134,6 +135,7 @@ fn sync_sends_only_the_changes_and_leaves_convex_exactly_the_source() {
     };
     let member = |legacy: &str| members.iter().find(|d| d["legacyId"] == legacy).unwrap().clone();
     assert_eq!(member("2")["teamId"], id(&teams, "3"), "re-parented");
+    assert!(member("2").get("managerId").is_none(), "a cycle reference set to null");
     assert_eq!(member("8")["managerId"], id(&members, "2"), "re-parented self-reference");
     assert_eq!(member("6")["managerId"], id(&members, "7"), "new cycle");
     assert_eq!(member("7")["managerId"], id(&members, "6"), "new cycle");
@@ -217,7 +219,7 @@ fn a_sync_killed_mid_way_resumes_and_ends_exactly_the_source() {
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         let now = rig.stats();
-        if now.replaced + now.inserted >= before.replaced + before.inserted + 60 {
+        if now.replaced + now.inserted >= before.replaced + before.inserted + 100 {
             break;
         }
         assert!(child.try_wait().unwrap().is_none(), "the sync ended before the kill point");
@@ -235,7 +237,9 @@ fn a_sync_killed_mid_way_resumes_and_ends_exactly_the_source() {
     let resumed = Run::of(sync_command(&["--format", "json"])).success();
     let report = json_of(&resumed);
     let sent = report["sent"].as_u64().unwrap();
-    assert!(sent + 40 <= 260, "sent {sent} of 260 upserts again\n{resumed}");
+    // (At the kill, at most two batches of 10 were in flight and one more acknowledged but not
+    // yet checkpointed: at least 70 of the 100 applied are in the checkpoints.)
+    assert!(sent <= 200, "sent {sent} of 260 upserts again\n{resumed}");
     assert_eq!(report["inserted"].as_u64().unwrap() + report["updated"].as_u64().unwrap(), 260);
     assert_eq!(report["deleted"], 50);
     let after = rig.stats();
