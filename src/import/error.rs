@@ -94,6 +94,8 @@ pub enum ImportError {
     Interrupted { checkpointed: u64 },
     #[error("the import is not complete: {reason}")]
     NotComplete { reason: String },
+    #[error("nothing to sync from: {reason}")]
+    NoSyncBase { reason: String },
 }
 
 impl From<ManifestError> for ImportError {
@@ -118,7 +120,8 @@ impl ImportError {
             | ImportError::KeyNamesNoDeployment
             | ImportError::SelfHostedIncomplete { .. }
             | ImportError::ConvexConflict { .. }
-            | ImportError::NotComplete { .. } => exit_code::USAGE,
+            | ImportError::NotComplete { .. }
+            | ImportError::NoSyncBase { .. } => exit_code::USAGE,
             ImportError::ModuleNotDeployed { .. }
             | ImportError::ModuleOutdated { .. }
             | ImportError::ModuleVersion { .. }
@@ -216,6 +219,10 @@ impl ImportError {
             }
             ImportError::NotComplete { .. } => "finish the import with `migrate import` (and \
                 prove it with `migrate verify`), then run `migrate init --after-import` again"
+                .into(),
+            ImportError::NoSyncBase { .. } => "run `migrate import` for this deployment: it sends \
+                only what the deployment lacks and records what it holds; `migrate sync` then sends \
+                what changes after"
                 .into(),
             ImportError::Convex { .. } | ImportError::Call(_) => return None,
         })

@@ -122,10 +122,9 @@ fn diff_all(
 }
 
 fn no_record(place: &StatePlace) -> ImportError {
-    ImportError::NotComplete {
+    ImportError::NoSyncBase {
         reason: format!(
-            "no completed import of this deployment is recorded (`{}`); run `migrate import` \
-             first, sync sends what changed since",
+            "no completed import of this deployment is recorded (`{}`)",
             sent::dir(place).join("manifest.json").display()
         ),
     }
@@ -257,9 +256,9 @@ async fn check_base(options: &ImportOptions, place: &StatePlace) -> Result<(), I
         .call(FunctionKind::Query, "migrate:ledgerRead", &serde_json::json!({ "importId": marker }))
         .await?;
     if record.is_none() {
-        return Err(ImportError::NotComplete {
+        return Err(ImportError::NoSyncBase {
             reason: "the deployment holds no marker of the import sync would send the difference \
-                     from (emptied, or another deployment at the same URL); run `migrate import`"
+                     from (emptied, or another deployment at the same URL)"
                 .into(),
         });
     }
