@@ -377,3 +377,33 @@ fn tenant_filters_give_each_target_exactly_its_rows_and_verify_is_exact_per_targ
         assert_eq!(row(&report_import, name)["report"]["documents"], 7 + posts, "{name}");
     }
 }
+
+#[test]
+fn sync_across_targets_sends_each_deployment_only_the_difference() {
+    // GIVEN two deployments imported
+    let targets = Targets::new(&["alpha", "beta"], Duration::ZERO);
+    let (run, _) = targets.run(&["import", "--all-targets"], &[]);
+    assert_eq!(run.code, Some(0), "{run}");
+    // … and the source changed (260 documents to upsert, 50 to delete), exported, transformed
+    targets.prepared._db.execute(crate::sync::SINK_CHANGES);
+    targets.prepared.work.export(targets.prepared._db.url(), &[]).success();
+    targets.prepared.migrate(&["transform"]).success();
+    let before: Vec<_> = targets.sinks.iter().map(|(_, s)| s.stats()).collect();
+
+    // WHEN synced, each from its own record of what it received
+    let (run, report) = targets.run(&["sync", "--all-targets"], &[]);
+
+    // THEN each deployment got exactly the difference, and verify finds each exact
+    assert_eq!(run.code, Some(0), "{run}");
+    for (index, (name, sink)) in targets.sinks.iter().enumerate() {
+        let synced = &row(&report, name)["report"];
+        assert_eq!((synced["sent"].as_u64(), synced["deleted"].as_u64()), (Some(260), Some(50)));
+        let after = sink.stats();
+        let upserted =
+            after.inserted + after.replaced - before[index].inserted - before[index].replaced;
+        assert_eq!((upserted, after.deleted - before[index].deleted), (260, 50), "{name}");
+    }
+    let (run, report) = targets.run(&["verify", "--all-targets"], &[]);
+    assert_eq!(run.code, Some(0), "{run}");
+    assert!(statuses(&report).iter().all(|(_, s, _)| s == "verified"), "{report}");
+}

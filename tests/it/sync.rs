@@ -175,7 +175,7 @@ fn sync_without_an_import_says_to_import_first() {
 /// `import_faults::FIXTURE` changed: 190 comments updated (200 edited, 10 of them then
 /// deleted), 50 deleted (odd ids above 1,000, which no comment replies to), 50 inserted replying
 /// to existing ones, 20 posts re-parented.
-const SINK_CHANGES: &str = "
+pub const SINK_CHANGES: &str = "
 update comments set body = body || ' (edited)' where id % 10 = 3;
 delete from comments where id > 1000 and id % 2 = 1 and id <= 1100;
 insert into comments
