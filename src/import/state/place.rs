@@ -192,6 +192,24 @@ mod tests {
     }
 
     #[test]
+    fn what_a_deployment_last_received_moves_with_its_state() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = DataDir::new(dir.path());
+        let a = StatePlace::activate(&data, "a").unwrap();
+        state_of(&a.state, "a", "work of a");
+        std::fs::create_dir_all(dir.path().join("sent")).unwrap();
+        std::fs::write(dir.path().join("sent/manifest.json"), "of a").unwrap();
+        let b = StatePlace::activate(&data, "b").unwrap();
+        assert!(!b.state.with_file_name("sent").exists(), "b has received nothing");
+        let parked = dir.path().join("deployments/a/sent/manifest.json");
+        assert_eq!(std::fs::read_to_string(&parked).unwrap(), "of a");
+        StatePlace::activate(&data, "a").unwrap();
+        let back = dir.path().join("sent/manifest.json");
+        assert_eq!(std::fs::read_to_string(back).unwrap(), "of a");
+        assert!(!parked.exists());
+    }
+
+    #[test]
     fn a_state_from_before_identities_belongs_to_its_urls_deployment() {
         let dir = tempfile::tempdir().unwrap();
         let data = DataDir::new(dir.path());
