@@ -489,6 +489,10 @@ pub struct RunArgs {
     /// would send, in order; nothing is sent to Convex and no deploy key is needed
     #[arg(long)]
     pub dry_run: bool,
+    /// Sync instead of import: send only what changed since the deployment last received the
+    /// data (the cut-over; see `migrate sync --help`)
+    #[arg(long, conflicts_with = "dry_run")]
+    pub sync: bool,
 }
 
 #[cfg(test)]

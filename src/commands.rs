@@ -262,7 +262,9 @@ async fn run_all(
     // Check the Convex settings before spending time on the export; a dry run needs none.
     let options = match args.dry_run {
         true => None,
-        false => Some(import_options(&settings, &args.convex, &args.batches, args.force)?),
+        false => {
+            Some(import_options(&settings, &args.convex, &args.batches, args.force || args.sync)?)
+        }
     };
     let format = settings.format;
     let print = |stage: &str, text: String, report: serde_json::Value| match format {
@@ -302,8 +304,17 @@ async fn run_all(
         print("import", output::import_summary(&planned, format), json!(planned));
         return Ok(code);
     };
-    let imported = import::import(&data_dir, &inputs, &options, reporter(&settings)).await?;
-    print("import", output::import_summary(&imported, format), json!(imported));
+    let rejected = if args.sync {
+        let sync_options = crate::sync::SyncOptions { import: options.clone(), deletes: true };
+        let synced =
+            crate::sync::sync(&data_dir, &inputs, &sync_options, reporter(&settings)).await?;
+        print("sync", output::sync_summary(&synced, format), json!(synced));
+        synced.rejected
+    } else {
+        let imported = import::import(&data_dir, &inputs, &options, reporter(&settings)).await?;
+        print("import", output::import_summary(&imported, format), json!(imported));
+        imported.rejected
+    };
 
     let verify_options = verify::VerifyOptions::new(args.show, args.accept_rejected);
     let verified = tokio::select! {
@@ -311,7 +322,7 @@ async fn run_all(
         _ = tokio::signal::ctrl_c() => return Err(Interrupted { command: "verify" }.into()),
     };
     print("verify", output::verify_summary(&verified, format), json!(verified));
-    Ok(if imported.rejected > 0 {
+    Ok(if rejected > 0 {
         exit_code::REJECTED_ROWS
     } else if verified.verified {
         exit_code::OK

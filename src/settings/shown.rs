@@ -68,6 +68,7 @@ pub fn show(cli: &Cli, matches: &ArgMatches) -> anyhow::Result<ShownSettings> {
                 groups.push(convex(&args.convex, &sources)?);
             }
             let mut sync = batches(&args.batches, &sources);
+            sync.name = "sync";
             sync.settings.push(sources.flag("no_deletes", args.no_deletes));
             sync.settings.push(sources.flag("dry_run", args.dry_run));
             groups.push(sync);
@@ -88,6 +89,7 @@ pub fn show(cli: &Cli, matches: &ArgMatches) -> anyhow::Result<ShownSettings> {
             let mut import = batches(&args.batches, &sources);
             import.settings.push(sources.flag("force", args.force));
             import.settings.push(sources.flag("dry_run", args.dry_run));
+            import.settings.push(sources.flag("sync", args.sync));
             groups.push(import);
             groups.push(verify(args.show, args.accept_rejected, &sources));
         }

@@ -112,8 +112,19 @@ fn every_command_shows_every_setting_it_uses_and_where_it_came_from() {
                 ("export", &["schemas", "tables", "jobs", "from_dump"]),
                 ("transform", &["max_rejected", "convex_dir"]),
                 ("convex", &[]),
-                ("import", &["concurrency", "batch_size", "batch_bytes", "force", "dry_run"]),
+                (
+                    "import",
+                    &["concurrency", "batch_size", "batch_bytes", "force", "dry_run", "sync"],
+                ),
                 ("verify", &["show", "accept_rejected"]),
+            ],
+        ),
+        (
+            &["sync", "--no-deletes"],
+            &[
+                ("general", &["plan_dir", "progress"]),
+                ("convex", &[]),
+                ("sync", &["concurrency", "batch_size", "batch_bytes", "no_deletes", "dry_run"]),
             ],
         ),
         (&["status"], &[("general", &["plan_dir"]), ("status", &["convex_dir"])]),

@@ -296,3 +296,32 @@ fn a_plan_change_is_a_sync_of_the_documents_it_changes() {
     let import = json_of(&against(&["--format", "json", "import"]).success());
     assert_eq!(import["sent"], 0, "{import}");
 }
+
+#[test]
+fn run_sync_chains_export_transform_sync_and_verify() {
+    // GIVEN the fixture imported by `migrate run`
+    let prepared = Prepared::new(FIXTURE, POLICIES);
+    let server = ConvexTestServer::for_convex_dir(&prepared.convex_dir());
+    let db_url = prepared._db.url().to_owned();
+    let run = |extra: &[&str]| {
+        let mut args = vec!["--format", "json", "run", "--database-url", &db_url];
+        args.extend_from_slice(extra);
+        prepared.against(server.url(), server.admin_key(), &args).success()
+    };
+    run(&[]);
+
+    // WHEN the source changes and `migrate run --sync` runs
+    prepared._db.execute(CHANGES);
+    let synced = run(&["--sync", "--max-rejected", "1", "--accept-rejected", "1"]);
+
+    // THEN the third stage is a sync sending only the changes, and verify finds Convex exact
+    let lines: Vec<Value> =
+        synced.stdout.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let stages: Vec<_> = lines.iter().map(|l| l["stage"].as_str().unwrap()).collect();
+    assert_eq!(stages, ["export", "transform", "sync", "verify"], "{synced}");
+    assert_eq!(
+        (lines[2]["report"]["sent"].as_u64(), lines[2]["report"]["deleted"].as_u64()),
+        (Some(9), Some(7))
+    );
+    assert_eq!(lines[3]["report"]["identical"], true);
+}
