@@ -37,11 +37,14 @@ pub struct TableDiff {
     pub updated: u64,
     pub unchanged: u64,
     pub deleted: u64,
-    /// 1-based lines of the new file to send, ascending.
-    pub send: Vec<u64>,
+    /// Lines of the new file to send, ascending: 1-based number and byte offset.
+    pub send: Vec<Located>,
     /// One legacy id per line (JSON strings), the documents to delete; absent when none.
     pub deletes: Option<PathBuf>,
 }
+
+/// A line of a file: its 1-based number and the offset of its first byte.
+pub type Located = (u64, u64);
 
 /// Partition files of one side: fixed-size records, `partition_of` choosing the file.
 struct Spill {
@@ -78,15 +81,57 @@ impl Spill {
     }
 }
 
-/// Reads a partition file of `(hash, u64)` records into `each`, then removes it.
-fn read_pairs(path: &Path, mut each: impl FnMut(u128, u64)) -> Result<(), ImportError> {
+/// Reads a partition file of `(hash, line, offset)` records into `each`, then removes it.
+fn read_located(path: &Path, mut each: impl FnMut(u128, Located)) -> Result<(), ImportError> {
     let mut reader = reader(path)?;
-    while let Some(record) = read_exact::<24>(&mut reader, path)? {
+    while let Some(record) = read_exact::<32>(&mut reader, path)? {
         let hash = u128::from_le_bytes(record[..16].try_into().expect("16 bytes"));
-        each(hash, u64::from_le_bytes(record[16..].try_into().expect("8 bytes")));
+        let line = u64::from_le_bytes(record[16..24].try_into().expect("8 bytes"));
+        each(hash, (line, u64::from_le_bytes(record[24..].try_into().expect("8 bytes"))));
     }
     drop(reader);
     Ok(crate::data_dir::remove_if_exists(path)?)
+}
+
+fn located_bytes((line, offset): Located) -> [u8; 16] {
+    let mut bytes = [0; 16];
+    bytes[..8].copy_from_slice(&line.to_le_bytes());
+    bytes[8..].copy_from_slice(&offset.to_le_bytes());
+    bytes
+}
+
+/// Hands `each` the text of the `wanted` lines (ascending) of a file read whole before (its
+/// checksum checked): a few are read where they are, many by reading the file through.
+pub fn lines_at(
+    file: &TransformedFile,
+    wanted: &[Located],
+    mut each: impl FnMut(u64, &[u8]) -> Result<(), ImportError>,
+) -> Result<(), ImportError> {
+    use std::io::{BufRead, Seek, SeekFrom};
+    if wanted.is_empty() {
+        return Ok(());
+    }
+    if (wanted.len() as u64) * 64 > file.lines {
+        let mut next = wanted.iter().peekable();
+        return file.for_each_line(|line, text| {
+            if next.next_if(|(l, _)| *l == line).is_some() {
+                each(line, text)?;
+            }
+            Ok(next.peek().is_some())
+        });
+    }
+    let handle = File::open(&file.path).map_err(DataDirError::new("open", &file.path))?;
+    let mut reader = BufReader::with_capacity(8 << 10, handle);
+    let mut text = Vec::new();
+    for &(line, offset) in wanted {
+        text.clear();
+        reader
+            .seek(SeekFrom::Start(offset))
+            .and_then(|_| reader.read_until(b'\n', &mut text))
+            .map_err(DataDirError::new("read", &file.path))?;
+        each(line, text.strip_suffix(b"\n").unwrap_or(&text))?;
+    }
+    Ok(())
 }
 
 /// Diffs `old` (none: nothing was sent) against `new`. `resend` names legacy ids to send even
@@ -118,8 +163,10 @@ fn diff_in(
     // Stage 1: line hashes, both files read at once.
     let hash_lines = |file: &TransformedFile, side: &str| -> Result<Vec<PathBuf>, ImportError> {
         let mut spill = Spill::create(work, &format!("{table}.{side}-lines"), partitions)?;
+        let mut offset = 0u64;
         file.for_each_line(|line, text| {
-            spill.write(xxh3_128(text), &line.to_le_bytes())?;
+            spill.write(xxh3_128(text), &located_bytes((line, offset)))?;
+            offset += text.len() as u64 + 1;
             Ok(true)
         })?;
         spill.finish()
@@ -134,15 +181,15 @@ fn diff_in(
     let mut new_only = Vec::new();
     let mut result = TableDiff::default();
     for p in 0..partitions {
-        let mut sent: HashMap<u128, u64> = HashMap::new();
+        let mut sent: HashMap<u128, Located> = HashMap::new();
         if let Some(parts) = &old_parts {
-            read_pairs(&parts[p], |hash, line| {
-                sent.insert(hash, line);
+            read_located(&parts[p], |hash, at| {
+                sent.insert(hash, at);
             })?;
         }
-        read_pairs(&new_parts[p], |hash, line| match sent.remove(&hash) {
+        read_located(&new_parts[p], |hash, at| match sent.remove(&hash) {
             Some(_) => result.unchanged += 1,
-            None => new_only.push(line),
+            None => new_only.push(at),
         })?;
         old_only.extend(sent.into_values());
     }
@@ -151,34 +198,35 @@ fn diff_in(
 
     // Stage 2: the legacy ids of the unmatched lines.
     let mut old_ids = Spill::create(work, &format!("{table}.old-ids"), partitions)?;
-    if let Some(old) = old.filter(|_| !old_only.is_empty()) {
-        let mut wanted = old_only.iter().peekable();
-        old.for_each_line(|line, text| {
-            if wanted.next_if_eq(&&line).is_some() {
-                let id = id_of(old, line, text, legacy_field)?;
-                let mut rest = (id.len() as u64).to_le_bytes().to_vec();
-                rest.extend_from_slice(id.as_bytes());
-                old_ids.write(xxh3_128(id.as_bytes()), &rest)?;
-            }
-            Ok(wanted.peek().is_some())
+    if let Some(old) = old {
+        lines_at(old, &old_only, |line, text| {
+            let id = id_of(old, line, text, legacy_field)?;
+            let mut rest = (id.len() as u64).to_le_bytes().to_vec();
+            rest.extend_from_slice(id.as_bytes());
+            old_ids.write(xxh3_128(id.as_bytes()), &rest)
         })?;
     }
     let old_ids = old_ids.finish()?;
     let mut new_ids = Spill::create(work, &format!("{table}.new-ids"), partitions)?;
+    let offsets: HashMap<u64, u64> = new_only.iter().copied().collect();
+    lines_at(new, &new_only, |line, text| {
+        let id = id_of(new, line, text, legacy_field)?;
+        new_ids.write(xxh3_128(id.as_bytes()), &located_bytes((line, offsets[&line])))
+    })?;
+    drop(offsets);
+    // Unchanged documents Convex refused last time go again (rare: a scan of the file).
     let mut resent = Vec::new();
-    {
-        let mut wanted = new_only.iter().peekable();
+    if !resend.is_empty() {
+        let mut offset = 0u64;
+        let mut changed = new_only.iter().peekable();
         new.for_each_line(|line, text| {
-            let changed = wanted.next_if_eq(&&line).is_some();
-            if changed || !resend.is_empty() {
-                let id = id_of(new, line, text, legacy_field)?;
-                if changed {
-                    new_ids.write(xxh3_128(id.as_bytes()), &line.to_le_bytes())?;
-                } else if resend.contains(&id) {
-                    resent.push(line);
-                }
+            if changed.next_if(|(l, _)| *l == line).is_none()
+                && resend.contains(&id_of(new, line, text, legacy_field)?)
+            {
+                resent.push((line, offset));
             }
-            Ok(changed || !resend.is_empty() || wanted.peek().is_some())
+            offset += text.len() as u64 + 1;
+            Ok(true)
         })?;
     }
     let new_ids = new_ids.finish()?;
@@ -198,12 +246,12 @@ fn diff_in(
         }
         drop(reader);
         crate::data_dir::remove_if_exists(path)?;
-        read_pairs(&new_ids[p], |hash, line| {
+        read_located(&new_ids[p], |hash, at| {
             match gone.remove(&hash) {
                 Some(_) => result.updated += 1,
                 None => result.inserted += 1,
             }
-            result.send.push(line);
+            result.send.push(at);
         })?;
         for id in gone.into_values() {
             if deletes.is_none() {
@@ -223,7 +271,6 @@ fn diff_in(
         w.into_inner().map_err(|e| DataDirError::new("write", &deletes_path)(e.into_error()))?;
         result.deletes = Some(deletes_path);
     }
-    // Unchanged documents Convex refused last time go again.
     result.unchanged -= resent.len() as u64;
     result.updated += resent.len() as u64;
     result.send.extend(resent);
@@ -331,7 +378,15 @@ mod tests {
             |id: u32| new.iter().position(|l| l.contains(&format!("\"{id}\""))).unwrap() as u64 + 1;
         let mut expected: Vec<u64> = [1001, 7, 500, 20, 1002].map(line_of).to_vec();
         expected.sort_unstable();
-        assert_eq!(diff.send, expected);
+        assert_eq!(diff.send.iter().map(|(line, _)| *line).collect::<Vec<_>>(), expected);
+        // … each at its offset
+        let mut sent = Vec::new();
+        lines_at(&new_file, &diff.send, |line, text| {
+            sent.push((line, String::from_utf8(text.to_vec()).unwrap()));
+            Ok(())
+        })
+        .unwrap();
+        assert!(sent.iter().all(|(line, text)| new[*line as usize - 1] == *text), "{sent:?}");
         let mut deleted = Vec::new();
         read_deletes(diff.deletes.as_ref().unwrap(), 100, |ids| {
             deleted.extend(ids);

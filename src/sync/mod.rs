@@ -220,7 +220,7 @@ pub async fn sync(
             *rejects = state
                 .rejects(&step.table)?
                 .into_iter()
-                .map(|r| ImportReject { line: diff.send[r.line as usize - 1], ..r })
+                .map(|r| ImportReject { line: diff.send[r.line as usize - 1].0, ..r })
                 .collect();
         }
         report.send_seconds = sending.elapsed().as_secs_f64();
@@ -288,15 +288,11 @@ fn write_delta(
         };
         let relative = format!("transformed/{}.jsonl", step.table);
         let mut writer = JsonlWriter::create(work.join(&relative))?;
-        let mut wanted = diff.send.iter().peekable();
-        new.for_each_line(|line, text| {
-            if wanted.next_if_eq(&&line).is_some() {
-                let buffer = writer.buffer();
-                buffer.extend_from_slice(text);
-                buffer.push(b'\n');
-                writer.end_lines(1)?;
-            }
-            Ok(wanted.peek().is_some())
+        diff::lines_at(&new, &diff.send, |_, text| {
+            let buffer = writer.buffer();
+            buffer.extend_from_slice(text);
+            buffer.push(b'\n');
+            Ok(writer.end_lines(1)?)
         })?;
         let digest = writer.finish()?;
         report.file = Some(relative);
