@@ -12,8 +12,10 @@
 //!    and matched the same way, by the XXH3-128 of the id: an id on both sides is an updated
 //!    document, one only in the new file an insert, one only in the old file a delete.
 //!
-//! Memory holds one partition and 8 bytes per unmatched line; what comes out is the sorted list
-//! of new lines to send and a file of the legacy ids to delete.
+//! Each record keeps its line's byte offset: when the unmatched lines are few, stage 2 and the
+//! file of documents to send read them where they are instead of reading the files through.
+//! Memory holds one partition and 16 bytes per unmatched line; what comes out is the sorted
+//! list of new lines to send and a file of the legacy ids to delete.
 
 use std::collections::{HashMap, HashSet};
 use std::fs::File;

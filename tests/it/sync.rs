@@ -115,6 +115,15 @@ fn sync_sends_only_the_changes_and_leaves_convex_exactly_the_source() {
     // 4 (fail: rejected at transform), 5 deleted
     assert_eq!(counts(&dry, "notes"), [1, 2, 3, 0], "{dry}");
 
+    let text = against(&["sync", "--dry-run"]).success();
+    assert!(
+        text.stdout.contains(
+            "dry run: 5 documents would be inserted, 4 updated, 7 deleted; 1 unchanged. \
+             Nothing was sent."
+        ),
+        "{text}"
+    );
+
     // WHEN it is synced
     let sync = against(&["--format", "json", "sync"]).success();
     sync.never_shows(&key);
