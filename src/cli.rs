@@ -112,9 +112,39 @@ pub enum Command {
     /// Run export, transform, import and verify in turn
     #[command(long_about = RUN_ABOUT)]
     Run(RunArgs),
-    /// Show where each table stands
+    /// Show where each table stands; --ledger: what the deployment's ledger says was migrated
+    #[command(long_about = STATUS_ABOUT)]
     Status(StatusArgs),
+    /// Remove from Convex every document this migration imported, and nothing else
+    #[command(long_about = ROLLBACK_ABOUT)]
+    Rollback(RollbackArgs),
 }
+
+const STATUS_ABOUT: &str = "\
+Show where each table stands: the export, the transform, and what the import state \
+(data/state.sqlite) says was imported, refused and patched, with the last runs. Nothing is \
+contacted.
+
+--ledger also reads the deployment's ledger (the migrateLedger table the generated module keeps; \
+needs CONVEX_DEPLOY_KEY): one entry per import and plan version with the plan's version and files, \
+status (running, completed, failed, rolling back, rolled back, finalizing, finalized), counts and \
+times. It needs no data directory: anyone with the deploy key sees what was migrated into the \
+deployment.";
+
+const ROLLBACK_ABOUT: &str = "\
+Remove from Convex every document this migration imported, and nothing else.
+
+Reads each table's legacy ids from data/transformed/ (what import sent), looks them up in the \
+deployment through the by_legacy_id index, children's tables first, --batch-size at a time, and \
+removes each document found by its Convex id and legacy id (migrate:removeDocs): a document the \
+application wrote is never touched, even in the same table. A document whose fields differ from \
+what import wrote (changed in Convex since; references and system fields are not compared) is \
+listed and kept, unless --force. The deployment's ledger says `rolling back` while it runs and \
+`rolled back` at the end; the import state's checkpoints are then dropped, so a later import \
+starts over. Interrupted or killed, run it again: every step is safe to repeat. `migrate verify` \
+afterwards checks that no migrated document is left. A finalized deployment is refused.
+
+--dry-run prints per table what would be removed and kept, and changes nothing.";
 
 const VERIFY_ABOUT: &str = "\
 Prove that Convex holds exactly what the source held.
@@ -300,6 +330,27 @@ pub struct ConvexDirArgs {
 pub struct StatusArgs {
     #[command(flatten)]
     pub convex_dir: ConvexDirArgs,
+    /// Also read the deployment's ledger (needs CONVEX_DEPLOY_KEY): what was migrated into it,
+    /// under which plan, and where it stands
+    #[arg(long)]
+    pub ledger: bool,
+    #[command(flatten)]
+    pub convex: ConvexArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct RollbackArgs {
+    #[command(flatten)]
+    pub convex: ConvexArgs,
+    /// Legacy ids looked up, and documents removed, per call (at most 1000)
+    #[arg(long, env = "MIGRATE_BATCH_SIZE", default_value = "100")]
+    pub batch_size: NonZeroUsize,
+    /// Remove documents changed in Convex since the import too
+    #[arg(long)]
+    pub force: bool,
+    /// Print per table what would be removed and kept; change nothing
+    #[arg(long)]
+    pub dry_run: bool,
 }
 
 #[derive(Debug, Args)]
@@ -324,7 +375,8 @@ pub struct ImportArgs {
     pub convex: ConvexArgs,
     #[command(flatten)]
     pub batches: BatchArgs,
-    /// Start over when the state file belongs to an import under another plan
+    /// Start over when the state file belongs to an import under another plan; import a plan
+    /// older than the one the deployment's ledger says completed
     #[arg(long)]
     pub force: bool,
     /// Print the import order and batch counts; send nothing

@@ -8,7 +8,8 @@ use anyhow::Context;
 use serde_json::json;
 
 use crate::cli::{
-    BatchArgs, Cli, Command, ConvexArgs, ImportArgs, OutputFormat, RunArgs, VerifyArgs,
+    BatchArgs, Cli, Command, ConvexArgs, ImportArgs, OutputFormat, RollbackArgs, RunArgs,
+    VerifyArgs,
 };
 use crate::convex::client::RetryPolicy;
 use crate::data_dir::DataDir;
@@ -82,11 +83,19 @@ pub fn run(cli: Cli, matches: &clap::ArgMatches) -> anyhow::Result<u8> {
         }
         Command::Status(args) => {
             let data_dir = DataDir::new(&settings.data_dir);
-            let report =
+            let mut report =
                 status::status(&data_dir, &settings.plan_dir, &args.convex_dir.convex_dir)?;
+            if args.ledger {
+                let client = convex_target(&settings, &args.convex)?.client()?;
+                let entries = runtime
+                    .block_on(crate::ledger::list(&client))
+                    .context("reading the deployment's ledger (migrate:ledgerList)")?;
+                report.ledger = Some(entries);
+            }
             output::print_result(&output::status_summary(&report, settings.format));
             Ok(exit_code::OK)
         }
+        Command::Rollback(args) => runtime.block_on(run_rollback(&settings, &args)),
     }
 }
 
@@ -230,6 +239,24 @@ async fn run_import(settings: &Settings, args: &ImportArgs) -> anyhow::Result<u8
     let report = import::import(&data_dir, &inputs, &options, reporter(settings)).await?;
     output::print_result(&output::import_summary(&report, settings.format));
     Ok(if report.rejected > 0 { exit_code::REJECTED_ROWS } else { exit_code::OK })
+}
+
+async fn run_rollback(settings: &Settings, args: &RollbackArgs) -> anyhow::Result<u8> {
+    let data_dir = DataDir::new(&settings.data_dir);
+    let inputs = import::read_inputs(&data_dir, &settings.plan_dir)?;
+    let client = convex_target(settings, &args.convex)?.client()?;
+    let options = crate::rollback::RollbackOptions {
+        dry_run: args.dry_run,
+        force: args.force,
+        batch_size: args.batch_size.get(),
+    };
+    let work = crate::rollback::rollback(&client, &data_dir, &inputs, &options, reporter(settings));
+    let report = tokio::select! {
+        report = work => report?,
+        _ = tokio::signal::ctrl_c() => return Err(Interrupted { command: "rollback" }.into()),
+    };
+    output::print_result(&output::rollback_summary(&report, settings.format));
+    Ok(exit_code::OK)
 }
 
 /// `migrate run`: each stage in turn, each printing its summary (as text, or with `--format

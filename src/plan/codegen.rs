@@ -144,20 +144,35 @@ pub fn schema_lines() -> [String; 2] {
 /// each import into the deployment there.
 fn write_ledger(out: &mut String) {
     out.push_str(
-        "  // migrate's ledger: one document per import into this deployment (convex/migrate.ts\n\
-         \x20 // writes it); import reads it to know the deployment still holds what it imported.\n",
+        "  // migrate's ledger: one document per import and plan version into this deployment\n\
+         \x20 // (convex/migrate.ts writes it; docs/convex-module.md): what was migrated, under which\n\
+         \x20 // plan, and where it stands. `migrate status --ledger` reads it with the deploy key.\n",
     );
     out.push_str(&format!("  {}: defineTable({{\n", object_key(LEDGER_TABLE)));
     out.push_str(
         "    importId: v.string(), // chosen by `migrate import`, kept in data/state.sqlite\n",
     );
     out.push_str("    planHash: v.string(),\n");
-    out.push_str("    status: v.union(v.literal(\"running\"), v.literal(\"completed\")),\n");
-    out.push_str("    updatedAt: v.float64(), // ms since the epoch\n");
+    out.push_str("    planVersion: v.float64(), // the highest NNNN of the plan files\n");
+    out.push_str("    planFiles: v.array(v.string()),\n");
+    out.push_str(&format!("    status: {},\n", ledger_status_validator()));
+    out.push_str("    counts: v.record(v.string(), v.float64()),\n");
+    out.push_str("    startedAt: v.float64(), // ms since the epoch\n");
+    out.push_str("    finishedAt: v.optional(v.float64()),\n");
+    out.push_str("    updatedAt: v.float64(),\n");
     out.push_str(&format!(
         "  }}).index({}, [\"importId\"]),\n",
         string_literal(LEDGER_IMPORT_INDEX)
     ));
+}
+
+/// The statuses of a ledger entry, as a Convex validator (`crate::ledger::Status`).
+pub fn ledger_status_validator() -> String {
+    let literals: Vec<String> = crate::ledger::Status::ALL
+        .iter()
+        .map(|s| format!("v.literal({})", string_literal(s.as_str())))
+        .collect();
+    format!("v.union({})", literals.join(", "))
 }
 
 /// One `name: defineTable({...}).index(...)` entry of the schema object.

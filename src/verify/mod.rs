@@ -106,7 +106,21 @@ pub struct VerifyReport {
     pub problems: Vec<String>,
     /// The first `--show` differences (every one is counted in `tables`).
     pub differences: Vec<Difference>,
+    /// When the deployment's ledger says this import was rolled back: the migrated documents
+    /// still in Convex (those changed since the import, kept). Verify then passes when there
+    /// are none, and documents the migration did not write do not count.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rolled_back: Option<RolledBackCheck>,
     pub seconds: f64,
+}
+
+/// What verify checks of a rolled-back import.
+#[derive(Debug, Clone, Serialize)]
+pub struct RolledBackCheck {
+    /// Migrated documents (legacy ids of the transformed files) still in Convex.
+    pub remaining: u64,
+    /// Convex table → its migrated documents still there, for tables that have any.
+    pub tables: BTreeMap<String, u64>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -139,6 +153,13 @@ pub async fn verify(
     })?;
     let client = target.client()?;
     let info = check_module(&client, inputs).await?;
+    // The ledger's latest word on an import of this plan: rolled back changes what is checked.
+    let rolled_back = crate::ledger::list(&client)
+        .await?
+        .into_iter()
+        .filter(|e| e.plan_hash == inputs.manifest.plan_hash)
+        .max_by(|a, b| a.updated_at.total_cmp(&b.updated_at))
+        .is_some_and(|e| e.status == crate::ledger::Status::RolledBack);
     let references: BTreeMap<String, BTreeMap<String, String>> =
         info.tables.into_iter().map(|(table, module)| (table, module.references)).collect();
 
@@ -180,6 +201,11 @@ pub async fn verify(
             source_line: f.source_line,
         }));
     }
+    if rolled_back {
+        // Documents gone, and documents the migration did not write, are what a rollback
+        // leaves: only a migrated document still there is a difference.
+        differences.retain(|d| d.kind != "missing" && d.kind != "extra");
+    }
     differences.truncate(options.show);
     name_differing_fields(&client, data_dir, inputs, &mut differences, &references).await?;
 
@@ -205,8 +231,21 @@ pub async fn verify(
         .values()
         .all(|c| c.missing + c.extra + c.different + c.duplicates + c.unresolved_references == 0);
     let unique = counts.values().all(|c| c.not_unique == 0);
+    let rolled_back = rolled_back.then(|| {
+        let tables: BTreeMap<String, u64> = counts
+            .iter()
+            .map(|(table, c)| (table.clone(), c.documents - c.missing))
+            .filter(|(_, remaining)| *remaining > 0)
+            .collect();
+        RolledBackCheck { remaining: tables.values().sum(), tables }
+    });
+    let verified = match &rolled_back {
+        Some(check) => check.remaining == 0 && problems.is_empty(),
+        None => identical && unique && problems.is_empty(),
+    };
     Ok(VerifyReport {
-        verified: identical && unique && problems.is_empty(),
+        verified,
+        rolled_back,
         identical,
         unique,
         accounted,

@@ -29,6 +29,7 @@ mod plan_init;
 mod plan_shapes;
 mod plan_support;
 mod references;
+mod rollback;
 mod security;
 mod show_settings;
 mod support;

@@ -239,19 +239,30 @@ async fn the_ledger_records_imports_and_clearing_empties_it_with_the_tables() {
     let mut client = Client::new(&sink);
     let read = json!({"importId": "00ff"});
     assert_eq!(client.ok("query", "migrate:ledgerRead", read.clone()).await, json!(null));
+    let write = |plan: &str, version: u64, status: &str| {
+        json!({"importId": "00ff", "planHash": plan, "planVersion": version,
+               "planFiles": ["0001_initial.toml"], "status": status})
+    };
     for status in ["running", "completed"] {
-        let args = json!({"importId": "00ff", "planHash": "blake3:0011", "status": status});
-        client.ok("mutation", "migrate:ledgerWrite", args).await;
+        client.ok("mutation", "migrate:ledgerWrite", write("blake3:0011", 1, status)).await;
     }
     let record = client.ok("query", "migrate:ledgerRead", read.clone()).await;
     assert_eq!(
         (&record["status"], &record["planHash"]),
         (&json!("completed"), &json!("blake3:0011"))
     );
-    assert_eq!(sink.ledger(), [record]);
-    assert_eq!(sink.stats().ledger_calls, 4);
-    let args = json!({"importId": "00ff", "planHash": "blake3:0011", "status": "done"});
-    let message = client.thrown("mutation", "migrate:ledgerWrite", args).await;
+    assert!(record["finishedAt"].as_f64() >= record["startedAt"].as_f64(), "{record}");
+    assert_eq!(sink.ledger(), [record.clone()]);
+    assert_eq!(client.ok("query", "migrate:ledgerList", json!({})).await, json!([record]));
+    assert_eq!(sink.stats().ledger_calls, 5);
+    // Another plan version of the same import is an entry of its own, and the latest read.
+    client.ok("mutation", "migrate:ledgerWrite", write("blake3:0022", 2, "running")).await;
+    assert_eq!(sink.ledger().len(), 2);
+    let latest = client.ok("query", "migrate:ledgerRead", read.clone()).await;
+    assert_eq!(latest["planHash"], "blake3:0022");
+    assert!(latest.get("finishedAt").is_none(), "{latest}");
+    let message =
+        client.thrown("mutation", "migrate:ledgerWrite", write("blake3:0011", 1, "done")).await;
     assert!(message.contains("ArgumentValidationError"), "{message}");
 
     client.upsert("users", users(1..3)).await;
