@@ -118,7 +118,24 @@ pub enum Command {
     /// Remove from Convex every document this migration imported, and nothing else
     #[command(long_about = ROLLBACK_ABOUT)]
     Rollback(RollbackArgs),
+    /// After go-live: drop the by_legacy_id indexes and take the legacy id fields out
+    #[command(long_about = FINALIZE_ABOUT)]
+    Finalize(FinalizeArgs),
 }
+
+const FINALIZE_ABOUT: &str = "\
+After go-live: drop the by_legacy_id indexes and take the legacy id fields out of the documents.
+
+Needs a completed import in the deployment's ledger. Records each migrated document's Convex id \
+per legacy id in data/finalize/<table>.jsonl (verify matches documents through it afterwards), \
+writes <convex-dir>/migrateTables.ts without the by_legacy_id indexes and with the legacy id \
+fields optional, marks the ledger `finalizing`, then patches the legacy id fields out of the \
+documents, --batch-size at a time (migrate:unsetLegacyIds), and marks the ledger `finalized`. \
+Convex refuses the patch until the new migrateTables.ts is deployed: finalize then stops with \
+exit code 4 and says to deploy (npx convex deploy) and run it again. With \
+`[finalize] keep_legacy_ids = true` in the plan the fields stay and only the indexes go. Every \
+step is safe to repeat: a finalize stopped anywhere finishes when run again. Afterwards import \
+and rollback refuse the deployment.";
 
 const STATUS_ABOUT: &str = "\
 Show where each table stands: the export, the transform, and what the import state \
@@ -336,6 +353,20 @@ pub struct StatusArgs {
     pub ledger: bool,
     #[command(flatten)]
     pub convex: ConvexArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct FinalizeArgs {
+    #[command(flatten)]
+    pub convex: ConvexArgs,
+    #[command(flatten)]
+    pub convex_dir: ConvexDirArgs,
+    /// Documents patched per call
+    #[arg(long, env = "MIGRATE_BATCH_SIZE", default_value = "100")]
+    pub batch_size: NonZeroUsize,
+    /// Overwrite a migrateTables.ts edited by a person
+    #[arg(long)]
+    pub force: bool,
 }
 
 #[derive(Debug, Args)]

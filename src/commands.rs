@@ -8,8 +8,8 @@ use anyhow::Context;
 use serde_json::json;
 
 use crate::cli::{
-    BatchArgs, Cli, Command, ConvexArgs, ImportArgs, OutputFormat, RollbackArgs, RunArgs,
-    VerifyArgs,
+    BatchArgs, Cli, Command, ConvexArgs, FinalizeArgs, ImportArgs, OutputFormat, RollbackArgs,
+    RunArgs, VerifyArgs,
 };
 use crate::convex::client::RetryPolicy;
 use crate::data_dir::DataDir;
@@ -96,6 +96,7 @@ pub fn run(cli: Cli, matches: &clap::ArgMatches) -> anyhow::Result<u8> {
             Ok(exit_code::OK)
         }
         Command::Rollback(args) => runtime.block_on(run_rollback(&settings, &args)),
+        Command::Finalize(args) => runtime.block_on(run_finalize(&settings, &args)),
     }
 }
 
@@ -256,6 +257,29 @@ async fn run_rollback(settings: &Settings, args: &RollbackArgs) -> anyhow::Resul
         _ = tokio::signal::ctrl_c() => return Err(Interrupted { command: "rollback" }.into()),
     };
     output::print_result(&output::rollback_summary(&report, settings.format));
+    Ok(exit_code::OK)
+}
+
+async fn run_finalize(settings: &Settings, args: &FinalizeArgs) -> anyhow::Result<u8> {
+    let data_dir = DataDir::new(&settings.data_dir);
+    let inputs = import::read_inputs(&data_dir, &settings.plan_dir)?;
+    let client = convex_target(settings, &args.convex)?.client()?;
+    let options =
+        crate::finalize::FinalizeOptions { batch_size: args.batch_size.get(), force: args.force };
+    let work = crate::finalize::finalize(
+        &client,
+        &data_dir,
+        &inputs,
+        &settings.plan_dir,
+        &args.convex_dir.convex_dir,
+        &options,
+        reporter(settings),
+    );
+    let report = tokio::select! {
+        report = work => report?,
+        _ = tokio::signal::ctrl_c() => return Err(Interrupted { command: "finalize" }.into()),
+    };
+    output::print_result(&output::finalize_summary(&report, settings.format));
     Ok(exit_code::OK)
 }
 

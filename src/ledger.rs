@@ -143,7 +143,8 @@ impl PlanVersion {
 pub enum LedgerError {
     #[error(
         "the deployment was finalized (import {import_id}, plan version {plan_version}, {at}): \
-         its documents no longer carry legacy ids, so `migrate {command}` cannot find them"
+         its documents no longer carry legacy ids and their indexes are gone, so `migrate \
+         {command}` cannot find them"
     )]
     Finalized { command: &'static str, import_id: String, plan_version: u64, at: String },
     #[error(
@@ -163,6 +164,11 @@ pub enum LedgerError {
          {command}"
     )]
     NoImport { command: &'static str, plan_hash: String },
+    #[error(
+        "the import of this data into the deployment is {status}, not completed: `migrate \
+         finalize` takes the legacy ids out only after a complete import"
+    )]
+    NotCompleted { status: Status },
     #[error("reading or writing the deployment's ledger failed")]
     Call(#[source] CallError),
 }
@@ -172,7 +178,8 @@ impl LedgerError {
         match self {
             LedgerError::Finalized { .. }
             | LedgerError::OlderPlan { .. }
-            | LedgerError::NoImport { .. } => exit_code::USAGE,
+            | LedgerError::NoImport { .. }
+            | LedgerError::NotCompleted { .. } => exit_code::USAGE,
             LedgerError::Call(_) => exit_code::CONVEX_FAILURE,
         }
     }
@@ -194,6 +201,11 @@ impl LedgerError {
                  names the import), or check the deployment with `migrate status --ledger`"
                     .into(),
             ),
+            LedgerError::NotCompleted { .. } => Some(
+                "run `migrate import` until it completes (`migrate status --ledger` shows the \
+                 ledger), then finalize"
+                    .into(),
+            ),
             LedgerError::Call(_) => None,
         }
     }
@@ -203,6 +215,14 @@ impl From<CallError> for LedgerError {
     fn from(error: CallError) -> Self {
         LedgerError::Call(error)
     }
+}
+
+/// The latest entry of an import of the plan `plan_hash`.
+pub fn latest_of_plan<'a>(entries: &'a [Entry], plan_hash: &str) -> Option<&'a Entry> {
+    entries
+        .iter()
+        .filter(|e| e.plan_hash == plan_hash)
+        .max_by(|a, b| a.updated_at.total_cmp(&b.updated_at))
 }
 
 /// Every entry of the deployment's ledger, oldest first.
@@ -238,9 +258,11 @@ pub async fn write(
     client.call(FunctionKind::Mutation, "migrate:ledgerWrite", &args).await
 }
 
-/// Refuses a command that changes a deployment whose ledger says it was finalized.
+/// Refuses a command that changes a deployment whose ledger says it was finalized, or is
+/// being finalized (some documents may have lost their legacy ids already).
 pub fn check_not_finalized(entries: &[Entry], command: &'static str) -> Result<(), LedgerError> {
-    match entries.iter().rev().find(|e| e.status == Status::Finalized) {
+    let finalized = |e: &&Entry| matches!(e.status, Status::Finalized | Status::Finalizing);
+    match entries.iter().rev().find(finalized) {
         Some(entry) => Err(LedgerError::Finalized {
             command,
             import_id: entry.import_id.clone(),

@@ -624,6 +624,41 @@ pub fn rollback_summary(report: &crate::rollback::RollbackReport, format: Output
     out
 }
 
+/// `migrate finalize`'s summary.
+pub fn finalize_summary(report: &crate::finalize::FinalizeReport, format: OutputFormat) -> String {
+    if format == OutputFormat::Json {
+        return json(report);
+    }
+    let mut summary = table(&["convex table", "ids recorded", "legacy ids taken out"]);
+    for t in &report.tables {
+        summary.add_row([
+            t.table.clone(),
+            HumanCount(t.recorded).to_string(),
+            HumanCount(t.patched).to_string(),
+        ]);
+    }
+    let mut out = format!("{summary}\n\n");
+    out.push_str(&format!(
+        "finalized import {}: {}; {} written without the by_legacy_id indexes ({}): deploy it. \
+         The ids per legacy id are in data/finalize/ (verify matches documents through them). \
+         Import and rollback now refuse this deployment. {:.2} s\n",
+        report.import_id,
+        if report.kept_legacy_ids {
+            "the plan keeps the legacy id fields".to_owned()
+        } else {
+            format!(
+                "{} legacy id field{} taken out",
+                HumanCount(report.tables.iter().map(|t| t.patched).sum()),
+                plural(report.tables.iter().map(|t| t.patched).sum::<u64>() as usize)
+            )
+        },
+        report.convex.tables.path,
+        report.convex.tables.status,
+        report.seconds,
+    ));
+    out
+}
+
 /// The deployment's ledger, as `migrate status --ledger` prints it after the data directory's
 /// status.
 pub fn ledger_summary(entries: &[crate::ledger::Entry]) -> String {

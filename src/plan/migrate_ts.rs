@@ -23,7 +23,7 @@ use super::model::{Plan, ReferencePlan, TablePlan};
 /// 3: `readBack` takes an optional `_creationTime` range (`from`, `to`); `creationTimes`.
 /// 4: the ledger keeps one entry per import and plan version (plan version and files, counts,
 ///    started/finished times, the statuses of rollback and finalize); `ledgerList`;
-///    `removeDocs`, rollback's delete by Convex id.
+///    `removeDocs`, rollback's delete by Convex id; `unsetLegacyIds`, finalize's patch.
 pub const MODULE_VERSION: u32 = 4;
 
 /// The start of the module's only line holding the plan; the compact JSON follows, then `;`.
@@ -444,6 +444,29 @@ export const removeDocs = internalMutationGeneric({
       }
     }
     return { deleted };
+  },
+});
+
+/**
+ * Takes the legacy id field out of the documents `ids` names (`migrate finalize`, once the
+ * schema without the legacy id indexes, where the field is optional, is deployed). A document
+ * gone, or without the field already, is skipped: applying the same call twice patches nothing
+ * more.
+ */
+export const unsetLegacyIds = internalMutationGeneric({
+  args: { table: v.string(), ids: v.array(v.string()) },
+  handler: async (ctx, { table, ids }) => {
+    const { legacyIdField } = tableInfo(table);
+    let patched = 0;
+    for (const id of ids) {
+      const docId = ctx.db.normalizeId(table, id);
+      const found = docId === null ? null : await ctx.db.get(docId);
+      if (found !== null && found[legacyIdField] !== undefined) {
+        await ctx.db.patch(idOf(found), { [legacyIdField]: undefined });
+        patched += 1;
+      }
+    }
+    return { patched };
   },
 });
 

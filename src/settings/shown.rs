@@ -42,6 +42,7 @@ pub fn show(cli: &Cli, matches: &ArgMatches) -> anyhow::Result<ShownSettings> {
         Command::Run(_) => ("run", Uses { plan: true, progress: true }),
         Command::Status(_) => ("status", Uses { plan: true, progress: false }),
         Command::Rollback(_) => ("rollback", Uses { plan: true, progress: true }),
+        Command::Finalize(_) => ("finalize", Uses { plan: true, progress: true }),
     };
     debug_assert_eq!(command, name);
     groups.push(general(&cli.global, &settings, &sources, uses));
@@ -86,6 +87,13 @@ pub fn show(cli: &Cli, matches: &ArgMatches) -> anyhow::Result<ShownSettings> {
             let force = sources.flag("force", args.force);
             let dry_run = sources.flag("dry_run", args.dry_run);
             groups.push(Group { name: "rollback", settings: vec![batch_size, force, dry_run] });
+        }
+        Command::Finalize(args) => {
+            groups.push(convex(&args.convex, &sources)?);
+            let batch_size = sources.setting("batch_size", args.batch_size);
+            let convex_dir = convex_dir(&args.convex_dir, &sources);
+            let force = sources.flag("force", args.force);
+            groups.push(Group { name: "finalize", settings: vec![batch_size, convex_dir, force] });
         }
     }
     Ok(ShownSettings { command, groups })

@@ -129,6 +129,14 @@ fn every_command_shows_every_setting_it_uses_and_where_it_came_from() {
                 ("rollback", &["batch_size", "force", "dry_run"]),
             ],
         ),
+        (
+            &["finalize", "--convex-url", "https://happy-animal-123.convex.cloud"],
+            &[
+                ("general", &["plan_dir", "progress"]),
+                ("convex", &[]),
+                ("finalize", &["batch_size", "convex_dir", "force"]),
+            ],
+        ),
     ];
     for (args, groups) in cases {
         let (run, json) = shown(&work, args);
