@@ -161,7 +161,8 @@ pub async fn finalize(
     let from_state = match State::open_read_only(&data_dir.path("state.sqlite"))? {
         Some(state) => state.meta(state::IMPORT_ID)?,
         None => None,
-    };
+    }
+    .filter(|id| entries.iter().any(|e| e.import_id == *id));
     let import_id = from_state.unwrap_or_else(|| latest.import_id.clone());
 
     // 1. Each migrated document's id, before anything is taken out.

@@ -31,6 +31,31 @@ use crate::ledger::{self, LedgerError, Status};
 use crate::output::{Reporter, Unit};
 use crate::verify::canonical::{Entries, Fingerprint, fingerprint_entries, raw_str};
 
+/// What stops a rollback before it removes anything, beyond the ledger's refusals.
+#[derive(Debug, thiserror::Error)]
+pub enum RollbackError {
+    #[error(
+        "`transformed/{table}.jsonl` changed since it was imported: rollback finds what import \
+         wrote through the transformed files, and would leave behind documents this one no \
+         longer lists"
+    )]
+    TransformedSinceImport { table: String },
+}
+
+impl RollbackError {
+    pub fn exit_code(&self) -> u8 {
+        crate::exit_code::USAGE
+    }
+
+    pub fn hint(&self) -> Option<String> {
+        Some(
+            "roll back with the transformed data that was imported (run `migrate transform` on \
+             that export again), or pass --force to roll back what the files list now"
+                .into(),
+        )
+    }
+}
+
 /// `migrate:get` takes at most this many legacy ids.
 const MAX_GET: usize = 1000;
 
@@ -110,10 +135,30 @@ pub async fn rollback(
     ledger::check_not_finalized(&entries, "rollback")?;
     let plan_hash = inputs.manifest.plan_hash.clone();
     let state_path = data_dir.path("state.sqlite");
-    let from_state = match State::open_read_only(&state_path)? {
+    let state = State::open_read_only(&state_path)?;
+    // The state's import, when this deployment's ledger knows it (a state of another
+    // deployment names another import).
+    let from_state = match &state {
         Some(state) => state.meta(state::IMPORT_ID)?,
         None => None,
-    };
+    }
+    .filter(|id| entries.iter().any(|e| e.import_id == *id));
+    if let (Some(state), Some(_)) = (&state, &from_state) {
+        // The documents of a table transformed again since its import are not the ones the
+        // transformed file lists now: some would be left behind without a word.
+        for table in &inputs.manifest.tables {
+            let imported = state.table_checksum(&table.table)?;
+            if let Some(imported) = imported
+                && Some(&imported) != table.checksum.as_ref()
+                && !options.force
+            {
+                return Err(
+                    RollbackError::TransformedSinceImport { table: table.table.clone() }.into()
+                );
+            }
+        }
+    }
+    drop(state);
     // Without the import's state (another machine, or rolled back once already), the ledger's
     // latest import of this plan.
     let import_id = from_state

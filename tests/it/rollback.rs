@@ -284,3 +284,28 @@ fn a_rollback_killed_after_a_killed_import_finishes_when_run_again() {
     let report = json_of(&verify);
     assert_eq!(report["rolled_back"]["remaining"], 0, "{verify}");
 }
+
+#[test]
+fn rollback_refuses_transformed_data_changed_since_the_import() {
+    // GIVEN the fixture imported, then the source changed, exported and transformed again
+    let prepared = Prepared::new(FIXTURE, "");
+    prepared.migrate(&["transform"]).success();
+    let server = ConvexTestServer::for_convex_dir(&prepared.convex_dir());
+    let (url, key) = (server.url().to_owned(), server.admin_key().to_owned());
+    prepared.against(&url, &key, &["import"]).success();
+    prepared._db.execute("delete from posts where id = 12; insert into posts values (13, 2, 'x')");
+    prepared.work.export(prepared._db.url(), &[]).success();
+    prepared.migrate(&["transform"]).success();
+
+    // WHEN rollback runs
+    let refused = prepared.against(&url, &key, &["rollback"]);
+    // THEN it refuses, naming the table: post 12 is no longer listed and would be left behind
+    refused.fails_with(2, &["`transformed/posts.jsonl` changed since it was imported", "--force"]);
+    assert_eq!(legacy_ids(&server, "posts"), ["10", "11", "12"]);
+
+    // WHEN it is forced
+    prepared.against(&url, &key, &["rollback", "--force"]).success();
+    // THEN it removes what the files list now, and post 12 is left, as it said
+    assert_eq!(legacy_ids(&server, "posts"), ["12"]);
+    assert!(legacy_ids(&server, "authors").is_empty());
+}

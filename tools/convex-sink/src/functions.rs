@@ -42,6 +42,7 @@ enum Function {
     Get,
     Remove,
     RemoveDocs,
+    UnsetLegacyIds,
     LedgerWrite,
     LedgerRead,
     LedgerList,
@@ -61,6 +62,7 @@ impl Function {
             | Function::PatchRefs
             | Function::Remove
             | Function::RemoveDocs
+            | Function::UnsetLegacyIds
             | Function::LedgerWrite => Kind::Mutation,
         }
     }
@@ -84,6 +86,7 @@ fn find(path: &str) -> Option<Function> {
         "ledgerRead" => Function::LedgerRead,
         "ledgerList" => Function::LedgerList,
         "removeDocs" => Function::RemoveDocs,
+        "unsetLegacyIds" => Function::UnsetLegacyIds,
         _ => return None,
     })
 }
@@ -125,6 +128,7 @@ pub fn call(
         Function::Remove => remove(store, parse_args(args)?, &mut writes)?,
         Function::LedgerWrite => ledger_write(store, parse_args(args)?)?,
         Function::RemoveDocs => remove_docs(store, parse_args(args)?, &mut writes)?,
+        Function::UnsetLegacyIds => unset_legacy_ids(store, parse_args(args)?, &mut writes)?,
         Function::LedgerRead => ledger_read(store, parse_args(args)?),
         Function::LedgerList => {
             let _: InfoArgs = parse_args(args)?;
@@ -627,6 +631,28 @@ fn remove_docs(
     let deleted = args.docs.iter().filter(|d| store.remove_doc(t, &d.id, &d.legacy_id)).count();
     writes.deleted = deleted as u64;
     Ok(format!("{{\"deleted\":{deleted}}}"))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct IdsArgs<'a> {
+    #[serde(borrow)]
+    table: Str<'a>,
+    #[serde(borrow)]
+    ids: Vec<Str<'a>>,
+}
+
+/// Takes the legacy id field out of each document (`unsetLegacyIds`); a document gone or
+/// without it is skipped.
+fn unset_legacy_ids(
+    store: &mut Store,
+    args: IdsArgs<'_>,
+    writes: &mut Writes,
+) -> Result<String, Thrown> {
+    let t = store.table_index(&args.table)?;
+    let patched = args.ids.iter().filter(|id| store.unset_legacy_id(t, id)).count();
+    writes.patched = patched as u64;
+    Ok(format!("{{\"patched\":{patched}}}"))
 }
 
 /// The statuses `ledgerWrite` accepts; the first three start a run.

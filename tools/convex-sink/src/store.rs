@@ -343,6 +343,23 @@ impl Store {
         self.ledger.iter().map(|(_, _, record)| &**record).collect()
     }
 
+    /// Takes the legacy id field out of the document with this id (`unsetLegacyIds`); not
+    /// undoable. Whether it had one.
+    pub fn unset_legacy_id(&mut self, table: usize, id: &str) -> bool {
+        let t = &mut self.tables[table];
+        let Some(id) = DocId::parse(id) else { return false };
+        let Some(&slot) = t.ids.get(&id) else { return false };
+        let doc = t.docs[slot as usize].as_mut().expect("ids point at live slots");
+        let mut body: serde_json::Map<String, serde_json::Value> =
+            serde_json::from_str(&doc.body).expect("a body is a JSON object");
+        let Some(legacy) = body.remove(&*t.legacy_field) else { return false };
+        doc.body = serde_json::Value::Object(body).to_string().into_boxed_str();
+        if let Some(legacy) = legacy.as_str() {
+            t.unindex(legacy, slot);
+        }
+        true
+    }
+
     /// Deletes the document with this id if it holds `legacy` in its legacy id field
     /// (`removeDocs`); not undoable. Whether it deleted one.
     pub fn remove_doc(&mut self, table: usize, id: &str, legacy: &str) -> bool {

@@ -273,6 +273,27 @@ async fn the_ledger_records_imports_and_clearing_empties_it_with_the_tables() {
 }
 
 #[tokio::test]
+async fn remove_docs_and_unset_legacy_ids_act_by_id_once() {
+    let sink = start();
+    let mut client = Client::new(&sink);
+    let ids = client.upsert("users", users(1..4)).await["ids"].clone();
+    // removeDocs: by id, only while the document holds the legacy id given
+    let docs = json!([{ "id": ids[0], "legacyId": "1" }, { "id": ids[1], "legacyId": "9" }]);
+    let removed =
+        client.ok("mutation", "migrate:removeDocs", json!({"table": "users", "docs": docs})).await;
+    assert_eq!(removed["deleted"], 1);
+    assert_eq!(sink.count("users"), 2);
+    // unsetLegacyIds: the field goes, the document stays; a second call patches nothing
+    let args = json!({"table": "users", "ids": [ids[1], ids[0]]});
+    let unset = client.ok("mutation", "migrate:unsetLegacyIds", args.clone()).await;
+    assert_eq!(unset["patched"], 1);
+    let left = sink.documents("users");
+    let second = left.iter().find(|d| d["_id"] == ids[1]).unwrap();
+    assert!(second.get("legacyId").is_none(), "{second}");
+    assert_eq!(client.ok("mutation", "migrate:unsetLegacyIds", args).await["patched"], 0);
+}
+
+#[tokio::test]
 async fn page_walks_a_table_in_insertion_order() {
     let sink = start();
     let mut client = Client::new(&sink);
