@@ -1188,7 +1188,7 @@ orphans = "keep_legacy"
 
         let (message, hint) = error("\n\nfrobnicate = 1\n");
         assert_eq!(message, "migrations/0002_x.toml:3: unknown key `frobnicate` at the top level");
-        assert_eq!(hint.as_deref(), Some("expected one of `defaults`, `tables`"));
+        assert_eq!(hint.as_deref(), Some("expected one of `defaults`, `tables`, `finalize`"));
 
         let (message, _) = error("[defaults.types]\nint8 = \"cents\"\n");
         assert_eq!(
