@@ -35,6 +35,9 @@ pub fn parse() -> (Cli, clap::ArgMatches) {
         transform  raw rows → Convex documents (data/transformed/), bad rows to data/rejects/\n  \
         import     documents → Convex over its HTTP API, resumable\n  \
         verify     prove Convex holds exactly what the source held\n\n\
+        Around them: status (--ledger: what a deployment's ledger says was migrated into it), \
+        rollback (remove what the import wrote, nothing else) and finalize (after go-live: the \
+        legacy-id indexes and fields taken out).\n\n\
         Settings come from flags, then the environment (DATABASE_URL, CONVEX_URL, \
         CONVEX_DEPLOY_KEY, CONVEX_DEPLOYMENT, CONVEX_SELF_HOSTED_URL, \
         CONVEX_SELF_HOSTED_ADMIN_KEY, MIGRATE_*; .env.local, then .env, in the working directory \
