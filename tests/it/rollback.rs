@@ -203,7 +203,7 @@ fn documents_in(rig: &Rig) -> usize {
 }
 
 /// Runs `migrate <args>` against the sink until `at` says so, then kills it with SIGKILL.
-fn kill_when(rig: &Rig, args: &[&str], mut at: impl FnMut() -> bool) {
+pub fn kill_when(rig: &Rig, args: &[&str], mut at: impl FnMut() -> bool) {
     let mut command = rig.prepared.command(args);
     command.env("CONVEX_URL", rig.sink.url()).env("CONVEX_DEPLOY_KEY", rig.sink.admin_key());
     let mut child = command.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
