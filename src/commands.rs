@@ -8,7 +8,8 @@ use anyhow::Context;
 use serde_json::json;
 
 use crate::cli::{
-    BatchArgs, Cli, Command, ConvexArgs, ImportArgs, OutputFormat, RunArgs, TargetArgs, VerifyArgs,
+    BatchArgs, Cli, Command, ConvexArgs, FinalizeArgs, ImportArgs, OutputFormat, RollbackArgs,
+    RunArgs, TargetArgs, VerifyArgs,
 };
 use crate::convex::client::RetryPolicy;
 use crate::data_dir::DataDir;
@@ -96,11 +97,23 @@ pub fn run(cli: Cli, matches: &clap::ArgMatches) -> anyhow::Result<u8> {
         }
         Command::Status(args) => {
             let data_dir = DataDir::new(&settings.data_dir);
-            let report =
+            let mut report =
                 status::status(&data_dir, &settings.plan_dir, &args.convex_dir.convex_dir)?;
+            if args.ledger {
+                let client = convex_target(&settings, &args.convex)?.client()?;
+                let entries = runtime
+                    .block_on(crate::ledger::list(&client))
+                    .context("reading the deployment's ledger (migrate:ledgerList)")?;
+                report.ledger = Some(entries);
+            }
             output::print_result(&output::status_summary(&report, settings.format));
             Ok(exit_code::OK)
         }
+        Command::Rollback(args) if args.targets.any() => {
+            runtime.block_on(run_rollback_targets(&settings, &args))
+        }
+        Command::Rollback(args) => runtime.block_on(run_rollback(&settings, &args)),
+        Command::Finalize(args) => runtime.block_on(run_finalize(&settings, &args)),
     }
 }
 
@@ -244,6 +257,56 @@ async fn run_import(settings: &Settings, args: &ImportArgs) -> anyhow::Result<u8
     let report = import::import(&data_dir, &inputs, &options, reporter(settings)).await?;
     output::print_result(&output::import_summary(&report, settings.format));
     Ok(if report.rejected > 0 { exit_code::REJECTED_ROWS } else { exit_code::OK })
+}
+
+async fn run_rollback(settings: &Settings, args: &RollbackArgs) -> anyhow::Result<u8> {
+    let data_dir = DataDir::new(&settings.data_dir);
+    let inputs = import::read_inputs(&data_dir, &settings.plan_dir)?;
+    let target = convex_target(settings, &args.convex)?;
+    let identity = crate::deployment::identity(&target.url, Some(target.deploy_key.expose()));
+    let client = target.client()?;
+    let options = crate::rollback::RollbackOptions {
+        dry_run: args.dry_run,
+        force: args.force,
+        batch_size: args.batch_size.get(),
+        state: StatePlace::activate(&data_dir, &identity).map_err(ImportError::from)?.state,
+    };
+    let work = crate::rollback::rollback(&client, &data_dir, &inputs, &options, reporter(settings));
+    let report = tokio::select! {
+        report = work => report?,
+        _ = tokio::signal::ctrl_c() => return Err(Interrupted { command: "rollback" }.into()),
+    };
+    output::print_result(&output::rollback_summary(&report, settings.format));
+    Ok(exit_code::OK)
+}
+
+async fn run_finalize(settings: &Settings, args: &FinalizeArgs) -> anyhow::Result<u8> {
+    let data_dir = DataDir::new(&settings.data_dir);
+    let inputs = import::read_inputs(&data_dir, &settings.plan_dir)?;
+    let target = convex_target(settings, &args.convex)?;
+    let identity = crate::deployment::identity(&target.url, Some(target.deploy_key.expose()));
+    let client = target.client()?;
+    let options = crate::finalize::FinalizeOptions {
+        batch_size: args.batch_size.get(),
+        force: args.force,
+        state: StatePlace::activate(&data_dir, &identity).map_err(ImportError::from)?.state,
+        identity,
+    };
+    let work = crate::finalize::finalize(
+        &client,
+        &data_dir,
+        &inputs,
+        &settings.plan_dir,
+        &args.convex_dir.convex_dir,
+        &options,
+        reporter(settings),
+    );
+    let report = tokio::select! {
+        report = work => report?,
+        _ = tokio::signal::ctrl_c() => return Err(Interrupted { command: "finalize" }.into()),
+    };
+    output::print_result(&output::finalize_summary(&report, settings.format));
+    Ok(exit_code::OK)
 }
 
 /// `migrate run`: each stage in turn, each printing its summary (as text, or with `--format
@@ -521,6 +584,45 @@ async fn run_verify_targets(settings: &Settings, args: &VerifyArgs) -> anyhow::R
     Ok(finish_targets(&report, settings.format))
 }
 
+/// `migrate rollback --target …`: each deployment rolled back from its own state, side by side.
+async fn run_rollback_targets(settings: &Settings, args: &RollbackArgs) -> anyhow::Result<u8> {
+    let shared = DataDir::new(&settings.data_dir);
+    let selected = deployments(settings, &args.targets)?;
+    let shared = &shared;
+    let rollback_all = crate::targets::run_each(
+        "rollback",
+        selected,
+        args.targets.parallel_targets.get(),
+        |deployment| async move {
+            let client = deployment.convex(timeout(&args.convex), retry(&args.convex))?.client()?;
+            let data_dir = &deployment.data_dir(shared)?;
+            let inputs = &import::read_inputs(data_dir, &settings.plan_dir)?;
+            let place =
+                StatePlace::for_target(shared, &deployment.identity).map_err(ImportError::from)?;
+            let options = crate::rollback::RollbackOptions {
+                dry_run: args.dry_run,
+                force: args.force,
+                batch_size: args.batch_size.get(),
+                state: place.state,
+            };
+            let report =
+                crate::rollback::rollback(&client, data_dir, inputs, &options, deployment.reporter)
+                    .await?;
+            Ok(Outcome {
+                status: if args.dry_run { "dry run" } else { "rolled back" },
+                code: exit_code::OK,
+                text: output::rollback_summary(&report, OutputFormat::Text),
+                report: json!(report),
+            })
+        },
+    );
+    let report = tokio::select! {
+        report = rollback_all => report,
+        _ = tokio::signal::ctrl_c() => return Err(Interrupted { command: "rollback" }.into()),
+    };
+    Ok(finish_targets(&report, settings.format))
+}
+
 /// `migrate status --target …`: each deployment's state, read from the data directory alone.
 async fn run_status_targets(
     settings: &Settings,
@@ -536,12 +638,20 @@ async fn run_status_targets(
         |deployment| async move {
             let place =
                 StatePlace::find(data_dir, &deployment.identity).map_err(ImportError::from)?;
-            let report = status::status_at(
+            let mut report = status::status_at(
                 data_dir,
                 &place.state,
                 &settings.plan_dir,
                 &args.convex_dir.convex_dir,
             )?;
+            if args.ledger {
+                let client =
+                    deployment.convex(timeout(&args.convex), retry(&args.convex))?.client()?;
+                let entries = crate::ledger::list(&client)
+                    .await
+                    .context("reading the deployment's ledger (migrate:ledgerList)")?;
+                report.ledger = Some(entries);
+            }
             Ok(Outcome {
                 status: status::import_stage(&report),
                 code: exit_code::OK,

@@ -11,8 +11,9 @@ use std::io::Write;
 pub use self::progress::{Bars, Lines, NoProgress, format_rate, progress_interval};
 pub use self::settings::settings_summary;
 pub use self::summary::{
-    export_summary, import_summary, init_summary, restore_summary, status_summary, targets_summary,
-    transform_summary, verify_summary,
+    export_summary, finalize_summary, import_summary, init_summary, ledger_summary,
+    restore_summary, rollback_summary, status_summary, targets_summary, transform_summary,
+    verify_summary,
 };
 use crate::cli::GlobalArgs;
 use crate::commands::{Interrupted, NoCatalog};
@@ -117,6 +118,12 @@ fn classify(error: &anyhow::Error) -> (u8, Option<String>) {
             return (e.exit_code(), e.hint());
         }
         if let Some(e) = cause.downcast_ref::<ImportError>() {
+            return (e.exit_code(), e.hint());
+        }
+        if let Some(e) = cause.downcast_ref::<crate::finalize::FinalizeError>() {
+            return (e.exit_code(), e.hint());
+        }
+        if let Some(e) = cause.downcast_ref::<crate::ledger::LedgerError>() {
             return (e.exit_code(), e.hint());
         }
         if let Some(e) = cause.downcast_ref::<TransformError>() {

@@ -323,8 +323,17 @@ pub enum Literal {
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Layer {
     pub defaults: Defaults,
+    /// `[finalize]`: what `migrate finalize` does after go-live.
+    pub finalize: FinalizeOptions,
     /// By the table key as written (`public.users`).
     pub tables: BTreeMap<String, TableEntry>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct FinalizeOptions {
+    /// `keep_legacy_ids = true`: finalize drops the `by_legacy_id` indexes but leaves the
+    /// legacy id fields in the documents.
+    pub keep_legacy_ids: Option<At<bool>>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -416,7 +425,8 @@ pub enum FilterCondition {
     In(Vec<Literal>),
 }
 
-const TOP_KEYS: [&str; 2] = ["defaults", "tables"];
+const TOP_KEYS: [&str; 3] = ["defaults", "tables", "finalize"];
+const FINALIZE_KEYS: [&str; 1] = ["keep_legacy_ids"];
 const DEFAULT_KEYS: [&str; 7] =
     ["naming", "legacy_id_field", "nulls", "orphans", "json_keys", "timestamp_offset", "types"];
 const TABLE_KEYS: [&str; 12] = [
@@ -479,6 +489,7 @@ pub fn parse(source: &PlanSource) -> Result<Layer, PlanError> {
 
 /// Applies `later` over `earlier`: key by key, later wins; lists are replaced whole.
 pub fn merge(earlier: &mut Layer, later: Layer) {
+    over(&mut earlier.finalize.keep_legacy_ids, later.finalize.keep_legacy_ids);
     let d = &mut earlier.defaults;
     let l = later.defaults;
     over(&mut d.naming, l.naming);
@@ -752,6 +763,11 @@ impl<'a> Reader<'a> {
         for entry in self.entries(document, "", &TOP_KEYS)? {
             match entry.key {
                 "defaults" => layer.defaults = self.defaults(&entry)?,
+                "finalize" => {
+                    for e in self.entries(self.table(&entry)?, &entry.path, &FINALIZE_KEYS)? {
+                        layer.finalize.keep_legacy_ids = Some(self.boolean(&e)?);
+                    }
+                }
                 _ => {
                     // `tables`: any key names a table; the catalog decides whether it exists.
                     for table in self.entries(self.table(&entry)?, &entry.path, &[])? {
@@ -1185,7 +1201,7 @@ orphans = "keep_legacy"
 
         let (message, hint) = error("\n\nfrobnicate = 1\n");
         assert_eq!(message, "migrations/0002_x.toml:3: unknown key `frobnicate` at the top level");
-        assert_eq!(hint.as_deref(), Some("expected one of `defaults`, `tables`"));
+        assert_eq!(hint.as_deref(), Some("expected one of `defaults`, `tables`, `finalize`"));
 
         let (message, _) = error("[defaults.types]\nint8 = \"cents\"\n");
         assert_eq!(

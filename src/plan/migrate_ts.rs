@@ -12,7 +12,8 @@
 use serde::ser::{Serialize, Serializer};
 
 use super::codegen::{
-    LEDGER_IMPORT_INDEX, LEDGER_TABLE, LEGACY_ID_INDEX, generated_from, string_literal,
+    LEDGER_IMPORT_INDEX, LEDGER_TABLE, LEGACY_ID_INDEX, generated_from, ledger_status_validator,
+    string_literal,
 };
 use super::model::{Plan, ReferencePlan, TablePlan};
 
@@ -20,7 +21,10 @@ use super::model::{Plan, ReferencePlan, TablePlan};
 /// 2: `upsert` keeps the `deferred` fields of an existing document; the ledger functions;
 ///    `readBack`, verify's read-back with references resolved on the server.
 /// 3: `readBack` takes an optional `_creationTime` range (`from`, `to`); `creationTimes`.
-pub const MODULE_VERSION: u32 = 3;
+/// 4: the ledger keeps one entry per import and plan version (plan version and files, counts,
+///    started/finished times, the statuses of rollback and finalize); `ledgerList`;
+///    `removeDocs`, rollback's delete by Convex id; `unsetLegacyIds`, finalize's patch.
+pub const MODULE_VERSION: u32 = 4;
 
 /// The start of the module's only line holding the plan; the compact JSON follows, then `;`.
 pub const PLAN_LINE_PREFIX: &str = "const PLAN = ";
@@ -46,12 +50,13 @@ pub fn migrate_ts(plan: &Plan) -> String {
         &BODY
             .replace("$LEGACY_ID_INDEX", &string_literal(LEGACY_ID_INDEX))
             .replace("$LEDGER_TABLE", &string_literal(LEDGER_TABLE))
-            .replace("$LEDGER_IMPORT_INDEX", &string_literal(LEDGER_IMPORT_INDEX)),
+            .replace("$LEDGER_IMPORT_INDEX", &string_literal(LEDGER_IMPORT_INDEX))
+            .replace("$LEDGER_STATUS", &ledger_status_validator()),
     );
     out
 }
 
-/// What `migrate:info` returns: `{"version":3,"planHash":…,"tables":{…}}`, in this order.
+/// What `migrate:info` returns: `{"version":4,"planHash":…,"tables":{…}}`, in this order.
 #[derive(serde::Serialize)]
 #[serde(rename_all = "camelCase")]
 struct Info<'a> {
@@ -143,6 +148,9 @@ const LEGACY_ID_INDEX = $LEGACY_ID_INDEX;
 
 /** At most this many legacy ids per `get`: one index range each, well inside a query's 4,096. */
 const MAX_GET = 1000;
+
+/** The most ledger entries `ledgerList` returns: one per import and plan version. */
+const MAX_LEDGER = 1000;
 
 /** The ledger table (in migrateTables.ts): one document per import into this deployment. */
 const LEDGER_TABLE = $LEDGER_TABLE;
@@ -709,47 +717,135 @@ export const remove = internalMutationGeneric({
   },
 });
 
-/** What import writes to the ledger: the import is under way, or it completed. */
-const ledgerStatus = v.union(v.literal("running"), v.literal("completed"));
+/**
+ * Deletes the documents `docs` names by Convex id, each only while it still holds that legacy
+ * id: `migrate rollback` sends the documents it read and found as import wrote them, so a
+ * document the app wrote, or one given another legacy id since, is never deleted. A document
+ * already gone is skipped, so applying the same call twice deletes nothing more.
+ */
+export const removeDocs = internalMutationGeneric({
+  args: { table: v.string(), docs: v.array(v.object({ id: v.string(), legacyId: v.string() })) },
+  handler: async (ctx, { table, docs }) => {
+    const { legacyIdField } = tableInfo(table);
+    let deleted = 0;
+    for (const { id, legacyId } of docs) {
+      const docId = ctx.db.normalizeId(table, id);
+      const found = docId === null ? null : await ctx.db.get(docId);
+      if (found !== null && found[legacyIdField] === legacyId) {
+        await ctx.db.delete(idOf(found));
+        deleted += 1;
+      }
+    }
+    return { deleted };
+  },
+});
 
 /**
- * Records the import `importId` (chosen by import when it first writes to this deployment, and
- * kept in its state with the checkpoints) in the ledger, or updates its record.
+ * Takes the legacy id field out of the documents `ids` names (`migrate finalize`, once the
+ * schema without the legacy id indexes, where the field is optional, is deployed). A document
+ * gone, or without the field already, is skipped: applying the same call twice patches nothing
+ * more.
+ */
+export const unsetLegacyIds = internalMutationGeneric({
+  args: { table: v.string(), ids: v.array(v.string()) },
+  handler: async (ctx, { table, ids }) => {
+    const { legacyIdField } = tableInfo(table);
+    let patched = 0;
+    for (const id of ids) {
+      const docId = ctx.db.normalizeId(table, id);
+      const found = docId === null ? null : await ctx.db.get(docId);
+      if (found !== null && found[legacyIdField] !== undefined) {
+        await ctx.db.patch(idOf(found), { [legacyIdField]: undefined });
+        patched += 1;
+      }
+    }
+    return { patched };
+  },
+});
+
+/** Where a migration stands in this deployment (docs/convex-module.md, "The ledger"). */
+const ledgerStatus = $LEDGER_STATUS;
+
+/** Statuses that start a run: the entry's `startedAt` is set, its `finishedAt` cleared. */
+const STARTING = ["running", "rolling_back", "finalizing"];
+
+/** The fields of a ledger entry that the functions return, in this order. */
+function ledgerEntry(found: GenericDocument) {
+  const { importId, planHash, planVersion, planFiles, status, counts, startedAt } = found;
+  const { finishedAt, updatedAt } = found;
+  return { importId, planHash, planVersion, planFiles, status, counts, startedAt, finishedAt, updatedAt };
+}
+
+/**
+ * Records where the import `importId` (chosen by import when it first writes to this
+ * deployment, and kept in its state with the checkpoints) stands under the plan `planHash`:
+ * one entry per import and plan version, created or updated. A starting status (`running`,
+ * `rolling_back`, `finalizing`) sets `startedAt` and clears `finishedAt`; any other sets
+ * `finishedAt`. `counts` replaces the entry's counts when given.
  */
 export const ledgerWrite = internalMutationGeneric({
-  args: { importId: v.string(), planHash: v.string(), status: ledgerStatus },
-  handler: async (ctx, { importId, planHash, status }) => {
-    const record = { importId, planHash, status, updatedAt: Date.now() };
-    const found = await ctx.db
+  args: {
+    importId: v.string(),
+    planHash: v.string(),
+    planVersion: v.number(),
+    planFiles: v.array(v.string()),
+    status: ledgerStatus,
+    counts: v.optional(v.record(v.string(), v.number())),
+  },
+  handler: async (ctx, { importId, planHash, planVersion, planFiles, status, counts }) => {
+    const now = Date.now();
+    const entries = await ctx.db
       .query(LEDGER_TABLE)
       .withIndex(LEDGER_IMPORT_INDEX, (q) => q.eq("importId", importId))
-      .first();
+      .collect();
+    const found = entries.find((entry) => entry.planHash === planHash) ?? null;
+    const starting = STARTING.includes(status);
+    const record: GenericDocument = {
+      importId,
+      planHash,
+      planVersion,
+      planFiles,
+      status,
+      counts: counts ?? found?.counts ?? {},
+      startedAt: starting || found === null ? now : found.startedAt,
+      updatedAt: now,
+    };
+    if (!starting) {
+      record.finishedAt = now;
+    }
     if (found === null) {
       await ctx.db.insert(LEDGER_TABLE, record);
     } else {
       await ctx.db.replace(idOf(found), record);
     }
-    return record;
+    return ledgerEntry(record);
   },
 });
 
 /**
- * The ledger's record of the import `importId`, or null: a deployment emptied or replaced since
- * that import holds none, and import then sends everything again instead of trusting its
- * checkpoints.
+ * The ledger's latest entry of the import `importId`, or null: a deployment emptied or
+ * replaced since that import holds none, and import then sends everything again instead of
+ * trusting its checkpoints.
  */
 export const ledgerRead = internalQueryGeneric({
   args: { importId: v.string() },
   handler: async (ctx, { importId }) => {
-    const found = await ctx.db
+    const entries = await ctx.db
       .query(LEDGER_TABLE)
       .withIndex(LEDGER_IMPORT_INDEX, (q) => q.eq("importId", importId))
-      .first();
-    if (found === null) {
-      return null;
-    }
-    const { importId: id, planHash, status, updatedAt } = found;
-    return { importId: id, planHash, status, updatedAt };
+      .collect();
+    entries.sort((a, b) => (a.updatedAt as number) - (b.updatedAt as number));
+    const last = entries.at(-1);
+    return last === undefined ? null : ledgerEntry(last);
+  },
+});
+
+/** Every entry of the ledger, oldest first: `migrate status --ledger`, and import's checks. */
+export const ledgerList = internalQueryGeneric({
+  args: {},
+  handler: async (ctx) => {
+    const entries = await ctx.db.query(LEDGER_TABLE).take(MAX_LEDGER);
+    return entries.map(ledgerEntry);
   },
 });
 "#;
@@ -818,7 +914,7 @@ mod tests {
         let json = line.strip_prefix(PLAN_LINE_PREFIX).unwrap().strip_suffix(';').unwrap();
         assert_eq!(
             json,
-            r#"{"version":3,"planHash":"blake3:0123abcd","tables":{"users":{"legacyIdField":"legacyId","references":{}},"posts":{"legacyIdField":"legacyId","references":{"authorId":"users"}},"comments":{"legacyIdField":"oldId","references":{"postId":"posts","parentId":"comments"}}}}"#
+            r#"{"version":4,"planHash":"blake3:0123abcd","tables":{"users":{"legacyIdField":"legacyId","references":{}},"posts":{"legacyIdField":"legacyId","references":{"authorId":"users"}},"comments":{"legacyIdField":"oldId","references":{"postId":"posts","parentId":"comments"}}}}"#
         );
     }
 

@@ -311,7 +311,7 @@ pub fn transform_with(
     }
     sources.sort_by(|a, b| a.table.cmp(&b.table));
     let mut warnings = plan.warnings.clone();
-    warnings.extend(auth::not_carried(&plan, &sources));
+    warnings.extend(auth::not_carried(plan, &sources));
     if !options.dry_run && !stopped_early {
         let transform_manifest = TransformManifest {
             format_version: FORMAT_VERSION,
