@@ -109,6 +109,8 @@ pub struct TableImport {
 pub struct Inputs {
     pub manifest: TransformManifest,
     pub order: Vec<TableStep>,
+    /// `[files]` of the plan: Supabase Storage objects move too (src/files/).
+    pub files: Option<crate::plan::model::FilesPlan>,
 }
 
 /// Reads what import and verify start from: the transformed manifest, and the plan (which
@@ -136,7 +138,7 @@ pub fn read_inputs(data_dir: &DataDir, plan_dir: &Path) -> anyhow::Result<Inputs
         }
         .into());
     }
-    Ok(Inputs { order: order::import_order(&plan), manifest })
+    Ok(Inputs { order: order::import_order(&plan), manifest, files: plan.files })
 }
 
 /// What `--dry-run` shows: the order and the batches, nothing sent.

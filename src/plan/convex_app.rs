@@ -244,6 +244,7 @@ mod tests {
             skipped: Vec::new(),
             hash: hash.to_owned(),
             warnings: Vec::new(),
+            files: None,
         }
     }
 

@@ -324,6 +324,14 @@ pub struct Layer {
     pub defaults: Defaults,
     /// By the table key as written (`public.users`).
     pub tables: BTreeMap<String, TableEntry>,
+    /// `[files]`: where Supabase Storage objects' bytes are read from.
+    pub files: FilesEntry,
+}
+
+/// `[files]`: `source = "file:///…"` or `"s3://…"` (src/files/source.rs reads it).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct FilesEntry {
+    pub source: Option<At<String>>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -411,7 +419,8 @@ pub enum FilterCondition {
     In(Vec<Literal>),
 }
 
-const TOP_KEYS: [&str; 2] = ["defaults", "tables"];
+const TOP_KEYS: [&str; 3] = ["defaults", "tables", "files"];
+const FILES_KEYS: [&str; 1] = ["source"];
 const DEFAULT_KEYS: [&str; 7] =
     ["naming", "legacy_id_field", "nulls", "orphans", "json_keys", "timestamp_offset", "types"];
 const TABLE_KEYS: [&str; 10] = [
@@ -484,6 +493,7 @@ pub fn merge(earlier: &mut Layer, later: Layer) {
         over(slot, later);
     }
     merge_entries(&mut earlier.tables, later.tables);
+    over(&mut earlier.files.source, later.files.source);
 }
 
 /// An entry that a later file's entry of the same key applies over, key by key.
@@ -743,6 +753,12 @@ impl<'a> Reader<'a> {
         for entry in self.entries(document, "", &TOP_KEYS)? {
             match entry.key {
                 "defaults" => layer.defaults = self.defaults(&entry)?,
+                "files" => {
+                    for e in self.entries(self.table(&entry)?, &entry.path, &FILES_KEYS)? {
+                        // `source`, the only key.
+                        layer.files.source = Some(self.string(e.value, &e.path)?);
+                    }
+                }
                 _ => {
                     // `tables`: any key names a table; the catalog decides whether it exists.
                     for table in self.entries(self.table(&entry)?, &entry.path, &[])? {

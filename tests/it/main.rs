@@ -16,6 +16,7 @@ mod export_dump;
 mod export_golden;
 mod export_libpq;
 mod export_tls;
+mod files;
 mod import_concurrency;
 mod import_crashes;
 mod import_faults;

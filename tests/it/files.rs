@@ -1,0 +1,209 @@
+//! Supabase Storage objects into Convex file storage: real Postgres holding Supabase's own
+//! storage schema (tests/fixtures/supabase-storage-schema.sql) with generated rows, the bytes in
+//! a folder or behind a local S3 server (moto's, from PyPI), uploaded into
+//! `tests/convex/server.ts` the way Convex apps upload (an upload URL, then a POST), and
+//! verified against the source.
+
+use std::path::Path;
+
+use migrate::convex::client::FunctionKind;
+use serde_json::{Value, json};
+
+use crate::convex_server::ConvexTestServer;
+use crate::import_pipeline::{Prepared, call};
+use crate::support::{TestDb, postgres_bin_dir};
+
+/// Supabase's storage schema as its storage server creates it, loaded with psql (its
+/// statements include `create index concurrently`, which needs no transaction around it).
+pub fn storage_db() -> TestDb {
+    let db = TestDb::new();
+    let fixture =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/supabase-storage-schema.sql");
+    let output = std::process::Command::new(postgres_bin_dir().join("psql"))
+        .args(["-X", "-q", "-d", db.url(), "-f", utf8(&fixture)])
+        .output()
+        .expect("psql runs");
+    assert!(output.status.success(), "psql failed: {}", String::from_utf8_lossy(&output.stderr));
+    assert_eq!(db.conn().count("select count(*) from pg_tables where schemaname = 'storage' and tablename in ('objects', 'buckets')"), 2);
+    db
+}
+
+/// The objects: bucket, path, content type, bytes.
+pub fn objects() -> Vec<(&'static str, String, &'static str, Vec<u8>)> {
+    let mut objects = vec![
+        ("avatars", "1.png".to_owned(), "image/png", b"\x89PNG\r\n\x1a\n avatar one".to_vec()),
+        ("avatars", "2.png".to_owned(), "image/png", b"\x89PNG\r\n\x1a\n avatar two".to_vec()),
+        ("docs", "reports/2024/q1.pdf".to_owned(), "application/pdf", b"%PDF-1.7 report".to_vec()),
+        ("docs", "notes with spaces.txt".to_owned(), "text/plain", b"plain text\n".to_vec()),
+    ];
+    // One larger than any read buffer, bytes of every value.
+    let big: Vec<u8> = (0..300_000u32).map(|i| (i * 7 % 251) as u8).collect();
+    objects.push(("docs", "big.bin".to_owned(), "application/octet-stream", big));
+    objects
+}
+
+/// Supabase's storage schema, `profiles` pointing at avatars, and a `storage.objects` row per
+/// object (plus `extra` rows whose bytes nowhere exist).
+pub fn fixture(objects: &[(&str, String, &str, Vec<u8>)], extra: &[(&str, &str)]) -> String {
+    let mut sql = String::new();
+    sql.push_str(
+        "\ncreate table public.profiles (id int primary key, avatar_url text);\n\
+         insert into storage.buckets (id, name) values ('avatars', 'avatars'), ('docs', 'docs');\n",
+    );
+    let owner = "00000000-0000-4000-8000-000000000007";
+    for (bucket, path, mime, bytes) in objects {
+        sql.push_str(&format!(
+            "insert into storage.objects (bucket_id, name, owner, metadata) values ('{bucket}', '{path}', '{owner}', '{{\"size\": {}, \"mimetype\": \"{mime}\"}}');\n",
+            bytes.len()
+        ));
+    }
+    for (bucket, path) in extra {
+        sql.push_str(&format!(
+            "insert into storage.objects (bucket_id, name, metadata) values ('{bucket}', '{path}', '{{\"size\": 5, \"mimetype\": \"text/plain\"}}');\n"
+        ));
+    }
+    sql.push_str("insert into public.profiles values (1, '1.png'), (2, '2.png'), (3, null);\n");
+    sql
+}
+
+/// The bytes as a downloaded copy: `<dir>/<bucket>/<path>`.
+pub fn write_folder(dir: &Path, objects: &[(&str, String, &str, Vec<u8>)]) {
+    for (bucket, path, _, bytes) in objects {
+        let file = dir.join(bucket).join(path);
+        std::fs::create_dir_all(file.parent().unwrap()).unwrap();
+        std::fs::write(file, bytes).unwrap();
+    }
+}
+
+const TABLES: &str = "storage.buckets,storage.objects,public.profiles";
+
+/// Exported, planned with `[files] source = <source>`, transformed, and the app deployed.
+pub fn prepared(sql: &str, source: &str) -> (Prepared, ConvexTestServer) {
+    let db = storage_db();
+    db.execute(sql);
+    let prepared = Prepared::from_db(db, &["--tables", TABLES], &files_plan(source));
+    prepared.migrate(&["transform"]).success();
+    std::fs::write(prepared.convex_dir().join("files_app.ts"), APP_TS).unwrap();
+    let server = ConvexTestServer::for_convex_dir(&prepared.convex_dir());
+    (prepared, server)
+}
+
+pub fn files_plan(source: &str) -> String {
+    format!("[files]\nsource = \"{source}\"\n")
+}
+
+/// Every `migrateFiles` record, by `bucket/path`.
+pub fn records(server: &ConvexTestServer) -> std::collections::BTreeMap<String, Value> {
+    let page = call(
+        server,
+        FunctionKind::Query,
+        "migrate:filesPage",
+        json!({"cursor": null, "numItems": 1000}),
+    );
+    assert_eq!(page["isDone"], true);
+    page["page"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            (
+                format!("{}/{}", r["bucket"].as_str().unwrap(), r["path"].as_str().unwrap()),
+                r.clone(),
+            )
+        })
+        .collect()
+}
+
+/// GET of a URL the test deployment gave: status, content type, bytes.
+pub fn fetch(url: &str) -> (u16, String, Vec<u8>) {
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    runtime.block_on(async {
+        let response = reqwest::get(url).await.unwrap();
+        let status = response.status().as_u16();
+        let content_type = response
+            .headers()
+            .get("content-type")
+            .map(|v| v.to_str().unwrap().to_owned())
+            .unwrap_or_default();
+        (status, content_type, response.bytes().await.unwrap().to_vec())
+    })
+}
+
+/// The URL `ctx.storage.getUrl` gives for `storage_id`, through an app's own query.
+pub fn file_url(server: &ConvexTestServer, storage_id: &str) -> String {
+    let url =
+        call(server, FunctionKind::Query, "files_app:urlOf", json!({"storageId": storage_id}));
+    url.as_str().unwrap_or_else(|| panic!("no URL for {storage_id}: {url}")).to_owned()
+}
+
+/// An app module reading files the way an app does.
+pub const APP_TS: &str = r#"
+import { queryGeneric } from "convex/server";
+import { v } from "convex/values";
+
+export const urlOf = queryGeneric({
+  args: { storageId: v.id("_storage") },
+  handler: async (ctx, { storageId }) => await ctx.storage.getUrl(storageId),
+});
+"#;
+
+/// Every object arrived: recorded once, stored with its bytes and content type.
+pub fn assert_arrived(server: &ConvexTestServer, objects: &[(&str, String, &str, Vec<u8>)]) {
+    let records = records(server);
+    assert_eq!(records.len(), objects.len(), "{records:#?}");
+    for (bucket, path, mime, bytes) in objects {
+        let record = &records[&format!("{bucket}/{path}")];
+        assert_eq!(record["contentType"], *mime);
+        assert_eq!(record["size"], bytes.len() as f64);
+        assert_eq!(record["owner"], "00000000-0000-4000-8000-000000000007");
+        assert_eq!(record["stored"]["size"], bytes.len() as f64, "{record}");
+        let url = file_url(server, record["storageId"].as_str().unwrap());
+        let (status, content_type, got) = fetch(&url);
+        assert_eq!(status, 200, "{url}\n{}", server.stderr());
+        assert_eq!(content_type, *mime, "{bucket}/{path}");
+        assert!(
+            got == *bytes,
+            "{bucket}/{path}: the bytes differ ({} vs {} bytes)",
+            got.len(),
+            bytes.len()
+        );
+    }
+}
+
+fn utf8(path: &Path) -> &str {
+    path.to_str().unwrap()
+}
+
+#[test]
+fn files_from_a_folder_arrive_with_their_bytes_and_types_and_verify_catches_changed_bytes() {
+    let objects = objects();
+    let dir = tempfile::tempdir().unwrap();
+    write_folder(dir.path(), &objects);
+    let source = format!("file://{}", utf8(dir.path()));
+    let (prepared, server) = prepared(&fixture(&objects, &[]), &source);
+    let key = server.admin_key().to_owned();
+
+    let dry = prepared.migrate(&["import", "--dry-run"]).success();
+    assert!(dry.stdout.contains("avatars"), "{}", dry.stdout);
+    let first = prepared.against(server.url(), &key, &["import"]).success();
+    assert!(first.stdout.contains("files: 5 of 5 uploaded"), "{}", first.stdout);
+    assert_arrived(&server, &objects);
+
+    let again = prepared.against(server.url(), &key, &["import"]).success();
+    assert!(
+        again.stdout.contains("files: 0 of 5 uploaded (0 bytes), 5 already in Convex"),
+        "{}",
+        again.stdout
+    );
+    assert_eq!(server.stderr().matches("/api/storage/upload → 200").count(), 5);
+
+    prepared.against(server.url(), &key, &["verify"]).success();
+    std::fs::write(dir.path().join("docs/reports/2024/q1.pdf"), b"%PDF-1.7 changed").unwrap();
+    let verify = prepared.against(server.url(), &key, &["verify"]);
+    assert_eq!(verify.code, Some(1), "{}", verify.stderr);
+    assert!(
+        verify.stdout.contains("file `docs/reports/2024/q1.pdf` differs: the source has 16 bytes"),
+        "{}",
+        verify.stdout
+    );
+}
