@@ -330,7 +330,10 @@ async fn files_stage(
     );
     let client = options.target.client()?.with_concurrency(options.concurrency);
     let reporter = reporter(settings);
-    let work = files::upload(&client, source, &objects, options.concurrency, reporter.as_ref());
+    data_dir.prepare(data_dir.root())?;
+    let state = import::state::State::open(&data_dir.path("state.sqlite"))?;
+    let work =
+        files::upload(&client, source, &objects, options.concurrency, state, reporter.as_ref());
     let report = tokio::select! {
         report = work => report.context("moving files into Convex storage")?,
         _ = tokio::signal::ctrl_c() => return Err(Interrupted { command: "import" }.into()),

@@ -12,8 +12,8 @@
 pub mod source;
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 
 use futures_util::StreamExt;
 use serde::{Deserialize, Serialize};
@@ -23,6 +23,7 @@ use crate::catalog::TableName;
 use crate::convex::client::{CallError, ConvexClient, FunctionKind, UploadError};
 use crate::data_dir::DataDir;
 use crate::exit_code;
+use crate::import::state::{State, StateError};
 use crate::output::{Reporter, Unit};
 pub use source::{FilesSource, SourceError};
 
@@ -66,6 +67,8 @@ pub enum FilesError {
     },
     #[error("uploading `{name}`: {message}")]
     Upload { name: String, message: String },
+    #[error(transparent)]
+    State(#[from] StateError),
     #[error(
         "{count} objects of `storage.objects` are not in the files source `{url}`, e.g. `{first}`; every other object was uploaded"
     )]
@@ -78,7 +81,7 @@ impl FilesError {
             FilesError::NotExported | FilesError::Source(SourceError::Unsupported { .. }) => {
                 exit_code::USAGE
             }
-            FilesError::Raw { .. } => exit_code::LOCAL_IO,
+            FilesError::Raw { .. } | FilesError::State(_) => exit_code::LOCAL_IO,
             FilesError::Source(_) => exit_code::SOURCE_FAILURE,
             FilesError::Call { .. } | FilesError::Upload { .. } => exit_code::CONVEX_FAILURE,
             FilesError::Missing { .. } => exit_code::REJECTED_ROWS,
@@ -235,11 +238,14 @@ pub async fn upload(
     source: Arc<FilesSource>,
     objects: &[StorageObject],
     concurrency: usize,
+    state: State,
     reporter: &dyn Reporter,
 ) -> Result<FilesReport, FilesError> {
-    let recorded = recorded(client)
+    let state = Arc::new(Mutex::new(state));
+    let mut recorded = recorded(client)
         .await
         .map_err(|source| FilesError::Call { name: "migrate:filesPage".into(), source })?;
+    adopt_sent(&mut recorded, client, &source, objects, &state).await?;
     let mut report = FilesReport {
         files: objects.len() as u64,
         buckets: per_bucket(objects),
@@ -263,9 +269,9 @@ pub async fn upload(
     let bytes_done = Arc::new(AtomicU64::new(0));
     let mut uploads = futures_util::stream::iter(todo)
         .map(|object| {
-            let (client, source) = (client.clone(), source.clone());
+            let (client, source, state) = (client.clone(), source.clone(), state.clone());
             async move {
-                let result = upload_one(&client, &source, &object).await;
+                let result = upload_one(&client, &source, &object, &state).await;
                 (object, result)
             }
         })
@@ -302,8 +308,10 @@ async fn upload_one(
     client: &ConvexClient,
     source: &FilesSource,
     object: &StorageObject,
+    state: &Mutex<State>,
 ) -> Result<u64, FilesError> {
     let name = object.name();
+    lock(state).file_sending(&object.bucket, &object.path, now_ms())?;
     let call_error = |source| FilesError::Call { name: name.clone(), source };
     let retry = client.retry_policy();
     let mut attempt = 0;
@@ -338,6 +346,19 @@ async fn upload_one(
         tokio::time::sleep(retry.delay(attempt)).await;
         attempt += 1;
     };
+    record(client, object, &storage_id, size, &sha256, state).await?;
+    Ok(size)
+}
+
+/// Records `object` as stored under `storage_id`, in the deployment, then in the state.
+async fn record(
+    client: &ConvexClient,
+    object: &StorageObject,
+    storage_id: &str,
+    size: u64,
+    sha256: &str,
+    state: &Mutex<State>,
+) -> Result<(), FilesError> {
     let record = json!({"files": [{
         "bucket": object.bucket,
         "path": object.path,
@@ -350,8 +371,75 @@ async fn upload_one(
     let _: serde_json::Value = client
         .call(FunctionKind::Mutation, "migrate:recordFiles", &record)
         .await
-        .map_err(call_error)?;
-    Ok(size)
+        .map_err(|source| FilesError::Call { name: object.name(), source })?;
+    let (bucket, path, content_type) = (&object.bucket, &object.path, object.content_type());
+    lock(state).file_recorded(bucket, path, storage_id, size, content_type, sha256)?;
+    Ok(())
+}
+
+/// Files a killed run sent but did not record: when Convex stored their bytes (a stored file
+/// nobody records, with the source's SHA-256 and size, stored since the run began sending),
+/// they are recorded now instead of being sent twice. Reads each such object once more.
+async fn adopt_sent(
+    recorded: &mut HashMap<(String, String), Recorded>,
+    client: &ConvexClient,
+    source: &FilesSource,
+    objects: &[StorageObject],
+    state: &Mutex<State>,
+) -> Result<(), FilesError> {
+    let sending = lock(state).files_sending()?;
+    let by_name: HashMap<(&str, &str), &StorageObject> =
+        objects.iter().map(|o| ((o.bucket.as_str(), o.path.as_str()), o)).collect();
+    for file in sending {
+        let key = (file.bucket.clone(), file.path.clone());
+        let Some(object) = by_name.get(&(file.bucket.as_str(), file.path.as_str())) else {
+            continue;
+        };
+        let (size, sha256) = match source.digest(&file.bucket, &file.path).await {
+            Ok(digest) => digest,
+            Err(SourceError::Missing { .. }) => continue,
+            Err(e) => return Err(e.into()),
+        };
+        if recorded.get(&key).is_some_and(|r| r.sha256 == sha256) {
+            continue;
+        }
+        // Clocks differ: a minute's margin before the first attempt began.
+        let args = json!({"sha256": sha256, "size": size as f64, "since": (file.since_ms - 60_000) as f64});
+        let found: Option<String> = client
+            .call(FunctionKind::Query, "migrate:findStored", &args)
+            .await
+            .map_err(|source| FilesError::Call { name: object.name(), source })?;
+        if let Some(storage_id) = found {
+            tracing::info!(object = %object.name(), "recording the bytes a killed run sent");
+            record(client, object, &storage_id, size, &sha256, state).await?;
+            let content_type = object.content_type().to_owned();
+            let stored =
+                Some(Stored { size: size as f64, sha256: sha256.clone(), content_type: None });
+            recorded.insert(
+                key.clone(),
+                Recorded {
+                    bucket: key.0,
+                    path: key.1,
+                    storage_id,
+                    size: size as f64,
+                    content_type,
+                    sha256,
+                    stored,
+                },
+            );
+        }
+    }
+    Ok(())
+}
+
+fn lock(state: &Mutex<State>) -> std::sync::MutexGuard<'_, State> {
+    state.lock().expect("no thread panics holding the state")
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
 }
 
 /// Verify's part for files: every object recorded, its bytes stored in Convex with the size and

@@ -12,8 +12,8 @@
 use serde::ser::{Serialize, Serializer};
 
 use super::codegen::{
-    FILES_PATH_INDEX, FILES_TABLE, LEDGER_IMPORT_INDEX, LEDGER_TABLE, LEGACY_ID_INDEX,
-    generated_from, string_literal,
+    FILES_PATH_INDEX, FILES_STORAGE_INDEX, FILES_TABLE, LEDGER_IMPORT_INDEX, LEDGER_TABLE,
+    LEGACY_ID_INDEX, generated_from, string_literal,
 };
 use super::model::{Plan, ReferencePlan, TablePlan};
 
@@ -53,7 +53,8 @@ pub fn migrate_ts(plan: &Plan) -> String {
         out.push_str(
             &FILES_BODY
                 .replace("$FILES_TABLE", &string_literal(FILES_TABLE))
-                .replace("$FILES_PATH_INDEX", &string_literal(FILES_PATH_INDEX)),
+                .replace("$FILES_PATH_INDEX", &string_literal(FILES_PATH_INDEX))
+                .replace("$FILES_STORAGE_INDEX", &string_literal(FILES_STORAGE_INDEX)),
         );
     }
     out
@@ -528,6 +529,33 @@ export const recordFiles = internalMutationGeneric({
           await ctx.storage.delete(found.storageId as GenericId<"_storage">);
         }
         await ctx.db.replace(idOf(found), file);
+      }
+    }
+    return null;
+  },
+});
+
+/**
+ * A stored file no migrated file records, with this SHA-256 and size, stored since `since` (ms):
+ * the bytes a run killed after sending them and before recording them left behind. Import
+ * records it instead of sending the bytes again. Reads only the files stored since then.
+ */
+export const findStored = internalQueryGeneric({
+  args: { sha256: v.string(), size: v.number(), since: v.number() },
+  handler: async (ctx, { sha256, size, since }) => {
+    const recent = ctx.db.system
+      .query("_storage")
+      .withIndex("by_creation_time", (q) => q.gte("_creationTime", since));
+    for await (const stored of recent) {
+      if (stored.sha256 !== sha256 || stored.size !== size) {
+        continue;
+      }
+      const recorded = await ctx.db
+        .query(FILES_TABLE)
+        .withIndex($FILES_STORAGE_INDEX, (q) => q.eq("storageId", stored._id))
+        .first();
+      if (recorded === null) {
+        return stored._id;
       }
     }
     return null;

@@ -5,13 +5,14 @@
 //! verified against the source.
 
 use std::path::Path;
+use std::time::Duration;
 
 use migrate::convex::client::FunctionKind;
 use serde_json::{Value, json};
 
 use crate::convex_server::ConvexTestServer;
 use crate::import_pipeline::{Prepared, call};
-use crate::support::{TestDb, postgres_bin_dir};
+use crate::support::{Run, S3Server, TestDb, postgres_bin_dir, wait_until};
 
 /// Supabase's storage schema as its storage server creates it, loaded with psql (its
 /// statements include `create index concurrently`, which needs no transaction around it).
@@ -78,7 +79,7 @@ pub fn write_folder(dir: &Path, objects: &[(&str, String, &str, Vec<u8>)]) {
 const TABLES: &str = "storage.buckets,storage.objects,public.profiles";
 
 /// Exported, planned with `[files] source = <source>`, transformed, and the app deployed.
-pub fn prepared(sql: &str, source: &str) -> (Prepared, ConvexTestServer) {
+pub fn prepare(sql: &str, source: &str) -> (Prepared, ConvexTestServer) {
     let db = storage_db();
     db.execute(sql);
     let prepared = Prepared::from_db(db, &["--tables", TABLES], &files_plan(source));
@@ -180,7 +181,7 @@ fn files_from_a_folder_arrive_with_their_bytes_and_types_and_verify_catches_chan
     let dir = tempfile::tempdir().unwrap();
     write_folder(dir.path(), &objects);
     let source = format!("file://{}", utf8(dir.path()));
-    let (prepared, server) = prepared(&fixture(&objects, &[]), &source);
+    let (prepared, server) = prepare(&fixture(&objects, &[]), &source);
     let key = server.admin_key().to_owned();
 
     let dry = prepared.migrate(&["import", "--dry-run"]).success();
@@ -206,4 +207,84 @@ fn files_from_a_folder_arrive_with_their_bytes_and_types_and_verify_catches_chan
         "{}",
         verify.stdout
     );
+}
+
+/// `migrate <args>` against the test deployment, reading S3 at `s3`.
+fn with_s3(prepared: &Prepared, server: &ConvexTestServer, s3: &S3Server, args: &[&str]) -> Run {
+    let mut command = prepared.command(args);
+    command
+        .env("CONVEX_URL", server.url())
+        .env("CONVEX_DEPLOY_KEY", server.admin_key())
+        .env("AWS_ENDPOINT_URL", s3.url())
+        .env("AWS_ACCESS_KEY_ID", "moto-test-key")
+        .env("AWS_SECRET_ACCESS_KEY", "moto-test-secret")
+        .env("AWS_REGION", "us-east-1");
+    Run::of(command)
+}
+
+#[test]
+fn files_from_s3_arrive_with_their_bytes_and_types_bucket_by_bucket_and_under_one_bucket() {
+    let objects = objects();
+    let s3 = S3Server::start();
+    // Supabase's S3 endpoint: each storage bucket is an S3 bucket.
+    for bucket in ["avatars", "docs"] {
+        let in_bucket: Vec<(&str, &str, &[u8])> = objects
+            .iter()
+            .filter(|o| o.0 == bucket)
+            .map(|(_, path, mime, bytes)| (path.as_str(), *mime, bytes.as_slice()))
+            .collect();
+        s3.put(bucket, &in_bucket);
+    }
+    let (prepared, server) = prepare(&fixture(&objects, &[]), "s3://");
+    let run = with_s3(&prepared, &server, &s3, &["import"]).success();
+    assert!(run.stdout.contains("files: 5 of 5 uploaded"), "{}", run.stdout);
+    assert_arrived(&server, &objects);
+    with_s3(&prepared, &server, &s3, &["verify"]).success();
+    // The credentials never show.
+    assert!(!run.stderr.contains("moto-test-secret") && !run.stdout.contains("moto-test-secret"));
+
+    // A copy under one bucket and a prefix: `s3://<bucket>/<prefix>/<storage bucket>/<path>`.
+    let copy: Vec<(String, &str, &[u8])> = objects
+        .iter()
+        .map(|(bucket, path, mime, bytes)| {
+            (format!("backup/{bucket}/{path}"), *mime, bytes.as_slice())
+        })
+        .collect();
+    let copy: Vec<(&str, &str, &[u8])> =
+        copy.iter().map(|(k, m, b)| (k.as_str(), *m, *b)).collect();
+    s3.put("copy", &copy);
+    let (prepared, server) = prepare(&fixture(&objects, &[]), "s3://copy/backup");
+    with_s3(&prepared, &server, &s3, &["import"]).success();
+    assert_arrived(&server, &objects);
+}
+
+#[test]
+fn a_kill_9_mid_upload_then_resume_uploads_nothing_twice() {
+    let objects: Vec<_> = (0..200)
+        .map(|i| {
+            let bytes: Vec<u8> = (0..20_000u32).map(|b| ((b + i) % 253) as u8).collect();
+            ("docs", format!("many/{i:03}.bin"), "application/octet-stream", bytes)
+        })
+        .collect();
+    let dir = tempfile::tempdir().unwrap();
+    write_folder(dir.path(), &objects);
+    let (prepared, server) =
+        prepare(&fixture(&objects, &[]), &format!("file://{}", utf8(dir.path())));
+    let key = server.admin_key().to_owned();
+
+    let mut command = prepared.command(&["import", "--concurrency", "8"]);
+    command.env("CONVEX_URL", server.url()).env("CONVEX_DEPLOY_KEY", &key);
+    command.stdout(std::process::Stdio::null()).stderr(std::process::Stdio::null());
+    let mut child = command.spawn().unwrap();
+    wait_until("some files recorded", Duration::from_secs(60), || records(&server).len() >= 5);
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+    let before = records(&server).len();
+    assert!(before < objects.len(), "the import finished before the kill: {before}");
+
+    prepared.against(server.url(), &key, &["import"]).success();
+    assert_eq!(records(&server).len(), objects.len());
+    let uploads = server.stderr().matches("/api/storage/upload → 200").count();
+    assert_eq!(uploads, objects.len(), "every object's bytes were stored exactly once");
+    prepared.against(server.url(), &key, &["verify"]).success();
 }
