@@ -32,7 +32,7 @@ pub const LEDGER_IMPORT_INDEX: &str = "by_import_id";
 /// The table of migrated files, in `migrateTables.ts` when the plan has `[files]`.
 pub const FILES_TABLE: &str = "migrateFiles";
 
-/// Its index on `bucket`, `path`: one document per object.
+/// Its index on `key` (`<bucket>/<path>`): one document per object.
 pub const FILES_PATH_INDEX: &str = "by_path";
 
 /// Its index on `storageId`.
@@ -135,6 +135,7 @@ fn write_files_table(out: &mut String) {
          \x20 // storage (convex/migrate.ts writes it); verify compares them with the source.\n",
     );
     out.push_str(&format!("  {}: defineTable({{\n", object_key(FILES_TABLE)));
+    out.push_str("    key: v.string(), // `<bucket>/<path>`: a bucket name holds no `/`\n");
     out.push_str("    bucket: v.string(),\n");
     out.push_str("    path: v.string(), // the object's name in its bucket\n");
     out.push_str("    owner: v.union(v.string(), v.null()),\n");
@@ -143,7 +144,7 @@ fn write_files_table(out: &mut String) {
     out.push_str("    contentType: v.string(),\n");
     out.push_str("    sha256: v.string(), // base64, as Convex keeps it in `_storage`\n");
     out.push_str(&format!(
-        "  }}).index({}, [\"bucket\", \"path\"]).index({}, [\"storageId\"]),\n",
+        "  }}).index({}, [\"key\"]).index({}, [\"storageId\"]),\n",
         string_literal(FILES_PATH_INDEX),
         string_literal(FILES_STORAGE_INDEX)
     ));

@@ -475,7 +475,7 @@ const FILES_BODY: &str = r#"
 /** The table of migrated files (migrateTables.ts): one document per storage object. */
 const FILES_TABLE = $FILES_TABLE;
 
-/** Its index on `bucket`, `path`. */
+/** Its index on `key`, `<bucket>/<path>` (a bucket name holds no `/`). */
 const FILES_PATH_INDEX = $FILES_PATH_INDEX;
 
 /** One file import uploaded, as it records it. */
@@ -518,17 +518,18 @@ export const recordFiles = internalMutationGeneric({
             `import sent ${file.size} bytes with SHA-256 ${file.sha256}`,
         );
       }
+      const key = name;
       const found = await ctx.db
         .query(FILES_TABLE)
-        .withIndex(FILES_PATH_INDEX, (q) => q.eq("bucket", file.bucket).eq("path", file.path))
+        .withIndex(FILES_PATH_INDEX, (q) => q.eq("key", key))
         .first();
       if (found === null) {
-        await ctx.db.insert(FILES_TABLE, file);
+        await ctx.db.insert(FILES_TABLE, { key, ...file });
       } else {
         if (found.storageId !== file.storageId) {
           await ctx.storage.delete(found.storageId as GenericId<"_storage">);
         }
-        await ctx.db.replace(idOf(found), file);
+        await ctx.db.replace(idOf(found), { key, ...file });
       }
     }
     return null;

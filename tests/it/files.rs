@@ -288,3 +288,31 @@ fn a_kill_9_mid_upload_then_resume_uploads_nothing_twice() {
     assert_eq!(uploads, objects.len(), "every object's bytes were stored exactly once");
     prepared.against(server.url(), &key, &["verify"]).success();
 }
+
+#[test]
+fn the_files_functions_and_table_typecheck_and_an_app_reads_a_file_url() {
+    // GIVEN the generated files of a plan with `[files]`, and an app module using them
+    let mut plan = crate::codegen_support::every_conversion_plan();
+    plan.files =
+        Some(migrate::plan::model::FilesPlan { source: "s3://".into(), at: "test".into() });
+    let app = crate::codegen_support::ConvexApp::new("tsc-files");
+    app.write_generated(&plan);
+    app.write("convex/files_app.ts", APP_TS);
+    app.write(
+        "convex/usage.ts",
+        r#"import type { RegisteredMutation, RegisteredQuery } from "convex/server";
+import { filesPage, findStored, generateUploadUrl, recordFiles } from "./migrate";
+
+export const mutations: RegisteredMutation<"internal", any, any>[] = [generateUploadUrl, recordFiles];
+export const queries: RegisteredQuery<"internal", any, any>[] = [filesPage, findStored];
+"#,
+    );
+    // WHEN tsc checks the app THEN it finds nothing
+    let output = app.typecheck();
+    assert!(
+        output.status.success(),
+        "tsc rejected the generated files:\n{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
