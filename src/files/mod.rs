@@ -70,7 +70,7 @@ pub enum FilesError {
     #[error(transparent)]
     State(#[from] StateError),
     #[error(
-        "{count} objects of `storage.objects` are not in the files source `{url}`, e.g. `{first}`; every other object was uploaded"
+        "{count} of the objects `storage.objects` lists are not in the files source `{url}`, e.g. `{first}`; every other object was uploaded"
     )]
     Missing { count: u64, first: String, url: String },
 }
