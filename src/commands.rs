@@ -290,6 +290,10 @@ async fn run_all(
     let data_dir = DataDir::new(&settings.data_dir);
     let inputs = import::read_inputs(&data_dir, &settings.plan_dir)?;
     let Some(options) = options else {
+        if inputs.files.is_some() {
+            let buckets = files::per_bucket(&files::read_objects(&data_dir)?);
+            print("files", output::files_dry_run(&buckets, OutputFormat::Text), json!(buckets));
+        }
         let planned = import::dry_run(&inputs, args.batches.batch_size.get());
         print("import", output::import_summary(&planned, format), json!(planned));
         return Ok(code);

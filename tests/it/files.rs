@@ -327,12 +327,22 @@ fn an_object_missing_from_the_source_is_named_and_the_rest_arrive() {
     let key = server.admin_key().to_owned();
 
     let run = prepared.against(server.url(), &key, &["import"]);
-    run.fails_with(5, &["1 of the objects `storage.objects` lists are not in the files source", "`docs/gone.txt`"]);
+    run.fails_with(
+        5,
+        &[
+            "1 of the objects `storage.objects` lists are not in the files source",
+            "`docs/gone.txt`",
+        ],
+    );
     assert_arrived(&server, &objects);
 
     // The object put in place, the next run sends it alone.
     std::fs::write(dir.path().join("docs/gone.txt"), b"back!").unwrap();
     let again = prepared.against(server.url(), &key, &["import"]).success();
-    assert!(again.stdout.contains("files: 1 of 6 uploaded (5 bytes), 5 already in Convex"), "{}", again.stdout);
+    assert!(
+        again.stdout.contains("files: 1 of 6 uploaded (5 bytes), 5 already in Convex"),
+        "{}",
+        again.stdout
+    );
     assert_eq!(records(&server).len(), 6);
 }
