@@ -1061,6 +1061,14 @@ mod tests {
         }
     }
 
+    #[test]
+    fn files_source_is_read_and_a_later_file_wins() {
+        let mut layer = parse_text("[files]\nsource = \"file:///srv/copy\"\n").unwrap();
+        assert_eq!(layer.files.source.as_ref().unwrap().value, "file:///srv/copy");
+        merge(&mut layer, parse_text("[files]\nsource = \"s3://\"\n").unwrap());
+        assert_eq!(layer.files.source.unwrap().value, "s3://");
+    }
+
     fn parse_text(text: &str) -> Result<Layer, PlanError> {
         parse(&source("0002_x.toml", text))
     }
@@ -1188,7 +1196,10 @@ orphans = "keep_legacy"
 
         let (message, hint) = error("\n\nfrobnicate = 1\n");
         assert_eq!(message, "migrations/0002_x.toml:3: unknown key `frobnicate` at the top level");
-        assert_eq!(hint.as_deref(), Some("expected one of `defaults`, `tables`"));
+        assert_eq!(hint.as_deref(), Some("expected one of `defaults`, `tables`, `files`"));
+
+        let (message, _) = error("[files]\nsource = \"s3://\"\nbucket = \"x\"\n");
+        assert_eq!(message, "migrations/0002_x.toml:3: unknown key `bucket` in `files`");
 
         let (message, _) = error("[defaults.types]\nint8 = \"cents\"\n");
         assert_eq!(
