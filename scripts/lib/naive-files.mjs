@@ -3,6 +3,8 @@
 //   node naive-files.mjs put <s3-url> <bucket> <count> <bytes>
 //     creates <bucket> on the S3 server (moto takes unsigned requests) and puts <count> objects
 //     f/<i>.bin of <bytes> bytes each.
+//   node naive-files.mjs get <s3-url> <bucket> <count> <in-flight>
+//     only the downloads, <in-flight> at a time: what the S3 server alone serves.
 //   node naive-files.mjs copy <s3-url> <bucket> <count> <convex-url> <admin-key>
 //     what a one-off script does: one file at a time, download it whole, then upload it the way
 //     Convex apps do (migrate:generateUploadUrl, POST the bytes, migrate:recordFiles).
@@ -36,6 +38,16 @@ if (mode === "put") {
     const put = await fetch(`${s3}/${bucket}/f/${i}.bin`, { method: "PUT", body, headers: { "x-amz-acl": "public-read" } });
     if (!put.ok) throw new Error(`putting f/${i}.bin: ${put.status}`);
   }
+} else if (mode === "get") {
+  let next = 0;
+  const worker = async () => {
+    while (next < count) {
+      const got = await fetch(`${s3}/${bucket}/f/${next++}.bin`);
+      if (!got.ok) throw new Error(`getting: ${got.status}`);
+      await got.arrayBuffer();
+    }
+  };
+  await Promise.all(Array.from({ length: Number(rest[0]) }, worker));
 } else if (mode === "copy") {
   const [convexUrl, key] = rest;
   for (let i = 0; i < count; i += 1) {
