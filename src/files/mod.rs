@@ -12,7 +12,6 @@
 pub mod source;
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use futures_util::StreamExt;
@@ -266,7 +265,6 @@ pub async fn upload(
     let total_bytes: u64 = todo.iter().map(|o| o.size.unwrap_or(0)).sum();
     let mut files_bar = reporter.table_started("files", Some(todo.len() as u64), Unit::Files);
     let mut bytes_bar = reporter.table_started("files (bytes)", Some(total_bytes), Unit::Bytes);
-    let bytes_done = Arc::new(AtomicU64::new(0));
     let mut uploads = futures_util::stream::iter(todo)
         .map(|object| {
             let (client, source, state) = (client.clone(), source.clone(), state.clone());
@@ -282,9 +280,8 @@ pub async fn upload(
             Ok(size) => {
                 report.uploaded += 1;
                 report.uploaded_bytes += size;
-                let bytes = bytes_done.fetch_add(size, Ordering::Relaxed) + size;
                 files_bar.rows(report.uploaded);
-                bytes_bar.rows(bytes);
+                bytes_bar.rows(report.uploaded_bytes);
             }
             Err(FilesError::Source(SourceError::Missing { .. })) => {
                 tracing::warn!(object = %object.name(), "not in the files source");
@@ -311,7 +308,8 @@ async fn upload_one(
     state: &Mutex<State>,
 ) -> Result<u64, FilesError> {
     let name = object.name();
-    lock(state).file_sending(&object.bucket, &object.path, now_ms())?;
+    let since = now_ms();
+    lock(state).file_sending(&object.bucket, &object.path, since)?;
     let call_error = |source| FilesError::Call { name: name.clone(), source };
     let retry = client.retry_policy();
     let mut attempt = 0;
@@ -331,7 +329,19 @@ async fn upload_one(
                 }
                 format!("read {size} of {} bytes", opened.size)
             }
-            Err(UploadError::Transient(reason)) => reason,
+            Err(UploadError::Transient(reason)) => {
+                // Every byte went out: Convex may have stored them and the reply been lost.
+                // A file with their SHA-256 that nobody records is theirs; sending them again
+                // would leave it behind.
+                let (size, sha256) = digest.finish();
+                if size == opened.size
+                    && let Some(storage_id) =
+                        find_stored(client, object, size, &sha256, since).await?
+                {
+                    break (storage_id, size, sha256);
+                }
+                reason
+            }
             Err(UploadError::Refused(message)) => {
                 return Err(FilesError::Upload { name, message });
             }
@@ -403,12 +413,7 @@ async fn adopt_sent(
         if recorded.get(&key).is_some_and(|r| r.sha256 == sha256) {
             continue;
         }
-        // Clocks differ: a minute's margin before the first attempt began.
-        let args = json!({"sha256": sha256, "size": size as f64, "since": (file.since_ms - 60_000) as f64});
-        let found: Option<String> = client
-            .call(FunctionKind::Query, "migrate:findStored", &args)
-            .await
-            .map_err(|source| FilesError::Call { name: object.name(), source })?;
+        let found = find_stored(client, object, size, &sha256, file.since_ms).await?;
         if let Some(storage_id) = found {
             tracing::info!(object = %object.name(), "recording the bytes a killed run sent");
             record(client, object, &storage_id, size, &sha256, state).await?;
@@ -430,6 +435,22 @@ async fn adopt_sent(
         }
     }
     Ok(())
+}
+
+/// A stored file nobody records, holding these bytes, stored since `since_ms` (less a minute:
+/// the deployment's clock is not ours).
+async fn find_stored(
+    client: &ConvexClient,
+    object: &StorageObject,
+    size: u64,
+    sha256: &str,
+    since_ms: i64,
+) -> Result<Option<String>, FilesError> {
+    let args = json!({"sha256": sha256, "size": size as f64, "since": (since_ms - 60_000) as f64});
+    client
+        .call(FunctionKind::Query, "migrate:findStored", &args)
+        .await
+        .map_err(|source| FilesError::Call { name: object.name(), source })
 }
 
 fn lock(state: &Mutex<State>) -> std::sync::MutexGuard<'_, State> {
