@@ -114,7 +114,7 @@ impl FilesError {
 pub fn read_objects(data_dir: &DataDir) -> Result<Vec<StorageObject>, FilesError> {
     let path = data_dir.path(&DataDir::raw_file(&TableName::new("storage", "objects")));
     let text = std::fs::read_to_string(&path).map_err(|_| FilesError::NotExported)?;
-    let mut objects = Vec::new();
+    let (mut objects, mut unnamed) = (Vec::new(), 0u64);
     for (i, line) in text.lines().enumerate() {
         let raw = |message: String| FilesError::Raw {
             path: path.display().to_string(),
@@ -124,6 +124,7 @@ pub fn read_objects(data_dir: &DataDir) -> Result<Vec<StorageObject>, FilesError
         let row: serde_json::Value = serde_json::from_str(line).map_err(|e| raw(e.to_string()))?;
         let text_of = |key: &str| row.get(key).and_then(|v| v.as_str()).map(str::to_owned);
         let (Some(bucket), Some(path)) = (text_of("bucket_id"), text_of("name")) else {
+            unnamed += 1;
             continue;
         };
         let metadata = row.get("metadata");
@@ -143,6 +144,9 @@ pub fn read_objects(data_dir: &DataDir) -> Result<Vec<StorageObject>, FilesError
             size,
             content_type,
         });
+    }
+    if unnamed > 0 {
+        tracing::warn!("{unnamed} rows of `storage.objects` have no bucket or no name: no file");
     }
     Ok(objects)
 }
