@@ -15,6 +15,7 @@ use crate::convex::client::RetryPolicy;
 use crate::data_dir::DataDir;
 use crate::exit_code;
 use crate::export;
+use crate::files;
 use crate::import::state::place::StatePlace;
 use crate::import::{self, ConvexTarget, ImportError, ImportOptions};
 use crate::manifest::{Manifest, ManifestError};
@@ -249,11 +250,21 @@ async fn run_import(settings: &Settings, args: &ImportArgs) -> anyhow::Result<u8
     let data_dir = DataDir::new(&settings.data_dir);
     let inputs = import::read_inputs(&data_dir, &settings.plan_dir)?;
     if args.dry_run {
+        if inputs.files.is_some() {
+            let objects = files::read_objects(&data_dir)?;
+            output::print_result(&output::files_dry_run(
+                &files::per_bucket(&objects),
+                settings.format,
+            ));
+        }
         let report = import::dry_run(&inputs, args.batches.batch_size.get());
         output::print_result(&output::import_summary(&report, settings.format));
         return Ok(exit_code::OK);
     }
     let options = import_options(settings, &args.convex, &args.batches, args.force)?;
+    if let Some(files) = files_stage(settings, &data_dir, &inputs, &options).await? {
+        output::print_result(&output::files_summary(&files, settings.format));
+    }
     let report = import::import(&data_dir, &inputs, &options, reporter(settings)).await?;
     output::print_result(&output::import_summary(&report, settings.format));
     Ok(if report.rejected > 0 { exit_code::REJECTED_ROWS } else { exit_code::OK })
@@ -356,18 +367,26 @@ async fn run_all(
     let data_dir = DataDir::new(&settings.data_dir);
     let inputs = import::read_inputs(&data_dir, &settings.plan_dir)?;
     let Some(options) = options else {
+        if inputs.files.is_some() {
+            let buckets = files::per_bucket(&files::read_objects(&data_dir)?);
+            print("files", output::files_dry_run(&buckets, OutputFormat::Text), json!(buckets));
+        }
         let planned = import::dry_run(&inputs, args.batches.batch_size.get());
         print("import", output::import_summary(&planned, format), json!(planned));
         return Ok(code);
     };
+    if let Some(files) = files_stage(&settings, &data_dir, &inputs, &options).await? {
+        print("files", output::files_summary(&files, OutputFormat::Text), json!(files));
+    }
     let imported = import::import(&data_dir, &inputs, &options, reporter(&settings)).await?;
     print("import", output::import_summary(&imported, format), json!(imported));
 
     let verify_options = verify::VerifyOptions::new(args.show, args.accept_rejected);
-    let verified = tokio::select! {
+    let mut verified = tokio::select! {
         report = verify::verify(&data_dir, &inputs, &options.target, &verify_options, reporter(&settings)) => report?,
         _ = tokio::signal::ctrl_c() => return Err(Interrupted { command: "verify" }.into()),
     };
+    verify_files(&data_dir, &inputs, &options.target, &mut verified).await?;
     print("verify", output::verify_summary(&verified, format), json!(verified));
     Ok(if imported.rejected > 0 {
         exit_code::REJECTED_ROWS
@@ -378,15 +397,63 @@ async fn run_all(
     })
 }
 
+/// Uploads the Supabase Storage objects when the plan has `[files]`, before the tables.
+async fn files_stage(
+    settings: &Settings,
+    data_dir: &DataDir,
+    inputs: &import::Inputs,
+    options: &ImportOptions,
+) -> anyhow::Result<Option<files::FilesReport>> {
+    let Some(plan) = &inputs.files else { return Ok(None) };
+    let objects = files::read_objects(data_dir)?;
+    let source = Arc::new(
+        files::FilesSource::open(&plan.source, &plan.at).map_err(files::FilesError::from)?,
+    );
+    let client = options.target.client()?.with_concurrency(options.concurrency);
+    let reporter = reporter(settings);
+    data_dir.prepare(data_dir.root())?;
+    // The deployment's own state (import::state::place): what it holds is its own.
+    let state = import::state::State::open(&options.place.state)?;
+    let work =
+        files::upload(&client, source, &objects, options.concurrency, state, reporter.as_ref());
+    let report = tokio::select! {
+        report = work => report.context("moving files into Convex storage")?,
+        _ = tokio::signal::ctrl_c() => return Err(Interrupted { command: "import" }.into()),
+    };
+    Ok(Some(report))
+}
+
+/// Verify's part for files, when the plan has `[files]`: its problems join the report's.
+async fn verify_files(
+    data_dir: &DataDir,
+    inputs: &import::Inputs,
+    target: &import::ConvexTarget,
+    report: &mut verify::VerifyReport,
+) -> anyhow::Result<()> {
+    let Some(plan) = &inputs.files else { return Ok(()) };
+    let objects = files::read_objects(data_dir)?;
+    let source = Arc::new(
+        files::FilesSource::open(&plan.source, &plan.at).map_err(files::FilesError::from)?,
+    );
+    let client = target.client()?;
+    let problems = files::verify(&client, source, &objects, 8).await.context("verifying files")?;
+    if !problems.is_empty() {
+        report.verified = false;
+        report.problems.extend(problems);
+    }
+    Ok(())
+}
+
 async fn run_verify(settings: &Settings, args: &VerifyArgs) -> anyhow::Result<u8> {
     let data_dir = DataDir::new(&settings.data_dir);
     let inputs = import::read_inputs(&data_dir, &settings.plan_dir)?;
     let target = convex_target(settings, &args.convex)?;
     let options = verify::VerifyOptions::new(args.show, args.accept_rejected);
-    let report = tokio::select! {
+    let mut report = tokio::select! {
         report = verify::verify(&data_dir, &inputs, &target, &options, reporter(settings)) => report?,
         _ = tokio::signal::ctrl_c() => return Err(Interrupted { command: "verify" }.into()),
     };
+    verify_files(&data_dir, &inputs, &target, &mut report).await?;
     output::print_result(&output::verify_summary(&report, settings.format));
     Ok(if report.verified { exit_code::OK } else { exit_code::VERIFY_DIFFERENCES })
 }

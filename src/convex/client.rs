@@ -78,7 +78,7 @@ impl RetryPolicy {
     }
 
     /// Full jitter: a uniformly random wait in `[0, backoff_bound(attempt)]`.
-    fn delay(&self, attempt: u32) -> Duration {
+    pub fn delay(&self, attempt: u32) -> Duration {
         self.backoff_bound(attempt).mul_f64(fastrand::f64())
     }
 }
@@ -420,7 +420,77 @@ impl ConvexClient {
     }
 }
 
+/// Why one upload of a file's bytes failed.
+#[derive(Debug, thiserror::Error)]
+pub enum UploadError {
+    /// Worth another attempt, with a new upload URL and the bytes read again.
+    #[error("{0}")]
+    Transient(String),
+    #[error("Convex refused the upload: {0}")]
+    Refused(String),
+}
+
 impl ConvexClient {
+    /// One upload the way Convex apps upload: POSTs `body` (streamed, never held whole) to
+    /// `upload_url` (from `ctx.storage.generateUploadUrl()`) with `content_type`; Convex answers
+    /// `{"storageId": …}`. A stream cannot be sent twice: the caller retries a
+    /// [`UploadError::Transient`] with a new URL and the bytes opened again. The attempt takes
+    /// a slot of the client's limiter like any call.
+    pub async fn upload<S>(
+        &self,
+        upload_url: &str,
+        content_type: &str,
+        size: u64,
+        body: S,
+    ) -> Result<String, UploadError>
+    where
+        S: futures_util::Stream<Item = Result<bytes::Bytes, std::io::Error>> + Send + 'static,
+    {
+        let permit = self.limiter.acquire().await;
+        let sent = self
+            .http
+            .post(upload_url)
+            .header(reqwest::header::CONTENT_TYPE, content_type)
+            .header(reqwest::header::CONTENT_LENGTH, size)
+            .header("Convex-Client", CLIENT_NAME)
+            .body(reqwest::Body::wrap_stream(body))
+            .send()
+            .await;
+        let response = match sent {
+            Ok(response) => response,
+            Err(e) => {
+                permit.finish(Outcome::Other);
+                return Err(UploadError::Transient(transport_reason(&e)));
+            }
+        };
+        let status = response.status().as_u16();
+        let text = response.text().await.map_err(|e| UploadError::Transient(transport_reason(&e)));
+        permit.finish(match status {
+            429 | 503 => Outcome::PushedBack { retry_after: None },
+            _ => Outcome::Replied,
+        });
+        let text = text?;
+        #[derive(Deserialize)]
+        struct Uploaded {
+            #[serde(rename = "storageId")]
+            storage_id: String,
+        }
+        match status {
+            200 => serde_json::from_str::<Uploaded>(&text).map(|u| u.storage_id).map_err(|e| {
+                UploadError::Refused(format!("the reply is not {{\"storageId\": …}}: {e}"))
+            }),
+            408 | 429 | 500 | 502 | 503 | 504 => {
+                Err(UploadError::Transient(format!("HTTP {status}: {}", self.scrub(&text))))
+            }
+            _ => Err(UploadError::Refused(format!("HTTP {status}: {}", self.scrub(&text)))),
+        }
+    }
+
+    /// The retry policy calls follow; uploads follow it too.
+    pub fn retry_policy(&self) -> RetryPolicy {
+        self.retry
+    }
+
     /// `text` from the server with the deploy key, and its secret part after the last `|`,
     /// replaced by `[redacted]`.
     fn scrub(&self, text: &str) -> String {

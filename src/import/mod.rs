@@ -115,6 +115,8 @@ pub struct Inputs {
     pub order: Vec<TableStep>,
     /// The plan's version and files, as the deployment's ledger records them.
     pub plan: PlanVersion,
+    /// `[files]` of the plan: Supabase Storage objects move too (src/files/).
+    pub files: Option<crate::plan::model::FilesPlan>,
 }
 
 /// Reads what import and verify start from: the transformed manifest, and the plan (which
@@ -143,7 +145,7 @@ pub fn read_inputs(data_dir: &DataDir, plan_dir: &Path) -> anyhow::Result<Inputs
         .into());
     }
     let version = PlanVersion::read(plan_dir, &plan.hash)?;
-    Ok(Inputs { order: order::import_order(&plan), manifest, plan: version })
+    Ok(Inputs { order: order::import_order(&plan), manifest, plan: version, files: plan.files })
 }
 
 /// What `--dry-run` shows: the order and the batches, nothing sent.

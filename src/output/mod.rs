@@ -11,9 +11,9 @@ use std::io::Write;
 pub use self::progress::{Bars, Lines, NoProgress, format_rate, progress_interval};
 pub use self::settings::settings_summary;
 pub use self::summary::{
-    export_summary, finalize_summary, import_summary, init_summary, ledger_summary,
-    restore_summary, rollback_summary, status_summary, targets_summary, transform_summary,
-    verify_summary,
+    export_summary, files_dry_run, files_summary, finalize_summary, import_summary, init_summary,
+    ledger_summary, restore_summary, rollback_summary, status_summary, targets_summary,
+    transform_summary, verify_summary,
 };
 use crate::cli::GlobalArgs;
 use crate::commands::{Interrupted, NoCatalog};
@@ -42,6 +42,8 @@ pub trait Reporter: Send + Sync {
 pub enum Unit {
     Rows,
     Documents,
+    Files,
+    Bytes,
 }
 
 impl Unit {
@@ -49,6 +51,8 @@ impl Unit {
         match self {
             Unit::Rows => "rows",
             Unit::Documents => "docs",
+            Unit::Files => "files",
+            Unit::Bytes => "bytes",
         }
     }
 }
@@ -124,6 +128,9 @@ fn classify(error: &anyhow::Error) -> (u8, Option<String>) {
             return (e.exit_code(), e.hint());
         }
         if let Some(e) = cause.downcast_ref::<crate::ledger::LedgerError>() {
+            return (e.exit_code(), e.hint());
+        }
+        if let Some(e) = cause.downcast_ref::<crate::files::FilesError>() {
             return (e.exit_code(), e.hint());
         }
         if let Some(e) = cause.downcast_ref::<TransformError>() {

@@ -798,3 +798,30 @@ pub fn targets_summary(report: &crate::targets::TargetsReport, format: OutputFor
     }
     out
 }
+
+/// What `import` did with the files of `[files]`: one line, or the report as JSON.
+pub fn files_summary(report: &crate::files::FilesReport, format: OutputFormat) -> String {
+    if format == OutputFormat::Json {
+        return json(report);
+    }
+    format!(
+        "files: {} of {} uploaded ({} bytes), {} already in Convex\n",
+        report.uploaded, report.files, report.uploaded_bytes, report.resumed
+    )
+}
+
+/// `import --dry-run` with `[files]`: files and bytes per bucket, as `storage.objects` states
+/// them.
+pub fn files_dry_run(
+    buckets: &std::collections::BTreeMap<String, crate::files::BucketCount>,
+    format: OutputFormat,
+) -> String {
+    if format == OutputFormat::Json {
+        return json(&serde_json::json!({ "files": buckets }));
+    }
+    let mut summary = table(&["bucket", "files", "bytes"]);
+    for (bucket, count) in buckets {
+        summary.add_row([bucket.clone(), count.files.to_string(), count.bytes.to_string()]);
+    }
+    format!("files to upload, per bucket:\n{summary}\n")
+}

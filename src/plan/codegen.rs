@@ -29,6 +29,15 @@ pub const LEDGER_TABLE: &str = "migrateLedger";
 /// The ledger's index on `importId`.
 pub const LEDGER_IMPORT_INDEX: &str = "by_import_id";
 
+/// The table of migrated files, in `migrateTables.ts` when the plan has `[files]`.
+pub const FILES_TABLE: &str = "migrateFiles";
+
+/// Its index on `key` (`<bucket>/<path>`): one document per object.
+pub const FILES_PATH_INDEX: &str = "by_path";
+
+/// Its index on `storageId`.
+pub const FILES_STORAGE_INDEX: &str = "by_storage_id";
+
 /// Lines longer than this are broken at their outermost validator call.
 const WIDTH: usize = 100;
 
@@ -153,8 +162,34 @@ fn tables_ts(plan: &Plan, cycle_fields: CycleFields, legacy_ids: LegacyIds) -> S
         out.push('\n');
     }
     write_ledger(&mut out);
+    if plan.files.is_some() {
+        write_files_table(&mut out);
+    }
     out.push_str("};\n");
     out
+}
+
+/// The table of migrated files (`[files]` in the plan): one document per Supabase Storage
+/// object, its bucket, path and owner beside the Convex storage id holding its bytes.
+fn write_files_table(out: &mut String) {
+    out.push_str(
+        "  // migrate's files: one document per Supabase Storage object moved into Convex file\n\
+         \x20 // storage (convex/migrate.ts writes it); verify compares them with the source.\n",
+    );
+    out.push_str(&format!("  {}: defineTable({{\n", object_key(FILES_TABLE)));
+    out.push_str("    key: v.string(), // `<bucket>/<path>`: a bucket name holds no `/`\n");
+    out.push_str("    bucket: v.string(),\n");
+    out.push_str("    path: v.string(), // the object's name in its bucket\n");
+    out.push_str("    owner: v.union(v.string(), v.null()),\n");
+    out.push_str("    storageId: v.id(\"_storage\"),\n");
+    out.push_str("    size: v.float64(),\n");
+    out.push_str("    contentType: v.string(),\n");
+    out.push_str("    sha256: v.string(), // base64, as Convex keeps it in `_storage`\n");
+    out.push_str(&format!(
+        "  }}).index({}, [\"key\"]).index({}, [\"storageId\"]),\n",
+        string_literal(FILES_PATH_INDEX),
+        string_literal(FILES_STORAGE_INDEX)
+    ));
 }
 
 /// The `convex/schema.ts` `migrate init` writes into an app that has none: the migrated tables
@@ -810,6 +845,7 @@ mod tests {
             skipped: Vec::new(),
             hash: "blake3:0123abcd".to_owned(),
             warnings: Vec::new(),
+            files: None,
         }
     }
 

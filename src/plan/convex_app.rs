@@ -262,6 +262,7 @@ mod tests {
             skipped: Vec::new(),
             hash: hash.to_owned(),
             warnings: Vec::new(),
+            files: None,
         }
     }
 

@@ -327,6 +327,14 @@ pub struct Layer {
     pub finalize: FinalizeOptions,
     /// By the table key as written (`public.users`).
     pub tables: BTreeMap<String, TableEntry>,
+    /// `[files]`: where Supabase Storage objects' bytes are read from.
+    pub files: FilesEntry,
+}
+
+/// `[files]`: `source = "file:///…"` or `"s3://…"` (src/files/source.rs reads it).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct FilesEntry {
+    pub source: Option<At<String>>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -425,8 +433,9 @@ pub enum FilterCondition {
     In(Vec<Literal>),
 }
 
-const TOP_KEYS: [&str; 3] = ["defaults", "tables", "finalize"];
+const TOP_KEYS: [&str; 4] = ["defaults", "tables", "finalize", "files"];
 const FINALIZE_KEYS: [&str; 1] = ["keep_legacy_ids"];
+const FILES_KEYS: [&str; 1] = ["source"];
 const DEFAULT_KEYS: [&str; 7] =
     ["naming", "legacy_id_field", "nulls", "orphans", "json_keys", "timestamp_offset", "types"];
 const TABLE_KEYS: [&str; 12] = [
@@ -502,6 +511,7 @@ pub fn merge(earlier: &mut Layer, later: Layer) {
         over(slot, later);
     }
     merge_entries(&mut earlier.tables, later.tables);
+    over(&mut earlier.files.source, later.files.source);
 }
 
 /// An entry that a later file's entry of the same key applies over, key by key.
@@ -766,6 +776,12 @@ impl<'a> Reader<'a> {
                 "finalize" => {
                     for e in self.entries(self.table(&entry)?, &entry.path, &FINALIZE_KEYS)? {
                         layer.finalize.keep_legacy_ids = Some(self.boolean(&e)?);
+                    }
+                }
+                "files" => {
+                    for e in self.entries(self.table(&entry)?, &entry.path, &FILES_KEYS)? {
+                        // `source`, the only key.
+                        layer.files.source = Some(self.string(e.value, &e.path)?);
                     }
                 }
                 _ => {
@@ -1074,6 +1090,14 @@ mod tests {
         }
     }
 
+    #[test]
+    fn files_source_is_read_and_a_later_file_wins() {
+        let mut layer = parse_text("[files]\nsource = \"file:///srv/copy\"\n").unwrap();
+        assert_eq!(layer.files.source.as_ref().unwrap().value, "file:///srv/copy");
+        merge(&mut layer, parse_text("[files]\nsource = \"s3://\"\n").unwrap());
+        assert_eq!(layer.files.source.unwrap().value, "s3://");
+    }
+
     fn parse_text(text: &str) -> Result<Layer, PlanError> {
         parse(&source("0002_x.toml", text))
     }
@@ -1201,7 +1225,13 @@ orphans = "keep_legacy"
 
         let (message, hint) = error("\n\nfrobnicate = 1\n");
         assert_eq!(message, "migrations/0002_x.toml:3: unknown key `frobnicate` at the top level");
-        assert_eq!(hint.as_deref(), Some("expected one of `defaults`, `tables`, `finalize`"));
+        assert_eq!(
+            hint.as_deref(),
+            Some("expected one of `defaults`, `tables`, `finalize`, `files`")
+        );
+
+        let (message, _) = error("[files]\nsource = \"s3://\"\nbucket = \"x\"\n");
+        assert_eq!(message, "migrations/0002_x.toml:3: unknown key `bucket` in `files`");
 
         let (message, _) = error("[defaults.types]\nint8 = \"cents\"\n");
         assert_eq!(

@@ -12,8 +12,8 @@
 use serde::ser::{Serialize, Serializer};
 
 use super::codegen::{
-    LEDGER_IMPORT_INDEX, LEDGER_TABLE, LEGACY_ID_INDEX, generated_from, ledger_status_validator,
-    string_literal,
+    FILES_PATH_INDEX, FILES_STORAGE_INDEX, FILES_TABLE, LEDGER_IMPORT_INDEX, LEDGER_TABLE,
+    LEGACY_ID_INDEX, generated_from, ledger_status_validator, string_literal,
 };
 use super::model::{Plan, ReferencePlan, TablePlan};
 
@@ -23,7 +23,9 @@ use super::model::{Plan, ReferencePlan, TablePlan};
 /// 3: `readBack` takes an optional `_creationTime` range (`from`, `to`); `creationTimes`.
 /// 4: the ledger keeps one entry per import and plan version (plan version and files, counts,
 ///    started/finished times, the statuses of rollback and finalize); `ledgerList`;
-///    `removeDocs`, rollback's delete by Convex id; `unsetLegacyIds`, finalize's patch.
+///    `removeDocs`, rollback's delete by Convex id; `unsetLegacyIds`, finalize's patch; writes
+///    into a component's tables through its own functions (auth presets); the file functions
+///    (`generateUploadUrl`, `recordFiles`, `findStored`, …).
 pub const MODULE_VERSION: u32 = 4;
 
 /// The start of the module's only line holding the plan; the compact JSON follows, then `;`.
@@ -53,6 +55,14 @@ pub fn migrate_ts(plan: &Plan) -> String {
             .replace("$LEDGER_IMPORT_INDEX", &string_literal(LEDGER_IMPORT_INDEX))
             .replace("$LEDGER_STATUS", &ledger_status_validator()),
     );
+    if plan.files.is_some() {
+        out.push_str(
+            &FILES_BODY
+                .replace("$FILES_TABLE", &string_literal(FILES_TABLE))
+                .replace("$FILES_PATH_INDEX", &string_literal(FILES_PATH_INDEX))
+                .replace("$FILES_STORAGE_INDEX", &string_literal(FILES_STORAGE_INDEX)),
+        );
+    }
     out
 }
 
@@ -850,6 +860,136 @@ export const ledgerList = internalQueryGeneric({
 });
 "#;
 
+/// The functions that move files (docs/files.md), in the module when the plan has `[files]`.
+const FILES_BODY: &str = r#"
+/** The table of migrated files (migrateTables.ts): one document per storage object. */
+const FILES_TABLE = $FILES_TABLE;
+
+/** Its index on `key`, `<bucket>/<path>` (a bucket name holds no `/`). */
+const FILES_PATH_INDEX = $FILES_PATH_INDEX;
+
+/** One file import uploaded, as it records it. */
+const migratedFile = v.object({
+  bucket: v.string(),
+  path: v.string(),
+  owner: v.union(v.string(), v.null()),
+  storageId: v.id("_storage"),
+  size: v.number(),
+  contentType: v.string(),
+  sha256: v.string(),
+});
+
+/**
+ * An upload URL, the way Convex apps upload: import POSTs one file's bytes there, with its
+ * Content-Type, and Convex answers `{"storageId": …}`.
+ */
+export const generateUploadUrl = internalMutationGeneric({
+  args: {},
+  handler: async (ctx) => await ctx.storage.generateUploadUrl(),
+});
+
+/**
+ * Records uploaded files by bucket and path, after checking each against what Convex stored
+ * (size and SHA-256 of its `_storage` document). A path recorded before with another storage id
+ * (its bytes changed) gets the new one, and the old file is deleted.
+ */
+export const recordFiles = internalMutationGeneric({
+  args: { files: v.array(migratedFile) },
+  handler: async (ctx, { files }) => {
+    for (const file of files) {
+      const name = `${file.bucket}/${file.path}`;
+      const stored = await ctx.db.system.get(file.storageId);
+      if (stored === null) {
+        throw new Error(`${name}: Convex holds no stored file ${file.storageId}`);
+      }
+      if (stored.size !== file.size || stored.sha256 !== file.sha256) {
+        throw new Error(
+          `${name}: Convex stored ${stored.size} bytes with SHA-256 ${stored.sha256}, ` +
+            `import sent ${file.size} bytes with SHA-256 ${file.sha256}`,
+        );
+      }
+      const key = name;
+      const found = await ctx.db
+        .query(FILES_TABLE)
+        .withIndex(FILES_PATH_INDEX, (q) => q.eq("key", key))
+        .first();
+      if (found === null) {
+        await ctx.db.insert(FILES_TABLE, { key, ...file });
+      } else {
+        if (found.storageId !== file.storageId) {
+          await ctx.storage.delete(found.storageId as GenericId<"_storage">);
+        }
+        await ctx.db.replace(idOf(found), { key, ...file });
+      }
+    }
+    return null;
+  },
+});
+
+/**
+ * A stored file no migrated file records, with this SHA-256 and size, stored since `since` (ms):
+ * the bytes a run killed after sending them and before recording them left behind. Import
+ * records it instead of sending the bytes again. Reads only the files stored since then.
+ */
+export const findStored = internalQueryGeneric({
+  args: { sha256: v.string(), size: v.number(), since: v.number() },
+  handler: async (ctx, { sha256, size, since }) => {
+    const recent = ctx.db.system
+      .query("_storage")
+      .withIndex("by_creation_time", (q) => q.gte("_creationTime", since));
+    for await (const stored of recent) {
+      if (stored.sha256 !== sha256 || stored.size !== size) {
+        continue;
+      }
+      const recorded = await ctx.db
+        .query(FILES_TABLE)
+        .withIndex($FILES_STORAGE_INDEX, (q) => q.eq("storageId", stored._id))
+        .first();
+      if (recorded === null) {
+        return stored._id;
+      }
+    }
+    return null;
+  },
+});
+
+/**
+ * One page of the migrated files, each with what Convex keeps of its bytes (`stored`: size,
+ * SHA-256 and content type of its `_storage` document; null when the file is gone): import
+ * skips what is recorded, verify compares both with the source.
+ */
+export const filesPage = internalQueryGeneric({
+  args: { cursor: v.union(v.string(), v.null()), numItems: v.number() },
+  handler: async (ctx, { cursor, numItems }) => {
+    const result = await ctx.db.query(FILES_TABLE).paginate({ cursor, numItems });
+    const page = await Promise.all(
+      result.page.map(async (doc) => {
+        const { bucket, path, owner, storageId, size, contentType, sha256 } = doc;
+        const stored = await ctx.db.system.get(storageId as GenericId<"_storage">);
+        return {
+          bucket,
+          path,
+          owner,
+          storageId,
+          size,
+          contentType,
+          sha256,
+          stored:
+            stored === null
+              ? null
+              : {
+                  size: stored.size,
+                  sha256: stored.sha256,
+                  contentType: stored.contentType ?? null,
+                },
+        };
+      }),
+    );
+    return { page, isDone: result.isDone, continueCursor: result.continueCursor };
+  },
+});
+"#;
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -883,7 +1023,13 @@ mod tests {
     }
 
     fn plan(tables: Vec<TablePlan>) -> Plan {
-        Plan { tables, skipped: Vec::new(), hash: "blake3:0123abcd".into(), warnings: Vec::new() }
+        Plan {
+            tables,
+            skipped: Vec::new(),
+            hash: "blake3:0123abcd".into(),
+            warnings: Vec::new(),
+            files: None,
+        }
     }
 
     /// A parent, a child referring to it, and a table referring to itself.

@@ -15,6 +15,17 @@ pub struct Plan {
     /// Things a person should know that are not errors, e.g. columns of types without a policy
     /// that travel as their text form.
     pub warnings: Vec<String>,
+    /// `[files] source`: where Supabase Storage objects' bytes are read from, when the plan
+    /// moves files (src/files/).
+    pub files: Option<FilesPlan>,
+}
+
+/// `[files]` as written: the source URL and where the plan says it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FilesPlan {
+    pub source: String,
+    /// `migrations/0002_files.toml:3 files.source`, for errors about the URL.
+    pub at: String,
 }
 
 impl Plan {

@@ -459,7 +459,12 @@ fn warn_ignored_once(plan_dir: &Path, ignored: &[String]) {
 
 /// The merged files against the catalog: the plan, or the first problem found.
 pub fn resolve(layer: &Layer, catalog: &Catalog, hash: String) -> Result<Plan, PlanError> {
-    Resolver::new(layer, catalog)?.run(hash)
+    let mut plan = Resolver::new(layer, catalog)?.run(hash)?;
+    plan.files = layer.files.source.as_ref().map(|source| super::model::FilesPlan {
+        source: source.value.clone(),
+        at: format!("{} {}", source.at, source.path),
+    });
+    Ok(plan)
 }
 
 struct Resolver<'a> {
@@ -795,7 +800,7 @@ impl<'a> Resolver<'a> {
                 self.textual.join(", ")
             ));
         }
-        Ok(Plan { tables, skipped, hash, warnings: self.warnings })
+        Ok(Plan { tables, skipped, hash, warnings: self.warnings, files: None })
     }
 
     fn decide_fates(&mut self) -> Result<(), PlanError> {

@@ -28,6 +28,13 @@
 // limits are enforced (convex-test's `transactionLimits`), so a batch too big for Convex fails
 // here too. Calls run one at a time, like Convex's serializable mutations: convex-test is not
 // built for concurrent calls.
+//
+// File storage, as Convex serves it: `ctx.storage.generateUploadUrl()` gives a URL on this
+// server (`/api/storage/upload?token=…`, each token good for one upload); a POST there with the
+// bytes stores them in convex-test's storage with the request's Content-Type and answers
+// `{"storageId": …}`. `ctx.storage.getUrl(id)` gives `/api/storage/<sha256>` here, which a GET
+// answers with the bytes and their Content-Type. (convex-test itself keeps no content type and
+// names no host: the server fills both in.)
 import { fstatSync, readdirSync, statSync } from "node:fs";
 import { createServer } from "node:http";
 import type { IncomingMessage, ServerResponse } from "node:http";
@@ -302,7 +309,7 @@ async function run(
           ? await t.mutation(makeFunctionReference<"mutation">(path), args)
           : await t.action(makeFunctionReference<"action">(path), args);
     // A function that returns nothing returns null over the wire.
-    const encoded = convexToJson(value ?? null);
+    const encoded = convexToJson(ownUrls(value ?? null));
     return { status: 200, body: { status: "success", value: encoded, logLines: [] } };
   } catch (e) {
     // A ConvexError carries data the client may read (`Symbol.for("ConvexError")` marks one
@@ -315,15 +322,77 @@ async function run(
   }
 }
 
+/** convex-test's stand-in host in the URLs its storage syscalls return. */
+const CONVEX_TEST_HOST = "https://some-deployment.convex.cloud";
+
+/** This server's own URL, once it listens. */
+let origin = "";
+
+/** Upload tokens handed out by `generateUploadUrl` and not used yet. */
+const uploadTokens = new Set<string>();
+
+/** Content types of stored files, by storage id (convex-test's `_storage` has none). */
+const contentTypes = new Map<string, string>();
+
+/** A value a function returned, with convex-test's storage URLs made this server's. */
+function ownUrls(value: Value): Value {
+  if (typeof value !== "string" || !value.startsWith(`${CONVEX_TEST_HOST}/api/storage/`)) {
+    return value;
+  }
+  const url = new URL(value.replace(CONVEX_TEST_HOST, origin));
+  const token = url.searchParams.get("token");
+  if (url.pathname === "/api/storage/upload" && token !== null) {
+    uploadTokens.add(token);
+  }
+  return url.toString();
+}
+
+/** `POST /api/storage/upload?token=…`: stores the body, answers `{"storageId": …}`. */
+async function upload(request: IncomingMessage, body: Buffer): Promise<Reply> {
+  const token = new URL(request.url ?? "", origin).searchParams.get("token");
+  if (token === null || !uploadTokens.delete(token)) {
+    return { status: 400, body: { code: "InvalidUploadToken", message: "unknown upload token" } };
+  }
+  const type = String(request.headers["content-type"] ?? "application/octet-stream");
+  const storageId = await t.run(async (ctx) => await ctx.storage.store(new Blob([new Uint8Array(body)], { type })));
+  contentTypes.set(storageId, type);
+  return { status: 200, body: { storageId } };
+}
+
+/** `GET /api/storage/<sha256>`: the bytes `getUrl` names, with their content type. */
+async function download(route: string, response: ServerResponse): Promise<boolean> {
+  const sha256 = decodeURIComponent(route.slice("/api/storage/".length));
+  const found = await t.run(async (ctx) => {
+    for (const doc of await ctx.db.system.query("_storage").collect()) {
+      if (doc.sha256 === sha256) {
+        const blob = await ctx.storage.get(doc._id);
+        // An ArrayBuffer: what `t.run` returns must be a Convex value.
+        return blob === null ? null : { id: doc._id, bytes: await blob.arrayBuffer() };
+      }
+    }
+    return null;
+  });
+  if (found === null) {
+    return false;
+  }
+  const bytes = Buffer.from(found.bytes);
+  response.writeHead(200, {
+    "Content-Type": contentTypes.get(found.id) ?? "application/octet-stream",
+    "Content-Length": bytes.length,
+  });
+  response.end(bytes);
+  return true;
+}
+
 function message(error: unknown): string {
   return error instanceof Error ? error.message : String(error);
 }
 
-function readBody(request: IncomingMessage): Promise<string> {
+function readBody(request: IncomingMessage): Promise<Buffer> {
   return new Promise((resolveBody, reject) => {
     const chunks: Buffer[] = [];
     request.on("data", (chunk: Buffer) => chunks.push(chunk));
-    request.on("end", () => resolveBody(Buffer.concat(chunks).toString("utf8")));
+    request.on("end", () => resolveBody(Buffer.concat(chunks)));
     request.on("error", reject);
   });
 }
@@ -348,7 +417,23 @@ let queue: Promise<unknown> = Promise.resolve();
 
 async function handle(request: IncomingMessage, response: ServerResponse) {
   const route = request.url?.split("?")[0] ?? "";
-  const text = await readBody(request);
+  const bytes = await readBody(request);
+  if (request.method === "POST" && route === "/api/storage/upload") {
+    const reply = queue.then(() => upload(request, bytes));
+    queue = reply.catch(() => undefined);
+    const done = await reply;
+    console.error(`${route} → ${done.status} (${bytes.length} bytes)`);
+    send(response, done);
+    return;
+  }
+  if (request.method === "GET" && route.startsWith("/api/storage/")) {
+    const served = queue.then(() => download(route, response));
+    queue = served.catch(() => undefined);
+    if (await served) {
+      return;
+    }
+  }
+  const text = bytes.toString("utf8");
   const kind = ROUTES.get(route);
   if (request.method !== "POST" || kind === undefined) {
     send(response, {
@@ -390,6 +475,7 @@ const server = createServer((request, response) => {
 server.listen(port, "127.0.0.1", () => {
   const address = server.address();
   const bound = typeof address === "object" && address !== null ? address.port : port;
+  origin = `http://127.0.0.1:${bound}`;
   console.log(`listening on http://127.0.0.1:${bound}`);
 });
 

@@ -182,6 +182,7 @@ fn blog_plan() -> Plan {
         skipped: Vec::new(),
         hash: "blake3:convex-module-tests".to_owned(),
         warnings: Vec::new(),
+        files: None,
     }
 }
 

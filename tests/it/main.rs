@@ -17,6 +17,7 @@ mod export_dump;
 mod export_golden;
 mod export_libpq;
 mod export_tls;
+mod files;
 mod finalize;
 mod import_concurrency;
 mod import_crashes;

@@ -1,0 +1,17 @@
+# The local S3-compatible server the files tests read from: moto's server (`moto_server`, from
+# PyPI, pinned below), installed with pip when missing. Sourced by scripts/test.sh and
+# scripts/bench-files.sh. Nothing is downloaded while the tests run.
+
+moto_version=5.2.1
+
+ensure_s3_server() {
+    if command -v moto_server >/dev/null 2>&1; then
+        return
+    fi
+    if ! command -v python3 >/dev/null 2>&1; then
+        echo "error: the files tests need Python 3 with pip for moto's S3 server (moto[server]==$moto_version)" >&2
+        exit 1
+    fi
+    echo "installing moto's S3 server: moto[server]==$moto_version" >&2
+    python3 -m pip install --user --quiet "moto[server]==$moto_version"
+}
