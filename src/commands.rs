@@ -1,6 +1,7 @@
 //! One function per subcommand: settings in, stage run, summary out. The glue between the
 //! command line, the stages and the terminal.
 
+use std::future::Future;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -619,73 +620,71 @@ async fn run_transform_targets(
 
 /// `migrate verify --target …`: each deployment read back and compared with the same data.
 async fn run_verify_targets(settings: &Settings, args: &VerifyArgs) -> anyhow::Result<u8> {
-    let shared = DataDir::new(&settings.data_dir);
-    let selected = deployments(settings, &args.targets)?;
-    let shared = &shared;
-    let verify_all = crate::targets::run_each(
-        "verify",
-        selected,
-        args.targets.parallel_targets.get(),
-        |deployment| async move {
-            let target = deployment.convex(timeout(&args.convex), retry(&args.convex))?;
-            let data_dir = &deployment.data_dir(shared)?;
-            let inputs = &import::read_inputs(data_dir, &settings.plan_dir)?;
-            let place =
-                StatePlace::find(shared, &deployment.identity).map_err(ImportError::from)?;
-            let mut options = verify::VerifyOptions::new(args.show, args.accept_rejected);
-            options.spill = Some(place.spill);
-            let report =
-                verify::verify(data_dir, inputs, &target, &options, deployment.reporter).await?;
-            Ok(Outcome {
-                status: if report.verified { "verified" } else { "differences" },
-                code: if report.verified { exit_code::OK } else { exit_code::VERIFY_DIFFERENCES },
-                text: output::verify_summary(&report, OutputFormat::Text),
-                report: json!(report),
-            })
-        },
-    );
-    let report = tokio::select! {
-        report = verify_all => report,
-        _ = tokio::signal::ctrl_c() => return Err(Interrupted { command: "verify" }.into()),
-    };
-    Ok(finish_targets(&report, settings.format))
+    let shared = &DataDir::new(&settings.data_dir);
+    for_each_target(settings, &args.targets, "verify", |deployment| async move {
+        let target = deployment.convex(timeout(&args.convex), retry(&args.convex))?;
+        let data_dir = &deployment.data_dir(shared)?;
+        let inputs = &import::read_inputs(data_dir, &settings.plan_dir)?;
+        let place = StatePlace::find(shared, &deployment.identity).map_err(ImportError::from)?;
+        let mut options = verify::VerifyOptions::new(args.show, args.accept_rejected);
+        options.spill = Some(place.spill);
+        let report =
+            verify::verify(data_dir, inputs, &target, &options, deployment.reporter).await?;
+        Ok(Outcome {
+            status: if report.verified { "verified" } else { "differences" },
+            code: if report.verified { exit_code::OK } else { exit_code::VERIFY_DIFFERENCES },
+            text: output::verify_summary(&report, OutputFormat::Text),
+            report: json!(report),
+        })
+    })
+    .await
 }
 
 /// `migrate rollback --target …`: each deployment rolled back from its own state, side by side.
 async fn run_rollback_targets(settings: &Settings, args: &RollbackArgs) -> anyhow::Result<u8> {
-    let shared = DataDir::new(&settings.data_dir);
-    let selected = deployments(settings, &args.targets)?;
-    let shared = &shared;
-    let rollback_all = crate::targets::run_each(
-        "rollback",
-        selected,
-        args.targets.parallel_targets.get(),
-        |deployment| async move {
-            let client = deployment.convex(timeout(&args.convex), retry(&args.convex))?.client()?;
-            let data_dir = &deployment.data_dir(shared)?;
-            let inputs = &import::read_inputs(data_dir, &settings.plan_dir)?;
-            let place =
-                StatePlace::for_target(shared, &deployment.identity).map_err(ImportError::from)?;
-            let options = crate::rollback::RollbackOptions {
-                dry_run: args.dry_run,
-                force: args.force,
-                batch_size: args.batch_size.get(),
-                state: place.state,
-            };
-            let report =
-                crate::rollback::rollback(&client, data_dir, inputs, &options, deployment.reporter)
-                    .await?;
-            Ok(Outcome {
-                status: if args.dry_run { "dry run" } else { "rolled back" },
-                code: exit_code::OK,
-                text: output::rollback_summary(&report, OutputFormat::Text),
-                report: json!(report),
-            })
-        },
-    );
+    let shared = &DataDir::new(&settings.data_dir);
+    for_each_target(settings, &args.targets, "rollback", |deployment| async move {
+        let client = deployment.convex(timeout(&args.convex), retry(&args.convex))?.client()?;
+        let data_dir = &deployment.data_dir(shared)?;
+        let inputs = &import::read_inputs(data_dir, &settings.plan_dir)?;
+        let place =
+            StatePlace::for_target(shared, &deployment.identity).map_err(ImportError::from)?;
+        let options = crate::rollback::RollbackOptions {
+            dry_run: args.dry_run,
+            force: args.force,
+            batch_size: args.batch_size.get(),
+            state: place.state,
+        };
+        let report =
+            crate::rollback::rollback(&client, data_dir, inputs, &options, deployment.reporter)
+                .await?;
+        Ok(Outcome {
+            status: if args.dry_run { "dry run" } else { "rolled back" },
+            code: exit_code::OK,
+            text: output::rollback_summary(&report, OutputFormat::Text),
+            report: json!(report),
+        })
+    })
+    .await
+}
+
+/// Runs `work` for each deployment `targets` selects, side by side (the targets runner), then
+/// prints one row per target and returns the worst exit code; Ctrl-C ends `command`.
+async fn for_each_target<F, Fut>(
+    settings: &Settings,
+    targets: &TargetArgs,
+    command: &'static str,
+    work: F,
+) -> anyhow::Result<u8>
+where
+    F: Fn(Deployment) -> Fut,
+    Fut: Future<Output = anyhow::Result<Outcome>>,
+{
+    let selected = deployments(settings, targets)?;
+    let all = crate::targets::run_each(command, selected, targets.parallel_targets.get(), work);
     let report = tokio::select! {
-        report = rollback_all => report,
-        _ = tokio::signal::ctrl_c() => return Err(Interrupted { command: "rollback" }.into()),
+        report = all => report,
+        _ = tokio::signal::ctrl_c() => return Err(Interrupted { command }.into()),
     };
     Ok(finish_targets(&report, settings.format))
 }
@@ -695,40 +694,30 @@ async fn run_status_targets(
     settings: &Settings,
     args: &crate::cli::StatusArgs,
 ) -> anyhow::Result<u8> {
-    let data_dir = DataDir::new(&settings.data_dir);
-    let selected = deployments(settings, &args.targets)?;
-    let data_dir = &data_dir;
-    let report = crate::targets::run_each(
-        "status",
-        selected,
-        args.targets.parallel_targets.get(),
-        |deployment| async move {
-            let place =
-                StatePlace::find(data_dir, &deployment.identity).map_err(ImportError::from)?;
-            let mut report = status::status_at(
-                data_dir,
-                &place.state,
-                &settings.plan_dir,
-                &args.convex_dir.convex_dir,
-            )?;
-            if args.ledger {
-                let client =
-                    deployment.convex(timeout(&args.convex), retry(&args.convex))?.client()?;
-                let entries = crate::ledger::list(&client)
-                    .await
-                    .context("reading the deployment's ledger (migrate:ledgerList)")?;
-                report.ledger = Some(entries);
-            }
-            Ok(Outcome {
-                status: status::import_stage(&report),
-                code: exit_code::OK,
-                text: output::status_summary(&report, OutputFormat::Text),
-                report: json!(report),
-            })
-        },
-    )
-    .await;
-    Ok(finish_targets(&report, settings.format))
+    let data_dir = &DataDir::new(&settings.data_dir);
+    for_each_target(settings, &args.targets, "status", |deployment| async move {
+        let place = StatePlace::find(data_dir, &deployment.identity).map_err(ImportError::from)?;
+        let mut report = status::status_at(
+            data_dir,
+            &place.state,
+            &settings.plan_dir,
+            &args.convex_dir.convex_dir,
+        )?;
+        if args.ledger {
+            let client = deployment.convex(timeout(&args.convex), retry(&args.convex))?.client()?;
+            let entries = crate::ledger::list(&client)
+                .await
+                .context("reading the deployment's ledger (migrate:ledgerList)")?;
+            report.ledger = Some(entries);
+        }
+        Ok(Outcome {
+            status: status::import_stage(&report),
+            code: exit_code::OK,
+            text: output::status_summary(&report, OutputFormat::Text),
+            report: json!(report),
+        })
+    })
+    .await
 }
 
 fn timeout(convex: &ConvexArgs) -> std::time::Duration {
