@@ -277,6 +277,13 @@ pub struct ExportArgs {
     /// in ~/.cache/migrate (XDG_CACHE_HOME, MIGRATE_CACHE_DIR) for the next run to copy
     #[arg(long, value_name = "FILE")]
     pub from_dump: Option<PathBuf>,
+
+    /// Read a Convex deployment instead of a server (docs/convex-source.md): its schema and
+    /// every table's documents at one snapshot, through Convex's streaming export API, with the
+    /// deploy key in MIGRATE_SOURCE_DEPLOY_KEY (else CONVEX_DEPLOY_KEY), never on the command
+    /// line; --tables selects
+    #[arg(long, value_name = "URL", conflicts_with = "from_dump")]
+    pub from_convex: Option<String>,
 }
 
 const TRANSFORM_ABOUT: &str = "\

@@ -53,6 +53,9 @@ pub fn run(cli: Cli, matches: &clap::ArgMatches) -> anyhow::Result<u8> {
         .build()
         .context("cannot start the async runtime")?;
     match cli.command {
+        Command::Export(args) if args.from_convex.is_some() => {
+            runtime.block_on(run_export_from_convex(&settings, &args))
+        }
         Command::Export(args) => match &args.from_dump {
             Some(dump) => runtime.block_on(run_export_from_dump(
                 &settings,
@@ -88,6 +91,37 @@ pub fn run(cli: Cli, matches: &clap::ArgMatches) -> anyhow::Result<u8> {
             Ok(exit_code::OK)
         }
     }
+}
+
+/// `export --from-convex`: a Convex deployment as the source.
+async fn run_export_from_convex(
+    settings: &Settings,
+    args: &crate::cli::ExportArgs,
+) -> anyhow::Result<u8> {
+    let url = args.from_convex.as_deref().unwrap_or_default();
+    let url = import::convex_url(Some(url))?;
+    let key = ["MIGRATE_SOURCE_DEPLOY_KEY", "CONVEX_DEPLOY_KEY"]
+        .into_iter()
+        .find_map(|name| std::env::var(name).ok().filter(|v| !v.is_empty()))
+        .ok_or(ImportError::MissingDeployKey)?;
+    let tables = match args.tables.as_deref() {
+        Some(list) => crate::settings::parse_table_list(list)?,
+        None => Vec::new(),
+    };
+    let source = crate::export_convex::ConvexSource {
+        url,
+        deploy_key: crate::settings::Secret::new(key),
+        tables,
+        timeout: std::time::Duration::from_secs(60),
+        retry: RetryPolicy::default(),
+    };
+    let data_dir = DataDir::new(&settings.data_dir);
+    let report = tokio::select! {
+        report = crate::export_convex::export(&source, &data_dir, reporter(settings)) => report?,
+        _ = tokio::signal::ctrl_c() => return Err(Interrupted { command: "export" }.into()),
+    };
+    output::print_result(&output::export_summary(&report, settings.format));
+    Ok(exit_code::OK)
 }
 
 async fn run_export(settings: &Settings, export_settings: &ExportSettings) -> anyhow::Result<u8> {

@@ -13,6 +13,7 @@ pub mod dotenv;
 pub mod dump;
 pub mod exit_code;
 pub mod export;
+pub mod export_convex;
 #[cfg(test)]
 mod fuzz_support;
 pub mod import;

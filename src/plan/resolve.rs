@@ -1301,6 +1301,7 @@ impl<'a> Resolver<'a> {
                 },
             },
             PgType::Bytea => Conversion::Bytes,
+            PgType::Convex(validator) => Conversion::Convex(validator.clone()),
         };
         Ok(if column.array { Conversion::Array(Box::new(element)) } else { element })
     }
@@ -1618,6 +1619,11 @@ fn raw_scalar(literal: &Literal, ty: &PgType) -> Result<Value, String> {
             Value::String(s)
         }
         PgType::Json | PgType::Jsonb => json_value(literal)?,
+        PgType::Convex(_) => {
+            return Err("a field read from Convex takes no default: its values arrive as Convex \
+                        stored them"
+                .into());
+        }
         PgType::Bytea => {
             let s = string("a base64 string")?;
             base64::engine::general_purpose::STANDARD
