@@ -113,7 +113,8 @@ fn table_of(name: &TableName, table: &Json, exported: &[&str]) -> Result<Table, 
                 keys.iter().map(|k| Some(IndexKey::Column(k.as_str()?.to_owned()))).collect();
             Some(Index {
                 name: name.to_owned(),
-                method: "convex".into(),
+                // A Convex index is ordered by its fields, as a btree is: init carries it over.
+                method: "btree".into(),
                 keys: keys?,
                 unique: false,
                 primary: false,

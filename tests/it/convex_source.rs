@@ -121,6 +121,8 @@ fn a_deployment_copies_into_another_with_references_int64_and_bytes_exact() {
     assert!(manifest["snapshot"]["transaction_snapshot"].as_str().unwrap().starts_with("convex:"));
 
     let target = copy_and_verify(&work);
+    let tables = std::fs::read_to_string(work.path().join("convex/migrateTables.ts")).unwrap();
+    assert!(tables.contains(r#".index("by_name", ["name"])"#), "the source's index: {tables}");
     let copied_authors = all_documents(&target, "authors");
     let copied_posts = all_documents(&target, "posts");
     assert_eq!((copied_authors.len(), copied_posts.len()), (3, 6));
