@@ -112,6 +112,7 @@ async fn run_export_from_convex(
         url,
         deploy_key: crate::settings::Secret::new(key),
         tables,
+        component: args.component.clone(),
         timeout: std::time::Duration::from_secs(60),
         retry: RetryPolicy::default(),
     };
@@ -461,8 +462,8 @@ async fn run_init(settings: &Settings, init: &InitSettings) -> anyhow::Result<u8
         }
     };
     let convex = plan::convex_app::write(&init.convex_dir, &plan, init.force)?;
-    if init.preset.is_some() {
-        for file in &plan::presets::CONVEX_FILES {
+    if let Some(preset) = init.preset {
+        for file in preset.convex_files() {
             let path = init.convex_dir.join(file.path);
             if file.only_if_missing && path.exists() {
                 let path = path.display().to_string();

@@ -340,6 +340,33 @@ impl ConvexClient {
         self.exchange(path, request, |text| decode_reply(path, text, &decode)).await
     }
 
+    /// Calls `path`, a function of the component mounted as `component`, through
+    /// `POST /api/function` with `componentPath` (what `npx convex run --component` sends;
+    /// admin only).
+    pub async fn call_in_component<T: for<'de> Deserialize<'de>>(
+        &self,
+        component: &str,
+        path: &str,
+        args: &serde_json::Value,
+    ) -> Result<T, CallError> {
+        let body = serde_json::json!({
+            "componentPath": component,
+            "path": path,
+            "args": args,
+            "format": "convex_encoded_json",
+        });
+        let body = bytes::Bytes::from(body.to_string());
+        let url = format!("{}/api/function", self.base);
+        let request = || {
+            self.http
+                .post(&url)
+                .header(reqwest::header::CONTENT_TYPE, "application/json")
+                .body(body.clone())
+        };
+        let decode = |raw: &RawValue| serde_json::from_str(raw.get()).map_err(|e| e.to_string());
+        self.exchange(path, request, |text| decode_reply(path, text, &decode)).await
+    }
+
     /// `GET /api/<route>?<query>`, one of Convex's HTTP endpoints that are no function (the
     /// streaming export's `list_snapshot`), with the same retries; the reply is plain JSON.
     pub async fn get_json<T: for<'de> Deserialize<'de>>(

@@ -67,6 +67,9 @@ fn table_of(name: &TableName, table: &Json, exported: &[&str]) -> Result<Table, 
         let ty = spec.get("fieldType").ok_or_else(|| format!("field `{field}` has no type"))?;
         let optional = spec.get("optional").and_then(Json::as_bool).unwrap_or(false);
         let ts = validator::typescript(ty).map_err(|e| format!("field `{field}`: {e}"))?;
+        let nullable = optional || accepts_null(ty);
+        // `v.union(v.null(), v.string())` is a nullable string (Better Auth's optional fields).
+        let ty = without_null(ty);
         let pg = match validator::kind(ty) {
             Some("string") => PgType::Text,
             Some("boolean") => PgType::Bool,
@@ -99,7 +102,7 @@ fn table_of(name: &TableName, table: &Json, exported: &[&str]) -> Result<Table, 
         } else {
             ts
         };
-        columns.push(column(field, &sql_type, pg, optional || accepts_null(ty)));
+        columns.push(column(field, &sql_type, pg, nullable));
     }
     let indexes = table
         .get("indexes")
@@ -134,6 +137,20 @@ fn table_of(name: &TableName, table: &Json, exported: &[&str]) -> Result<Table, 
         partition_keys: None,
         indexes,
     })
+}
+
+/// The other member of a union of `v.null()` and one more validator; else `ty` itself.
+fn without_null(ty: &Json) -> &Json {
+    if validator::kind(ty) != Some("union") {
+        return ty;
+    }
+    let members = ty.get("value").and_then(Json::as_array).map(Vec::as_slice).unwrap_or_default();
+    let others: Vec<&Json> =
+        members.iter().filter(|m| validator::kind(m) != Some("null")).collect();
+    match others.as_slice() {
+        [only] if others.len() < members.len() => only,
+        _ => ty,
+    }
 }
 
 /// `v.null()`, or a union with it.
@@ -192,6 +209,12 @@ mod tests {
         assert_eq!(posts.foreign_keys.len(), 1, "only references to exported tables");
         assert_eq!(posts.foreign_keys[0].references, TableName::new("public", "users"));
         assert_eq!(posts.columns[2].sql_type, r#"v.id("users")"#);
+
+        let nullable = json!({"tables": [{"tableName": "t", "documentType": {"type": "object",
+            "value": {"s": {"fieldType": {"type": "union", "value": [{"type": "null"},
+                {"type": "string"}]}, "optional": true}}}}]});
+        let t = &super::catalog(&nullable, "c", |_| true).unwrap().tables[0];
+        assert_eq!((&t.columns[2].ty, t.columns[2].nullable), (&PgType::Text, true));
 
         let only_users = super::catalog(&schema, APP_SCHEMA, |t| t.name == "users").unwrap();
         assert_eq!(only_users.tables.len(), 1);

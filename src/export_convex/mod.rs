@@ -35,6 +35,8 @@ pub struct ConvexSource {
     pub url: String,
     pub deploy_key: Secret,
     pub tables: Vec<TableSelector>,
+    /// `--component`: a component's tables instead of the app's, read through its adapter.
+    pub component: Option<String>,
     pub timeout: Duration,
     pub retry: RetryPolicy,
 }
@@ -120,7 +122,7 @@ pub async fn export(
     let started = Instant::now();
     let client = ConvexClient::new(&source.url, &source.deploy_key, source.timeout, source.retry)
         .map_err(|e| ConvexSourceError::HttpClient { reason: e.to_string() })?;
-    let catalog = read_catalog(&client, &source.tables).await?;
+    let catalog = read_catalog(&client, source.component.as_deref(), &source.tables).await?;
     data_dir::remove_if_exists(&data_dir.manifest_path())?;
     data_dir.prepare(&data_dir.raw_dir())?;
     let taken_at = now_utc();
@@ -128,19 +130,34 @@ pub async fn export(
     let mut snapshot = None;
     let mut exported = Vec::new();
     for table in &catalog.tables {
-        let done = export_table(&client, table, data_dir, reporter.as_ref(), &mut snapshot).await?;
+        let done = match &source.component {
+            None => {
+                export_table(&client, table, data_dir, reporter.as_ref(), &mut snapshot).await?
+            }
+            Some(component) => {
+                export_component_table(&client, component, table, data_dir, reporter.as_ref())
+                    .await?
+            }
+        };
         exported.push(done);
     }
     remove_stale_raw_files(data_dir, &exported)?;
     let manifest = Manifest {
         format_version: manifest::FORMAT_VERSION,
         tool: concat!("migrate ", env!("CARGO_PKG_VERSION")).into(),
-        source: manifest::Source::Convex { convex: source.url.clone(), component: None },
+        source: manifest::Source::Convex {
+            convex: source.url.clone(),
+            component: source.component.clone(),
+        },
         snapshot: manifest::Snapshot {
             taken_at: taken_at.clone(),
-            transaction_snapshot: format!("convex:{}", snapshot.unwrap_or_default()),
+            // A component's pages are each consistent, not one snapshot (docs/convex-source.md).
+            transaction_snapshot: match snapshot {
+                Some(snapshot) => format!("convex:{snapshot}"),
+                None => "convex:pages".into(),
+            },
         },
-        schemas: vec![catalog::APP_SCHEMA.into()],
+        schemas: vec![source.component.clone().unwrap_or_else(|| catalog::APP_SCHEMA.into())],
         tables: exported.iter().map(|(table, _)| table.clone()).collect(),
         catalog,
     };
@@ -168,6 +185,7 @@ pub async fn export(
 /// The catalog of the selected tables, from the deployment's active schema.
 pub async fn read_catalog(
     client: &ConvexClient,
+    component: Option<&str>,
     selectors: &[TableSelector],
 ) -> Result<Catalog, ConvexSourceError> {
     #[derive(Deserialize)]
@@ -178,11 +196,12 @@ pub async fn read_catalog(
         .call(
             FunctionKind::Query,
             "_system/frontend/getSchemas",
-            &serde_json::json!({ "componentId": null }),
+            &serde_json::json!({ "componentId": component }),
         )
         .await
         .map_err(|source| ConvexSourceError::Call { what: "schema".into(), source })?;
     let text = schemas.active.ok_or(ConvexSourceError::NoSchema)?;
+    let schema_name = component.unwrap_or(catalog::APP_SCHEMA);
     let schema: Json = serde_json::from_str(&text)
         .map_err(|e| ConvexSourceError::Schema { reason: e.to_string() })?;
     let selected = |name: &TableName| {
@@ -191,7 +210,7 @@ pub async fn read_catalog(
                 s.name == name.name && s.schema.as_ref().is_none_or(|schema| *schema == name.schema)
             })
     };
-    let catalog = catalog::catalog(&schema, catalog::APP_SCHEMA, selected)
+    let catalog = catalog::catalog(&schema, schema_name, selected)
         .map_err(|reason| ConvexSourceError::Schema { reason })?;
     if catalog.tables.is_empty() && !selectors.is_empty() {
         let selectors: Vec<String> = selectors
@@ -254,6 +273,63 @@ async fn export_table(
             break;
         }
         cursor = page.cursor;
+    }
+    let digest = tokio::task::block_in_place(|| writer.finish())?;
+    progress.finished(rows);
+    let seconds = started.elapsed().as_secs_f64();
+    tracing::info!(table = %table.name, rows, bytes = digest.bytes, seconds, "table exported");
+    Ok((ExportedTable::new(table.name.clone(), file, digest), seconds))
+}
+
+/// Documents a page when a component's adapter is read.
+const COMPONENT_PAGE: u64 = 100;
+
+/// A component's table through its Better Auth adapter's `findMany`, page by page in creation
+/// order. Each page is one consistent read; across pages a document written meanwhile may or may
+/// not be seen (a component's tables are not in `list_snapshot`).
+async fn export_component_table(
+    client: &ConvexClient,
+    component: &str,
+    table: &Table,
+    data_dir: &DataDir,
+    reporter: &dyn Reporter,
+) -> Result<(ExportedTable, f64), ConvexSourceError> {
+    #[derive(Deserialize)]
+    struct Page {
+        page: Vec<serde_json::Map<String, Json>>,
+        #[serde(rename = "isDone")]
+        is_done: bool,
+        #[serde(rename = "continueCursor")]
+        continue_cursor: Option<String>,
+    }
+    let started = Instant::now();
+    let file = DataDir::raw_file(&table.name);
+    let mut writer = JsonlWriter::create(data_dir.path(&file))?;
+    let mut progress = reporter.table_started(&table.name.to_string(), None, Unit::Documents);
+    let mut cursor: Option<String> = None;
+    let mut rows = 0;
+    loop {
+        let args = serde_json::json!({
+            "model": table.name.name,
+            "paginationOpts": { "cursor": cursor, "numItems": COMPONENT_PAGE },
+        });
+        let page: Page = client
+            .call_in_component(component, "adapter:findMany", &args)
+            .await
+            .map_err(|source| ConvexSourceError::Call {
+                what: format!("table `{}` of component `{component}`", table.name.name),
+                source,
+            })?;
+        for document in &page.page {
+            write_line(table, document, writer.buffer())?;
+            writer.end_lines(1)?;
+            rows += 1;
+        }
+        progress.rows(rows);
+        if page.is_done || page.continue_cursor.is_none() {
+            break;
+        }
+        cursor = page.continue_cursor;
     }
     let digest = tokio::task::block_in_place(|| writer.finish())?;
     progress.finished(rows);

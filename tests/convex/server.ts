@@ -25,6 +25,8 @@
 //   `BadJsonBody` for a body that is not `{"path": string, "args": object, …}`; 404 elsewhere.
 // - the system query `_system/frontend/getSchemas` (what the dashboard reads): `{active}`, the
 //   schema as `SchemaDefinition.export()` writes it, for `migrate export --from-convex`;
+// - `POST /api/function` with `componentPath` (`npx convex run --component`): a component's
+//   function, admin only; `getSchemas` takes `componentId`, here the component's name;
 // - `GET /api/list_snapshot?tableName=&snapshot=&cursor=&format=convex_encoded_json`, Convex's
 //   streaming export: `{values, snapshot, cursor, hasMore}`, documents in `_creationTime` order
 //   with `_table` and `_ts`, `--page-size` per page (after `--page-delay-ms`), every page of one
@@ -180,8 +182,15 @@ for (const [path, module] of modules) {
 }
 const t = convexTest({ schema, modules: moduleMap, transactionLimits: true });
 
+/** Each component's schema and modules (by path without `.ts`), for `/api/function`. */
+const components = new Map<
+  string,
+  { schema: SchemaDefinition<GenericSchema, boolean>; modules: Map<string, Record<string, unknown>> }
+>();
+
 for (const name of componentDirs(convexDir)) {
   const dir = join(convexDir, name);
+  const loaded = new Map<string, Record<string, unknown>>();
   const componentFiles = moduleFiles(dir);
   if (!componentFiles.includes("schema.ts")) {
     usage(`the component ${dir} has no schema.ts`);
@@ -193,6 +202,7 @@ for (const name of componentDirs(convexDir)) {
   for (const file of componentFiles) {
     const module = (await import(pathToFileURL(join(dir, file)).href)) as Record<string, unknown>;
     componentModules[`./${name}/${file}`] = async () => module;
+    loaded.set(file.replace(/\.ts$/, ""), module);
     if (file === "schema.ts") {
       componentSchema = module.default as SchemaDefinition<GenericSchema, boolean>;
     }
@@ -201,6 +211,7 @@ for (const name of componentDirs(convexDir)) {
     usage(`${dir}/schema.ts has no default export`);
   }
   t.registerComponent(name, componentSchema, componentModules);
+  components.set(name, { schema: componentSchema, modules: loaded });
 }
 
 /** The registered function at `path` (`dir/file:name`, `file.js:name`, `file` for default). */
@@ -311,7 +322,12 @@ async function run(
     },
   });
   if (path === "_system/frontend/getSchemas" && admin && kind === "query") {
-    const active = (schema as unknown as { export(): string }).export();
+    const id = args.componentId;
+    const of = typeof id === "string" ? components.get(id)?.schema : schema;
+    if (of === undefined) {
+      return failed(`no component ${JSON.stringify(id)}`);
+    }
+    const active = (of as unknown as { export(): string }).export();
     return { status: 200, body: { status: "success", value: { active }, logLines: [] } };
   }
   const fn = findFunction(path);
@@ -366,6 +382,53 @@ function send(response: ServerResponse, reply: Reply) {
     "Content-Length": Buffer.byteLength(text),
   });
   response.end(text);
+}
+
+/**
+ * `POST /api/function` with `componentPath`: what `npx convex run --component` sends
+ * (convex-js `ConvexHttpClient.function`): a function of a component, admin only, of whatever
+ * kind it is.
+ */
+async function runInComponent(
+  admin: boolean,
+  componentPath: string,
+  path: string,
+  args: Record<string, Value>,
+): Promise<Reply> {
+  const failed = (errorMessage: string): Reply => ({
+    status: 200,
+    body: { status: "error", errorMessage, logLines: [] },
+  });
+  const component = components.get(componentPath);
+  if (!admin || component === undefined) {
+    return failed(`Could not find function for '${path}' in component '${componentPath}'.`);
+  }
+  const [file, name = "default"] = path.split(":", 2);
+  const fn = component.modules.get(file.replace(/\.js$/, ""))?.[name] as
+    | RegisteredFunction
+    | undefined;
+  if (fn === undefined || !(fn.isQuery || fn.isMutation || fn.isAction)) {
+    return failed(`Could not find function for '${path}' in component '${componentPath}'.`);
+  }
+  // convex-test reads a function handle as a component's function.
+  const handle = `function://${componentPath};${path}`;
+  const run = t as unknown as Record<
+    "query" | "mutation" | "action",
+    (fn: string, args: Record<string, Value>) => Promise<Value | undefined>
+  >;
+  try {
+    const value = fn.isQuery
+      ? await run.query(handle, args)
+      : fn.isMutation
+        ? await run.mutation(handle, args)
+        : await run.action(handle, args);
+    return {
+      status: 200,
+      body: { status: "success", value: convexToJson(value ?? null), logLines: [] },
+    };
+  } catch (e) {
+    return failed(message(e));
+  }
 }
 
 const ROUTES = new Map<string, Kind>([
@@ -431,6 +494,31 @@ async function handle(request: IncomingMessage, response: ServerResponse) {
     queue = reply.catch(() => undefined);
     const done = await reply;
     console.error(`${route} ${request.url} → ${done.status}`);
+    send(response, done);
+    return;
+  }
+  if (request.method === "POST" && route === "/api/function") {
+    let call;
+    let componentPath = "";
+    try {
+      call = parseCall(request, text);
+      componentPath = String((JSON.parse(text) as { componentPath?: unknown }).componentPath ?? "");
+    } catch (e) {
+      if (e instanceof HttpError) {
+        send(response, { status: e.status, body: { code: e.code, message: e.message } });
+        return;
+      }
+      throw e;
+    }
+    const { admin, path, args } = call;
+    const reply = queue.then(async () => {
+      const done = await runInComponent(admin, componentPath, path, args);
+      writes += 1;
+      return done;
+    });
+    queue = reply.catch(() => undefined);
+    const done = await reply;
+    console.error(`${route} ${componentPath}/${path} → ${JSON.stringify(done.body).slice(0, 200)}`);
     send(response, done);
     return;
   }

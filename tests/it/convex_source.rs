@@ -192,3 +192,108 @@ fn a_wrong_source_key_is_refused_without_showing_it() {
     run.fails_with(3, &["cannot read the source deployment's schema", "MIGRATE_SOURCE_DEPLOY_KEY"]);
     run.never_shows("c2VjcmV0c2VjcmV0");
 }
+
+/// The Better Auth component installed locally, as `init --preset better-auth` writes it, in an
+/// app of its own: the source deployment of a move out of the component.
+fn better_auth_app() -> ConvexApp {
+    let app = ConvexApp::new("convex-better-auth-source");
+    app.write(
+        "convex/schema.ts",
+        "import { defineSchema } from \"convex/server\";\nexport default defineSchema({});\n",
+    );
+    let component = [
+        ("convex.config.ts", include_str!("../../src/plan/presets/better_auth/convex.config.ts")),
+        ("schema.ts", include_str!("../../src/plan/presets/better_auth/schema.ts")),
+        ("adapter.ts", include_str!("../../src/plan/presets/better_auth/adapter.ts")),
+        ("migrate.ts", include_str!("../../src/plan/presets/better_auth/migrate.ts")),
+    ];
+    for (file, text) in component {
+        app.write(&format!("convex/betterAuth/{file}"), text);
+    }
+    app
+}
+
+/// Creates a document of `model` through the component's adapter, as Better Auth does; its id.
+fn create(source: &ConvexTestServer, model: &str, data: Value) -> String {
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let key = migrate::settings::Secret::new(source.admin_key().to_owned());
+    let client = migrate::convex::client::ConvexClient::new(
+        source.url(),
+        &key,
+        Duration::from_secs(30),
+        migrate::convex::client::RetryPolicy::default(),
+    )
+    .unwrap();
+    let args = json!({"input": {"model": model, "data": data}});
+    let created: Value = runtime
+        .block_on(client.call_in_component("betterAuth", "adapter:create", &args))
+        .unwrap_or_else(|e| panic!("create {model}: {e}\n{}", source.stderr()));
+    created["_id"].as_str().unwrap_or_else(|| panic!("{created}")).to_owned()
+}
+
+#[test]
+fn the_better_auth_component_moves_into_app_tables_with_every_reference_rewritten() {
+    let source = ConvexTestServer::for_app(better_auth_app());
+    let now = 1_700_000_000_000.0;
+    let users: Vec<String> = (0..3)
+        .map(|i| {
+            let data = json!({"name": format!("User {i}"), "email": format!("u{i}@example.com"),
+                "emailVerified": i % 2 == 0, "createdAt": now, "updatedAt": now});
+            create(&source, "user", data)
+        })
+        .collect();
+    let orgs: Vec<String> = (0..2)
+        .map(|i| {
+            let data =
+                json!({"name": format!("Org {i}"), "slug": format!("org-{i}"), "createdAt": now});
+            create(&source, "organization", data)
+        })
+        .collect();
+    for (org, user, role) in [(0, 0, "owner"), (0, 1, "member"), (1, 2, "owner"), (1, 0, "admin")] {
+        let data = json!({"organizationId": orgs[org], "userId": users[user], "role": role,
+            "createdAt": now});
+        create(&source, "member", data);
+    }
+    let data = json!({"organizationId": orgs[0], "email": "new@example.com", "status": "pending",
+        "expiresAt": now, "createdAt": now, "inviterId": users[0]});
+    create(&source, "invitation", data);
+
+    let work = Workdir::new();
+    let export = ["export", "--from-convex", source.url(), "--component", "betterAuth"];
+    Run::of(from(&work, &source, &export)).success();
+    assert_eq!(jsonl(&work.raw_file("betterAuth.member")).len(), 4);
+    assert_eq!(work.manifest()["source"]["component"], "betterAuth");
+
+    let convex_dir = work.path().join("convex");
+    let init =
+        ["init", "--convex-dir", utf8(&convex_dir), "--preset", "better-auth-component-to-app"];
+    Run::of(work.dirs_command(&init)).success();
+    assert!(!convex_dir.join("betterAuth").exists(), "no component in the target");
+    let tables = std::fs::read_to_string(convex_dir.join("migrateTables.ts")).unwrap();
+    for index in
+        [r#".index("by_slug", ["slug"])"#, r#".index("by_email_and_name", ["email", "name"])"#]
+    {
+        assert!(tables.contains(index), "natural key {index}: {tables}");
+    }
+    let target = ConvexTestServer::for_convex_dir(&convex_dir);
+    Run::of(work.dirs_command(&["transform", "--convex-dir", utf8(&convex_dir)])).success();
+    against(&work, &target, &["import"]).success();
+    against(&work, &target, &["verify"]).success();
+
+    let app_users = all_documents(&target, "user");
+    let app_orgs = all_documents(&target, "organization");
+    let members = all_documents(&target, "member");
+    assert_eq!((app_users.len(), app_orgs.len(), members.len()), (3, 2, 4));
+    let source_members = jsonl(&work.raw_file("betterAuth.member"));
+    for member in &members {
+        let old = source_members.iter().find(|m| m["_id"] == member["legacyId"]).unwrap();
+        let org =
+            app_orgs.iter().find(|o| o["_id"] == member["organizationId"]).expect("an app org");
+        let user = app_users.iter().find(|u| u["_id"] == member["userId"]).expect("an app user");
+        assert_eq!(org["legacyId"], old["organizationId"], "{member}");
+        assert_eq!(user["legacyId"], old["userId"], "{member}");
+    }
+    let invitation = &all_documents(&target, "invitation")[0];
+    let inviter = app_users.iter().find(|u| u["_id"] == invitation["inviterId"]).unwrap();
+    assert_eq!(inviter["legacyId"], users[0].as_str());
+}
