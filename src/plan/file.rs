@@ -362,6 +362,9 @@ pub struct TableEntry {
     pub component: Option<At<String>>,
     /// An auth preset's reshaping of each document (`supabase_user`, …).
     pub shape: Option<At<String>>,
+    /// One more Convex index, on these columns' fields, beside those carried from the source
+    /// (a natural key the source does not index, such as a member's organization and user).
+    pub index: Option<At<Vec<At<String>>>>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -418,7 +421,7 @@ pub enum FilterCondition {
 const TOP_KEYS: [&str; 2] = ["defaults", "tables"];
 const DEFAULT_KEYS: [&str; 7] =
     ["naming", "legacy_id_field", "nulls", "orphans", "json_keys", "timestamp_offset", "types"];
-const TABLE_KEYS: [&str; 12] = [
+const TABLE_KEYS: [&str; 13] = [
     "target",
     "legacy_id",
     "drop",
@@ -431,6 +434,7 @@ const TABLE_KEYS: [&str; 12] = [
     "fields",
     "component",
     "shape",
+    "index",
 ];
 const COLUMN_KEYS: [&str; 5] = ["field", "policy", "default", "json_keys", "trim"];
 const FIELD_KEYS: [&str; 2] = ["from", "type"];
@@ -814,6 +818,7 @@ impl<'a> Reader<'a> {
             fields: BTreeMap::new(),
             component: None,
             shape: None,
+            index: None,
         };
         for e in self.entries(self.table(entry)?, &entry.path, &TABLE_KEYS)? {
             match e.key {
@@ -822,6 +827,7 @@ impl<'a> Reader<'a> {
                 "shape" => t.shape = Some(self.string(e.value, &e.path)?),
                 "legacy_id" => t.legacy_id = Some(self.string_list(&e)?),
                 "drop" => t.drop = Some(self.string_list(&e)?),
+                "index" => t.index = Some(self.string_list(&e)?),
                 "skip" => t.skip = Some(self.boolean(&e)?),
                 "merge_into" => t.merge_into = Some(self.string(e.value, &e.path)?),
                 "on" => t.on = Some(self.string_list(&e)?),

@@ -625,7 +625,7 @@ impl<'a> Resolver<'a> {
                 }));
             }
         }
-        for list in [&entry.legacy_id, &entry.drop, &entry.on].into_iter().flatten() {
+        for list in [&entry.legacy_id, &entry.drop, &entry.on, &entry.index].into_iter().flatten() {
             for (i, name) in list.value.iter().enumerate() {
                 if table.column(&name.value).is_none() {
                     return Err(unknown_column(name));
@@ -768,7 +768,11 @@ impl<'a> Resolver<'a> {
         for table in &mut tables {
             // A component's tables have the component's schema and indexes, not the source's.
             if table.component.is_none() {
-                table.indexes = super::indexes::derive(self.catalog, table);
+                let extra = self.entry(&table.source).and_then(|e| e.index.as_ref());
+                let extra: Vec<String> = extra
+                    .map(|i| i.value.iter().map(|c| c.value.clone()).collect())
+                    .unwrap_or_default();
+                table.indexes = super::indexes::derive(self.catalog, table, &extra);
             }
         }
         let skipped = self

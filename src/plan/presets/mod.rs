@@ -296,6 +296,13 @@ fn component_to_app_plan(catalog: &Catalog) -> Result<String, PresetError> {
         if t.column("legacyId").is_some() {
             out.push_str("drop = [\"legacyId\"]\n");
         }
+        // A member is found by its organization and user: the component indexes each alone.
+        if *model == "member"
+            && t.column("organizationId").is_some()
+            && t.column("userId").is_some()
+        {
+            out.push_str("index = [\"organizationId\", \"userId\"]  # the natural key\n");
+        }
         for (field, parent, orphans) in references.iter() {
             if t.column(field).is_none() {
                 continue;
