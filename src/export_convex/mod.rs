@@ -272,7 +272,14 @@ async fn export_table(
         if !page.has_more {
             break;
         }
-        cursor = page.cursor;
+        let Some(next) = page.cursor else {
+            return Err(ConvexSourceError::Document {
+                table: table.name.name.clone(),
+                id: format!("after {rows} documents"),
+                reason: "list_snapshot said more pages follow but gave no cursor".into(),
+            });
+        };
+        cursor = Some(next);
     }
     let digest = tokio::task::block_in_place(|| writer.finish())?;
     progress.finished(rows);
@@ -326,10 +333,19 @@ async fn export_component_table(
             rows += 1;
         }
         progress.rows(rows);
-        if page.is_done || page.continue_cursor.is_none() {
+        if page.is_done {
             break;
         }
-        cursor = page.continue_cursor;
+        // A page that is not the last names where the next starts; without it the rest of the
+        // table would be left out silently.
+        let Some(next) = page.continue_cursor else {
+            return Err(ConvexSourceError::Document {
+                table: table.name.name.clone(),
+                id: format!("after {rows} documents"),
+                reason: "adapter:findMany said more pages follow but gave no cursor".into(),
+            });
+        };
+        cursor = Some(next);
     }
     let digest = tokio::task::block_in_place(|| writer.finish())?;
     progress.finished(rows);
