@@ -432,9 +432,9 @@ const TABLE_KEYS: [&str; 13] = [
     "columns",
     "references",
     "fields",
+    "index",
     "component",
     "shape",
-    "index",
 ];
 const COLUMN_KEYS: [&str; 5] = ["field", "policy", "default", "json_keys", "trim"];
 const FIELD_KEYS: [&str; 2] = ["from", "type"];
