@@ -297,3 +297,19 @@ fn the_better_auth_component_moves_into_app_tables_with_every_reference_rewritte
     let inviter = app_users.iter().find(|u| u["_id"] == invitation["inviterId"]).unwrap();
     assert_eq!(inviter["legacyId"], users[0].as_str());
 }
+
+#[test]
+fn tables_selects_what_is_read_and_a_table_the_schema_lacks_is_refused() {
+    let source = ConvexTestServer::for_app(source_app());
+    call(&source, FunctionKind::Mutation, "seed:seed", json!({"authors": 2, "postsEach": 1}));
+    let work = Workdir::new();
+    let only = ["export", "--from-convex", source.url(), "--tables", "public.authors"];
+    Run::of(from(&work, &source, &only)).success();
+    assert_eq!(work.raw_files(), ["public.authors.jsonl"]);
+    let tables = work.manifest()["catalog"]["tables"].as_array().unwrap().len();
+    assert_eq!(tables, 1);
+
+    let missing = ["export", "--from-convex", source.url(), "--tables", "comments"];
+    Run::of(from(&work, &source, &missing))
+        .fails_with(2, &["no table of the source deployment matches --tables comments"]);
+}
