@@ -98,6 +98,17 @@ async fn run_export_from_convex(
     settings: &Settings,
     args: &crate::cli::ExportArgs,
 ) -> anyhow::Result<u8> {
+    let report = convex_export_stage(settings, args).await?;
+    output::print_result(&output::export_summary(&report, settings.format));
+    Ok(exit_code::OK)
+}
+
+/// The export from a Convex deployment (`--from-convex`, `--component`, `--tables`), its key
+/// from the environment only.
+async fn convex_export_stage(
+    settings: &Settings,
+    args: &crate::cli::ExportArgs,
+) -> anyhow::Result<export::ExportReport> {
     let url = args.from_convex.as_deref().unwrap_or_default();
     let url = import::convex_url(Some(url))?;
     let key = ["MIGRATE_SOURCE_DEPLOY_KEY", "CONVEX_DEPLOY_KEY"]
@@ -117,12 +128,10 @@ async fn run_export_from_convex(
         retry: RetryPolicy::default(),
     };
     let data_dir = DataDir::new(&settings.data_dir);
-    let report = tokio::select! {
-        report = crate::export_convex::export(&source, &data_dir, reporter(settings)) => report?,
-        _ = tokio::signal::ctrl_c() => return Err(Interrupted { command: "export" }.into()),
-    };
-    output::print_result(&output::export_summary(&report, settings.format));
-    Ok(exit_code::OK)
+    tokio::select! {
+        report = crate::export_convex::export(&source, &data_dir, reporter(settings)) => Ok(report?),
+        _ = tokio::signal::ctrl_c() => Err(Interrupted { command: "export" }.into()),
+    }
 }
 
 async fn run_export(settings: &Settings, export_settings: &ExportSettings) -> anyhow::Result<u8> {
@@ -288,6 +297,9 @@ async fn run_all(
         }
     };
     let exported = match &args.export.from_dump {
+        None if args.export.from_convex.is_some() => {
+            convex_export_stage(&settings, &args.export).await?
+        }
         Some(dump) => {
             let (restored, exported) = dump_export_stage(&settings, &export_settings, dump).await?;
             print("restore", output::restore_summary(&restored, format), json!(restored));

@@ -139,6 +139,16 @@ fn a_deployment_copies_into_another_with_references_int64_and_bytes_exact() {
         let source_author = authors.iter().find(|a| a["_id"] == author["legacyId"]).unwrap();
         assert_eq!(author["karma"], source_author["karma"]);
     }
+
+    // `run --from-convex` chains the same stages from the deployment (not from Postgres).
+    call(&source, FunctionKind::Mutation, "seed:addAuthor", json!({"name": "late"}));
+    let convex_dir = work.path().join("convex");
+    let run = ["--format", "json", "run", "--from-convex", source.url(), "--convex-dir"];
+    let mut command = from(&work, &source, &[&run[..], &[utf8(&convex_dir)]].concat());
+    command.env("CONVEX_URL", target.url()).env("CONVEX_DEPLOY_KEY", target.admin_key());
+    let run = Run::of(command).success();
+    assert!(run.stdout.contains(r#""stage":"export""#), "{run}");
+    assert_eq!(all_documents(&target, "authors").len(), 4);
 }
 
 #[test]
