@@ -244,8 +244,10 @@ pub struct InitArgs {
     pub force: bool,
 
     /// An auth preset: also write its plan file (0002_<preset>.toml) and the Better Auth
-    /// component's files into the Convex folder (docs/auth-presets.md)
-    #[arg(long, value_parser = ["supabase-to-better-auth", "better-auth"])]
+    /// component's files into the Convex folder (docs/auth-presets.md);
+    /// better-auth-component-to-app moves an exported component's tables into app tables
+    /// (docs/convex-source.md)
+    #[arg(long, value_parser = ["supabase-to-better-auth", "better-auth", "better-auth-component-to-app"])]
     pub preset: Option<String>,
 
     /// After a complete import: write migrateTables.ts with the references in foreign-key cycles
@@ -327,6 +329,18 @@ pub struct ExportArgs {
     /// in ~/.cache/migrate (XDG_CACHE_HOME, MIGRATE_CACHE_DIR) for the next run to copy
     #[arg(long, value_name = "FILE")]
     pub from_dump: Option<PathBuf>,
+
+    /// Read a Convex deployment instead of a server (docs/convex-source.md): its schema and
+    /// every table's documents at one snapshot, through Convex's streaming export API, with the
+    /// deploy key in MIGRATE_SOURCE_DEPLOY_KEY (else CONVEX_DEPLOY_KEY), never on the command
+    /// line; --tables selects
+    #[arg(long, value_name = "URL", conflicts_with = "from_dump")]
+    pub from_convex: Option<String>,
+
+    /// With --from-convex: the tables of this component (as the app mounts it, e.g.
+    /// `betterAuth`) instead of the app's, read page by page through its adapter's findMany
+    #[arg(long, value_name = "NAME", requires = "from_convex")]
+    pub component: Option<String>,
 }
 
 const TRANSFORM_ABOUT: &str = "\

@@ -58,6 +58,9 @@ pub fn run(cli: Cli, matches: &clap::ArgMatches) -> anyhow::Result<u8> {
         .build()
         .context("cannot start the async runtime")?;
     match cli.command {
+        Command::Export(args) if args.from_convex.is_some() => {
+            runtime.block_on(run_export_from_convex(&settings, &args))
+        }
         Command::Export(args) => match &args.from_dump {
             Some(dump) => runtime.block_on(run_export_from_dump(
                 &settings,
@@ -116,6 +119,47 @@ pub fn run(cli: Cli, matches: &clap::ArgMatches) -> anyhow::Result<u8> {
         }
         Command::Rollback(args) => runtime.block_on(run_rollback(&settings, &args)),
         Command::Finalize(args) => runtime.block_on(run_finalize(&settings, &args)),
+    }
+}
+
+/// `export --from-convex`: a Convex deployment as the source.
+async fn run_export_from_convex(
+    settings: &Settings,
+    args: &crate::cli::ExportArgs,
+) -> anyhow::Result<u8> {
+    let report = convex_export_stage(settings, args).await?;
+    output::print_result(&output::export_summary(&report, settings.format));
+    Ok(exit_code::OK)
+}
+
+/// The export from a Convex deployment (`--from-convex`, `--component`, `--tables`), its key
+/// from the environment only.
+async fn convex_export_stage(
+    settings: &Settings,
+    args: &crate::cli::ExportArgs,
+) -> anyhow::Result<export::ExportReport> {
+    let url = args.from_convex.as_deref().unwrap_or_default();
+    let url = import::convex_url(Some(url))?;
+    let key = ["MIGRATE_SOURCE_DEPLOY_KEY", "CONVEX_DEPLOY_KEY"]
+        .into_iter()
+        .find_map(|name| std::env::var(name).ok().filter(|v| !v.is_empty()))
+        .ok_or(ImportError::MissingDeployKey)?;
+    let tables = match args.tables.as_deref() {
+        Some(list) => crate::settings::parse_table_list(list)?,
+        None => Vec::new(),
+    };
+    let source = crate::export_convex::ConvexSource {
+        url,
+        deploy_key: crate::settings::Secret::new(key),
+        tables,
+        component: args.component.clone(),
+        timeout: std::time::Duration::from_secs(60),
+        retry: RetryPolicy::default(),
+    };
+    let data_dir = DataDir::new(&settings.data_dir);
+    tokio::select! {
+        report = crate::export_convex::export(&source, &data_dir, reporter(settings)) => Ok(report?),
+        _ = tokio::signal::ctrl_c() => Err(Interrupted { command: "export" }.into()),
     }
 }
 
@@ -342,6 +386,9 @@ async fn run_all(
         }
     };
     let exported = match &args.export.from_dump {
+        None if args.export.from_convex.is_some() => {
+            convex_export_stage(&settings, &args.export).await?
+        }
         Some(dump) => {
             let (restored, exported) = dump_export_stage(&settings, &export_settings, dump).await?;
             print("restore", output::restore_summary(&restored, format), json!(restored));
@@ -825,8 +872,8 @@ async fn run_init(settings: &Settings, init: &InitSettings) -> anyhow::Result<u8
         }
     };
     let convex = plan::convex_app::write(&init.convex_dir, &plan, init.force)?;
-    if init.preset.is_some() {
-        for file in &plan::presets::CONVEX_FILES {
+    if let Some(preset) = init.preset {
+        for file in preset.convex_files() {
             let path = init.convex_dir.join(file.path);
             if file.only_if_missing && path.exists() {
                 let path = path.display().to_string();

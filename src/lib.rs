@@ -13,6 +13,7 @@ pub mod dotenv;
 pub mod dump;
 pub mod exit_code;
 pub mod export;
+pub mod export_convex;
 pub mod files;
 pub mod finalize;
 #[cfg(test)]

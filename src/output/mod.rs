@@ -118,6 +118,9 @@ fn classify(error: &anyhow::Error) -> (u8, Option<String>) {
         if let Some(e) = cause.downcast_ref::<ExportError>() {
             return (e.exit_code(), e.hint());
         }
+        if let Some(e) = cause.downcast_ref::<crate::export_convex::ConvexSourceError>() {
+            return (e.exit_code(), e.hint());
+        }
         if let Some(e) = cause.downcast_ref::<crate::dump::DumpError>() {
             return (e.exit_code(), e.hint());
         }

@@ -503,6 +503,10 @@ fn conversion_validator(conversion: &Conversion) -> Validator {
         Conversion::Array(element) => {
             Validator::Array(Box::new(union([Validator::Null, conversion_validator(element)])))
         }
+        // Checked when the catalog was read (`export --from-convex`); a manifest edited by hand
+        // falls back to what accepts anything.
+        Conversion::Convex(validator) => crate::convex::validator::typescript(validator)
+            .map_or(Validator::Any, Validator::TypeScript),
     }
 }
 
@@ -559,6 +563,7 @@ fn conversion_note(conversion: &Conversion) -> Option<String> {
         Conversion::Json { .. } => "json".to_owned(),
         Conversion::JsonText => "json as its JSON text".to_owned(),
         Conversion::Bytes => "bytea".to_owned(),
+        Conversion::Convex(_) => return None,
         Conversion::Array(element) => match conversion_note(element) {
             Some(element) => format!("array of {element}"),
             None => "array".to_owned(),
@@ -637,6 +642,8 @@ enum Validator {
     Bytes,
     Literal(String),
     Id(String),
+    /// A validator of a Convex source's schema, written out already (`v.object({ … })`).
+    TypeScript(String),
     Array(Box<Validator>),
     /// Build with [`union`].
     Union(Vec<Validator>),
@@ -726,6 +733,7 @@ impl Validator {
                 Call::Leaf(format!("v.literal({})", string_literal(value)))
             }
             Validator::Id(table) => Call::Leaf(format!("v.id({})", string_literal(table))),
+            Validator::TypeScript(text) => Call::Leaf(text.clone()),
             Validator::Array(element) => Call::Args("array", vec![element]),
             Validator::Union(members) => Call::Args("union", members.iter().collect()),
             Validator::Optional(value) => Call::Args("optional", vec![value]),

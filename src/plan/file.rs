@@ -380,6 +380,9 @@ pub struct TableEntry {
     pub component: Option<At<String>>,
     /// An auth preset's reshaping of each document (`supabase_user`, …).
     pub shape: Option<At<String>>,
+    /// One more Convex index, on these columns' fields, beside those carried from the source
+    /// (a natural key the source does not index, such as a member's organization and user).
+    pub index: Option<At<Vec<At<String>>>>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -438,7 +441,7 @@ const FINALIZE_KEYS: [&str; 1] = ["keep_legacy_ids"];
 const FILES_KEYS: [&str; 1] = ["source"];
 const DEFAULT_KEYS: [&str; 7] =
     ["naming", "legacy_id_field", "nulls", "orphans", "json_keys", "timestamp_offset", "types"];
-const TABLE_KEYS: [&str; 12] = [
+const TABLE_KEYS: [&str; 13] = [
     "target",
     "legacy_id",
     "drop",
@@ -449,6 +452,7 @@ const TABLE_KEYS: [&str; 12] = [
     "columns",
     "references",
     "fields",
+    "index",
     "component",
     "shape",
 ];
@@ -847,6 +851,7 @@ impl<'a> Reader<'a> {
             fields: BTreeMap::new(),
             component: None,
             shape: None,
+            index: None,
         };
         for e in self.entries(self.table(entry)?, &entry.path, &TABLE_KEYS)? {
             match e.key {
@@ -855,6 +860,7 @@ impl<'a> Reader<'a> {
                 "shape" => t.shape = Some(self.string(e.value, &e.path)?),
                 "legacy_id" => t.legacy_id = Some(self.string_list(&e)?),
                 "drop" => t.drop = Some(self.string_list(&e)?),
+                "index" => t.index = Some(self.string_list(&e)?),
                 "skip" => t.skip = Some(self.boolean(&e)?),
                 "merge_into" => t.merge_into = Some(self.string(e.value, &e.path)?),
                 "on" => t.on = Some(self.string_list(&e)?),

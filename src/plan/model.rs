@@ -223,6 +223,9 @@ pub enum Conversion {
     JsonScalar(JsonScalar),
     /// An array of the element conversion (≤ 8192 elements; NULL elements become null).
     Array(Box<Conversion>),
+    /// A field of a Convex source (`export --from-convex`): the raw value is already in
+    /// Convex's tagged encoding and is kept exactly; the validator is the source schema's.
+    Convex(Box<serde_json::Value>),
 }
 
 /// The declared type of a value found inside a json column (`type` of a plan's `fields` entry).

@@ -11,6 +11,7 @@ mod convex_app;
 mod convex_env;
 mod convex_module;
 mod convex_server;
+mod convex_source;
 mod export_cli;
 mod export_consistency;
 mod export_dump;
