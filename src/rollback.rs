@@ -87,6 +87,8 @@ pub struct RollbackReport {
     /// Where the deployment's ledger says the migration stands now.
     pub status: Option<Status>,
     pub seconds: f64,
+    /// What rollback left in place and the user must know about.
+    pub warnings: Vec<String>,
 }
 
 #[derive(Debug, Clone, Default, Serialize)]
@@ -298,5 +300,19 @@ pub async fn rollback(
         changed,
         status,
         seconds: started.elapsed().as_secs_f64(),
+        warnings: files_left(inputs),
     })
+}
+
+/// Rollback removes documents, not yet the files `[files]` stored: say so rather than let the
+/// tables' emptiness suggest the deployment is as before.
+fn files_left(inputs: &Inputs) -> Vec<String> {
+    match &inputs.files {
+        Some(_) => vec![
+            "the files import stored in Convex file storage (listed in the `migrateFiles` table) \
+             are not removed by rollback: they stay, with their records"
+                .to_owned(),
+        ],
+        None => Vec::new(),
+    }
 }

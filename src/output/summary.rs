@@ -637,6 +637,9 @@ pub fn rollback_summary(report: &crate::rollback::RollbackReport, format: Output
             report.status.map_or_else(|| "nothing".to_owned(), |s| s.to_string()),
         ));
     }
+    for warning in &report.warnings {
+        out.push_str(&format!("warning: {warning}\n"));
+    }
     out
 }
 
