@@ -7,14 +7,17 @@
 # port (scripts/lib/postgres.sh) and removed on exit.
 # Uses cargo-nextest when it is installed, else cargo test; extra arguments are passed on
 # (e.g. `scripts/test.sh export_cli`). Installs the Convex test tools (tests/convex) with npm
-# first when they are missing or stale.
+# first when they are missing or stale, and moto's S3 server (scripts/lib/s3-server.sh) with pip
+# when it is missing.
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 source scripts/lib/postgres.sh
 source scripts/lib/convex-tools.sh
+source scripts/lib/s3-server.sh
 
 ensure_convex_tools
+ensure_s3_server
 
 ensure_postgres "${MIGRATE_TEST_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/postgres}"
 export MIGRATE_TEST_DATABASE_URL=$POSTGRES_URL

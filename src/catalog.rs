@@ -266,6 +266,10 @@ pub enum PgType {
     },
     /// Anything else, by its qualified type name.
     Other(String),
+    /// A field of a Convex deployment read as a source (`export --from-convex`): its validator
+    /// as the deployment's schema exports it (`{"type": "int64"}`, `{"type": "array", "value":
+    /// …}`). Raw values are in Convex's tagged encoding and pass through as they are.
+    Convex(Box<serde_json::Value>),
 }
 
 impl PgType {
@@ -326,6 +330,7 @@ impl PgType {
             PgType::Tsvector => "tsvector",
             PgType::Enum { .. } => "enum",
             PgType::Other(name) => name,
+            PgType::Convex(_) => "convex",
         }
     }
 }
@@ -341,6 +346,9 @@ struct PgTypeRepr {
     labels: Option<Vec<String>>,
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     other: bool,
+    /// The validator of a [`PgType::Convex`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    validator: Option<serde_json::Value>,
 }
 
 impl Serialize for PgType {
@@ -351,15 +359,28 @@ impl Serialize for PgType {
                 enum_name: Some(name.clone()),
                 labels: Some(labels.clone()),
                 other: false,
+                validator: None,
             },
-            PgType::Other(name) => {
-                PgTypeRepr { name: name.clone(), enum_name: None, labels: None, other: true }
-            }
+            PgType::Other(name) => PgTypeRepr {
+                name: name.clone(),
+                enum_name: None,
+                labels: None,
+                other: true,
+                validator: None,
+            },
+            PgType::Convex(validator) => PgTypeRepr {
+                name: "convex".into(),
+                enum_name: None,
+                labels: None,
+                other: false,
+                validator: Some((**validator).clone()),
+            },
             builtin => PgTypeRepr {
                 name: builtin.name().to_owned(),
                 enum_name: None,
                 labels: None,
                 other: false,
+                validator: None,
             },
         };
         repr.serialize(serializer)
@@ -371,6 +392,9 @@ impl<'de> Deserialize<'de> for PgType {
         let repr = PgTypeRepr::deserialize(deserializer)?;
         if repr.other {
             return Ok(PgType::Other(repr.name));
+        }
+        if let Some(validator) = repr.validator.filter(|_| repr.name == "convex") {
+            return Ok(PgType::Convex(Box::new(validator)));
         }
         if repr.name == "enum" {
             return Ok(PgType::Enum {
@@ -410,6 +434,7 @@ mod tests {
             PgType::Enum { name: "public.mood".into(), labels: vec!["ok".into(), "sad".into()] },
             PgType::Other("point".into()),
             PgType::Other("enum".into()),
+            PgType::Convex(Box::new(serde_json::json!({"type": "int64"}))),
         ];
         for ty in types {
             let json = serde_json::to_string(&ty).unwrap();

@@ -35,6 +35,9 @@ pub fn parse() -> (Cli, clap::ArgMatches) {
         transform  raw rows → Convex documents (data/transformed/), bad rows to data/rejects/\n  \
         import     documents → Convex over its HTTP API, resumable\n  \
         verify     prove Convex holds exactly what the source held\n\n\
+        Around them: status (--ledger: what a deployment's ledger says was migrated into it), \
+        rollback (remove what the import wrote, nothing else) and finalize (after go-live: the \
+        legacy-id indexes and fields taken out).\n\n\
         Settings come from flags, then the environment (DATABASE_URL, CONVEX_URL, \
         CONVEX_DEPLOY_KEY, CONVEX_DEPLOYMENT, CONVEX_SELF_HOSTED_URL, \
         CONVEX_SELF_HOSTED_ADMIN_KEY, MIGRATE_*; .env.local, then .env, in the working directory \
@@ -115,9 +118,56 @@ pub enum Command {
     /// Run export, transform, import and verify in turn
     #[command(long_about = RUN_ABOUT)]
     Run(RunArgs),
-    /// Show where each table stands
+    /// Show where each table stands; --ledger: what the deployment's ledger says was migrated
+    #[command(long_about = STATUS_ABOUT)]
     Status(StatusArgs),
+    /// Remove from Convex every document this migration imported, and nothing else
+    #[command(long_about = ROLLBACK_ABOUT)]
+    Rollback(RollbackArgs),
+    /// After go-live: drop the by_legacy_id indexes and take the legacy id fields out
+    #[command(long_about = FINALIZE_ABOUT)]
+    Finalize(FinalizeArgs),
 }
+
+const FINALIZE_ABOUT: &str = "\
+After go-live: drop the by_legacy_id indexes and take the legacy id fields out of the documents.
+
+Needs a completed import in the deployment's ledger. Records each migrated document's Convex id \
+per legacy id in data/finalize/<table>.jsonl (verify matches documents through it afterwards), \
+writes <convex-dir>/migrateTables.ts without the by_legacy_id indexes and with the legacy id \
+fields optional, marks the ledger `finalizing`, then patches the legacy id fields out of the \
+documents, --batch-size at a time (migrate:unsetLegacyIds), and marks the ledger `finalized`. \
+Convex refuses the patch until the new migrateTables.ts is deployed: finalize then stops with \
+exit code 4 and says to deploy (npx convex deploy) and run it again. With \
+`[finalize] keep_legacy_ids = true` in the plan the fields stay and only the indexes go. Every \
+step is safe to repeat: a finalize stopped anywhere finishes when run again. Afterwards import \
+and rollback refuse the deployment.";
+
+const STATUS_ABOUT: &str = "\
+Show where each table stands: the export, the transform, and what the import state \
+(data/state.sqlite) says was imported, refused and patched, with the last runs. Nothing is \
+contacted.
+
+--ledger also reads the deployment's ledger (the migrateLedger table the generated module keeps; \
+needs CONVEX_DEPLOY_KEY): one entry per import and plan version with the plan's version and files, \
+status (running, completed, failed, rolling back, rolled back, finalizing, finalized), counts and \
+times. It needs no data directory: anyone with the deploy key sees what was migrated into the \
+deployment.";
+
+const ROLLBACK_ABOUT: &str = "\
+Remove from Convex every document this migration imported, and nothing else.
+
+Reads each table's legacy ids from data/transformed/ (what import sent), looks them up in the \
+deployment through the by_legacy_id index, children's tables first, --batch-size at a time, and \
+removes each document found by its Convex id and legacy id (migrate:removeDocs): a document the \
+application wrote is never touched, even in the same table. A document whose fields differ from \
+what import wrote (changed in Convex since; references and system fields are not compared) is \
+listed and kept, unless --force. The deployment's ledger says `rolling back` while it runs and \
+`rolled back` at the end; the import state's checkpoints are then dropped, so a later import \
+starts over. Interrupted or killed, run it again: every step is safe to repeat. `migrate verify` \
+afterwards checks that no migrated document is left. A finalized deployment is refused.
+
+--dry-run prints per table what would be removed and kept, and changes nothing.";
 
 const VERIFY_ABOUT: &str = "\
 Prove that Convex holds exactly what the source held.
@@ -197,8 +247,10 @@ pub struct InitArgs {
     pub force: bool,
 
     /// An auth preset: also write its plan file (0002_<preset>.toml) and the Better Auth
-    /// component's files into the Convex folder (docs/auth-presets.md)
-    #[arg(long, value_parser = ["supabase-to-better-auth", "better-auth"])]
+    /// component's files into the Convex folder (docs/auth-presets.md);
+    /// better-auth-component-to-app moves an exported component's tables into app tables
+    /// (docs/convex-source.md)
+    #[arg(long, value_parser = ["supabase-to-better-auth", "better-auth", "better-auth-component-to-app"])]
     pub preset: Option<String>,
 
     /// After a complete import: write migrateTables.ts with the references in foreign-key cycles
@@ -280,6 +332,18 @@ pub struct ExportArgs {
     /// in ~/.cache/migrate (XDG_CACHE_HOME, MIGRATE_CACHE_DIR) for the next run to copy
     #[arg(long, value_name = "FILE")]
     pub from_dump: Option<PathBuf>,
+
+    /// Read a Convex deployment instead of a server (docs/convex-source.md): its schema and
+    /// every table's documents at one snapshot, through Convex's streaming export API, with the
+    /// deploy key in MIGRATE_SOURCE_DEPLOY_KEY (else CONVEX_DEPLOY_KEY), never on the command
+    /// line; --tables selects
+    #[arg(long, value_name = "URL", conflicts_with = "from_dump")]
+    pub from_convex: Option<String>,
+
+    /// With --from-convex: the tables of this component (as the app mounts it, e.g.
+    /// `betterAuth`) instead of the app's, read page by page through its adapter's findMany
+    #[arg(long, value_name = "NAME", requires = "from_convex")]
+    pub component: Option<String>,
 }
 
 const TRANSFORM_ABOUT: &str = "\
@@ -309,6 +373,43 @@ pub struct ConvexDirArgs {
 pub struct StatusArgs {
     #[command(flatten)]
     pub convex_dir: ConvexDirArgs,
+    /// Also read the deployment's ledger (needs CONVEX_DEPLOY_KEY): what was migrated into it,
+    /// under which plan, and where it stands
+    #[arg(long)]
+    pub ledger: bool,
+    #[command(flatten)]
+    pub convex: ConvexArgs,
+    #[command(flatten)]
+    pub targets: TargetArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct FinalizeArgs {
+    #[command(flatten)]
+    pub convex: ConvexArgs,
+    #[command(flatten)]
+    pub convex_dir: ConvexDirArgs,
+    /// Documents patched per call
+    #[arg(long, env = "MIGRATE_BATCH_SIZE", default_value = "100")]
+    pub batch_size: NonZeroUsize,
+    /// Overwrite a migrateTables.ts edited by a person
+    #[arg(long)]
+    pub force: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct RollbackArgs {
+    #[command(flatten)]
+    pub convex: ConvexArgs,
+    /// Legacy ids looked up, and documents removed, per call (at most 1000)
+    #[arg(long, env = "MIGRATE_BATCH_SIZE", default_value = "100")]
+    pub batch_size: NonZeroUsize,
+    /// Remove documents changed in Convex since the import too
+    #[arg(long)]
+    pub force: bool,
+    /// Print per table what would be removed and kept; change nothing
+    #[arg(long)]
+    pub dry_run: bool,
     #[command(flatten)]
     pub targets: TargetArgs,
 }
@@ -363,7 +464,8 @@ pub struct ImportArgs {
     pub targets: TargetArgs,
     #[command(flatten)]
     pub batches: BatchArgs,
-    /// Start over when the state file belongs to an import under another plan
+    /// Start over when the state file belongs to an import under another plan; import a plan
+    /// older than the one the deployment's ledger says completed
     #[arg(long)]
     pub force: bool,
     /// Print the import order and batch counts; send nothing

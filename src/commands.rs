@@ -1,6 +1,7 @@
 //! One function per subcommand: settings in, stage run, summary out. The glue between the
 //! command line, the stages and the terminal.
 
+use std::future::Future;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -8,13 +9,14 @@ use anyhow::Context;
 use serde_json::json;
 
 use crate::cli::{
-    BatchArgs, Cli, Command, ConvexArgs, ImportArgs, OutputFormat, RunArgs, SyncArgs, TargetArgs,
-    VerifyArgs,
+    BatchArgs, Cli, Command, ConvexArgs, FinalizeArgs, ImportArgs, OutputFormat, RollbackArgs,
+    RunArgs, SyncArgs, TargetArgs, VerifyArgs,
 };
 use crate::convex::client::RetryPolicy;
 use crate::data_dir::DataDir;
 use crate::exit_code;
 use crate::export;
+use crate::files;
 use crate::import::state::place::StatePlace;
 use crate::import::{self, ConvexTarget, ImportError, ImportOptions};
 use crate::manifest::{Manifest, ManifestError};
@@ -56,6 +58,9 @@ pub fn run(cli: Cli, matches: &clap::ArgMatches) -> anyhow::Result<u8> {
         .build()
         .context("cannot start the async runtime")?;
     match cli.command {
+        Command::Export(args) if args.from_convex.is_some() => {
+            runtime.block_on(run_export_from_convex(&settings, &args))
+        }
         Command::Export(args) => match &args.from_dump {
             Some(dump) => runtime.block_on(run_export_from_dump(
                 &settings,
@@ -101,11 +106,64 @@ pub fn run(cli: Cli, matches: &clap::ArgMatches) -> anyhow::Result<u8> {
         }
         Command::Status(args) => {
             let data_dir = DataDir::new(&settings.data_dir);
-            let report =
+            let mut report =
                 status::status(&data_dir, &settings.plan_dir, &args.convex_dir.convex_dir)?;
+            if args.ledger {
+                let client = convex_target(&settings, &args.convex)?.client()?;
+                let entries = runtime
+                    .block_on(crate::ledger::list(&client))
+                    .context("reading the deployment's ledger (migrate:ledgerList)")?;
+                report.ledger = Some(entries);
+            }
             output::print_result(&output::status_summary(&report, settings.format));
             Ok(exit_code::OK)
         }
+        Command::Rollback(args) if args.targets.any() => {
+            runtime.block_on(run_rollback_targets(&settings, &args))
+        }
+        Command::Rollback(args) => runtime.block_on(run_rollback(&settings, &args)),
+        Command::Finalize(args) => runtime.block_on(run_finalize(&settings, &args)),
+    }
+}
+
+/// `export --from-convex`: a Convex deployment as the source.
+async fn run_export_from_convex(
+    settings: &Settings,
+    args: &crate::cli::ExportArgs,
+) -> anyhow::Result<u8> {
+    let report = convex_export_stage(settings, args).await?;
+    output::print_result(&output::export_summary(&report, settings.format));
+    Ok(exit_code::OK)
+}
+
+/// The export from a Convex deployment (`--from-convex`, `--component`, `--tables`), its key
+/// from the environment only.
+async fn convex_export_stage(
+    settings: &Settings,
+    args: &crate::cli::ExportArgs,
+) -> anyhow::Result<export::ExportReport> {
+    let url = args.from_convex.as_deref().unwrap_or_default();
+    let url = import::convex_url(Some(url))?;
+    let key = ["MIGRATE_SOURCE_DEPLOY_KEY", "CONVEX_DEPLOY_KEY"]
+        .into_iter()
+        .find_map(|name| std::env::var(name).ok().filter(|v| !v.is_empty()))
+        .ok_or(ImportError::MissingDeployKey)?;
+    let tables = match args.tables.as_deref() {
+        Some(list) => crate::settings::parse_table_list(list)?,
+        None => Vec::new(),
+    };
+    let source = crate::export_convex::ConvexSource {
+        url,
+        deploy_key: crate::settings::Secret::new(key),
+        tables,
+        component: args.component.clone(),
+        timeout: std::time::Duration::from_secs(60),
+        retry: RetryPolicy::default(),
+    };
+    let data_dir = DataDir::new(&settings.data_dir);
+    tokio::select! {
+        report = crate::export_convex::export(&source, &data_dir, reporter(settings)) => Ok(report?),
+        _ = tokio::signal::ctrl_c() => Err(Interrupted { command: "export" }.into()),
     }
 }
 
@@ -241,14 +299,74 @@ async fn run_import(settings: &Settings, args: &ImportArgs) -> anyhow::Result<u8
     let data_dir = DataDir::new(&settings.data_dir);
     let inputs = import::read_inputs(&data_dir, &settings.plan_dir)?;
     if args.dry_run {
+        if inputs.files.is_some() {
+            let objects = files::read_objects(&data_dir)?;
+            output::print_result(&output::files_dry_run(
+                &files::per_bucket(&objects),
+                settings.format,
+            ));
+        }
         let report = import::dry_run(&inputs, args.batches.batch_size.get());
         output::print_result(&output::import_summary(&report, settings.format));
         return Ok(exit_code::OK);
     }
     let options = import_options(settings, &args.convex, &args.batches, args.force)?;
+    if let Some(files) = files_stage(settings, &data_dir, &inputs, &options).await? {
+        output::print_result(&output::files_summary(&files, settings.format));
+    }
     let report = import::import(&data_dir, &inputs, &options, reporter(settings)).await?;
     output::print_result(&output::import_summary(&report, settings.format));
     Ok(if report.rejected > 0 { exit_code::REJECTED_ROWS } else { exit_code::OK })
+}
+
+async fn run_rollback(settings: &Settings, args: &RollbackArgs) -> anyhow::Result<u8> {
+    let data_dir = DataDir::new(&settings.data_dir);
+    let inputs = import::read_inputs(&data_dir, &settings.plan_dir)?;
+    let target = convex_target(settings, &args.convex)?;
+    let identity = crate::deployment::identity(&target.url, Some(target.deploy_key.expose()));
+    let client = target.client()?;
+    let options = crate::rollback::RollbackOptions {
+        dry_run: args.dry_run,
+        force: args.force,
+        batch_size: args.batch_size.get(),
+        state: StatePlace::activate(&data_dir, &identity).map_err(ImportError::from)?.state,
+    };
+    let work = crate::rollback::rollback(&client, &data_dir, &inputs, &options, reporter(settings));
+    let report = tokio::select! {
+        report = work => report?,
+        _ = tokio::signal::ctrl_c() => return Err(Interrupted { command: "rollback" }.into()),
+    };
+    output::print_result(&output::rollback_summary(&report, settings.format));
+    Ok(exit_code::OK)
+}
+
+async fn run_finalize(settings: &Settings, args: &FinalizeArgs) -> anyhow::Result<u8> {
+    let data_dir = DataDir::new(&settings.data_dir);
+    let inputs = import::read_inputs(&data_dir, &settings.plan_dir)?;
+    let target = convex_target(settings, &args.convex)?;
+    let identity = crate::deployment::identity(&target.url, Some(target.deploy_key.expose()));
+    let client = target.client()?;
+    let options = crate::finalize::FinalizeOptions {
+        batch_size: args.batch_size.get(),
+        force: args.force,
+        state: StatePlace::activate(&data_dir, &identity).map_err(ImportError::from)?.state,
+        identity,
+    };
+    let work = crate::finalize::finalize(
+        &client,
+        &data_dir,
+        &inputs,
+        &settings.plan_dir,
+        &args.convex_dir.convex_dir,
+        &options,
+        reporter(settings),
+    );
+    let report = tokio::select! {
+        report = work => report?,
+        _ = tokio::signal::ctrl_c() => return Err(Interrupted { command: "finalize" }.into()),
+    };
+    output::print_result(&output::finalize_summary(&report, settings.format));
+    Ok(exit_code::OK)
 }
 
 /// `migrate run`: each stage in turn, each printing its summary (as text, or with `--format
@@ -274,6 +392,9 @@ async fn run_all(
         }
     };
     let exported = match &args.export.from_dump {
+        None if args.export.from_convex.is_some() => {
+            convex_export_stage(&settings, &args.export).await?
+        }
         Some(dump) => {
             let (restored, exported) = dump_export_stage(&settings, &export_settings, dump).await?;
             print("restore", output::restore_summary(&restored, format), json!(restored));
@@ -300,10 +421,17 @@ async fn run_all(
     let data_dir = DataDir::new(&settings.data_dir);
     let inputs = import::read_inputs(&data_dir, &settings.plan_dir)?;
     let Some(options) = options else {
+        if inputs.files.is_some() {
+            let buckets = files::per_bucket(&files::read_objects(&data_dir)?);
+            print("files", output::files_dry_run(&buckets, OutputFormat::Text), json!(buckets));
+        }
         let planned = import::dry_run(&inputs, args.batches.batch_size.get());
         print("import", output::import_summary(&planned, format), json!(planned));
         return Ok(code);
     };
+    if let Some(files) = files_stage(&settings, &data_dir, &inputs, &options).await? {
+        print("files", output::files_summary(&files, OutputFormat::Text), json!(files));
+    }
     let rejected = if args.sync {
         let sync_options = crate::sync::SyncOptions { import: options.clone(), deletes: true };
         let synced =
@@ -317,10 +445,11 @@ async fn run_all(
     };
 
     let verify_options = verify::VerifyOptions::new(args.show, args.accept_rejected);
-    let verified = tokio::select! {
+    let mut verified = tokio::select! {
         report = verify::verify(&data_dir, &inputs, &options.target, &verify_options, reporter(&settings)) => report?,
         _ = tokio::signal::ctrl_c() => return Err(Interrupted { command: "verify" }.into()),
     };
+    verify_files(&data_dir, &inputs, &options.target, &mut verified).await?;
     print("verify", output::verify_summary(&verified, format), json!(verified));
     Ok(if rejected > 0 {
         exit_code::REJECTED_ROWS
@@ -388,15 +517,63 @@ async fn run_sync_targets(settings: &Settings, args: &SyncArgs) -> anyhow::Resul
     Ok(finish_targets(&report, settings.format))
 }
 
+/// Uploads the Supabase Storage objects when the plan has `[files]`, before the tables.
+async fn files_stage(
+    settings: &Settings,
+    data_dir: &DataDir,
+    inputs: &import::Inputs,
+    options: &ImportOptions,
+) -> anyhow::Result<Option<files::FilesReport>> {
+    let Some(plan) = &inputs.files else { return Ok(None) };
+    let objects = files::read_objects(data_dir)?;
+    let source = Arc::new(
+        files::FilesSource::open(&plan.source, &plan.at).map_err(files::FilesError::from)?,
+    );
+    let client = options.target.client()?.with_concurrency(options.concurrency);
+    let reporter = reporter(settings);
+    data_dir.prepare(data_dir.root())?;
+    // The deployment's own state (import::state::place): what it holds is its own.
+    let state = import::state::State::open(&options.place.state)?;
+    let work =
+        files::upload(&client, source, &objects, options.concurrency, state, reporter.as_ref());
+    let report = tokio::select! {
+        report = work => report.context("moving files into Convex storage")?,
+        _ = tokio::signal::ctrl_c() => return Err(Interrupted { command: "import" }.into()),
+    };
+    Ok(Some(report))
+}
+
+/// Verify's part for files, when the plan has `[files]`: its problems join the report's.
+async fn verify_files(
+    data_dir: &DataDir,
+    inputs: &import::Inputs,
+    target: &import::ConvexTarget,
+    report: &mut verify::VerifyReport,
+) -> anyhow::Result<()> {
+    let Some(plan) = &inputs.files else { return Ok(()) };
+    let objects = files::read_objects(data_dir)?;
+    let source = Arc::new(
+        files::FilesSource::open(&plan.source, &plan.at).map_err(files::FilesError::from)?,
+    );
+    let client = target.client()?;
+    let problems = files::verify(&client, source, &objects, 8).await.context("verifying files")?;
+    if !problems.is_empty() {
+        report.verified = false;
+        report.problems.extend(problems);
+    }
+    Ok(())
+}
+
 async fn run_verify(settings: &Settings, args: &VerifyArgs) -> anyhow::Result<u8> {
     let data_dir = DataDir::new(&settings.data_dir);
     let inputs = import::read_inputs(&data_dir, &settings.plan_dir)?;
     let target = convex_target(settings, &args.convex)?;
     let options = verify::VerifyOptions::new(args.show, args.accept_rejected);
-    let report = tokio::select! {
+    let mut report = tokio::select! {
         report = verify::verify(&data_dir, &inputs, &target, &options, reporter(settings)) => report?,
         _ = tokio::signal::ctrl_c() => return Err(Interrupted { command: "verify" }.into()),
     };
+    verify_files(&data_dir, &inputs, &target, &mut report).await?;
     output::print_result(&output::verify_summary(&report, settings.format));
     Ok(if report.verified { exit_code::OK } else { exit_code::VERIFY_DIFFERENCES })
 }
@@ -564,34 +741,71 @@ async fn run_transform_targets(
 
 /// `migrate verify --target …`: each deployment read back and compared with the same data.
 async fn run_verify_targets(settings: &Settings, args: &VerifyArgs) -> anyhow::Result<u8> {
-    let shared = DataDir::new(&settings.data_dir);
-    let selected = deployments(settings, &args.targets)?;
-    let shared = &shared;
-    let verify_all = crate::targets::run_each(
-        "verify",
-        selected,
-        args.targets.parallel_targets.get(),
-        |deployment| async move {
-            let target = deployment.convex(timeout(&args.convex), retry(&args.convex))?;
-            let data_dir = &deployment.data_dir(shared)?;
-            let inputs = &import::read_inputs(data_dir, &settings.plan_dir)?;
-            let place =
-                StatePlace::find(shared, &deployment.identity).map_err(ImportError::from)?;
-            let mut options = verify::VerifyOptions::new(args.show, args.accept_rejected);
-            options.spill = Some(place.spill);
-            let report =
-                verify::verify(data_dir, inputs, &target, &options, deployment.reporter).await?;
-            Ok(Outcome {
-                status: if report.verified { "verified" } else { "differences" },
-                code: if report.verified { exit_code::OK } else { exit_code::VERIFY_DIFFERENCES },
-                text: output::verify_summary(&report, OutputFormat::Text),
-                report: json!(report),
-            })
-        },
-    );
+    let shared = &DataDir::new(&settings.data_dir);
+    for_each_target(settings, &args.targets, "verify", |deployment| async move {
+        let target = deployment.convex(timeout(&args.convex), retry(&args.convex))?;
+        let data_dir = &deployment.data_dir(shared)?;
+        let inputs = &import::read_inputs(data_dir, &settings.plan_dir)?;
+        let place = StatePlace::find(shared, &deployment.identity).map_err(ImportError::from)?;
+        let mut options = verify::VerifyOptions::new(args.show, args.accept_rejected);
+        options.spill = Some(place.spill);
+        let report =
+            verify::verify(data_dir, inputs, &target, &options, deployment.reporter).await?;
+        Ok(Outcome {
+            status: if report.verified { "verified" } else { "differences" },
+            code: if report.verified { exit_code::OK } else { exit_code::VERIFY_DIFFERENCES },
+            text: output::verify_summary(&report, OutputFormat::Text),
+            report: json!(report),
+        })
+    })
+    .await
+}
+
+/// `migrate rollback --target …`: each deployment rolled back from its own state, side by side.
+async fn run_rollback_targets(settings: &Settings, args: &RollbackArgs) -> anyhow::Result<u8> {
+    let shared = &DataDir::new(&settings.data_dir);
+    for_each_target(settings, &args.targets, "rollback", |deployment| async move {
+        let client = deployment.convex(timeout(&args.convex), retry(&args.convex))?.client()?;
+        let data_dir = &deployment.data_dir(shared)?;
+        let inputs = &import::read_inputs(data_dir, &settings.plan_dir)?;
+        let place =
+            StatePlace::for_target(shared, &deployment.identity).map_err(ImportError::from)?;
+        let options = crate::rollback::RollbackOptions {
+            dry_run: args.dry_run,
+            force: args.force,
+            batch_size: args.batch_size.get(),
+            state: place.state,
+        };
+        let report =
+            crate::rollback::rollback(&client, data_dir, inputs, &options, deployment.reporter)
+                .await?;
+        Ok(Outcome {
+            status: if args.dry_run { "dry run" } else { "rolled back" },
+            code: exit_code::OK,
+            text: output::rollback_summary(&report, OutputFormat::Text),
+            report: json!(report),
+        })
+    })
+    .await
+}
+
+/// Runs `work` for each deployment `targets` selects, side by side (the targets runner), then
+/// prints one row per target and returns the worst exit code; Ctrl-C ends `command`.
+async fn for_each_target<F, Fut>(
+    settings: &Settings,
+    targets: &TargetArgs,
+    command: &'static str,
+    work: F,
+) -> anyhow::Result<u8>
+where
+    F: Fn(Deployment) -> Fut,
+    Fut: Future<Output = anyhow::Result<Outcome>>,
+{
+    let selected = deployments(settings, targets)?;
+    let all = crate::targets::run_each(command, selected, targets.parallel_targets.get(), work);
     let report = tokio::select! {
-        report = verify_all => report,
-        _ = tokio::signal::ctrl_c() => return Err(Interrupted { command: "verify" }.into()),
+        report = all => report,
+        _ = tokio::signal::ctrl_c() => return Err(Interrupted { command }.into()),
     };
     Ok(finish_targets(&report, settings.format))
 }
@@ -601,32 +815,30 @@ async fn run_status_targets(
     settings: &Settings,
     args: &crate::cli::StatusArgs,
 ) -> anyhow::Result<u8> {
-    let data_dir = DataDir::new(&settings.data_dir);
-    let selected = deployments(settings, &args.targets)?;
-    let data_dir = &data_dir;
-    let report = crate::targets::run_each(
-        "status",
-        selected,
-        args.targets.parallel_targets.get(),
-        |deployment| async move {
-            let place =
-                StatePlace::find(data_dir, &deployment.identity).map_err(ImportError::from)?;
-            let report = status::status_at(
-                data_dir,
-                &place.state,
-                &settings.plan_dir,
-                &args.convex_dir.convex_dir,
-            )?;
-            Ok(Outcome {
-                status: status::import_stage(&report),
-                code: exit_code::OK,
-                text: output::status_summary(&report, OutputFormat::Text),
-                report: json!(report),
-            })
-        },
-    )
-    .await;
-    Ok(finish_targets(&report, settings.format))
+    let data_dir = &DataDir::new(&settings.data_dir);
+    for_each_target(settings, &args.targets, "status", |deployment| async move {
+        let place = StatePlace::find(data_dir, &deployment.identity).map_err(ImportError::from)?;
+        let mut report = status::status_at(
+            data_dir,
+            &place.state,
+            &settings.plan_dir,
+            &args.convex_dir.convex_dir,
+        )?;
+        if args.ledger {
+            let client = deployment.convex(timeout(&args.convex), retry(&args.convex))?.client()?;
+            let entries = crate::ledger::list(&client)
+                .await
+                .context("reading the deployment's ledger (migrate:ledgerList)")?;
+            report.ledger = Some(entries);
+        }
+        Ok(Outcome {
+            status: status::import_stage(&report),
+            code: exit_code::OK,
+            text: output::status_summary(&report, OutputFormat::Text),
+            report: json!(report),
+        })
+    })
+    .await
 }
 
 fn timeout(convex: &ConvexArgs) -> std::time::Duration {
@@ -734,8 +946,8 @@ async fn run_init(settings: &Settings, init: &InitSettings) -> anyhow::Result<u8
         }
     };
     let convex = plan::convex_app::write(&init.convex_dir, &plan, init.force)?;
-    if init.preset.is_some() {
-        for file in &plan::presets::CONVEX_FILES {
+    if let Some(preset) = init.preset {
+        for file in preset.convex_files() {
             let path = init.convex_dir.join(file.path);
             if file.only_if_missing && path.exists() {
                 let path = path.display().to_string();

@@ -13,13 +13,18 @@ pub mod dotenv;
 pub mod dump;
 pub mod exit_code;
 pub mod export;
+pub mod export_convex;
+pub mod files;
+pub mod finalize;
 #[cfg(test)]
 mod fuzz_support;
 pub mod import;
 pub mod json_text;
+pub mod ledger;
 pub mod manifest;
 pub mod output;
 pub mod plan;
+pub mod rollback;
 pub mod settings;
 pub mod status;
 pub mod sync;

@@ -39,6 +39,12 @@ pub enum Source {
     },
     /// `--from-dump`: the file's name, size and checksum instead of a server.
     Dump { dump: crate::dump::DumpFile },
+    /// `--from-convex`: a Convex deployment (its URL; never its key), or one of its components.
+    Convex {
+        convex: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        component: Option<String>,
+    },
 }
 
 impl Source {
@@ -47,6 +53,10 @@ impl Source {
         match self {
             Source::Server { url, .. } => url.clone(),
             Source::Dump { dump } => format!("the dump {}", dump.file),
+            Source::Convex { convex, component: None } => format!("the Convex deployment {convex}"),
+            Source::Convex { convex, component: Some(component) } => {
+                format!("the component {component} of the Convex deployment {convex}")
+            }
         }
     }
 }

@@ -353,6 +353,11 @@ fn selection(
     Ok((schemas, tables))
 }
 
+/// `--tables` as a list of selectors (`schema.table` or `table`, comma-separated).
+pub fn parse_table_list(list: &str) -> Result<Vec<TableSelector>, SettingsError> {
+    split_list(list).iter().map(|t| t.parse()).collect()
+}
+
 /// Splits a comma-separated list, keeping commas inside double quotes.
 fn split_list(list: &str) -> Vec<String> {
     let mut items = vec![String::new()];

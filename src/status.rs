@@ -23,6 +23,9 @@ pub struct StatusReport {
     pub runs: Vec<RunRecord>,
     /// What needs doing before an import: the Convex files made from another plan.
     pub warnings: Vec<String>,
+    /// `--ledger`: the deployment's ledger, oldest entry first (read by the command, not here).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ledger: Option<Vec<crate::ledger::Entry>>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -92,6 +95,7 @@ pub fn status_at(
             .into_iter()
             .chain(crate::plan::convex_app::after_import_warning(convex_dir))
             .collect(),
+        ledger: None,
     })
 }
 

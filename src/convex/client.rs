@@ -78,7 +78,7 @@ impl RetryPolicy {
     }
 
     /// Full jitter: a uniformly random wait in `[0, backoff_bound(attempt)]`.
-    fn delay(&self, attempt: u32) -> Duration {
+    pub fn delay(&self, attempt: u32) -> Duration {
         self.backoff_bound(attempt).mul_f64(fastrand::f64())
     }
 }
@@ -331,16 +331,81 @@ impl ConvexClient {
         decode: impl Fn(&RawValue) -> Result<T, String>,
     ) -> Result<T, CallError> {
         let url = format!("{}/{}", self.base, kind.route());
+        let request = || {
+            self.http
+                .post(&url)
+                .header(reqwest::header::CONTENT_TYPE, "application/json")
+                .body(body.clone())
+        };
+        self.exchange(path, request, |text| decode_reply(path, text, &decode)).await
+    }
+
+    /// Calls `path`, a function of the component mounted as `component`, through
+    /// `POST /api/function` with `componentPath` (what `npx convex run --component` sends;
+    /// admin only).
+    pub async fn call_in_component<T: for<'de> Deserialize<'de>>(
+        &self,
+        component: &str,
+        path: &str,
+        args: &serde_json::Value,
+    ) -> Result<T, CallError> {
+        let body = serde_json::json!({
+            "componentPath": component,
+            "path": path,
+            "args": args,
+            "format": "convex_encoded_json",
+        });
+        let body = bytes::Bytes::from(body.to_string());
+        let url = format!("{}/api/function", self.base);
+        let request = || {
+            self.http
+                .post(&url)
+                .header(reqwest::header::CONTENT_TYPE, "application/json")
+                .body(body.clone())
+        };
+        let decode = |raw: &RawValue| serde_json::from_str(raw.get()).map_err(|e| e.to_string());
+        self.exchange(path, request, |text| decode_reply(path, text, &decode)).await
+    }
+
+    /// `GET /api/<route>?<query>`, one of Convex's HTTP endpoints that are no function (the
+    /// streaming export's `list_snapshot`), with the same retries; the reply is plain JSON.
+    pub async fn get_json<T: for<'de> Deserialize<'de>>(
+        &self,
+        route: &str,
+        query: &[(&str, &str)],
+    ) -> Result<T, CallError> {
+        let url = reqwest::Url::parse_with_params(&format!("{}/api/{route}", self.base), query)
+            .map_err(|e| CallError::Refused {
+                path: route.to_owned(),
+                status: 0,
+                code: "InvalidUrl".into(),
+                message: e.to_string(),
+            })?;
+        let request = || self.http.get(url.clone());
+        self.exchange(route, request, |text| {
+            serde_json::from_str(text)
+                .map_err(|e| CallError::NotConvex { path: route.to_owned(), detail: e.to_string() })
+        })
+        .await
+    }
+
+    /// Sends what `request` builds until it gets an answer, retrying what is transient.
+    async fn exchange<T>(
+        &self,
+        path: &str,
+        request: impl Fn() -> reqwest::RequestBuilder,
+        decode: impl Fn(&str) -> Result<T, CallError>,
+    ) -> Result<T, CallError> {
         let mut attempt = 0;
         loop {
             // The slot is taken before the request starts, so its timeout never counts time
             // spent waiting here.
             let permit = self.limiter.acquire().await;
-            let reply = self.attempt(&url, path, body.clone()).await;
+            let reply = self.attempt(request(), path).await;
             let (transient, answered, retry_after) = match reply {
                 Ok(Reply::Done(text)) => {
                     permit.finish(Outcome::Replied);
-                    return decode_reply(path, &text, &decode);
+                    return decode(&text);
                 }
                 Ok(Reply::Transient { reason, retry_after }) => {
                     permit.finish(Outcome::PushedBack { retry_after });
@@ -384,14 +449,10 @@ impl ConvexClient {
     }
 
     /// One HTTP exchange. `Err` is a transport failure worth retrying.
-    async fn attempt(&self, url: &str, path: &str, body: bytes::Bytes) -> Result<Reply, String> {
-        let response = self
-            .http
-            .post(url)
+    async fn attempt(&self, request: reqwest::RequestBuilder, path: &str) -> Result<Reply, String> {
+        let response = request
             .header(reqwest::header::AUTHORIZATION, self.authorization.clone())
-            .header(reqwest::header::CONTENT_TYPE, "application/json")
             .header("Convex-Client", CLIENT_NAME)
-            .body(body)
             .send()
             .await
             .map_err(|e| transport_reason(&e))?;
@@ -420,7 +481,77 @@ impl ConvexClient {
     }
 }
 
+/// Why one upload of a file's bytes failed.
+#[derive(Debug, thiserror::Error)]
+pub enum UploadError {
+    /// Worth another attempt, with a new upload URL and the bytes read again.
+    #[error("{0}")]
+    Transient(String),
+    #[error("Convex refused the upload: {0}")]
+    Refused(String),
+}
+
 impl ConvexClient {
+    /// One upload the way Convex apps upload: POSTs `body` (streamed, never held whole) to
+    /// `upload_url` (from `ctx.storage.generateUploadUrl()`) with `content_type`; Convex answers
+    /// `{"storageId": …}`. A stream cannot be sent twice: the caller retries a
+    /// [`UploadError::Transient`] with a new URL and the bytes opened again. The attempt takes
+    /// a slot of the client's limiter like any call.
+    pub async fn upload<S>(
+        &self,
+        upload_url: &str,
+        content_type: &str,
+        size: u64,
+        body: S,
+    ) -> Result<String, UploadError>
+    where
+        S: futures_util::Stream<Item = Result<bytes::Bytes, std::io::Error>> + Send + 'static,
+    {
+        let permit = self.limiter.acquire().await;
+        let sent = self
+            .http
+            .post(upload_url)
+            .header(reqwest::header::CONTENT_TYPE, content_type)
+            .header(reqwest::header::CONTENT_LENGTH, size)
+            .header("Convex-Client", CLIENT_NAME)
+            .body(reqwest::Body::wrap_stream(body))
+            .send()
+            .await;
+        let response = match sent {
+            Ok(response) => response,
+            Err(e) => {
+                permit.finish(Outcome::Other);
+                return Err(UploadError::Transient(transport_reason(&e)));
+            }
+        };
+        let status = response.status().as_u16();
+        let text = response.text().await.map_err(|e| UploadError::Transient(transport_reason(&e)));
+        permit.finish(match status {
+            429 | 503 => Outcome::PushedBack { retry_after: None },
+            _ => Outcome::Replied,
+        });
+        let text = text?;
+        #[derive(Deserialize)]
+        struct Uploaded {
+            #[serde(rename = "storageId")]
+            storage_id: String,
+        }
+        match status {
+            200 => serde_json::from_str::<Uploaded>(&text).map(|u| u.storage_id).map_err(|e| {
+                UploadError::Refused(format!("the reply is not {{\"storageId\": …}}: {e}"))
+            }),
+            408 | 429 | 500 | 502 | 503 | 504 => {
+                Err(UploadError::Transient(format!("HTTP {status}: {}", self.scrub(&text))))
+            }
+            _ => Err(UploadError::Refused(format!("HTTP {status}: {}", self.scrub(&text)))),
+        }
+    }
+
+    /// The retry policy calls follow; uploads follow it too.
+    pub fn retry_policy(&self) -> RetryPolicy {
+        self.retry
+    }
+
     /// `text` from the server with the deploy key, and its secret part after the last `|`,
     /// replaced by `[redacted]`.
     fn scrub(&self, text: &str) -> String {

@@ -6,6 +6,7 @@
 //!   sending so a bad row is rejected with a path and a reason instead of failing a whole batch.
 //! - [`id`]: the shape of Convex document ids, checkable offline.
 //! - [`client`]: Convex's HTTP API, with retries (the one module here that does IO).
+//! - [`validator`]: validators as a deployment's schema exports them, and as TypeScript.
 //! - [`limiter`]: how many calls may be in flight, adapted to how the deployment answers.
 
 pub mod client;
@@ -14,6 +15,7 @@ mod fuzz;
 pub mod id;
 pub mod limiter;
 pub mod rules;
+pub mod validator;
 pub mod value;
 
 pub use id::is_document_id;

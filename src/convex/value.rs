@@ -123,9 +123,8 @@ impl Value {
     ///
     /// Field names are not checked beyond the `$` rule: [`crate::convex::rules`] does that.
     ///
-    /// Tests only (round trips, fuzzing): the pipeline builds values itself, and verify compares
-    /// the documents it reads back as JSON ([`crate::verify::canonical`]).
-    #[cfg(test)]
+    /// Transform reads a Convex source's raw values with it (`export --from-convex`); verify
+    /// compares the documents it reads back as JSON ([`crate::verify::canonical`]).
     pub fn from_json(json: &serde_json::Value) -> Result<Value, ValueError> {
         let mut path = String::new();
         decode(json, &mut path)
@@ -159,8 +158,7 @@ pub fn write_document(out: &mut Vec<u8>, fields: &Document) {
     write_object(out, fields);
 }
 
-/// Why a JSON value is not a Convex value, and where ([`Value::from_json`], tests only).
-#[cfg(test)]
+/// Why a JSON value is not a Convex value, and where ([`Value::from_json`]).
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub struct ValueError {
     /// Where in the value, like `meta.items[3].key`; empty for the value itself.
@@ -168,7 +166,6 @@ pub struct ValueError {
     pub kind: ValueErrorKind,
 }
 
-#[cfg(test)]
 impl fmt::Display for ValueError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         if self.path.is_empty() {
@@ -179,7 +176,6 @@ impl fmt::Display for ValueError {
     }
 }
 
-#[cfg(test)]
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum ValueErrorKind {
     #[error(
@@ -198,7 +194,6 @@ pub enum ValueErrorKind {
     NumberOutOfRange(String),
 }
 
-#[cfg(test)]
 fn decode(json: &serde_json::Value, path: &mut String) -> Result<Value, ValueError> {
     use serde_json::Value as Json;
     let fail = |path: &String, kind| Err(ValueError { path: path.clone(), kind });
@@ -249,7 +244,6 @@ fn decode(json: &serde_json::Value, path: &mut String) -> Result<Value, ValueErr
     }
 }
 
-#[cfg(test)]
 fn decode_tagged(tag: &'static str, inner: &serde_json::Value) -> Result<Value, ValueErrorKind> {
     let serde_json::Value::String(encoded) = inner else {
         return Err(ValueErrorKind::TagNotString { tag });

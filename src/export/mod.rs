@@ -274,7 +274,9 @@ fn column_plan(column: &Column) -> (String, ColumnCodec) {
         | PgType::Time
         | PgType::Interval
         | PgType::Tsvector
-        | PgType::Other(_) => None,
+        | PgType::Other(_)
+        // Never in a Postgres catalog.
+        | PgType::Convex(_) => None,
     };
     // The text form is the type's output function, as psql shows it. `::text` is that for
     // every type but inet, whose cast adds the netmask (`10.0.0.1/32`) and whose `abbrev` is

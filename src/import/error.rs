@@ -11,6 +11,12 @@ use crate::manifest::{Invalid, ManifestError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ImportError {
+    /// What the deployment's ledger says stands in the way (finalized, a newer plan).
+    #[error(transparent)]
+    Ledger(#[from] crate::ledger::LedgerError),
+    /// What stops a rollback before it removes anything.
+    #[error(transparent)]
+    Rollback(#[from] crate::rollback::RollbackError),
     #[error(
         "no finished export: `{}` is missing (an export was interrupted, or this is not its \
          data directory)",
@@ -110,6 +116,8 @@ impl From<ManifestError> for ImportError {
 impl ImportError {
     pub fn exit_code(&self) -> u8 {
         match self {
+            ImportError::Ledger(e) => e.exit_code(),
+            ImportError::Rollback(e) => e.exit_code(),
             ImportError::NotTransformed { .. }
             | ImportError::NotExported { .. }
             | ImportError::PlanChangedSinceTransform { .. }
@@ -147,6 +155,8 @@ impl ImportError {
             return call_hint(call);
         }
         Some(match self {
+            ImportError::Ledger(e) => return e.hint(),
+            ImportError::Rollback(e) => return e.hint(),
             ImportError::NotTransformed { .. } => "run `migrate transform` first".into(),
             ImportError::NotExported { .. } => "run `migrate export` again (with the same \
                 --data-dir), then `migrate transform`, then this command"

@@ -40,6 +40,7 @@ use self::transformed::TransformedFile;
 use crate::convex::client::{CallError, ConvexClient, FunctionKind, RetryPolicy, request_body};
 use crate::convex::limiter::LimiterStats;
 use crate::data_dir::{self, DataDir, write_atomically};
+use crate::ledger::{self, PlanVersion, Status};
 use crate::manifest::Manifest;
 use crate::output::{Reporter, Unit};
 use crate::plan::migrate_ts::MODULE_VERSION;
@@ -117,6 +118,10 @@ pub struct TableImport {
 pub struct Inputs {
     pub manifest: TransformManifest,
     pub order: Vec<TableStep>,
+    /// The plan's version and files, as the deployment's ledger records them.
+    pub plan: PlanVersion,
+    /// `[files]` of the plan: Supabase Storage objects move too (src/files/).
+    pub files: Option<crate::plan::model::FilesPlan>,
 }
 
 /// Reads what import and verify start from: the transformed manifest, and the plan (which
@@ -144,7 +149,8 @@ pub fn read_inputs(data_dir: &DataDir, plan_dir: &Path) -> anyhow::Result<Inputs
         }
         .into());
     }
-    Ok(Inputs { order: order::import_order(&plan), manifest })
+    let version = PlanVersion::read(plan_dir, &plan.hash)?;
+    Ok(Inputs { order: order::import_order(&plan), manifest, plan: version, files: plan.files })
 }
 
 /// What `--dry-run` shows: the order and the batches, nothing sent.
@@ -268,11 +274,17 @@ pub async fn import(
         _ = &mut interrupt => return Err(ImportError::Interrupted { checkpointed: 0 }),
     }
 
+    // What the deployment's ledger says stands in the way: a finalized deployment, a newer plan.
+    let entries = tokio::select! {
+        entries = ledger::list(&client) => entries?,
+        _ = &mut interrupt => return Err(ImportError::Interrupted { checkpointed: 0 }),
+    };
+    ledger::check_import(&entries, &inputs.plan, options.force)?;
+
     let state = State::open(&options.place.state)?;
     prepare_state(&state, inputs, options)?;
-    let plan_hash = inputs.manifest.plan_hash.as_str();
     let import_id = tokio::select! {
-        claimed = claim_deployment(&client, &state, plan_hash) => claimed?,
+        claimed = claim_deployment(&client, &state, &inputs.plan) => claimed?,
         _ = &mut interrupt => return Err(ImportError::Interrupted { checkpointed: 0 }),
     };
     let run = state.run_started("import")?;
@@ -339,10 +351,14 @@ pub async fn import(
     if let Err(ImportError::Interrupted { .. }) = outcome {
         return Err(ImportError::Interrupted { checkpointed });
     }
-    outcome?;
-    write_ledger(&client, &import_id, plan_hash, "completed").await?;
-    if options.record_sent {
-        sent::record(data_dir, &inputs.manifest, &inputs.order, &options.place)?;
+    if let Err(error) = outcome {
+        // Best effort: the error that stopped the import is the one to report.
+        if let Err(ledger) =
+            ledger::write(&client, &import_id, &inputs.plan, Status::Failed, None).await
+        {
+            tracing::warn!("the ledger could not record the failed import: {ledger}");
+        }
+        return Err(error);
     }
 
     let mut rejects = Vec::with_capacity(tables.len());
@@ -353,6 +369,17 @@ pub async fn import(
     }
     write_rejects(data_dir, &options.place.rejects_dir, &tables, &rejects)?;
     let rejected = rejects.iter().map(|r| r.len() as u64).sum();
+    let counts = BTreeMap::from([
+        ("documents".to_owned(), tables.iter().map(|t| t.documents).sum::<u64>()),
+        ("inserted".to_owned(), tables.iter().map(|t| t.inserted).sum()),
+        ("replaced".to_owned(), tables.iter().map(|t| t.replaced).sum()),
+        ("patched".to_owned(), tables.iter().map(|t| t.patched).sum()),
+        ("rejected".to_owned(), rejected),
+    ]);
+    ledger::write(&client, &import_id, &inputs.plan, Status::Completed, Some(&counts)).await?;
+    if options.record_sent {
+        sent::record(data_dir, &inputs.manifest, &inputs.order, &options.place)?;
+    }
     let first_rejects = rejects.into_iter().flatten().take(10).collect();
     Ok(ImportReport {
         dry_run: false,
@@ -415,20 +442,14 @@ fn prepare_state(
 async fn claim_deployment(
     client: &ConvexClient,
     state: &State,
-    plan_hash: &str,
+    plan: &PlanVersion,
 ) -> Result<String, ImportError> {
     let known = match state.meta(state::IMPORT_ID)? {
-        Some(id) => {
-            // The record, or null: only whether there is one matters.
-            let record: Option<serde::de::IgnoredAny> = client
-                .call(
-                    FunctionKind::Query,
-                    "migrate:ledgerRead",
-                    &serde_json::json!({ "importId": id }),
-                )
-                .await?;
-            record.map(|_| id)
-        }
+        // A rolled-back import's documents are gone: its checkpoints describe nothing.
+        Some(id) => ledger::read(client, &id)
+            .await?
+            .filter(|entry| !matches!(entry.status, Status::RolledBack | Status::RollingBack))
+            .map(|_| id),
         None => None,
     };
     let import_id = match known {
@@ -446,23 +467,8 @@ async fn claim_deployment(
             id
         }
     };
-    write_ledger(client, &import_id, plan_hash, "running").await?;
+    ledger::write(client, &import_id, plan, Status::Running, None).await?;
     Ok(import_id)
-}
-
-/// Records the import in the deployment's ledger with `status` (`running`, `completed`).
-async fn write_ledger(
-    client: &ConvexClient,
-    import_id: &str,
-    plan_hash: &str,
-    status: &str,
-) -> Result<(), ImportError> {
-    let args =
-        serde_json::json!({ "importId": import_id, "planHash": plan_hash, "status": status });
-    client
-        .call::<serde::de::IgnoredAny>(FunctionKind::Mutation, "migrate:ledgerWrite", &args)
-        .await?;
-    Ok(())
 }
 
 /// `rejects/import/<table>.jsonl`, rewritten from the state after every run; removed when

@@ -105,7 +105,7 @@ mod tests {
     }
 
     fn plan(tables: Vec<TablePlan>) -> Plan {
-        Plan { tables, skipped: vec![], hash: "blake3:0".into(), warnings: vec![] }
+        Plan { tables, skipped: vec![], hash: "blake3:0".into(), warnings: vec![], files: None }
     }
 
     #[test]

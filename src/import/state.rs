@@ -44,6 +44,16 @@ CREATE TABLE IF NOT EXISTS rejects (
     message TEXT NOT NULL,
     PRIMARY KEY (target, line)
 );
+CREATE TABLE IF NOT EXISTS files (
+    bucket TEXT NOT NULL,
+    path TEXT NOT NULL,
+    sending_since INTEGER NOT NULL,
+    storage_id TEXT,
+    size INTEGER,
+    content_type TEXT,
+    sha256 TEXT,
+    PRIMARY KEY (bucket, path)
+);
 CREATE TABLE IF NOT EXISTS runs (
     id INTEGER PRIMARY KEY,
     command TEXT NOT NULL,
@@ -52,6 +62,15 @@ CREATE TABLE IF NOT EXISTS runs (
     outcome TEXT
 );
 ";
+
+/// A file whose bytes were being sent when a run ended, with no record of where they went.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FileSending {
+    pub bucket: String,
+    pub path: String,
+    /// When the first upload started, ms since the epoch.
+    pub since_ms: i64,
+}
 
 /// The `meta` key of the import's marker id: chosen when import first writes to a deployment,
 /// recorded there in the generated module's ledger; the checkpoints count only while the
@@ -197,6 +216,56 @@ impl State {
                  DELETE FROM meta WHERE key = '{IMPORT_ID}';"
             ))
             .map_err(self.sqlite())
+    }
+
+    /// Notes that the bytes of `bucket/path` are about to be sent (kept from the first attempt):
+    /// a run killed before their record finds them with [`State::files_sending`].
+    pub fn file_sending(&self, bucket: &str, path: &str, now_ms: i64) -> Result<(), StateError> {
+        self.conn
+            .execute(
+                "INSERT INTO files (bucket, path, sending_since) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (bucket, path) DO UPDATE SET storage_id = NULL,
+                 sending_since = CASE WHEN storage_id IS NULL THEN sending_since ELSE ?3 END",
+                rusqlite::params![bucket, path, now_ms],
+            )
+            .map(drop)
+            .map_err(self.sqlite())
+    }
+
+    /// Records where the bytes of `bucket/path` went, once Convex recorded them too.
+    pub fn file_recorded(
+        &self,
+        bucket: &str,
+        path: &str,
+        storage_id: &str,
+        size: u64,
+        content_type: &str,
+        sha256: &str,
+    ) -> Result<(), StateError> {
+        self.conn
+            .execute(
+                "INSERT INTO files (bucket, path, sending_since, storage_id, size, content_type, sha256)
+                 VALUES (?1, ?2, 0, ?3, ?4, ?5, ?6)
+                 ON CONFLICT (bucket, path) DO UPDATE SET storage_id = ?3, size = ?4,
+                 content_type = ?5, sha256 = ?6",
+                rusqlite::params![bucket, path, storage_id, size as i64, content_type, sha256],
+            )
+            .map(drop)
+            .map_err(self.sqlite())
+    }
+
+    /// Files whose bytes were being sent with no record of where they went.
+    pub fn files_sending(&self) -> Result<Vec<FileSending>, StateError> {
+        let mut statement = self
+            .conn
+            .prepare("SELECT bucket, path, sending_since FROM files WHERE storage_id IS NULL")
+            .map_err(self.sqlite())?;
+        let rows = statement
+            .query_map([], |row| {
+                Ok(FileSending { bucket: row.get(0)?, path: row.get(1)?, since_ms: row.get(2)? })
+            })
+            .map_err(self.sqlite())?;
+        rows.collect::<Result<_, _>>().map_err(self.sqlite())
     }
 
     /// Whether any batch is checkpointed (or any document recorded as refused).

@@ -11,7 +11,8 @@ use std::io::Write;
 pub use self::progress::{Bars, Lines, NoProgress, format_rate, progress_interval};
 pub use self::settings::settings_summary;
 pub use self::summary::{
-    export_summary, import_summary, init_summary, restore_summary, status_summary, sync_summary,
+    export_summary, files_dry_run, files_summary, finalize_summary, import_summary, init_summary,
+    ledger_summary, restore_summary, rollback_summary, status_summary, sync_summary,
     targets_summary, transform_summary, verify_summary,
 };
 use crate::cli::GlobalArgs;
@@ -41,6 +42,8 @@ pub trait Reporter: Send + Sync {
 pub enum Unit {
     Rows,
     Documents,
+    Files,
+    Bytes,
 }
 
 impl Unit {
@@ -48,6 +51,8 @@ impl Unit {
         match self {
             Unit::Rows => "rows",
             Unit::Documents => "docs",
+            Unit::Files => "files",
+            Unit::Bytes => "bytes",
         }
     }
 }
@@ -113,10 +118,22 @@ fn classify(error: &anyhow::Error) -> (u8, Option<String>) {
         if let Some(e) = cause.downcast_ref::<ExportError>() {
             return (e.exit_code(), e.hint());
         }
+        if let Some(e) = cause.downcast_ref::<crate::export_convex::ConvexSourceError>() {
+            return (e.exit_code(), e.hint());
+        }
         if let Some(e) = cause.downcast_ref::<crate::dump::DumpError>() {
             return (e.exit_code(), e.hint());
         }
         if let Some(e) = cause.downcast_ref::<ImportError>() {
+            return (e.exit_code(), e.hint());
+        }
+        if let Some(e) = cause.downcast_ref::<crate::finalize::FinalizeError>() {
+            return (e.exit_code(), e.hint());
+        }
+        if let Some(e) = cause.downcast_ref::<crate::ledger::LedgerError>() {
+            return (e.exit_code(), e.hint());
+        }
+        if let Some(e) = cause.downcast_ref::<crate::files::FilesError>() {
             return (e.exit_code(), e.hint());
         }
         if let Some(e) = cause.downcast_ref::<TransformError>() {

@@ -488,6 +488,9 @@ pub fn verify_summary(report: &VerifyReport, format: OutputFormat) -> String {
     }
     let documents = sum(|t| t.documents);
     let tables = report.tables.iter().filter(|t| t.comparison.is_some()).count();
+    if let Some(check) = &report.rolled_back {
+        return rolled_back_verdict(report, check, out);
+    }
     if report.verified {
         out.push_str(&format!(
             "verified: Convex holds exactly the {} transformed document{} of {} table{} \
@@ -544,6 +547,160 @@ pub fn verify_summary(report: &VerifyReport, format: OutputFormat) -> String {
     out
 }
 
+/// The end of verify's summary for an import the deployment's ledger says was rolled back.
+fn rolled_back_verdict(
+    report: &VerifyReport,
+    check: &crate::verify::RolledBackCheck,
+    mut out: String,
+) -> String {
+    out.push_str(
+        "rolled back: the deployment's ledger says this import was rolled back, so Convex \
+         should hold none of its documents (documents the migration did not write are not \
+         counted)\n",
+    );
+    for problem in &report.problems {
+        out.push_str(&format!("NOT verified: {problem}\n"));
+    }
+    if check.remaining == 0 {
+        if report.verified {
+            out.push_str(&format!(
+                "verified: no migrated document is left in Convex ({:.2} s)\n",
+                report.seconds
+            ));
+        }
+        return out;
+    }
+    let tables: Vec<String> = check.tables.iter().map(|(t, n)| format!("{t} {n}")).collect();
+    out.push_str(&format!(
+        "NOT verified: {} migrated document{} still in Convex ({}); `migrate rollback` keeps \
+         documents changed since the import unless --force\n",
+        HumanCount(check.remaining),
+        plural(check.remaining as usize),
+        tables.join(", ")
+    ));
+    for d in &report.differences {
+        let field = d.field.as_deref().map(|f| format!(".{f}")).unwrap_or_default();
+        out.push_str(&format!("  {} {} {}{}: {}\n", d.kind, d.table, d.legacy_id, field, d.detail));
+    }
+    out
+}
+
+/// `migrate rollback`'s summary: per table what was (or would be) removed and kept.
+pub fn rollback_summary(report: &crate::rollback::RollbackReport, format: OutputFormat) -> String {
+    if format == OutputFormat::Json {
+        return json(report);
+    }
+    let removed = if report.dry_run { "would remove" } else { "removed" };
+    let mut summary = table(&["convex table", "documents", "in convex", removed, "changed, kept"]);
+    for t in &report.tables {
+        summary.add_row([
+            t.table.clone(),
+            HumanCount(t.documents).to_string(),
+            HumanCount(t.found).to_string(),
+            HumanCount(t.removed).to_string(),
+            HumanCount(t.kept).to_string(),
+        ]);
+    }
+    let mut out = format!("{summary}\n\n");
+    if !report.changed.is_empty() {
+        out.push_str(&format!(
+            "changed in Convex since the import ({}):\n",
+            if report.changed.iter().any(|c| c.removed) { "removed: --force" } else { "kept" }
+        ));
+        for c in report.changed.iter().take(20) {
+            out.push_str(&format!("  {} {} ({})\n", c.table, c.legacy_id, c.id));
+        }
+        if report.changed.len() > 20 {
+            out.push_str(&format!(
+                "  … and {} more (--format json lists all)\n",
+                report.changed.len() - 20
+            ));
+        }
+    }
+    if report.dry_run {
+        out.push_str(&format!(
+            "dry run: {} document{} of import {} would be removed, {} kept; nothing was changed\n",
+            HumanCount(report.removed),
+            plural(report.removed as usize),
+            report.import_id,
+            HumanCount(report.kept),
+        ));
+    } else {
+        out.push_str(&format!(
+            "rolled back import {}: {} document{} removed, {} changed since the import kept, in \
+             {:.2} s; the ledger says {}\n",
+            report.import_id,
+            HumanCount(report.removed),
+            plural(report.removed as usize),
+            HumanCount(report.kept),
+            report.seconds,
+            report.status.map_or_else(|| "nothing".to_owned(), |s| s.to_string()),
+        ));
+    }
+    for warning in &report.warnings {
+        out.push_str(&format!("warning: {warning}\n"));
+    }
+    out
+}
+
+/// `migrate finalize`'s summary.
+pub fn finalize_summary(report: &crate::finalize::FinalizeReport, format: OutputFormat) -> String {
+    if format == OutputFormat::Json {
+        return json(report);
+    }
+    let mut summary = table(&["convex table", "ids recorded", "legacy ids taken out"]);
+    for t in &report.tables {
+        summary.add_row([
+            t.table.clone(),
+            HumanCount(t.recorded).to_string(),
+            HumanCount(t.patched).to_string(),
+        ]);
+    }
+    let mut out = format!("{summary}\n\n");
+    out.push_str(&format!(
+        "finalized import {}: {}; {} written without the by_legacy_id indexes ({}): deploy it. \
+         The ids per legacy id are in data/finalize/ (verify matches documents through them). \
+         Import and rollback now refuse this deployment. {:.2} s\n",
+        report.import_id,
+        if report.kept_legacy_ids {
+            "the plan keeps the legacy id fields".to_owned()
+        } else {
+            format!(
+                "{} legacy id field{} taken out",
+                HumanCount(report.tables.iter().map(|t| t.patched).sum()),
+                plural(report.tables.iter().map(|t| t.patched).sum::<u64>() as usize)
+            )
+        },
+        report.convex.tables.path,
+        report.convex.tables.status,
+        report.seconds,
+    ));
+    out
+}
+
+/// The deployment's ledger, as `migrate status --ledger` prints it after the data directory's
+/// status.
+pub fn ledger_summary(entries: &[crate::ledger::Entry]) -> String {
+    if entries.is_empty() {
+        return "\nledger: the deployment holds no entry (nothing migrated into it)\n".into();
+    }
+    let mut ledger =
+        table(&["import", "plan version", "plan", "status", "started", "finished", "counts"]);
+    for e in entries {
+        let counts: Vec<String> = e.counts.iter().map(|(k, v)| format!("{k} {v}")).collect();
+        ledger.add_row([
+            e.import_id.chars().take(12).collect::<String>(),
+            e.plan_version.to_string(),
+            e.plan_files.last().cloned().unwrap_or_default(),
+            e.status.to_string(),
+            e.started(),
+            e.finished().unwrap_or_else(|| "–".into()),
+            counts.join(", "),
+        ]);
+    }
+    format!("\nledger of the deployment:\n{ledger}\n")
+}
+
 pub fn status_summary(report: &StatusReport, format: OutputFormat) -> String {
     if format == OutputFormat::Json {
         return json(report);
@@ -596,6 +753,9 @@ pub fn status_summary(report: &StatusReport, format: OutputFormat) -> String {
             ));
         }
     }
+    if let Some(entries) = &report.ledger {
+        out.push_str(&ledger_summary(entries));
+    }
     for warning in &report.warnings {
         out.push_str(&format!("warning: {warning}\n"));
     }
@@ -640,6 +800,33 @@ pub fn targets_summary(report: &crate::targets::TargetsReport, format: OutputFor
         out.push_str(&format!("\n{}: {}\n", t.target, t.error.as_deref().unwrap_or_default()));
     }
     out
+}
+
+/// What `import` did with the files of `[files]`: one line, or the report as JSON.
+pub fn files_summary(report: &crate::files::FilesReport, format: OutputFormat) -> String {
+    if format == OutputFormat::Json {
+        return json(report);
+    }
+    format!(
+        "files: {} of {} uploaded ({} bytes), {} already in Convex\n",
+        report.uploaded, report.files, report.uploaded_bytes, report.resumed
+    )
+}
+
+/// `import --dry-run` with `[files]`: files and bytes per bucket, as `storage.objects` states
+/// them.
+pub fn files_dry_run(
+    buckets: &std::collections::BTreeMap<String, crate::files::BucketCount>,
+    format: OutputFormat,
+) -> String {
+    if format == OutputFormat::Json {
+        return json(&serde_json::json!({ "files": buckets }));
+    }
+    let mut summary = table(&["bucket", "files", "bytes"]);
+    for (bucket, count) in buckets {
+        summary.add_row([bucket.clone(), count.files.to_string(), count.bytes.to_string()]);
+    }
+    format!("files to upload, per bucket:\n{summary}\n")
 }
 
 pub fn sync_summary(report: &crate::sync::SyncReport, format: OutputFormat) -> String {

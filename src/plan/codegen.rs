@@ -29,6 +29,15 @@ pub const LEDGER_TABLE: &str = "migrateLedger";
 /// The ledger's index on `importId`.
 pub const LEDGER_IMPORT_INDEX: &str = "by_import_id";
 
+/// The table of migrated files, in `migrateTables.ts` when the plan has `[files]`.
+pub const FILES_TABLE: &str = "migrateFiles";
+
+/// Its index on `key` (`<bucket>/<path>`): one document per object.
+pub const FILES_PATH_INDEX: &str = "by_path";
+
+/// Its index on `storageId`.
+pub const FILES_STORAGE_INDEX: &str = "by_storage_id";
+
 /// Lines longer than this are broken at their outermost validator call.
 const WIDTH: usize = 100;
 
@@ -85,9 +94,40 @@ pub fn migrate_tables_ts(plan: &Plan) -> String {
 
 /// [`migrate_tables_ts`], the references in cycles as `cycle_fields` says.
 pub fn migrate_tables_ts_for(plan: &Plan, cycle_fields: CycleFields) -> String {
+    tables_ts(plan, cycle_fields, LegacyIds::Indexed)
+}
+
+/// The legacy id fields and their indexes in `migrateTables.ts`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LegacyIds {
+    /// A required field and its `by_legacy_id` index: what import and rollback need.
+    Indexed,
+    /// After `migrate finalize`: no `by_legacy_id` index; the field optional unless `kept`
+    /// (`[finalize] keep_legacy_ids = true` in the plan), since finalize patches it out.
+    Finalized { kept: bool },
+}
+
+/// The line the schema written by `migrate finalize` starts with, after the plan's line.
+const FINALIZED: &str = "// Written by `migrate finalize`";
+
+/// `migrateTables.ts` after `migrate finalize`: the references in cycles as after the
+/// import, no `by_legacy_id` index, the legacy id fields optional unless `kept`.
+pub fn migrate_tables_ts_finalized(plan: &Plan, kept: bool) -> String {
+    tables_ts(plan, CycleFields::AfterImport, LegacyIds::Finalized { kept })
+}
+
+fn tables_ts(plan: &Plan, cycle_fields: CycleFields, legacy_ids: LegacyIds) -> String {
     let cycles = cycle_references(plan);
     let mut out = generated_from(plan);
-    if cycle_fields == CycleFields::AfterImport {
+    if let LegacyIds::Finalized { kept } = legacy_ids {
+        out.push_str(&format!(
+            "{FINALIZED}, after go-live: no `by_legacy_id` index, so import and\n\
+             // rollback no longer work (the deployment's ledger says finalized); the legacy id fields\n\
+             // are {}.\n",
+            if kept { "kept (the plan keeps them)" } else { "optional: finalize patches them out" }
+        ));
+    }
+    if cycle_fields == CycleFields::AfterImport && legacy_ids == LegacyIds::Indexed {
         out.push_str(&format!(
             "{AFTER_IMPORT}, after a complete import: the references in foreign-key\n\
              // cycles are required where their columns are NOT NULL. Before importing again, run\n\
@@ -95,7 +135,13 @@ pub fn migrate_tables_ts_for(plan: &Plan, cycle_fields: CycleFields) -> String {
              // fails.\n"
         ));
     }
-    out.push_str(&format!(
+    if legacy_ids != LegacyIds::Indexed {
+        out.push_str(&format!(
+            "// The Convex tables migrate imported into, for the app's convex/schema.ts to spread\n\
+             // into its `defineSchema({{...}})`: `...{TABLES_EXPORT},` (docs/convex-module.md).\n"
+        ));
+    } else {
+        out.push_str(&format!(
         "// The Convex tables migrate imports into, for the app's convex/schema.ts to spread into\n\
          // its `defineSchema({{...}})`: `...{TABLES_EXPORT},` (docs/convex-module.md). The validators\n\
          // accept exactly the documents `migrate transform` emits; import and verify find documents\n\
@@ -103,6 +149,7 @@ pub fn migrate_tables_ts_for(plan: &Plan, cycle_fields: CycleFields) -> String {
          // the import fail. Change the plan rather than this file: `migrate init` rewrites it from\n\
          // the plan, and stops (unless given --force) once it was edited.\n"
     ));
+    }
     out.push_str("import { defineTable } from \"convex/server\";\n");
     out.push_str("import { v } from \"convex/values\";\n\n");
     out.push_str(&format!("export const {TABLES_EXPORT} = {{\n"));
@@ -111,12 +158,38 @@ pub fn migrate_tables_ts_for(plan: &Plan, cycle_fields: CycleFields) -> String {
     let components: BTreeSet<&str> =
         plan.tables.iter().filter(|t| t.component.is_some()).map(|t| t.target.as_str()).collect();
     for table in plan.tables.iter().filter(|t| t.component.is_none()) {
-        write_table(&mut out, table, &cycles, cycle_fields, &components);
+        write_table(&mut out, table, &cycles, cycle_fields, &components, legacy_ids);
         out.push('\n');
     }
     write_ledger(&mut out);
+    if plan.files.is_some() {
+        write_files_table(&mut out);
+    }
     out.push_str("};\n");
     out
+}
+
+/// The table of migrated files (`[files]` in the plan): one document per Supabase Storage
+/// object, its bucket, path and owner beside the Convex storage id holding its bytes.
+fn write_files_table(out: &mut String) {
+    out.push_str(
+        "  // migrate's files: one document per Supabase Storage object moved into Convex file\n\
+         \x20 // storage (convex/migrate.ts writes it); verify compares them with the source.\n",
+    );
+    out.push_str(&format!("  {}: defineTable({{\n", object_key(FILES_TABLE)));
+    out.push_str("    key: v.string(), // `<bucket>/<path>`: a bucket name holds no `/`\n");
+    out.push_str("    bucket: v.string(),\n");
+    out.push_str("    path: v.string(), // the object's name in its bucket\n");
+    out.push_str("    owner: v.union(v.string(), v.null()),\n");
+    out.push_str("    storageId: v.id(\"_storage\"),\n");
+    out.push_str("    size: v.float64(),\n");
+    out.push_str("    contentType: v.string(),\n");
+    out.push_str("    sha256: v.string(), // base64, as Convex keeps it in `_storage`\n");
+    out.push_str(&format!(
+        "  }}).index({}, [\"key\"]).index({}, [\"storageId\"]),\n",
+        string_literal(FILES_PATH_INDEX),
+        string_literal(FILES_STORAGE_INDEX)
+    ));
 }
 
 /// The `convex/schema.ts` `migrate init` writes into an app that has none: the migrated tables
@@ -148,20 +221,35 @@ pub fn schema_lines() -> [String; 2] {
 /// each import into the deployment there.
 fn write_ledger(out: &mut String) {
     out.push_str(
-        "  // migrate's ledger: one document per import into this deployment (convex/migrate.ts\n\
-         \x20 // writes it); import reads it to know the deployment still holds what it imported.\n",
+        "  // migrate's ledger: one document per import and plan version into this deployment\n\
+         \x20 // (convex/migrate.ts writes it; docs/convex-module.md): what was migrated, under which\n\
+         \x20 // plan, and where it stands. `migrate status --ledger` reads it with the deploy key.\n",
     );
     out.push_str(&format!("  {}: defineTable({{\n", object_key(LEDGER_TABLE)));
     out.push_str(
         "    importId: v.string(), // chosen by `migrate import`, kept in data/state.sqlite\n",
     );
     out.push_str("    planHash: v.string(),\n");
-    out.push_str("    status: v.union(v.literal(\"running\"), v.literal(\"completed\")),\n");
-    out.push_str("    updatedAt: v.float64(), // ms since the epoch\n");
+    out.push_str("    planVersion: v.float64(), // the highest NNNN of the plan files\n");
+    out.push_str("    planFiles: v.array(v.string()),\n");
+    out.push_str(&format!("    status: {},\n", ledger_status_validator()));
+    out.push_str("    counts: v.record(v.string(), v.float64()),\n");
+    out.push_str("    startedAt: v.float64(), // ms since the epoch\n");
+    out.push_str("    finishedAt: v.optional(v.float64()),\n");
+    out.push_str("    updatedAt: v.float64(),\n");
     out.push_str(&format!(
         "  }}).index({}, [\"importId\"]),\n",
         string_literal(LEDGER_IMPORT_INDEX)
     ));
+}
+
+/// The statuses of a ledger entry, as a Convex validator (`crate::ledger::Status`).
+pub fn ledger_status_validator() -> String {
+    let literals: Vec<String> = crate::ledger::Status::ALL
+        .iter()
+        .map(|s| format!("v.literal({})", string_literal(s.as_str())))
+        .collect();
+    format!("v.union({})", literals.join(", "))
 }
 
 /// One `name: defineTable({...}).index(...)` entry of the schema object.
@@ -171,6 +259,7 @@ fn write_table(
     cycles: &BTreeSet<(String, String)>,
     cycle_fields: CycleFields,
     components: &BTreeSet<&str>,
+    legacy_ids: LegacyIds,
 ) {
     let nulls = table.nulls;
     out.push_str(&format!("  // {}\n", comment_text(&table.source.to_string())));
@@ -180,7 +269,11 @@ fn write_table(
         [column] => format!("legacy id: {column}"),
         columns => format!("legacy id: {} as a JSON array of strings", columns.join(", ")),
     };
-    write_field(out, &table.legacy_id.field, &Validator::String, &legacy_note);
+    let legacy_validator = match legacy_ids {
+        LegacyIds::Finalized { kept: false } => Validator::String.optional(),
+        _ => Validator::String,
+    };
+    write_field(out, &table.legacy_id.field, &legacy_validator, &legacy_note);
 
     for field in &table.fields {
         write_field(out, &field.field, &field_validator(field, nulls), &field_note(field));
@@ -231,20 +324,21 @@ fn write_table(
         }
     }
 
-    write_indexes(out, table);
+    write_indexes(out, table, legacy_ids == LegacyIds::Indexed);
 }
 
 /// The table's `.index(...)` calls: `by_legacy_id` on the line that closes `defineTable`
 /// when it is the only index and nothing is noted; otherwise one call per line, the source
 /// indexes that are not carried over noted above them, each carried one with what it carries.
-fn write_indexes(out: &mut String, table: &TablePlan) {
+fn write_indexes(out: &mut String, table: &TablePlan, with_legacy: bool) {
     let legacy = format!(
         ".index({}, [{}])",
         string_literal(LEGACY_ID_INDEX),
         string_literal(&table.legacy_id.field)
     );
     let indexes = &table.indexes;
-    if indexes.carried.is_empty() && indexes.notes.is_empty() {
+    if indexes.carried.is_empty() && (indexes.notes.is_empty() || !with_legacy) {
+        let legacy = if with_legacy { legacy.as_str() } else { "" };
         out.push_str(&format!("  }}){legacy},\n"));
         return;
     }
@@ -252,7 +346,10 @@ fn write_indexes(out: &mut String, table: &TablePlan) {
     for note in &indexes.notes {
         write_comment(out, &format!("not carried over: {note}"));
     }
-    let mut lines = vec![(legacy, String::new())];
+    let mut lines = Vec::new();
+    if with_legacy {
+        lines.push((legacy, String::new()));
+    }
     for index in &indexes.carried {
         let fields: Vec<String> = index.fields.iter().map(|f| string_literal(f)).collect();
         let call = format!(".index({}, [{}])", string_literal(&index.name), fields.join(", "));
@@ -406,6 +503,10 @@ fn conversion_validator(conversion: &Conversion) -> Validator {
         Conversion::Array(element) => {
             Validator::Array(Box::new(union([Validator::Null, conversion_validator(element)])))
         }
+        // Checked when the catalog was read (`export --from-convex`); a manifest edited by hand
+        // falls back to what accepts anything.
+        Conversion::Convex(validator) => crate::convex::validator::typescript(validator)
+            .map_or(Validator::Any, Validator::TypeScript),
     }
 }
 
@@ -462,6 +563,7 @@ fn conversion_note(conversion: &Conversion) -> Option<String> {
         Conversion::Json { .. } => "json".to_owned(),
         Conversion::JsonText => "json as its JSON text".to_owned(),
         Conversion::Bytes => "bytea".to_owned(),
+        Conversion::Convex(_) => return None,
         Conversion::Array(element) => match conversion_note(element) {
             Some(element) => format!("array of {element}"),
             None => "array".to_owned(),
@@ -540,6 +642,8 @@ enum Validator {
     Bytes,
     Literal(String),
     Id(String),
+    /// A validator of a Convex source's schema, written out already (`v.object({ … })`).
+    TypeScript(String),
     Array(Box<Validator>),
     /// Build with [`union`].
     Union(Vec<Validator>),
@@ -629,6 +733,7 @@ impl Validator {
                 Call::Leaf(format!("v.literal({})", string_literal(value)))
             }
             Validator::Id(table) => Call::Leaf(format!("v.id({})", string_literal(table))),
+            Validator::TypeScript(text) => Call::Leaf(text.clone()),
             Validator::Array(element) => Call::Args("array", vec![element]),
             Validator::Union(members) => Call::Args("union", members.iter().collect()),
             Validator::Optional(value) => Call::Args("optional", vec![value]),
@@ -748,6 +853,7 @@ mod tests {
             skipped: Vec::new(),
             hash: "blake3:0123abcd".to_owned(),
             warnings: Vec::new(),
+            files: None,
         }
     }
 
@@ -864,6 +970,22 @@ mod tests {
     #[test]
     fn references_with_nulls_omitted() {
         insta::assert_snapshot!(migrate_tables_ts(&references(NullPolicy::Omit)));
+    }
+
+    #[test]
+    fn finalized_tables_have_no_legacy_id_index_and_optional_legacy_ids_unless_kept() {
+        let plan = references(NullPolicy::Omit);
+        let patched_out = migrate_tables_ts_finalized(&plan, false);
+        assert!(!patched_out.contains(".index(\"by_legacy_id\""), "{patched_out}");
+        assert!(patched_out.contains("legacyId: v.optional(v.string()), // legacy id"));
+        assert!(!patched_out.contains("legacyId: v.string()"), "{patched_out}");
+        // The ledger's index stays, and the references in cycles are as after the import.
+        assert!(patched_out.contains(".index(\"by_import_id\""), "{patched_out}");
+        assert!(patched_out.contains("required after the import"), "{patched_out}");
+        let kept = migrate_tables_ts_finalized(&plan, true);
+        assert!(!kept.contains(".index(\"by_legacy_id\""), "{kept}");
+        assert!(kept.contains("legacyId: v.string(), // legacy id"), "{kept}");
+        assert!(kept.contains("the legacy id fields\n// are kept"), "{kept}");
     }
 
     #[test]

@@ -63,6 +63,26 @@ pub fn write_for(
     force: bool,
     cycle_fields: CycleFields,
 ) -> Result<ConvexFiles, GeneratedError> {
+    write_tables(convex_dir, plan, force, &codegen::migrate_tables_ts_for(plan, cycle_fields))
+}
+
+/// [`write`] for after `migrate finalize`: `migrateTables.ts` without the `by_legacy_id`
+/// indexes, the legacy id fields optional unless `kept`.
+pub fn write_finalized(
+    convex_dir: &Path,
+    plan: &Plan,
+    force: bool,
+    kept: bool,
+) -> Result<ConvexFiles, GeneratedError> {
+    write_tables(convex_dir, plan, force, &codegen::migrate_tables_ts_finalized(plan, kept))
+}
+
+fn write_tables(
+    convex_dir: &Path,
+    plan: &Plan,
+    force: bool,
+    tables_ts: &str,
+) -> Result<ConvexFiles, GeneratedError> {
     let schema_path = convex_dir.join("schema.ts");
     let schema_text = read(&schema_path)?;
     // The app's own schema: any schema.ts migrate did not write, or one it wrote and a person
@@ -99,12 +119,7 @@ pub fn write_for(
             generated::check(path, &text, force)?;
         }
     }
-    let tables = write_generated(
-        &tables_path,
-        &codegen::migrate_tables_ts_for(plan, cycle_fields),
-        force,
-        Some(Sections::ConvexTables),
-    )?;
+    let tables = write_generated(&tables_path, tables_ts, force, Some(Sections::ConvexTables))?;
     // Its changes show in migrateTables.ts: a diff of its one-line plan would say nothing more.
     let module = write_generated(&module_path, &migrate_ts(plan), force, None)?;
 
@@ -247,6 +262,7 @@ mod tests {
             skipped: Vec::new(),
             hash: hash.to_owned(),
             warnings: Vec::new(),
+            files: None,
         }
     }
 

@@ -323,8 +323,25 @@ pub enum Literal {
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Layer {
     pub defaults: Defaults,
+    /// `[finalize]`: what `migrate finalize` does after go-live.
+    pub finalize: FinalizeOptions,
     /// By the table key as written (`public.users`).
     pub tables: BTreeMap<String, TableEntry>,
+    /// `[files]`: where Supabase Storage objects' bytes are read from.
+    pub files: FilesEntry,
+}
+
+/// `[files]`: `source = "file:///…"` or `"s3://…"` (src/files/source.rs reads it).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct FilesEntry {
+    pub source: Option<At<String>>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct FinalizeOptions {
+    /// `keep_legacy_ids = true`: finalize drops the `by_legacy_id` indexes but leaves the
+    /// legacy id fields in the documents.
+    pub keep_legacy_ids: Option<At<bool>>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -363,6 +380,9 @@ pub struct TableEntry {
     pub component: Option<At<String>>,
     /// An auth preset's reshaping of each document (`supabase_user`, …).
     pub shape: Option<At<String>>,
+    /// One more Convex index, on these columns' fields, beside those carried from the source
+    /// (a natural key the source does not index, such as a member's organization and user).
+    pub index: Option<At<Vec<At<String>>>>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -416,10 +436,12 @@ pub enum FilterCondition {
     In(Vec<Literal>),
 }
 
-const TOP_KEYS: [&str; 2] = ["defaults", "tables"];
+const TOP_KEYS: [&str; 4] = ["defaults", "tables", "finalize", "files"];
+const FINALIZE_KEYS: [&str; 1] = ["keep_legacy_ids"];
+const FILES_KEYS: [&str; 1] = ["source"];
 const DEFAULT_KEYS: [&str; 7] =
     ["naming", "legacy_id_field", "nulls", "orphans", "json_keys", "timestamp_offset", "types"];
-const TABLE_KEYS: [&str; 12] = [
+const TABLE_KEYS: [&str; 13] = [
     "target",
     "legacy_id",
     "drop",
@@ -430,6 +452,7 @@ const TABLE_KEYS: [&str; 12] = [
     "columns",
     "references",
     "fields",
+    "index",
     "component",
     "shape",
 ];
@@ -479,6 +502,7 @@ pub fn parse(source: &PlanSource) -> Result<Layer, PlanError> {
 
 /// Applies `later` over `earlier`: key by key, later wins; lists are replaced whole.
 pub fn merge(earlier: &mut Layer, later: Layer) {
+    over(&mut earlier.finalize.keep_legacy_ids, later.finalize.keep_legacy_ids);
     let d = &mut earlier.defaults;
     let l = later.defaults;
     over(&mut d.naming, l.naming);
@@ -491,6 +515,7 @@ pub fn merge(earlier: &mut Layer, later: Layer) {
         over(slot, later);
     }
     merge_entries(&mut earlier.tables, later.tables);
+    over(&mut earlier.files.source, later.files.source);
 }
 
 /// An entry that a later file's entry of the same key applies over, key by key.
@@ -752,6 +777,17 @@ impl<'a> Reader<'a> {
         for entry in self.entries(document, "", &TOP_KEYS)? {
             match entry.key {
                 "defaults" => layer.defaults = self.defaults(&entry)?,
+                "finalize" => {
+                    for e in self.entries(self.table(&entry)?, &entry.path, &FINALIZE_KEYS)? {
+                        layer.finalize.keep_legacy_ids = Some(self.boolean(&e)?);
+                    }
+                }
+                "files" => {
+                    for e in self.entries(self.table(&entry)?, &entry.path, &FILES_KEYS)? {
+                        // `source`, the only key.
+                        layer.files.source = Some(self.string(e.value, &e.path)?);
+                    }
+                }
                 _ => {
                     // `tables`: any key names a table; the catalog decides whether it exists.
                     for table in self.entries(self.table(&entry)?, &entry.path, &[])? {
@@ -815,6 +851,7 @@ impl<'a> Reader<'a> {
             fields: BTreeMap::new(),
             component: None,
             shape: None,
+            index: None,
         };
         for e in self.entries(self.table(entry)?, &entry.path, &TABLE_KEYS)? {
             match e.key {
@@ -823,6 +860,7 @@ impl<'a> Reader<'a> {
                 "shape" => t.shape = Some(self.string(e.value, &e.path)?),
                 "legacy_id" => t.legacy_id = Some(self.string_list(&e)?),
                 "drop" => t.drop = Some(self.string_list(&e)?),
+                "index" => t.index = Some(self.string_list(&e)?),
                 "skip" => t.skip = Some(self.boolean(&e)?),
                 "merge_into" => t.merge_into = Some(self.string(e.value, &e.path)?),
                 "on" => t.on = Some(self.string_list(&e)?),
@@ -1058,6 +1096,14 @@ mod tests {
         }
     }
 
+    #[test]
+    fn files_source_is_read_and_a_later_file_wins() {
+        let mut layer = parse_text("[files]\nsource = \"file:///srv/copy\"\n").unwrap();
+        assert_eq!(layer.files.source.as_ref().unwrap().value, "file:///srv/copy");
+        merge(&mut layer, parse_text("[files]\nsource = \"s3://\"\n").unwrap());
+        assert_eq!(layer.files.source.unwrap().value, "s3://");
+    }
+
     fn parse_text(text: &str) -> Result<Layer, PlanError> {
         parse(&source("0002_x.toml", text))
     }
@@ -1185,7 +1231,13 @@ orphans = "keep_legacy"
 
         let (message, hint) = error("\n\nfrobnicate = 1\n");
         assert_eq!(message, "migrations/0002_x.toml:3: unknown key `frobnicate` at the top level");
-        assert_eq!(hint.as_deref(), Some("expected one of `defaults`, `tables`"));
+        assert_eq!(
+            hint.as_deref(),
+            Some("expected one of `defaults`, `tables`, `finalize`, `files`")
+        );
+
+        let (message, _) = error("[files]\nsource = \"s3://\"\nbucket = \"x\"\n");
+        assert_eq!(message, "migrations/0002_x.toml:3: unknown key `bucket` in `files`");
 
         let (message, _) = error("[defaults.types]\nint8 = \"cents\"\n");
         assert_eq!(

@@ -31,9 +31,27 @@ use crate::convex::rules::{
 /// Access methods whose indexes a Convex index (ordered by field values) can stand in for.
 const ORDERED_METHODS: [&str; 3] = ["btree", "hash", "brin"];
 
-/// The indexes of `plan`'s table, from the catalog's `table` and the tables merged into it.
-pub fn derive(catalog: &Catalog, plan: &TablePlan) -> Indexes {
+/// The indexes of `plan`'s table, from the catalog's `table` and the tables merged into it, and
+/// `extra`, the columns of one more index the plan asks for (`index = [...]`; empty: none).
+pub fn derive(catalog: &Catalog, plan: &TablePlan, extra: &[String]) -> Indexes {
     let Some(table) = catalog.table(&plan.source) else { return Indexes::default() };
+    let with_extra;
+    let table = if extra.is_empty() {
+        table
+    } else {
+        let mut t = table.clone();
+        t.indexes.push(Index {
+            name: "the plan's `index`".into(),
+            method: "btree".into(),
+            keys: extra.iter().map(|c| IndexKey::Column(c.clone())).collect(),
+            unique: false,
+            primary: false,
+            nulls_not_distinct: false,
+            predicate: None,
+        });
+        with_extra = t;
+        &with_extra
+    };
     let fields = FieldMap::new(plan);
     let mut notes = Vec::new();
     let mut candidates: Vec<Candidate> = Vec::new();
@@ -437,6 +455,24 @@ mod tests {
         );
         assert_eq!(posts.carried[1].note, "the reference author_id → public.users");
         assert!(posts.unique.is_empty());
+    }
+
+    #[test]
+    fn the_plan_asks_for_one_more_index_on_columns_the_source_does_not_index() {
+        let catalog = catalog(vec![], vec![]);
+        let plan = "[tables.\"public.posts\"]\nindex = [\"org_id\", \"author_id\"]\n";
+        let posts = indexes_of(&catalog, &[plan], "posts");
+        // It starts with no reference, so `author_id` still gets its own.
+        assert_eq!(
+            carried(&posts),
+            [
+                entry("by_orgId_and_authorId", &["orgId", "authorId"], false),
+                entry("by_authorId", &["authorId"], false)
+            ]
+        );
+        let unknown = "[tables.\"public.posts\"]\nindex = [\"nope\"]\n";
+        let error = load_texts(&catalog, &[unknown]).unwrap_err().to_string();
+        assert!(error.contains("nope"), "{error}");
     }
 
     #[test]

@@ -12,7 +12,8 @@
 use serde::ser::{Serialize, Serializer};
 
 use super::codegen::{
-    LEDGER_IMPORT_INDEX, LEDGER_TABLE, LEGACY_ID_INDEX, generated_from, string_literal,
+    FILES_PATH_INDEX, FILES_STORAGE_INDEX, FILES_TABLE, LEDGER_IMPORT_INDEX, LEDGER_TABLE,
+    LEGACY_ID_INDEX, generated_from, ledger_status_validator, string_literal,
 };
 use super::model::{Plan, ReferencePlan, TablePlan};
 
@@ -20,7 +21,12 @@ use super::model::{Plan, ReferencePlan, TablePlan};
 /// 2: `upsert` keeps the `deferred` fields of an existing document; the ledger functions;
 ///    `readBack`, verify's read-back with references resolved on the server.
 /// 3: `readBack` takes an optional `_creationTime` range (`from`, `to`); `creationTimes`.
-pub const MODULE_VERSION: u32 = 3;
+/// 4: the ledger keeps one entry per import and plan version (plan version and files, counts,
+///    started/finished times, the statuses of rollback and finalize); `ledgerList`;
+///    `removeDocs`, rollback's delete by Convex id; `unsetLegacyIds`, finalize's patch; writes
+///    into a component's tables through its own functions (auth presets); the file functions
+///    (`generateUploadUrl`, `recordFiles`, `findStored`, …).
+pub const MODULE_VERSION: u32 = 4;
 
 /// The start of the module's only line holding the plan; the compact JSON follows, then `;`.
 pub const PLAN_LINE_PREFIX: &str = "const PLAN = ";
@@ -46,12 +52,21 @@ pub fn migrate_ts(plan: &Plan) -> String {
         &BODY
             .replace("$LEGACY_ID_INDEX", &string_literal(LEGACY_ID_INDEX))
             .replace("$LEDGER_TABLE", &string_literal(LEDGER_TABLE))
-            .replace("$LEDGER_IMPORT_INDEX", &string_literal(LEDGER_IMPORT_INDEX)),
+            .replace("$LEDGER_IMPORT_INDEX", &string_literal(LEDGER_IMPORT_INDEX))
+            .replace("$LEDGER_STATUS", &ledger_status_validator()),
     );
+    if plan.files.is_some() {
+        out.push_str(
+            &FILES_BODY
+                .replace("$FILES_TABLE", &string_literal(FILES_TABLE))
+                .replace("$FILES_PATH_INDEX", &string_literal(FILES_PATH_INDEX))
+                .replace("$FILES_STORAGE_INDEX", &string_literal(FILES_STORAGE_INDEX)),
+        );
+    }
     out
 }
 
-/// What `migrate:info` returns: `{"version":3,"planHash":…,"tables":{…}}`, in this order.
+/// What `migrate:info` returns: `{"version":4,"planHash":…,"tables":{…}}`, in this order.
 #[derive(serde::Serialize)]
 #[serde(rename_all = "camelCase")]
 struct Info<'a> {
@@ -143,6 +158,9 @@ const LEGACY_ID_INDEX = $LEGACY_ID_INDEX;
 
 /** At most this many legacy ids per `get`: one index range each, well inside a query's 4,096. */
 const MAX_GET = 1000;
+
+/** The most ledger entries `ledgerList` returns: one per import and plan version. */
+const MAX_LEDGER = 1000;
 
 /** The ledger table (in migrateTables.ts): one document per import into this deployment. */
 const LEDGER_TABLE = $LEDGER_TABLE;
@@ -709,47 +727,265 @@ export const remove = internalMutationGeneric({
   },
 });
 
-/** What import writes to the ledger: the import is under way, or it completed. */
-const ledgerStatus = v.union(v.literal("running"), v.literal("completed"));
+/**
+ * Deletes the documents `docs` names by Convex id, each only while it still holds that legacy
+ * id: `migrate rollback` sends the documents it read and found as import wrote them, so a
+ * document the app wrote, or one given another legacy id since, is never deleted. A document
+ * already gone is skipped, so applying the same call twice deletes nothing more.
+ */
+export const removeDocs = internalMutationGeneric({
+  args: { table: v.string(), docs: v.array(v.object({ id: v.string(), legacyId: v.string() })) },
+  handler: async (ctx, { table, docs }) => {
+    const { legacyIdField } = tableInfo(table);
+    let deleted = 0;
+    for (const { id, legacyId } of docs) {
+      const docId = ctx.db.normalizeId(table, id);
+      const found = docId === null ? null : await ctx.db.get(docId);
+      if (found !== null && found[legacyIdField] === legacyId) {
+        await ctx.db.delete(idOf(found));
+        deleted += 1;
+      }
+    }
+    return { deleted };
+  },
+});
 
 /**
- * Records the import `importId` (chosen by import when it first writes to this deployment, and
- * kept in its state with the checkpoints) in the ledger, or updates its record.
+ * Takes the legacy id field out of the documents `ids` names (`migrate finalize`, once the
+ * schema without the legacy id indexes, where the field is optional, is deployed). A document
+ * gone, or without the field already, is skipped: applying the same call twice patches nothing
+ * more.
+ */
+export const unsetLegacyIds = internalMutationGeneric({
+  args: { table: v.string(), ids: v.array(v.string()) },
+  handler: async (ctx, { table, ids }) => {
+    const { legacyIdField } = tableInfo(table);
+    let patched = 0;
+    for (const id of ids) {
+      const docId = ctx.db.normalizeId(table, id);
+      const found = docId === null ? null : await ctx.db.get(docId);
+      if (found !== null && found[legacyIdField] !== undefined) {
+        await ctx.db.patch(idOf(found), { [legacyIdField]: undefined });
+        patched += 1;
+      }
+    }
+    return { patched };
+  },
+});
+
+/** Where a migration stands in this deployment (docs/convex-module.md, "The ledger"). */
+const ledgerStatus = $LEDGER_STATUS;
+
+/** Statuses that start a run: the entry's `startedAt` is set, its `finishedAt` cleared. */
+const STARTING = ["running", "rolling_back", "finalizing"];
+
+/** The fields of a ledger entry that the functions return, in this order. */
+function ledgerEntry(found: GenericDocument) {
+  const { importId, planHash, planVersion, planFiles, status, counts, startedAt } = found;
+  const { finishedAt, updatedAt } = found;
+  return { importId, planHash, planVersion, planFiles, status, counts, startedAt, finishedAt, updatedAt };
+}
+
+/**
+ * Records where the import `importId` (chosen by import when it first writes to this
+ * deployment, and kept in its state with the checkpoints) stands under the plan `planHash`:
+ * one entry per import and plan version, created or updated. A starting status (`running`,
+ * `rolling_back`, `finalizing`) sets `startedAt` and clears `finishedAt`; any other sets
+ * `finishedAt`. `counts` replaces the entry's counts when given.
  */
 export const ledgerWrite = internalMutationGeneric({
-  args: { importId: v.string(), planHash: v.string(), status: ledgerStatus },
-  handler: async (ctx, { importId, planHash, status }) => {
-    const record = { importId, planHash, status, updatedAt: Date.now() };
-    const found = await ctx.db
+  args: {
+    importId: v.string(),
+    planHash: v.string(),
+    planVersion: v.number(),
+    planFiles: v.array(v.string()),
+    status: ledgerStatus,
+    counts: v.optional(v.record(v.string(), v.number())),
+  },
+  handler: async (ctx, { importId, planHash, planVersion, planFiles, status, counts }) => {
+    const now = Date.now();
+    const entries = await ctx.db
       .query(LEDGER_TABLE)
       .withIndex(LEDGER_IMPORT_INDEX, (q) => q.eq("importId", importId))
-      .first();
+      .collect();
+    const found = entries.find((entry) => entry.planHash === planHash) ?? null;
+    const starting = STARTING.includes(status);
+    const record: GenericDocument = {
+      importId,
+      planHash,
+      planVersion,
+      planFiles,
+      status,
+      counts: counts ?? found?.counts ?? {},
+      startedAt: starting || found === null ? now : found.startedAt,
+      updatedAt: now,
+    };
+    if (!starting) {
+      record.finishedAt = now;
+    }
     if (found === null) {
       await ctx.db.insert(LEDGER_TABLE, record);
     } else {
       await ctx.db.replace(idOf(found), record);
     }
-    return record;
+    return ledgerEntry(record);
   },
 });
 
 /**
- * The ledger's record of the import `importId`, or null: a deployment emptied or replaced since
- * that import holds none, and import then sends everything again instead of trusting its
- * checkpoints.
+ * The ledger's latest entry of the import `importId`, or null: a deployment emptied or
+ * replaced since that import holds none, and import then sends everything again instead of
+ * trusting its checkpoints.
  */
 export const ledgerRead = internalQueryGeneric({
   args: { importId: v.string() },
   handler: async (ctx, { importId }) => {
-    const found = await ctx.db
+    const entries = await ctx.db
       .query(LEDGER_TABLE)
       .withIndex(LEDGER_IMPORT_INDEX, (q) => q.eq("importId", importId))
-      .first();
-    if (found === null) {
-      return null;
+      .collect();
+    entries.sort((a, b) => (a.updatedAt as number) - (b.updatedAt as number));
+    const last = entries.at(-1);
+    return last === undefined ? null : ledgerEntry(last);
+  },
+});
+
+/** Every entry of the ledger, oldest first: `migrate status --ledger`, and import's checks. */
+export const ledgerList = internalQueryGeneric({
+  args: {},
+  handler: async (ctx) => {
+    const entries = await ctx.db.query(LEDGER_TABLE).take(MAX_LEDGER);
+    return entries.map(ledgerEntry);
+  },
+});
+"#;
+
+/// The functions that move files (docs/files.md), in the module when the plan has `[files]`.
+const FILES_BODY: &str = r#"
+/** The table of migrated files (migrateTables.ts): one document per storage object. */
+const FILES_TABLE = $FILES_TABLE;
+
+/** Its index on `key`, `<bucket>/<path>` (a bucket name holds no `/`). */
+const FILES_PATH_INDEX = $FILES_PATH_INDEX;
+
+/** One file import uploaded, as it records it. */
+const migratedFile = v.object({
+  bucket: v.string(),
+  path: v.string(),
+  owner: v.union(v.string(), v.null()),
+  storageId: v.id("_storage"),
+  size: v.number(),
+  contentType: v.string(),
+  sha256: v.string(),
+});
+
+/**
+ * An upload URL, the way Convex apps upload: import POSTs one file's bytes there, with its
+ * Content-Type, and Convex answers `{"storageId": …}`.
+ */
+export const generateUploadUrl = internalMutationGeneric({
+  args: {},
+  handler: async (ctx) => await ctx.storage.generateUploadUrl(),
+});
+
+/**
+ * Records uploaded files by bucket and path, after checking each against what Convex stored
+ * (size and SHA-256 of its `_storage` document). A path recorded before with another storage id
+ * (its bytes changed) gets the new one, and the old file is deleted.
+ */
+export const recordFiles = internalMutationGeneric({
+  args: { files: v.array(migratedFile) },
+  handler: async (ctx, { files }) => {
+    for (const file of files) {
+      const name = `${file.bucket}/${file.path}`;
+      const stored = await ctx.db.system.get(file.storageId);
+      if (stored === null) {
+        throw new Error(`${name}: Convex holds no stored file ${file.storageId}`);
+      }
+      if (stored.size !== file.size || stored.sha256 !== file.sha256) {
+        throw new Error(
+          `${name}: Convex stored ${stored.size} bytes with SHA-256 ${stored.sha256}, ` +
+            `import sent ${file.size} bytes with SHA-256 ${file.sha256}`,
+        );
+      }
+      const key = name;
+      const found = await ctx.db
+        .query(FILES_TABLE)
+        .withIndex(FILES_PATH_INDEX, (q) => q.eq("key", key))
+        .first();
+      if (found === null) {
+        await ctx.db.insert(FILES_TABLE, { key, ...file });
+      } else {
+        if (found.storageId !== file.storageId) {
+          await ctx.storage.delete(found.storageId as GenericId<"_storage">);
+        }
+        await ctx.db.replace(idOf(found), { key, ...file });
+      }
     }
-    const { importId: id, planHash, status, updatedAt } = found;
-    return { importId: id, planHash, status, updatedAt };
+    return null;
+  },
+});
+
+/**
+ * A stored file no migrated file records, with this SHA-256 and size, stored since `since` (ms):
+ * the bytes a run killed after sending them and before recording them left behind. Import
+ * records it instead of sending the bytes again. Reads only the files stored since then.
+ */
+export const findStored = internalQueryGeneric({
+  args: { sha256: v.string(), size: v.number(), since: v.number() },
+  handler: async (ctx, { sha256, size, since }) => {
+    const recent = ctx.db.system
+      .query("_storage")
+      .withIndex("by_creation_time", (q) => q.gte("_creationTime", since));
+    for await (const stored of recent) {
+      if (stored.sha256 !== sha256 || stored.size !== size) {
+        continue;
+      }
+      const recorded = await ctx.db
+        .query(FILES_TABLE)
+        .withIndex($FILES_STORAGE_INDEX, (q) => q.eq("storageId", stored._id))
+        .first();
+      if (recorded === null) {
+        return stored._id;
+      }
+    }
+    return null;
+  },
+});
+
+/**
+ * One page of the migrated files, each with what Convex keeps of its bytes (`stored`: size,
+ * SHA-256 and content type of its `_storage` document; null when the file is gone): import
+ * skips what is recorded, verify compares both with the source.
+ */
+export const filesPage = internalQueryGeneric({
+  args: { cursor: v.union(v.string(), v.null()), numItems: v.number() },
+  handler: async (ctx, { cursor, numItems }) => {
+    const result = await ctx.db.query(FILES_TABLE).paginate({ cursor, numItems });
+    const page = await Promise.all(
+      result.page.map(async (doc) => {
+        const { bucket, path, owner, storageId, size, contentType, sha256 } = doc;
+        const stored = await ctx.db.system.get(storageId as GenericId<"_storage">);
+        return {
+          bucket,
+          path,
+          owner,
+          storageId,
+          size,
+          contentType,
+          sha256,
+          stored:
+            stored === null
+              ? null
+              : {
+                  size: stored.size,
+                  sha256: stored.sha256,
+                  contentType: stored.contentType ?? null,
+                },
+        };
+      }),
+    );
+    return { page, isDone: result.isDone, continueCursor: result.continueCursor };
   },
 });
 "#;
@@ -787,7 +1023,13 @@ mod tests {
     }
 
     fn plan(tables: Vec<TablePlan>) -> Plan {
-        Plan { tables, skipped: Vec::new(), hash: "blake3:0123abcd".into(), warnings: Vec::new() }
+        Plan {
+            tables,
+            skipped: Vec::new(),
+            hash: "blake3:0123abcd".into(),
+            warnings: Vec::new(),
+            files: None,
+        }
     }
 
     /// A parent, a child referring to it, and a table referring to itself.
@@ -818,7 +1060,7 @@ mod tests {
         let json = line.strip_prefix(PLAN_LINE_PREFIX).unwrap().strip_suffix(';').unwrap();
         assert_eq!(
             json,
-            r#"{"version":3,"planHash":"blake3:0123abcd","tables":{"users":{"legacyIdField":"legacyId","references":{}},"posts":{"legacyIdField":"legacyId","references":{"authorId":"users"}},"comments":{"legacyIdField":"oldId","references":{"postId":"posts","parentId":"comments"}}}}"#
+            r#"{"version":4,"planHash":"blake3:0123abcd","tables":{"users":{"legacyIdField":"legacyId","references":{}},"posts":{"legacyIdField":"legacyId","references":{"authorId":"users"}},"comments":{"legacyIdField":"oldId","references":{"postId":"posts","parentId":"comments"}}}}"#
         );
     }
 

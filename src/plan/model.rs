@@ -15,6 +15,17 @@ pub struct Plan {
     /// Things a person should know that are not errors, e.g. columns of types without a policy
     /// that travel as their text form.
     pub warnings: Vec<String>,
+    /// `[files] source`: where Supabase Storage objects' bytes are read from, when the plan
+    /// moves files (src/files/).
+    pub files: Option<FilesPlan>,
+}
+
+/// `[files]` as written: the source URL and where the plan says it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FilesPlan {
+    pub source: String,
+    /// `migrations/0002_files.toml:3 files.source`, for errors about the URL.
+    pub at: String,
 }
 
 impl Plan {
@@ -212,6 +223,9 @@ pub enum Conversion {
     JsonScalar(JsonScalar),
     /// An array of the element conversion (≤ 8192 elements; NULL elements become null).
     Array(Box<Conversion>),
+    /// A field of a Convex source (`export --from-convex`): the raw value is already in
+    /// Convex's tagged encoding and is kept exactly; the validator is the source schema's.
+    Convex(Box<serde_json::Value>),
 }
 
 /// The declared type of a value found inside a json column (`type` of a plan's `fields` entry).

@@ -459,7 +459,12 @@ fn warn_ignored_once(plan_dir: &Path, ignored: &[String]) {
 
 /// The merged files against the catalog: the plan, or the first problem found.
 pub fn resolve(layer: &Layer, catalog: &Catalog, hash: String) -> Result<Plan, PlanError> {
-    Resolver::new(layer, catalog)?.run(hash)
+    let mut plan = Resolver::new(layer, catalog)?.run(hash)?;
+    plan.files = layer.files.source.as_ref().map(|source| super::model::FilesPlan {
+        source: source.value.clone(),
+        at: format!("{} {}", source.at, source.path),
+    });
+    Ok(plan)
 }
 
 struct Resolver<'a> {
@@ -636,7 +641,7 @@ impl<'a> Resolver<'a> {
                 }));
             }
         }
-        for list in [&entry.legacy_id, &entry.drop, &entry.on].into_iter().flatten() {
+        for list in [&entry.legacy_id, &entry.drop, &entry.on, &entry.index].into_iter().flatten() {
             for (i, name) in list.value.iter().enumerate() {
                 if table.column(&name.value).is_none() {
                     return Err(unknown_column(name));
@@ -779,7 +784,11 @@ impl<'a> Resolver<'a> {
         for table in &mut tables {
             // A component's tables have the component's schema and indexes, not the source's.
             if table.component.is_none() {
-                table.indexes = super::indexes::derive(self.catalog, table);
+                let extra = self.entry(&table.source).and_then(|e| e.index.as_ref());
+                let extra: Vec<String> = extra
+                    .map(|i| i.value.iter().map(|c| c.value.clone()).collect())
+                    .unwrap_or_default();
+                table.indexes = super::indexes::derive(self.catalog, table, &extra);
             }
         }
         let skipped = self
@@ -795,7 +804,7 @@ impl<'a> Resolver<'a> {
                 self.textual.join(", ")
             ));
         }
-        Ok(Plan { tables, skipped, hash, warnings: self.warnings })
+        Ok(Plan { tables, skipped, hash, warnings: self.warnings, files: None })
     }
 
     fn decide_fates(&mut self) -> Result<(), PlanError> {
@@ -1312,6 +1321,7 @@ impl<'a> Resolver<'a> {
                 },
             },
             PgType::Bytea => Conversion::Bytes,
+            PgType::Convex(validator) => Conversion::Convex(validator.clone()),
         };
         Ok(if column.array { Conversion::Array(Box::new(element)) } else { element })
     }
@@ -1629,6 +1639,11 @@ fn raw_scalar(literal: &Literal, ty: &PgType) -> Result<Value, String> {
             Value::String(s)
         }
         PgType::Json | PgType::Jsonb => json_value(literal)?,
+        PgType::Convex(_) => {
+            return Err("a field read from Convex takes no default: its values arrive as Convex \
+                        stored them"
+                .into());
+        }
         PgType::Bytea => {
             let s = string("a base64 string")?;
             base64::engine::general_purpose::STANDARD

@@ -42,6 +42,8 @@ pub fn show(cli: &Cli, matches: &ArgMatches) -> anyhow::Result<ShownSettings> {
         Command::Sync(_) => ("sync", Uses { plan: true, progress: true }),
         Command::Run(_) => ("run", Uses { plan: true, progress: true }),
         Command::Status(_) => ("status", Uses { plan: true, progress: false }),
+        Command::Rollback(_) => ("rollback", Uses { plan: true, progress: true }),
+        Command::Finalize(_) => ("finalize", Uses { plan: true, progress: true }),
     };
     debug_assert_eq!(command, name);
     groups.push(general(&cli.global, &settings, &sources, uses));
@@ -94,11 +96,30 @@ pub fn show(cli: &Cli, matches: &ArgMatches) -> anyhow::Result<ShownSettings> {
             groups.push(verify(args.show, args.accept_rejected, &sources));
         }
         Command::Status(args) => {
-            groups.push(Group {
-                name: "status",
-                settings: vec![convex_dir(&args.convex_dir, &sources)],
-            });
+            let ledger = sources.flag("ledger", args.ledger);
+            let convex_dir = convex_dir(&args.convex_dir, &sources);
+            groups.push(Group { name: "status", settings: vec![convex_dir, ledger] });
             groups.extend(targets(&args.targets, &settings, &sources)?);
+            if args.ledger && !args.targets.any() {
+                groups.push(convex(&args.convex, &sources)?);
+            }
+        }
+        Command::Rollback(args) => {
+            groups.extend(targets(&args.targets, &settings, &sources)?);
+            if !args.targets.any() {
+                groups.push(convex(&args.convex, &sources)?);
+            }
+            let batch_size = sources.setting("batch_size", args.batch_size);
+            let force = sources.flag("force", args.force);
+            let dry_run = sources.flag("dry_run", args.dry_run);
+            groups.push(Group { name: "rollback", settings: vec![batch_size, force, dry_run] });
+        }
+        Command::Finalize(args) => {
+            groups.push(convex(&args.convex, &sources)?);
+            let batch_size = sources.setting("batch_size", args.batch_size);
+            let convex_dir = convex_dir(&args.convex_dir, &sources);
+            let force = sources.flag("force", args.force);
+            groups.push(Group { name: "finalize", settings: vec![batch_size, convex_dir, force] });
         }
     }
     Ok(ShownSettings { command, groups })

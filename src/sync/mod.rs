@@ -300,7 +300,8 @@ fn write_delta(
         report.bytes = digest.bytes;
         report.checksum = Some(digest.checksum);
     }
-    Ok(Inputs { manifest, order: inputs.order.clone() })
+    // Files (`[files]`) are not this difference's: `run --sync` uploads them as `run` does.
+    Ok(Inputs { manifest, order: inputs.order.clone(), plan: inputs.plan.clone(), files: None })
 }
 
 /// Deletes the documents whose rows are gone, children's tables first (the reverse of import's

@@ -37,6 +37,10 @@ pub fn convert(conversion: &Conversion, raw: Raw) -> Result<Value, ConvertError>
         (Conversion::JsonText, raw) => Ok(Value::String(unwrap_json(raw).to_string())),
         (Conversion::JsonScalar(ty), raw) => json_scalar(*ty, unwrap_json(raw)),
         (Conversion::Array(element), Raw::Array(items)) => array(element, items),
+        // A Convex source's value, in Convex's own encoding: decoded, never reinterpreted.
+        (Conversion::Convex(_), raw) => {
+            Value::from_json(&raw).or_else(|e| fail(format!("not a Convex value: {}", e.kind)))
+        }
         (Conversion::String, Raw::String(s)) => Ok(Value::String(s)),
         (conversion, Raw::String(s)) if carried_as_text(conversion) => from_text(conversion, &s),
         (Conversion::String, other) => Ok(Value::String(other.to_string())),

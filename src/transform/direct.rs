@@ -378,6 +378,10 @@ fn write_converted(
         _ => {}
     }
     let value = convert_text(conversion, text).map_err(|_| NotDirect)?;
+    // A Convex source's object or array: the general path checks it against Convex's rules.
+    if matches!(value, Value::Object(_) | Value::Array(_)) {
+        return Err(NotDirect);
+    }
     value.write_json(out);
     Ok(value.size())
 }

@@ -109,7 +109,21 @@ pub struct VerifyReport {
     pub problems: Vec<String>,
     /// The first `--show` differences (every one is counted in `tables`).
     pub differences: Vec<Difference>,
+    /// When the deployment's ledger says this import was rolled back: the migrated documents
+    /// still in Convex (those changed since the import, kept). Verify then passes when there
+    /// are none, and documents the migration did not write do not count.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rolled_back: Option<RolledBackCheck>,
     pub seconds: f64,
+}
+
+/// What verify checks of a rolled-back import.
+#[derive(Debug, Clone, Serialize)]
+pub struct RolledBackCheck {
+    /// Migrated documents (legacy ids of the transformed files) still in Convex.
+    pub remaining: u64,
+    /// Convex table → its migrated documents still there, for tables that have any.
+    pub tables: BTreeMap<String, u64>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -142,6 +156,22 @@ pub async fn verify(
     })?;
     let client = target.client()?;
     let info = check_module(&client, inputs).await?;
+    // The ledger's latest word on an import of this plan: rolled back changes what is checked;
+    // finalized, how documents without legacy ids are matched.
+    let entries = crate::ledger::list(&client).await?;
+    let latest = crate::ledger::latest_of_plan(&entries, &inputs.manifest.plan_hash);
+    let status = latest.map(|e| e.status);
+    let rolled_back = status == Some(crate::ledger::Status::RolledBack);
+    let finalized = matches!(
+        status,
+        Some(crate::ledger::Status::Finalized | crate::ledger::Status::Finalizing)
+    );
+    let ids = if finalized {
+        let identity = crate::deployment::identity(&target.url, Some(target.deploy_key.expose()));
+        Some(Arc::new(finalized_ids(data_dir, &identity, inputs)?))
+    } else {
+        None
+    };
     let references: BTreeMap<String, BTreeMap<String, String>> =
         info.tables.into_iter().map(|(table, module)| (table, module.references)).collect();
 
@@ -162,6 +192,7 @@ pub async fn verify(
             references: references.get(&step.table).unwrap_or(&no_references),
             options,
             spill: spill.join(i.to_string()),
+            ids: ids.clone(),
         };
         table.verify(reporter.clone())
     });
@@ -183,8 +214,17 @@ pub async fn verify(
             source_line: f.source_line,
         }));
     }
+    if rolled_back {
+        // Documents gone, and documents the migration did not write, are what a rollback
+        // leaves: only a migrated document still there is a difference.
+        differences.retain(|d| d.kind != "missing" && d.kind != "extra");
+    }
     differences.truncate(options.show);
-    name_differing_fields(&client, data_dir, inputs, &mut differences, &references).await?;
+    // After finalize, `migrate:get` (by legacy id) finds nothing: the differences keep their
+    // fingerprint detail.
+    if !finalized {
+        name_differing_fields(&client, data_dir, inputs, &mut differences, &references).await?;
+    }
 
     let (tables, reconciliation) =
         reconcile::reconcile(data_dir, &export, &inputs.manifest, &inputs.order, &counts)?;
@@ -208,8 +248,21 @@ pub async fn verify(
         .values()
         .all(|c| c.missing + c.extra + c.different + c.duplicates + c.unresolved_references == 0);
     let unique = counts.values().all(|c| c.not_unique == 0);
+    let rolled_back = rolled_back.then(|| {
+        let tables: BTreeMap<String, u64> = counts
+            .iter()
+            .map(|(table, c)| (table.clone(), c.documents - c.missing))
+            .filter(|(_, remaining)| *remaining > 0)
+            .collect();
+        RolledBackCheck { remaining: tables.values().sum(), tables }
+    });
+    let verified = match &rolled_back {
+        Some(check) => check.remaining == 0 && problems.is_empty(),
+        None => identical && unique && problems.is_empty(),
+    };
     Ok(VerifyReport {
-        verified: identical && unique && problems.is_empty(),
+        verified,
+        rolled_back,
         identical,
         unique,
         accounted,
@@ -244,6 +297,29 @@ struct TableRun<'a> {
     options: &'a VerifyOptions,
     /// Where its partitions are spilled, if it needs any.
     spill: PathBuf,
+    /// After `migrate finalize`: each migrated document's Convex id → its table and legacy id.
+    ids: Option<Arc<FinalizedIds>>,
+}
+
+/// Convex id → (table, legacy id), from `data/finalize/`.
+type FinalizedIds = HashMap<String, (String, String)>;
+
+/// The ids `migrate finalize` recorded before it took the legacy ids out: verify then matches
+/// documents, and references, through them. Held in memory (about 100 bytes a document).
+fn finalized_ids(
+    data_dir: &DataDir,
+    identity: &str,
+    inputs: &Inputs,
+) -> Result<FinalizedIds, ImportError> {
+    let mut ids = HashMap::new();
+    for step in &inputs.order {
+        for recorded in
+            crate::finalize::recorded_ids(data_dir, identity, &step.table)?.unwrap_or_default()
+        {
+            ids.insert(recorded.id, (step.table.clone(), recorded.legacy_id));
+        }
+    }
+    Ok(ids)
 }
 
 /// `migrate:readBack`'s answer, its documents borrowed from the reply's text.
@@ -281,10 +357,13 @@ impl TableRun<'_> {
             let file = self.report.and_then(|t| TransformedFile::of(self.data_dir, t));
             let (spill, legacy_field) = (self.spill.clone(), self.step.legacy_field.clone());
             let references = self.references.clone();
+            // After finalize the documents lost their legacy ids: matched by them through the
+            // recorded ids, they are not a field to compare.
+            let skip_legacy = self.ids.is_some();
             tokio::task::spawn_blocking(move || -> Result<Spooled, ImportError> {
                 let mut spool = Spool::new(&spill, "source", partitions)?;
                 if let Some(file) = file {
-                    read_source(&file, &legacy_field, &references, &mut spool)?;
+                    read_source(&file, &legacy_field, &references, skip_legacy, &mut spool)?;
                 }
                 Ok(spool.finish()?)
             })
@@ -323,6 +402,7 @@ impl TableRun<'_> {
             let (client, table, pages, progress, read) =
                 (self.client, &table, &pages, &progress, &read);
             let (legacy_field, references) = (&self.step.legacy_field, self.references);
+            let ids = self.ids.as_deref();
             let unique_keys = &self.step.unique;
             futures_util::stream::iter(ranges.iter().enumerate())
             .map(|(i, range)| async move {
@@ -347,7 +427,8 @@ impl TableRun<'_> {
                         let records: Vec<Record> = (ordinal + 1..)
                             .zip(&page.page)
                             .map(|(at, read)| {
-                                let record = reduce_convex(read, legacy_field, references, at);
+                                let record =
+                                    reduce_convex(read, legacy_field, references, at, ids);
                                 if let Locator::Convex { id, .. } = &record.at {
                                     let (doc, legacy) = (&read.doc, &record.legacy);
                                     entries.extend(unique::entries(doc, unique_keys, legacy, id, at));
@@ -446,23 +527,32 @@ fn reduce_convex(
     legacy_field: &str,
     references: &BTreeMap<String, String>,
     ordinal: u64,
+    finalized: Option<&FinalizedIds>,
 ) -> Record {
     let ReadBack { doc, refs } = read;
+    // After finalize, a document without its legacy id is known by its Convex id.
+    let by_id = |value: &RawValue| {
+        let id = raw_str(value)?;
+        finalized?.get(id.as_ref()).cloned()
+    };
     let legacy = match doc.get(legacy_field) {
         Some(value) => raw_str(value).map_or_else(|| raw_json(value), String::from),
-        None => String::new(),
+        None => doc.get("_id").and_then(by_id).map(|(_, legacy)| legacy).unwrap_or_default(),
     };
-    let fields = fingerprint_entries(doc, |k| skipped(k, references));
+    let fields = fingerprint_entries(doc, |k| {
+        skipped(k, references) || (finalized.is_some() && k == legacy_field)
+    });
     let id = doc.get("_id").and_then(raw_str).map(String::from).unwrap_or_default();
     let mut targets: Vec<(String, Target)> = doc
         .0
         .iter()
         .filter(|(k, _)| references.contains_key(k.as_ref()))
         .map(|(field, value)| {
-            let target = match refs.get(field.as_ref()) {
-                Some(Some(parent)) => {
+            let target = match (refs.get(field.as_ref()), by_id(value)) {
+                (Some(Some(parent)), _) => {
                     Target::Document(parent.table.clone(), parent.legacy_id.clone())
                 }
+                (_, Some((table, legacy))) => Target::Document(table, legacy),
                 _ => Target::Plain(raw_json(value)),
             };
             (field.to_string(), target)
@@ -506,6 +596,7 @@ fn read_source(
     file: &TransformedFile,
     legacy_field: &str,
     reference_fields: &BTreeMap<String, String>,
+    skip_legacy: bool,
     spool: &mut Spool,
 ) -> Result<(), ImportError> {
     // Checked against transform's manifest as it is read, as import checks it: compared with a
@@ -518,7 +609,9 @@ fn read_source(
             return Err(bad(format!("no string field `{legacy_field}`")));
         };
         let legacy = legacy.into_owned();
-        let fields = fingerprint_entries(&parsed.doc, |k| skipped(k, reference_fields));
+        let fields = fingerprint_entries(&parsed.doc, |k| {
+            skipped(k, reference_fields) || (skip_legacy && k == legacy_field)
+        });
         let mut references: Vec<(String, Target)> = parsed
             .doc
             .0

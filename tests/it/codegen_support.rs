@@ -286,5 +286,6 @@ pub fn every_conversion_plan() -> Plan {
         skipped: Vec::new(),
         hash: "blake3:codegen-tests".to_owned(),
         warnings: Vec::new(),
+        files: None,
     }
 }

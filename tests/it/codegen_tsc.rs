@@ -182,6 +182,7 @@ fn awkward_names_and_labels_stay_valid_typescript() {
         skipped: Vec::new(),
         hash: "blake3:x".to_owned(),
         warnings: Vec::new(),
+        files: None,
     };
     let app = ConvexApp::new("tsc-awkward");
     app.write_generated(&plan);

@@ -182,6 +182,7 @@ fn blog_plan() -> Plan {
         skipped: Vec::new(),
         hash: "blake3:convex-module-tests".to_owned(),
         warnings: Vec::new(),
+        files: None,
     }
 }
 
@@ -232,7 +233,7 @@ fn info_returns_the_plan_the_module_was_generated_from() {
     assert_eq!(
         info,
         json!({
-            "version": 3,
+            "version": 4,
             "planHash": "blake3:convex-module-tests",
             "tables": {
                 "users": { "legacyIdField": "legacyId", "references": {} },
@@ -512,33 +513,56 @@ fn an_upsert_applied_after_the_second_pass_keeps_the_references_it_defers() {
 }
 
 #[test]
-fn the_ledger_records_an_import_by_its_id() {
+fn the_ledger_keeps_an_entry_per_import_and_plan_version() {
     let server = ConvexTestServer::for_plan(&blog_plan());
     let api = Api::new(&server);
     let read = |id: &str| api.ok("api/query", "migrate:ledgerRead", json!({ "importId": id }));
-    // GIVEN a deployment that holds no record of an import
+    let list = || api.ok("api/query", "migrate:ledgerList", json!({}));
+    // GIVEN a deployment that holds no entry of an import
     assert_eq!(read("0badc0de"), Value::Null);
+    assert_eq!(list(), json!([]));
 
-    // WHEN import records itself running, then completed
-    let write = |status: &str| {
-        let args = json!({ "importId": "0badc0de", "planHash": "blake3:p", "status": status });
+    // WHEN import records itself running, then completed with counts, under plan version 1
+    let write = |plan: &str, version: u64, status: &str, counts: Option<Value>| {
+        let files: Vec<String> = (1..=version).map(|n| format!("{n:04}_step.toml")).collect();
+        let mut args = json!({ "importId": "0badc0de", "planHash": plan, "planVersion": version,
+                               "planFiles": files, "status": status });
+        if let Some(counts) = counts {
+            args["counts"] = counts;
+        }
         api.ok("api/mutation", "migrate:ledgerWrite", args)
     };
-    write("running");
-    let running = read("0badc0de");
+    let running = write("blake3:p1", 1, "running", None);
     assert_eq!(running["status"], "running");
-    write("completed");
+    assert!(running.get("finishedAt").is_none(), "{running}");
+    write("blake3:p1", 1, "completed", Some(json!({ "inserted": 3 })));
 
-    // THEN reading it finds one record, the last status
-    let record = read("0badc0de");
+    // THEN reading it finds one entry, the last status, its counts and times
+    let entry = read("0badc0de");
     assert_eq!(
-        (&record["importId"], &record["planHash"], &record["status"]),
-        (&json!("0badc0de"), &json!("blake3:p"), &json!("completed"))
+        (&entry["importId"], &entry["planHash"], &entry["status"]),
+        (&json!("0badc0de"), &json!("blake3:p1"), &json!("completed"))
     );
-    assert!(record["updatedAt"].as_f64().unwrap() >= running["updatedAt"].as_f64().unwrap());
+    assert_eq!(entry["planVersion"].as_f64(), Some(1.0));
+    assert_eq!(entry["counts"]["inserted"].as_f64(), Some(3.0), "{entry}");
+    assert_eq!(entry["startedAt"], running["startedAt"], "a finish keeps the start");
+    assert!(entry["finishedAt"].as_f64().unwrap() >= entry["startedAt"].as_f64().unwrap());
+
+    // AND the same import under plan version 2 is a second entry, the latest one read
+    write("blake3:p2", 2, "running", None);
+    let entries = list();
+    let entries = entries.as_array().unwrap();
+    assert_eq!(entries.len(), 2, "{entries:?}");
+    assert_eq!(
+        (&entries[0]["status"], &entries[1]["status"]),
+        (&json!("completed"), &json!("running"))
+    );
+    assert_eq!(entries[1]["planFiles"], json!(["0001_step.toml", "0002_step.toml"]));
+    assert_eq!(read("0badc0de")["planHash"], "blake3:p2");
     assert_eq!(read("another"), Value::Null);
     // … and a status the ledger does not know is refused
-    let args = json!({ "importId": "x", "planHash": "blake3:p", "status": "done" });
+    let args = json!({ "importId": "x", "planHash": "blake3:p", "planVersion": 1,
+                       "planFiles": [], "status": "done" });
     let error = api.error("api/mutation", "migrate:ledgerWrite", args);
     assert!(error.contains("Validator"), "{error}");
     // … and the ledger is no table of the plan for the other functions
@@ -548,6 +572,33 @@ fn the_ledger_records_an_import_by_its_id() {
         json!({ "table": "migrateLedger", "legacyIds": ["0badc0de"] }),
     );
     assert_eq!(error, r#"unknown table "migrateLedger""#);
+}
+
+#[test]
+fn remove_docs_deletes_a_document_only_while_it_holds_its_legacy_id() {
+    let server = ConvexTestServer::for_plan(&blog_plan());
+    let api = Api::new(&server);
+    // GIVEN two users
+    let ids = api.upsert("users", json!([user("1", "Ada"), user("2", "Grace")]))["ids"].clone();
+    let doc = |n: usize, legacy: &str| json!({ "id": ids[n], "legacyId": legacy });
+
+    // WHEN rollback removes user 1 by id, and asks for user 2 under a legacy id it does not hold
+    let removed = api.ok(
+        "api/mutation",
+        "migrate:removeDocs",
+        json!({ "table": "users", "docs": [doc(0, "1"), doc(1, "1")] }),
+    );
+
+    // THEN only user 1 is gone; applied again, nothing more is deleted
+    assert_eq!(removed["deleted"].as_f64(), Some(1.0));
+    assert_eq!(api.get("users", &["1", "2"])[0], Value::Null);
+    assert_eq!(api.get("users", &["2"])[0]["name"], "Grace");
+    let again = api.ok(
+        "api/mutation",
+        "migrate:removeDocs",
+        json!({ "table": "users", "docs": [doc(0, "1")] }),
+    );
+    assert_eq!(again["deleted"].as_f64(), Some(0.0));
 }
 
 #[test]

@@ -58,10 +58,24 @@ impl ConvexTestServer {
         Self::start(app, &schema)
     }
 
+    /// [`ConvexTestServer::for_app`] answering `list_snapshot` `page_size` documents a page,
+    /// each page after `page_delay_ms`.
+    pub fn for_app_paged(app: ConvexApp, page_size: usize, page_delay_ms: u64) -> Self {
+        let schema = app.path("convex/schema.ts");
+        let admin_key = format!("convex-test-server|{:032x}", fastrand::u128(..));
+        let extra = [
+            "--page-size".to_owned(),
+            page_size.to_string(),
+            "--page-delay-ms".to_owned(),
+            page_delay_ms.to_string(),
+        ];
+        Self::start_on(app, &schema, admin_key, 0, &extra)
+    }
+
     /// Starts the server on the app whose `convex/schema.ts` is `schema`.
     fn start(app: ConvexApp, schema: &Path) -> Self {
         let admin_key = format!("convex-test-server|{:032x}", fastrand::u128(..));
-        Self::start_on(app, schema, admin_key, 0)
+        Self::start_on(app, schema, admin_key, 0, &[])
     }
 
     /// Stops the server and starts a new one, empty, at the same URL with the same key and
@@ -73,18 +87,25 @@ impl ConvexTestServer {
         let app = self.app.take().expect("the app is kept until the server is dropped");
         drop(self);
         let schema = app.path("convex/schema.ts");
-        let restarted = Self::start_on(app, &schema, admin_key, port);
+        let restarted = Self::start_on(app, &schema, admin_key, port, &[]);
         assert_eq!(restarted.url, url, "the restarted server is at the same URL");
         restarted
     }
 
-    fn start_on(app: ConvexApp, schema: &Path, admin_key: String, port: u16) -> Self {
+    fn start_on(
+        app: ConvexApp,
+        schema: &Path,
+        admin_key: String,
+        port: u16,
+        extra: &[String],
+    ) -> Self {
         let convex_dir = schema.parent().expect("schema.ts is in convex/");
         let mut child = Command::new(convex_tool("tsx"))
             .current_dir(convex_tools())
             .arg("server.ts")
             .arg(convex_dir)
             .args(["--admin-key", &admin_key, "--port", &port.to_string()])
+            .args(extra)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())

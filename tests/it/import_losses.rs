@@ -288,7 +288,7 @@ fn a_module_of_an_older_version_is_refused_with_what_to_do() {
     let prepared = Prepared::new(&cycle(), "");
     prepared.migrate(&["transform"]).success();
     let module = std::fs::read_to_string(prepared.convex_dir().join("migrate.ts")).unwrap();
-    let old = module.replacen("const PLAN = {\"version\":3,", "const PLAN = {\"version\":1,", 1);
+    let old = module.replacen("const PLAN = {\"version\":4,", "const PLAN = {\"version\":1,", 1);
     assert_ne!(old, module);
     let sink = Sink::start(SinkConfig::new(Plan::from_module(&old).unwrap())).unwrap();
 
@@ -296,7 +296,7 @@ fn a_module_of_an_older_version_is_refused_with_what_to_do() {
     let run = prepared.against(&sink.url(), sink.admin_key(), &["import"]);
 
     // THEN it stops before sending anything, saying to regenerate and deploy the module
-    run.fails_with(4, &["version 1 of the module", "needs version 3", "migrate init"]);
+    run.fails_with(4, &["version 1 of the module", "needs version 4", "migrate init"]);
     assert_eq!(sink.stats().succeeded, 1, "only migrate:info: {:?}", sink.stats());
 }
 

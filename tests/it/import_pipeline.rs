@@ -88,9 +88,18 @@ pub struct Prepared {
 
 impl Prepared {
     pub fn new(fixture: &str, policies: &str) -> Self {
-        let db = TestDb::with(fixture);
+        Self::with_export(fixture, &[], policies)
+    }
+
+    /// As [`Prepared::new`], exporting with `export_args`.
+    pub fn with_export(fixture: &str, export_args: &[&str], policies: &str) -> Self {
+        Self::from_db(TestDb::with(fixture), export_args, policies)
+    }
+
+    /// As [`Prepared::new`], from the database `db`, exporting with `export_args`.
+    pub fn from_db(db: TestDb, export_args: &[&str], policies: &str) -> Self {
         let work = Workdir::new();
-        work.export(db.url(), &[]).success();
+        work.export(db.url(), export_args).success();
         let prepared = Prepared { work, _db: db };
         prepared.migrate(&["init", "--convex-dir", utf8(&prepared.convex_dir())]).success();
         if !policies.is_empty() {

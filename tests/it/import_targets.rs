@@ -188,6 +188,29 @@ fn three_targets_with_one_wrong_key_two_complete_and_a_rerun_completes_only_the_
         assert_eq!(verified["status"], "verified", "{verified}");
         assert_eq!(verified["report"]["identical"], true, "{verified}");
     }
+
+    // WHEN two of them are rolled back
+    let (run, report) = targets.run(&["rollback", "--target", "alpha", "--target", "beta"], &[]);
+
+    // THEN those two hold none of the migrated documents and say so in their ledgers; the
+    // third is untouched, and `status --ledger` reads each deployment's own ledger
+    assert_eq!(run.code, Some(0), "{run}");
+    let rolled: Vec<String> = statuses(&report).into_iter().map(|(_, s, _)| s).collect();
+    assert_eq!(rolled, ["rolled back", "rolled back"], "{report}");
+    for name in ["alpha", "beta"] {
+        for (table, _) in TABLES {
+            assert_eq!(targets.sink(name).count(table), 0, "{name}: {table}");
+        }
+    }
+    targets.holds_everything("gamma");
+    let (run, report) = targets.run(&["status", "--ledger", "--all-targets"], &[]);
+    assert_eq!(run.code, Some(0), "{run}");
+    let ledger = |name: &str| row(&report, name)["report"]["ledger"][0]["status"].clone();
+    assert_eq!(
+        [ledger("alpha"), ledger("beta"), ledger("gamma")],
+        ["rolled_back", "rolled_back", "completed"],
+        "{report}"
+    );
 }
 
 #[test]

@@ -29,7 +29,7 @@ const CASES: &[Case] = &[
         message: "migrations/0001_a.toml:2: unknown key `colour` in `tables.\"public.users\"`",
         hint: Some(
             "expected one of `target`, `legacy_id`, `drop`, `skip`, `merge_into`, `on`, `filter`, \
-             `columns`, `references`, `fields`, `component`, `shape`",
+             `columns`, `references`, `fields`, `index`, `component`, `shape`",
         ),
     },
     Case {

@@ -127,7 +127,27 @@ fn every_command_shows_every_setting_it_uses_and_where_it_came_from() {
                 ("sync", &["concurrency", "batch_size", "batch_bytes", "no_deletes", "dry_run"]),
             ],
         ),
-        (&["status"], &[("general", &["plan_dir"]), ("status", &["convex_dir"])]),
+        (&["status"], &[("general", &["plan_dir"]), ("status", &["convex_dir", "ledger"])]),
+        (
+            &["status", "--ledger", "--convex-url", "https://happy-animal-123.convex.cloud"],
+            &[("general", &["plan_dir"]), ("status", &["convex_dir", "ledger"]), ("convex", &[])],
+        ),
+        (
+            &["rollback", "--dry-run", "--convex-url", "https://happy-animal-123.convex.cloud"],
+            &[
+                ("general", &["plan_dir", "progress"]),
+                ("convex", &[]),
+                ("rollback", &["batch_size", "force", "dry_run"]),
+            ],
+        ),
+        (
+            &["finalize", "--convex-url", "https://happy-animal-123.convex.cloud"],
+            &[
+                ("general", &["plan_dir", "progress"]),
+                ("convex", &[]),
+                ("finalize", &["batch_size", "convex_dir", "force"]),
+            ],
+        ),
     ];
     for (args, groups) in cases {
         let (run, json) = shown(&work, args);

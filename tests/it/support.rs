@@ -696,3 +696,63 @@ impl Drop for ThrowawayCluster {
             .output();
     }
 }
+
+/// moto's S3-compatible server (`moto_server`, installed by scripts/test.sh from PyPI) on a free
+/// port, in memory; stopped when dropped. Its buckets and objects are made with plain HTTP PUTs,
+/// which moto takes without a signature.
+pub struct S3Server {
+    child: std::process::Child,
+    url: String,
+}
+
+impl S3Server {
+    pub fn start() -> Self {
+        let port = free_port();
+        let child = Command::new("moto_server")
+            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| {
+                panic!("cannot start moto_server (scripts/test.sh installs it): {e}")
+            });
+        let server = Self { child, url: format!("http://127.0.0.1:{port}") };
+        wait_until("moto_server listening", Duration::from_secs(30), || {
+            std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+        });
+        server
+    }
+
+    /// `http://127.0.0.1:<port>`: `AWS_ENDPOINT_URL` for migrate.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// Creates `bucket` and puts each `(key, content type, bytes)` into it.
+    pub fn put(&self, bucket: &str, objects: &[(&str, &str, &[u8])]) {
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        runtime.block_on(async {
+            let http = reqwest::Client::new();
+            let created = http.put(format!("{}/{bucket}", self.url)).send().await.unwrap();
+            assert!(created.status().is_success(), "creating bucket {bucket}: {created:?}");
+            for (key, content_type, bytes) in objects {
+                let put = http
+                    .put(format!("{}/{bucket}/{key}", self.url))
+                    .header("content-type", *content_type)
+                    .body(bytes.to_vec())
+                    .send()
+                    .await
+                    .unwrap();
+                assert!(put.status().is_success(), "putting {bucket}/{key}: {put:?}");
+            }
+        });
+    }
+}
+
+impl Drop for S3Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

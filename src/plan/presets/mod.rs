@@ -17,12 +17,16 @@ use crate::catalog::{Catalog, Table, TableName};
 pub enum Preset {
     SupabaseToBetterAuth,
     BetterAuth,
+    /// The Better Auth component's tables, read from a Convex deployment (`export --from-convex
+    /// … --component betterAuth`), into the app's own tables.
+    BetterAuthComponentToApp,
 }
 
 /// Every preset by its name on the command line.
-pub const PRESETS: [(&str, Preset); 2] = [
+pub const PRESETS: [(&str, Preset); 3] = [
     ("supabase-to-better-auth", Preset::SupabaseToBetterAuth),
     ("better-auth", Preset::BetterAuth),
+    ("better-auth-component-to-app", Preset::BetterAuthComponentToApp),
 ];
 
 /// The component every preset writes into, as the app mounts it.
@@ -40,6 +44,11 @@ impl PresetError {
         match self {
             PresetError::MissingTable { preset: "supabase-to-better-auth", .. } => {
                 "export Supabase's auth schema too: `migrate export --schemas public,auth`".into()
+            }
+            PresetError::MissingTable { preset: "better-auth-component-to-app", .. } => {
+                "export the component from Convex: `migrate export --from-convex URL \
+                 --component betterAuth`"
+                    .into()
             }
             PresetError::MissingTable { .. } => {
                 "export the schema holding Better Auth's tables (`user`, `account`, …)".into()
@@ -141,6 +150,16 @@ impl Preset {
         match self {
             Preset::SupabaseToBetterAuth => "0002_supabase_to_better_auth.toml",
             Preset::BetterAuth => "0002_better_auth.toml",
+            Preset::BetterAuthComponentToApp => "0002_better_auth_component_to_app.toml",
+        }
+    }
+
+    /// The Convex files `init` installs with the preset's plan: the Better Auth component
+    /// installed locally, or none when the data leaves the component for the app's tables.
+    pub fn convex_files(self) -> &'static [ConvexFile] {
+        match self {
+            Preset::SupabaseToBetterAuth | Preset::BetterAuth => &CONVEX_FILES,
+            Preset::BetterAuthComponentToApp => &[],
         }
     }
 
@@ -149,6 +168,7 @@ impl Preset {
         match self {
             Preset::SupabaseToBetterAuth => supabase_plan(catalog),
             Preset::BetterAuth => better_auth_plan(catalog),
+            Preset::BetterAuthComponentToApp => component_to_app_plan(catalog),
         }
     }
 }
@@ -240,6 +260,60 @@ fn better_auth_plan(catalog: &Catalog) -> Result<String, PresetError> {
         }
     }
     Ok(BETTER_AUTH.replace("@TABLES@", &out))
+}
+
+const COMPONENT_TO_APP: &str = include_str!("better_auth_component_to_app.toml");
+
+/// A reference a component's model holds as a string id: (field, parent model, orphans).
+type StringReference = (&'static str, &'static str, &'static str);
+
+/// The component's models that move into app tables of the same name, and their references.
+const COMPONENT_MODELS: [(&str, &[StringReference]); 8] = [
+    ("user", &[]),
+    ("account", &[("userId", "user", "fail")]),
+    ("session", &[("userId", "user", "fail"), ("activeOrganizationId", "organization", "null")]),
+    ("organization", &[]),
+    ("member", &[("organizationId", "organization", "fail"), ("userId", "user", "fail")]),
+    ("invitation", &[("organizationId", "organization", "fail"), ("inviterId", "user", "fail")]),
+    // The key's owner: a user (an organization's key keeps its old id).
+    ("apikey", &[("referenceId", "user", "keep_legacy"), ("userId", "user", "keep_legacy")]),
+    ("twoFactor", &[("userId", "user", "fail")]),
+];
+
+fn component_to_app_plan(catalog: &Catalog) -> Result<String, PresetError> {
+    let preset = Preset::BetterAuthComponentToApp;
+    let _ = table(catalog, preset, COMPONENT, "user")?;
+    let mut out = String::new();
+    for t in catalog.tables.iter().filter(|t| t.name.schema == COMPONENT) {
+        let Some((model, references)) = COMPONENT_MODELS.iter().find(|(m, _)| *m == t.name.name)
+        else {
+            out.push_str(&format!("\n[{}]\nskip = true\n", key(&t.name)));
+            continue;
+        };
+        out.push_str(&format!("\n[{}]\ntarget = \"{model}\"\n", key(&t.name)));
+        // A component installed by `init --preset` keeps a legacy id of its own: not carried
+        // (the component's `_id` is the legacy id now).
+        if t.column("legacyId").is_some() {
+            out.push_str("drop = [\"legacyId\"]\n");
+        }
+        // A member is found by its organization and user: the component indexes each alone.
+        if *model == "member"
+            && t.column("organizationId").is_some()
+            && t.column("userId").is_some()
+        {
+            out.push_str("index = [\"organizationId\", \"userId\"]  # the natural key\n");
+        }
+        for (field, parent, orphans) in references.iter() {
+            if t.column(field).is_none() {
+                continue;
+            }
+            let parent = toml::Value::String(format!("{COMPONENT}.{parent}"));
+            out.push_str(&format!(
+                "references.{field} = {{ to = {parent}, orphans = \"{orphans}\" }}\n"
+            ));
+        }
+    }
+    Ok(COMPONENT_TO_APP.replace("@TABLES@", &out))
 }
 
 #[cfg(test)]

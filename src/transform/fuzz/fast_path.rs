@@ -271,6 +271,23 @@ fn valid_value(conversion: &Conversion) -> BoxedStrategy<String> {
             let item = prop_oneof![1 => Just("null".to_owned()), 4 => valid_value(element)];
             (vec(item, 0..6), blank()).prop_map(|(items, blank)| array_text(&items, blank)).boxed()
         }
+        // A Convex source's scalars: numbers, strings, tagged int64 and bytes (objects and arrays
+        // take the general path, which checks Convex's rules).
+        Conversion::Convex(_) => {
+            let tagged = |tag: &'static str| {
+                move |bytes: Vec<u8>| {
+                    let b64 = base64::engine::general_purpose::STANDARD.encode(bytes);
+                    format!("{{\"{tag}\":\"{b64}\"}}")
+                }
+            };
+            prop_oneof![
+                exact_number(),
+                json_string(),
+                any::<i64>().prop_map(|i| i.to_le_bytes().to_vec()).prop_map(tagged("$integer")),
+                vec(any::<u8>(), 0..8).prop_map(tagged("$bytes")),
+            ]
+            .boxed()
+        }
     }
 }
 

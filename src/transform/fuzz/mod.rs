@@ -342,6 +342,7 @@ fn conversions() -> Vec<Conversion> {
         Conversion::JsonScalar(JsonScalar::String),
         Conversion::JsonScalar(JsonScalar::Number),
         Conversion::JsonScalar(JsonScalar::Boolean),
+        Conversion::Convex(Box::new(serde_json::json!({"type": "any"}))),
         // Fields found inside json columns: `path` gives each its keys.
         json(JsonKeyPolicy::Rename),
         Conversion::JsonScalar(JsonScalar::String),

@@ -41,8 +41,11 @@ enum Function {
     CreationTimes,
     Get,
     Remove,
+    RemoveDocs,
+    UnsetLegacyIds,
     LedgerWrite,
     LedgerRead,
+    LedgerList,
 }
 
 impl Function {
@@ -53,10 +56,14 @@ impl Function {
             | Function::ReadBack
             | Function::CreationTimes
             | Function::Get
-            | Function::LedgerRead => Kind::Query,
-            Function::Upsert | Function::PatchRefs | Function::Remove | Function::LedgerWrite => {
-                Kind::Mutation
-            }
+            | Function::LedgerRead
+            | Function::LedgerList => Kind::Query,
+            Function::Upsert
+            | Function::PatchRefs
+            | Function::Remove
+            | Function::RemoveDocs
+            | Function::UnsetLegacyIds
+            | Function::LedgerWrite => Kind::Mutation,
         }
     }
 }
@@ -77,6 +84,9 @@ fn find(path: &str) -> Option<Function> {
         "remove" => Function::Remove,
         "ledgerWrite" => Function::LedgerWrite,
         "ledgerRead" => Function::LedgerRead,
+        "ledgerList" => Function::LedgerList,
+        "removeDocs" => Function::RemoveDocs,
+        "unsetLegacyIds" => Function::UnsetLegacyIds,
         _ => return None,
     })
 }
@@ -117,10 +127,18 @@ pub fn call(
         Function::Get => get(store, parse_args(args)?)?,
         Function::Remove => remove(store, parse_args(args)?, &mut writes)?,
         Function::LedgerWrite => ledger_write(store, parse_args(args)?)?,
+        Function::RemoveDocs => remove_docs(store, parse_args(args)?, &mut writes)?,
+        Function::UnsetLegacyIds => unset_legacy_ids(store, parse_args(args)?, &mut writes)?,
         Function::LedgerRead => ledger_read(store, parse_args(args)?),
+        Function::LedgerList => {
+            let _: InfoArgs = parse_args(args)?;
+            format!("[{}]", store.ledger_records().join(","))
+        }
     };
-    writes.ledger_calls =
-        u64::from(matches!(function, Function::LedgerWrite | Function::LedgerRead));
+    writes.ledger_calls = u64::from(matches!(
+        function,
+        Function::LedgerWrite | Function::LedgerRead | Function::LedgerList
+    ));
     Ok((value, writes))
 }
 
@@ -587,13 +605,74 @@ fn remove(
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct LedgerWriteArgs<'a> {
-    #[serde(borrow, rename = "importId")]
-    import_id: Str<'a>,
-    #[serde(borrow, rename = "planHash")]
-    plan_hash: Str<'a>,
+struct RemoveDocsArgs<'a> {
     #[serde(borrow)]
-    status: Str<'a>,
+    table: Str<'a>,
+    #[serde(borrow)]
+    docs: Vec<RemoveDoc<'a>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RemoveDoc<'a> {
+    #[serde(borrow)]
+    id: Str<'a>,
+    #[serde(borrow, rename = "legacyId")]
+    legacy_id: Str<'a>,
+}
+
+/// Deletes each document by id while it still holds its legacy id (`removeDocs`).
+fn remove_docs(
+    store: &mut Store,
+    args: RemoveDocsArgs<'_>,
+    writes: &mut Writes,
+) -> Result<String, Thrown> {
+    let t = store.table_index(&args.table)?;
+    let deleted = args.docs.iter().filter(|d| store.remove_doc(t, &d.id, &d.legacy_id)).count();
+    writes.deleted = deleted as u64;
+    Ok(format!("{{\"deleted\":{deleted}}}"))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct IdsArgs<'a> {
+    #[serde(borrow)]
+    table: Str<'a>,
+    #[serde(borrow)]
+    ids: Vec<Str<'a>>,
+}
+
+/// Takes the legacy id field out of each document (`unsetLegacyIds`); a document gone or
+/// without it is skipped.
+fn unset_legacy_ids(
+    store: &mut Store,
+    args: IdsArgs<'_>,
+    writes: &mut Writes,
+) -> Result<String, Thrown> {
+    let t = store.table_index(&args.table)?;
+    let patched = args.ids.iter().filter(|id| store.unset_legacy_id(t, id)).count();
+    writes.patched = patched as u64;
+    Ok(format!("{{\"patched\":{patched}}}"))
+}
+
+/// The statuses `ledgerWrite` accepts; the first three start a run.
+const LEDGER_STATUSES: [&str; 7] =
+    ["running", "rolling_back", "finalizing", "completed", "failed", "rolled_back", "finalized"];
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LedgerWriteArgs {
+    #[serde(rename = "importId")]
+    import_id: String,
+    #[serde(rename = "planHash")]
+    plan_hash: String,
+    #[serde(rename = "planVersion")]
+    plan_version: f64,
+    #[serde(rename = "planFiles")]
+    plan_files: Vec<String>,
+    status: String,
+    #[serde(default)]
+    counts: Option<serde_json::Map<String, serde_json::Value>>,
 }
 
 #[derive(Deserialize)]
@@ -603,28 +682,55 @@ struct LedgerReadArgs<'a> {
     import_id: Str<'a>,
 }
 
-/// Records the import in the ledger, or updates its record; returns the record.
-fn ledger_write(store: &mut Store, args: LedgerWriteArgs<'_>) -> Result<String, Thrown> {
-    if !matches!(&*args.status, "running" | "completed") {
+/// Creates or updates the ledger's entry of the import under the plan, as the module does;
+/// returns the entry.
+fn ledger_write(store: &mut Store, args: LedgerWriteArgs) -> Result<String, Thrown> {
+    let Some(position) = LEDGER_STATUSES.iter().position(|s| *s == args.status) else {
         return Err(Thrown(format!(
-            "ArgumentValidationError: status {:?} is not \"running\" or \"completed\"",
-            &*args.status
+            "ArgumentValidationError: status {:?} is not one of {LEDGER_STATUSES:?}",
+            args.status
         )));
-    }
+    };
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH);
-    let now = now.map_or(0, |d| d.as_millis());
-    let mut record = String::from("{\"importId\":");
-    json::write_str(&mut record, &args.import_id);
-    record.push_str(",\"planHash\":");
-    json::write_str(&mut record, &args.plan_hash);
-    record.push_str(",\"status\":");
-    json::write_str(&mut record, &args.status);
-    record.push_str(&format!(",\"updatedAt\":{now}}}"));
-    store.ledger_write(&args.import_id, record.clone().into_boxed_str());
+    let now = now.map_or(0, |d| d.as_millis()) as f64;
+    let found: Option<serde_json::Value> = store
+        .ledger_entry(&args.import_id, &args.plan_hash)
+        .map(|r| serde_json::from_str(r).expect("entries are JSON"));
+    let starting = position < 3;
+    let started = match &found {
+        Some(entry) if !starting => entry["startedAt"].clone(),
+        _ => serde_json::json!(now),
+    };
+    let counts = match (args.counts, &found) {
+        (Some(counts), _) => serde_json::Value::Object(counts),
+        (None, Some(entry)) => entry["counts"].clone(),
+        (None, None) => serde_json::json!({}),
+    };
+    let mut entry = serde_json::json!({
+        "importId": args.import_id,
+        "planHash": args.plan_hash,
+        "planVersion": args.plan_version,
+        "planFiles": args.plan_files,
+        "status": args.status,
+        "counts": counts,
+        "startedAt": started,
+        "updatedAt": now,
+    });
+    if !starting {
+        entry["finishedAt"] = serde_json::json!(now);
+    }
+    let record = entry.to_string();
+    store.ledger_write(&args.import_id, &args.plan_hash, record.clone().into_boxed_str());
     Ok(record)
 }
 
-/// The ledger's record of the import, or `null`.
+/// The ledger's latest entry of the import, or `null`.
 fn ledger_read(store: &Store, args: LedgerReadArgs<'_>) -> String {
-    store.ledger_read(&args.import_id).unwrap_or("null").to_owned()
+    let latest = store.ledger_of(&args.import_id).into_iter().max_by(|a, b| {
+        let at = |r: &str| {
+            serde_json::from_str::<serde_json::Value>(r).ok().and_then(|v| v["updatedAt"].as_f64())
+        };
+        at(a).partial_cmp(&at(b)).unwrap_or(std::cmp::Ordering::Equal)
+    });
+    latest.unwrap_or("null").to_owned()
 }

@@ -53,6 +53,7 @@
 
 mod error;
 pub mod faults;
+mod files;
 mod functions;
 pub mod id;
 mod json;

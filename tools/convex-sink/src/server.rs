@@ -48,6 +48,10 @@ pub(crate) struct Shared {
     /// Arrival of each request since `started`.
     pub arrivals: Mutex<Vec<Duration>>,
     pub started: std::time::Instant,
+    /// `_storage` and `migrateFiles` (crate::files).
+    pub files: Mutex<crate::files::FileStorage>,
+    /// `http://127.0.0.1:<port>`: upload URLs point here.
+    pub base_url: String,
 }
 
 impl Shared {
@@ -117,6 +121,7 @@ pub(crate) async fn serve(
 
 async fn handle(shared: Arc<Shared>, request: Request<Incoming>) -> Result<Reply, Hangup> {
     let kind = match (request.method(), request.uri().path()) {
+        (&Method::POST, "/api/storage/upload") => return Ok(upload(&shared, request).await),
         (&Method::POST, "/api/query") => Kind::Query,
         (&Method::POST, "/api/mutation") => Kind::Mutation,
         (_, path) => {
@@ -258,6 +263,13 @@ async fn process(shared: &Shared, kind: Kind, request: Request<Incoming>) -> (Re
         return wire_error(StatusCode::BAD_REQUEST, "BadJsonBody", message);
     }
     let args = envelope.args;
+    if crate::files::is_files_function(&envelope.path) {
+        let mut files = shared.files.lock().unwrap_or_else(PoisonError::into_inner);
+        return match files.call(&shared.base_url, kind, &envelope.path, args) {
+            Ok(value) => (success(&value), Outcome::Succeeded),
+            Err(Thrown(message)) => (thrown(&message), Outcome::FunctionError),
+        };
+    }
     let result = {
         let mut store = shared.store();
         functions::call(&mut store, &shared.plan_json, kind, &envelope.path, args)
@@ -269,6 +281,51 @@ async fn process(shared: &Shared, kind: Kind, request: Request<Incoming>) -> (Re
         }
         Err(Thrown(message)) => (thrown(&message), Outcome::FunctionError),
     }
+}
+
+/// `POST /api/storage/upload?token=…`: the body streamed through SHA-256 (never held whole),
+/// then `{"storageId": …}`, as Convex answers an upload URL.
+async fn upload(shared: &Shared, request: Request<Incoming>) -> Reply {
+    use sha2::Digest as _;
+    let token = request.uri().query().and_then(|q| q.strip_prefix("token=")).unwrap_or_default();
+    let known = shared.files.lock().unwrap_or_else(PoisonError::into_inner).take_token(token);
+    if !known {
+        return system_error(StatusCode::BAD_REQUEST, "InvalidUploadToken", "unknown upload token");
+    }
+    let mut body = request.into_body();
+    let (mut hasher, mut size) = (sha2::Sha256::new(), 0u64);
+    while let Some(frame) = body.frame().await {
+        match frame {
+            Ok(frame) => {
+                if let Some(data) = frame.data_ref() {
+                    hasher.update(data);
+                    size += data.len() as u64;
+                }
+            }
+            Err(e) => return system_error(StatusCode::BAD_REQUEST, "BadUpload", &e.to_string()),
+        }
+    }
+    let sha256 = base64_standard(&hasher.finalize());
+    let id = shared.files.lock().unwrap_or_else(PoisonError::into_inner).store(size, sha256);
+    json_reply(StatusCode::OK, format!("{{\"storageId\":\"{id}\"}}"))
+}
+
+/// Standard base64 with padding, as Convex writes `_storage.sha256`.
+fn base64_standard(bytes: &[u8]) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::new();
+    for chunk in bytes.chunks(3) {
+        let b = [chunk[0], *chunk.get(1).unwrap_or(&0), *chunk.get(2).unwrap_or(&0)];
+        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(ALPHABET[(n >> (18 - 6 * i)) as usize & 63] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
 }
 
 /// `<name>-<semver>`, the name possibly holding dashes itself (`npm-cli-1.2.3`).

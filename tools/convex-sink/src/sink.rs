@@ -89,6 +89,8 @@ impl Sink {
             retry_after: Mutex::new(config.retry_after),
             arrivals: Mutex::new(Vec::new()),
             started: std::time::Instant::now(),
+            files: Mutex::default(),
+            base_url: format!("http://{addr}"),
         });
         let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
         let (stop, stopped) = oneshot::channel::<()>();

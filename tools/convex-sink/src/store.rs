@@ -68,8 +68,9 @@ enum Undo {
 
 pub struct Store {
     tables: Vec<Table>,
-    /// The module's ledger table: import id → its record, as JSON text.
-    ledger: FxHashMap<Box<str>, Box<str>>,
+    /// The module's ledger table: (import id, plan hash, its record as JSON text), in creation
+    /// order.
+    ledger: Vec<(Box<str>, Box<str>, Box<str>)>,
     by_name: FxHashMap<Box<str>, usize>,
     minter: IdMinter,
     last_created: f64,
@@ -108,7 +109,7 @@ impl Store {
             .collect();
         Store {
             tables,
-            ledger: FxHashMap::default(),
+            ledger: Vec::new(),
             by_name,
             minter: IdMinter::new(seed),
             last_created: 0.0,
@@ -317,19 +318,64 @@ impl Store {
         }
     }
 
-    /// Writes the ledger's record of an import (not undoable: `ledgerWrite` cannot fail midway).
-    pub fn ledger_write(&mut self, import_id: &str, record: Box<str>) {
-        self.ledger.insert(import_id.into(), record);
+    /// Writes the ledger's entry of an import under a plan (not undoable: `ledgerWrite` cannot
+    /// fail midway).
+    pub fn ledger_write(&mut self, import_id: &str, plan_hash: &str, record: Box<str>) {
+        match self.ledger.iter_mut().find(|(i, p, _)| &**i == import_id && &**p == plan_hash) {
+            Some(entry) => entry.2 = record,
+            None => self.ledger.push((import_id.into(), plan_hash.into(), record)),
+        }
     }
 
-    /// The ledger's record of an import, JSON.
-    pub fn ledger_read(&self, import_id: &str) -> Option<&str> {
-        self.ledger.get(import_id).map(|record| &**record)
+    /// The ledger's entry of an import under a plan, JSON.
+    pub fn ledger_entry(&self, import_id: &str, plan_hash: &str) -> Option<&str> {
+        let found = self.ledger.iter().find(|(i, p, _)| &**i == import_id && &**p == plan_hash);
+        found.map(|(_, _, record)| &**record)
     }
 
-    /// Every record of the ledger, JSON, in no particular order.
+    /// The ledger's entries of an import, JSON, oldest first.
+    pub fn ledger_of(&self, import_id: &str) -> Vec<&str> {
+        self.ledger.iter().filter(|(i, _, _)| &**i == import_id).map(|(_, _, r)| &**r).collect()
+    }
+
+    /// Every entry of the ledger, JSON, oldest first.
     pub fn ledger_records(&self) -> Vec<&str> {
-        self.ledger.values().map(|record| &**record).collect()
+        self.ledger.iter().map(|(_, _, record)| &**record).collect()
+    }
+
+    /// Takes the legacy id field out of the document with this id (`unsetLegacyIds`); not
+    /// undoable. Whether it had one.
+    pub fn unset_legacy_id(&mut self, table: usize, id: &str) -> bool {
+        let t = &mut self.tables[table];
+        let Some(id) = DocId::parse(id) else { return false };
+        let Some(&slot) = t.ids.get(&id) else { return false };
+        let doc = t.docs[slot as usize].as_mut().expect("ids point at live slots");
+        let mut body: serde_json::Map<String, serde_json::Value> =
+            serde_json::from_str(&doc.body).expect("a body is a JSON object");
+        let Some(legacy) = body.remove(&*t.legacy_field) else { return false };
+        doc.body = serde_json::Value::Object(body).to_string().into_boxed_str();
+        if let Some(legacy) = legacy.as_str() {
+            t.unindex(legacy, slot);
+        }
+        true
+    }
+
+    /// Deletes the document with this id if it holds `legacy` in its legacy id field
+    /// (`removeDocs`); not undoable. Whether it deleted one.
+    pub fn remove_doc(&mut self, table: usize, id: &str, legacy: &str) -> bool {
+        let t = &mut self.tables[table];
+        let Some(id) = DocId::parse(id) else { return false };
+        let Some(&slot) = t.ids.get(&id) else { return false };
+        let doc = t.docs[slot as usize].as_ref().expect("ids point at live slots");
+        let body: serde_json::Value = serde_json::from_str(&doc.body).expect("a body is JSON");
+        if body.get(&*t.legacy_field).and_then(|v| v.as_str()) != Some(legacy) {
+            return false;
+        }
+        t.docs[slot as usize] = None;
+        t.ids.remove(&id);
+        t.unindex(legacy, slot);
+        t.live -= 1;
+        true
     }
 
     /// Empties every table and the ledger: a deployment wiped, or a fresh one at the same URL.

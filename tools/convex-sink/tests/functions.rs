@@ -239,19 +239,30 @@ async fn the_ledger_records_imports_and_clearing_empties_it_with_the_tables() {
     let mut client = Client::new(&sink);
     let read = json!({"importId": "00ff"});
     assert_eq!(client.ok("query", "migrate:ledgerRead", read.clone()).await, json!(null));
+    let write = |plan: &str, version: u64, status: &str| {
+        json!({"importId": "00ff", "planHash": plan, "planVersion": version,
+               "planFiles": ["0001_initial.toml"], "status": status})
+    };
     for status in ["running", "completed"] {
-        let args = json!({"importId": "00ff", "planHash": "blake3:0011", "status": status});
-        client.ok("mutation", "migrate:ledgerWrite", args).await;
+        client.ok("mutation", "migrate:ledgerWrite", write("blake3:0011", 1, status)).await;
     }
     let record = client.ok("query", "migrate:ledgerRead", read.clone()).await;
     assert_eq!(
         (&record["status"], &record["planHash"]),
         (&json!("completed"), &json!("blake3:0011"))
     );
-    assert_eq!(sink.ledger(), [record]);
-    assert_eq!(sink.stats().ledger_calls, 4);
-    let args = json!({"importId": "00ff", "planHash": "blake3:0011", "status": "done"});
-    let message = client.thrown("mutation", "migrate:ledgerWrite", args).await;
+    assert!(record["finishedAt"].as_f64() >= record["startedAt"].as_f64(), "{record}");
+    assert_eq!(sink.ledger(), std::slice::from_ref(&record));
+    assert_eq!(client.ok("query", "migrate:ledgerList", json!({})).await, json!([record]));
+    assert_eq!(sink.stats().ledger_calls, 5);
+    // Another plan version of the same import is an entry of its own, and the latest read.
+    client.ok("mutation", "migrate:ledgerWrite", write("blake3:0022", 2, "running")).await;
+    assert_eq!(sink.ledger().len(), 2);
+    let latest = client.ok("query", "migrate:ledgerRead", read.clone()).await;
+    assert_eq!(latest["planHash"], "blake3:0022");
+    assert!(latest.get("finishedAt").is_none(), "{latest}");
+    let message =
+        client.thrown("mutation", "migrate:ledgerWrite", write("blake3:0011", 1, "done")).await;
     assert!(message.contains("ArgumentValidationError"), "{message}");
 
     client.upsert("users", users(1..3)).await;
@@ -259,6 +270,27 @@ async fn the_ledger_records_imports_and_clearing_empties_it_with_the_tables() {
     assert_eq!(sink.count("users"), 0);
     assert!(sink.ledger().is_empty());
     assert_eq!(client.ok("query", "migrate:ledgerRead", read).await, json!(null));
+}
+
+#[tokio::test]
+async fn remove_docs_and_unset_legacy_ids_act_by_id_once() {
+    let sink = start();
+    let mut client = Client::new(&sink);
+    let ids = client.upsert("users", users(1..4)).await["ids"].clone();
+    // removeDocs: by id, only while the document holds the legacy id given
+    let docs = json!([{ "id": ids[0], "legacyId": "1" }, { "id": ids[1], "legacyId": "9" }]);
+    let removed =
+        client.ok("mutation", "migrate:removeDocs", json!({"table": "users", "docs": docs})).await;
+    assert_eq!(removed["deleted"], 1);
+    assert_eq!(sink.count("users"), 2);
+    // unsetLegacyIds: the field goes, the document stays; a second call patches nothing
+    let args = json!({"table": "users", "ids": [ids[1], ids[0]]});
+    let unset = client.ok("mutation", "migrate:unsetLegacyIds", args.clone()).await;
+    assert_eq!(unset["patched"], 1);
+    let left = sink.documents("users");
+    let second = left.iter().find(|d| d["_id"] == ids[1]).unwrap();
+    assert!(second.get("legacyId").is_none(), "{second}");
+    assert_eq!(client.ok("mutation", "migrate:unsetLegacyIds", args).await["patched"], 0);
 }
 
 #[tokio::test]
