@@ -185,6 +185,11 @@ pub async fn sync(
     let started = Instant::now();
     let place = &options.import.place;
     let sent = sent::read(place)?.ok_or_else(|| no_record(place))?;
+    // The import the record is of must still be the deployment's (a rollback forgets it), even
+    // when nothing changed and nothing is sent.
+    if marker(place)?.is_none() {
+        return Err(no_record(place));
+    }
     let work = work_dir(place);
     let diffs = diff_all(inputs, place, &sent, data_dir, &work)?;
     let mut report = report(inputs, &diffs, false);
@@ -246,9 +251,7 @@ pub async fn sync(
 /// difference from (emptied, or replaced at the same URL): the marker of that import must be
 /// in its ledger.
 async fn check_base(options: &ImportOptions, place: &StatePlace) -> Result<(), ImportError> {
-    let state = State::open_read_only(&place.state)?;
-    let marker = state.map(|s| s.meta(import::state::IMPORT_ID)).transpose()?.flatten();
-    let Some(marker) = marker else {
+    let Some(marker) = marker(place)? else {
         return Err(no_record(place));
     };
     let client = options.target.client()?;
@@ -263,6 +266,12 @@ async fn check_base(options: &ImportOptions, place: &StatePlace) -> Result<(), I
         });
     }
     Ok(())
+}
+
+/// The marker of the deployment's import, from its state (none: no import, or rolled back).
+fn marker(place: &StatePlace) -> Result<Option<String>, ImportError> {
+    let state = State::open_read_only(&place.state)?;
+    Ok(state.map(|s| s.meta(import::state::IMPORT_ID)).transpose()?.flatten())
 }
 
 /// `work/transformed/<table>.jsonl`: each table's lines to send, in the new file's order; and a

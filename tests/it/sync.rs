@@ -171,6 +171,10 @@ fn sync_sends_only_the_changes_and_leaves_convex_exactly_the_source() {
     assert_eq!(again["unchanged"], 10, "{again}");
     assert_eq!(again["sent"], 0);
     against(&["verify", "--accept-rejected", "1"]).success();
+
+    // WHEN the deployment is rolled back, THEN sync refuses instead of finding nothing changed
+    against(&["rollback"]).success();
+    against(&["sync"]).fails_with(2, &["nothing to sync from", "migrate import"]);
 }
 
 #[test]
