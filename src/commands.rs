@@ -487,16 +487,8 @@ async fn run_sync_targets(settings: &Settings, args: &SyncArgs) -> anyhow::Resul
         |deployment| async move {
             let data_dir = &deployment.data_dir(shared)?;
             let inputs = &import::read_inputs(data_dir, &settings.plan_dir)?;
-            let options = ImportOptions {
-                target: deployment.convex(timeout(&args.convex), retry(&args.convex))?,
-                concurrency: args.batches.concurrency.get(),
-                batch_size: args.batches.batch_size.get(),
-                batch_bytes: args.batches.batch_bytes.get(),
-                force: true,
-                place: StatePlace::for_target(shared, &deployment.identity)
-                    .map_err(ImportError::from)?,
-                record_sent: true,
-            };
+            let options =
+                target_import_options(&deployment, shared, &args.convex, &args.batches, true)?;
             let report = if args.dry_run {
                 crate::sync::dry_run(data_dir, inputs, &options.place)?
             } else {
@@ -623,6 +615,25 @@ fn deployments(settings: &Settings, targets: &TargetArgs) -> anyhow::Result<Vec<
     )?)
 }
 
+/// A target's import options: its deployment, its own state place, the batch settings.
+fn target_import_options(
+    deployment: &Deployment,
+    shared: &DataDir,
+    convex: &ConvexArgs,
+    batches: &BatchArgs,
+    force: bool,
+) -> anyhow::Result<ImportOptions> {
+    Ok(ImportOptions {
+        target: deployment.convex(timeout(convex), retry(convex))?,
+        concurrency: batches.concurrency.get(),
+        batch_size: batches.batch_size.get(),
+        batch_bytes: batches.batch_bytes.get(),
+        force,
+        place: StatePlace::for_target(shared, &deployment.identity).map_err(ImportError::from)?,
+        record_sent: true,
+    })
+}
+
 fn finish_targets(report: &crate::targets::TargetsReport, format: OutputFormat) -> u8 {
     output::print_result(&output::targets_summary(report, format));
     report.exit_code
@@ -640,16 +651,13 @@ async fn run_import_targets(settings: &Settings, args: &ImportArgs) -> anyhow::R
         |deployment| async move {
             let data_dir = &deployment.data_dir(shared)?;
             let inputs = &import::read_inputs(data_dir, &settings.plan_dir)?;
-            let options = ImportOptions {
-                target: deployment.convex(timeout(&args.convex), retry(&args.convex))?,
-                concurrency: args.batches.concurrency.get(),
-                batch_size: args.batches.batch_size.get(),
-                batch_bytes: args.batches.batch_bytes.get(),
-                force: args.force,
-                place: StatePlace::for_target(shared, &deployment.identity)
-                    .map_err(ImportError::from)?,
-                record_sent: true,
-            };
+            let options = target_import_options(
+                &deployment,
+                shared,
+                &args.convex,
+                &args.batches,
+                args.force,
+            )?;
             let report = import::import(data_dir, inputs, &options, deployment.reporter).await?;
             let refused = report.rejected > 0;
             Ok(Outcome {

@@ -40,6 +40,36 @@ pub struct ExportReport {
     pub seconds: f64,
 }
 
+impl ExportReport {
+    /// The report of an export whose manifest was just written: its tables, in the order they
+    /// were read, with their time.
+    pub fn of(
+        data_dir: &DataDir,
+        snapshot_taken_at: String,
+        exported: Vec<(ExportedTable, f64)>,
+        started: Instant,
+    ) -> Self {
+        let tables: Vec<TableReport> = exported
+            .into_iter()
+            .map(|(table, seconds)| TableReport {
+                table: table.table.to_string(),
+                file: table.file,
+                rows: table.rows,
+                bytes: table.bytes,
+                seconds,
+            })
+            .collect();
+        ExportReport {
+            snapshot_taken_at,
+            manifest: data_dir.manifest_path().display().to_string(),
+            rows: tables.iter().map(|t| t.rows).sum(),
+            bytes: tables.iter().map(|t| t.bytes).sum(),
+            tables,
+            seconds: started.elapsed().as_secs_f64(),
+        }
+    }
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct TableReport {
     pub table: String,
@@ -148,25 +178,7 @@ pub async fn export_recording(
         catalog: Catalog { tables },
     };
     manifest.write(&data_dir.manifest_path())?;
-
-    let tables: Vec<TableReport> = exported
-        .into_iter()
-        .map(|(table, seconds)| TableReport {
-            table: table.table.to_string(),
-            file: table.file,
-            rows: table.rows,
-            bytes: table.bytes,
-            seconds,
-        })
-        .collect();
-    Ok(ExportReport {
-        snapshot_taken_at: snapshot.taken_at,
-        manifest: data_dir.manifest_path().display().to_string(),
-        rows: tables.iter().map(|t| t.rows).sum(),
-        bytes: tables.iter().map(|t| t.bytes).sum(),
-        tables,
-        seconds: started.elapsed().as_secs_f64(),
-    })
+    Ok(ExportReport::of(data_dir, snapshot.taken_at, exported, started))
 }
 
 /// The catalog of the selected tables as an export would record it, read in the same kind of

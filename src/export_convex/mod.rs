@@ -23,7 +23,7 @@ use crate::catalog::{Catalog, Table, TableName};
 use crate::convex::client::{CallError, ConvexClient, FunctionKind, RetryPolicy};
 use crate::data_dir::{self, DataDir, DataDirError, JsonlWriter};
 use crate::exit_code;
-use crate::export::{ExportReport, TableReport};
+use crate::export::ExportReport;
 use crate::manifest::{self, ExportedTable, Manifest};
 use crate::output::{Reporter, Unit};
 use crate::settings::{Secret, TableSelector};
@@ -162,24 +162,7 @@ pub async fn export(
         catalog,
     };
     manifest.write(&data_dir.manifest_path())?;
-    let tables: Vec<TableReport> = exported
-        .into_iter()
-        .map(|(table, seconds)| TableReport {
-            table: table.table.to_string(),
-            file: table.file,
-            rows: table.rows,
-            bytes: table.bytes,
-            seconds,
-        })
-        .collect();
-    Ok(ExportReport {
-        snapshot_taken_at: taken_at,
-        manifest: data_dir.manifest_path().display().to_string(),
-        rows: tables.iter().map(|t| t.rows).sum(),
-        bytes: tables.iter().map(|t| t.bytes).sum(),
-        tables,
-        seconds: started.elapsed().as_secs_f64(),
-    })
+    Ok(ExportReport::of(data_dir, taken_at, exported, started))
 }
 
 /// The catalog of the selected tables, from the deployment's active schema.
