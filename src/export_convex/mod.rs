@@ -215,13 +215,7 @@ async fn export_table(
     reporter: &dyn Reporter,
     snapshot: &mut Option<i64>,
 ) -> Result<(ExportedTable, f64), ConvexSourceError> {
-    let started = Instant::now();
-    let file = DataDir::raw_file(&table.name);
-    let mut writer = JsonlWriter::create(data_dir.path(&file))?;
-    let mut progress = reporter.table_started(&table.name.to_string(), None, Unit::Documents);
-    let mut cursor: Option<String> = None;
-    let mut rows = 0;
-    loop {
+    write_pages(table, data_dir, reporter, "list_snapshot", async |cursor: Option<String>| {
         let snapshot_text = snapshot.map(|s| s.to_string());
         let mut query =
             vec![("tableName", table.name.name.as_str()), ("format", "convex_encoded_json")];
@@ -246,29 +240,9 @@ async fn export_table(
             }
             Some(_) => {}
         }
-        for document in &page.values {
-            write_line(table, document, writer.buffer())?;
-            writer.end_lines(1)?;
-            rows += 1;
-        }
-        progress.rows(rows);
-        if !page.has_more {
-            break;
-        }
-        let Some(next) = page.cursor else {
-            return Err(ConvexSourceError::Document {
-                table: table.name.name.clone(),
-                id: format!("after {rows} documents"),
-                reason: "list_snapshot said more pages follow but gave no cursor".into(),
-            });
-        };
-        cursor = Some(next);
-    }
-    let digest = tokio::task::block_in_place(|| writer.finish())?;
-    progress.finished(rows);
-    let seconds = started.elapsed().as_secs_f64();
-    tracing::info!(table = %table.name, rows, bytes = digest.bytes, seconds, "table exported");
-    Ok((ExportedTable::new(table.name.clone(), file, digest), seconds))
+        Ok(DocumentsPage { documents: page.values, more: page.has_more, cursor: page.cursor })
+    })
+    .await
 }
 
 /// Documents a page when a component's adapter is read.
@@ -292,13 +266,7 @@ async fn export_component_table(
         #[serde(rename = "continueCursor")]
         continue_cursor: Option<String>,
     }
-    let started = Instant::now();
-    let file = DataDir::raw_file(&table.name);
-    let mut writer = JsonlWriter::create(data_dir.path(&file))?;
-    let mut progress = reporter.table_started(&table.name.to_string(), None, Unit::Documents);
-    let mut cursor: Option<String> = None;
-    let mut rows = 0;
-    loop {
+    write_pages(table, data_dir, reporter, "adapter:findMany", async |cursor: Option<String>| {
         let args = serde_json::json!({
             "model": table.name.name,
             "paginationOpts": { "cursor": cursor, "numItems": COMPONENT_PAGE },
@@ -310,22 +278,57 @@ async fn export_component_table(
                 what: format!("table `{}` of component `{component}`", table.name.name),
                 source,
             })?;
-        for document in &page.page {
+        Ok(DocumentsPage {
+            documents: page.page,
+            more: !page.is_done,
+            cursor: page.continue_cursor,
+        })
+    })
+    .await
+}
+
+/// One page of a table's documents as the source gave it.
+struct DocumentsPage {
+    documents: Vec<serde_json::Map<String, Json>>,
+    /// Whether more pages follow.
+    more: bool,
+    /// Where the next page starts.
+    cursor: Option<String>,
+}
+
+/// Writes a table's documents into its raw file, asking `next_page` for each page from the
+/// cursor the previous one gave (`None` first). `what` names the call in the error for a page
+/// that says more follow but gives no cursor: without it the rest of the table would be left
+/// out silently.
+async fn write_pages(
+    table: &Table,
+    data_dir: &DataDir,
+    reporter: &dyn Reporter,
+    what: &str,
+    mut next_page: impl AsyncFnMut(Option<String>) -> Result<DocumentsPage, ConvexSourceError>,
+) -> Result<(ExportedTable, f64), ConvexSourceError> {
+    let started = Instant::now();
+    let file = DataDir::raw_file(&table.name);
+    let mut writer = JsonlWriter::create(data_dir.path(&file))?;
+    let mut progress = reporter.table_started(&table.name.to_string(), None, Unit::Documents);
+    let mut cursor: Option<String> = None;
+    let mut rows = 0;
+    loop {
+        let page = next_page(cursor.take()).await?;
+        for document in &page.documents {
             write_line(table, document, writer.buffer())?;
             writer.end_lines(1)?;
             rows += 1;
         }
         progress.rows(rows);
-        if page.is_done {
+        if !page.more {
             break;
         }
-        // A page that is not the last names where the next starts; without it the rest of the
-        // table would be left out silently.
-        let Some(next) = page.continue_cursor else {
+        let Some(next) = page.cursor else {
             return Err(ConvexSourceError::Document {
                 table: table.name.name.clone(),
                 id: format!("after {rows} documents"),
-                reason: "adapter:findMany said more pages follow but gave no cursor".into(),
+                reason: format!("{what} said more pages follow but gave no cursor"),
             });
         };
         cursor = Some(next);
