@@ -737,13 +737,16 @@ async fn run_transform_targets(
             }
         },
     );
-    let report = tokio::select! {
+    let mut report = tokio::select! {
         report = work => report,
         _ = tokio::signal::ctrl_c() => {
             cancel.store(true, std::sync::atomic::Ordering::Relaxed);
             return Err(Interrupted { command: "transform" }.into());
         }
     };
+    if args.targets.all_targets {
+        report.warnings = crate::targets::tenant::rows_in_no_target(&report);
+    }
     Ok(finish_targets(&report, settings.format))
 }
 

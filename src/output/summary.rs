@@ -799,6 +799,9 @@ pub fn targets_summary(report: &crate::targets::TargetsReport, format: OutputFor
     for t in failed {
         out.push_str(&format!("\n{}: {}\n", t.target, t.error.as_deref().unwrap_or_default()));
     }
+    for warning in &report.warnings {
+        out.push_str(&format!("warning: {warning}\n"));
+    }
     out
 }
 

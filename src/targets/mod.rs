@@ -102,6 +102,8 @@ pub struct TargetsReport {
     pub targets: Vec<TargetRun>,
     /// The worst target's ([`crate::exit_code::worst`]).
     pub exit_code: u8,
+    /// What holds across targets rather than in one (e.g. rows no tenant takes).
+    pub warnings: Vec<String>,
 }
 
 /// Reads the targets file and the selection (`--target`, `--all-targets`), and resolves each
@@ -207,7 +209,7 @@ where
     targets.sort_by_key(|(index, _)| *index);
     let targets: Vec<TargetRun> = targets.into_iter().map(|(_, run)| run).collect();
     let exit_code = crate::exit_code::worst(targets.iter().map(|t| t.exit_code));
-    TargetsReport { command, targets, exit_code }
+    TargetsReport { command, targets, exit_code, warnings: Vec::new() }
 }
 
 /// A target's progress: its tables labelled `NAME: table`.

@@ -62,3 +62,39 @@ pub fn data_dir(data_dir: &DataDir, identity: &str) -> Result<DataDir, DataDirEr
     }
     Ok(DataDir::new(root))
 }
+
+/// After `transform --all-targets`: the rows of each Convex table that every target's filters
+/// leave out, so that no deployment receives them while each target's verify counts them as
+/// filtered and passes. `None` unless every target ran a tenant transform (a target without
+/// filters takes every row). Counted as rows − Σ rows each target keeps: exact when the tenants'
+/// filters do not overlap, a lower bound when they do; rows the plan's own filters leave out
+/// count too, as no target takes them either.
+pub fn rows_in_no_target(report: &super::TargetsReport) -> Vec<String> {
+    let mut tables: std::collections::BTreeMap<String, (u64, u64)> = Default::default();
+    for run in &report.targets {
+        let Some(transformed) = run.report.as_ref().and_then(|r| r["tables"].as_array()) else {
+            return Vec::new(); // a failed target, or one taking the shared data: every row
+        };
+        for table in transformed {
+            let (Some(name), Some(rows), Some(filtered)) =
+                (table["table"].as_str(), table["rows"].as_u64(), table["filtered"].as_u64())
+            else {
+                continue;
+            };
+            let entry = tables.entry(name.to_owned()).or_insert((rows, 0));
+            entry.1 += rows.saturating_sub(filtered);
+        }
+    }
+    tables
+        .into_iter()
+        .filter(|(_, (rows, kept))| kept < rows)
+        .map(|(table, (rows, kept))| {
+            format!(
+                "`{table}`: {} of its {rows} rows are in no target's data: every target's \
+                 filters leave them out (rows the plan's own filters drop count here too); \
+                 check the tenant filters in targets.toml",
+                rows - kept
+            )
+        })
+        .collect()
+}

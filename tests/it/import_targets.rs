@@ -399,6 +399,20 @@ fn tenant_filters_give_each_target_exactly_its_rows_and_verify_is_exact_per_targ
         assert_eq!(transform["rejected"], 0, "{name}: {transform}");
         assert_eq!(row(&report_import, name)["report"]["documents"], 7 + posts, "{name}");
     }
+    // Every row went to some tenant: no warning.
+    assert_eq!(report["warnings"], serde_json::json!([]), "{report}");
+
+    // WHEN a tenant's filter takes none of the rows (a typo: org 3 does not exist)
+    let toml = std::fs::read_to_string(prepared.plan_dir().join("targets.toml")).unwrap();
+    let typo = toml.replace("equals = 2", "equals = 3");
+    std::fs::write(prepared.plan_dir().join("targets.toml"), typo).unwrap();
+    let (transformed, report) = run(&["transform", "--all-targets"]);
+
+    // THEN each target's transform passes on its own, but the rows no tenant takes are named
+    assert_eq!(transformed.code, Some(0), "{transformed}");
+    let warnings = report["warnings"].to_string();
+    assert!(warnings.contains("`orgs`: 1 of its 2 rows are in no target's data"), "{report}");
+    assert!(warnings.contains("`users`: 6 of its 12 rows are in no target's data"), "{report}");
 }
 
 #[test]
