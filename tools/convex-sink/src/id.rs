@@ -135,7 +135,9 @@ pub fn base32(bytes: &[u8]) -> String {
 }
 
 /// Gives every new document distinct internal bytes that look random: the first eight are a
-/// bijective mix of a counter (so they never repeat), the last eight a mix of it and the seed.
+/// bijective mix of its slot in its table (so that the id leads back to the slot, [`slot_of`],
+/// without an index of ids), the last eight a mix of a counter and the seed (so that a slot used
+/// again after a table was emptied gets another id).
 pub struct IdMinter {
     next: u64,
     seed: u64,
@@ -146,14 +148,23 @@ impl IdMinter {
         IdMinter { next: 0, seed }
     }
 
-    pub fn mint(&mut self, table_number: u32) -> DocId {
+    pub fn mint(&mut self, table_number: u32, slot: u32) -> DocId {
         let n = self.next;
         self.next += 1;
         let mut internal = [0u8; 16];
-        internal[..8].copy_from_slice(&splitmix64(n).to_le_bytes());
+        internal[..8].copy_from_slice(&splitmix64(u64::from(slot)).to_le_bytes());
         internal[8..].copy_from_slice(&splitmix64(n ^ self.seed.rotate_left(32)).to_le_bytes());
         DocId::new(table_number, &internal)
     }
+}
+
+/// The slot an id of table `table_number` was minted for; `None` when `id` is no id of that
+/// table or was not minted by an [`IdMinter`]. The caller checks the slot still holds that id.
+pub fn slot_of(id: &str, table_number: u32) -> Option<u32> {
+    let (table, internal) = decode(id).filter(|(table, _)| *table == table_number)?;
+    debug_assert_eq!(table, table_number);
+    let mixed = u64::from_le_bytes(internal[..8].try_into().expect("eight bytes"));
+    u32::try_from(unsplitmix64(mixed)).ok()
 }
 
 /// SplitMix64's finalizer: a bijection on u64 that scatters consecutive inputs.
@@ -162,6 +173,17 @@ fn splitmix64(x: u64) -> u64 {
     z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
     z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
     z ^ (z >> 31)
+}
+
+/// The inverse of [`splitmix64`]: each xor-shift undone by shifting again, each multiplication by
+/// the constant's inverse modulo 2^64.
+fn unsplitmix64(z: u64) -> u64 {
+    let mut x = z ^ (z >> 31) ^ (z >> 62);
+    x = x.wrapping_mul(0x3196_42b2_d24d_8ec3);
+    x ^= (x >> 27) ^ (x >> 54);
+    x = x.wrapping_mul(0x96de_1b17_3f11_9089);
+    x ^= (x >> 30) ^ (x >> 60);
+    x.wrapping_sub(0x9e37_79b9_7f4a_7c15)
 }
 
 #[cfg(test)]
@@ -198,28 +220,32 @@ mod tests {
     }
 
     #[test]
-    fn minted_ids_are_distinct_well_formed_and_of_their_table() {
+    fn minted_ids_are_distinct_well_formed_of_their_table_and_lead_to_their_slot() {
         let mut minter = IdMinter::new(1);
         let mut seen = std::collections::HashSet::new();
+        // Each slot twice, as after a table was emptied: the ids still differ.
         for i in 0..10_000u32 {
-            let table = FIRST_TABLE_NUMBER + i % 3;
-            let id = minter.mint(table);
+            let (table, slot) = (FIRST_TABLE_NUMBER + i % 3, i / 2 % 2_500 * 7_919);
+            let id = minter.mint(table, slot);
             let s = id.as_str();
             assert_eq!(s.len(), ID_LEN);
             assert!(s.bytes().all(|c| ALPHABET.contains(&c)), "{s}");
             assert_eq!(decode(s).map(|(t, _)| t), Some(table), "{s}");
+            assert_eq!(slot_of(s, table), Some(slot), "{s}");
+            assert_eq!(slot_of(s, table + 1), None, "{s} is no id of another table");
             assert!(seen.insert(id), "{s} minted twice");
         }
+        assert_eq!(unsplitmix64(splitmix64(u64::MAX)), u64::MAX);
         // Another seed gives other ids.
         assert_ne!(
-            IdMinter::new(2).mint(FIRST_TABLE_NUMBER),
-            IdMinter::new(1).mint(FIRST_TABLE_NUMBER)
+            IdMinter::new(2).mint(FIRST_TABLE_NUMBER, 0),
+            IdMinter::new(1).mint(FIRST_TABLE_NUMBER, 0)
         );
     }
 
     #[test]
     fn a_changed_character_breaks_the_footer() {
-        let id = IdMinter::new(9).mint(FIRST_TABLE_NUMBER).as_str().to_owned();
+        let id = IdMinter::new(9).mint(FIRST_TABLE_NUMBER, 0).as_str().to_owned();
         for position in 0..id.len() {
             let mut bytes = id.clone().into_bytes();
             bytes[position] = if bytes[position] == b'0' { b'1' } else { b'0' };

@@ -26,11 +26,9 @@ pub struct Doc {
     pub body: Box<str>,
 }
 
-/// Where the documents with one legacy id are (more than one only if a test made it so).
-enum Slots {
-    One(u32),
-    Many(Vec<u32>),
-}
+/// In [`Table::index`]: the legacy id has more than one document, listed in
+/// [`Table::duplicates`] (only if a test made it so).
+const MANY: u32 = u32::MAX;
 
 /// What a legacy id finds.
 pub enum Lookup {
@@ -48,9 +46,11 @@ pub struct Table {
     docs: Vec<Option<Doc>>,
     /// Each slot's creation time, removed slots too: increasing, searched for a range's start.
     created: Vec<f64>,
-    index: FxHashMap<Box<str>, Slots>,
-    /// Where each live document's id is: what `db.get` finds.
-    ids: FxHashMap<DocId, u32>,
+    /// Legacy id → the slot of its document, or [`MANY`]. Ids need no index: an id leads to its
+    /// slot (`id::slot_of`).
+    index: FxHashMap<Box<str>, u32>,
+    /// The slots of each legacy id the index says [`MANY`] of, sorted.
+    duplicates: FxHashMap<Box<str>, Vec<u32>>,
     live: usize,
 }
 
@@ -103,7 +103,7 @@ impl Store {
                 docs: Vec::new(),
                 created: Vec::new(),
                 index: FxHashMap::default(),
-                ids: FxHashMap::default(),
+                duplicates: FxHashMap::default(),
                 live: 0,
             })
             .collect();
@@ -146,9 +146,7 @@ impl Store {
         match undo {
             Undo::Inserted { table, legacy } => {
                 let t = &mut self.tables[table];
-                if let Some(Some(doc)) = t.docs.pop() {
-                    t.ids.remove(&doc.id);
-                }
+                t.docs.pop();
                 t.created.pop();
                 t.live -= 1;
                 if let Some(legacy) = legacy {
@@ -167,8 +165,8 @@ impl Store {
     pub fn lookup(&self, table: usize, legacy: &str) -> Lookup {
         match self.tables[table].index.get(legacy) {
             None => Lookup::None,
-            Some(Slots::One(slot)) => Lookup::One(*slot),
-            Some(Slots::Many(_)) => Lookup::Many,
+            Some(&MANY) => Lookup::Many,
+            Some(&slot) => Lookup::One(slot),
         }
     }
 
@@ -195,11 +193,11 @@ impl Store {
     pub fn insert(&mut self, table: usize, legacy: Option<&str>, body: Box<str>) -> DocId {
         let created = self.next_creation_time();
         let t = &mut self.tables[table];
-        let id = self.minter.mint(t.number);
         let slot = t.docs.len() as u32;
+        assert!(slot < MANY, "a table of the sink holds fewer than 2^32 - 1 documents");
+        let id = self.minter.mint(t.number, slot);
         t.docs.push(Some(Doc { id, created, body }));
         t.created.push(created);
-        t.ids.insert(id, slot);
         t.live += 1;
         if let Some(legacy) = legacy {
             t.index_add(legacy, slot);
@@ -222,13 +220,11 @@ impl Store {
         let t = &mut self.tables[table];
         let slots = match t.index.remove(legacy) {
             None => return 0,
-            Some(Slots::One(slot)) => vec![slot],
-            Some(Slots::Many(slots)) => slots,
+            Some(MANY) => t.duplicates.remove(legacy).expect("MANY slots are listed"),
+            Some(slot) => vec![slot],
         };
         for &slot in &slots {
-            if let Some(doc) = t.docs[slot as usize].take() {
-                t.ids.remove(&doc.id);
-            }
+            t.docs[slot as usize] = None;
         }
         t.live -= slots.len();
         slots.len()
@@ -285,7 +281,7 @@ impl Store {
         let t = &self.tables[parent];
         let (number, _) = crate::id::decode(value).filter(|(n, _)| *n == t.number)?;
         debug_assert_eq!(number, t.number);
-        let Some(&slot) = DocId::parse(value).and_then(|id| t.ids.get(&id)) else {
+        let Some(slot) = t.slot_of(value) else {
             return Some(None);
         };
         let body = &self.doc(parent, slot).body;
@@ -312,9 +308,10 @@ impl Store {
 
     /// The first slot holding a document with this legacy id, duplicates or not (for the handle).
     pub fn first_slot(&self, table: usize, legacy: &str) -> Option<u32> {
-        match self.tables[table].index.get(legacy)? {
-            Slots::One(slot) => Some(*slot),
-            Slots::Many(slots) => Some(slots[0]),
+        let t = &self.tables[table];
+        match *t.index.get(legacy)? {
+            MANY => Some(t.duplicates[legacy][0]),
+            slot => Some(slot),
         }
     }
 
@@ -347,9 +344,8 @@ impl Store {
     /// undoable. Whether it had one.
     pub fn unset_legacy_id(&mut self, table: usize, id: &str) -> bool {
         let t = &mut self.tables[table];
-        let Some(id) = DocId::parse(id) else { return false };
-        let Some(&slot) = t.ids.get(&id) else { return false };
-        let doc = t.docs[slot as usize].as_mut().expect("ids point at live slots");
+        let Some(slot) = t.slot_of(id) else { return false };
+        let doc = t.docs[slot as usize].as_mut().expect("slot_of finds live slots");
         let mut body: serde_json::Map<String, serde_json::Value> =
             serde_json::from_str(&doc.body).expect("a body is a JSON object");
         let Some(legacy) = body.remove(&*t.legacy_field) else { return false };
@@ -364,15 +360,13 @@ impl Store {
     /// (`removeDocs`); not undoable. Whether it deleted one.
     pub fn remove_doc(&mut self, table: usize, id: &str, legacy: &str) -> bool {
         let t = &mut self.tables[table];
-        let Some(id) = DocId::parse(id) else { return false };
-        let Some(&slot) = t.ids.get(&id) else { return false };
-        let doc = t.docs[slot as usize].as_ref().expect("ids point at live slots");
+        let Some(slot) = t.slot_of(id) else { return false };
+        let doc = t.docs[slot as usize].as_ref().expect("slot_of finds live slots");
         let body: serde_json::Value = serde_json::from_str(&doc.body).expect("a body is JSON");
         if body.get(&*t.legacy_field).and_then(|v| v.as_str()) != Some(legacy) {
             return false;
         }
         t.docs[slot as usize] = None;
-        t.ids.remove(&id);
         t.unindex(legacy, slot);
         t.live -= 1;
         true
@@ -384,6 +378,7 @@ impl Store {
             table.docs.clear();
             table.created.clear();
             table.index.clear();
+            table.duplicates.clear();
             table.live = 0;
         }
         self.ledger.clear();
@@ -400,36 +395,46 @@ impl Store {
 }
 
 impl Table {
+    /// The slot of the live document with id `id` (`db.get`).
+    fn slot_of(&self, id: &str) -> Option<u32> {
+        let slot = crate::id::slot_of(id, self.number)?;
+        let doc = self.docs.get(slot as usize)?.as_ref()?;
+        (doc.id.as_str() == id).then_some(slot)
+    }
+
     fn index_add(&mut self, legacy: &str, slot: u32) {
         match self.index.get_mut(legacy) {
             None => {
-                self.index.insert(legacy.into(), Slots::One(slot));
+                self.index.insert(legacy.into(), slot);
             }
-            Some(slots) => {
-                let mut all = match slots {
-                    Slots::One(first) => vec![*first],
-                    Slots::Many(all) => std::mem::take(all),
-                };
+            Some(&mut MANY) => {
+                let all = self.duplicates.get_mut(legacy).expect("MANY slots are listed");
                 all.push(slot);
                 all.sort_unstable();
-                *slots = Slots::Many(all);
+            }
+            Some(first) => {
+                let mut all = vec![*first, slot];
+                all.sort_unstable();
+                *first = MANY;
+                self.duplicates.insert(legacy.into(), all);
             }
         }
     }
 
     fn unindex(&mut self, legacy: &str, slot: u32) {
-        let Some(slots) = self.index.get_mut(legacy) else { return };
-        match slots {
-            Slots::One(s) if *s == slot => {
-                self.index.remove(legacy);
-            }
-            Slots::One(_) => {}
-            Slots::Many(all) => {
+        match self.index.get(legacy) {
+            Some(&MANY) => {
+                let all = self.duplicates.get_mut(legacy).expect("MANY slots are listed");
                 all.retain(|&s| s != slot);
                 if let [only] = all[..] {
-                    *slots = Slots::One(only);
+                    self.duplicates.remove(legacy);
+                    self.index.insert(legacy.into(), only);
                 }
             }
+            Some(&s) if s == slot => {
+                self.index.remove(legacy);
+            }
+            _ => {}
         }
     }
 }
