@@ -631,11 +631,21 @@ fn transport_reason(error: &reqwest::Error) -> String {
 /// `{"path": ..., "args": <args>, "format": "convex_encoded_json"}` around args that are
 /// already JSON text.
 pub fn request_body(path: &str, args: &[u8]) -> Vec<u8> {
-    let mut body = Vec::with_capacity(args.len() + path.len() + 64);
+    request_body_with(path, args.len(), |body| body.extend_from_slice(args))
+}
+
+/// [`request_body`] with the arguments written in place by `write_args` (`args_len` of them,
+/// about): a batch's documents are copied once, into the body.
+pub fn request_body_with(
+    path: &str,
+    args_len: usize,
+    write_args: impl FnOnce(&mut Vec<u8>),
+) -> Vec<u8> {
+    let mut body = Vec::with_capacity(args_len + path.len() + 64);
     body.extend_from_slice(b"{\"path\":");
     crate::json_text::write_string(&mut body, path);
     body.extend_from_slice(b",\"args\":");
-    body.extend_from_slice(args);
+    write_args(&mut body);
     body.extend_from_slice(b",\"format\":\"convex_encoded_json\"}");
     body
 }

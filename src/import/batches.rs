@@ -110,9 +110,8 @@ struct Line<'a> {
 
 /// The legacy id of a document line (`None` when the line has no string `legacy_field`).
 pub fn legacy_id_of(text: &[u8], legacy_field: &str) -> Result<Option<String>, String> {
-    let parsed: Line<'_> = serde_json::from_slice(text).map_err(|e| e.to_string())?;
-    LegacyIdOf { field: legacy_field }
-        .deserialize(&mut serde_json::Deserializer::from_str(parsed.doc.get()))
+    LegacyIdOfLine { field: legacy_field }
+        .deserialize(&mut serde_json::Deserializer::from_slice(text))
         .map_err(|e| e.to_string())
 }
 
@@ -120,13 +119,21 @@ pub fn legacy_id_of(text: &[u8], legacy_field: &str) -> Result<Option<String>, S
 fn entry(plan: &BatchPlan, line: u64, text: &[u8]) -> Result<Option<Entry>, ImportError> {
     let bad_line =
         |reason: String| ImportError::BadLine { path: plan.file.path.clone(), line, reason };
+    let no_legacy_id =
+        || bad_line(format!("the document has no string field `{}`", plan.legacy_field));
+    if plan.pass == Pass::Upsert && plan.deferred.is_empty() {
+        // Most tables: the line goes as it is, and one reading finds its legacy id.
+        let legacy_id = LegacyIdOfLine { field: &plan.legacy_field }
+            .deserialize(&mut serde_json::Deserializer::from_slice(text))
+            .map_err(|e| bad_line(e.to_string()))?
+            .ok_or_else(no_legacy_id)?;
+        return Ok(Some(Entry { line, legacy_id, json: text.to_vec() }));
+    }
     let parsed: Line<'_> = serde_json::from_slice(text).map_err(|e| bad_line(e.to_string()))?;
     let legacy_id = LegacyIdOf { field: &plan.legacy_field }
         .deserialize(&mut serde_json::Deserializer::from_str(parsed.doc.get()))
         .map_err(|e| bad_line(e.to_string()))?
-        .ok_or_else(|| {
-            bad_line(format!("the document has no string field `{}`", plan.legacy_field))
-        })?;
+        .ok_or_else(no_legacy_id)?;
 
     let deferred = |field: &str| plan.deferred.iter().any(|d| d == field);
     let json = match plan.pass {
@@ -213,6 +220,44 @@ impl<'de> Visitor<'de> for LegacyIdOf<'_> {
             }
         }
         Ok(found)
+    }
+}
+
+/// Reads a whole line (`{"doc": {...}, "refs": {...}}`), every value checked as JSON, and keeps
+/// only the document's string field `field`: the reading [`Line`] then [`LegacyIdOf`] do in two.
+struct LegacyIdOfLine<'f> {
+    field: &'f str,
+}
+
+impl<'de> DeserializeSeed<'de> for LegacyIdOfLine<'_> {
+    type Value = Option<String>;
+
+    fn deserialize<D: serde::Deserializer<'de>>(
+        self,
+        deserializer: D,
+    ) -> Result<Self::Value, D::Error> {
+        deserializer.deserialize_map(self)
+    }
+}
+
+impl<'de> Visitor<'de> for LegacyIdOfLine<'_> {
+    type Value = Option<String>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a transformed line")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let (mut found, mut doc) = (None, false);
+        while let Some(key) = map.next_key::<Cow<'de, str>>()? {
+            if key == "doc" {
+                found = map.next_value_seed(LegacyIdOf { field: self.field })?;
+                doc = true;
+            } else {
+                map.next_value::<IgnoredAny>()?;
+            }
+        }
+        if doc { Ok(found) } else { Err(serde::de::Error::missing_field("doc")) }
     }
 }
 

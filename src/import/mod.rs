@@ -37,7 +37,9 @@ use self::order::TableStep;
 use self::state::place::{DEPLOYMENT_ID, StatePlace};
 use self::state::{Acked, Checkpointer, ImportReject, Pass, State};
 use self::transformed::TransformedFile;
-use crate::convex::client::{CallError, ConvexClient, FunctionKind, RetryPolicy, request_body};
+use crate::convex::client::{
+    CallError, ConvexClient, FunctionKind, RetryPolicy, request_body_with,
+};
 use crate::convex::limiter::LimiterStats;
 use crate::data_dir::{self, DataDir, write_atomically};
 use crate::ledger::{self, PlanVersion, Status};
@@ -672,7 +674,7 @@ fn send_entries<'a>(
             Pass::Upsert => "migrate:upsert",
             Pass::PatchRefs => "migrate:patchRefs",
         };
-        let body = request_body(path, &call_args(table, entries));
+        let body = call_body(path, table, entries);
         let expected = entries.len();
         let decode = |raw: &RawValue| {
             let written: Written = serde_json::from_str(raw.get()).map_err(|e| e.to_string())?;
@@ -709,13 +711,16 @@ fn send_entries<'a>(
     })
 }
 
-/// `{"table": ..., "docs": [<entry>, ...]}`: the arguments of the `migrate:upsert` or
-/// `migrate:patchRefs` call that sends `entries`.
-pub fn call_args(table: &str, entries: &[Entry]) -> Vec<u8> {
-    let size = entries.iter().map(|e| e.json.len() + 1).sum::<usize>() + table.len() + 32;
-    let mut args = Vec::with_capacity(size);
+/// The request body of the `migrate:upsert` or `migrate:patchRefs` (`path`) call that sends
+/// `entries`: arguments `{"table": ..., "docs": [<entry>, ...]}`, each entry copied once.
+pub fn call_body(path: &str, table: &str, entries: &[Entry]) -> Vec<u8> {
+    let args_len = entries.iter().map(|e| e.json.len() + 1).sum::<usize>() + table.len() + 32;
+    request_body_with(path, args_len, |args| write_call_args(args, table, entries))
+}
+
+fn write_call_args(args: &mut Vec<u8>, table: &str, entries: &[Entry]) {
     args.extend_from_slice(b"{\"table\":");
-    crate::json_text::write_string(&mut args, table);
+    crate::json_text::write_string(args, table);
     args.extend_from_slice(b",\"docs\":[");
     for (index, entry) in entries.iter().enumerate() {
         if index > 0 {
@@ -724,7 +729,6 @@ pub fn call_args(table: &str, entries: &[Entry]) -> Vec<u8> {
         args.extend_from_slice(&entry.json);
     }
     args.extend_from_slice(b"]}");
-    args
 }
 
 /// Convex's message without its request-id prefix and stack trace.

@@ -12,6 +12,7 @@ pub mod place;
 use std::path::{Path, PathBuf};
 use std::sync::mpsc;
 use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
 
 use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 
@@ -517,6 +518,11 @@ fn restrict_to_owner(path: &Path) {
 }
 
 /// Writes acknowledged batches on its own thread, many per transaction.
+/// How long the checkpoint writer gathers acknowledged batches before it commits them.
+const COMMIT_EVERY: Duration = Duration::from_millis(20);
+/// The most batches one transaction records.
+const COMMIT_AT_MOST: usize = 1024;
+
 pub struct Checkpointer {
     sender: mpsc::Sender<Acked>,
     thread: JoinHandle<(State, Result<(), StateError>)>,
@@ -527,8 +533,19 @@ impl Checkpointer {
         let (sender, receiver) = mpsc::channel::<Acked>();
         let thread = std::thread::spawn(move || {
             while let Ok(first) = receiver.recv() {
+                // What arrives within COMMIT_EVERY of the first goes into the same transaction:
+                // committing each batch as it came was a tenth of import's CPU at 2,000
+                // batches/s. A crash loses at most that much of checkpoints, which only means
+                // those batches are upserted again.
+                let deadline = Instant::now() + COMMIT_EVERY;
                 let mut pending = vec![first];
-                pending.extend(receiver.try_iter().take(255));
+                while pending.len() < COMMIT_AT_MOST {
+                    let left = deadline.saturating_duration_since(Instant::now());
+                    match receiver.recv_timeout(left) {
+                        Ok(acked) => pending.push(acked),
+                        Err(_) => break,
+                    }
+                }
                 if let Err(error) = state.record(&pending) {
                     return (state, Err(error));
                 }

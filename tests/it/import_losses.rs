@@ -10,12 +10,12 @@
 use std::time::Duration;
 
 use convex_sink::{Plan, Sink, SinkConfig};
-use migrate::convex::client::{ConvexClient, FunctionKind, RetryPolicy, request_body};
+use migrate::convex::client::{ConvexClient, FunctionKind, RetryPolicy};
 use migrate::data_dir::DataDir;
 use migrate::import::batches::{BatchPlan, read_batches};
 use migrate::import::state::Pass;
 use migrate::import::transformed::TransformedFile;
-use migrate::import::{call_args, read_inputs};
+use migrate::import::{call_body, read_inputs};
 use migrate::settings::Secret;
 use serde_json::Value;
 
@@ -69,8 +69,8 @@ fn first_pass_upserts(prepared: &Prepared, batch_size: usize) -> Vec<(String, Ve
             done: Vec::new(),
         };
         read_batches(&plan, |batch| {
-            let args = call_args(&step.table, &batch.entries);
-            bodies.push((step.table.clone(), request_body("migrate:upsert", &args)));
+            let body = call_body("migrate:upsert", &step.table, &batch.entries);
+            bodies.push((step.table.clone(), body));
             true
         })
         .expect("the batches read");
