@@ -871,6 +871,34 @@ mod tests {
     }
 
     #[test]
+    fn file_columns_are_storage_ids_optional_as_their_nulls_and_orphans_say() {
+        let file = |column: &str, orphans, optional, form, bucket: Option<&str>| FileColumnPlan {
+            column: column.to_owned(),
+            field: column.to_owned(),
+            bucket: bucket.map(str::to_owned),
+            form,
+            orphans,
+            optional,
+        };
+        let mut profiles = table("profiles", "profiles", NullPolicy::Null);
+        profiles.files = vec![
+            file("required", OrphanPolicy::Fail, false, PathForm::Path, Some("avatars")),
+            file("nullable", OrphanPolicy::Drop, true, PathForm::Url, None),
+            file("nulled", OrphanPolicy::Null, false, PathForm::BucketPath, Some("docs")),
+            file("kept", OrphanPolicy::KeepLegacy, false, PathForm::Path, Some("avatars")),
+        ];
+        let text = migrate_tables_ts(&plan(vec![profiles]));
+        for line in [
+            "    required: v.id(\"_storage\"), // required: a file of bucket `avatars`, by its path\n",
+            "    nullable: v.union(v.id(\"_storage\"), v.null()), // nullable: a file, by its URL; orphans: drop\n",
+            "    // nulled: a file of bucket `docs`, by `bucket/path`; orphans: null\n    nulled: v.union(v.id(\"_storage\"), v.null()),\n",
+            "    // kept: a file of bucket `avatars`, by its path; orphans: keep_legacy\n    kept: v.union(v.id(\"_storage\"), v.string()),\n",
+        ] {
+            assert!(text.contains(line), "{line}\n{text}");
+        }
+    }
+
+    #[test]
     fn a_component_table_stays_out_and_references_to_it_are_strings() {
         let mut user = table("user", "user", NullPolicy::Omit);
         user.component =

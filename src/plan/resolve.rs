@@ -2522,6 +2522,100 @@ equals = 42
     }
 
     #[test]
+    fn a_column_naming_files_becomes_a_file_field() {
+        let files = "[files]\nsource = \"s3://\"\n";
+        let plan = load(&[
+            files,
+            "[tables.\"public.users\".columns.display_name]\npolicy = \"file\"\n\
+             bucket = \"avatars\"\nfield = \"avatar\"\norphans = \"null\"\n\
+             [tables.\"public.posts\".columns.title]\npolicy = \"file\"\nform = \"url\"\n",
+        ])
+        .unwrap();
+        let users = plan.table(&TableName::new("public", "users")).unwrap();
+        assert_eq!(
+            users.files,
+            [FileColumnPlan {
+                column: "display_name".into(),
+                field: "avatar".into(),
+                bucket: Some("avatars".into()),
+                form: crate::plan::PathForm::Path,
+                orphans: OrphanPolicy::Null,
+                optional: true,
+            }]
+        );
+        assert!(users.fields.iter().all(|f| f.column != "display_name"), "{:?}", users.fields);
+        let posts = plan.table(&TableName::new("public", "posts")).unwrap();
+        assert_eq!(posts.files[0].field, "title");
+        assert_eq!(
+            (posts.files[0].bucket.as_deref(), posts.files[0].orphans),
+            (None, OrphanPolicy::Fail)
+        );
+        assert!(!posts.files[0].optional);
+    }
+
+    #[test]
+    fn file_column_mistakes_are_errors_naming_the_place() {
+        let files = "[files]\nsource = \"s3://\"\n";
+        let users = "[tables.\"public.users\".columns";
+        let cases: &[(&[&str], &str)] = &[
+            (
+                &[&format!("{users}.display_name]\npolicy = \"file\"\nbucket = \"avatars\"\n")],
+                "migrations/0001_test.toml:2: `tables.\"public.users\".columns.display_name.policy`: column `public.users.display_name` names files (`policy = \"file\"`), but the plan moves no files\nhint: add `[files]`",
+            ),
+            (
+                &[files, &format!("{users}.balance]\npolicy = \"file\"\nbucket = \"avatars\"\n")],
+                "column `public.users.balance` of type `numeric(12,2)` cannot name Supabase Storage objects",
+            ),
+            (
+                &[files, &format!("{users}.display_name]\npolicy = \"file\"\n")],
+                "migrations/0002_test.toml:2: `tables.\"public.users\".columns.display_name.policy`: column `public.users.display_name` holds paths inside a bucket, but names no bucket",
+            ),
+            (
+                &[files, &format!("{users}.display_name]\npolicy = \"file\"\nbucket = \"a/b\"\n")],
+                "`a/b` is not a bucket name",
+            ),
+            (
+                &[files, &format!("{users}.display_name]\nbucket = \"avatars\"\n")],
+                "`bucket` applies to a column under `policy = \"file\"` only, not to `public.users.display_name`",
+            ),
+            (
+                &[
+                    files,
+                    &format!(
+                        "{users}.display_name]\npolicy = \"file\"\nbucket = \"x\"\ndefault = \"a.png\"\n"
+                    ),
+                ],
+                "migrations/0002_test.toml:4: `tables.\"public.users\".columns.display_name.default`: `default` does not apply to column `public.users.display_name` under `policy = \"file\"`",
+            ),
+            (
+                &[files, &format!("{users}.display_name]\npolicy = \"file\"\nform = \"uri\"\n")],
+                "did you mean `url`?",
+            ),
+            (
+                &[
+                    files,
+                    &format!(
+                        "{users}.display_name]\npolicy = \"file\"\nbucket = \"x\"\nfield = \"email\"\n"
+                    ),
+                ],
+                "`email`",
+            ),
+            (
+                &[
+                    files,
+                    "[tables.\"public.user_settings\"]\nmerge_into = \"public.users\"\n\
+                     columns.theme = { policy = \"file\", bucket = \"x\" }\n",
+                ],
+                "`public.user_settings` merges into `public.users`, and a merged table's columns cannot name files",
+            ),
+        ];
+        for (texts, expected) in cases {
+            let got = error(texts);
+            assert!(got.contains(expected), "{texts:?}\n got: {got}\nwant: {expected}");
+        }
+    }
+
+    #[test]
     fn plan_mistakes_are_errors_naming_the_place() {
         let cases: &[(&str, &str)] = &[
             (
