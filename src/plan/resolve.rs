@@ -1042,7 +1042,8 @@ impl<'a> Resolver<'a> {
                 at: policy.at.clone(),
                 path: policy.path.clone(),
                 reason: format!(
-                    "`{}` is a table of the component `{}`, whose schema is the component's:                      its columns cannot become files",
+                    "`{}` is a table of the component `{}`, whose schema is the component's: \
+                     its columns cannot become files",
                     table.name, component.name
                 ),
                 hint: Some("remove `policy = \"file\"`: the column stays a string".into()),
@@ -2607,6 +2608,14 @@ equals = 42
                      columns.theme = { policy = \"file\", bucket = \"x\" }\n",
                 ],
                 "`public.user_settings` merges into `public.users`, and a merged table's columns cannot name files",
+            ),
+            (
+                &[
+                    files,
+                    "[tables.\"public.users\"]\ncomponent = \"betterAuth\"\n\
+                     columns.display_name = { policy = \"file\", bucket = \"x\" }\n",
+                ],
+                "`public.users` is a table of the component `betterAuth`, whose schema is the component's: its columns cannot become files",
             ),
         ];
         for (texts, expected) in cases {
