@@ -349,3 +349,64 @@ fn a_value_naming_no_object_follows_each_orphan_policy() {
     let stored = &crate::files::records(&server)["avatars/1.png"]["storageId"];
     assert_eq!(found[0]["avatar"], *stored, "profile 1's avatar is its file's storage id");
 }
+
+#[test]
+fn file_fields_typecheck_as_storage_ids_an_app_passes_to_get_url() {
+    // GIVEN the generated files of a plan with file columns under every orphan policy and null
+    // policy, and an app module passing them to `ctx.storage.getUrl`
+    use migrate::plan::model::{FileColumnPlan, NullPolicy, OrphanPolicy, PathForm, Plan};
+    let file = |column: &str, orphans, optional| FileColumnPlan {
+        column: column.to_owned(),
+        field: column.to_owned(),
+        bucket: Some("avatars".to_owned()),
+        form: PathForm::Path,
+        orphans,
+        optional,
+    };
+    let mut profiles = crate::codegen_support::table("profiles", NullPolicy::Omit);
+    profiles.files = vec![
+        file("avatar", OrphanPolicy::Fail, false),
+        file("banner", OrphanPolicy::Null, true),
+        file("legacy", OrphanPolicy::KeepLegacy, true),
+    ];
+    let mut nulled = crate::codegen_support::table("nulled", NullPolicy::Null);
+    nulled.files = vec![file("avatar", OrphanPolicy::Drop, true)];
+    let plan = Plan {
+        tables: vec![profiles, nulled],
+        skipped: Vec::new(),
+        hash: "blake3:files-columns".into(),
+        warnings: Vec::new(),
+        files: Some(migrate::plan::model::FilesPlan { source: "s3://".into(), at: "test".into() }),
+    };
+    let app = crate::codegen_support::ConvexApp::new("tsc-file-columns");
+    app.write_generated(&plan);
+    app.write(
+        "convex/avatars.ts",
+        r#"import type { Infer } from "convex/values";
+import { migrateTables } from "./migrateTables";
+
+type Profile = Infer<typeof migrateTables.profiles.validator>;
+type Nulled = Infer<typeof migrateTables.nulled.validator>;
+type Storage = { getUrl(id: Profile["avatar"]): Promise<string | null> };
+
+export async function urls(storage: Storage, profile: Profile, nulled: Nulled) {
+  const legacy = profile.legacy;
+  return [
+    await storage.getUrl(profile.avatar),
+    profile.banner === undefined ? null : await storage.getUrl(profile.banner),
+    nulled.avatar === null ? null : await storage.getUrl(nulled.avatar),
+    // Under keep_legacy the field may hold the column's text instead of an id.
+    typeof legacy === "string" ? legacy : null,
+  ];
+}
+"#,
+    );
+    // WHEN tsc checks the app THEN it finds nothing
+    let output = app.typecheck();
+    assert!(
+        output.status.success(),
+        "tsc rejected the generated files:\n{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
