@@ -96,6 +96,7 @@ mod tests {
                     optional: false,
                 })
                 .collect(),
+            files: Vec::new(),
             filters: vec![],
             merges: vec![],
             nulls: NullPolicy::Omit,

@@ -15,7 +15,8 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use super::file::{ORPHANS, format_offset, word};
 use super::model::{
-    Conversion, FieldPlan, JsonScalar, NullPolicy, OrphanPolicy, Plan, ReferencePlan, TablePlan,
+    Conversion, FieldPlan, FileColumnPlan, JsonScalar, NullPolicy, OrphanPolicy, PathForm, Plan,
+    ReferencePlan, TablePlan,
 };
 
 /// The index import and verify look documents up by; every table has it on its legacy id.
@@ -37,6 +38,12 @@ pub const FILES_PATH_INDEX: &str = "by_path";
 
 /// Its index on `storageId`.
 pub const FILES_STORAGE_INDEX: &str = "by_storage_id";
+
+/// Convex's table of stored files. A file column (`policy = "file"`) is, on the wire, a
+/// reference to it whose legacy id is the object's key `<bucket>/<path>`: transform writes it in
+/// `refs`, the module's `upsert` finds its storage id in [`FILES_TABLE`] ([`FILES_PATH_INDEX`]),
+/// `readBack` its key ([`FILES_STORAGE_INDEX`]). No plan table can have the name (a leading `_`).
+pub const STORAGE_TABLE: &str = "_storage";
 
 /// Lines longer than this are broken at their outermost validator call.
 const WIDTH: usize = 100;
@@ -311,6 +318,10 @@ fn write_table(
         write_field(out, &reference.field, &validator, &note);
     }
 
+    for file in &table.files {
+        write_field(out, &file.field, &file_validator(file, nulls), &file_note(file));
+    }
+
     for merge in &table.merges {
         let line = format!(
             "merged from {} on {}: absent when it has no row",
@@ -460,6 +471,35 @@ fn reference_validator(
         OrphanPolicy::Fail | OrphanPolicy::Null | OrphanPolicy::Drop => id,
     };
     if reference_may_be_absent(reference) { nullable(value, nulls) } else { value }
+}
+
+/// What a file column holds: the stored file's id, the column's text under `keep_legacy` when
+/// it names no object, nothing when it is NULL or names no object under `null`.
+fn file_validator(file: &FileColumnPlan, nulls: NullPolicy) -> Validator {
+    let id = Validator::Id(STORAGE_TABLE.to_owned());
+    let value = match file.orphans {
+        OrphanPolicy::KeepLegacy => union([id, Validator::String]),
+        OrphanPolicy::Fail | OrphanPolicy::Null | OrphanPolicy::Drop => id,
+    };
+    if file.optional || file.orphans == OrphanPolicy::Null { nullable(value, nulls) } else { value }
+}
+
+/// `avatar_url: a file of bucket `avatars`, by its path; orphans: null`.
+fn file_note(file: &FileColumnPlan) -> String {
+    let form = match file.form {
+        PathForm::Path => "by its path",
+        PathForm::BucketPath => "by `bucket/path`",
+        PathForm::Url => "by its URL",
+    };
+    let mut note = match &file.bucket {
+        Some(bucket) => format!("{}: a file of bucket `{bucket}`, {form}", file.column),
+        None => format!("{}: a file, {form}", file.column),
+    };
+    if file.orphans != OrphanPolicy::Fail {
+        note.push_str("; orphans: ");
+        note.push_str(word(&ORPHANS, &file.orphans));
+    }
+    note
 }
 
 /// A reference is left out (or null) when its columns may be NULL, and when its parent is
@@ -793,6 +833,7 @@ mod tests {
             legacy_id: LegacyId { field: "legacyId".to_owned(), columns: vec!["id".to_owned()] },
             fields: Vec::new(),
             references: Vec::new(),
+            files: Vec::new(),
             filters: Vec::new(),
             merges: Vec::new(),
             nulls,
@@ -826,6 +867,34 @@ mod tests {
             parent_target: parent_target.to_owned(),
             orphans: OrphanPolicy::Fail,
             optional: false,
+        }
+    }
+
+    #[test]
+    fn file_columns_are_storage_ids_optional_as_their_nulls_and_orphans_say() {
+        let file = |column: &str, orphans, optional, form, bucket: Option<&str>| FileColumnPlan {
+            column: column.to_owned(),
+            field: column.to_owned(),
+            bucket: bucket.map(str::to_owned),
+            form,
+            orphans,
+            optional,
+        };
+        let mut profiles = table("profiles", "profiles", NullPolicy::Null);
+        profiles.files = vec![
+            file("required", OrphanPolicy::Fail, false, PathForm::Path, Some("avatars")),
+            file("nullable", OrphanPolicy::Drop, true, PathForm::Url, None),
+            file("nulled", OrphanPolicy::Null, false, PathForm::BucketPath, Some("docs")),
+            file("kept", OrphanPolicy::KeepLegacy, false, PathForm::Path, Some("avatars")),
+        ];
+        let text = migrate_tables_ts(&plan(vec![profiles]));
+        for line in [
+            "    required: v.id(\"_storage\"), // required: a file of bucket `avatars`, by its path\n",
+            "    nullable: v.union(v.id(\"_storage\"), v.null()), // nullable: a file, by its URL; orphans: drop\n",
+            "    // nulled: a file of bucket `docs`, by `bucket/path`; orphans: null\n    nulled: v.union(v.id(\"_storage\"), v.null()),\n",
+            "    // kept: a file of bucket `avatars`, by its path; orphans: keep_legacy\n    kept: v.union(v.id(\"_storage\"), v.string()),\n",
+        ] {
+            assert!(text.contains(line), "{line}\n{text}");
         }
     }
 

@@ -252,6 +252,7 @@ mod tests {
                     legacy_id: LegacyId { field: "legacyId".into(), columns: vec!["id".into()] },
                     fields: Vec::new(),
                     references: Vec::new(),
+                    files: Vec::new(),
                     filters: Vec::new(),
                     merges: Vec::new(),
                     nulls: NullPolicy::Omit,

@@ -14,7 +14,7 @@ use toml::de::{DeTable, DeValue};
 use toml::value::Datetime;
 
 use super::error::{Location, PlanError, PlanErrorKind, suggest};
-use super::model::{JsonKeyPolicy, JsonScalar, NullPolicy, OrphanPolicy};
+use super::model::{JsonKeyPolicy, JsonScalar, NullPolicy, OrphanPolicy, PathForm};
 use crate::catalog::PgType;
 
 /// One plan file as read from the plan directory.
@@ -168,11 +168,21 @@ pub enum Policy {
     Cents,
     Ms,
     Iso,
+    /// A text column naming Supabase Storage objects: a `v.id("_storage")` field (per column
+    /// only, with `bucket`, `form` and `orphans`).
+    File,
 }
 
 impl Policy {
-    pub const ALL: [Policy; 6] =
-        [Policy::Number, Policy::Int64, Policy::String, Policy::Cents, Policy::Ms, Policy::Iso];
+    pub const ALL: [Policy; 7] = [
+        Policy::Number,
+        Policy::Int64,
+        Policy::String,
+        Policy::Cents,
+        Policy::Ms,
+        Policy::Iso,
+        Policy::File,
+    ];
 
     pub fn name(self) -> &'static str {
         match self {
@@ -182,6 +192,7 @@ impl Policy {
             Policy::Cents => "cents",
             Policy::Ms => "ms",
             Policy::Iso => "iso",
+            Policy::File => "file",
         }
     }
 
@@ -395,6 +406,12 @@ pub struct ColumnEntry {
     pub json_keys: Option<At<JsonKeyPolicy>>,
     /// For char(n): whether the padding is trimmed (the default).
     pub trim: Option<At<bool>>,
+    /// With `policy = "file"`: the Supabase Storage bucket the values name objects of.
+    pub bucket: Option<At<String>>,
+    /// With `policy = "file"`: how the values spell an object.
+    pub form: Option<At<PathForm>>,
+    /// With `policy = "file"`: what a value naming no object becomes.
+    pub orphans: Option<At<OrphanPolicy>>,
 }
 
 /// `fields.<name>`: a field whose value is found inside a json column.
@@ -456,7 +473,8 @@ const TABLE_KEYS: [&str; 13] = [
     "component",
     "shape",
 ];
-const COLUMN_KEYS: [&str; 5] = ["field", "policy", "default", "json_keys", "trim"];
+const COLUMN_KEYS: [&str; 8] =
+    ["field", "policy", "default", "json_keys", "trim", "bucket", "form", "orphans"];
 const FIELD_KEYS: [&str; 2] = ["from", "type"];
 const REFERENCE_KEYS: [&str; 4] = ["field", "orphans", "to", "columns"];
 const FILTER_KEYS: [&str; 5] = ["column", "is_null", "equals", "not_equals", "in"];
@@ -569,6 +587,9 @@ impl MergeEntry for ColumnEntry {
         over(&mut self.default, later.default);
         over(&mut self.json_keys, later.json_keys);
         over(&mut self.trim, later.trim);
+        over(&mut self.bucket, later.bucket);
+        over(&mut self.form, later.form);
+        over(&mut self.orphans, later.orphans);
     }
 }
 
@@ -894,6 +915,9 @@ impl<'a> Reader<'a> {
             default: None,
             json_keys: None,
             trim: None,
+            bucket: None,
+            form: None,
+            orphans: None,
         };
         for e in self.entries(self.table(entry)?, &entry.path, &COLUMN_KEYS)? {
             match e.key {
@@ -904,6 +928,9 @@ impl<'a> Reader<'a> {
                     c.default = Some(self.located(value, e.value.span(), &e.path));
                 }
                 "trim" => c.trim = Some(self.boolean(&e)?),
+                "bucket" => c.bucket = Some(self.string(e.value, &e.path)?),
+                "form" => c.form = Some(self.choice(&e, &PathForm::CHOICES)?),
+                "orphans" => c.orphans = Some(self.choice(&e, &ORPHANS)?),
                 _ => c.json_keys = Some(self.choice(&e, &JSON_KEYS)?),
             }
         }

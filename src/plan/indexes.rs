@@ -268,6 +268,9 @@ impl<'p> FieldMap<'p> {
         for field in plan.fields.iter().rev().filter(|f| f.path.is_empty()) {
             single.insert(field.column.as_str(), field.field.as_str());
         }
+        for file in &plan.files {
+            single.insert(file.column.as_str(), file.field.as_str());
+        }
         let mut composite = Vec::new();
         for reference in &plan.references {
             match reference.columns.as_slice() {

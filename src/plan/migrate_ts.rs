@@ -13,9 +13,9 @@ use serde::ser::{Serialize, Serializer};
 
 use super::codegen::{
     FILES_PATH_INDEX, FILES_STORAGE_INDEX, FILES_TABLE, LEDGER_IMPORT_INDEX, LEDGER_TABLE,
-    LEGACY_ID_INDEX, generated_from, ledger_status_validator, string_literal,
+    LEGACY_ID_INDEX, STORAGE_TABLE, generated_from, ledger_status_validator, string_literal,
 };
-use super::model::{Plan, ReferencePlan, TablePlan};
+use super::model::{Plan, TablePlan};
 
 /// `version` of what `migrate:info` returns: changes when the functions' contract does.
 /// 2: `upsert` keeps the `deferred` fields of an existing document; the ledger functions;
@@ -26,7 +26,10 @@ use super::model::{Plan, ReferencePlan, TablePlan};
 ///    `removeDocs`, rollback's delete by Convex id; `unsetLegacyIds`, finalize's patch; writes
 ///    into a component's tables through its own functions (auth presets); the file functions
 ///    (`generateUploadUrl`, `recordFiles`, `findStored`, …).
-pub const MODULE_VERSION: u32 = 4;
+/// 5: a reference field's parent may be `_storage`: a file column (`policy = "file"`), whose
+///    legacy id is the object's key; `upsert` and `patchRefs` resolve it to the stored file's id
+///    through `migrateFiles`, `readBack` back to the key.
+pub const MODULE_VERSION: u32 = 5;
 
 /// The start of the module's only line holding the plan; the compact JSON follows, then `;`.
 pub const PLAN_LINE_PREFIX: &str = "const PLAN = ";
@@ -53,20 +56,19 @@ pub fn migrate_ts(plan: &Plan) -> String {
             .replace("$LEGACY_ID_INDEX", &string_literal(LEGACY_ID_INDEX))
             .replace("$LEDGER_TABLE", &string_literal(LEDGER_TABLE))
             .replace("$LEDGER_IMPORT_INDEX", &string_literal(LEDGER_IMPORT_INDEX))
-            .replace("$LEDGER_STATUS", &ledger_status_validator()),
+            .replace("$LEDGER_STATUS", &ledger_status_validator())
+            .replace("$STORAGE_TABLE", &string_literal(STORAGE_TABLE))
+            .replace("$FILES_TABLE", &string_literal(FILES_TABLE))
+            .replace("$FILES_PATH_INDEX", &string_literal(FILES_PATH_INDEX))
+            .replace("$FILES_STORAGE_INDEX", &string_literal(FILES_STORAGE_INDEX)),
     );
     if plan.files.is_some() {
-        out.push_str(
-            &FILES_BODY
-                .replace("$FILES_TABLE", &string_literal(FILES_TABLE))
-                .replace("$FILES_PATH_INDEX", &string_literal(FILES_PATH_INDEX))
-                .replace("$FILES_STORAGE_INDEX", &string_literal(FILES_STORAGE_INDEX)),
-        );
+        out.push_str(FILES_BODY);
     }
     out
 }
 
-/// What `migrate:info` returns: `{"version":4,"planHash":…,"tables":{…}}`, in this order.
+/// What `migrate:info` returns: `{"version":5,"planHash":…,"tables":{…}}`, in this order.
 #[derive(serde::Serialize)]
 #[serde(rename_all = "camelCase")]
 struct Info<'a> {
@@ -84,7 +86,7 @@ impl Serialize for Tables<'_> {
         serializer.collect_map(self.0.iter().map(|table| {
             let info = TableInfo {
                 legacy_id_field: &table.legacy_id.field,
-                references: References(&table.references),
+                references: References(table),
                 component: table.component.as_ref().map(|c| c.name.as_str()),
             };
             (&table.target, info)
@@ -101,11 +103,15 @@ struct TableInfo<'a> {
     component: Option<&'a str>,
 }
 
-struct References<'a>(&'a [ReferencePlan]);
+/// Each reference field's parent table, then each file column's: `_storage` (its legacy id is
+/// the object's key, `<bucket>/<path>`).
+struct References<'a>(&'a TablePlan);
 
 impl Serialize for References<'_> {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.collect_map(self.0.iter().map(|r| (&r.field, &r.parent_target)))
+        let references = self.0.references.iter().map(|r| (&r.field, r.parent_target.as_str()));
+        let files = self.0.files.iter().map(|f| (&f.field, STORAGE_TABLE));
+        serializer.collect_map(references.chain(files))
     }
 }
 
@@ -167,6 +173,22 @@ const LEDGER_TABLE = $LEDGER_TABLE;
 
 /** The ledger's index on `importId`. */
 const LEDGER_IMPORT_INDEX = $LEDGER_IMPORT_INDEX;
+
+/**
+ * Convex's table of stored files. A reference to it is a file column (`policy = "file"` in the
+ * plan): its legacy id is the object's key, `<bucket>/<path>`, and the field holds the id of the
+ * file import uploaded, which the migrated files' table records (when the plan has `[files]`).
+ */
+const STORAGE_TABLE = $STORAGE_TABLE;
+
+/** The table of migrated files (migrateTables.ts): one document per storage object. */
+const FILES_TABLE = $FILES_TABLE;
+
+/** Its index on `key`, `<bucket>/<path>` (a bucket name holds no `/`). */
+const FILES_PATH_INDEX = $FILES_PATH_INDEX;
+
+/** Its index on `storageId`. */
+const FILES_STORAGE_INDEX = $FILES_STORAGE_INDEX;
 
 /** A reference as transform writes it: the parent's table and legacy id. */
 const reference = v.object({ table: v.string(), legacyId: v.string() });
@@ -371,6 +393,39 @@ async function updateComponent(
 }
 
 /**
+ * The id of the stored file the migrated files record under `key` (`<bucket>/<path>`), or null
+ * when none is recorded or its bytes are gone: a file field never gets an id that names nothing.
+ */
+async function storedFileId(db: Db, key: string): Promise<GenericId<"_storage"> | null> {
+  const record = await db
+    .query(FILES_TABLE)
+    .withIndex(FILES_PATH_INDEX, (q) => q.eq("key", key))
+    .first();
+  if (record === null) {
+    return null;
+  }
+  const storageId = record.storageId as GenericId<"_storage">;
+  return (await db.system.get(storageId)) === null ? null : storageId;
+}
+
+/**
+ * The key (`<bucket>/<path>`) of the migrated file stored as `value`; null when no migrated
+ * file is stored so, undefined when `value` is no stored file's id (a value kept by
+ * `keep_legacy`, null).
+ */
+async function fileKeyOf(db: Db, value: unknown): Promise<string | null | undefined> {
+  const id = typeof value === "string" ? db.system.normalizeId(STORAGE_TABLE, value) : null;
+  if (id === null) {
+    return undefined;
+  }
+  const record = await db
+    .query(FILES_TABLE)
+    .withIndex(FILES_STORAGE_INDEX, (q) => q.eq("storageId", id))
+    .first();
+  return record !== null && typeof record.key === "string" ? record.key : null;
+}
+
+/**
  * The Convex ids of the parents `refs` names for document `legacyId` of `table`. `parents`
  * remembers the parents found during one call: a batch's children often share a parent, and
  * each lookup is an index range of the mutation's 4,096.
@@ -396,6 +451,18 @@ async function resolveRefs(
     }
     const key = JSON.stringify([parent, ref.legacyId]);
     let id = parents.get(key);
+    if (id === undefined && parent === STORAGE_TABLE) {
+      // A file column: the file import uploaded for the object, before any table.
+      const stored = await storedFileId(ctx.db, ref.legacyId);
+      if (stored === null) {
+        throw new Error(
+          `${table} ${legacyId}: ${field} refers to the file ${ref.legacyId}, which is not in ` +
+            `Convex file storage (no migrated file records it)`,
+        );
+      }
+      id = stored;
+      parents.set(key, id);
+    }
     if (id === undefined) {
       const found = await findByLegacyId(ctx, parent, ref.legacyId);
       if (found === null) {
@@ -611,11 +678,34 @@ async function parentOf(
 type Parent = { table: string; legacyId: string };
 
 /**
+ * The parent `value` names in `parentTable`, as verify compares it: its table and legacy id (a
+ * file's: `_storage` and the object's key); null when `value` is the id of no document (of no
+ * migrated file); undefined when it is no id of that table.
+ */
+async function parentRef(
+  ctx: QueryCtx,
+  parentTable: string,
+  value: unknown,
+): Promise<Parent | null | undefined> {
+  if (parentTable === STORAGE_TABLE) {
+    const key = await fileKeyOf(ctx.db, value);
+    return typeof key === "string" ? { table: STORAGE_TABLE, legacyId: key } : key;
+  }
+  const found = await parentOf(ctx, parentTable, value);
+  if (found === undefined) {
+    return undefined;
+  }
+  const legacyId = found === null ? null : found[tableInfo(parentTable).legacyIdField];
+  return typeof legacyId === "string" ? { table: parentTable, legacyId } : null;
+}
+
+/**
  * One page of a table for verify, in creation order: each document with, per reference field
  * holding an id of the parent table, the parent's table and legacy id (null: the id is no
- * document's). Verify then needs no map of every id to compare references. Each distinct parent
- * is one `db.get`, an index range of the query's 4,096: verify keeps `numItems` × references
- * under that. `from` and `to` bound `_creationTime` (from <= t < to), each optional.
+ * document's; a file field's: `_storage` and the migrated file's key). Verify then needs no map
+ * of every id to compare references. Each distinct parent (or file) is one index range of the
+ * query's 4,096: verify keeps `numItems` × references under that. `from` and `to` bound
+ * `_creationTime` (from <= t < to), each optional.
  */
 export const readBack = internalQueryGeneric({
   args: {
@@ -647,12 +737,11 @@ export const readBack = internalQueryGeneric({
         const key = JSON.stringify([parentTable, doc[field]]);
         let parent = parents.get(key);
         if (parent === undefined) {
-          const found = await parentOf(ctx, parentTable, doc[field]);
+          const found = await parentRef(ctx, parentTable, doc[field]);
           if (found === undefined) {
             continue;
           }
-          const legacyId = found === null ? null : found[tableInfo(parentTable).legacyIdField];
-          parent = typeof legacyId === "string" ? { table: parentTable, legacyId } : null;
+          parent = found;
           parents.set(key, parent);
         }
         refs[field] = parent;
@@ -862,12 +951,6 @@ export const ledgerList = internalQueryGeneric({
 
 /// The functions that move files (docs/files.md), in the module when the plan has `[files]`.
 const FILES_BODY: &str = r#"
-/** The table of migrated files (migrateTables.ts): one document per storage object. */
-const FILES_TABLE = $FILES_TABLE;
-
-/** Its index on `key`, `<bucket>/<path>` (a bucket name holds no `/`). */
-const FILES_PATH_INDEX = $FILES_PATH_INDEX;
-
 /** One file import uploaded, as it records it. */
 const migratedFile = v.object({
   bucket: v.string(),
@@ -943,7 +1026,7 @@ export const findStored = internalQueryGeneric({
       }
       const recorded = await ctx.db
         .query(FILES_TABLE)
-        .withIndex($FILES_STORAGE_INDEX, (q) => q.eq("storageId", stored._id))
+        .withIndex(FILES_STORAGE_INDEX, (q) => q.eq("storageId", stored._id))
         .first();
       if (recorded === null) {
         return stored._id;
@@ -994,7 +1077,7 @@ export const filesPage = internalQueryGeneric({
 mod tests {
     use super::*;
     use crate::catalog::TableName;
-    use crate::plan::model::{LegacyId, NullPolicy, OrphanPolicy};
+    use crate::plan::model::{LegacyId, NullPolicy, OrphanPolicy, ReferencePlan};
 
     fn table(target: &str, legacy_id_field: &str, references: &[(&str, &str)]) -> TablePlan {
         TablePlan {
@@ -1014,6 +1097,7 @@ mod tests {
                     optional: false,
                 })
                 .collect(),
+            files: Vec::new(),
             filters: Vec::new(),
             merges: Vec::new(),
             nulls: NullPolicy::Omit,
@@ -1060,7 +1144,7 @@ mod tests {
         let json = line.strip_prefix(PLAN_LINE_PREFIX).unwrap().strip_suffix(';').unwrap();
         assert_eq!(
             json,
-            r#"{"version":4,"planHash":"blake3:0123abcd","tables":{"users":{"legacyIdField":"legacyId","references":{}},"posts":{"legacyIdField":"legacyId","references":{"authorId":"users"}},"comments":{"legacyIdField":"oldId","references":{"postId":"posts","parentId":"comments"}}}}"#
+            r#"{"version":5,"planHash":"blake3:0123abcd","tables":{"users":{"legacyIdField":"legacyId","references":{}},"posts":{"legacyIdField":"legacyId","references":{"authorId":"users"}},"comments":{"legacyIdField":"oldId","references":{"postId":"posts","parentId":"comments"}}}}"#
         );
     }
 

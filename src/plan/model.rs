@@ -50,6 +50,9 @@ pub struct TablePlan {
     pub fields: Vec<FieldPlan>,
     /// Foreign keys that become `v.id(...)` fields, resolved at import.
     pub references: Vec<ReferencePlan>,
+    /// Columns holding Supabase Storage object paths (`policy = "file"`): `v.id("_storage")`
+    /// fields, resolved at import through the migrated files (docs/files.md).
+    pub files: Vec<FileColumnPlan>,
     /// A row is migrated only when every filter holds; others are counted as filtered.
     pub filters: Vec<RowFilter>,
     /// Tables whose rows are folded into this table's documents (consolidation).
@@ -268,6 +271,43 @@ pub struct ReferencePlan {
     pub orphans: OrphanPolicy,
     /// Some column is nullable: the field may be absent.
     pub optional: bool,
+}
+
+/// A column naming a Supabase Storage object (`policy = "file"`): the document holds the id of
+/// the object's bytes in Convex file storage (`v.id("_storage")`). Transform writes it as a
+/// reference to [`STORAGE_TABLE`](super::codegen::STORAGE_TABLE) whose legacy id is the object's
+/// key, `<bucket>/<path>`; the generated module finds the storage id in `migrateFiles`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FileColumnPlan {
+    pub column: String,
+    pub field: String,
+    /// The bucket the plan names: a plain path is in it; a `bucket/path` or URL value in
+    /// another bucket names no object of the column. `None` (forms other than a plain path
+    /// only): any bucket.
+    pub bucket: Option<String>,
+    pub form: PathForm,
+    /// What a value naming no object of `storage.objects` becomes.
+    pub orphans: OrphanPolicy,
+    /// The column is nullable: the field may be absent (or null, by the null policy).
+    pub optional: bool,
+}
+
+/// How a column spells the object it names (`form` in the plan).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PathForm {
+    /// The object's path inside the plan's bucket: `42.png`, `user-7/avatar.png`.
+    Path,
+    /// The bucket, `/`, then the path: `avatars/42.png`.
+    BucketPath,
+    /// A Supabase Storage URL: `https://<project>.supabase.co/storage/v1/object/public/avatars/42.png`
+    /// (also `…/object/sign/…`, `…/object/authenticated/…`, a query string, or only the path
+    /// from `/storage/v1/object/` on).
+    Url,
+}
+
+impl PathForm {
+    pub const CHOICES: [(&'static str, PathForm); 3] =
+        [("path", PathForm::Path), ("bucket/path", PathForm::BucketPath), ("url", PathForm::Url)];
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -39,14 +39,16 @@ use super::file::{
     quote_key,
 };
 use super::model::{
-    AuthShape, ComponentTable, Condition, Conversion, FieldPlan, Indexes, JsonKeyPolicy, LegacyId,
-    MergePlan, NullPolicy, OrphanPolicy, Plan, ReferencePlan, RowFilter, TablePlan,
+    AuthShape, ComponentTable, Condition, Conversion, FieldPlan, FileColumnPlan, Indexes,
+    JsonKeyPolicy, LegacyId, MergePlan, NullPolicy, OrphanPolicy, Plan, ReferencePlan, RowFilter,
+    TablePlan,
 };
 use crate::calendar;
 use crate::catalog::{Catalog, Column, ForeignKey, PgType, Table, TableName};
 use crate::convex::rules::{self, MAX_ARRAY_LEN, MAX_IDENTIFIER_LEN, Rule};
 
 mod declared;
+mod file_columns;
 
 /// The field holding the legacy id unless `legacy_id_field` says otherwise.
 pub const DEFAULT_LEGACY_ID_FIELD: &str = "legacyId";
@@ -488,6 +490,8 @@ struct Resolver<'a> {
     warnings: Vec<String>,
     /// Columns of types without a policy, for one warning line.
     textual: Vec<String>,
+    /// The plan has `[files]`: columns may name files (`policy = "file"`).
+    moves_files: bool,
 }
 
 /// Who already holds a field name in a Convex table, for clash messages.
@@ -610,6 +614,7 @@ impl<'a> Resolver<'a> {
             legacy_ids: HashMap::new(),
             warnings: Vec::new(),
             textual: Vec::new(),
+            moves_files: layer.files.source.is_some(),
         };
         for (key, entry) in &layer.tables {
             let Some(&table) = resolver.tables.get(key) else {
@@ -985,9 +990,16 @@ impl<'a> Resolver<'a> {
         }
 
         let mut plain = Vec::new();
+        let mut files = Vec::new();
         for column in &table.columns {
             let explicit = entry.and_then(|e| e.columns.get(&column.name));
             if self.is_dropped(entry, column) {
+                continue;
+            }
+            if let Some((file, at)) = self.file_plan(table, column, explicit)? {
+                let what = format!("file column `{}`", column_path(table, &column.name));
+                claim(&mut fields, &target, &file.field, what, at)?;
+                files.push(file);
                 continue;
             }
             // A foreign-key column, or the one column of a legacy id, is a plain field only when
@@ -1021,6 +1033,22 @@ impl<'a> Resolver<'a> {
         }
         let filters = self.filters(table, entry)?;
         let component = component_table(entry)?;
+        if let (Some(component), Some(file)) = (&component, files.first()) {
+            let policy = entry
+                .and_then(|e| e.columns.get(&file.column))
+                .and_then(|c| c.policy.as_ref())
+                .expect("a file column has its policy");
+            return Err(PlanError::from(PlanErrorKind::Invalid {
+                at: policy.at.clone(),
+                path: policy.path.clone(),
+                reason: format!(
+                    "`{}` is a table of the component `{}`, whose schema is the component's: \
+                     its columns cannot become files",
+                    table.name, component.name
+                ),
+                hint: Some("remove `policy = \"file\"`: the column stays a string".into()),
+            }));
+        }
         let plan = TablePlan {
             source: table.name.clone(),
             target,
@@ -1030,6 +1058,7 @@ impl<'a> Resolver<'a> {
             },
             fields: plain,
             references,
+            files,
             filters,
             merges: Vec::new(),
             nulls: self.settings.nulls,
@@ -1161,6 +1190,21 @@ impl<'a> Resolver<'a> {
             {
                 continue;
             }
+            if self.file_plan(table, column, explicit)?.is_some() {
+                let policy = explicit.and_then(|c| c.policy.as_ref()).expect("a file policy");
+                return Err(PlanError::from(PlanErrorKind::Invalid {
+                    at: policy.at.clone(),
+                    path: policy.path.clone(),
+                    reason: format!(
+                        "`{}` merges into `{}`, and a merged table's columns cannot name files",
+                        table.name, target.source
+                    ),
+                    hint: Some(format!(
+                        "keep `{}` a table of its own, or remove `policy = \"file\"`",
+                        table.name
+                    )),
+                }));
+            }
             let (field, at) = self.field_plan(table, column, explicit, true)?;
             claim(
                 fields,
@@ -1184,6 +1228,33 @@ impl<'a> Resolver<'a> {
             fields: merged,
             filters: self.filters(table, Some(entry))?,
         })
+    }
+
+    /// The file column `explicit` makes of `column` (`policy = "file"`), with the place its
+    /// field name was set; `None` for any other column.
+    fn file_plan(
+        &self,
+        table: &Table,
+        column: &Column,
+        explicit: Option<&ColumnEntry>,
+    ) -> Result<Option<(FileColumnPlan, Option<Location>)>, PlanError> {
+        let Some(explicit) = explicit else { return Ok(None) };
+        let set = explicit.field.as_ref();
+        let field =
+            set.map_or_else(|| field_name(self.settings.naming, &column.name), |f| f.value.clone());
+        let orphans = self.settings.orphans;
+        let Some(file) =
+            file_columns::file_column(table, column, explicit, field, orphans, self.moves_files)?
+        else {
+            return Ok(None);
+        };
+        let at = set.map(|f| f.at.clone());
+        check_name(check_field, "field", &file.field, || NameOrigin {
+            at: at.clone().or_else(|| Some(explicit.at.clone())),
+            origin: format!("column `{}`", column_path(table, &column.name)),
+            key: table_key(&table.name, &["columns", &column.name, "field"]),
+        })?;
+        Ok(Some((file, at)))
     }
 
     /// One column as a plain field, with the place its field name was set.
@@ -2449,6 +2520,108 @@ equals = 42
             )
             .is_err()
         );
+    }
+
+    #[test]
+    fn a_column_naming_files_becomes_a_file_field() {
+        let files = "[files]\nsource = \"s3://\"\n";
+        let plan = load(&[
+            files,
+            "[tables.\"public.users\".columns.display_name]\npolicy = \"file\"\n\
+             bucket = \"avatars\"\nfield = \"avatar\"\norphans = \"null\"\n\
+             [tables.\"public.posts\".columns.title]\npolicy = \"file\"\nform = \"url\"\n",
+        ])
+        .unwrap();
+        let users = plan.table(&TableName::new("public", "users")).unwrap();
+        assert_eq!(
+            users.files,
+            [FileColumnPlan {
+                column: "display_name".into(),
+                field: "avatar".into(),
+                bucket: Some("avatars".into()),
+                form: crate::plan::PathForm::Path,
+                orphans: OrphanPolicy::Null,
+                optional: true,
+            }]
+        );
+        assert!(users.fields.iter().all(|f| f.column != "display_name"), "{:?}", users.fields);
+        let posts = plan.table(&TableName::new("public", "posts")).unwrap();
+        assert_eq!(posts.files[0].field, "title");
+        assert_eq!(
+            (posts.files[0].bucket.as_deref(), posts.files[0].orphans),
+            (None, OrphanPolicy::Fail)
+        );
+        assert!(!posts.files[0].optional);
+    }
+
+    #[test]
+    fn file_column_mistakes_are_errors_naming_the_place() {
+        let files = "[files]\nsource = \"s3://\"\n";
+        let users = "[tables.\"public.users\".columns";
+        let cases: &[(&[&str], &str)] = &[
+            (
+                &[&format!("{users}.display_name]\npolicy = \"file\"\nbucket = \"avatars\"\n")],
+                "migrations/0001_test.toml:2: `tables.\"public.users\".columns.display_name.policy`: column `public.users.display_name` names files (`policy = \"file\"`), but the plan moves no files\nhint: add `[files]`",
+            ),
+            (
+                &[files, &format!("{users}.balance]\npolicy = \"file\"\nbucket = \"avatars\"\n")],
+                "column `public.users.balance` of type `numeric(12,2)` cannot name Supabase Storage objects",
+            ),
+            (
+                &[files, &format!("{users}.display_name]\npolicy = \"file\"\n")],
+                "migrations/0002_test.toml:2: `tables.\"public.users\".columns.display_name.policy`: column `public.users.display_name` holds paths inside a bucket, but names no bucket",
+            ),
+            (
+                &[files, &format!("{users}.display_name]\npolicy = \"file\"\nbucket = \"a/b\"\n")],
+                "`a/b` is not a bucket name",
+            ),
+            (
+                &[files, &format!("{users}.display_name]\nbucket = \"avatars\"\n")],
+                "`bucket` applies to a column under `policy = \"file\"` only, not to `public.users.display_name`",
+            ),
+            (
+                &[
+                    files,
+                    &format!(
+                        "{users}.display_name]\npolicy = \"file\"\nbucket = \"x\"\ndefault = \"a.png\"\n"
+                    ),
+                ],
+                "migrations/0002_test.toml:4: `tables.\"public.users\".columns.display_name.default`: `default` does not apply to column `public.users.display_name` under `policy = \"file\"`",
+            ),
+            (
+                &[files, &format!("{users}.display_name]\npolicy = \"file\"\nform = \"uri\"\n")],
+                "did you mean `url`?",
+            ),
+            (
+                &[
+                    files,
+                    &format!(
+                        "{users}.display_name]\npolicy = \"file\"\nbucket = \"x\"\nfield = \"email\"\n"
+                    ),
+                ],
+                "`email`",
+            ),
+            (
+                &[
+                    files,
+                    "[tables.\"public.user_settings\"]\nmerge_into = \"public.users\"\n\
+                     columns.theme = { policy = \"file\", bucket = \"x\" }\n",
+                ],
+                "`public.user_settings` merges into `public.users`, and a merged table's columns cannot name files",
+            ),
+            (
+                &[
+                    files,
+                    "[tables.\"public.users\"]\ncomponent = \"betterAuth\"\n\
+                     columns.display_name = { policy = \"file\", bucket = \"x\" }\n",
+                ],
+                "`public.users` is a table of the component `betterAuth`, whose schema is the component's: its columns cannot become files",
+            ),
+        ];
+        for (texts, expected) in cases {
+            let got = error(texts);
+            assert!(got.contains(expected), "{texts:?}\n got: {got}\nwant: {expected}");
+        }
     }
 
     #[test]

@@ -91,7 +91,8 @@ impl DirectPlan {
         if plan.component.as_ref().is_some_and(|c| c.shape.is_some()) {
             return None;
         }
-        if !plan.merges.is_empty() {
+        // File columns are checked against `storage.objects` by the general path.
+        if !plan.merges.is_empty() || !plan.files.is_empty() {
             return None;
         }
         let mut fields = vec![(plan.legacy_id.field.as_str(), Source::LegacyId)];

@@ -11,7 +11,8 @@ use super::convert::{self, ConvertError};
 use super::row::{Row, RowShape};
 use crate::convex::{Document, Value, rules};
 use crate::plan::{
-    Condition, Conversion, FieldPlan, NullPolicy, OrphanPolicy, ReferencePlan, RowFilter, TablePlan,
+    Condition, Conversion, FieldPlan, FileColumnPlan, NullPolicy, OrphanPolicy, ReferencePlan,
+    RowFilter, TablePlan,
 };
 
 /// What became of a row.
@@ -20,8 +21,9 @@ pub enum Outcome {
     Document(Transformed),
     /// A filter excluded it.
     Filtered,
-    /// A reference's parent is missing and its policy is `drop`: the reference's index in the
-    /// table plan.
+    /// A reference's parent (or a file column's object) is missing and its policy is `drop`:
+    /// the reference's index in the table plan, or the number of references plus the file
+    /// column's index.
     Dropped(usize),
     Rejected(Rejection),
 }
@@ -33,8 +35,10 @@ pub struct Transformed {
     pub document: Document,
     /// (index into the table plan's `references`, the parent's legacy id).
     pub references: Vec<(usize, String)>,
-    /// References that found no parent and were set to null or kept as the legacy value, as
-    /// their orphan policy says.
+    /// (index into the table plan's `files`, the object's key `<bucket>/<path>`).
+    pub files: Vec<(usize, String)>,
+    /// References that found no parent, and file columns that named no object, set to null or
+    /// kept as the source value, as their orphan policy says.
     pub orphans: u32,
     /// The format of the password hash the row carried, for a table an auth preset shapes.
     pub hash_format: Option<&'static str>,
@@ -125,7 +129,13 @@ pub struct Lookups<'a> {
     pub merged: &'a MergedFields,
     /// The table's legacy id forms when `merged` is keyed by canonical key (`super::keys`).
     pub merged_forms: Option<Vec<KeyForm>>,
+    /// The objects `storage.objects` lists, by key (`<bucket>/<path>`), for file columns;
+    /// empty when no table has one.
+    pub objects: &'a StorageObjects,
 }
+
+/// The keys (`<bucket>/<path>`) of the objects of `storage.objects`.
+pub type StorageObjects = rustc_hash::FxHashSet<String>;
 
 /// The legacy id of a row: one column's string form, or a compact JSON array of them.
 /// `positions` are `columns`' positions ([`Columns::key`]).
@@ -333,6 +343,34 @@ fn transform_fields(
             },
         }
     }
+    let mut files = Vec::new();
+    for (index, file) in plan.files.iter().enumerate() {
+        match resolve_file(row, file, lookups.objects) {
+            Reference::Absent => {
+                if plan.nulls == NullPolicy::Null {
+                    document.insert(file.field.clone(), Value::Null);
+                }
+            }
+            Reference::Parent(key) => files.push((index, key)),
+            Reference::Orphan(why) => match file.orphans {
+                OrphanPolicy::Fail => {
+                    return reject(&file.field, format!("{why} (orphan policy `fail`)"));
+                }
+                OrphanPolicy::Null => {
+                    orphans += 1;
+                    if plan.nulls == NullPolicy::Null {
+                        document.insert(file.field.clone(), Value::Null);
+                    }
+                }
+                OrphanPolicy::Drop => return Outcome::Dropped(plan.references.len() + index),
+                OrphanPolicy::KeepLegacy => {
+                    orphans += 1;
+                    let text = convert::string_form(row.text(&file.column));
+                    document.insert(file.field.clone(), Value::String(text));
+                }
+            },
+        }
+    }
     if let Err(rejection) = convert_fields(row, &plan.fields, columns, plan.nulls, &mut document) {
         return Outcome::Rejected(rejection);
     }
@@ -355,7 +393,7 @@ fn transform_fields(
     if let Some(merged) = merged {
         merged.taken.store(true, Ordering::Relaxed);
     }
-    Outcome::Document(Transformed { legacy_id, document, references, orphans, hash_format })
+    Outcome::Document(Transformed { legacy_id, document, references, files, orphans, hash_format })
 }
 
 /// What merged tables add to the document of `row`, whose legacy id is `legacy_id`: looked up
@@ -381,10 +419,31 @@ pub fn merged_entry<'a>(
 enum Reference {
     /// Every column is NULL: no reference.
     Absent,
-    /// The parent's legacy id.
+    /// The parent's legacy id (a file column's: the object's key).
     Parent(String),
-    /// The key that found no parent.
+    /// The key that found no parent (a file column's: why the value names no object).
     Orphan(String),
+}
+
+/// The object a file column's value names, by its key, when `storage.objects` lists it.
+fn resolve_file(row: &Row<'_>, file: &FileColumnPlan, objects: &StorageObjects) -> Reference {
+    let text = row.text(&file.column);
+    if text == "null" {
+        return Reference::Absent;
+    }
+    let value = convert::string_form(text);
+    let shown = serde_json::to_string(&value).expect("a string serializes");
+    match super::storage_path::object_key(&value, file.form, file.bucket.as_deref()) {
+        Ok(key) if objects.contains(&key) => Reference::Parent(key),
+        Ok(key) => Reference::Orphan(format!(
+            "`{}` = {shown} names the object `{key}`, which `storage.objects` does not list",
+            file.column
+        )),
+        Err(why) => Reference::Orphan(format!(
+            "`{}` = {shown} names no object of `storage.objects`: {why}",
+            file.column
+        )),
+    }
 }
 
 fn resolve_reference(
@@ -485,6 +544,7 @@ mod tests {
                 orphans,
                 optional: true,
             }],
+            files: Vec::new(),
             filters: vec![RowFilter {
                 column: "status".into(),
                 condition: Condition::NotEquals(json!("deleted")),
@@ -503,11 +563,13 @@ mod tests {
     fn run(plan: &TablePlan, value: Raw) -> Outcome {
         let parents = parents();
         let merged = MergedFields::new();
+        let objects = StorageObjects::from_iter(["avatars/1.png".to_owned()]);
         let lookups = Lookups {
             parents: vec![&parents],
             forms: Vec::new(),
             merged: &merged,
             merged_forms: None,
+            objects: &objects,
         };
         with_row(value, |row, shape| {
             let columns = Columns::new(shape, &plan.legacy_id.columns, &plan.fields);
@@ -547,6 +609,76 @@ mod tests {
             panic!()
         };
         assert!(!nulled.document.contains_key("authorId") && nulled.references.is_empty());
+    }
+
+    /// `posts` with an avatar column of plain paths in bucket `avatars`, whose only object is
+    /// `1.png`.
+    fn avatar_plan(orphans: OrphanPolicy, nulls: NullPolicy) -> TablePlan {
+        let mut plan = posts_plan(OrphanPolicy::Fail);
+        plan.files = vec![FileColumnPlan {
+            column: "avatar_url".into(),
+            field: "avatar".into(),
+            bucket: Some("avatars".into()),
+            form: crate::plan::PathForm::Path,
+            orphans,
+            optional: true,
+        }];
+        plan.nulls = nulls;
+        plan
+    }
+
+    #[test]
+    fn a_file_column_names_its_object_by_key_and_missing_objects_follow_the_orphan_policy() {
+        let row = |avatar: Raw| json!({"id": "1", "title": "Hi", "avatar_url": avatar});
+        let Outcome::Document(found) =
+            run(&avatar_plan(OrphanPolicy::Fail, NullPolicy::Omit), row(json!("1.png")))
+        else {
+            panic!("the object exists")
+        };
+        assert_eq!(found.files, vec![(0, "avatars/1.png".to_owned())]);
+        assert!(!found.document.contains_key("avatar") && found.orphans == 0);
+
+        let missing = row(json!("9.png"));
+        let Outcome::Rejected(rejection) =
+            run(&avatar_plan(OrphanPolicy::Fail, NullPolicy::Omit), missing.clone())
+        else {
+            panic!("fail policy must reject")
+        };
+        assert_eq!(rejection.field, "avatar");
+        assert_eq!(
+            rejection.reason,
+            "`avatar_url` = \"9.png\" names the object `avatars/9.png`, which `storage.objects` \
+             does not list (orphan policy `fail`)"
+        );
+        assert_eq!(rejection.key.get("id"), Some(&json!("1")));
+        assert_eq!(
+            run(&avatar_plan(OrphanPolicy::Drop, NullPolicy::Omit), missing.clone()),
+            Outcome::Dropped(1),
+            "after the table's one reference"
+        );
+        let Outcome::Document(kept) =
+            run(&avatar_plan(OrphanPolicy::KeepLegacy, NullPolicy::Omit), missing.clone())
+        else {
+            panic!()
+        };
+        assert_eq!(kept.document.get("avatar"), Some(&Value::String("9.png".into())));
+        assert!(kept.files.is_empty() && kept.orphans == 1);
+        let Outcome::Document(nulled) =
+            run(&avatar_plan(OrphanPolicy::Null, NullPolicy::Null), missing)
+        else {
+            panic!()
+        };
+        assert_eq!(nulled.document.get("avatar"), Some(&Value::Null));
+        assert!(nulled.files.is_empty() && nulled.orphans == 1);
+
+        // SQL NULL names no object: absent, and no orphan.
+        let Outcome::Document(none) =
+            run(&avatar_plan(OrphanPolicy::Fail, NullPolicy::Omit), row(Raw::Null))
+        else {
+            panic!()
+        };
+        assert!(!none.document.contains_key("avatar") && none.files.is_empty());
+        assert_eq!(none.orphans, 0);
     }
 
     #[test]

@@ -37,6 +37,9 @@ pub enum TransformError {
     /// `TransformOptions::cancel` was set; the command reports it as its interruption.
     #[error("transform was cancelled")]
     Interrupted,
+    /// `storage.objects`, which file columns are checked against, could not be read.
+    #[error(transparent)]
+    StorageObjects(#[from] crate::files::FilesError),
     #[error(transparent)]
     Plan(#[from] PlanError),
     #[error(transparent)]
@@ -58,6 +61,7 @@ impl TransformError {
     pub fn exit_code(&self) -> u8 {
         match self {
             TransformError::Plan(error) => error.exit_code(),
+            TransformError::StorageObjects(error) => error.exit_code(),
             TransformError::DataDir(_) => exit_code::LOCAL_IO,
             TransformError::Interrupted => exit_code::INTERRUPTED,
             _ => exit_code::USAGE,
@@ -91,6 +95,7 @@ impl TransformError {
             )),
             TransformError::Interrupted => None,
             TransformError::Plan(error) => error.hint(),
+            TransformError::StorageObjects(error) => error.hint(),
             TransformError::DataDir(error) => error.hint(),
         }
     }

@@ -15,6 +15,7 @@ mod error;
 mod fuzz;
 mod keys;
 mod row;
+mod storage_path;
 mod unique;
 
 use std::collections::{BTreeMap, HashMap};
@@ -33,7 +34,8 @@ use serde_json::{Map, Value as Raw};
 pub use self::convert::convert as convert_value;
 use self::direct::{DirectPlan, Scratch};
 use self::document::{
-    Columns, Lookups, MergedEntry, MergedFields, MergedRow, Outcome, ParentKeys, Transformed,
+    Columns, Lookups, MergedEntry, MergedFields, MergedRow, Outcome, ParentKeys, StorageObjects,
+    Transformed,
 };
 pub use self::error::TransformError;
 use self::row::{Row, RowShape};
@@ -165,6 +167,18 @@ fn drop_rule(reference: &ReferencePlan) -> String {
     format!("orphans drop `{}`", reference.field)
 }
 
+/// The names of a table's orphan policies `drop`, in the order of [`Outcome::Dropped`]'s index:
+/// its references', then its file columns'.
+fn drop_rules(table: &TablePlan) -> impl Iterator<Item = String> + '_ {
+    let files = table.files.iter().map(|f| format!("orphans drop `{}`", f.field));
+    table.references.iter().map(drop_rule).chain(files)
+}
+
+/// How many ways a row of `table` can be dropped for a missing parent or object.
+fn drop_ways(table: &TablePlan) -> usize {
+    table.references.len() + table.files.len()
+}
+
 /// A row that could not become a document, as written to `rejects/`.
 #[derive(Debug, Clone, Serialize)]
 pub struct RejectRecord {
@@ -254,6 +268,7 @@ pub fn transform_with(
     let catalog = &manifest.catalog;
     let forms = reference_forms(plan, catalog)?;
     let parents = parent_keys(plan, catalog, &raw, &run)?;
+    let objects = storage_objects(plan, data_dir)?;
     let mut reports = Vec::new();
     let mut sources = Vec::new();
     let mut samples = Vec::new();
@@ -272,6 +287,7 @@ pub fn transform_with(
             forms,
             merged: &merged,
             merged_forms,
+            objects: &objects,
         };
         let (mut report, account, sample) = transform_table(
             table,
@@ -551,6 +567,15 @@ fn parent_keys<'a>(
     Ok(all)
 }
 
+/// The keys of the objects `storage.objects` lists, when some table has a file column (their
+/// values are checked against it); empty otherwise.
+fn storage_objects(plan: &Plan, data_dir: &DataDir) -> Result<StorageObjects, TransformError> {
+    if plan.tables.iter().all(|t| t.files.is_empty()) {
+        return Ok(StorageObjects::default());
+    }
+    Ok(crate::files::read_objects(data_dir)?.iter().map(|o| o.name()).collect())
+}
+
 /// What [`merged_fields`] gathers for one table from the tables merged into it.
 struct MergedTables {
     fields: MergedFields,
@@ -804,7 +829,7 @@ fn transform_table(
 ) -> Result<(TableReport, SourceAccount, Vec<serde_json::Value>), TransformError> {
     let file = format!("transformed/{}.jsonl", table.target);
     let mut filtered_by = vec![0u64; table.filters.len()];
-    let mut dropped_by = vec![0u64; table.references.len()];
+    let mut dropped_by = vec![0u64; drop_ways(table)];
     let mut writer = if run.options.dry_run {
         None
     } else {
@@ -962,7 +987,7 @@ fn transform_table(
         ..SourceAccount::default()
     };
     let rules = table.filters.iter().map(filter_rule).zip(filtered_by);
-    let drops = table.references.iter().map(drop_rule).zip(dropped_by);
+    let drops = drop_rules(table).zip(dropped_by);
     for (rule, count) in rules.chain(drops) {
         if count > 0 {
             *account.filtered.entry(rule).or_default() += count;
@@ -1129,7 +1154,7 @@ fn transform_block(
         lines,
         ids,
         filtered_by: vec![0; context.table.filters.len()],
-        dropped_by: vec![0; context.table.references.len()],
+        dropped_by: vec![0; drop_ways(context.table)],
         ..BlockResult::default()
     };
     result.lines.clear();
@@ -1328,7 +1353,7 @@ fn write_document_line(transformed: &Transformed, table: &TablePlan, out: &mut V
     use crate::json_text::write_string;
     out.extend_from_slice(b"{\"doc\":");
     crate::convex::value::write_document(out, &transformed.document);
-    if !transformed.references.is_empty() {
+    if !transformed.references.is_empty() || !transformed.files.is_empty() {
         out.extend_from_slice(b",\"refs\":{");
         for (i, (index, parent)) in transformed.references.iter().enumerate() {
             if i > 0 {
@@ -1336,6 +1361,18 @@ fn write_document_line(transformed: &Transformed, table: &TablePlan, out: &mut V
             }
             write_reference_head(out, &table.references[*index]);
             write_string(out, parent);
+            out.push(b'}');
+        }
+        // A file column is a reference to `_storage` whose legacy id is the object's key.
+        for (i, (index, key)) in transformed.files.iter().enumerate() {
+            if i > 0 || !transformed.references.is_empty() {
+                out.push(b',');
+            }
+            write_string(out, &table.files[*index].field);
+            out.extend_from_slice(b":{\"table\":");
+            write_string(out, plan::codegen::STORAGE_TABLE);
+            out.extend_from_slice(b",\"legacyId\":");
+            write_string(out, key);
             out.push(b'}');
         }
         out.push(b'}');

@@ -174,6 +174,7 @@ pub fn table(name: &str, nulls: NullPolicy) -> TablePlan {
         legacy_id: LegacyId { field: "legacyId".to_owned(), columns: vec!["id".to_owned()] },
         fields: Vec::new(),
         references: Vec::new(),
+        files: Vec::new(),
         filters: Vec::new(),
         merges: Vec::new(),
         nulls,

@@ -38,11 +38,13 @@ fn both_paths(
     )
     .ok_or("the plan compiles for the fast path")?;
     let merged = MergedFields::new();
+    let objects = Default::default();
     let lookups = Lookups {
         parents: vec![parents],
         forms: forms.to_vec(),
         merged: &merged,
         merged_forms: None,
+        objects: &objects,
     };
     let columns = Columns::new(shape, &plan.legacy_id.columns, &plan.fields);
     let general = transform_row(&row, plan, &columns, &lookups);
@@ -475,6 +477,7 @@ fn posts_plan() -> TablePlan {
             orphans: OrphanPolicy::Fail,
             optional: true,
         }],
+        files: Vec::new(),
         filters: Vec::new(),
         merges: Vec::new(),
         nulls: NullPolicy::Omit,

@@ -460,6 +460,7 @@ fn plan(case: &Case) -> TablePlan {
             orphans: case.orphans,
             optional: true,
         }],
+        files: Vec::new(),
         filters,
         merges: Vec::new(),
         nulls: case.nulls,
@@ -488,8 +489,14 @@ fn check_row(case: &Case) -> Result<(), TestCaseError> {
     let columns = Columns::new(&shape, &plan.legacy_id.columns, &plan.fields);
     let parents = ParentKeys::from_iter(["7".to_owned()]);
     let merged = MergedFields::new();
-    let lookups =
-        Lookups { parents: vec![&parents], forms: Vec::new(), merged: &merged, merged_forms: None };
+    let objects = Default::default();
+    let lookups = Lookups {
+        parents: vec![&parents],
+        forms: Vec::new(),
+        merged: &merged,
+        merged_forms: None,
+        objects: &objects,
+    };
     match transform_row(&row, &plan, &columns, &lookups) {
         Outcome::Document(transformed) => {
             prop_assert_eq!(check_document(&transformed.document), Ok(()));

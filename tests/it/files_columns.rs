@@ -1,0 +1,412 @@
+//! Columns naming Supabase Storage objects (`policy = "file"`) becoming `v.id("_storage")` fields:
+//! real Postgres holding Supabase's storage schema with generated rows, the bytes in a folder,
+//! imported into `tests/convex/server.ts`, where an app query turns the field into a URL whose
+//! bytes are the object's; a value naming no object under each orphan policy; verify.
+
+use std::path::Path;
+
+use migrate::convex::client::{ConvexClient, FunctionKind, RetryPolicy};
+use migrate::settings::Secret;
+use serde_json::{Value, json};
+
+use crate::convex_server::ConvexTestServer;
+use crate::files::{fetch, storage_db, write_folder};
+use crate::import_pipeline::{Prepared, call};
+
+type Object = (&'static str, String, &'static str, Vec<u8>);
+
+fn objects() -> Vec<Object> {
+    vec![
+        ("avatars", "1.png".to_owned(), "image/png", b"\x89PNG\r\n\x1a\n avatar one".to_vec()),
+        ("avatars", "2.png".to_owned(), "image/png", b"\x89PNG\r\n\x1a\n avatar two".to_vec()),
+        ("docs", "notes with spaces.txt".to_owned(), "text/plain", b"plain text\n".to_vec()),
+    ]
+}
+
+/// The bytes of the object `bucket/path`.
+fn bytes_of<'a>(objects: &'a [Object], key: &str) -> &'a [u8] {
+    let found = objects.iter().find(|(bucket, path, ..)| format!("{bucket}/{path}") == key);
+    &found.unwrap_or_else(|| panic!("no object {key}")).3
+}
+
+/// Supabase's storage schema with a row per object, and `profiles` whose `rows` name them:
+/// `(id, avatar_url, cover_url, doc_path)` as SQL literals.
+fn fixture(objects: &[Object], rows: &[(i32, &str, &str, &str)]) -> String {
+    let mut sql = String::from(
+        "create table public.profiles (id int primary key, avatar_url text, cover_url text, \
+         doc_path varchar(200));\n\
+         insert into storage.buckets (id, name) values ('avatars', 'avatars'), ('docs', 'docs');\n",
+    );
+    for (bucket, path, mime, bytes) in objects {
+        sql.push_str(&format!(
+            "insert into storage.objects (bucket_id, name, metadata) values ('{bucket}', '{path}', '{{\"size\": {}, \"mimetype\": \"{mime}\"}}');\n",
+            bytes.len()
+        ));
+    }
+    for (id, avatar, cover, doc) in rows {
+        sql.push_str(&format!(
+            "insert into public.profiles values ({id}, {avatar}, {cover}, {doc});\n"
+        ));
+    }
+    sql
+}
+
+/// `[files]` from `source`, and the three columns as files: a plain path in `avatars`, a public
+/// URL of any bucket, `bucket/path` in `docs`; then `extra`.
+fn plan(source: &str, extra: &str) -> String {
+    format!(
+        "[files]\nsource = \"{source}\"\n\n\
+         [tables.\"public.profiles\".columns.avatar_url]\n\
+         policy = \"file\"\nbucket = \"avatars\"\nfield = \"avatar\"\n\n\
+         [tables.\"public.profiles\".columns.cover_url]\n\
+         policy = \"file\"\nform = \"url\"\nfield = \"cover\"\n\n\
+         [tables.\"public.profiles\".columns.doc_path]\n\
+         policy = \"file\"\nform = \"bucket/path\"\nbucket = \"docs\"\n\n{extra}"
+    )
+}
+
+const TABLES: &str = "storage.buckets,storage.objects,public.profiles";
+
+/// An app module reading a profile's files the way an app does: a field's URL, and a
+/// mutation giving profile `to` the avatar of profile `from` (to see verify catch it).
+const APP_TS: &str = r#"
+import { mutationGeneric, queryGeneric } from "convex/server";
+import { v } from "convex/values";
+import type { GenericId } from "convex/values";
+
+async function profile(ctx: any, legacyId: string) {
+  return await ctx.db
+    .query("profiles")
+    .withIndex("by_legacy_id", (q: any) => q.eq("legacyId", legacyId))
+    .unique();
+}
+
+export const urlOf = queryGeneric({
+  args: { legacyId: v.string(), field: v.string() },
+  handler: async (ctx, { legacyId, field }) => {
+    const id = (await profile(ctx, legacyId))[field];
+    return id === undefined ? null : await ctx.storage.getUrl(id as GenericId<"_storage">);
+  },
+});
+
+export const giveAvatar = mutationGeneric({
+  args: { from: v.string(), to: v.string() },
+  handler: async (ctx, { from, to }) => {
+    const source = await profile(ctx, from);
+    const target = await profile(ctx, to);
+    await ctx.db.patch(target._id, { avatar: source.avatar });
+  },
+});
+"#;
+
+fn utf8(path: &Path) -> &str {
+    path.to_str().unwrap()
+}
+
+/// Exported, planned, transformed, and the app deployed.
+fn prepare(sql: &str, plan: &str) -> (Prepared, ConvexTestServer) {
+    let db = storage_db();
+    db.execute(sql);
+    let prepared = Prepared::from_db(db, &["--tables", TABLES], plan);
+    prepared.migrate(&["transform"]).success();
+    std::fs::write(prepared.convex_dir().join("files_app.ts"), APP_TS).unwrap();
+    let server = ConvexTestServer::for_convex_dir(&prepared.convex_dir());
+    (prepared, server)
+}
+
+/// The lines of `transformed/profiles.jsonl`, by legacy id.
+fn transformed(prepared: &Prepared) -> std::collections::BTreeMap<String, Value> {
+    let text = std::fs::read_to_string(prepared.data_path("transformed/profiles.jsonl")).unwrap();
+    text.lines()
+        .map(|line| {
+            let line: Value = serde_json::from_str(line).unwrap();
+            (line["doc"]["legacyId"].as_str().unwrap().to_owned(), line)
+        })
+        .collect()
+}
+
+#[test]
+fn file_columns_become_storage_ids_an_app_turns_into_urls_and_verify_checks_them() {
+    let objects = objects();
+    let dir = tempfile::tempdir().unwrap();
+    write_folder(dir.path(), &objects);
+    let cover =
+        "'https://abcd.supabase.co/storage/v1/object/public/docs/notes%20with%20spaces.txt'";
+    let rows = [
+        (1, "'1.png'", cover, "'docs/notes with spaces.txt'"),
+        (2, "'2.png'", "'/storage/v1/object/sign/avatars/1.png?token=abc'", "null"),
+        (3, "null", "null", "null"),
+    ];
+    let (prepared, server) =
+        prepare(&fixture(&objects, &rows), &plan(&format!("file://{}", utf8(dir.path())), ""));
+    let key = server.admin_key().to_owned();
+
+    // The schema holds the fields as storage ids; transform wrote them as references to files.
+    let tables = std::fs::read_to_string(prepared.convex_dir().join("migrateTables.ts")).unwrap();
+    for field in ["avatar", "cover", "docPath"] {
+        assert!(
+            tables.contains(&format!("    {field}: v.optional(v.id(\"_storage\")),")),
+            "{tables}"
+        );
+    }
+    let lines = transformed(&prepared);
+    assert_eq!(
+        lines["1"]["refs"],
+        json!({
+            "avatar": {"table": "_storage", "legacyId": "avatars/1.png"},
+            "cover": {"table": "_storage", "legacyId": "docs/notes with spaces.txt"},
+            "docPath": {"table": "_storage", "legacyId": "docs/notes with spaces.txt"},
+        })
+    );
+    assert_eq!(lines["3"].get("refs"), None, "{}", lines["3"]);
+    assert_eq!(lines["3"]["doc"], json!({"legacyId": "3"}));
+
+    prepared.against(server.url(), &key, &["import"]).success();
+
+    // The app's query turns each field into a URL serving the object's bytes.
+    let expected = [
+        (
+            "1",
+            [
+                Some("avatars/1.png"),
+                Some("docs/notes with spaces.txt"),
+                Some("docs/notes with spaces.txt"),
+            ],
+        ),
+        ("2", [Some("avatars/2.png"), Some("avatars/1.png"), None]),
+        ("3", [None, None, None]),
+    ];
+    for (legacy_id, keys) in expected {
+        for (field, key) in ["avatar", "cover", "docPath"].into_iter().zip(keys) {
+            let args = json!({"legacyId": legacy_id, "field": field});
+            let url = call(&server, FunctionKind::Query, "files_app:urlOf", args);
+            let Some(key) = key else {
+                assert_eq!(url, Value::Null, "profile {legacy_id} {field}");
+                continue;
+            };
+            let url = url.as_str().unwrap_or_else(|| panic!("{legacy_id} {field}: {url}"));
+            let (status, _, got) = fetch(url);
+            assert_eq!(status, 200, "{url}\n{}", server.stderr());
+            assert!(
+                got == bytes_of(&objects, key),
+                "profile {legacy_id} {field}: not {key}'s bytes"
+            );
+        }
+    }
+
+    // Verify resolves each storage id back to its object's key: exact.
+    let verify = prepared.against(server.url(), &key, &["verify"]).success();
+    assert!(verify.stdout.contains("Convex holds exactly the 8 transformed"), "{}", verify.stdout);
+
+    // The module never writes an id naming nothing: a file no migrated file records is refused.
+    let refused = upsert_error(
+        &server,
+        json!({"table": "profiles", "docs": [{
+            "doc": {"legacyId": "9"},
+            "refs": {"avatar": {"table": "_storage", "legacyId": "avatars/none.png"}},
+        }]}),
+    );
+    assert!(
+        refused.contains(
+            "profiles 9: avatar refers to the file avatars/none.png, which is not in Convex file \
+             storage (no migrated file records it)"
+        ),
+        "{refused}"
+    );
+
+    // A file field pointing at another file than the source's is a difference verify names.
+    call(&server, FunctionKind::Mutation, "files_app:giveAvatar", json!({"from": "2", "to": "1"}));
+    let verify = prepared.against(server.url(), &key, &["verify"]);
+    assert_eq!(verify.code, Some(1), "{verify}");
+    assert!(
+        verify
+            .stdout
+            .contains("Convex has _storage avatars/2.png, the source has _storage avatars/1.png"),
+        "{}",
+        verify.stdout
+    );
+}
+
+/// The error message of a `migrate:upsert` call that must fail.
+fn upsert_error(server: &ConvexTestServer, args: Value) -> String {
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let key = Secret::new(server.admin_key().to_owned());
+    let client = ConvexClient::new(
+        server.url(),
+        &key,
+        std::time::Duration::from_secs(30),
+        RetryPolicy::default(),
+    )
+    .unwrap();
+    match runtime.block_on(client.call::<Value>(FunctionKind::Mutation, "migrate:upsert", &args)) {
+        Ok(value) => panic!("upsert succeeded: {value}"),
+        Err(error) => format!("{error:#}"),
+    }
+}
+
+#[test]
+fn a_value_naming_no_object_follows_each_orphan_policy() {
+    let objects: Vec<Object> = objects().into_iter().take(1).collect();
+    let dir = tempfile::tempdir().unwrap();
+    write_folder(dir.path(), &objects);
+    // Profile 2's avatar has no object; profile 4's cover is a URL of another site.
+    let rows = [
+        (1, "'1.png'", "null", "null"),
+        (2, "'missing.png'", "null", "null"),
+        (3, "null", "null", "null"),
+        (4, "null", "'https://lh3.googleusercontent.com/a/photo.jpg'", "null"),
+    ];
+    let source = format!("file://{}", utf8(dir.path()));
+    let orphans = |policy: &str| {
+        format!(
+            "[tables.\"public.profiles\".columns.avatar_url]\norphans = \"{policy}\"\n\n\
+             [tables.\"public.profiles\".columns.cover_url]\norphans = \"{policy}\"\n"
+        )
+    };
+    let db = storage_db();
+    db.execute(&fixture(&objects, &rows));
+    let prepared = Prepared::from_db(db, &["--tables", TABLES], &plan(&source, ""));
+    let with_policy = |policy: &str| {
+        std::fs::write(prepared.plan_dir().join("0003_orphans.toml"), orphans(policy)).unwrap();
+        prepared.migrate(&["transform"])
+    };
+
+    // fail (the default): the rows are rejected, naming the table, row, field and why.
+    with_policy("fail").fails_with(5, &[]);
+    let rejects =
+        std::fs::read_to_string(prepared.data_path("rejects/public.profiles.jsonl")).unwrap();
+    let rejects: Vec<Value> = rejects.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(rejects.len(), 2, "{rejects:?}");
+    assert_eq!(rejects[0]["table"], "public.profiles");
+    assert_eq!(rejects[0]["key"], json!({"id": 2}));
+    assert_eq!(rejects[0]["field"], "avatar");
+    assert_eq!(
+        rejects[0]["reason"],
+        "`avatar_url` = \"missing.png\" names the object `avatars/missing.png`, which \
+         `storage.objects` does not list (orphan policy `fail`)"
+    );
+    assert_eq!(rejects[1]["key"], json!({"id": 4}));
+    assert_eq!(rejects[1]["field"], "cover");
+    assert!(
+        rejects[1]["reason"].as_str().unwrap().contains("is not a Supabase Storage URL"),
+        "{}",
+        rejects[1]
+    );
+
+    // drop: the rows are left out, counted by the rule.
+    with_policy("drop").success();
+    let manifest: Value = serde_json::from_str(
+        &std::fs::read_to_string(prepared.data_path("transformed/manifest.json")).unwrap(),
+    )
+    .unwrap();
+    let profiles = manifest["sources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["table"] == "public.profiles")
+        .unwrap();
+    assert_eq!(
+        profiles["filtered"],
+        json!({"orphans drop `avatar`": 1, "orphans drop `cover`": 1})
+    );
+    assert_eq!(transformed(&prepared).keys().collect::<Vec<_>>(), ["1", "3"]);
+
+    // null: the fields are left out, the orphans counted.
+    with_policy("null").success();
+    let lines = transformed(&prepared);
+    assert_eq!(lines["2"], json!({"doc": {"legacyId": "2"}}));
+    assert_eq!(lines["4"], json!({"doc": {"legacyId": "4"}}));
+    let manifest =
+        std::fs::read_to_string(prepared.data_path("transformed/manifest.json")).unwrap();
+    assert!(manifest.contains("\"orphan_references\": 2"), "{manifest}");
+
+    // keep_legacy: the fields keep the column's text; Convex takes it (`v.union(v.id, v.string)`)
+    // and verify compares it as it is.
+    with_policy("keep_legacy").success();
+    let lines = transformed(&prepared);
+    assert_eq!(lines["2"]["doc"], json!({"legacyId": "2", "avatar": "missing.png"}));
+    assert_eq!(
+        lines["4"]["doc"],
+        json!({"legacyId": "4", "cover": "https://lh3.googleusercontent.com/a/photo.jpg"})
+    );
+    prepared.migrate(&["init", "--convex-dir", utf8(&prepared.convex_dir())]).success();
+    let tables = std::fs::read_to_string(prepared.convex_dir().join("migrateTables.ts")).unwrap();
+    assert!(
+        tables.contains("    avatar: v.optional(v.union(v.id(\"_storage\"), v.string())),"),
+        "{tables}"
+    );
+    let server = ConvexTestServer::for_convex_dir(&prepared.convex_dir());
+    let key = server.admin_key().to_owned();
+    prepared.against(server.url(), &key, &["import"]).success();
+    prepared.against(server.url(), &key, &["verify"]).success();
+    let found = call(
+        &server,
+        FunctionKind::Query,
+        "migrate:get",
+        json!({"table": "profiles", "legacyIds": ["1", "2"]}),
+    );
+    assert_eq!(found[1]["avatar"], "missing.png");
+    let stored = &crate::files::records(&server)["avatars/1.png"]["storageId"];
+    assert_eq!(found[0]["avatar"], *stored, "profile 1's avatar is its file's storage id");
+}
+
+#[test]
+fn file_fields_typecheck_as_storage_ids_an_app_passes_to_get_url() {
+    // GIVEN the generated files of a plan with file columns under every orphan policy and null
+    // policy, and an app module passing them to `ctx.storage.getUrl`
+    use migrate::plan::model::{FileColumnPlan, NullPolicy, OrphanPolicy, PathForm, Plan};
+    let file = |column: &str, orphans, optional| FileColumnPlan {
+        column: column.to_owned(),
+        field: column.to_owned(),
+        bucket: Some("avatars".to_owned()),
+        form: PathForm::Path,
+        orphans,
+        optional,
+    };
+    let mut profiles = crate::codegen_support::table("profiles", NullPolicy::Omit);
+    profiles.files = vec![
+        file("avatar", OrphanPolicy::Fail, false),
+        file("banner", OrphanPolicy::Null, true),
+        file("legacy", OrphanPolicy::KeepLegacy, true),
+    ];
+    let mut nulled = crate::codegen_support::table("nulled", NullPolicy::Null);
+    nulled.files = vec![file("avatar", OrphanPolicy::Drop, true)];
+    let plan = Plan {
+        tables: vec![profiles, nulled],
+        skipped: Vec::new(),
+        hash: "blake3:files-columns".into(),
+        warnings: Vec::new(),
+        files: Some(migrate::plan::model::FilesPlan { source: "s3://".into(), at: "test".into() }),
+    };
+    let app = crate::codegen_support::ConvexApp::new("tsc-file-columns");
+    app.write_generated(&plan);
+    app.write(
+        "convex/avatars.ts",
+        r#"import type { Infer } from "convex/values";
+import { migrateTables } from "./migrateTables";
+
+type Profile = Infer<typeof migrateTables.profiles.validator>;
+type Nulled = Infer<typeof migrateTables.nulled.validator>;
+type Storage = { getUrl(id: Profile["avatar"]): Promise<string | null> };
+
+export async function urls(storage: Storage, profile: Profile, nulled: Nulled) {
+  const legacy = profile.legacy;
+  return [
+    await storage.getUrl(profile.avatar),
+    profile.banner === undefined ? null : await storage.getUrl(profile.banner),
+    nulled.avatar === null ? null : await storage.getUrl(nulled.avatar),
+    // Under keep_legacy the field may hold the column's text instead of an id.
+    typeof legacy === "string" ? legacy : null,
+  ];
+}
+"#,
+    );
+    // WHEN tsc checks the app THEN it finds nothing
+    let output = app.typecheck();
+    assert!(
+        output.status.success(),
+        "tsc rejected the generated files:\n{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
