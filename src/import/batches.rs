@@ -110,9 +110,12 @@ struct Line<'a> {
 
 /// The legacy id of a document line (`None` when the line has no string `legacy_field`).
 pub fn legacy_id_of(text: &[u8], legacy_field: &str) -> Result<Option<String>, String> {
-    LegacyIdOfLine { field: legacy_field }
-        .deserialize(&mut serde_json::Deserializer::from_slice(text))
-        .map_err(|e| e.to_string())
+    // UTF-8 checked once for the whole line: values skipped as `IgnoredAny` are not otherwise.
+    let text = std::str::from_utf8(text).map_err(|e| e.to_string())?;
+    let mut line = serde_json::Deserializer::from_str(text);
+    let legacy_id = LegacyIdOfLine { field: legacy_field }.deserialize(&mut line);
+    // Nothing but whitespace after the object, as `serde_json::from_slice` requires.
+    legacy_id.and_then(|legacy_id| line.end().map(|()| legacy_id)).map_err(|e| e.to_string())
 }
 
 /// The element to send for `text` in this pass; `None` when the line has nothing for it.
@@ -123,9 +126,8 @@ fn entry(plan: &BatchPlan, line: u64, text: &[u8]) -> Result<Option<Entry>, Impo
         || bad_line(format!("the document has no string field `{}`", plan.legacy_field));
     if plan.pass == Pass::Upsert && plan.deferred.is_empty() {
         // Most tables: the line goes as it is, and one reading finds its legacy id.
-        let legacy_id = LegacyIdOfLine { field: &plan.legacy_field }
-            .deserialize(&mut serde_json::Deserializer::from_slice(text))
-            .map_err(|e| bad_line(e.to_string()))?
+        let legacy_id = legacy_id_of(text, &plan.legacy_field)
+            .map_err(bad_line)?
             .ok_or_else(no_legacy_id)?;
         return Ok(Some(Entry { line, legacy_id, json: text.to_vec() }));
     }
@@ -251,8 +253,15 @@ impl<'de> Visitor<'de> for LegacyIdOfLine<'_> {
         let (mut found, mut doc) = (None, false);
         while let Some(key) = map.next_key::<Cow<'de, str>>()? {
             if key == "doc" {
+                if doc {
+                    return Err(serde::de::Error::duplicate_field("doc"));
+                }
                 found = map.next_value_seed(LegacyIdOf { field: self.field })?;
                 doc = true;
+            } else if key == "refs" {
+                // Read as [`Line`] reads them: an object, its field names strings (escapes
+                // checked).
+                map.next_value::<BTreeMap<Cow<'de, str>, IgnoredAny>>()?;
             } else {
                 map.next_value::<IgnoredAny>()?;
             }
