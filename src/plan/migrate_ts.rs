@@ -26,7 +26,8 @@ use super::model::{Plan, ReferencePlan, TablePlan};
 ///    `removeDocs`, rollback's delete by Convex id; `unsetLegacyIds`, finalize's patch; writes
 ///    into a component's tables through its own functions (auth presets); the file functions
 ///    (`generateUploadUrl`, `recordFiles`, `findStored`, …).
-pub const MODULE_VERSION: u32 = 4;
+/// 5: `removeFiles`, rollback's and sync's removal of migrated files with their records.
+pub const MODULE_VERSION: u32 = 5;
 
 /// The start of the module's only line holding the plan; the compact JSON follows, then `;`.
 pub const PLAN_LINE_PREFIX: &str = "const PLAN = ";
@@ -62,11 +63,12 @@ pub fn migrate_ts(plan: &Plan) -> String {
                 .replace("$FILES_PATH_INDEX", &string_literal(FILES_PATH_INDEX))
                 .replace("$FILES_STORAGE_INDEX", &string_literal(FILES_STORAGE_INDEX)),
         );
+        out.push_str(FILES_REMOVE_BODY);
     }
     out
 }
 
-/// What `migrate:info` returns: `{"version":4,"planHash":…,"tables":{…}}`, in this order.
+/// What `migrate:info` returns: `{"version":5,"planHash":…,"tables":{…}}`, in this order.
 #[derive(serde::Serialize)]
 #[serde(rename_all = "camelCase")]
 struct Info<'a> {
@@ -990,6 +992,44 @@ export const filesPage = internalQueryGeneric({
 });
 "#;
 
+// ── Removing migrated files: rollback and sync (docs/files.md, "Rollback" and "Sync") ──────────
+// Kept apart from FILES_BODY, which it follows in the module (it uses its constants).
+
+/// `removeFiles`: removes files a `migrateFiles` record names, each with its record (rollback;
+/// sync, for objects gone from `storage.objects`).
+const FILES_REMOVE_BODY: &str = r#"
+/**
+ * Removes migrated files: for each `{key, storageId}`, the record of `key` and its stored file,
+ * when the record still names that storage id (a path recorded again since, with new bytes,
+ * stays for the caller to list again). A file no `migrateFiles` record names is never touched.
+ * Returns the keys whose record is gone now, removed by this call or before it: a call sent
+ * twice (its reply lost) names each file again, and removes nothing twice.
+ */
+export const removeFiles = internalMutationGeneric({
+  args: { files: v.array(v.object({ key: v.string(), storageId: v.id("_storage") })) },
+  handler: async (ctx, { files }) => {
+    const gone: string[] = [];
+    for (const { key, storageId } of files) {
+      const found = await ctx.db
+        .query(FILES_TABLE)
+        .withIndex(FILES_PATH_INDEX, (q) => q.eq("key", key))
+        .first();
+      if (found !== null && found.storageId !== storageId) {
+        continue;
+      }
+      if (found !== null) {
+        if ((await ctx.db.system.get(storageId)) !== null) {
+          await ctx.storage.delete(storageId);
+        }
+        await ctx.db.delete(idOf(found));
+      }
+      gone.push(key);
+    }
+    return { gone };
+  },
+});
+"#;
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1060,7 +1100,7 @@ mod tests {
         let json = line.strip_prefix(PLAN_LINE_PREFIX).unwrap().strip_suffix(';').unwrap();
         assert_eq!(
             json,
-            r#"{"version":4,"planHash":"blake3:0123abcd","tables":{"users":{"legacyIdField":"legacyId","references":{}},"posts":{"legacyIdField":"legacyId","references":{"authorId":"users"}},"comments":{"legacyIdField":"oldId","references":{"postId":"posts","parentId":"comments"}}}}"#
+            r#"{"version":5,"planHash":"blake3:0123abcd","tables":{"users":{"legacyIdField":"legacyId","references":{}},"posts":{"legacyIdField":"legacyId","references":{"authorId":"users"}},"comments":{"legacyIdField":"oldId","references":{"postId":"posts","parentId":"comments"}}}}"#
         );
     }
 

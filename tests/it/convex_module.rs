@@ -233,7 +233,7 @@ fn info_returns_the_plan_the_module_was_generated_from() {
     assert_eq!(
         info,
         json!({
-            "version": 4,
+            "version": 5,
             "planHash": "blake3:convex-module-tests",
             "tables": {
                 "users": { "legacyIdField": "legacyId", "references": {} },

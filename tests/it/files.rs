@@ -207,10 +207,6 @@ fn files_from_a_folder_arrive_with_their_bytes_and_types_and_verify_catches_chan
         "{}",
         verify.stdout
     );
-
-    // A rollback does not remove the files yet, and says so rather than leave it unsaid.
-    let rollback = prepared.against(server.url(), &key, &["rollback", "--dry-run"]).success();
-    assert!(rollback.stdout.contains("not removed by rollback"), "{}", rollback.stdout);
 }
 
 /// `migrate <args>` against the test deployment, reading S3 at `s3`.

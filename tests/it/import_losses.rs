@@ -16,6 +16,7 @@ use migrate::import::batches::{BatchPlan, read_batches};
 use migrate::import::state::Pass;
 use migrate::import::transformed::TransformedFile;
 use migrate::import::{call_args, read_inputs};
+use migrate::plan::migrate_ts::MODULE_VERSION;
 use migrate::settings::Secret;
 use serde_json::Value;
 
@@ -288,7 +289,8 @@ fn a_module_of_an_older_version_is_refused_with_what_to_do() {
     let prepared = Prepared::new(&cycle(), "");
     prepared.migrate(&["transform"]).success();
     let module = std::fs::read_to_string(prepared.convex_dir().join("migrate.ts")).unwrap();
-    let old = module.replacen("const PLAN = {\"version\":4,", "const PLAN = {\"version\":1,", 1);
+    let current = format!("const PLAN = {{\"version\":{MODULE_VERSION},");
+    let old = module.replacen(&current, "const PLAN = {\"version\":1,", 1);
     assert_ne!(old, module);
     let sink = Sink::start(SinkConfig::new(Plan::from_module(&old).unwrap())).unwrap();
 
@@ -296,7 +298,8 @@ fn a_module_of_an_older_version_is_refused_with_what_to_do() {
     let run = prepared.against(&sink.url(), sink.admin_key(), &["import"]);
 
     // THEN it stops before sending anything, saying to regenerate and deploy the module
-    run.fails_with(4, &["version 1 of the module", "needs version 4", "migrate init"]);
+    let needs = format!("needs version {MODULE_VERSION}");
+    run.fails_with(4, &["version 1 of the module", &needs, "migrate init"]);
     assert_eq!(sink.stats().succeeded, 1, "only migrate:info: {:?}", sink.stats());
 }
 

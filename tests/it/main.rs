@@ -19,6 +19,7 @@ mod export_golden;
 mod export_libpq;
 mod export_tls;
 mod files;
+mod files_rollback_sync;
 mod finalize;
 mod import_concurrency;
 mod import_crashes;
