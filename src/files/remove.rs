@@ -47,7 +47,7 @@ pub async fn rollback(
     records.sort_by(|a, b| (&a.bucket, &a.path).cmp(&(&b.bucket, &b.path)));
     let recorded = records.len() as u64;
     let gone = if dry_run { records } else { remove(client, records, batch, reporter).await? };
-    let buckets = per_bucket(&gone);
+    let buckets = bucket_counts(&gone);
     Ok(FilesRollback {
         recorded,
         removed: gone.len() as u64,
@@ -57,7 +57,7 @@ pub async fn rollback(
 }
 
 /// Files and recorded bytes per bucket.
-pub fn per_bucket(records: &[Recorded]) -> BTreeMap<String, BucketCount> {
+fn bucket_counts(records: &[Recorded]) -> BTreeMap<String, BucketCount> {
     let mut buckets: BTreeMap<String, BucketCount> = BTreeMap::new();
     for record in records {
         let count = buckets.entry(record.bucket.clone()).or_default();

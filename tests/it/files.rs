@@ -301,9 +301,9 @@ fn the_files_functions_and_table_typecheck_and_an_app_reads_a_file_url() {
     app.write(
         "convex/usage.ts",
         r#"import type { RegisteredMutation, RegisteredQuery } from "convex/server";
-import { filesPage, findStored, generateUploadUrl, recordFiles } from "./migrate";
+import { filesPage, findStored, generateUploadUrl, recordFiles, removeFiles } from "./migrate";
 
-export const mutations: RegisteredMutation<"internal", any, any>[] = [generateUploadUrl, recordFiles];
+export const mutations: RegisteredMutation<"internal", any, any>[] = [generateUploadUrl, recordFiles, removeFiles];
 export const queries: RegisteredQuery<"internal", any, any>[] = [filesPage, findStored];
 "#,
     );

@@ -141,6 +141,12 @@ fn rollback_removes_every_migrated_file_and_not_the_apps_own_then_finds_nothing_
     let verify = against(&["verify"]).success();
     assert!(verify.stdout.contains("no migrated file is left in Convex file storage"), "{verify}");
     assert!(verify.stdout.contains("verified: no migrated document or file is left"), "{verify}");
+
+    // AND an import after the rollback sends every file again
+    let import = against(&["import"]).success();
+    assert!(import.stdout.contains("files: 5 of 5 uploaded"), "{import}");
+    crate::files::assert_arrived(&server, &objects);
+    against(&["verify"]).success();
 }
 
 #[test]
