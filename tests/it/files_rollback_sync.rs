@@ -2,7 +2,7 @@
 //! real Postgres with Supabase's storage schema, the bytes in a folder, the generated module
 //! under convex-test (`tests/convex/server.ts`). Rollback removes every file the migration
 //! recorded and no file the application stored itself, also when run again after being killed
-//! half-way; sync uploads new and changed objects, replaces the changed ones' files and removes
+//! half-way or with its replies lost (against the sink); sync uploads new and changed objects, replaces the changed ones' files and removes
 //! those whose rows are gone (unless `--no-deletes`).
 
 use std::collections::BTreeSet;
@@ -291,4 +291,50 @@ fn sync_uploads_new_and_changed_objects_and_removes_those_gone_unless_told_not_t
     );
     assert_eq!(uploads(), 8);
     assert_eq!(storage_ids(&records(&server)), storage_ids(&last));
+}
+
+#[test]
+fn a_rollback_whose_replies_are_lost_removes_each_migrated_file_once_and_counts_it_once() {
+    // GIVEN small objects imported into the sink, and a file the application stored itself
+    let objects: Vec<_> = (0..40)
+        .map(|i| {
+            ("docs", format!("lost/{i:02}.txt"), "text/plain", format!("lost {i}").into_bytes())
+        })
+        .collect();
+    let dir = tempfile::tempdir().unwrap();
+    write_folder(dir.path(), &objects);
+    let db = storage_db();
+    db.execute(&fixture(&objects, &[]));
+    let prepared = Prepared::from_db(db, &["--tables", TABLES], &skipping_objects(dir.path()));
+    prepared.migrate(&["transform"]).success();
+    let plan = convex_sink::Plan::from_module_file(prepared.convex_dir().join("migrate.ts"))
+        .expect("the generated migrate.ts carries its plan");
+    let sink = convex_sink::Sink::start(convex_sink::SinkConfig {
+        seed: 17,
+        ..convex_sink::SinkConfig::new(plan)
+    })
+    .expect("the sink starts");
+    let (url, key) = (sink.url(), sink.admin_key().to_owned());
+    prepared.against(&url, &key, &["import"]).success();
+    assert_eq!(sink.file_records().len(), 40);
+    let own = sink.store_file(4, "the app's own");
+
+    // WHEN rollback runs while a third of the replies are lost after the call was applied
+    sink.set_faults(convex_sink::Faults { reset_after: 0.3, ..convex_sink::Faults::none() })
+        .unwrap();
+    let rollback = json_of(
+        &prepared
+            .against(&url, &key, &["--format", "json", "rollback", "--batch-size", "4"])
+            .success(),
+    );
+
+    // THEN calls were applied twice, yet every migrated file was removed and counted once, and
+    // the application's file stays
+    assert!(sink.stats().reset_after > 0, "{:?}", sink.stats());
+    assert_eq!(rollback["files"]["recorded"], 40, "{rollback}");
+    assert_eq!(rollback["files"]["removed"], 40, "{rollback}");
+    let bytes: usize = objects.iter().map(|o| o.3.len()).sum();
+    assert_eq!(rollback["files"]["removed_bytes"], bytes, "{rollback}");
+    assert!(sink.file_records().is_empty());
+    assert_eq!(sink.stored_files(), BTreeSet::from([own]));
 }

@@ -4,7 +4,7 @@
 //! upload URL's `POST` (bytes in, `{"storageId": …}` out). The sink keeps each stored file's
 //! size and SHA-256, not its bytes, so that a benchmark of large files measures the client.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use rustc_hash::{FxHashMap, FxHashSet};
 use serde::Deserialize;
@@ -184,6 +184,17 @@ impl FileStorage {
             }
         };
         Ok(value.to_string())
+    }
+
+    /// `migrateFiles`: `<bucket>/<path>` → the storage id its record names.
+    pub fn records(&self) -> BTreeMap<String, String> {
+        let id = |r: &serde_json::Value| r["storageId"].as_str().unwrap_or_default().to_owned();
+        self.records.iter().map(|((bucket, path), r)| (format!("{bucket}/{path}"), id(r))).collect()
+    }
+
+    /// The storage ids `_storage` holds.
+    pub fn stored_ids(&self) -> BTreeSet<String> {
+        self.stored.keys().cloned().collect()
     }
 
     /// Takes `token` if an upload URL gave it and it is unused.
