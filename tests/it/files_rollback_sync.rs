@@ -1,9 +1,10 @@
 //! Files under `migrate rollback` and `migrate sync` (docs/files.md, "Rollback" and "Sync"):
 //! real Postgres with Supabase's storage schema, the bytes in a folder, the generated module
-//! under convex-test (`tests/convex/server.ts`). Rollback removes every file the migration
-//! recorded and no file the application stored itself, also when run again after being killed
-//! half-way or with its replies lost (against the sink); sync uploads new and changed objects, replaces the changed ones' files and removes
-//! those whose rows are gone (unless `--no-deletes`).
+//! under convex-test (`tests/convex/server.ts`), or the sink for lost replies. Rollback removes
+//! every file the migration recorded and no file the application stored itself, also when run
+//! again after being killed half-way, and counts each once when replies are lost; sync uploads
+//! new and changed objects, replaces the changed ones' files and removes those whose rows are
+//! gone (unless `--no-deletes`).
 
 use std::collections::BTreeSet;
 use std::path::Path;
