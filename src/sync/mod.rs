@@ -235,8 +235,13 @@ pub async fn sync(
     let mut report = report(inputs, &diffs, false);
     report.diff_seconds = started.elapsed().as_secs_f64();
 
+    // With `[files]` the deployment is read anyway (its `migrateFiles` records): its base is
+    // checked first, before a file a killed run sent is recorded.
     let files_state = match &inputs.files {
-        Some(_) => Some(Arc::new(Mutex::new(State::open(&place.state)?))),
+        Some(_) => {
+            check_base(&options.import, place).await?;
+            Some(Arc::new(Mutex::new(State::open(&place.state)?)))
+        }
         None => None,
     };
     let mut files = files_diff(data_dir, inputs, &options.import, files_state.as_ref()).await?;
@@ -245,7 +250,7 @@ pub async fn sync(
 
     let to_send = diffs.iter().any(|d| !d.send.is_empty());
     let to_delete = options.deletes && diffs.iter().any(|d| d.deletes.is_some());
-    if to_send || to_delete || files_to_upload || files_to_delete {
+    if (to_send || to_delete) && files_state.is_none() {
         check_base(&options.import, place).await?;
     }
     // Files first: the documents sent next may name them.
