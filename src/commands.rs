@@ -429,7 +429,10 @@ async fn run_all(
         print("import", output::import_summary(&planned, format), json!(planned));
         return Ok(code);
     };
-    if let Some(files) = files_stage(&settings, &data_dir, &inputs, &options).await? {
+    // A sync moves the files itself (uploads, and deletes of objects gone).
+    if !args.sync
+        && let Some(files) = files_stage(&settings, &data_dir, &inputs, &options).await?
+    {
         print("files", output::files_summary(&files, OutputFormat::Text), json!(files));
     }
     let rejected = if args.sync {
@@ -466,7 +469,7 @@ async fn run_sync(settings: &Settings, args: &SyncArgs) -> anyhow::Result<u8> {
     // A sync may follow a plan change: the state's plan is the one it replaces, not refused.
     let options = import_options(settings, &args.convex, &args.batches, true)?;
     let report = if args.dry_run {
-        crate::sync::dry_run(&data_dir, &inputs, &options.place)?
+        crate::sync::dry_run(&data_dir, &inputs, &options).await?
     } else {
         let options = crate::sync::SyncOptions { import: options, deletes: !args.no_deletes };
         crate::sync::sync(&data_dir, &inputs, &options, reporter(settings)).await?
@@ -490,7 +493,7 @@ async fn run_sync_targets(settings: &Settings, args: &SyncArgs) -> anyhow::Resul
             let options =
                 target_import_options(&deployment, shared, &args.convex, &args.batches, true)?;
             let report = if args.dry_run {
-                crate::sync::dry_run(data_dir, inputs, &options.place)?
+                crate::sync::dry_run(data_dir, inputs, &options).await?
             } else {
                 let options =
                     crate::sync::SyncOptions { import: options, deletes: !args.no_deletes };
@@ -535,7 +538,8 @@ async fn files_stage(
     Ok(Some(report))
 }
 
-/// Verify's part for files, when the plan has `[files]`: its problems join the report's.
+/// Verify's part for files, when the plan has `[files]`: its problems join the report's. After
+/// a rollback (the ledger says so), it counts the migrated files left instead.
 async fn verify_files(
     data_dir: &DataDir,
     inputs: &import::Inputs,
@@ -543,11 +547,20 @@ async fn verify_files(
     report: &mut verify::VerifyReport,
 ) -> anyhow::Result<()> {
     let Some(plan) = &inputs.files else { return Ok(()) };
+    let client = target.client()?;
+    if let Some(check) = &mut report.rolled_back {
+        // Rolled back: no file the migration recorded may be left; the objects are not read.
+        let left = files::recorded(&client).await.context("listing the migrated files")?.len();
+        check.files = Some(left as u64);
+        if left > 0 {
+            report.verified = false;
+        }
+        return Ok(());
+    }
     let objects = files::read_objects(data_dir)?;
     let source = Arc::new(
         files::FilesSource::open(&plan.source, &plan.at).map_err(files::FilesError::from)?,
     );
-    let client = target.client()?;
     let problems = files::verify(&client, source, &objects, 8).await.context("verifying files")?;
     if !problems.is_empty() {
         report.verified = false;

@@ -10,6 +10,11 @@
 //! together (`migrate:removeDocs`), so a document the application wrote is never touched, even
 //! one that holds a legacy id the migration also used.
 //!
+//! With `[files]`, the files the migration stored go after the documents: every file a
+//! `migrateFiles` record names, with its record (`files::remove`); the files the application
+//! stored itself are recorded nowhere there and stay. A stored file cannot be changed in place,
+//! so there is no "changed since the import" for files: `--force` does not apply to them.
+//!
 //! Nothing is checkpointed: every step is safe to repeat (a document already removed is not
 //! found), so a rollback killed at any point finishes when run again. The deployment's ledger
 //! says `rolling_back` while it runs and `rolled_back` once every table is done; then the
@@ -24,6 +29,7 @@ use serde_json::value::RawValue;
 
 use crate::convex::client::{ConvexClient, FunctionKind};
 use crate::data_dir::DataDir;
+use crate::files::remove::FilesRollback;
 use crate::import::state::{self, State};
 use crate::import::transformed::TransformedFile;
 use crate::import::{ImportError, Inputs, check_module};
@@ -84,11 +90,13 @@ pub struct RollbackReport {
     pub kept: u64,
     /// The changed documents, kept or (with `--force`) removed.
     pub changed: Vec<Changed>,
+    /// The files `[files]` stored, removed with their `migrateFiles` records (none without
+    /// `[files]`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub files: Option<FilesRollback>,
     /// Where the deployment's ledger says the migration stands now.
     pub status: Option<Status>,
     pub seconds: f64,
-    /// What rollback left in place and the user must know about.
-    pub warnings: Vec<String>,
 }
 
 #[derive(Debug, Clone, Default, Serialize)]
@@ -267,6 +275,15 @@ pub async fn rollback(
         tables.push(row);
     }
 
+    // After the documents, which may hold the files' storage ids.
+    let files = match &inputs.files {
+        Some(_) => Some(
+            crate::files::remove::rollback(client, options.dry_run, batch, reporter.as_ref())
+                .await?,
+        ),
+        None => None,
+    };
+
     let removed = tables.iter().map(|t| t.removed).sum();
     let kept = tables.iter().map(|t| t.kept).sum();
     let mut status = entries
@@ -275,11 +292,14 @@ pub async fn rollback(
         .map(|e| e.status)
         .next_back();
     if !options.dry_run {
-        let counts = BTreeMap::from([
+        let mut counts = BTreeMap::from([
             ("removed".to_owned(), removed),
             ("kept".to_owned(), kept),
             ("found".to_owned(), tables.iter().map(|t| t.found).sum()),
         ]);
+        if let Some(files) = &files {
+            counts.insert("files_removed".to_owned(), files.removed);
+        }
         let entry =
             ledger::write(client, &import_id, &inputs.plan, Status::RolledBack, Some(&counts))
                 .await?;
@@ -298,21 +318,8 @@ pub async fn rollback(
         removed,
         kept,
         changed,
+        files,
         status,
         seconds: started.elapsed().as_secs_f64(),
-        warnings: files_left(inputs),
     })
-}
-
-/// Rollback removes documents, not yet the files `[files]` stored: say so rather than let the
-/// tables' emptiness suggest the deployment is as before.
-fn files_left(inputs: &Inputs) -> Vec<String> {
-    match &inputs.files {
-        Some(_) => vec![
-            "the files import stored in Convex file storage (listed in the `migrateFiles` table) \
-             are not removed by rollback: they stay, with their records"
-                .to_owned(),
-        ],
-        None => Vec::new(),
-    }
 }

@@ -9,7 +9,9 @@
 //! later run skips every object recorded with its bytes still stored. Deleting `data/` loses
 //! nothing.
 
+pub mod remove;
 pub mod source;
+pub mod sync;
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
@@ -64,6 +66,12 @@ pub enum FilesError {
         #[source]
         source: CallError,
     },
+    #[error("removing the migrated file `{name}` (and those after it in its batch)")]
+    Remove {
+        name: String,
+        #[source]
+        source: CallError,
+    },
     #[error("uploading `{name}`: {message}")]
     Upload { name: String, message: String },
     #[error(transparent)]
@@ -82,7 +90,9 @@ impl FilesError {
             }
             FilesError::Raw { .. } | FilesError::State(_) => exit_code::LOCAL_IO,
             FilesError::Source(_) => exit_code::SOURCE_FAILURE,
-            FilesError::Call { .. } | FilesError::Upload { .. } => exit_code::CONVEX_FAILURE,
+            FilesError::Call { .. } | FilesError::Remove { .. } | FilesError::Upload { .. } => {
+                exit_code::CONVEX_FAILURE
+            }
             FilesError::Missing { .. } => exit_code::REJECTED_ROWS,
         }
     }
@@ -99,11 +109,15 @@ impl FilesError {
                  `storage.objects`, then run import again: what is uploaded is not sent twice"
                     .into(),
             ),
-            FilesError::Call { source, .. } if source.is_missing_function() => Some(
-                "deploy the Convex app with the `migrate.ts` that `migrate init` wrote for a plan \
-                 with `[files]`"
-                    .into(),
-            ),
+            FilesError::Call { source, .. } | FilesError::Remove { source, .. }
+                if source.is_missing_function() =>
+            {
+                Some(
+                    "deploy the Convex app with the `migrate.ts` that `migrate init` wrote for a \
+                     plan with `[files]`"
+                        .into(),
+                )
+            }
             _ => None,
         }
     }
@@ -193,6 +207,20 @@ pub struct Recorded {
     pub stored: Option<Stored>,
 }
 
+impl Recorded {
+    /// Whether this record's bytes are still stored, with the size `storage.objects` states for
+    /// `object` (when it states one): what import needs to skip the object.
+    pub fn holds(&self, object: &StorageObject) -> bool {
+        self.stored.as_ref().is_some_and(|s| s.size == self.size && s.sha256 == self.sha256)
+            && object.size.is_none_or(|size| size as f64 == self.size)
+    }
+
+    /// `<bucket>/<path>`, the record's key in `migrateFiles`.
+    pub fn key(&self) -> String {
+        format!("{}/{}", self.bucket, self.path)
+    }
+}
+
 /// What Convex's `_storage` holds of a file.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -233,6 +261,15 @@ pub async fn recorded(
     }
 }
 
+/// [`recorded`], its error naming the function.
+pub(crate) async fn list_recorded(
+    client: &ConvexClient,
+) -> Result<HashMap<(String, String), Recorded>, FilesError> {
+    recorded(client)
+        .await
+        .map_err(|source| FilesError::Call { name: "migrate:filesPage".into(), source })
+}
+
 /// Uploads every object not already recorded with its bytes stored, at most `concurrency` at
 /// once, each streamed from the source and retried like batches. An object the source lacks is
 /// counted and named in the error at the end, after every other object is uploaded.
@@ -245,9 +282,7 @@ pub async fn upload(
     reporter: &dyn Reporter,
 ) -> Result<FilesReport, FilesError> {
     let state = Arc::new(Mutex::new(state));
-    let mut recorded = recorded(client)
-        .await
-        .map_err(|source| FilesError::Call { name: "migrate:filesPage".into(), source })?;
+    let mut recorded = list_recorded(client).await?;
     adopt_sent(&mut recorded, client, &source, objects, &state).await?;
     let mut report = FilesReport {
         files: objects.len() as u64,
@@ -256,16 +291,36 @@ pub async fn upload(
     };
     let mut todo = Vec::new();
     for object in objects {
-        let done = recorded.get(&(object.bucket.clone(), object.path.clone())).is_some_and(|r| {
-            r.stored.as_ref().is_some_and(|s| s.size == r.size && s.sha256 == r.sha256)
-                && object.size.is_none_or(|size| size as f64 == r.size)
-        });
-        if done {
+        let record = recorded.get(&(object.bucket.clone(), object.path.clone()));
+        if record.is_some_and(|r| r.holds(object)) {
             report.resumed += 1;
         } else {
             todo.push(object.clone());
         }
     }
+    let sent = send_all(client, &source, todo, concurrency, &state, reporter).await?;
+    report.uploaded = sent.files;
+    report.uploaded_bytes = sent.bytes;
+    Ok(report)
+}
+
+/// Files and bytes one [`send_all`] uploaded.
+pub(crate) struct Sent {
+    pub files: u64,
+    pub bytes: u64,
+}
+
+/// Uploads `todo`, at most `concurrency` at once, each streamed from the source and retried like
+/// batches, with progress in files and bytes. An object the source lacks is counted and named
+/// in the error at the end, after every other object is uploaded.
+pub(crate) async fn send_all(
+    client: &ConvexClient,
+    source: &Arc<FilesSource>,
+    todo: Vec<StorageObject>,
+    concurrency: usize,
+    state: &Arc<Mutex<State>>,
+    reporter: &dyn Reporter,
+) -> Result<Sent, FilesError> {
     let total_bytes: u64 = todo.iter().map(|o| o.size.unwrap_or(0)).sum();
     let mut files_bar = reporter.table_started("files", Some(todo.len() as u64), Unit::Files);
     let mut bytes_bar = reporter.table_started("files (bytes)", Some(total_bytes), Unit::Bytes);
@@ -278,14 +333,15 @@ pub async fn upload(
             }
         })
         .buffer_unordered(concurrency.max(1));
+    let mut sent = Sent { files: 0, bytes: 0 };
     let (mut missing, mut first_missing) = (0, None);
     while let Some((object, result)) = uploads.next().await {
         match result {
             Ok(size) => {
-                report.uploaded += 1;
-                report.uploaded_bytes += size;
-                files_bar.rows(report.uploaded);
-                bytes_bar.rows(report.uploaded_bytes);
+                sent.files += 1;
+                sent.bytes += size;
+                files_bar.rows(sent.files);
+                bytes_bar.rows(sent.bytes);
             }
             Err(FilesError::Source(SourceError::Missing { .. })) => {
                 tracing::warn!(object = %object.name(), "not in the files source");
@@ -295,12 +351,12 @@ pub async fn upload(
             Err(e) => return Err(e),
         }
     }
-    files_bar.finished(report.uploaded);
-    bytes_bar.finished(report.uploaded_bytes);
+    files_bar.finished(sent.files);
+    bytes_bar.finished(sent.bytes);
     if let Some(first) = first_missing {
         return Err(FilesError::Missing { count: missing, first, url: source.url().to_owned() });
     }
-    Ok(report)
+    Ok(sent)
 }
 
 /// One object: an upload URL, the bytes streamed there (hashed on the way), then its record.
@@ -394,7 +450,7 @@ async fn record(
 /// Files a killed run sent but did not record: when Convex stored their bytes (a stored file
 /// nobody records, with the source's SHA-256 and size, stored since the run began sending),
 /// they are recorded now instead of being sent twice. Reads each such object once more.
-async fn adopt_sent(
+pub(crate) async fn adopt_sent(
     recorded: &mut HashMap<(String, String), Recorded>,
     client: &ConvexClient,
     source: &FilesSource,
@@ -475,10 +531,7 @@ pub async fn verify(
     objects: &[StorageObject],
     concurrency: usize,
 ) -> Result<Vec<String>, FilesError> {
-    let recorded = recorded(client)
-        .await
-        .map_err(|source| FilesError::Call { name: "migrate:filesPage".into(), source })?;
-    let recorded = Arc::new(recorded);
+    let recorded = Arc::new(list_recorded(client).await?);
     let mut checks = futures_util::stream::iter(objects.to_vec())
         .map(|object| {
             let (source, recorded) = (source.clone(), recorded.clone());

@@ -17,6 +17,9 @@ pub enum ImportError {
     /// What stops a rollback before it removes anything.
     #[error(transparent)]
     Rollback(#[from] crate::rollback::RollbackError),
+    /// Moving or removing the files of `[files]` (rollback and sync remove them too).
+    #[error(transparent)]
+    Files(#[from] crate::files::FilesError),
     #[error(
         "no finished export: `{}` is missing (an export was interrupted, or this is not its \
          data directory)",
@@ -118,6 +121,7 @@ impl ImportError {
         match self {
             ImportError::Ledger(e) => e.exit_code(),
             ImportError::Rollback(e) => e.exit_code(),
+            ImportError::Files(e) => e.exit_code(),
             ImportError::NotTransformed { .. }
             | ImportError::NotExported { .. }
             | ImportError::PlanChangedSinceTransform { .. }
@@ -157,6 +161,7 @@ impl ImportError {
         Some(match self {
             ImportError::Ledger(e) => return e.hint(),
             ImportError::Rollback(e) => return e.hint(),
+            ImportError::Files(e) => return e.hint(),
             ImportError::NotTransformed { .. } => "run `migrate transform` first".into(),
             ImportError::NotExported { .. } => "run `migrate export` again (with the same \
                 --data-dir), then `migrate transform`, then this command"

@@ -561,10 +561,21 @@ fn rolled_back_verdict(
     for problem in &report.problems {
         out.push_str(&format!("NOT verified: {problem}\n"));
     }
+    match check.files {
+        Some(0) => out.push_str("no migrated file is left in Convex file storage\n"),
+        Some(left) => out.push_str(&format!(
+            "NOT verified: {} migrated file{} still in Convex file storage (`migrateFiles`): run \
+             `migrate rollback` again\n",
+            HumanCount(left),
+            plural(left as usize)
+        )),
+        None => {}
+    }
     if check.remaining == 0 {
         if report.verified {
             out.push_str(&format!(
-                "verified: no migrated document is left in Convex ({:.2} s)\n",
+                "verified: no migrated {} is left in Convex ({:.2} s)\n",
+                if check.files.is_some() { "document or file" } else { "document" },
                 report.seconds
             ));
         }
@@ -617,6 +628,9 @@ pub fn rollback_summary(report: &crate::rollback::RollbackReport, format: Output
             ));
         }
     }
+    if let Some(files) = &report.files {
+        out.push_str(&rollback_files_line(files, report.dry_run));
+    }
     if report.dry_run {
         out.push_str(&format!(
             "dry run: {} document{} of import {} would be removed, {} kept; nothing was changed\n",
@@ -637,10 +651,26 @@ pub fn rollback_summary(report: &crate::rollback::RollbackReport, format: Output
             report.status.map_or_else(|| "nothing".to_owned(), |s| s.to_string()),
         ));
     }
-    for warning in &report.warnings {
-        out.push_str(&format!("warning: {warning}\n"));
-    }
     out
+}
+
+/// Rollback's line on the files of `[files]`: per bucket when there are any.
+fn rollback_files_line(files: &crate::files::remove::FilesRollback, dry_run: bool) -> String {
+    if files.recorded == 0 {
+        return "files: no migrated file is recorded in `migrateFiles`: none to remove\n".into();
+    }
+    let buckets: Vec<String> =
+        files.buckets.iter().map(|(bucket, count)| format!("{bucket} {}", count.files)).collect();
+    format!(
+        "files: {} of {} migrated file{} ({} bytes; {}) {} from Convex file storage with their \
+         `migrateFiles` records; files the application stored itself are not touched\n",
+        HumanCount(files.removed),
+        HumanCount(files.recorded),
+        plural(files.recorded as usize),
+        files.removed_bytes,
+        buckets.join(", "),
+        if dry_run { "would be removed" } else { "removed" },
+    )
 }
 
 /// `migrate finalize`'s summary.
@@ -849,6 +879,9 @@ pub fn sync_summary(report: &crate::sync::SyncReport, format: OutputFormat) -> S
         ]);
     }
     let mut out = format!("{summary}\n\n");
+    if let Some(files) = &report.files {
+        out.push_str(&sync_files_lines(files));
+    }
     if report.dry_run {
         out.push_str(&format!(
             "dry run: {} documents would be inserted, {} updated, {} deleted; {} unchanged. \
@@ -882,5 +915,51 @@ pub fn sync_summary(report: &crate::sync::SyncReport, format: OutputFormat) -> S
             plural(report.rejected as usize)
         ));
     }
+    out
+}
+
+/// Sync's lines on the files of `[files]`: a dry run's per bucket, then what was (or would be)
+/// uploaded and deleted.
+fn sync_files_lines(files: &crate::files::sync::FilesSync) -> String {
+    let mut out = String::new();
+    if files.dry_run && !files.buckets.is_empty() {
+        let mut buckets =
+            table(&["bucket", "files to upload", "bytes", "files to delete", "bytes"]);
+        for (bucket, count) in &files.buckets {
+            buckets.add_row([
+                bucket.clone(),
+                HumanCount(count.upload).to_string(),
+                count.upload_bytes.to_string(),
+                HumanCount(count.delete).to_string(),
+                count.delete_bytes.to_string(),
+            ]);
+        }
+        out.push_str(&format!("files, per bucket:\n{buckets}\n"));
+    }
+    let gone = if files.dry_run {
+        format!("{} would be deleted", HumanCount(files.gone))
+    } else if files.deletes_sent || files.gone == 0 {
+        format!("{} deleted ({} bytes)", HumanCount(files.deleted), files.deleted_bytes)
+    } else {
+        format!("{} left in Convex (--no-deletes)", HumanCount(files.gone))
+    };
+    let (new, changed) = (HumanCount(files.new), HumanCount(files.changed));
+    let sent = if files.dry_run {
+        format!(
+            "{} would be uploaded ({new} new, {changed} changed)",
+            HumanCount(files.new + files.changed)
+        )
+    } else {
+        format!(
+            "{} uploaded ({new} new, {changed} changed; {} bytes)",
+            HumanCount(files.uploaded),
+            files.uploaded_bytes
+        )
+    };
+    out.push_str(&format!(
+        "files: {sent}, {gone}, {} unchanged (not sent) of {} in `storage.objects`\n",
+        HumanCount(files.unchanged),
+        HumanCount(files.files),
+    ));
     out
 }

@@ -29,6 +29,7 @@ use super::model::{Plan, TablePlan};
 /// 5: a reference field's parent may be `_storage`: a file column (`policy = "file"`), whose
 ///    legacy id is the object's key; `upsert` and `patchRefs` resolve it to the stored file's id
 ///    through `migrateFiles`, `readBack` back to the key.
+///    Also `removeFiles`, rollback's and sync's removal of migrated files with their records.
 pub const MODULE_VERSION: u32 = 5;
 
 /// The start of the module's only line holding the plan; the compact JSON follows, then `;`.
@@ -64,6 +65,7 @@ pub fn migrate_ts(plan: &Plan) -> String {
     );
     if plan.files.is_some() {
         out.push_str(FILES_BODY);
+        out.push_str(FILES_REMOVE_BODY);
     }
     out
 }
@@ -1069,6 +1071,44 @@ export const filesPage = internalQueryGeneric({
       }),
     );
     return { page, isDone: result.isDone, continueCursor: result.continueCursor };
+  },
+});
+"#;
+
+// ── Removing migrated files: rollback and sync (docs/files.md, "Rollback" and "Sync") ──────────
+// Kept apart from FILES_BODY, which it follows in the module (it uses its constants).
+
+/// `removeFiles`: removes files a `migrateFiles` record names, each with its record (rollback;
+/// sync, for objects gone from `storage.objects`).
+const FILES_REMOVE_BODY: &str = r#"
+/**
+ * Removes migrated files: for each `{key, storageId}`, the record of `key` and its stored file,
+ * when the record still names that storage id (a path recorded again since, with new bytes,
+ * stays for the caller to list again). A file no `migrateFiles` record names is never touched.
+ * Returns the keys whose record is gone now, removed by this call or before it: a call sent
+ * twice (its reply lost) names each file again, and removes nothing twice.
+ */
+export const removeFiles = internalMutationGeneric({
+  args: { files: v.array(v.object({ key: v.string(), storageId: v.id("_storage") })) },
+  handler: async (ctx, { files }) => {
+    const gone: string[] = [];
+    for (const { key, storageId } of files) {
+      const found = await ctx.db
+        .query(FILES_TABLE)
+        .withIndex(FILES_PATH_INDEX, (q) => q.eq("key", key))
+        .first();
+      if (found !== null && found.storageId !== storageId) {
+        continue;
+      }
+      if (found !== null) {
+        if ((await ctx.db.system.get(storageId)) !== null) {
+          await ctx.storage.delete(storageId);
+        }
+        await ctx.db.delete(idOf(found));
+      }
+      gone.push(key);
+    }
+    return { gone };
   },
 });
 "#;

@@ -11,12 +11,16 @@
 //! made again, byte for byte the same). Deletes follow, children first (`migrate:remove`, by
 //! legacy id: safe to send twice). Last, the deployment's import state is marked complete for
 //! the new files (a later `import` sends nothing) and they become the new "last sent".
+//!
+//! With `[files]`, the Supabase Storage objects follow the same course (`files::sync`): new and
+//! changed objects are uploaded before the documents are sent (documents may name them), files
+//! whose `storage.objects` rows are gone are removed after the documents' deletes.
 
 pub mod diff;
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use serde::Serialize;
@@ -24,6 +28,8 @@ use serde::Serialize;
 use self::diff::TableDiff;
 use crate::convex::client::FunctionKind;
 use crate::data_dir::{DataDir, DataDirError, JsonlWriter};
+use crate::files::sync::{FilesSync, Pending};
+use crate::files::{FilesError, FilesSource};
 use crate::import::sent::{self, SentRecord};
 use crate::import::state::place::StatePlace;
 use crate::import::state::{Acked, Checkpointer, ImportReject, Pass, State};
@@ -60,6 +66,9 @@ pub struct SyncReport {
     pub send_seconds: f64,
     pub delete_seconds: f64,
     pub seconds: f64,
+    /// The files of `[files]`: uploaded, deleted, unchanged (none without `[files]`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub files: Option<FilesSync>,
 }
 
 #[derive(Debug, Clone, Default, Serialize)]
@@ -159,20 +168,51 @@ fn report(inputs: &Inputs, diffs: &[TableDiff], dry_run: bool) -> SyncReport {
         send_seconds: 0.0,
         delete_seconds: 0.0,
         seconds: 0.0,
+        files: None,
     }
 }
 
-/// `--dry-run`: the counts per table; nothing sent, nothing recorded.
-pub fn dry_run(
+/// `--dry-run`: the counts per table, nothing sent, nothing recorded. With `[files]`, the
+/// files to upload and delete, from the deployment's records (read, never written).
+pub async fn dry_run(
     data_dir: &DataDir,
     inputs: &Inputs,
-    place: &StatePlace,
+    options: &ImportOptions,
 ) -> Result<SyncReport, ImportError> {
+    let place = &options.place;
     let sent = sent::read(place)?.ok_or_else(|| no_record(place))?;
     let work = work_dir(place).join("dry-run");
     let diffs = diff_all(inputs, place, &sent, data_dir, &work);
     remove_dir(&work)?;
-    Ok(report(inputs, &diffs?, true))
+    let mut report = report(inputs, &diffs?, true);
+    if let Some(files) = files_diff(data_dir, inputs, options, None).await? {
+        report.files = Some(files.pending.report);
+    }
+    Ok(report)
+}
+
+/// What sync's part for files works with: the source, a client, the difference.
+struct FilesWork {
+    source: Arc<FilesSource>,
+    client: crate::convex::client::ConvexClient,
+    pending: Pending,
+}
+
+/// The difference of `storage.objects` and the source's bytes with the deployment's records,
+/// when the plan has `[files]`; with `state`, files a killed run sent are recorded first.
+async fn files_diff(
+    data_dir: &DataDir,
+    inputs: &Inputs,
+    options: &ImportOptions,
+    state: Option<&Arc<Mutex<State>>>,
+) -> Result<Option<FilesWork>, ImportError> {
+    let Some(plan) = &inputs.files else { return Ok(None) };
+    let objects = crate::files::read_objects(data_dir)?;
+    let source = Arc::new(FilesSource::open(&plan.source, &plan.at).map_err(FilesError::from)?);
+    let client = options.target.client()?.with_concurrency(options.concurrency);
+    let pending =
+        crate::files::sync::diff(&client, &source, &objects, options.concurrency, state).await?;
+    Ok(Some(FilesWork { source, client, pending }))
 }
 
 /// Runs the sync.
@@ -195,11 +235,33 @@ pub async fn sync(
     let mut report = report(inputs, &diffs, false);
     report.diff_seconds = started.elapsed().as_secs_f64();
 
+    // With `[files]` the deployment is read anyway (its `migrateFiles` records): its base is
+    // checked first, before a file a killed run sent is recorded.
+    let files_state = match &inputs.files {
+        Some(_) => {
+            check_base(&options.import, place).await?;
+            Some(Arc::new(Mutex::new(State::open(&place.state)?)))
+        }
+        None => None,
+    };
+    let mut files = files_diff(data_dir, inputs, &options.import, files_state.as_ref()).await?;
+    let files_to_upload = files.as_ref().is_some_and(|f| f.pending.to_upload());
+    let files_to_delete = options.deletes && files.as_ref().is_some_and(|f| f.pending.to_delete());
+
     let to_send = diffs.iter().any(|d| !d.send.is_empty());
     let to_delete = options.deletes && diffs.iter().any(|d| d.deletes.is_some());
-    if to_send || to_delete {
+    if (to_send || to_delete) && files_state.is_none() {
         check_base(&options.import, place).await?;
     }
+    // Files first: the documents sent next may name them.
+    if let (Some(files), Some(state)) = (&mut files, &files_state)
+        && files_to_upload
+    {
+        let concurrency = options.import.concurrency;
+        let (client, source) = (&files.client, &files.source);
+        files.pending.upload(client, source, concurrency, state, reporter.as_ref()).await?;
+    }
+    drop(files_state);
     let mut delta_rejects: Vec<Vec<ImportReject>> = vec![Vec::new(); diffs.len()];
     if to_send {
         let sending = Instant::now();
@@ -217,7 +279,7 @@ pub async fn sync(
             ..options.import.clone()
         };
         let imported =
-            import::import(&DataDir::new(&work), &delta, &delta_options, reporter).await?;
+            import::import(&DataDir::new(&work), &delta, &delta_options, reporter.clone()).await?;
         report.sent = imported.sent;
         let state = State::open(&delta_options.place.state)?;
         for ((step, diff), rejects) in inputs.order.iter().zip(&diffs).zip(&mut delta_rejects) {
@@ -233,9 +295,19 @@ pub async fn sync(
     if to_delete {
         let deleting = Instant::now();
         delete_gone(&options.import, inputs, &diffs).await?;
-        report.delete_seconds = deleting.elapsed().as_secs_f64();
         report.deletes_sent = true;
+        report.delete_seconds = deleting.elapsed().as_secs_f64();
     }
+    // Files last: the documents that named the gone ones are deleted or changed by now.
+    if let Some(files) = &mut files
+        && files_to_delete
+    {
+        let deleting = Instant::now();
+        let batch = options.import.batch_size;
+        files.pending.delete(&files.client, batch, reporter.as_ref()).await?;
+        report.delete_seconds += deleting.elapsed().as_secs_f64();
+    }
+    report.files = files.map(|f| f.pending.report);
     for (table, rejects) in report.tables.iter_mut().zip(&delta_rejects) {
         table.rejected = rejects.len() as u64;
     }
@@ -309,7 +381,7 @@ fn write_delta(
         report.bytes = digest.bytes;
         report.checksum = Some(digest.checksum);
     }
-    // Files (`[files]`) are not this difference's: `run --sync` uploads them as `run` does.
+    // Files (`[files]`) are not this difference's: sync uploads them itself, before.
     Ok(Inputs { manifest, order: inputs.order.clone(), plan: inputs.plan.clone(), files: None })
 }
 

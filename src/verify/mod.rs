@@ -124,6 +124,9 @@ pub struct RolledBackCheck {
     pub remaining: u64,
     /// Convex table → its migrated documents still there, for tables that have any.
     pub tables: BTreeMap<String, u64>,
+    /// With `[files]`: the files the migration recorded (`migrateFiles`) still there.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub files: Option<u64>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -254,7 +257,7 @@ pub async fn verify(
             .map(|(table, c)| (table.clone(), c.documents - c.missing))
             .filter(|(_, remaining)| *remaining > 0)
             .collect();
-        RolledBackCheck { remaining: tables.values().sum(), tables }
+        RolledBackCheck { remaining: tables.values().sum(), tables, files: None }
     });
     let verified = match &rolled_back {
         Some(check) => check.remaining == 0 && problems.is_empty(),

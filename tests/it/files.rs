@@ -207,10 +207,6 @@ fn files_from_a_folder_arrive_with_their_bytes_and_types_and_verify_catches_chan
         "{}",
         verify.stdout
     );
-
-    // A rollback does not remove the files yet, and says so rather than leave it unsaid.
-    let rollback = prepared.against(server.url(), &key, &["rollback", "--dry-run"]).success();
-    assert!(rollback.stdout.contains("not removed by rollback"), "{}", rollback.stdout);
 }
 
 /// `migrate <args>` against the test deployment, reading S3 at `s3`.
@@ -305,9 +301,9 @@ fn the_files_functions_and_table_typecheck_and_an_app_reads_a_file_url() {
     app.write(
         "convex/usage.ts",
         r#"import type { RegisteredMutation, RegisteredQuery } from "convex/server";
-import { filesPage, findStored, generateUploadUrl, recordFiles } from "./migrate";
+import { filesPage, findStored, generateUploadUrl, recordFiles, removeFiles } from "./migrate";
 
-export const mutations: RegisteredMutation<"internal", any, any>[] = [generateUploadUrl, recordFiles];
+export const mutations: RegisteredMutation<"internal", any, any>[] = [generateUploadUrl, recordFiles, removeFiles];
 export const queries: RegisteredQuery<"internal", any, any>[] = [filesPage, findStored];
 "#,
     );

@@ -20,6 +20,7 @@ mod export_libpq;
 mod export_tls;
 mod files;
 mod files_columns;
+mod files_rollback_sync;
 mod finalize;
 mod import_concurrency;
 mod import_crashes;

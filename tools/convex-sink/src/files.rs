@@ -1,9 +1,10 @@
 //! File storage, as the generated module and Convex's upload URLs use it (docs/files.md): the
-//! functions `migrate:generateUploadUrl`, `recordFiles`, `findStored` and `filesPage`, and the
+//! functions `migrate:generateUploadUrl`, `recordFiles`, `findStored`, `filesPage` and
+//! `removeFiles` (rollback's and sync's), and the
 //! upload URL's `POST` (bytes in, `{"storageId": …}` out). The sink keeps each stored file's
 //! size and SHA-256, not its bytes, so that a benchmark of large files measures the client.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use rustc_hash::{FxHashMap, FxHashSet};
 use serde::Deserialize;
@@ -38,7 +39,7 @@ pub fn is_files_function(path: &str) -> bool {
         path.split_once(':'),
         Some((
             "migrate" | "migrate.js",
-            "generateUploadUrl" | "recordFiles" | "findStored" | "filesPage"
+            "generateUploadUrl" | "recordFiles" | "findStored" | "filesPage" | "removeFiles"
         ))
     )
 }
@@ -60,7 +61,7 @@ impl FileStorage {
     ) -> Result<String, Thrown> {
         let name = path.split_once(':').map_or(path, |(_, name)| name);
         let expected = match name {
-            "generateUploadUrl" | "recordFiles" => Kind::Mutation,
+            "generateUploadUrl" | "recordFiles" | "removeFiles" => Kind::Mutation,
             _ => Kind::Query,
         };
         if kind != expected {
@@ -105,6 +106,36 @@ impl FileStorage {
                     }
                 }
                 serde_json::Value::Null
+            }
+            "removeFiles" => {
+                #[derive(Deserialize)]
+                #[serde(rename_all = "camelCase")]
+                struct File {
+                    key: String,
+                    storage_id: String,
+                }
+                #[derive(Deserialize)]
+                struct Args {
+                    files: Vec<File>,
+                }
+                let args: Args = serde_json::from_str(args.get()).map_err(bad)?;
+                let mut gone = Vec::new();
+                for file in args.files {
+                    let Some((bucket, path)) = file.key.split_once('/') else {
+                        return Err(Thrown(format!("`{}` is not `<bucket>/<path>`", file.key)));
+                    };
+                    let at = (bucket.to_owned(), path.to_owned());
+                    match self.records.get(&at).map(|r| r["storageId"].as_str()) {
+                        Some(id) if id != Some(file.storage_id.as_str()) => continue,
+                        Some(_) => {
+                            self.records.remove(&at);
+                            self.stored.remove(&file.storage_id);
+                        }
+                        None => {}
+                    }
+                    gone.push(file.key);
+                }
+                json!({ "gone": gone })
             }
             "findStored" => {
                 #[derive(Deserialize)]
@@ -155,6 +186,17 @@ impl FileStorage {
         Ok(value.to_string())
     }
 
+    /// `migrateFiles`: `<bucket>/<path>` → the storage id its record names.
+    pub fn records(&self) -> BTreeMap<String, String> {
+        let id = |r: &serde_json::Value| r["storageId"].as_str().unwrap_or_default().to_owned();
+        self.records.iter().map(|((bucket, path), r)| (format!("{bucket}/{path}"), id(r))).collect()
+    }
+
+    /// The storage ids `_storage` holds.
+    pub fn stored_ids(&self) -> BTreeSet<String> {
+        self.stored.keys().cloned().collect()
+    }
+
     /// Takes `token` if an upload URL gave it and it is unused.
     pub fn take_token(&mut self, token: &str) -> bool {
         self.tokens.remove(token)
@@ -167,5 +209,46 @@ impl FileStorage {
         let id = format!("{:024x}_storage", self.next);
         self.stored.insert(id.clone(), Stored { size, sha256, created_ms: now_ms() });
         id
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn call(files: &mut FileStorage, kind: Kind, name: &str, args: serde_json::Value) -> String {
+        let args = RawValue::from_string(args.to_string()).unwrap();
+        files.call("http://sink", kind, &format!("migrate:{name}"), &args).unwrap()
+    }
+
+    #[test]
+    fn remove_files_removes_recorded_files_only_and_names_them_again_when_sent_twice() {
+        let mut files = FileStorage::default();
+        let recorded = files.store(3, "sha-a".into());
+        let other = files.store(3, "sha-b".into());
+        let app = files.store(5, "sha-app".into());
+        let record = |id: &str, path: &str| {
+            json!({"files": [{"bucket": "docs", "path": path, "owner": null, "storageId": id,
+                "size": 3.0, "contentType": "text/plain", "sha256": if id == recorded { "sha-a" } else { "sha-b" }}]})
+        };
+        call(&mut files, Kind::Mutation, "recordFiles", record(&recorded, "a.txt"));
+        call(&mut files, Kind::Mutation, "recordFiles", record(&other, "b.txt"));
+
+        // A storage id the record no longer names leaves the record and the file.
+        let stale = json!({"files": [{"key": "docs/b.txt", "storageId": recorded}]});
+        let reply = call(&mut files, Kind::Mutation, "removeFiles", stale);
+        assert_eq!(reply, r#"{"gone":[]}"#);
+        assert!(files.stored.contains_key(&other) && files.records.len() == 2);
+
+        let both = json!({"files": [{"key": "docs/a.txt", "storageId": recorded},
+            {"key": "docs/b.txt", "storageId": other}]});
+        let reply = call(&mut files, Kind::Mutation, "removeFiles", both.clone());
+        assert_eq!(reply, r#"{"gone":["docs/a.txt","docs/b.txt"]}"#);
+        assert!(files.records.is_empty());
+        assert_eq!(files.stored.keys().collect::<Vec<_>>(), [&app], "the app's file stays");
+        // Sent again (its reply lost): the same files named, nothing else removed.
+        let reply = call(&mut files, Kind::Mutation, "removeFiles", both);
+        assert_eq!(reply, r#"{"gone":["docs/a.txt","docs/b.txt"]}"#);
+        assert!(files.stored.contains_key(&app));
     }
 }

@@ -234,6 +234,22 @@ impl SinkHandle {
         done.is_ok()
     }
 
+    /// The `migrateFiles` records (`migrate:recordFiles`): `<bucket>/<path>` → storage id.
+    pub fn file_records(&self) -> std::collections::BTreeMap<String, String> {
+        self.shared.files.lock().unwrap_or_else(|e| e.into_inner()).records()
+    }
+
+    /// The storage ids of every stored file, recorded or not.
+    pub fn stored_files(&self) -> std::collections::BTreeSet<String> {
+        self.shared.files.lock().unwrap_or_else(|e| e.into_inner()).stored_ids()
+    }
+
+    /// Stores a file the way the application's own upload would (no `migrateFiles` record):
+    /// its storage id.
+    pub fn store_file(&self, size: u64, sha256: &str) -> String {
+        self.shared.files.lock().unwrap_or_else(|e| e.into_inner()).store(size, sha256.to_owned())
+    }
+
     /// Every record of the module's ledger table (`migrate:ledgerWrite`), in no particular order.
     pub fn ledger(&self) -> Vec<Value> {
         let store = self.shared.store();
