@@ -20,6 +20,7 @@ use serde_json::json;
 
 use crate::catalog::TableName;
 use crate::convex::client::{CallError, ConvexClient, FunctionKind, UploadError};
+use crate::convex::limiter::LimiterStats;
 use crate::data_dir::DataDir;
 use crate::exit_code;
 use crate::import::state::{State, StateError};
@@ -178,6 +179,8 @@ pub struct FilesReport {
     /// Recorded by an earlier run with their bytes still stored: not sent again.
     pub resumed: u64,
     pub buckets: BTreeMap<String, BucketCount>,
+    /// How many calls and uploads the client's limiter let in flight.
+    pub concurrency: LimiterStats,
 }
 
 /// A `migrateFiles` record as `migrate:filesPage` returns it.
@@ -297,6 +300,7 @@ pub async fn upload(
     }
     files_bar.finished(report.uploaded);
     bytes_bar.finished(report.uploaded_bytes);
+    report.concurrency = client.concurrency_stats();
     if let Some(first) = first_missing {
         return Err(FilesError::Missing { count: missing, first, url: source.url().to_owned() });
     }

@@ -50,7 +50,8 @@ async fn serve(
     secret_key: &str,
     port: u16,
 ) -> Result<(), Box<dyn std::error::Error>> {
-    let store = s3s_fs::FileSystem::new(root).map_err(|e| format!("root folder `{root}`: {e:?}"))?;
+    let store =
+        s3s_fs::FileSystem::new(root).map_err(|e| format!("root folder `{root}`: {e:?}"))?;
     let service = {
         let mut builder = S3ServiceBuilder::new(store);
         builder.set_auth(SimpleAuth::from_single(access_key, secret_key));
