@@ -20,6 +20,9 @@
 #   BENCH_PROFILE       cargo profile of the migrate binary (default release)
 #   BENCH_RUNTIME       sink (default) or convex-test
 #   BENCH_S3            s3s-fs (default) or moto: the local S3 server
+#   BENCH_LATENCY_MS    milliseconds the sink waits before answering each function call (default
+#                       0; uploads are answered when their bytes are in), as a deployment over
+#                       the network does: the sequential copy then pays it three times per file
 #
 # Needs: cargo, psql, node (tests/convex installed), GNU time at /usr/bin/time; with BENCH_S3=moto,
 # moto_server (scripts/lib/s3-server.sh installs it).
@@ -44,6 +47,15 @@
 # (Postgres aside: it is idle while files move) shares the machine's cores: the S3 server, the
 # sink, and the client measured. The script also times the downloads alone (16 in flight from
 # Node) and prints it beside the ratio: the S3 server's pace, with Node's own cost in it.
+#
+# Measured at 9469271 (2026-12-06, load average 5-7 on 2 cores from other builds): at 0 ms,
+# migrate 2.24 s, the copy 9.11 s, 4.1x; CPU seconds migrate 1.15 + sink 0.36 + S3 2.13 against
+# Node 7.03 + sink 0.58 + S3 3.26. On loopback nothing waits, so overlapping buys at most the
+# second core and the rest is CPU per file, most of it the S3 server's (about 1 ms per GET): 8x
+# is out of reach here whatever the client does. With BENCH_LATENCY_MS=20: migrate 2.93 s, the
+# copy 100.55 s, 34.3x (migrate took 14.7 s there before uploads stopped feeding the limiter
+# round-trip samples, which held it at 4-8 calls in flight). Peak RSS 62 MiB with 2,000 x
+# 100 KB, 54 MiB with 20 x 10 MiB.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 source scripts/lib/convex-tools.sh
@@ -57,6 +69,8 @@ large_bytes=${BENCH_LARGE_BYTES:-10485760}
 profile=${BENCH_PROFILE:-release}
 runtime=${BENCH_RUNTIME:-sink}
 s3_server=${BENCH_S3:-s3s-fs}
+latency_ms=${BENCH_LATENCY_MS:-0}
+[[ $runtime == sink || $latency_ms == 0 ]] || { echo "BENCH_LATENCY_MS needs the sink" >&2; exit 2; }
 db=migrate_bench_files
 url=${admin_url%/*}/$db
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/bench-files.XXXXXX")
@@ -126,7 +140,7 @@ start_runtime() {
     : >"$tmp/server.out"
     if [[ $runtime == sink ]]; then
         "$PWD/target/$target_dir/convex-sink" --module "$1/convex/migrate.ts" --admin-key "$key" \
-            </dev/null >"$tmp/server.out" 2>"$tmp/server.err" &
+            --latency-ms "$latency_ms" </dev/null >"$tmp/server.out" 2>"$tmp/server.err" &
         runtime_pid=$!
         pids+=($runtime_pid)
         for _ in $(seq 100); do grep -q listening "$tmp/server.out" 2>/dev/null && break; sleep 0.1; done
@@ -167,7 +181,7 @@ time_migrate() {
     echo "$(awk -v s="$start" -v e="$end" 'BEGIN { printf "%.2f", e - s }') $(awk '{ printf "%s %.2f", $1, $2 + $3 }' "$tmp/rss")"
 }
 
-echo "bench-files: $(git rev-parse --short HEAD), $(date -u +%FT%TZ), $(nproc) cores, profile $profile, from $s3_server into $runtime, load$(uptime | sed 's/.*load average//')"
+echo "bench-files: $(git rev-parse --short HEAD), $(date -u +%FT%TZ), $(nproc) cores, profile $profile, from $s3_server into $runtime ($latency_ms ms per call), load$(uptime | sed 's/.*load average//')"
 node scripts/lib/naive-files.mjs put "$s3" small "$files" "$file_bytes"
 prepare "$tmp/small" small "$files" "$file_bytes"
 
