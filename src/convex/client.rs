@@ -526,9 +526,13 @@ impl ConvexClient {
         };
         let status = response.status().as_u16();
         let text = response.text().await.map_err(|e| UploadError::Transient(transport_reason(&e)));
+        // An upload's round trip is its bytes' transfer (and their reading from the source), not
+        // a call's wait in the deployment's queue: as a sample beside the calls' it would look
+        // like a queue (or hide one) and hold the limit at a few. It counts in flight, and a
+        // refusal shrinks the limit; only calls measure the round trip.
         permit.finish(match status {
             429 | 503 => Outcome::PushedBack { retry_after: None },
-            _ => Outcome::Replied,
+            _ => Outcome::Other,
         });
         let text = text?;
         #[derive(Deserialize)]

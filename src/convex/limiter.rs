@@ -83,7 +83,7 @@ pub enum Outcome {
     Replied,
     /// 429, 503 or a timeout; `retry_after` when the reply said how long to wait.
     PushedBack { retry_after: Option<Duration> },
-    /// Anything else (a refused connection, a 4xx): no sample.
+    /// Anything else (a refused connection, a 4xx, an upload's reply): no sample.
     Other,
 }
 

@@ -22,6 +22,7 @@ use serde_json::json;
 
 use crate::catalog::TableName;
 use crate::convex::client::{CallError, ConvexClient, FunctionKind, UploadError};
+use crate::convex::limiter::LimiterStats;
 use crate::data_dir::DataDir;
 use crate::exit_code;
 use crate::import::state::{State, StateError};
@@ -192,6 +193,8 @@ pub struct FilesReport {
     /// Recorded by an earlier run with their bytes still stored: not sent again.
     pub resumed: u64,
     pub buckets: BTreeMap<String, BucketCount>,
+    /// How many calls and uploads the client's limiter let in flight.
+    pub concurrency: LimiterStats,
 }
 
 /// A `migrateFiles` record as `migrate:filesPage` returns it.
@@ -301,6 +304,7 @@ pub async fn upload(
     let sent = send_all(client, &source, todo, concurrency, &state, reporter).await?;
     report.uploaded = sent.files;
     report.uploaded_bytes = sent.bytes;
+    report.concurrency = client.concurrency_stats();
     Ok(report)
 }
 

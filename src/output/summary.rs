@@ -840,9 +840,16 @@ pub fn files_summary(report: &crate::files::FilesReport, format: OutputFormat) -
     if format == OutputFormat::Json {
         return json(report);
     }
+    let limiter = &report.concurrency;
     format!(
-        "files: {} of {} uploaded ({} bytes), {} already in Convex\n",
-        report.uploaded, report.files, report.uploaded_bytes, report.resumed
+        "files: {} of {} uploaded ({} bytes), {} already in Convex; calls in flight: up to {} \
+         (--concurrency {})\n",
+        report.uploaded,
+        report.files,
+        report.uploaded_bytes,
+        report.resumed,
+        limiter.peak,
+        limiter.ceiling
     )
 }
 

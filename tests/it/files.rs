@@ -346,3 +346,46 @@ fn an_object_missing_from_the_source_is_named_and_the_rest_arrive() {
     );
     assert_eq!(records(&server).len(), 6);
 }
+
+#[test]
+fn uploads_to_a_deployment_answering_in_20_ms_keep_many_calls_in_flight() {
+    // GIVEN 300 small objects in a folder, and a deployment (the sink) answering every function
+    // call after 20 ms and every upload as soon as its bytes are in: an upload's round trip is
+    // not a call's
+    let objects: Vec<_> = (0..300)
+        .map(|i| ("docs", format!("f/{i}.txt"), "text/plain", format!("file {i}").into_bytes()))
+        .collect();
+    let dir = tempfile::tempdir().unwrap();
+    write_folder(dir.path(), &objects);
+    let db = storage_db();
+    db.execute(&fixture(&objects, &[]));
+    let source = format!("file://{}", utf8(dir.path()));
+    let prepared = Prepared::from_db(db, &["--tables", TABLES], &files_plan(&source));
+    prepared.migrate(&["transform"]).success();
+    let plan = convex_sink::Plan::from_module_file(prepared.convex_dir().join("migrate.ts"))
+        .expect("the generated migrate.ts carries its plan");
+    let sink = convex_sink::Sink::start(convex_sink::SinkConfig {
+        latency: Duration::from_millis(20),
+        ..convex_sink::SinkConfig::new(plan)
+    })
+    .expect("the sink starts");
+
+    // WHEN import runs with no flag
+    let run = prepared.against(&sink.url(), sink.admin_key(), &["import"]).success();
+
+    // THEN every file arrives, and the limiter, judging the deployment by its calls alone,
+    // lets far more than its first 4 calls out at once (27 here; uploads' quick replies mixed
+    // in as samples held it at 4 to 8)
+    assert!(run.stdout.contains("files: 300 of 300 uploaded"), "{run}");
+    let peak: usize = run
+        .stdout
+        .split("files: 300 of 300 uploaded")
+        .nth(1)
+        .and_then(|line| line.split("calls in flight: up to ").nth(1))
+        .and_then(|rest| rest.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("the files line says how many calls were in flight\n{run}"));
+    assert!(peak >= 16, "calls in flight: up to {peak}\n{run}");
+    let stats = sink.stats();
+    assert!(stats.peak_in_flight >= 16, "{stats:?}");
+}
