@@ -17,12 +17,14 @@
 #   BENCH_FILES         small files (default 2000), of BENCH_FILE_BYTES (default 102400)
 #   BENCH_LARGE         large files for the memory run (default 20), of BENCH_LARGE_BYTES
 #                       (default 10485760)
-#   BENCH_PROFILE       cargo profile of the migrate binary (default release)
+#   BENCH_PROFILE       cargo profile of the migrate binary (default dist, as the other benchmarks)
 #   BENCH_RUNTIME       sink (default) or convex-test
 #   BENCH_S3            s3s-fs (default) or moto: the local S3 server
 #   BENCH_LATENCY_MS    milliseconds the sink waits before answering each function call (default
-#                       0; uploads are answered when their bytes are in), as a deployment over
-#                       the network does: the sequential copy then pays it three times per file
+#                       20, as the import, targets and sync benchmarks; uploads are answered when
+#                       their bytes are in), as a deployment over the network does: the sequential
+#                       copy then pays it three times per file. 0: everything on loopback, where
+#                       the cores, not the overlap, set both times (see below)
 #
 # Needs: cargo, psql, node (tests/convex installed), GNU time at /usr/bin/time; with BENCH_S3=moto,
 # moto_server (scripts/lib/s3-server.sh installs it).
@@ -66,10 +68,12 @@ files=${BENCH_FILES:-2000}
 file_bytes=${BENCH_FILE_BYTES:-102400}
 large=${BENCH_LARGE:-20}
 large_bytes=${BENCH_LARGE_BYTES:-10485760}
-profile=${BENCH_PROFILE:-release}
+profile=${BENCH_PROFILE:-dist}
 runtime=${BENCH_RUNTIME:-sink}
 s3_server=${BENCH_S3:-s3s-fs}
-latency_ms=${BENCH_LATENCY_MS:-0}
+default_latency=0
+[[ $runtime != sink ]] || default_latency=20
+latency_ms=${BENCH_LATENCY_MS:-$default_latency}
 [[ $runtime == sink || $latency_ms == 0 ]] || { echo "BENCH_LATENCY_MS needs the sink" >&2; exit 2; }
 db=migrate_bench_files
 url=${admin_url%/*}/$db

@@ -257,16 +257,18 @@ pub async fn rollback(
             row.removed += if options.dry_run || remove.is_empty() {
                 remove.len() as u64
             } else {
+                /// `gone`, not `deleted`: a call applied once whose reply was lost deletes
+                /// nothing when sent again, yet its documents were removed.
                 #[derive(Deserialize)]
                 struct Removed {
-                    deleted: u64,
+                    gone: u64,
                 }
                 let args = serde_json::json!({ "table": table, "docs": remove });
                 let removed: Removed = client
                     .call(FunctionKind::Mutation, "migrate:removeDocs", &args)
                     .await
                     .map_err(|source| ImportError::Convex { table: table.clone(), source })?;
-                removed.deleted
+                removed.gone
             };
             looked_up += chunk.len() as u64;
             progress.rows(looked_up);

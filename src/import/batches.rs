@@ -126,9 +126,8 @@ fn entry(plan: &BatchPlan, line: u64, text: &[u8]) -> Result<Option<Entry>, Impo
         || bad_line(format!("the document has no string field `{}`", plan.legacy_field));
     if plan.pass == Pass::Upsert && plan.deferred.is_empty() {
         // Most tables: the line goes as it is, and one reading finds its legacy id.
-        let legacy_id = legacy_id_of(text, &plan.legacy_field)
-            .map_err(bad_line)?
-            .ok_or_else(no_legacy_id)?;
+        let legacy_id =
+            legacy_id_of(text, &plan.legacy_field).map_err(bad_line)?.ok_or_else(no_legacy_id)?;
         return Ok(Some(Entry { line, legacy_id, json: text.to_vec() }));
     }
     let parsed: Line<'_> = serde_json::from_slice(text).map_err(|e| bad_line(e.to_string()))?;

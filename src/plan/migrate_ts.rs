@@ -828,16 +828,22 @@ export const removeDocs = internalMutationGeneric({
   args: { table: v.string(), docs: v.array(v.object({ id: v.string(), legacyId: v.string() })) },
   handler: async (ctx, { table, docs }) => {
     const { legacyIdField } = tableInfo(table);
+    // `gone`: the documents of the call no longer there afterwards, deleted now or by an earlier
+    // attempt of the same call whose reply was lost; what rollback counts as removed.
     let deleted = 0;
+    let gone = 0;
     for (const { id, legacyId } of docs) {
       const docId = ctx.db.normalizeId(table, id);
       const found = docId === null ? null : await ctx.db.get(docId);
       if (found !== null && found[legacyIdField] === legacyId) {
         await ctx.db.delete(idOf(found));
         deleted += 1;
+        gone += 1;
+      } else if (docId !== null && found === null) {
+        gone += 1;
       }
     }
-    return { deleted };
+    return { deleted, gone };
   },
 });
 

@@ -338,4 +338,9 @@ fn a_rollback_whose_replies_are_lost_removes_each_migrated_file_once_and_counts_
     assert_eq!(rollback["files"]["removed_bytes"], bytes, "{rollback}");
     assert!(sink.file_records().is_empty());
     assert_eq!(sink.stored_files(), BTreeSet::from([own]));
+    // and the documents too: each found one counted as removed once, whichever attempt did it
+    let tables = rollback["tables"].as_array().expect("rows per table");
+    let found: u64 = tables.iter().map(|t| t["found"].as_u64().unwrap()).sum();
+    assert!(found > 0, "{rollback}");
+    assert_eq!(rollback["removed"], found, "{rollback}");
 }

@@ -621,16 +621,26 @@ struct RemoveDoc<'a> {
     legacy_id: Str<'a>,
 }
 
-/// Deletes each document by id while it still holds its legacy id (`removeDocs`).
+/// Deletes each document by id while it still holds its legacy id (`removeDocs`); `gone` counts
+/// those no longer there afterwards, deleted now or by an earlier attempt.
 fn remove_docs(
     store: &mut Store,
     args: RemoveDocsArgs<'_>,
     writes: &mut Writes,
 ) -> Result<String, Thrown> {
     let t = store.table_index(&args.table)?;
-    let deleted = args.docs.iter().filter(|d| store.remove_doc(t, &d.id, &d.legacy_id)).count();
-    writes.deleted = deleted as u64;
-    Ok(format!("{{\"deleted\":{deleted}}}"))
+    let (mut deleted, mut gone) = (0, 0);
+    for doc in &args.docs {
+        if store.remove_doc(t, &doc.id, &doc.legacy_id) {
+            deleted += 1;
+            gone += 1;
+        } else if store.resolve_id(t, &doc.id) == Some(None) {
+            // An id of the table with no document: removed by an earlier attempt.
+            gone += 1;
+        }
+    }
+    writes.deleted = deleted;
+    Ok(format!("{{\"deleted\":{deleted},\"gone\":{gone}}}"))
 }
 
 #[derive(Deserialize)]
