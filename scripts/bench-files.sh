@@ -50,14 +50,14 @@
 # sink, and the client measured. The script also times the downloads alone (16 in flight from
 # Node) and prints it beside the ratio: the S3 server's pace, with Node's own cost in it.
 #
-# Measured at 9469271 (2026-12-06, load average 5-7 on 2 cores from other builds): at 0 ms,
-# migrate 2.24 s, the copy 9.11 s, 4.1x; CPU seconds migrate 1.15 + sink 0.36 + S3 2.13 against
-# Node 7.03 + sink 0.58 + S3 3.26. On loopback nothing waits, so overlapping buys at most the
-# second core and the rest is CPU per file, most of it the S3 server's (about 1 ms per GET): 8x
-# is out of reach here whatever the client does. With BENCH_LATENCY_MS=20: migrate 2.93 s, the
-# copy 100.55 s, 34.3x (migrate took 14.7 s there before uploads stopped feeding the limiter
-# round-trip samples, which held it at 4-8 calls in flight). Peak RSS 62 MiB with 2,000 x
-# 100 KB, 54 MiB with 20 x 10 MiB.
+# Measured at b7378b9 (2026-12-06, dist build, nothing else running): at 20 ms, migrate 2.85 s,
+# the copy 94.94 s, 33.3x; at 0 ms (BENCH_LATENCY_MS=0), migrate 1.74 s, the copy 7.66 s, 4.4x;
+# CPU seconds at 0 ms migrate 1.12 + sink 0.34 + S3 1.63 against Node 6.88 + sink 0.46 + S3 2.04.
+# On loopback nothing waits, so overlapping buys at most the second core and the rest is CPU per
+# file, most of it the S3 server's (about 1 ms per GET): 8x is out of reach there whatever the
+# client does. Before 9469271 uploads fed the limiter round-trip samples, which held it at 4-8
+# calls in flight (14.7 s at 20 ms). Peak RSS 68 MiB with 2,000 x 100 KB, 55 MiB with
+# 20 x 10 MiB.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 source scripts/lib/convex-tools.sh
