@@ -535,6 +535,22 @@ async fn files_stage(
         report = work => report.context("moving files into Convex storage")?,
         _ = tokio::signal::ctrl_c() => return Err(Interrupted { command: "import" }.into()),
     };
+    // Files uploaded again with other bytes have new storage ids: the tables whose documents
+    // name them are sent again, their checkpoints notwithstanding (`sync` sends only those
+    // documents).
+    if !report.replaced.is_empty() {
+        let keys: std::collections::HashSet<String> = report.replaced.iter().cloned().collect();
+        let state = import::state::State::open(&options.place.state)?;
+        for step in &inputs.order {
+            if !crate::sync::naming_files(data_dir, inputs, step, &keys)?.is_empty() {
+                tracing::warn!(
+                    "`{}` names files uploaded again with new bytes: its documents are sent again",
+                    step.table
+                );
+                state.forget_table(&step.table)?;
+            }
+        }
+    }
     Ok(Some(report))
 }
 

@@ -13,7 +13,7 @@ pub mod remove;
 pub mod source;
 pub mod sync;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
 
 use futures_util::StreamExt;
@@ -195,6 +195,9 @@ pub struct FilesReport {
     pub buckets: BTreeMap<String, BucketCount>,
     /// How many calls and uploads the client's limiter let in flight.
     pub concurrency: LimiterStats,
+    /// Keys (`<bucket>/<path>`) of the objects recorded before with other bytes, uploaded again:
+    /// a new storage id, which the documents naming them must be sent again to hold.
+    pub replaced: BTreeSet<String>,
 }
 
 /// A `migrateFiles` record as `migrate:filesPage` returns it.
@@ -295,10 +298,13 @@ pub async fn upload(
     let mut todo = Vec::new();
     for object in objects {
         let record = recorded.get(&(object.bucket.clone(), object.path.clone()));
-        if record.is_some_and(|r| r.holds(object)) {
-            report.resumed += 1;
-        } else {
-            todo.push(object.clone());
+        match record {
+            Some(record) if record.holds(object) => report.resumed += 1,
+            Some(_) => {
+                report.replaced.insert(object.name());
+                todo.push(object.clone());
+            }
+            None => todo.push(object.clone()),
         }
     }
     let sent = send_all(client, &source, todo, concurrency, &state, reporter).await?;

@@ -63,6 +63,9 @@ pub struct BucketSync {
 pub struct Pending {
     upload: Vec<StorageObject>,
     gone: Vec<Recorded>,
+    /// Keys (`<bucket>/<path>`) of the recorded objects whose bytes changed: their upload gives
+    /// them a new storage id, which the documents naming them must be sent again to hold.
+    pub replaced: HashSet<String>,
     pub report: FilesSync,
 }
 
@@ -111,6 +114,7 @@ pub async fn diff(
         })
         .buffered(concurrency.max(1));
     let mut upload = Vec::new();
+    let mut replaced = HashSet::new();
     while let Some(checked) = checks.next().await {
         let (object, change) = checked?;
         match change {
@@ -119,7 +123,10 @@ pub async fn diff(
                 continue;
             }
             Change::New => report.new += 1,
-            Change::Changed => report.changed += 1,
+            Change::Changed => {
+                report.changed += 1;
+                replaced.insert(object.name());
+            }
         }
         let bucket = report.buckets.entry(object.bucket.clone()).or_default();
         bucket.upload += 1;
@@ -140,7 +147,7 @@ pub async fn diff(
         bucket.delete_bytes += record.size as u64;
     }
     report.gone = gone.len() as u64;
-    Ok(Pending { upload, gone, report })
+    Ok(Pending { upload, gone, replaced, report })
 }
 
 enum Change {

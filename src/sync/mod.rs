@@ -18,6 +18,7 @@
 
 pub mod diff;
 
+use std::borrow::Cow;
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -36,6 +37,7 @@ use crate::import::state::{Acked, Checkpointer, ImportReject, Pass, State};
 use crate::import::transformed::TransformedFile;
 use crate::import::{self, ImportError, ImportOptions, Inputs};
 use crate::output::Reporter;
+use crate::plan::codegen::STORAGE_TABLE;
 
 /// Legacy ids per `migrate:remove` call.
 const DELETE_BATCH: usize = 100;
@@ -95,16 +97,22 @@ fn diff_all(
     sent: &SentRecord,
     data_dir: &DataDir,
     work: &Path,
+    files: Option<&Pending>,
 ) -> Result<Vec<TableDiff>, ImportError> {
     crate::data_dir::create_private_dir(work)?;
-    // Documents Convex refused last time are sent again, changed or not.
+    // Documents Convex refused last time are sent again, changed or not; so are those naming a
+    // file whose bytes changed (a new storage id for an unchanged line).
     let refused = State::open_read_only(&place.state)?;
+    let replaced = files.map(|f| &f.replaced).filter(|keys| !keys.is_empty());
     let mut diffs = Vec::with_capacity(inputs.order.len());
     for step in &inputs.order {
-        let resend: HashSet<String> = match &refused {
+        let mut resend: HashSet<String> = match &refused {
             Some(state) => state.rejects(&step.table)?.into_iter().map(|r| r.legacy_id).collect(),
             None => HashSet::new(),
         };
+        if let Some(keys) = replaced {
+            resend.extend(naming_files(data_dir, inputs, step, keys)?);
+        }
         let report = inputs.manifest.tables.iter().find(|t| t.table == step.table);
         let Some(new) = report.and_then(|r| TransformedFile::of(data_dir, r)) else {
             diffs.push(TableDiff::default());
@@ -128,6 +136,49 @@ fn diff_all(
         );
     }
     Ok(diffs)
+}
+
+/// The legacy ids of `step`'s documents (in the new transformed file) with a file field naming
+/// one of `keys` (a reference to `_storage` whose legacy id is the object's key).
+pub(crate) fn naming_files(
+    data_dir: &DataDir,
+    inputs: &Inputs,
+    step: &import::order::TableStep,
+    keys: &HashSet<String>,
+) -> Result<Vec<String>, ImportError> {
+    #[derive(serde::Deserialize)]
+    struct Line<'a> {
+        #[serde(default, borrow)]
+        refs: std::collections::BTreeMap<Cow<'a, str>, Target<'a>>,
+    }
+    #[derive(serde::Deserialize)]
+    struct Target<'a> {
+        #[serde(borrow)]
+        table: Cow<'a, str>,
+        #[serde(borrow, rename = "legacyId")]
+        legacy_id: Cow<'a, str>,
+    }
+    let report = inputs.manifest.tables.iter().find(|t| t.table == step.table);
+    let Some(file) = report.and_then(|r| TransformedFile::of(data_dir, r)) else {
+        return Ok(Vec::new());
+    };
+    let storage = format!("\"{STORAGE_TABLE}\"");
+    let finder = memchr::memmem::Finder::new(storage.as_bytes());
+    let mut naming = Vec::new();
+    file.for_each_line(|line, text| {
+        if finder.find(text).is_none() {
+            return Ok(true);
+        }
+        let bad = |reason: String| ImportError::BadLine { path: file.path.clone(), line, reason };
+        let parsed: Line<'_> = serde_json::from_slice(text).map_err(|e| bad(e.to_string()))?;
+        let names = |t: &Target<'_>| t.table == STORAGE_TABLE && keys.contains(&*t.legacy_id);
+        if parsed.refs.values().any(names) {
+            let legacy_id = import::batches::legacy_id_of(text, &step.legacy_field).map_err(bad)?;
+            naming.extend(legacy_id);
+        }
+        Ok(true)
+    })?;
+    Ok(naming)
 }
 
 fn no_record(place: &StatePlace) -> ImportError {
@@ -181,13 +232,12 @@ pub async fn dry_run(
 ) -> Result<SyncReport, ImportError> {
     let place = &options.place;
     let sent = sent::read(place)?.ok_or_else(|| no_record(place))?;
+    let files = files_diff(data_dir, inputs, options, None).await?;
     let work = work_dir(place).join("dry-run");
-    let diffs = diff_all(inputs, place, &sent, data_dir, &work);
+    let diffs = diff_all(inputs, place, &sent, data_dir, &work, files.as_ref().map(|f| &f.pending));
     remove_dir(&work)?;
     let mut report = report(inputs, &diffs?, true);
-    if let Some(files) = files_diff(data_dir, inputs, options, None).await? {
-        report.files = Some(files.pending.report);
-    }
+    report.files = files.map(|f| f.pending.report);
     Ok(report)
 }
 
@@ -230,13 +280,9 @@ pub async fn sync(
     if marker(place)?.is_none() {
         return Err(no_record(place));
     }
-    let work = work_dir(place);
-    let diffs = diff_all(inputs, place, &sent, data_dir, &work)?;
-    let mut report = report(inputs, &diffs, false);
-    report.diff_seconds = started.elapsed().as_secs_f64();
-
     // With `[files]` the deployment is read anyway (its `migrateFiles` records): its base is
-    // checked first, before a file a killed run sent is recorded.
+    // checked first, before a file a killed run sent is recorded. Files are diffed before the
+    // documents: a replaced file sends the documents naming it again.
     let files_state = match &inputs.files {
         Some(_) => {
             check_base(&options.import, place).await?;
@@ -245,6 +291,12 @@ pub async fn sync(
         None => None,
     };
     let mut files = files_diff(data_dir, inputs, &options.import, files_state.as_ref()).await?;
+    let work = work_dir(place);
+    let pending = files.as_ref().map(|f| &f.pending);
+    let diffs = diff_all(inputs, place, &sent, data_dir, &work, pending)?;
+    let mut report = report(inputs, &diffs, false);
+    report.diff_seconds = started.elapsed().as_secs_f64();
+
     let files_to_upload = files.as_ref().is_some_and(|f| f.pending.to_upload());
     let files_to_delete = options.deletes && files.as_ref().is_some_and(|f| f.pending.to_delete());
 

@@ -410,3 +410,77 @@ export async function urls(storage: Storage, profile: Profile, nulled: Nulled) {
         String::from_utf8_lossy(&output.stderr)
     );
 }
+
+/// Profiles whose avatars are files (`avatars/1.png`, `avatars/2.png`), imported and verified.
+fn avatars_imported() -> (Prepared, ConvexTestServer, tempfile::TempDir, Vec<Object>) {
+    let objects = objects();
+    let dir = tempfile::tempdir().unwrap();
+    write_folder(dir.path(), &objects);
+    let rows = [(1, "'1.png'", "null", "null"), (2, "'2.png'", "null", "null")];
+    let (prepared, server) =
+        prepare(&fixture(&objects, &rows), &plan(&format!("file://{}", utf8(dir.path())), ""));
+    prepared.against(server.url(), server.admin_key(), &["import"]).success();
+    prepared.against(server.url(), server.admin_key(), &["verify"]).success();
+    (prepared, server, dir, objects)
+}
+
+/// Avatar 1 replaced by other bytes (another size) at the same path, the profiles' rows
+/// unchanged; exported and transformed again. The new bytes.
+fn replace_avatar_one(prepared: &Prepared, dir: &Path) -> Vec<u8> {
+    let new_bytes = b"\x89PNG\r\n\x1a\n avatar one, drawn again".to_vec();
+    std::fs::write(dir.join("avatars/1.png"), &new_bytes).unwrap();
+    prepared._db.execute(&format!(
+        "update storage.objects set metadata = '{{\"size\": {}, \"mimetype\": \"image/png\"}}' \
+         where bucket_id = 'avatars' and name = '1.png';",
+        new_bytes.len()
+    ));
+    prepared.work.export(prepared._db.url(), &["--tables", TABLES]).success();
+    prepared.migrate(&["transform"]).success();
+    new_bytes
+}
+
+/// Each profile's avatar URL serves `bytes`.
+fn assert_avatars(server: &ConvexTestServer, expected: [(&str, &[u8]); 2]) {
+    for (legacy_id, bytes) in expected {
+        let args = json!({"legacyId": legacy_id, "field": "avatar"});
+        let url = call(server, FunctionKind::Query, "files_app:urlOf", args);
+        let url = url.as_str().unwrap_or_else(|| panic!("profile {legacy_id}: no URL: {url}"));
+        let (status, _, got) = fetch(url);
+        assert_eq!(status, 200, "{url}");
+        assert!(got == bytes, "profile {legacy_id}: not the avatar's current bytes");
+    }
+}
+
+#[test]
+fn a_sync_after_an_object_got_new_bytes_points_the_documents_naming_it_at_the_new_file() {
+    // GIVEN avatars imported, WHEN avatar 1 gets new bytes at the same path
+    let (prepared, server, dir, objects) = avatars_imported();
+    let against = |args: &[&str]| prepared.against(server.url(), server.admin_key(), args);
+    let new_bytes = replace_avatar_one(&prepared, dir.path());
+
+    // THEN a dry run counts profile 1 among the documents to send, though its line is the same
+    let dry: Value =
+        serde_json::from_str(&against(&["--format", "json", "sync", "--dry-run"]).success().stdout)
+            .unwrap();
+    let profiles = dry["tables"].as_array().unwrap().iter().find(|t| t["table"] == "profiles");
+    assert_eq!(profiles.unwrap()["updated"], 1, "{dry}");
+
+    // WHEN it syncs THEN profile 1's avatar is the new file, whose URL serves the new bytes,
+    // profile 2's is untouched, and verify is exact
+    against(&["sync"]).success();
+    assert_avatars(&server, [("1", &new_bytes), ("2", bytes_of(&objects, "avatars/2.png"))]);
+    against(&["verify"]).success();
+}
+
+#[test]
+fn an_import_run_again_after_an_object_got_new_bytes_sends_the_documents_naming_it_again() {
+    // GIVEN avatars imported, WHEN avatar 1 gets new bytes and import runs again
+    let (prepared, server, dir, objects) = avatars_imported();
+    let new_bytes = replace_avatar_one(&prepared, dir.path());
+    let import = prepared.against(server.url(), server.admin_key(), &["import"]).success();
+
+    // THEN it says why the profiles go again, the fields name the new file, verify is exact
+    assert!(import.stderr.contains("`profiles` names files uploaded again"), "{import}");
+    assert_avatars(&server, [("1", &new_bytes), ("2", bytes_of(&objects, "avatars/2.png"))]);
+    prepared.against(server.url(), server.admin_key(), &["verify"]).success();
+}
