@@ -113,7 +113,7 @@ pub fn legacy_id_of(text: &[u8], legacy_field: &str) -> Result<Option<String>, S
     // UTF-8 checked once for the whole line: values skipped as `IgnoredAny` are not otherwise.
     let text = std::str::from_utf8(text).map_err(|e| e.to_string())?;
     let mut line = serde_json::Deserializer::from_str(text);
-    let legacy_id = LegacyIdOfLine { field: legacy_field }.deserialize(&mut line);
+    let legacy_id = LegacyIdOf::Line(legacy_field).deserialize(&mut line);
     // Nothing but whitespace after the object, as `serde_json::from_slice` requires.
     legacy_id.and_then(|legacy_id| line.end().map(|()| legacy_id)).map_err(|e| e.to_string())
 }
@@ -131,7 +131,7 @@ fn entry(plan: &BatchPlan, line: u64, text: &[u8]) -> Result<Option<Entry>, Impo
         return Ok(Some(Entry { line, legacy_id, json: text.to_vec() }));
     }
     let parsed: Line<'_> = serde_json::from_slice(text).map_err(|e| bad_line(e.to_string()))?;
-    let legacy_id = LegacyIdOf { field: &plan.legacy_field }
+    let legacy_id = LegacyIdOf::Document(&plan.legacy_field)
         .deserialize(&mut serde_json::Deserializer::from_str(parsed.doc.get()))
         .map_err(|e| bad_line(e.to_string()))?
         .ok_or_else(no_legacy_id)?;
@@ -188,9 +188,14 @@ fn write_refs<'a, 'b: 'a>(
     out.push(b'}');
 }
 
-/// Reads one string field of a JSON object, skipping every other value without building it.
-struct LegacyIdOf<'f> {
-    field: &'f str,
+/// Reads a legacy id, skipping every other value without building it: `Document`, one JSON
+/// object's string field; `Line`, the same of a transformed line's `doc`, the line read whole
+/// (every value checked as JSON, `refs` an object with string names, as [`Line`] reads it): one
+/// reading where [`Line`] then `Document` make two.
+#[derive(Clone, Copy)]
+enum LegacyIdOf<'f> {
+    Document(&'f str),
+    Line(&'f str),
 }
 
 impl<'de> DeserializeSeed<'de> for LegacyIdOf<'_> {
@@ -208,64 +213,38 @@ impl<'de> Visitor<'de> for LegacyIdOf<'_> {
     type Value = Option<String>;
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("a document object")
-    }
-
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-        let mut found = None;
-        while let Some(key) = map.next_key::<Cow<'de, str>>()? {
-            if key == self.field {
-                found = map.next_value::<Option<String>>()?;
-            } else {
-                map.next_value::<IgnoredAny>()?;
-            }
-        }
-        Ok(found)
-    }
-}
-
-/// Reads a whole line (`{"doc": {...}, "refs": {...}}`), every value checked as JSON, and keeps
-/// only the document's string field `field`: the reading [`Line`] then [`LegacyIdOf`] do in two.
-struct LegacyIdOfLine<'f> {
-    field: &'f str,
-}
-
-impl<'de> DeserializeSeed<'de> for LegacyIdOfLine<'_> {
-    type Value = Option<String>;
-
-    fn deserialize<D: serde::Deserializer<'de>>(
-        self,
-        deserializer: D,
-    ) -> Result<Self::Value, D::Error> {
-        deserializer.deserialize_map(self)
-    }
-}
-
-impl<'de> Visitor<'de> for LegacyIdOfLine<'_> {
-    type Value = Option<String>;
-
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("a transformed line")
+        f.write_str(match self {
+            LegacyIdOf::Document(_) => "a document object",
+            LegacyIdOf::Line(_) => "a transformed line",
+        })
     }
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
         let (mut found, mut doc) = (None, false);
         while let Some(key) = map.next_key::<Cow<'de, str>>()? {
-            if key == "doc" {
-                if doc {
-                    return Err(serde::de::Error::duplicate_field("doc"));
+            match self {
+                LegacyIdOf::Document(field) if key == field => {
+                    found = map.next_value::<Option<String>>()?;
                 }
-                found = map.next_value_seed(LegacyIdOf { field: self.field })?;
-                doc = true;
-            } else if key == "refs" {
-                // Read as [`Line`] reads them: an object, its field names strings (escapes
-                // checked).
-                map.next_value::<BTreeMap<Cow<'de, str>, IgnoredAny>>()?;
-            } else {
-                map.next_value::<IgnoredAny>()?;
+                LegacyIdOf::Line(field) if key == "doc" => {
+                    if doc {
+                        return Err(serde::de::Error::duplicate_field("doc"));
+                    }
+                    found = map.next_value_seed(LegacyIdOf::Document(field))?;
+                    doc = true;
+                }
+                LegacyIdOf::Line(_) if key == "refs" => {
+                    map.next_value::<BTreeMap<Cow<'de, str>, IgnoredAny>>()?;
+                }
+                _ => {
+                    map.next_value::<IgnoredAny>()?;
+                }
             }
         }
-        if doc { Ok(found) } else { Err(serde::de::Error::missing_field("doc")) }
+        match self {
+            LegacyIdOf::Line(_) if !doc => Err(serde::de::Error::missing_field("doc")),
+            _ => Ok(found),
+        }
     }
 }
 

@@ -98,6 +98,12 @@ impl ConvexApp {
     pub fn typecheck(&self) -> Output {
         run(Command::new(convex_tool("tsc")).arg("--noEmit").arg("-p").arg(&self.root))
     }
+
+    /// tsc finds nothing wrong with the app.
+    pub fn assert_typechecks(&self) {
+        let output = self.typecheck();
+        assert!(output.status.success(), "tsc rejected the generated files:\n{}", printed(&output));
+    }
 }
 
 impl Drop for ConvexApp {

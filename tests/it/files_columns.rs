@@ -10,7 +10,7 @@ use migrate::settings::Secret;
 use serde_json::{Value, json};
 
 use crate::convex_server::ConvexTestServer;
-use crate::files::{fetch, storage_db, write_folder};
+use crate::files::{TABLES, fetch, prepare_with, storage_db, write_folder};
 use crate::import_pipeline::{Prepared, call};
 
 type Object = (&'static str, String, &'static str, Vec<u8>);
@@ -65,8 +65,6 @@ fn plan(source: &str, extra: &str) -> String {
     )
 }
 
-const TABLES: &str = "storage.buckets,storage.objects,public.profiles";
-
 /// An app module reading a profile's files the way an app does: a field's URL, and a
 /// mutation giving profile `to` the avatar of profile `from` (to see verify catch it).
 const APP_TS: &str = r#"
@@ -105,13 +103,7 @@ fn utf8(path: &Path) -> &str {
 
 /// Exported, planned, transformed, and the app deployed.
 fn prepare(sql: &str, plan: &str) -> (Prepared, ConvexTestServer) {
-    let db = storage_db();
-    db.execute(sql);
-    let prepared = Prepared::from_db(db, &["--tables", TABLES], plan);
-    prepared.migrate(&["transform"]).success();
-    std::fs::write(prepared.convex_dir().join("files_app.ts"), APP_TS).unwrap();
-    let server = ConvexTestServer::for_convex_dir(&prepared.convex_dir());
-    (prepared, server)
+    prepare_with(sql, plan, &[("files_app.ts", APP_TS)])
 }
 
 /// The lines of `transformed/profiles.jsonl`, by legacy id.
@@ -402,13 +394,7 @@ export async function urls(storage: Storage, profile: Profile, nulled: Nulled) {
 "#,
     );
     // WHEN tsc checks the app THEN it finds nothing
-    let output = app.typecheck();
-    assert!(
-        output.status.success(),
-        "tsc rejected the generated files:\n{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
+    app.assert_typechecks();
 }
 
 /// Profiles whose avatars are files (`avatars/1.png`, `avatars/2.png`), imported and verified.

@@ -14,11 +14,11 @@ use migrate::convex::client::FunctionKind;
 use serde_json::{Value, json};
 
 use crate::convex_server::ConvexTestServer;
-use crate::files::{APP_TS, files_plan, fixture, objects, records, storage_db, write_folder};
+use crate::files::{
+    APP_TS, TABLES, files_plan, fixture, objects, prepare_with, records, storage_db, write_folder,
+};
 use crate::import_pipeline::{Prepared, call};
 use crate::support::{Run, wait_until};
-
-const TABLES: &str = "storage.buckets,storage.objects,public.profiles";
 
 /// The application's own use of file storage: it uploads a file itself, and lists what
 /// `_storage` holds.
@@ -40,14 +40,7 @@ export const stored = queryGeneric({
 /// Exported with `plan` added to the first plan, transformed, the app deployed with the
 /// application's own file functions beside the generated ones.
 fn prepare(sql: &str, plan: &str) -> (Prepared, ConvexTestServer) {
-    let db = storage_db();
-    db.execute(sql);
-    let prepared = Prepared::from_db(db, &["--tables", TABLES], plan);
-    prepared.migrate(&["transform"]).success();
-    std::fs::write(prepared.convex_dir().join("files_app.ts"), APP_TS).unwrap();
-    std::fs::write(prepared.convex_dir().join("files_own.ts"), OWN_TS).unwrap();
-    let server = ConvexTestServer::for_convex_dir(&prepared.convex_dir());
-    (prepared, server)
+    prepare_with(sql, plan, &[("files_app.ts", APP_TS), ("files_own.ts", OWN_TS)])
 }
 
 fn source_of(dir: &Path) -> String {
