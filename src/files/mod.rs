@@ -39,6 +39,10 @@ pub struct StorageObject {
     pub size: Option<u64>,
     /// `metadata.mimetype`, when the row has it.
     pub content_type: Option<String>,
+    /// What Supabase changes whenever the object's bytes change: the row's `version` (a new
+    /// one per upload), else `metadata.eTag`; recorded with the file, so that sync knows an
+    /// object unchanged without reading its bytes again.
+    pub version: Option<String>,
 }
 
 impl StorageObject {
@@ -152,12 +156,19 @@ pub fn read_objects(data_dir: &DataDir) -> Result<Vec<StorageObject>, FilesError
             .and_then(|m| m.get("mimetype").or_else(|| m.get("contentType")))
             .and_then(|v| v.as_str())
             .map(str::to_owned);
+        let etag = metadata.and_then(|m| m.get("eTag")).and_then(|v| v.as_str());
+        let version = match (text_of("version").filter(|v| !v.is_empty()), etag) {
+            (Some(version), _) => Some(format!("version:{version}")),
+            (None, Some(etag)) if !etag.is_empty() => Some(format!("etag:{etag}")),
+            _ => None,
+        };
         objects.push(StorageObject {
             bucket,
             path,
             owner: text_of("owner").or_else(|| text_of("owner_id")),
             size,
             content_type,
+            version,
         });
     }
     if unnamed > 0 {
@@ -211,6 +222,9 @@ pub struct Recorded {
     pub content_type: String,
     pub sha256: String,
     pub stored: Option<Stored>,
+    /// The object's `version` (or eTag) when it was uploaded ([`StorageObject::version`]).
+    #[serde(default)]
+    pub version: Option<String>,
 }
 
 impl Recorded {
@@ -439,7 +453,7 @@ async fn record(
     sha256: &str,
     state: &Mutex<State>,
 ) -> Result<(), FilesError> {
-    let record = json!({"files": [{
+    let mut file = json!({
         "bucket": object.bucket,
         "path": object.path,
         "owner": object.owner,
@@ -447,7 +461,11 @@ async fn record(
         "size": size as f64,
         "contentType": object.content_type(),
         "sha256": sha256,
-    }]});
+    });
+    if let Some(version) = &object.version {
+        file["version"] = json!(version);
+    }
+    let record = json!({ "files": [file] });
     let _: serde_json::Value = client
         .call(FunctionKind::Mutation, "migrate:recordFiles", &record)
         .await
@@ -500,6 +518,7 @@ pub(crate) async fn adopt_sent(
                     content_type,
                     sha256,
                     stored,
+                    version: object.version.clone(),
                 },
             );
         }

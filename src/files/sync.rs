@@ -96,6 +96,13 @@ pub async fn diff(
                 let change = match record {
                     None => Change::New,
                     Some(record) if !record.holds(&object) => Change::Changed,
+                    // Supabase gives an object a new version (and eTag) with new bytes: the
+                    // same one recorded is the same bytes, not read again.
+                    Some(record)
+                        if object.version.is_some() && record.version == object.version =>
+                    {
+                        Change::Unchanged
+                    }
                     Some(record) => match source.digest(&object.bucket, &object.path).await {
                         Ok((_, sha256)) if sha256 == record.sha256 => Change::Unchanged,
                         Ok(_) => Change::Changed,

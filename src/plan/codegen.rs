@@ -192,6 +192,9 @@ fn write_files_table(out: &mut String) {
     out.push_str("    size: v.float64(),\n");
     out.push_str("    contentType: v.string(),\n");
     out.push_str("    sha256: v.string(), // base64, as Convex keeps it in `_storage`\n");
+    out.push_str(
+        "    version: v.optional(v.string()), // `storage.objects`' version (or eTag) uploaded\n",
+    );
     out.push_str(&format!(
         "  }}).index({}, [\"key\"]).index({}, [\"storageId\"]),\n",
         string_literal(FILES_PATH_INDEX),

@@ -968,6 +968,7 @@ const migratedFile = v.object({
   size: v.number(),
   contentType: v.string(),
   sha256: v.string(),
+  version: v.optional(v.string()),
 });
 
 /**
@@ -1055,7 +1056,7 @@ export const filesPage = internalQueryGeneric({
     const result = await ctx.db.query(FILES_TABLE).paginate({ cursor, numItems });
     const page = await Promise.all(
       result.page.map(async (doc) => {
-        const { bucket, path, owner, storageId, size, contentType, sha256 } = doc;
+        const { bucket, path, owner, storageId, size, contentType, sha256, version } = doc;
         const stored = await ctx.db.system.get(storageId as GenericId<"_storage">);
         return {
           bucket,
@@ -1065,6 +1066,7 @@ export const filesPage = internalQueryGeneric({
           size,
           contentType,
           sha256,
+          version: version ?? null,
           stored:
             stored === null
               ? null

@@ -337,3 +337,59 @@ fn a_rollback_whose_replies_are_lost_removes_each_migrated_file_once_and_counts_
     assert!(found > 0, "{rollback}");
     assert_eq!(rollback["removed"], found, "{rollback}");
 }
+
+#[test]
+fn sync_knows_objects_unchanged_by_their_version_without_reading_their_bytes() {
+    // GIVEN objects with Supabase's versions, imported: each record keeps its object's version
+    let objects = objects();
+    let dir = tempfile::tempdir().unwrap();
+    write_folder(dir.path(), &objects);
+    let versioned =
+        format!("{}\nupdate storage.objects set version = 'v1-' || name;", fixture(&objects, &[]));
+    let (prepared, server) = prepare(&versioned, &skipping_objects(dir.path()));
+    let (url, key) = (server.url().to_owned(), server.admin_key().to_owned());
+    let against = |args: &[&str]| prepared.against(&url, &key, args);
+    against(&["import"]).success();
+    let before = records(&server);
+    assert!(
+        before
+            .values()
+            .all(|r| r["version"].as_str().is_some_and(|v| v.starts_with("version:v1-"))),
+        "{before:#?}"
+    );
+
+    // WHEN one object's bytes leave the source (its row unchanged), and another gets new bytes
+    // of the same size under a new version, as Supabase's Storage API writes them
+    let (unread, _, _, _) = &objects[0];
+    let unread_path = objects[0].1.clone();
+    std::fs::remove_file(dir.path().join(unread).join(&unread_path)).unwrap();
+    let (bucket, path, _, old_bytes) = &objects[1];
+    let mut new_bytes = old_bytes.clone();
+    new_bytes.reverse();
+    assert_eq!(new_bytes.len(), old_bytes.len());
+    std::fs::write(dir.path().join(bucket).join(path), &new_bytes).unwrap();
+    prepared._db.execute(&format!(
+        "update storage.objects set version = 'v2' where bucket_id = '{bucket}' and name = '{path}';"
+    ));
+    prepared.work.export(prepared._db.url(), &["--tables", TABLES]).success();
+    prepared.migrate(&["transform"]).success();
+    let synced = against(&["sync"]).success();
+
+    // THEN the object of the same version is unchanged without a read (the source lacks it and
+    // nothing says so), the new version is uploaded, and the records carry the versions
+    let unchanged = objects.len() - 1;
+    assert!(
+        synced.stdout.contains(&format!(
+            "(0 new, 1 changed; {} bytes), 0 deleted (0 bytes), {unchanged} unchanged",
+            new_bytes.len()
+        )),
+        "{synced}"
+    );
+    assert!(!synced.stderr.contains("not in the files source"), "{synced}");
+    let after = records(&server);
+    let changed = format!("{bucket}/{path}");
+    assert_eq!(after[&changed]["version"], "version:v2");
+    assert_ne!(after[&changed]["storageId"], before[&changed]["storageId"]);
+    let kept = format!("{unread}/{unread_path}");
+    assert_eq!(after[&kept]["storageId"], before[&kept]["storageId"]);
+}
