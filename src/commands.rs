@@ -311,7 +311,7 @@ async fn run_import(settings: &Settings, args: &ImportArgs) -> anyhow::Result<u8
         return Ok(exit_code::OK);
     }
     let options = import_options(settings, &args.convex, &args.batches, args.force)?;
-    if let Some(files) = files_stage(settings, &data_dir, &inputs, &options).await? {
+    if let Some(files) = files_stage(reporter(settings), &data_dir, &inputs, &options).await? {
         output::print_result(&output::files_summary(&files, settings.format));
     }
     let report = import::import(&data_dir, &inputs, &options, reporter(settings)).await?;
@@ -431,7 +431,7 @@ async fn run_all(
     };
     // A sync moves the files itself (uploads, and deletes of objects gone).
     if !args.sync
-        && let Some(files) = files_stage(&settings, &data_dir, &inputs, &options).await?
+        && let Some(files) = files_stage(reporter(&settings), &data_dir, &inputs, &options).await?
     {
         print("files", output::files_summary(&files, OutputFormat::Text), json!(files));
     }
@@ -514,7 +514,7 @@ async fn run_sync_targets(settings: &Settings, args: &SyncArgs) -> anyhow::Resul
 
 /// Uploads the Supabase Storage objects when the plan has `[files]`, before the tables.
 async fn files_stage(
-    settings: &Settings,
+    reporter: Arc<dyn Reporter>,
     data_dir: &DataDir,
     inputs: &import::Inputs,
     options: &ImportOptions,
@@ -525,7 +525,6 @@ async fn files_stage(
         files::FilesSource::open(&plan.source, &plan.at).map_err(files::FilesError::from)?,
     );
     let client = options.target.client()?.with_concurrency(options.concurrency);
-    let reporter = reporter(settings);
     data_dir.prepare(data_dir.root())?;
     // The deployment's own state (import::state::place): what it holds is its own.
     let state = import::state::State::open(&options.place.state)?;
@@ -687,13 +686,28 @@ async fn run_import_targets(settings: &Settings, args: &ImportArgs) -> anyhow::R
                 &args.batches,
                 args.force,
             )?;
-            let report = import::import(data_dir, inputs, &options, deployment.reporter).await?;
+            if inputs.files.is_some() && deployment.filters.is_some() {
+                return Err(crate::targets::TargetsError::TenantFiles {
+                    target: deployment.name.clone(),
+                }
+                .into());
+            }
+            let reporter = deployment.reporter;
+            let files = files_stage(reporter.clone(), data_dir, inputs, &options).await?;
+            let report = import::import(data_dir, inputs, &options, reporter).await?;
             let refused = report.rejected > 0;
+            let mut text = String::new();
+            if let Some(files) = &files {
+                text = output::files_summary(files, OutputFormat::Text);
+            }
+            text.push_str(&output::import_summary(&report, OutputFormat::Text));
+            let mut json_report = json!(report);
+            json_report["files"] = json!(files);
             Ok(Outcome {
                 status: if refused { "rejected" } else { "completed" },
                 code: if refused { exit_code::REJECTED_ROWS } else { exit_code::OK },
-                text: output::import_summary(&report, OutputFormat::Text),
-                report: json!(report),
+                text,
+                report: json_report,
             })
         },
     )
@@ -789,8 +803,9 @@ async fn run_verify_targets(settings: &Settings, args: &VerifyArgs) -> anyhow::R
         let place = StatePlace::find(shared, &deployment.identity).map_err(ImportError::from)?;
         let mut options = verify::VerifyOptions::new(args.show, args.accept_rejected);
         options.spill = Some(place.spill);
-        let report =
+        let mut report =
             verify::verify(data_dir, inputs, &target, &options, deployment.reporter).await?;
+        verify_files(data_dir, inputs, &target, &mut report).await?;
         Ok(Outcome {
             status: if report.verified { "verified" } else { "differences" },
             code: if report.verified { exit_code::OK } else { exit_code::VERIFY_DIFFERENCES },

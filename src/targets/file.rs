@@ -63,6 +63,10 @@ pub enum TargetsError {
     SameDeployment { first: String, second: String, identity: String },
     #[error("the deploy key of target `{target}`: the variable `{variable}` is not set")]
     MissingKey { target: String, variable: String },
+    #[error(
+        "target `{target}` has tenant filters and the plan moves files (`[files]`): which Storage objects belong to a tenant is not known, so none is moved rather than every tenant's"
+    )]
+    TenantFiles { target: String },
 }
 
 impl TargetsError {
@@ -91,6 +95,10 @@ impl TargetsError {
             TargetsError::SameDeployment { .. } => {
                 Some("a deployment is one target: remove one of them from targets.toml".into())
             }
+            TargetsError::TenantFiles { .. } => Some(
+                "import that target without `[files]` (a plan directory without it), or move its                  tenant's objects with a plan of its own (docs/targets.md)"
+                    .into(),
+            ),
             _ => None,
         }
     }

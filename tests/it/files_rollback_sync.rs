@@ -393,3 +393,74 @@ fn sync_knows_objects_unchanged_by_their_version_without_reading_their_bytes() {
     let kept = format!("{unread}/{unread_path}");
     assert_eq!(after[&kept]["storageId"], before[&kept]["storageId"]);
 }
+
+#[test]
+fn files_move_into_every_target_and_a_tenant_target_is_refused_rather_than_given_all() {
+    // GIVEN the objects in a folder, and targets.toml naming two sinks, then one more with a
+    // tenant filter
+    let objects = objects();
+    let dir = tempfile::tempdir().unwrap();
+    write_folder(dir.path(), &objects);
+    let db = storage_db();
+    db.execute(&fixture(&objects, &[]));
+    let prepared = Prepared::from_db(db, &["--tables", TABLES], &skipping_objects(dir.path()));
+    prepared.migrate(&["transform"]).success();
+    let plan = convex_sink::Plan::from_module_file(prepared.convex_dir().join("migrate.ts"))
+        .expect("the generated migrate.ts carries its plan");
+    let sinks: Vec<_> = ["a", "b", "tenant"]
+        .into_iter()
+        .map(|name| {
+            let config = convex_sink::SinkConfig {
+                admin_key: format!("key-{name}"),
+                ..convex_sink::SinkConfig::new(plan.clone())
+            };
+            (name, convex_sink::Sink::start(config).expect("the sink starts"))
+        })
+        .collect();
+    let mut file = String::new();
+    for (name, sink) in &sinks {
+        file.push_str(&format!(
+            "[targets.{name}]\nurl = \"{}\"\ndeploy_key_env = \"KEY_{name}\"\n",
+            sink.url()
+        ));
+        if *name == "tenant" {
+            file.push_str(&format!(
+                "[[targets.{name}.tables.\"public.profiles\".filter]]\ncolumn = \"id\"\nequals = 1\n"
+            ));
+        }
+        file.push('\n');
+    }
+    std::fs::write(prepared.plan_dir().join("targets.toml"), file).unwrap();
+    let run = |args: &[&str]| {
+        let mut command = prepared.command(args);
+        command.env_remove("CONVEX_URL").env_remove("CONVEX_DEPLOY_KEY");
+        for (name, _) in &sinks {
+            command.env(format!("KEY_{name}"), format!("key-{name}"));
+        }
+        Run::of(command)
+    };
+
+    // WHEN the two plain targets import THEN each holds every file, and verify checks them
+    let imported = run(&["--format", "json", "import", "--target", "a", "--target", "b"]);
+    assert_eq!(imported.code, Some(0), "{imported}");
+    for (name, sink) in &sinks[..2] {
+        assert_eq!(sink.file_records().len(), objects.len(), "target {name}");
+    }
+    let verified = run(&["verify", "--target", "a", "--target", "b"]);
+    assert_eq!(verified.code, Some(0), "{verified}");
+    // and verify reads the files per target: bytes changed in the source are named in each
+    std::fs::write(dir.path().join("avatars/2.png"), b"other bytes").unwrap();
+    let differs = run(&["verify", "--target", "a", "--target", "b"]);
+    assert_eq!(differs.code, Some(1), "{differs}");
+    assert_eq!(differs.stdout.matches("avatars/2.png").count(), 2, "{differs}");
+
+    // WHEN the tenant target imports THEN it is refused, naming why, and receives no file
+    run(&["transform", "--target", "tenant"]).success();
+    let tenant = run(&["import", "--target", "tenant"]);
+    assert_eq!(tenant.code, Some(2), "{tenant}");
+    assert!(
+        tenant.stderr.contains("tenant filters") || tenant.stdout.contains("tenant filters"),
+        "{tenant}"
+    );
+    assert!(sinks[2].1.file_records().is_empty());
+}
