@@ -492,6 +492,7 @@ async fn run_sync_targets(settings: &Settings, args: &SyncArgs) -> anyhow::Resul
             let inputs = &import::read_inputs(data_dir, &settings.plan_dir)?;
             let options =
                 target_import_options(&deployment, shared, &args.convex, &args.batches, true)?;
+            deployment.check_files(inputs.files.is_some())?;
             let report = if args.dry_run {
                 crate::sync::dry_run(data_dir, inputs, &options).await?
             } else {
@@ -686,12 +687,7 @@ async fn run_import_targets(settings: &Settings, args: &ImportArgs) -> anyhow::R
                 &args.batches,
                 args.force,
             )?;
-            if inputs.files.is_some() && deployment.filters.is_some() {
-                return Err(crate::targets::TargetsError::TenantFiles {
-                    target: deployment.name.clone(),
-                }
-                .into());
-            }
+            deployment.check_files(inputs.files.is_some())?;
             let reporter = deployment.reporter;
             let files = files_stage(reporter.clone(), data_dir, inputs, &options).await?;
             let report = import::import(data_dir, inputs, &options, reporter).await?;

@@ -54,6 +54,15 @@ impl Deployment {
         })
     }
 
+    /// Refuses to move a plan's files (`[files]`) into a target with tenant filters: which
+    /// Storage objects are a tenant's is not known, and every tenant's would break isolation.
+    pub fn check_files(&self, plan_has_files: bool) -> Result<(), TargetsError> {
+        match (&self.filters, plan_has_files) {
+            (Some(_), true) => Err(TargetsError::TenantFiles { target: self.name.clone() }),
+            _ => Ok(()),
+        }
+    }
+
     /// How to call the deployment; fails, naming the variable, when its key is not set.
     pub fn convex(
         &self,

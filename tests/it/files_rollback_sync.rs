@@ -463,4 +463,11 @@ fn files_move_into_every_target_and_a_tenant_target_is_refused_rather_than_given
         "{tenant}"
     );
     assert!(sinks[2].1.file_records().is_empty());
+    let synced = run(&["sync", "--target", "tenant"]);
+    assert_eq!(synced.code, Some(2), "{synced}");
+    assert!(
+        format!("{}{}", synced.stdout, synced.stderr).contains("has tenant filters"),
+        "{synced}"
+    );
+    assert!(sinks[2].1.file_records().is_empty());
 }
