@@ -76,6 +76,28 @@ fn skipping_objects(dir: &Path) -> String {
     format!("{}\n[tables.\"storage.objects\"]\nskip = true\n", files_plan(&source_of(dir)))
 }
 
+/// `n` small text objects in the bucket `docs`, under `<dir>/`.
+fn small_objects(dir: &str, n: usize) -> Vec<(&'static str, String, &'static str, Vec<u8>)> {
+    let object = |i| ("docs", format!("{dir}/{i:03}.txt"), "text/plain", format!("{dir} {i}"));
+    (0..n).map(object).map(|(b, p, t, bytes)| (b, p, t, bytes.into_bytes())).collect()
+}
+
+/// `objects` written into `dir` and listed in `storage.objects`, exported (their table skipped)
+/// and transformed; the plan a sink serves.
+fn prepare_for_sinks(
+    objects: &[(&'static str, String, &'static str, Vec<u8>)],
+    dir: &Path,
+) -> (Prepared, convex_sink::Plan) {
+    write_folder(dir, objects);
+    let db = storage_db();
+    db.execute(&fixture(objects, &[]));
+    let prepared = Prepared::from_db(db, &["--tables", TABLES], &skipping_objects(dir));
+    prepared.migrate(&["transform"]).success();
+    let plan = convex_sink::Plan::from_module_file(prepared.convex_dir().join("migrate.ts"))
+        .expect("the generated migrate.ts carries its plan");
+    (prepared, plan)
+}
+
 fn json_of(run: &Run) -> Value {
     serde_json::from_str(&run.stdout).unwrap_or_else(|e| panic!("not JSON ({e})\n{run}"))
 }
@@ -147,11 +169,7 @@ fn rollback_removes_every_migrated_file_and_not_the_apps_own_then_finds_nothing_
 fn a_rollback_killed_half_way_removes_the_rest_when_run_again() {
     // GIVEN many small objects imported (their table skipped: only the files matter here), and
     // the application's own file
-    let objects: Vec<_> = (0..120)
-        .map(|i| {
-            ("docs", format!("many/{i:03}.txt"), "text/plain", format!("file {i}").into_bytes())
-        })
-        .collect();
+    let objects = small_objects("many", 120);
     let dir = tempfile::tempdir().unwrap();
     write_folder(dir.path(), &objects);
     let (prepared, server) = prepare(&fixture(&objects, &[]), &skipping_objects(dir.path()));
@@ -290,19 +308,9 @@ fn sync_uploads_new_and_changed_objects_and_removes_those_gone_unless_told_not_t
 #[test]
 fn a_rollback_whose_replies_are_lost_removes_each_migrated_file_once_and_counts_it_once() {
     // GIVEN small objects imported into the sink, and a file the application stored itself
-    let objects: Vec<_> = (0..40)
-        .map(|i| {
-            ("docs", format!("lost/{i:02}.txt"), "text/plain", format!("lost {i}").into_bytes())
-        })
-        .collect();
+    let objects = small_objects("lost", 40);
     let dir = tempfile::tempdir().unwrap();
-    write_folder(dir.path(), &objects);
-    let db = storage_db();
-    db.execute(&fixture(&objects, &[]));
-    let prepared = Prepared::from_db(db, &["--tables", TABLES], &skipping_objects(dir.path()));
-    prepared.migrate(&["transform"]).success();
-    let plan = convex_sink::Plan::from_module_file(prepared.convex_dir().join("migrate.ts"))
-        .expect("the generated migrate.ts carries its plan");
+    let (prepared, plan) = prepare_for_sinks(&objects, dir.path());
     let sink = convex_sink::Sink::start(convex_sink::SinkConfig {
         seed: 17,
         ..convex_sink::SinkConfig::new(plan)
@@ -400,13 +408,7 @@ fn files_move_into_every_target_and_a_tenant_target_is_refused_rather_than_given
     // tenant filter
     let objects = objects();
     let dir = tempfile::tempdir().unwrap();
-    write_folder(dir.path(), &objects);
-    let db = storage_db();
-    db.execute(&fixture(&objects, &[]));
-    let prepared = Prepared::from_db(db, &["--tables", TABLES], &skipping_objects(dir.path()));
-    prepared.migrate(&["transform"]).success();
-    let plan = convex_sink::Plan::from_module_file(prepared.convex_dir().join("migrate.ts"))
-        .expect("the generated migrate.ts carries its plan");
+    let (prepared, plan) = prepare_for_sinks(&objects, dir.path());
     let sinks: Vec<_> = ["a", "b", "tenant"]
         .into_iter()
         .map(|name| {
