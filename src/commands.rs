@@ -529,29 +529,46 @@ async fn files_stage(
     data_dir.prepare(data_dir.root())?;
     // The deployment's own state (import::state::place): what it holds is its own.
     let state = import::state::State::open(&options.place.state)?;
-    let work =
-        files::upload(&client, source, &objects, options.concurrency, state, reporter.as_ref());
+    let work = async {
+        let planned = files::plan_upload(&client, &source, &objects, state).await?;
+        // Objects sent again with other bytes get new storage ids: the tables whose documents
+        // name them are sent again, their checkpoints notwithstanding (`sync` sends only those
+        // documents). Forgotten before any byte goes: a run killed after a replaced file is
+        // recorded finds it holding its bytes, and would not know to send them.
+        forget_tables_naming(data_dir, inputs, options, &planned.report.replaced)?;
+        let sent = planned.send(&client, &source, options.concurrency, reporter.as_ref()).await?;
+        anyhow::Ok(sent)
+    };
     let report = tokio::select! {
         report = work => report.context("moving files into Convex storage")?,
         _ = tokio::signal::ctrl_c() => return Err(Interrupted { command: "import" }.into()),
     };
-    // Files uploaded again with other bytes have new storage ids: the tables whose documents
-    // name them are sent again, their checkpoints notwithstanding (`sync` sends only those
-    // documents).
-    if !report.replaced.is_empty() {
-        let keys: std::collections::HashSet<String> = report.replaced.iter().cloned().collect();
-        let state = import::state::State::open(&options.place.state)?;
-        for step in &inputs.order {
-            if !crate::sync::naming_files(data_dir, inputs, step, &keys)?.is_empty() {
-                tracing::warn!(
-                    "`{}` names files uploaded again with new bytes: its documents are sent again",
-                    step.table
-                );
-                state.forget_table(&step.table)?;
-            }
+    Ok(Some(report))
+}
+
+/// Forgets the import checkpoints of the tables whose file fields name one of `replaced`
+/// (`<bucket>/<path>` keys), so that import sends them again.
+fn forget_tables_naming(
+    data_dir: &DataDir,
+    inputs: &import::Inputs,
+    options: &ImportOptions,
+    replaced: &std::collections::BTreeSet<String>,
+) -> anyhow::Result<()> {
+    if replaced.is_empty() {
+        return Ok(());
+    }
+    let keys: std::collections::HashSet<String> = replaced.iter().cloned().collect();
+    let state = import::state::State::open(&options.place.state)?;
+    for step in &inputs.order {
+        if !crate::sync::naming_files(data_dir, inputs, step, &keys)?.is_empty() {
+            tracing::warn!(
+                "`{}` names files uploaded again with new bytes: its documents are sent again",
+                step.table
+            );
+            state.forget_table(&step.table)?;
         }
     }
-    Ok(Some(report))
+    Ok(())
 }
 
 /// Verify's part for files, when the plan has `[files]`: its problems join the report's. After

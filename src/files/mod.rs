@@ -290,20 +290,26 @@ pub(crate) async fn list_recorded(
         .map_err(|source| FilesError::Call { name: "migrate:filesPage".into(), source })
 }
 
-/// Uploads every object not already recorded with its bytes stored, at most `concurrency` at
-/// once, each streamed from the source and retried like batches. An object the source lacks is
-/// counted and named in the error at the end, after every other object is uploaded.
-pub async fn upload(
+/// What an import's upload will send: every object not already recorded with its bytes
+/// stored ([`plan_upload`]), sent by [`UploadPlan::send`]. Between the two the caller learns
+/// which recorded objects get new bytes (`report.replaced`), before any of them is sent.
+pub struct UploadPlan {
+    todo: Vec<StorageObject>,
+    pub report: FilesReport,
+    state: Arc<Mutex<State>>,
+}
+
+/// Lists the deployment's records (recording first the files a killed run sent) and sorts
+/// `objects` into those to send and those recorded with their bytes.
+pub async fn plan_upload(
     client: &ConvexClient,
-    source: Arc<FilesSource>,
+    source: &Arc<FilesSource>,
     objects: &[StorageObject],
-    concurrency: usize,
     state: State,
-    reporter: &dyn Reporter,
-) -> Result<FilesReport, FilesError> {
+) -> Result<UploadPlan, FilesError> {
     let state = Arc::new(Mutex::new(state));
     let mut recorded = list_recorded(client).await?;
-    adopt_sent(&mut recorded, client, &source, objects, &state).await?;
+    adopt_sent(&mut recorded, client, source, objects, &state).await?;
     let mut report = FilesReport {
         files: objects.len() as u64,
         buckets: per_bucket(objects),
@@ -321,11 +327,27 @@ pub async fn upload(
             None => todo.push(object.clone()),
         }
     }
-    let sent = send_all(client, &source, todo, concurrency, &state, reporter).await?;
-    report.uploaded = sent.files;
-    report.uploaded_bytes = sent.bytes;
-    report.concurrency = client.concurrency_stats();
-    Ok(report)
+    Ok(UploadPlan { todo, report, state })
+}
+
+impl UploadPlan {
+    /// Uploads the objects to send, at most `concurrency` at once, each streamed from the source
+    /// and retried like batches. An object the source lacks is counted and named in the error at
+    /// the end, after every other object is uploaded.
+    pub async fn send(
+        self,
+        client: &ConvexClient,
+        source: &Arc<FilesSource>,
+        concurrency: usize,
+        reporter: &dyn Reporter,
+    ) -> Result<FilesReport, FilesError> {
+        let UploadPlan { todo, mut report, state } = self;
+        let sent = send_all(client, source, todo, concurrency, &state, reporter).await?;
+        report.uploaded = sent.files;
+        report.uploaded_bytes = sent.bytes;
+        report.concurrency = client.concurrency_stats();
+        Ok(report)
+    }
 }
 
 /// Files and bytes one [`send_all`] uploaded.

@@ -6,7 +6,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use crate::plan::codegen::cycle_references;
-use crate::plan::{Plan, UniqueKey};
+use crate::plan::{Plan, TablePlan, UniqueKey};
 
 /// One Convex table as import handles it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -17,6 +17,20 @@ pub struct TableStep {
     pub deferred: Vec<String>,
     /// Field sets unique in the source, which verify checks in Convex.
     pub unique: Vec<UniqueKey>,
+    /// Fields holding files (`policy = "file"`): references to `_storage` by object key.
+    pub file_fields: Vec<String>,
+}
+
+impl TableStep {
+    fn of(table: &TablePlan, deferred: Vec<String>) -> Self {
+        TableStep {
+            table: table.target.clone(),
+            legacy_field: table.legacy_id.field.clone(),
+            deferred,
+            unique: table.indexes.unique.clone(),
+            file_fields: table.files.iter().map(|f| f.field.clone()).collect(),
+        }
+    }
 }
 
 /// The plan's tables, parents first; among tables free to go, plan order.
@@ -40,17 +54,13 @@ pub fn import_order(plan: &Plan) -> Vec<TableStep> {
                 && parents[table.target.as_str()].iter().all(|p| placed.contains(p));
             if ready {
                 placed.insert(&table.target);
-                order.push(TableStep {
-                    table: table.target.clone(),
-                    legacy_field: table.legacy_id.field.clone(),
-                    deferred: table
-                        .references
-                        .iter()
-                        .filter(|r| cycles.contains(&(table.target.clone(), r.field.clone())))
-                        .map(|r| r.field.clone())
-                        .collect(),
-                    unique: table.indexes.unique.clone(),
-                });
+                let deferred = table
+                    .references
+                    .iter()
+                    .filter(|r| cycles.contains(&(table.target.clone(), r.field.clone())))
+                    .map(|r| r.field.clone())
+                    .collect();
+                order.push(TableStep::of(table, deferred));
                 break;
             }
         }
@@ -59,12 +69,7 @@ pub fn import_order(plan: &Plan) -> Vec<TableStep> {
         if order.len() == before {
             for table in &plan.tables {
                 if placed.insert(&table.target) {
-                    order.push(TableStep {
-                        table: table.target.clone(),
-                        legacy_field: table.legacy_id.field.clone(),
-                        deferred: vec![],
-                        unique: table.indexes.unique.clone(),
-                    });
+                    order.push(TableStep::of(table, Vec::new()));
                 }
             }
         }

@@ -97,21 +97,20 @@ fn diff_all(
     sent: &SentRecord,
     data_dir: &DataDir,
     work: &Path,
-    files: Option<&Pending>,
+    replaced: &HashSet<String>,
 ) -> Result<Vec<TableDiff>, ImportError> {
     crate::data_dir::create_private_dir(work)?;
     // Documents Convex refused last time are sent again, changed or not; so are those naming a
     // file whose bytes changed (a new storage id for an unchanged line).
     let refused = State::open_read_only(&place.state)?;
-    let replaced = files.map(|f| &f.replaced).filter(|keys| !keys.is_empty());
     let mut diffs = Vec::with_capacity(inputs.order.len());
     for step in &inputs.order {
         let mut resend: HashSet<String> = match &refused {
             Some(state) => state.rejects(&step.table)?.into_iter().map(|r| r.legacy_id).collect(),
             None => HashSet::new(),
         };
-        if let Some(keys) = replaced {
-            resend.extend(naming_files(data_dir, inputs, step, keys)?);
+        if !replaced.is_empty() {
+            resend.extend(naming_files(data_dir, inputs, step, replaced)?);
         }
         let report = inputs.manifest.tables.iter().find(|t| t.table == step.table);
         let Some(new) = report.and_then(|r| TransformedFile::of(data_dir, r)) else {
@@ -138,6 +137,43 @@ fn diff_all(
     Ok(diffs)
 }
 
+/// Where a sync keeps the keys of the files it replaces until its documents are sent.
+const REPLACED_FILES: &str = "replaced-files.json";
+
+/// The keys of the objects whose files are replaced (new bytes, so a new storage id): those of
+/// `pending`, and those an earlier sync killed after uploading them left in `work`. With
+/// `keep`, written there before any upload: a resumed sync finds those files holding their
+/// bytes, unchanged, and would not otherwise know the documents naming them still hold the old
+/// ids. `work` goes when the sync completes.
+fn replaced_files(
+    work: &Path,
+    pending: Option<&Pending>,
+    keep: bool,
+) -> Result<HashSet<String>, ImportError> {
+    let path = work.join(REPLACED_FILES);
+    let mut keys: HashSet<String> = match std::fs::read(&path) {
+        Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| ImportError::BadLine {
+            path: path.clone(),
+            line: 1,
+            reason: e.to_string(),
+        })?,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => HashSet::new(),
+        Err(e) => return Err(DataDirError::new("read", &path)(e).into()),
+    };
+    let new = pending.map_or(0, |p| p.replaced.difference(&keys).count());
+    keys.extend(pending.into_iter().flat_map(|p| p.replaced.iter().cloned()));
+    if keep && new > 0 {
+        crate::data_dir::create_private_dir(work)?;
+        let mut sorted: Vec<&String> = keys.iter().collect();
+        sorted.sort();
+        let text = serde_json::to_vec(&sorted).expect("strings serialize");
+        let temporary = work.join(format!("{REPLACED_FILES}.tmp"));
+        std::fs::write(&temporary, text).map_err(DataDirError::new("write", &temporary))?;
+        std::fs::rename(&temporary, &path).map_err(DataDirError::new("rename", &path))?;
+    }
+    Ok(keys)
+}
+
 /// The legacy ids of `step`'s documents (in the new transformed file) with a file field naming
 /// one of `keys` (a reference to `_storage` whose legacy id is the object's key).
 pub(crate) fn naming_files(
@@ -158,6 +194,9 @@ pub(crate) fn naming_files(
         #[serde(borrow, rename = "legacyId")]
         legacy_id: Cow<'a, str>,
     }
+    if step.file_fields.is_empty() {
+        return Ok(Vec::new());
+    }
     let report = inputs.manifest.tables.iter().find(|t| t.table == step.table);
     let Some(file) = report.and_then(|r| TransformedFile::of(data_dir, r)) else {
         return Ok(Vec::new());
@@ -171,8 +210,12 @@ pub(crate) fn naming_files(
         }
         let bad = |reason: String| ImportError::BadLine { path: file.path.clone(), line, reason };
         let parsed: Line<'_> = serde_json::from_slice(text).map_err(|e| bad(e.to_string()))?;
-        let names = |t: &Target<'_>| t.table == STORAGE_TABLE && keys.contains(&*t.legacy_id);
-        if parsed.refs.values().any(names) {
+        let names = |(field, t): (&Cow<'_, str>, &Target<'_>)| {
+            step.file_fields.iter().any(|f| f == field)
+                && t.table == STORAGE_TABLE
+                && keys.contains(&*t.legacy_id)
+        };
+        if parsed.refs.iter().any(names) {
             let legacy_id = import::batches::legacy_id_of(text, &step.legacy_field).map_err(bad)?;
             naming.extend(legacy_id);
         }
@@ -233,8 +276,9 @@ pub async fn dry_run(
     let place = &options.place;
     let sent = sent::read(place)?.ok_or_else(|| no_record(place))?;
     let files = files_diff(data_dir, inputs, options, None).await?;
+    let replaced = replaced_files(&work_dir(place), files.as_ref().map(|f| &f.pending), false)?;
     let work = work_dir(place).join("dry-run");
-    let diffs = diff_all(inputs, place, &sent, data_dir, &work, files.as_ref().map(|f| &f.pending));
+    let diffs = diff_all(inputs, place, &sent, data_dir, &work, &replaced);
     remove_dir(&work)?;
     let mut report = report(inputs, &diffs?, true);
     report.files = files.map(|f| f.pending.report);
@@ -292,8 +336,8 @@ pub async fn sync(
     };
     let mut files = files_diff(data_dir, inputs, &options.import, files_state.as_ref()).await?;
     let work = work_dir(place);
-    let pending = files.as_ref().map(|f| &f.pending);
-    let diffs = diff_all(inputs, place, &sent, data_dir, &work, pending)?;
+    let replaced = replaced_files(&work, files.as_ref().map(|f| &f.pending), true)?;
+    let diffs = diff_all(inputs, place, &sent, data_dir, &work, &replaced)?;
     let mut report = report(inputs, &diffs, false);
     report.diff_seconds = started.elapsed().as_secs_f64();
 

@@ -412,7 +412,10 @@ fn avatars_imported() -> (Prepared, ConvexTestServer, tempfile::TempDir, Vec<Obj
 
 /// Avatar 1 replaced by other bytes (another size) at the same path, the profiles' rows
 /// unchanged; exported and transformed again. The new bytes.
-fn replace_avatar_one(prepared: &Prepared, dir: &Path) -> Vec<u8> {
+/// With `late`, `storage.objects` also lists `docs/late.txt`, which the source does not hold
+/// yet ([`LATE`] writes it): the run that uploads avatar 1 stops at the end (exit 5), as a run
+/// killed after replacing it would.
+fn replace_avatar_one(prepared: &Prepared, dir: &Path, late: bool) -> Vec<u8> {
     let new_bytes = b"\x89PNG\r\n\x1a\n avatar one, drawn again".to_vec();
     std::fs::write(dir.join("avatars/1.png"), &new_bytes).unwrap();
     prepared._db.execute(&format!(
@@ -420,10 +423,20 @@ fn replace_avatar_one(prepared: &Prepared, dir: &Path) -> Vec<u8> {
          where bucket_id = 'avatars' and name = '1.png';",
         new_bytes.len()
     ));
+    if late {
+        prepared._db.execute(&format!(
+            "insert into storage.objects (bucket_id, name, metadata) values ('docs', 'late.txt', \
+             '{{\"size\": {}, \"mimetype\": \"text/plain\"}}');",
+            LATE.len()
+        ));
+    }
     prepared.work.export(prepared._db.url(), &["--tables", TABLES]).success();
     prepared.migrate(&["transform"]).success();
     new_bytes
 }
+
+/// The bytes of `docs/late.txt`.
+const LATE: &[u8] = b"late";
 
 /// Each profile's avatar URL serves `bytes`.
 fn assert_avatars(server: &ConvexTestServer, expected: [(&str, &[u8]); 2]) {
@@ -442,7 +455,7 @@ fn a_sync_after_an_object_got_new_bytes_points_the_documents_naming_it_at_the_ne
     // GIVEN avatars imported, WHEN avatar 1 gets new bytes at the same path
     let (prepared, server, dir, objects) = avatars_imported();
     let against = |args: &[&str]| prepared.against(server.url(), server.admin_key(), args);
-    let new_bytes = replace_avatar_one(&prepared, dir.path());
+    let new_bytes = replace_avatar_one(&prepared, dir.path(), true);
 
     // THEN a dry run counts profile 1 among the documents to send, though its line is the same
     let dry: Value =
@@ -451,22 +464,31 @@ fn a_sync_after_an_object_got_new_bytes_points_the_documents_naming_it_at_the_ne
     let profiles = dry["tables"].as_array().unwrap().iter().find(|t| t["table"] == "profiles");
     assert_eq!(profiles.unwrap()["updated"], 1, "{dry}");
 
-    // WHEN it syncs THEN profile 1's avatar is the new file, whose URL serves the new bytes,
-    // profile 2's is untouched, and verify is exact
+    // WHEN it syncs, stops after uploading avatar 1 (an object the source lacks), and syncs
+    // again once the source has it
+    let stopped = against(&["sync"]);
+    assert_eq!(stopped.code, Some(5), "{stopped}");
+    std::fs::write(dir.path().join("docs/late.txt"), LATE).unwrap();
     against(&["sync"]).success();
+    // THEN profile 1's avatar is the new file, whose URL serves the new bytes, profile 2's is
+    // untouched, and verify is exact
     assert_avatars(&server, [("1", &new_bytes), ("2", bytes_of(&objects, "avatars/2.png"))]);
     against(&["verify"]).success();
 }
 
 #[test]
 fn an_import_run_again_after_an_object_got_new_bytes_sends_the_documents_naming_it_again() {
-    // GIVEN avatars imported, WHEN avatar 1 gets new bytes and import runs again
+    // GIVEN avatars imported, WHEN avatar 1 gets new bytes and import runs again, stopping
+    // after uploading it (an object the source lacks), then once more with the source whole
     let (prepared, server, dir, objects) = avatars_imported();
-    let new_bytes = replace_avatar_one(&prepared, dir.path());
-    let import = prepared.against(server.url(), server.admin_key(), &["import"]).success();
+    let new_bytes = replace_avatar_one(&prepared, dir.path(), true);
+    let stopped = prepared.against(server.url(), server.admin_key(), &["import"]);
+    assert_eq!(stopped.code, Some(5), "{stopped}");
+    assert!(stopped.stderr.contains("`profiles` names files uploaded again"), "{stopped}");
+    std::fs::write(dir.path().join("docs/late.txt"), LATE).unwrap();
+    prepared.against(server.url(), server.admin_key(), &["import"]).success();
 
-    // THEN it says why the profiles go again, the fields name the new file, verify is exact
-    assert!(import.stderr.contains("`profiles` names files uploaded again"), "{import}");
+    // THEN the fields name the new file, and verify is exact
     assert_avatars(&server, [("1", &new_bytes), ("2", bytes_of(&objects, "avatars/2.png"))]);
     prepared.against(server.url(), server.admin_key(), &["verify"]).success();
 }
