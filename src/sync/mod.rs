@@ -482,13 +482,15 @@ fn write_delta(
 }
 
 /// Deletes the documents whose rows are gone, children's tables first (the reverse of import's
-/// order): by then every child that stays points elsewhere, its upsert sent before.
+/// order): by then every child that stays points elsewhere, its upsert sent before. A table's
+/// batches go concurrently, as many in flight as the limiter allows: each names other documents.
 async fn delete_gone(
     options: &ImportOptions,
     inputs: &Inputs,
     diffs: &[TableDiff],
 ) -> Result<(), ImportError> {
-    let client = options.target.client()?;
+    use futures_util::{StreamExt, TryStreamExt};
+    let client = options.target.client()?.with_concurrency(options.concurrency);
     for (step, diff) in inputs.order.iter().zip(diffs).rev() {
         let Some(path) = &diff.deletes else { continue };
         let mut batches = Vec::new();
@@ -496,13 +498,18 @@ async fn delete_gone(
             batches.push(ids);
             Ok(())
         })?;
-        for ids in batches {
-            let args = serde_json::json!({ "table": step.table, "legacyIds": ids });
-            client
-                .call::<serde::de::IgnoredAny>(FunctionKind::Mutation, "migrate:remove", &args)
-                .await
-                .map_err(|source| ImportError::Convex { table: step.table.clone(), source })?;
-        }
+        let (client, table) = (&client, &step.table);
+        futures_util::stream::iter(batches)
+            .map(|ids| async move {
+                let args = serde_json::json!({ "table": table, "legacyIds": ids });
+                client
+                    .call::<serde::de::IgnoredAny>(FunctionKind::Mutation, "migrate:remove", &args)
+                    .await
+                    .map_err(|source| ImportError::Convex { table: table.clone(), source })
+            })
+            .buffer_unordered(options.concurrency.max(1))
+            .try_for_each(|_| async { Ok(()) })
+            .await?;
     }
     Ok(())
 }
