@@ -17,6 +17,7 @@
 pub mod batches;
 pub mod complete;
 mod error;
+pub mod line_index;
 pub mod order;
 pub mod sent;
 pub mod state;

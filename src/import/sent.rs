@@ -13,6 +13,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use super::line_index;
 use super::order::TableStep;
 use super::state::place::StatePlace;
 use super::transformed::TransformedFile;
@@ -82,6 +83,11 @@ pub fn record(
         let link = sent.join(&name);
         if !link.exists() {
             link_or_copy(&file.path, &link)?;
+            // Its line index, when transform wrote one (a copy's is stale: sync builds it).
+            let index = line_index::path_of(&file.path);
+            if index.exists() {
+                link_or_copy(&index, &line_index::path_of(&link))?;
+            }
         }
         tables.push(SentTable {
             table: report.table.clone(),
@@ -103,7 +109,8 @@ pub fn record(
     for entry in entries {
         let path = entry.map_err(DataDirError::new("read", &sent))?.path();
         let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-        if name != "manifest.json" && !record.tables.iter().any(|t| t.file == name) {
+        let file = name.strip_suffix(".lines").unwrap_or(&name);
+        if name != "manifest.json" && !record.tables.iter().any(|t| t.file == file) {
             remove_if_exists(&path)?;
         }
     }

@@ -4,10 +4,11 @@
 //! Transform writes a document's line byte for byte the same when its row and the plan did not
 //! change (fields in name order), and a line holds its legacy id, which is unique in its file.
 //! So the difference is found in two stages:
-//! 1. whole lines: each line of either file is reduced to the XXH3-128 of its bytes; a line
-//!    hash found on both sides is an unchanged document, without parsing the line. The records
-//!    go into P partition files per side by the hash (one partition per [`PARTITION_ROWS`]
-//!    lines, both files read at once), and each partition is matched on its own.
+//! 1. whole lines: each line of either file is reduced to the XXH3-128 of its bytes, which
+//!    the file's line index holds sorted (`import::line_index`: transform writes it, the sent
+//!    record keeps it, a missing or stale one is built by reading the file through). Merging
+//!    the two sorted indexes finds the lines on both sides, unchanged documents, without
+//!    reading either file.
 //! 2. legacy ids, only for the lines stage 1 left unmatched (the changes): their ids are parsed
 //!    and matched the same way, by the XXH3-128 of the id: an id on both sides is an updated
 //!    document, one only in the new file an insert, one only in the old file a delete.
@@ -27,6 +28,7 @@ use xxhash_rust::xxh3::xxh3_128;
 use crate::data_dir::DataDirError;
 use crate::import::ImportError;
 use crate::import::batches::legacy_id_of;
+use crate::import::line_index::{Entry, LineIndex, Sorted};
 use crate::import::transformed::TransformedFile;
 
 /// Lines per partition: a partition's map holds about this many old records.
@@ -102,8 +104,9 @@ fn located_bytes((line, offset): Located) -> [u8; 16] {
     bytes
 }
 
-/// Hands `each` the text of the `wanted` lines (ascending) of a file read whole before (its
-/// checksum checked): a few are read where they are, many by reading the file through.
+/// Hands `each` the text of the `wanted` lines (ascending) of a file whose line index describes
+/// it as it is (or read whole before, its checksum checked): a few are read where they are, many
+/// by reading the file through.
 pub fn lines_at(
     file: &TransformedFile,
     wanted: &[Located],
@@ -162,38 +165,42 @@ fn diff_in(
     let lines = new.lines.max(old.map_or(0, |o| o.lines));
     let partitions = lines.div_ceil(partition_rows).max(1) as usize;
 
-    // Stage 1: line hashes, both files read at once.
-    let hash_lines = |file: &TransformedFile, side: &str| -> Result<Vec<PathBuf>, ImportError> {
-        let mut spill = Spill::create(work, &format!("{table}.{side}-lines"), partitions)?;
-        let mut offset = 0u64;
-        file.for_each_line(|line, text| {
-            spill.write(xxh3_128(text), &located_bytes((line, offset)))?;
-            offset += text.len() as u64 + 1;
-            Ok(true)
-        })?;
-        spill.finish()
-    };
-    let (old_parts, new_parts) = std::thread::scope(|scope| {
-        let old_side = scope.spawn(|| old.map(|o| hash_lines(o, "old")).transpose());
-        let new_side = hash_lines(new, "new");
+    // Stage 1: line hashes, from the files' indexes (built where missing, both at once).
+    let (old_index, new_index) = std::thread::scope(|scope| {
+        let old_side = scope.spawn(|| old.map(LineIndex::of).transpose());
+        let new_side = LineIndex::of(new);
         (old_side.join().expect("the old side's reader does not panic"), new_side)
     });
-    let (old_parts, new_parts) = (old_parts?, new_parts?);
+    let (old_index, new_index) = (old_index?, new_index?);
     let mut old_only = Vec::new();
     let mut new_only = Vec::new();
     let mut result = TableDiff::default();
-    for p in 0..partitions {
-        let mut sent: HashMap<u128, Located> = HashMap::new();
-        if let Some(parts) = &old_parts {
-            read_located(&parts[p], |hash, at| {
-                sent.insert(hash, at);
-            })?;
+    let mut new_sorted = new_index.sorted()?;
+    let mut old_sorted = old_index.as_ref().map(LineIndex::sorted).transpose()?;
+    let mut next_old = || -> Result<Option<Entry>, ImportError> {
+        old_sorted.as_mut().map_or(Ok(None), Sorted::next_entry)
+    };
+    let (mut o, mut n) = (next_old()?, new_sorted.next_entry()?);
+    loop {
+        match (o, n) {
+            (Some(a), Some(b)) if a.hash == b.hash => {
+                result.unchanged += 1;
+                (o, n) = (next_old()?, new_sorted.next_entry()?);
+            }
+            (Some(a), Some(b)) if a.hash < b.hash => {
+                old_only.push((a.line, a.offset));
+                o = next_old()?;
+            }
+            (Some(a), None) => {
+                old_only.push((a.line, a.offset));
+                o = next_old()?;
+            }
+            (_, Some(b)) => {
+                new_only.push((b.line, b.offset));
+                n = new_sorted.next_entry()?;
+            }
+            (None, None) => break,
         }
-        read_located(&new_parts[p], |hash, at| match sent.remove(&hash) {
-            Some(_) => result.unchanged += 1,
-            None => new_only.push(at),
-        })?;
-        old_only.extend(sent.into_values());
     }
     old_only.sort_unstable();
     new_only.sort_unstable();

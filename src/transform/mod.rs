@@ -42,6 +42,7 @@ use self::row::{Row, RowShape};
 use self::unique::{ID_HASHES_IN_MEMORY, IdHashes, id_hash};
 use crate::catalog::{Catalog, TableName};
 use crate::data_dir::{self, DataDir, DataDirError, JsonlWriter};
+use crate::import::line_index::{self, LineIndexWriter};
 use crate::manifest::{ExportedTable, Manifest};
 use crate::output::{Reporter, Unit};
 use crate::plan::{self, Plan, ReferencePlan, TablePlan};
@@ -373,7 +374,9 @@ fn read_manifest(data_dir: &DataDir) -> Result<Manifest, TransformError> {
 fn remove_jsonl_files(dir: &Path) -> Result<(), TransformError> {
     for entry in std::fs::read_dir(dir).map_err(DataDirError::new("read", dir))? {
         let path = entry.map_err(DataDirError::new("read", dir))?.path();
-        if path.extension().is_some_and(|e| e == "jsonl") {
+        // Files, and their line indexes (whole, or left partial by a run that stopped).
+        let name = path.file_name().map(|n| n.to_string_lossy()).unwrap_or_default();
+        if [".jsonl", ".jsonl.lines", ".jsonl.lines.partial"].iter().any(|e| name.ends_with(e)) {
             data_dir::remove_if_exists(&path)?;
         }
     }
@@ -816,6 +819,8 @@ struct BlockResult {
     rejects: Vec<RejectRecord>,
     /// The [`id_hash`] of each document's legacy id.
     ids: Vec<u64>,
+    /// The [`line_index::line_hash`] and length (newline excluded) of each document's line.
+    line_hashes: Vec<(u128, u64)>,
     samples: Vec<serde_json::Value>,
 }
 
@@ -830,10 +835,11 @@ fn transform_table(
     let file = format!("transformed/{}.jsonl", table.target);
     let mut filtered_by = vec![0u64; table.filters.len()];
     let mut dropped_by = vec![0u64; drop_ways(table)];
+    let path_out = run.data_dir.path(&file);
     let mut writer = if run.options.dry_run {
         None
     } else {
-        Some(JsonlWriter::create(run.data_dir.path(&file))?)
+        Some((JsonlWriter::create(path_out.clone())?, LineIndexWriter::create(&path_out)?))
     };
     let mut progress =
         reporter.table_started(&table.source.to_string(), Some(exported.rows), Unit::Rows);
@@ -903,11 +909,14 @@ fn transform_table(
         ids.extend(&result.ids)?;
         let room = run.options.sample.saturating_sub(samples.len());
         samples.extend(result.samples.into_iter().take(room));
-        if let Some(writer) = writer.as_mut() {
+        if let Some((writer, index)) = writer.as_mut() {
             writer.write_lines(&result.lines, result.documents)?;
+            for &(hash, len) in &result.line_hashes {
+                index.push(hash, len)?;
+            }
         }
         progress.rows(report.rows);
-        Ok((result.input, (result.lines, result.ids)))
+        Ok((result.input, (result.lines, result.ids, result.line_hashes)))
     };
     // A pipeline: this thread reads (and hashes) blocks and writes (and hashes) results in
     // order, while the pool transforms up to `in_flight` blocks, so reading, transforming
@@ -966,8 +975,9 @@ fn transform_table(
     progress.finished(report.rows);
     if !run.stopping() {
         blocks.verify(exported)?;
-        if let Some(writer) = writer {
+        if let Some((writer, index)) = writer {
             let digest = writer.finish()?;
+            index.finish(&path_out, &digest.checksum)?;
             report.file = Some(file);
             report.bytes = digest.bytes;
             report.checksum = Some(digest.checksum);
@@ -1140,8 +1150,9 @@ struct TableContext<'a> {
     samples: usize,
 }
 
-/// A finished block's output buffers, to transform another block into: lines and id hashes.
-type Spare = (Vec<u8>, Vec<u64>);
+/// A finished block's output buffers, to transform another block into: lines, id hashes and
+/// line hashes.
+type Spare = (Vec<u8>, Vec<u64>, Vec<(u128, u64)>);
 
 /// Transforms a block's rows, writing their lines and id hashes into `spare` buffers.
 fn transform_block(
@@ -1149,16 +1160,18 @@ fn transform_block(
     spare: Spare,
     context: &TableContext<'_>,
 ) -> Result<BlockResult, TransformError> {
-    let (lines, ids) = spare;
+    let (lines, ids, line_hashes) = spare;
     let mut result = BlockResult {
         lines,
         ids,
+        line_hashes,
         filtered_by: vec![0; context.table.filters.len()],
         dropped_by: vec![0; drop_ways(context.table)],
         ..BlockResult::default()
     };
     result.lines.clear();
     result.ids.clear();
+    result.line_hashes.clear();
     result.lines.reserve_exact(block.bytes.len() + block.bytes.len() / 4);
     let mut scratch = Scratch::default();
     let mut values = Vec::new();
@@ -1224,6 +1237,8 @@ fn transform_line(
         }
     }
     result.documents += 1;
+    let line = &result.lines[start..result.lines.len() - 1];
+    result.line_hashes.push((line_index::line_hash(line), line.len() as u64));
     for timestamp in &context.timestamps {
         result.sub_ms += timestamp.dropped(row);
     }
@@ -1320,6 +1335,8 @@ fn reject_repeated_ids(
     }
     let digest = writer.finish()?;
     debug_assert_eq!(digest.lines, report.documents);
+    // The index transform wrote describes the file as it was; sync builds one again.
+    data_dir::remove_if_exists(&line_index::path_of(&path))?;
     report.bytes = digest.bytes;
     report.checksum = Some(digest.checksum);
     Ok(())

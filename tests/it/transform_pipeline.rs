@@ -85,10 +85,19 @@ fn the_sample_app_exports_inits_and_transforms_into_consolidated_documents() {
     // WHEN `migrate transform` runs
     let run = migrate(&work, &["transform"]).success();
 
-    // THEN there is one file per Convex table, none for the merged tables, and the manifest
+    // THEN there is one file per Convex table (with its line index for sync), none for the
+    // merged tables, and the manifest
     assert_eq!(
         file_names(&work.data_dir().join("transformed")),
-        ["comments.jsonl", "manifest.json", "posts.jsonl", "userProfiles.jsonl"],
+        [
+            "comments.jsonl",
+            "comments.jsonl.lines",
+            "manifest.json",
+            "posts.jsonl",
+            "posts.jsonl.lines",
+            "userProfiles.jsonl",
+            "userProfiles.jsonl.lines"
+        ],
         "{run}"
     );
 
