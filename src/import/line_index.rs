@@ -9,8 +9,9 @@
 //! the file through, which checks it against its manifest.
 //!
 //! The layout: runs of 32-byte entries (hash, line, offset; little-endian), each run sorted by
-//! hash and at most [`RUN_ENTRIES`] long, so that writing takes bounded memory; then a JSON
-//! trailer and its length as 8 bytes. Reading merges the runs (one buffered reader per run).
+//! hash and at most [`RUN_ENTRIES`] long, so that writing takes bounded memory and time spread
+//! over the file; then a JSON trailer and its length as 8 bytes. Reading merges the runs (one
+//! buffered reader per run).
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
@@ -26,8 +27,11 @@ use super::error::ImportError;
 use super::transformed::TransformedFile;
 use crate::data_dir::DataDirError;
 
-/// Entries sorted in memory before a run is written: 32 MiB.
-const RUN_ENTRIES: usize = 1 << 20;
+/// Entries sorted in memory before a run is written: 4 MiB, so that transform sorts and writes
+/// a run while its workers go on, and little is left to sort when the file ends.
+const RUN_ENTRIES: usize = 1 << 17;
+/// Bytes of read buffer the runs of one index share when it is read (64 KiB per run at most).
+const READ_BUFFERS: usize = 8 << 20;
 const ENTRY: usize = 32;
 
 /// A line of an indexed file: the hash of its bytes (newline excluded), its 1-based number and
@@ -95,7 +99,7 @@ impl LineIndexWriter {
         Ok(Self {
             out: BufWriter::with_capacity(256 << 10, out),
             partial,
-            run: Vec::new(),
+            run: Vec::with_capacity(RUN_ENTRIES),
             run_entries: RUN_ENTRIES,
             runs: Vec::new(),
             line: 0,
@@ -126,7 +130,7 @@ impl LineIndexWriter {
     }
 
     fn write_run(&mut self) -> Result<(), DataDirError> {
-        self.run.sort_unstable();
+        self.run.sort_unstable_by_key(|e| e.hash);
         for entry in &self.run {
             let mut bytes = [0u8; ENTRY];
             bytes[..16].copy_from_slice(&entry.hash.to_le_bytes());
@@ -217,11 +221,12 @@ impl LineIndex {
     /// Every entry, by ascending hash.
     pub fn sorted(&self) -> Result<Sorted, ImportError> {
         let mut readers = Vec::with_capacity(self.runs.len());
+        let buffer = (READ_BUFFERS / self.runs.len().max(1)).clamp(4 << 10, 64 << 10);
         let mut start = 0u64;
         for &entries in &self.runs {
             let mut file = File::open(&self.path).map_err(DataDirError::new("open", &self.path))?;
             file.seek(SeekFrom::Start(start)).map_err(DataDirError::new("read", &self.path))?;
-            readers.push((BufReader::with_capacity(64 << 10, file), entries));
+            readers.push((BufReader::with_capacity(buffer, file), entries));
             start += entries * ENTRY as u64;
         }
         let mut sorted = Sorted { path: self.path.clone(), readers, heap: BinaryHeap::new() };
