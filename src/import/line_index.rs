@@ -18,6 +18,7 @@ use std::collections::BinaryHeap;
 use std::fs::File;
 use std::io::{BufReader, BufWriter, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::UNIX_EPOCH;
 
 use serde::{Deserialize, Serialize};
@@ -90,10 +91,14 @@ pub struct LineIndexWriter {
 }
 
 impl LineIndexWriter {
-    /// An index for `file`, written under a partial name until [`finish`](Self::finish).
+    /// An index for `file`, written under a partial name of its own until
+    /// [`finish`](Self::finish): two writers of one index (targets syncing at once, each finding
+    /// it missing) never write into each other's file; the last to finish puts its copy in place.
     pub fn create(file: &Path) -> Result<Self, DataDirError> {
+        static WRITERS: AtomicU64 = AtomicU64::new(0);
         let mut partial = path_of(file).into_os_string();
-        partial.push(".partial");
+        let writer = WRITERS.fetch_add(1, Ordering::Relaxed);
+        partial.push(format!(".{}-{writer}.partial", std::process::id()));
         let partial = PathBuf::from(partial);
         let out = File::create(&partial).map_err(DataDirError::new("create", &partial))?;
         Ok(Self {
@@ -347,9 +352,41 @@ mod tests {
         assert!(LineIndex::open(&file).unwrap().is_none(), "an edited file's index is stale");
         let error = LineIndex::of(&file).unwrap_err();
         assert!(matches!(error, ImportError::TransformedChanged { .. }), "{error}");
-        assert!(!path_of(&path).with_extension("lines.partial").exists());
+        let left: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| n.ends_with(".partial"))
+            .collect();
+        assert!(left.is_empty(), "a failed build leaves no partial file: {left:?}");
         std::fs::write(&path, &text).unwrap();
         let rebuilt = LineIndex::of(&file).unwrap();
         assert_eq!(rebuilt.runs, vec![lines.len() as u64]);
+    }
+
+    #[test]
+    fn two_builders_of_one_missing_index_both_succeed_and_leave_a_sound_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.jsonl");
+        let text: String = (0..200_000).map(|i| format!("{{\"n\":{i}}}\n")).collect();
+        std::fs::write(&path, &text).unwrap();
+        let file = TransformedFile {
+            path: path.clone(),
+            lines: 200_000,
+            checksum: format!("blake3:{}", blake3::hash(text.as_bytes()).to_hex()),
+        };
+        std::thread::scope(|scope| {
+            let builders: Vec<_> = (0..2).map(|_| scope.spawn(|| LineIndex::of(&file))).collect();
+            for builder in builders {
+                builder.join().unwrap().unwrap();
+            }
+        });
+        let index = LineIndex::open(&file).unwrap().expect("in place and fresh");
+        let mut sorted = index.sorted().unwrap();
+        let mut count = 0;
+        while let Some(entry) = sorted.next_entry().unwrap() {
+            assert_eq!(entry.hash, line_hash(format!("{{\"n\":{}}}", entry.line - 1).as_bytes()));
+            count += 1;
+        }
+        assert_eq!(count, 200_000);
     }
 }

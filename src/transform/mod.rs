@@ -376,7 +376,9 @@ fn remove_jsonl_files(dir: &Path) -> Result<(), TransformError> {
         let path = entry.map_err(DataDirError::new("read", dir))?.path();
         // Files, and their line indexes (whole, or left partial by a run that stopped).
         let name = path.file_name().map(|n| n.to_string_lossy()).unwrap_or_default();
-        if [".jsonl", ".jsonl.lines", ".jsonl.lines.partial"].iter().any(|e| name.ends_with(e)) {
+        let index = name.ends_with(".jsonl.lines")
+            || (name.contains(".jsonl.lines.") && name.ends_with(".partial"));
+        if name.ends_with(".jsonl") || index {
             data_dir::remove_if_exists(&path)?;
         }
     }
