@@ -21,7 +21,7 @@
 # bench_users`, `migrate init`, `migrate transform`; build migrate and convex-sink (--profile
 # dist); start a fresh sink. Timed: `migrate import` (no flags). Untimed: the changes in
 # Postgres (the first 1% of rows by id get a new full_name, the next 0.1% are deleted, 0.1% new
-# rows inserted). Timed, one after the other: `migrate export`, `migrate transform`, `migrate
+# rows inserted). Timed, one after the other: `migrate export --incremental`, `migrate transform`, `migrate
 # sync`. The sink's counters then must show exactly the changes applied: inserted = N + 0.1%,
 # replaced = 1%, deleted = 0.1%; `migrate verify` must pass. Documents sent = upserts + deletes
 # the sink applied during the sync. Wall time is the whole process, start-up included.
@@ -84,7 +84,7 @@ for n in "${size_list[@]}"; do
   sync
   log "rows=$n: changed $updated updated + $deleted deleted + $inserted inserted = $changed rows"
 
-  timed export --database-url "$url" --tables "$table"
+  timed export --database-url "$url" --tables "$table" --incremental
   t_export=$secs cpu_export=$cpu
   timed transform
   t_transform=$secs cpu_transform=$cpu

@@ -326,6 +326,13 @@ pub struct ExportArgs {
     #[arg(long, short = 'j', env = "MIGRATE_JOBS", default_value = "4")]
     pub jobs: NonZeroUsize,
 
+    /// Read only what changed since the previous export in --data-dir (for a cut-over's
+    /// `migrate sync`): rows written since its snapshot (by their row version, `xmin`) and the
+    /// keys of now, the rest kept from its files, checked against their checksums. A table
+    /// without a primary key, whose definition changed, or new, is read whole (docs/sync.md)
+    #[arg(long, conflicts_with_all = ["from_dump", "from_convex"])]
+    pub incremental: bool,
+
     /// Read a pg_dump file instead of a server (plain SQL, .sql.gz, -Fc, -Fd or -Ft): restored
     /// into a throwaway PostgreSQL cluster from the installed binaries, then exported;
     /// --database-url is not used. The empty cluster initdb makes is kept per PostgreSQL version

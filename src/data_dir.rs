@@ -212,6 +212,11 @@ impl JsonlWriter {
         self.lines
     }
 
+    /// Bytes written to the file so far: the offset in it of the buffer's first byte.
+    pub fn flushed_bytes(&self) -> u64 {
+        self.bytes
+    }
+
     fn flush(&mut self) -> Result<(), DataDirError> {
         if self.buffer.is_empty() {
             return Ok(());

@@ -262,6 +262,8 @@ pub struct ExportSettings {
     /// Empty: every table of the selected schemas.
     pub tables: Vec<TableSelector>,
     pub jobs: NonZeroUsize,
+    /// `--incremental`: bring the previous export's files up to date (`export::incremental`).
+    pub incremental: bool,
 }
 
 impl ExportSettings {
@@ -271,7 +273,13 @@ impl ExportSettings {
         let env = Environment::process();
         let database_url = DatabaseUrl::resolve(given_url(args.database_url.as_deref()), &env)?;
         let (schemas, tables) = selection(&args.schemas, args.tables.as_deref())?;
-        Ok(ExportSettings { database_url, schemas, tables, jobs: args.jobs })
+        Ok(ExportSettings {
+            database_url,
+            schemas,
+            tables,
+            jobs: args.jobs,
+            incremental: args.incremental,
+        })
     }
 }
 

@@ -41,6 +41,30 @@ pub struct RowDecoder {
     trailer_seen: bool,
     fields: Vec<Option<Range<usize>>>,
     rows: u64,
+    /// The fields whose bytes make a row's key (its primary key's columns), when keyed.
+    key_fields: Vec<usize>,
+    /// Whether rows are encoded as JSON (not when only their keys are wanted).
+    encode: bool,
+    /// Per row decoded since [`take_keyed`](RowDecoder::take_keyed): its key's hash and where
+    /// its line starts in the output.
+    keyed: Vec<(u128, usize)>,
+}
+
+/// The hash of a row's key: its key fields' bytes as binary COPY sends them, each after its
+/// length. Two rows of a table have the same key exactly when these bytes are the same (the
+/// binary form of a value is unique for the types a primary key is made of).
+fn key_hash(buf: &[u8], fields: &[Option<Range<usize>>], key_fields: &[usize]) -> u128 {
+    let mut hasher = xxhash_rust::xxh3::Xxh3::new();
+    for &field in key_fields {
+        match &fields[field] {
+            None => hasher.update(&(-1i32).to_be_bytes()),
+            Some(range) => {
+                hasher.update(&(range.len() as i32).to_be_bytes());
+                hasher.update(&buf[range.clone()]);
+            }
+        }
+    }
+    hasher.digest128()
 }
 
 impl RowDecoder {
@@ -63,7 +87,29 @@ impl RowDecoder {
             trailer_seen: false,
             fields: Vec::new(),
             rows: 0,
+            key_fields: Vec::new(),
+            encode: true,
+            keyed: Vec::new(),
         }
+    }
+
+    /// Also hashes each row's key, made of the fields at `key_fields` ([`take_keyed`]).
+    ///
+    /// [`take_keyed`]: RowDecoder::take_keyed
+    pub fn keyed(mut self, key_fields: Vec<usize>) -> Self {
+        self.key_fields = key_fields;
+        self
+    }
+
+    /// Only hashes each row's key (every field is part of it), writing no JSON.
+    pub fn keys_only(columns: Vec<ColumnCodec>) -> Self {
+        let fields = (0..columns.len()).collect();
+        Self { encode: false, ..Self::new(columns).keyed(fields) }
+    }
+
+    /// The key hash and output offset of each row decoded since the last call.
+    pub fn take_keyed(&mut self) -> std::vec::Drain<'_, (u128, usize)> {
+        self.keyed.drain(..)
     }
 
     /// Rows encoded so far.
@@ -131,7 +177,14 @@ impl RowDecoder {
             let Some(end) = self.locate_fields(buf, at + 2)? else {
                 break;
             };
-            self.encode_row(buf, out)?;
+            if !self.key_fields.is_empty() {
+                self.keyed.push((key_hash(buf, &self.fields, &self.key_fields), out.len()));
+            }
+            if self.encode {
+                self.encode_row(buf, out)?;
+            } else {
+                self.rows += 1;
+            }
             at = end;
         }
         if self.trailer_seen && at < buf.len() {

@@ -83,6 +83,14 @@ pub enum ExportError {
     },
     #[error(transparent)]
     DataDir(#[from] DataDirError),
+    #[error("cannot read the key index of `{table}`: {reason}")]
+    KeyIndex { table: TableName, reason: String },
+    #[error(
+        "`{}` changed since the previous export wrote it: run `migrate export` without \
+         --incremental",
+        path.display()
+    )]
+    PreviousChanged { path: std::path::PathBuf },
 }
 
 fn plural(n: usize) -> &'static str {

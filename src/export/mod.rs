@@ -8,6 +8,7 @@
 
 mod binary_copy;
 mod error;
+pub mod incremental;
 mod introspect;
 pub mod raw_json;
 mod tls;
@@ -22,9 +23,11 @@ use tokio_postgres::Client;
 
 use self::binary_copy::{ColumnCodec, RowDecoder};
 pub use self::error::{ExportError, PostgresError};
+use self::incremental::{Previous, Updated};
 use self::raw_json::Wire;
 use crate::catalog::{Catalog, Column, PgType, Table, TableKind, quote_ident};
 use crate::data_dir::{self, DataDir, JsonlWriter};
+use crate::import::line_index::{Entry, LineIndexWriter};
 use crate::manifest::{self, ExportedTable, Manifest};
 use crate::output::{Reporter, Unit};
 use crate::settings::{DatabaseUrl, ExportSettings, TableSelector};
@@ -46,17 +49,18 @@ impl ExportReport {
     pub fn of(
         data_dir: &DataDir,
         snapshot_taken_at: String,
-        exported: Vec<(ExportedTable, f64)>,
+        exported: Vec<(ExportedTable, f64, Option<Updated>)>,
         started: Instant,
     ) -> Self {
         let tables: Vec<TableReport> = exported
             .into_iter()
-            .map(|(table, seconds)| TableReport {
+            .map(|(table, seconds, updated)| TableReport {
                 table: table.table.to_string(),
                 file: table.file,
                 rows: table.rows,
                 bytes: table.bytes,
                 seconds,
+                updated,
             })
             .collect();
         ExportReport {
@@ -77,6 +81,10 @@ pub struct TableReport {
     pub rows: u64,
     pub bytes: u64,
     pub seconds: f64,
+    /// `--incremental`: what bringing the table up to date kept, read and found gone (`None`:
+    /// read whole).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub updated: Option<Updated>,
 }
 
 /// Session settings every connection uses: text forms that do not depend on the server's
@@ -107,6 +115,18 @@ pub async fn export_recording(
 ) -> Result<ExportReport, ExportError> {
     let started = Instant::now();
     let url = &settings.database_url;
+    // Read before anything is written: an incremental export starts from it.
+    let previous = if settings.incremental {
+        let manifest = Manifest::read(data_dir).unwrap_or_else(|error| {
+            tracing::warn!(%error, "the previous manifest cannot be read");
+            None
+        });
+        Previous::of(manifest)
+            .inspect_err(|why| tracing::warn!("reading every table whole: {why}"))
+            .ok()
+    } else {
+        None
+    };
     let coordinator = connect(url).await?;
     coordinator.batch_execute(SESSION_SETUP).await.map_err(ExportError::session)?;
     coordinator.batch_execute(BEGIN_SNAPSHOT).await.map_err(ExportError::session)?;
@@ -116,9 +136,20 @@ pub async fn export_recording(
     let mut tables =
         introspect::introspect(&coordinator, &settings.schemas, &settings.tables).await?;
     tables.sort_by_key(|t| std::cmp::Reverse(t.estimated_rows.unwrap_or(0)));
+    let xmin: u64 =
+        snapshot.transaction_snapshot.split(':').next().and_then(|x| x.parse().ok()).unwrap_or(0);
+    let previous = previous.filter(|p| {
+        let why = p.unusable(&snapshot.server_version, &snapshot.database, xmin);
+        if let Some(why) = &why {
+            tracing::warn!("reading every table whole: {why}");
+        }
+        why.is_none()
+    });
+    let previous = Arc::new(previous);
 
     data_dir::remove_if_exists(&data_dir.manifest_path())?;
     data_dir.prepare(&data_dir.raw_dir())?;
+    data_dir.prepare(&data_dir.root().join(incremental::KEYS_DIR))?;
 
     let jobs = settings.jobs.get().min(tables.len()).max(1);
     let mut clients = vec![coordinator];
@@ -138,18 +169,35 @@ pub async fn export_recording(
         let queue = Arc::clone(&queue);
         let data_dir = data_dir.clone();
         let reporter = Arc::clone(&reporter);
+        let previous = Arc::clone(&previous);
         workers.spawn(async move {
             let mut done = Vec::new();
             loop {
                 let next = queue.lock().expect("queue lock").pop();
                 let Some(table) = next else { break };
-                done.push(export_table(&client, &table, &data_dir, reporter.as_ref()).await?);
+                let whole = match previous.as_ref() {
+                    None => Some(String::new()),
+                    Some(previous) => previous.whole(&table, &data_dir),
+                };
+                if let (Some(previous), None) = (previous.as_ref(), &whole) {
+                    let updated =
+                        incremental::update_table(&client, &table, previous, &data_dir).await?;
+                    if let Some((exported, seconds, updated)) = updated {
+                        done.push((exported, seconds, Some(updated)));
+                        continue;
+                    }
+                } else if let Some(why) = whole.filter(|why| !why.is_empty()) {
+                    tracing::info!(table = %table.name, "read whole: {why}");
+                }
+                let (exported, seconds) =
+                    export_table(&client, &table, &data_dir, reporter.as_ref()).await?;
+                done.push((exported, seconds, None));
             }
             client.batch_execute("COMMIT").await.map_err(ExportError::session)?;
             Ok::<_, ExportError>(done)
         });
     }
-    let mut exported: Vec<(ExportedTable, f64)> = Vec::new();
+    let mut exported: Vec<(ExportedTable, f64, Option<Updated>)> = Vec::new();
     while let Some(joined) = workers.join_next().await {
         match joined {
             Ok(Ok(done)) => exported.extend(done),
@@ -174,7 +222,7 @@ pub async fn export_recording(
             transaction_snapshot: snapshot.transaction_snapshot.clone(),
         },
         schemas: settings.schemas.clone(),
-        tables: exported.iter().map(|(table, _)| table.clone()).collect(),
+        tables: exported.iter().map(|(table, _, _)| table.clone()).collect(),
         catalog: Catalog { tables },
     };
     manifest.write(&data_dir.manifest_path())?;
@@ -264,7 +312,7 @@ fn quote_literal(value: &str) -> String {
 
 /// How a column is selected and decoded: natively in binary where `raw_json` knows the type,
 /// else cast to text (or text[]) by the server.
-fn column_plan(column: &Column) -> (String, ColumnCodec) {
+pub(crate) fn column_plan(column: &Column) -> (String, ColumnCodec) {
     let native = match &column.ty {
         PgType::Bool => Some(Wire::Bool),
         PgType::Int2 => Some(Wire::Int2),
@@ -331,8 +379,16 @@ async fn export_table(
     let (sql, codecs) = copy_statement(table);
     tracing::debug!(table = %table.name, %sql, "copy");
     let file = DataDir::raw_file(&table.name);
-    let mut writer = JsonlWriter::create(data_dir.path(&file))?;
+    let path = data_dir.path(&file);
+    let mut writer = JsonlWriter::create(path.clone())?;
     let mut decoder = RowDecoder::new(codecs);
+    // The key index an incremental export starts from (tables with a primary key).
+    let keys = incremental::key_fields(table);
+    let mut index = None;
+    if let Some(keys) = keys {
+        decoder = decoder.keyed(keys);
+        index = Some(LineIndexWriter::create_at(incremental::keys_path(&path))?);
+    }
     let mut progress =
         reporter.table_started(&table.name.to_string(), table.estimated_rows, Unit::Rows);
 
@@ -343,9 +399,16 @@ async fn export_table(
     while let Some(chunk) = stream.next().await {
         let chunk = chunk.map_err(|e| ExportError::read(&table.name, e))?;
         let before = decoder.rows();
+        let flushed = writer.flushed_bytes();
         decoder
             .feed(&chunk, writer.buffer())
             .map_err(|source| ExportError::Value { table: table.name.clone(), source })?;
+        if let Some(index) = index.as_mut() {
+            for (i, (hash, start)) in decoder.take_keyed().enumerate() {
+                let line = before + i as u64 + 1;
+                index.push_entry(Entry { hash, line, offset: flushed + start as u64 })?;
+            }
+        }
         writer.end_lines(decoder.rows() - before)?;
         if decoder.rows() - reported >= PROGRESS_EVERY {
             reported = decoder.rows();
@@ -359,6 +422,9 @@ async fn export_table(
     // other tables' connections keep flowing.
     let digest = tokio::task::block_in_place(|| writer.finish())?;
     debug_assert_eq!(digest.lines, rows);
+    if let Some(index) = index {
+        index.finish(&path, &digest.checksum)?;
+    }
     progress.finished(rows);
     let seconds = started.elapsed().as_secs_f64();
     tracing::info!(table = %table.name, rows, bytes = digest.bytes, seconds, "table exported");
@@ -369,7 +435,7 @@ async fn export_table(
 /// longer selected), so the directory holds exactly what the manifest lists.
 fn remove_stale_raw_files(
     data_dir: &DataDir,
-    exported: &[(ExportedTable, f64)],
+    exported: &[(ExportedTable, f64, Option<Updated>)],
 ) -> Result<(), ExportError> {
     let raw_dir = data_dir.raw_dir();
     let entries =
@@ -377,8 +443,21 @@ fn remove_stale_raw_files(
     for entry in entries {
         let path = entry.map_err(data_dir::DataDirError::new("read", &raw_dir))?.path();
         let relative = format!("raw/{}", path.file_name().unwrap_or_default().to_string_lossy());
-        let listed = exported.iter().any(|(table, _)| table.file == relative);
+        let listed = exported.iter().any(|(table, _, _)| table.file == relative);
         if !listed && relative.ends_with(".jsonl") {
+            data_dir::remove_if_exists(&path)?;
+        }
+    }
+    // Key indexes of files no longer there, and partial ones an export that stopped left.
+    let keys_dir = data_dir.root().join(incremental::KEYS_DIR);
+    let entries =
+        std::fs::read_dir(&keys_dir).map_err(data_dir::DataDirError::new("read", &keys_dir))?;
+    for entry in entries {
+        let path = entry.map_err(data_dir::DataDirError::new("read", &keys_dir))?.path();
+        let name = path.file_name().unwrap_or_default().to_string_lossy().into_owned();
+        let raw = name.strip_suffix(".keys").map(|file| format!("raw/{file}"));
+        let listed = raw.is_some_and(|raw| exported.iter().any(|(table, _, _)| table.file == raw));
+        if !listed {
             data_dir::remove_if_exists(&path)?;
         }
     }

@@ -162,6 +162,7 @@ pub async fn export(
         catalog,
     };
     manifest.write(&data_dir.manifest_path())?;
+    let exported = exported.into_iter().map(|(table, seconds)| (table, seconds, None)).collect();
     Ok(ExportReport::of(data_dir, taken_at, exported, started))
 }
 

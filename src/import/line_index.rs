@@ -81,6 +81,7 @@ fn stamp(path: &Path) -> Result<(u64, u128), DataDirError> {
 
 /// Writes the index of a file whose lines are handed over in order.
 pub struct LineIndexWriter {
+    to: PathBuf,
     partial: PathBuf,
     out: BufWriter<File>,
     run: Vec<Entry>,
@@ -95,13 +96,19 @@ impl LineIndexWriter {
     /// [`finish`](Self::finish): two writers of one index (targets syncing at once, each finding
     /// it missing) never write into each other's file; the last to finish puts its copy in place.
     pub fn create(file: &Path) -> Result<Self, DataDirError> {
+        Self::create_at(path_of(file))
+    }
+
+    /// An index written to `to` (an index of something else than lines: `export`'s of keys).
+    pub fn create_at(to: PathBuf) -> Result<Self, DataDirError> {
         static WRITERS: AtomicU64 = AtomicU64::new(0);
-        let mut partial = path_of(file).into_os_string();
+        let mut partial = to.clone().into_os_string();
         let writer = WRITERS.fetch_add(1, Ordering::Relaxed);
         partial.push(format!(".{}-{writer}.partial", std::process::id()));
         let partial = PathBuf::from(partial);
         let out = File::create(&partial).map_err(DataDirError::new("create", &partial))?;
         Ok(Self {
+            to,
             out: BufWriter::with_capacity(256 << 10, out),
             partial,
             run: Vec::with_capacity(RUN_ENTRIES),
@@ -117,6 +124,17 @@ impl LineIndexWriter {
         self.line += 1;
         self.run.push(Entry { hash, line: self.line, offset: self.offset });
         self.offset += len + 1;
+        if self.run.len() == self.run_entries {
+            self.write_run()?;
+        }
+        Ok(())
+    }
+
+    /// An entry whose line and offset the caller knows (lines in any order); the entries pushed
+    /// so far must not have moved the line count past `entry.line`.
+    pub fn push_entry(&mut self, entry: Entry) -> Result<(), DataDirError> {
+        self.line += 1;
+        self.run.push(entry);
         if self.run.len() == self.run_entries {
             self.write_run()?;
         }
@@ -169,8 +187,8 @@ impl LineIndexWriter {
             out.flush()
         };
         write(&mut self.out).map_err(DataDirError::new("write", &self.partial))?;
-        let to = path_of(file);
-        std::fs::rename(&self.partial, &to).map_err(DataDirError::new("rename into place", &to))
+        std::fs::rename(&self.partial, &self.to)
+            .map_err(DataDirError::new("rename into place", &self.to))
     }
 }
 
@@ -212,7 +230,11 @@ impl LineIndex {
 
     /// The index beside `file`, `None` when there is none or it is stale.
     pub fn open(file: &TransformedFile) -> Result<Option<Self>, ImportError> {
-        let path = path_of(&file.path);
+        Self::open_at(path_of(&file.path), file)
+    }
+
+    /// The index at `path` of `file`, `None` when there is none or it is stale.
+    pub fn open_at(path: PathBuf, file: &TransformedFile) -> Result<Option<Self>, ImportError> {
         let Some(trailer) = read_trailer(&path)? else { return Ok(None) };
         let (size, modified_ns) = stamp(&file.path)?;
         let current = trailer.checksum == file.checksum

@@ -16,6 +16,7 @@ mod export_cli;
 mod export_consistency;
 mod export_dump;
 mod export_golden;
+mod export_incremental;
 mod export_libpq;
 mod export_tls;
 mod files;

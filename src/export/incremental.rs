@@ -1,0 +1,359 @@
+//! `migrate export --incremental`: a table's raw file brought up to the new snapshot by reading
+//! only what changed since the previous export, instead of every row.
+//!
+//! Postgres stamps every row version with the transaction that wrote it (`xmin`). A row version
+//! written after the previous snapshot was taken has an `xmin` at or after that snapshot's
+//! `xmin` (the oldest transaction still running then), so `age(xmin) <= age(<that xmin>)`
+//! selects every row inserted or updated since, and a few more (those of transactions that had
+//! finished when it was taken). The keys of the table's rows as they are now (read from its
+//! primary key) tell which of the previous rows are gone. The new file is the previous one
+//! without the lines of changed or gone rows, then the changed rows. Airbyte's "xmin" sync mode
+//! detects changes the same way.
+//!
+//! What is read from the previous export is trusted only as far as it is checked: its file is
+//! read through and must match the checksum of its manifest, and its key index
+//! (`keys/<table>.jsonl.keys`, written by every export of a table with a primary key) must
+//! describe that file. A table is exported whole instead when anything says the previous rows
+//! may not stand for the ones of now: no key index, another catalog (a column added with a
+//! default, a renamed enum label: values that change without a new row version), another
+//! server version, a previous snapshot more than a billion transactions ago (`xmin` is 32 bits
+//! and wraps), or rows there now that neither the previous export nor the changed ones hold
+//! (a partition attached with its rows).
+
+use std::collections::HashSet;
+use std::fs::File;
+use std::io::{BufRead, BufReader, Read};
+use std::path::PathBuf;
+use std::time::Instant;
+
+use futures_util::StreamExt;
+use serde::Serialize;
+use tokio_postgres::Client;
+
+use super::binary_copy::{ColumnCodec, RowDecoder};
+use super::{ExportError, column_plan};
+use crate::catalog::{Table, TableKind};
+use crate::data_dir::{DataDir, DataDirError, JsonlWriter};
+use crate::import::line_index::{Entry, LineIndex, LineIndexWriter};
+use crate::import::transformed::TransformedFile;
+use crate::manifest::{ExportedTable, Manifest};
+
+/// How far back a previous snapshot may be, in transactions: well inside the 2^31 that 32-bit
+/// `xmin` comparisons can tell apart.
+const MAX_AGE: u64 = 1 << 30;
+
+/// Where the key index of a raw file (`<data>/raw/<name>`) is: `<data>/keys/<name>.keys`, out
+/// of `raw/`, which holds exactly what the manifest lists.
+pub fn keys_path(raw: &std::path::Path) -> PathBuf {
+    let name = raw.file_name().unwrap_or_default().to_string_lossy();
+    let data = raw.parent().and_then(std::path::Path::parent).unwrap_or(std::path::Path::new(""));
+    data.join(KEYS_DIR).join(format!("{name}.keys"))
+}
+
+/// The key indexes' directory in the data directory.
+pub const KEYS_DIR: &str = "keys";
+
+/// The fields of a table's primary key, by position among its columns; `None` without one.
+pub fn key_fields(table: &Table) -> Option<Vec<usize>> {
+    if table.primary_key.is_empty() {
+        return None;
+    }
+    table.primary_key.iter().map(|key| table.columns.iter().position(|c| &c.name == key)).collect()
+}
+
+/// The previous export an incremental one starts from, and its snapshot's oldest transaction.
+pub struct Previous {
+    pub manifest: Manifest,
+    xmin: u64,
+}
+
+impl Previous {
+    /// The export in `data_dir`, when an incremental export can start from it.
+    pub fn of(manifest: Option<Manifest>) -> Result<Self, String> {
+        let manifest = manifest.ok_or("there is no previous export")?;
+        if !matches!(manifest.source, crate::manifest::Source::Server { .. }) {
+            return Err("the previous export was not read from a server".into());
+        }
+        let xmin = manifest
+            .snapshot
+            .transaction_snapshot
+            .split(':')
+            .next()
+            .and_then(|x| x.parse().ok())
+            .ok_or("the previous export's snapshot is not recorded")?;
+        Ok(Self { manifest, xmin })
+    }
+
+    /// Why the export from `server_version`/`database`, whose snapshot's oldest transaction is
+    /// `xmin`, cannot start from this one: `None` when it can.
+    pub fn unusable(&self, server_version: &str, database: &str, xmin: u64) -> Option<String> {
+        let crate::manifest::Source::Server {
+            database: previous_database,
+            server_version: previous_version,
+            ..
+        } = &self.manifest.source
+        else {
+            return Some("the previous export was not read from a server".into());
+        };
+        if previous_database != database {
+            return Some(format!("the previous export read database `{previous_database}`"));
+        }
+        if previous_version != server_version {
+            return Some(format!("the previous export read PostgreSQL {previous_version}"));
+        }
+        if xmin < self.xmin || xmin - self.xmin > MAX_AGE {
+            return Some("the previous export's snapshot is too many transactions ago".into());
+        }
+        None
+    }
+
+    /// Why `table` is exported whole: `None` when it can be brought up to date.
+    pub fn whole(&self, table: &Table, data_dir: &DataDir) -> Option<String> {
+        let Some(previous) = self.manifest.catalog.tables.iter().find(|t| t.name == table.name)
+        else {
+            return Some("it is new".into());
+        };
+        if !matches!(table.kind, TableKind::Table | TableKind::Partitioned) {
+            return Some("it is not a table".into());
+        }
+        if key_fields(table).is_none() {
+            return Some("it has no primary key".into());
+        }
+        let same = Table { estimated_rows: None, ..table.clone() }
+            == Table { estimated_rows: None, ..previous.clone() };
+        if !same {
+            return Some("its definition changed".into());
+        }
+        let exported = self.manifest.tables.iter().find(|t| t.table == table.name)?;
+        if !keys_path(&data_dir.path(&exported.file)).exists() {
+            return Some("the previous export has no key index of it".into());
+        }
+        None
+    }
+
+    /// The previous export of `table`.
+    pub fn exported(&self, table: &Table) -> &ExportedTable {
+        self.manifest.tables.iter().find(|t| t.table == table.name).expect("checked by `whole`")
+    }
+
+    /// The 32-bit form of the previous snapshot's oldest transaction, as `xmin` holds it.
+    fn xmin32(&self) -> u32 {
+        self.xmin as u32
+    }
+}
+
+/// What bringing a table up to date found.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Updated {
+    /// Rows kept from the previous export.
+    pub kept: u64,
+    /// Rows read again: inserted or updated since (and a few unchanged ones).
+    pub read: u64,
+    /// Rows of the previous export gone since.
+    pub gone: u64,
+}
+
+/// Brings `table`'s raw file up to the snapshot `client` reads in. `None` when its rows cannot
+/// be trusted to this (the caller exports it whole).
+pub async fn update_table(
+    client: &Client,
+    table: &Table,
+    previous: &Previous,
+    data_dir: &DataDir,
+) -> Result<Option<(ExportedTable, f64, Updated)>, ExportError> {
+    let started = Instant::now();
+    let exported = previous.exported(table);
+    let raw = data_dir.path(&exported.file);
+    let key_fields = key_fields(table).expect("checked by `whole`");
+    let index_file = TransformedFile {
+        path: raw.clone(),
+        lines: exported.rows,
+        checksum: exported.checksum.clone(),
+    };
+    let index = match LineIndex::open_at(keys_path(&raw), &index_file) {
+        Ok(Some(index)) => index,
+        Ok(None) => {
+            tracing::info!(table = %table.name, "the key index does not describe the raw file");
+            return Ok(None);
+        }
+        Err(error) => {
+            tracing::info!(table = %table.name, %error, "the key index cannot be read");
+            return Ok(None);
+        }
+    };
+    let only = if table.kind == TableKind::Table { "ONLY " } else { "" };
+    let (expressions, codecs): (Vec<String>, Vec<ColumnCodec>) =
+        table.columns.iter().map(column_plan).unzip();
+
+    // The keys of now.
+    let key_sql = format!(
+        "COPY (SELECT {} FROM {only}{}) TO STDOUT (FORMAT binary)",
+        key_fields.iter().map(|&f| expressions[f].as_str()).collect::<Vec<_>>().join(", "),
+        table.name.quoted()
+    );
+    let mut keys = RowDecoder::keys_only(key_fields.iter().map(|&f| codecs[f].clone()).collect());
+    let mut current: HashSet<u128, rustc_hash::FxBuildHasher> =
+        HashSet::with_capacity_and_hasher(exported.rows as usize, Default::default());
+    copy(client, table, &key_sql, &mut keys, &mut Vec::new(), |hash, _| {
+        current.insert(hash);
+    })
+    .await?;
+
+    // The rows written since the previous snapshot.
+    let changed_sql = format!(
+        "COPY (SELECT {} FROM {only}{} WHERE age(xmin) <= age('{}'::xid)) TO STDOUT (FORMAT binary)",
+        expressions.join(", "),
+        table.name.quoted(),
+        previous.xmin32()
+    );
+    let mut rows = RowDecoder::new(codecs).keyed(key_fields);
+    let mut lines = Vec::new();
+    let mut changed: Vec<(u128, usize)> = Vec::new();
+    copy(client, table, &changed_sql, &mut rows, &mut lines, |hash, start| {
+        changed.push((hash, start));
+    })
+    .await?;
+    let changed_keys: HashSet<u128, rustc_hash::FxBuildHasher> =
+        changed.iter().map(|&(hash, _)| hash).collect();
+
+    // The previous rows to leave out: changed or gone.
+    let index_error = |e: crate::import::ImportError| ExportError::KeyIndex {
+        table: table.name.clone(),
+        reason: e.to_string(),
+    };
+    let mut skip: Vec<(u64, u64)> = Vec::new(); // (offset, line)
+    let mut gone = 0u64;
+    let mut sorted = index.sorted().map_err(index_error)?;
+    while let Some(entry) = sorted.next_entry().map_err(index_error)? {
+        let here = current.contains(&entry.hash);
+        if !here || changed_keys.contains(&entry.hash) {
+            gone += u64::from(!here);
+            skip.push((entry.offset, entry.line));
+        }
+    }
+    let kept = exported.rows - skip.len() as u64;
+    if kept + changed.len() as u64 != current.len() as u64 {
+        tracing::warn!(
+            table = %table.name,
+            "rows are there that neither the previous export nor the changed rows hold: \
+             exporting it whole"
+        );
+        return Ok(None);
+    }
+    skip.sort_unstable();
+
+    // The new file: the previous one without the skipped lines, checked against its checksum
+    // on the way, then the changed rows.
+    let mut writer = JsonlWriter::create(raw.clone())?;
+    let skipped_lengths = copy_without(&raw, exported, &skip, &mut writer)?;
+    writer.write_lines(&lines, changed.len() as u64)?;
+    let digest = tokio::task::block_in_place(|| writer.finish())?;
+    debug_assert_eq!(digest.lines, current.len() as u64);
+
+    // Its key index: the kept entries moved up past the skipped lines, then the changed rows.
+    let mut new_index = LineIndexWriter::create_at(keys_path(&raw))?;
+    let mut skipped_before = vec![0u64; skip.len() + 1];
+    for (i, len) in skipped_lengths.iter().enumerate() {
+        skipped_before[i + 1] = skipped_before[i] + len + 1;
+    }
+    let mut sorted = index.sorted().map_err(index_error)?;
+    while let Some(entry) = sorted.next_entry().map_err(index_error)? {
+        let before = skip.partition_point(|&(offset, _)| offset < entry.offset);
+        if skip.get(before).is_some_and(|&(offset, _)| offset == entry.offset) {
+            continue;
+        }
+        new_index.push_entry(Entry {
+            hash: entry.hash,
+            line: entry.line - before as u64,
+            offset: entry.offset - skipped_before[before],
+        })?;
+    }
+    let kept_bytes = exported.bytes - skipped_before[skip.len()];
+    for (i, &(hash, start)) in changed.iter().enumerate() {
+        let entry = Entry { hash, line: kept + i as u64 + 1, offset: kept_bytes + start as u64 };
+        new_index.push_entry(entry)?;
+    }
+    new_index.finish(&raw, &digest.checksum)?;
+
+    let updated = Updated { kept, read: changed.len() as u64, gone };
+    let seconds = started.elapsed().as_secs_f64();
+    tracing::info!(table = %table.name, kept, read = updated.read, gone, seconds, "table updated");
+    let file = exported.file.clone();
+    Ok(Some((ExportedTable::new(table.name.clone(), file, digest), seconds, updated)))
+}
+
+/// Runs a COPY through `decoder` into `out`, handing `each` every row's key hash and the offset
+/// of its line in `out`.
+async fn copy(
+    client: &Client,
+    table: &Table,
+    sql: &str,
+    decoder: &mut RowDecoder,
+    out: &mut Vec<u8>,
+    mut each: impl FnMut(u128, usize),
+) -> Result<(), ExportError> {
+    tracing::debug!(table = %table.name, %sql, "copy");
+    let stream = client.copy_out(sql).await.map_err(|e| ExportError::read(&table.name, e))?;
+    futures_util::pin_mut!(stream);
+    let value_error = |source| ExportError::Value { table: table.name.clone(), source };
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(|e| ExportError::read(&table.name, e))?;
+        decoder.feed(&chunk, out).map_err(value_error)?;
+        for (hash, start) in decoder.take_keyed() {
+            each(hash, start);
+        }
+    }
+    decoder.finish().map_err(value_error)?;
+    Ok(())
+}
+
+/// Writes `raw` into `writer` without the lines starting at the `skip` offsets (ascending),
+/// checking it against `exported`'s checksum and line count; returns each skipped line's length.
+fn copy_without(
+    raw: &std::path::Path,
+    exported: &ExportedTable,
+    skip: &[(u64, u64)],
+    writer: &mut JsonlWriter,
+) -> Result<Vec<u64>, ExportError> {
+    let file = File::open(raw).map_err(DataDirError::new("open", raw))?;
+    let mut reader = BufReader::with_capacity(1 << 20, file);
+    let mut hasher = blake3::Hasher::new();
+    let mut lengths = Vec::with_capacity(skip.len());
+    let mut at = 0u64;
+    let mut line = 0u64;
+    let mut chunk = vec![0u8; 1 << 20];
+    // Copies bytes up to `end` (a line start), counting `lines` lines.
+    let mut copy_to = |reader: &mut BufReader<File>,
+                       hasher: &mut blake3::Hasher,
+                       at: &mut u64,
+                       end: u64,
+                       lines: u64|
+     -> Result<(), ExportError> {
+        while *at < end {
+            let want = ((end - *at) as usize).min(chunk.len());
+            reader.read_exact(&mut chunk[..want]).map_err(DataDirError::new("read", raw))?;
+            hasher.update(&chunk[..want]);
+            *at += want as u64;
+            writer.write_lines(&chunk[..want], if *at == end { lines } else { 0 })?;
+        }
+        Ok(())
+    };
+    let mut text = Vec::new();
+    for &(offset, skipped) in skip {
+        copy_to(&mut reader, &mut hasher, &mut at, offset, skipped - line - 1)?;
+        text.clear();
+        reader.read_until(b'\n', &mut text).map_err(DataDirError::new("read", raw))?;
+        hasher.update(&text);
+        at += text.len() as u64;
+        line = skipped;
+        lengths.push(text.len() as u64 - 1);
+    }
+    copy_to(&mut reader, &mut hasher, &mut at, exported.bytes, exported.rows - line)?;
+    let mut rest = Vec::new();
+    reader.read_to_end(&mut rest).map_err(DataDirError::new("read", raw))?;
+    let checksum = format!("blake3:{}", hasher.finalize().to_hex());
+    if !rest.is_empty() || checksum != exported.checksum {
+        return Err(ExportError::PreviousChanged { path: raw.to_owned() });
+    }
+    Ok(lengths)
+}
