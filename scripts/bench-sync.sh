@@ -21,8 +21,9 @@
 # bench_users`, `migrate init`, `migrate transform`; build migrate and convex-sink (--profile
 # dist); start a fresh sink. Timed: `migrate import` (no flags). Untimed: the changes in
 # Postgres (the first 1% of rows by id get a new full_name, the next 0.1% are deleted, 0.1% new
-# rows inserted). Timed, one after the other: `migrate export --incremental`, `migrate transform`, `migrate
-# sync`. The sink's counters then must show exactly the changes applied: inserted = N + 0.1%,
+# rows inserted). Timed, one after the other: `migrate export`, `migrate transform`, `migrate
+# sync`. Beside, not in the ratio: `migrate export --incremental` of the same changes from a copy
+# of the data directory as the import left it, and the bytes it read from the server. The sink's counters then must show exactly the changes applied: inserted = N + 0.1%,
 # replaced = 1%, deleted = 0.1%; `migrate verify` must pass. Documents sent = upserts + deletes
 # the sink applied during the sync. Wall time is the whole process, start-up included.
 
@@ -66,6 +67,8 @@ for n in "${size_list[@]}"; do
   timed import
   t_import=$secs
   log "rows=$n: full import $t_import s (CPU $cpu s)"
+  # The export as it was, for `export --incremental` to start from (not in the ratio).
+  cp -a "$data" "$tmp/data-incremental"
 
   updated=$((n / 100)) deleted=$((n / 1000)) inserted=$((n / 1000))
   changed=$((updated + deleted + inserted))
@@ -84,8 +87,20 @@ for n in "${size_list[@]}"; do
   sync
   log "rows=$n: changed $updated updated + $deleted deleted + $inserted inserted = $changed rows"
 
-  timed export --database-url "$url" --tables "$table" --incremental
+  timed export --database-url "$url" --tables "$table"
   t_export=$secs cpu_export=$cpu
+  # `export --incremental` of the same changes from the copy, reported beside (not in the
+  # ratio): its time, and the bytes the server sent (keys and changed rows) against what a full
+  # export reads (the table in binary COPY, as psql sends it).
+  result=$(cd "$tmp/cwd" && measure "$tmp/inc.out" "$tmp/inc.err" "$bin" \
+    --data-dir "$tmp/data-incremental" --no-progress --format json \
+    export --database-url "$url" --tables "$table" --incremental) \
+    || die "migrate export --incremental failed: $(tail -n 5 "$tmp/inc.err")"
+  read -r t_incremental _ cpu_incremental <<<"$result"
+  inc_bytes=$(sed -n 's/.*"read_bytes": \([0-9]*\).*/\1/p' "$tmp/inc.out")
+  [[ -n $inc_bytes ]] || die "export --incremental read the table whole: $(cat "$tmp/inc.out")"
+  full_bytes=$(bench -c "copy $table to stdout (format binary)" | wc -c)
+  rm -rf "$tmp/data-incremental"
   timed transform
   t_transform=$secs cpu_transform=$cpu
   timed --format json sync
@@ -122,6 +137,9 @@ for n in "${size_list[@]}"; do
   echo "rows=$n (export + transform + sync) / import = ${time_ratio} (goal <= $GOAL_TIME)" \
     "$(verdict "$(calc '%d' "($time_ratio <= $GOAL_TIME)")"); sync alone / import =" \
     "$(calc '%.3f' "$t_sync / $t_import")"
+  echo "rows=$n export --incremental (not in the ratio): $t_incremental s (CPU $cpu_incremental s)," \
+    "read $(calc '%.1f' "$inc_bytes / 1048576") MiB from the server; the full export" \
+    "$t_export s, the table $(calc '%.1f' "$full_bytes / 1048576") MiB in binary COPY"
   echo "rows=$n documents sent / rows changed = $sent / $changed = ${sent_ratio}" \
     "(goal <= $GOAL_SENT) $(verdict "$(calc '%d' "($sent_ratio <= $GOAL_SENT)")")"
   rm -rf "$data" "$plan" "$convex"

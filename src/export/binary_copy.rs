@@ -48,23 +48,29 @@ pub struct RowDecoder {
     /// Per row decoded since [`take_keyed`](RowDecoder::take_keyed): its key's hash and where
     /// its line starts in the output.
     keyed: Vec<(u128, usize)>,
+    key_bytes: Vec<u8>,
 }
 
 /// The hash of a row's key: its key fields' bytes as binary COPY sends them, each after its
 /// length. Two rows of a table have the same key exactly when these bytes are the same (the
 /// binary form of a value is unique for the types a primary key is made of).
-fn key_hash(buf: &[u8], fields: &[Option<Range<usize>>], key_fields: &[usize]) -> u128 {
-    let mut hasher = xxhash_rust::xxh3::Xxh3::new();
+fn key_hash(
+    buf: &[u8],
+    fields: &[Option<Range<usize>>],
+    key_fields: &[usize],
+    scratch: &mut Vec<u8>,
+) -> u128 {
+    scratch.clear();
     for &field in key_fields {
         match &fields[field] {
-            None => hasher.update(&(-1i32).to_be_bytes()),
+            None => scratch.extend_from_slice(&(-1i32).to_be_bytes()),
             Some(range) => {
-                hasher.update(&(range.len() as i32).to_be_bytes());
-                hasher.update(&buf[range.clone()]);
+                scratch.extend_from_slice(&(range.len() as i32).to_be_bytes());
+                scratch.extend_from_slice(&buf[range.clone()]);
             }
         }
     }
-    hasher.digest128()
+    xxhash_rust::xxh3::xxh3_128(scratch)
 }
 
 impl RowDecoder {
@@ -90,6 +96,7 @@ impl RowDecoder {
             key_fields: Vec::new(),
             encode: true,
             keyed: Vec::new(),
+            key_bytes: Vec::new(),
         }
     }
 
@@ -178,7 +185,8 @@ impl RowDecoder {
                 break;
             };
             if !self.key_fields.is_empty() {
-                self.keyed.push((key_hash(buf, &self.fields, &self.key_fields), out.len()));
+                let hash = key_hash(buf, &self.fields, &self.key_fields, &mut self.key_bytes);
+                self.keyed.push((hash, out.len()));
             }
             if self.encode {
                 self.encode_row(buf, out)?;

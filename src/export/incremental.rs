@@ -151,12 +151,15 @@ pub struct Updated {
     pub read: u64,
     /// Rows of the previous export gone since.
     pub gone: u64,
+    /// Bytes the server sent: the keys and the changed rows, in binary COPY.
+    pub read_bytes: u64,
 }
 
-/// Brings `table`'s raw file up to the snapshot `client` reads in. `None` when its rows cannot
-/// be trusted to this (the caller exports it whole).
+/// Brings `table`'s raw file up to the snapshot the `clients` read in (two connections: the
+/// changed rows and the keys are read at once). `None` when its rows cannot be trusted to this
+/// (the caller exports it whole).
 pub async fn update_table(
-    client: &Client,
+    [client, key_client]: [&Client; 2],
     table: &Table,
     previous: &Previous,
     data_dir: &DataDir,
@@ -194,10 +197,10 @@ pub async fn update_table(
     let mut keys = RowDecoder::keys_only(key_fields.iter().map(|&f| codecs[f].clone()).collect());
     let mut current: HashSet<u128, rustc_hash::FxBuildHasher> =
         HashSet::with_capacity_and_hasher(exported.rows as usize, Default::default());
-    copy(client, table, &key_sql, &mut keys, &mut Vec::new(), |hash, _| {
+    let mut no_lines = Vec::new();
+    let keys_read = copy(key_client, table, &key_sql, &mut keys, &mut no_lines, |hash, _| {
         current.insert(hash);
-    })
-    .await?;
+    });
 
     // The rows written since the previous snapshot.
     let changed_sql = format!(
@@ -209,10 +212,11 @@ pub async fn update_table(
     let mut rows = RowDecoder::new(codecs).keyed(key_fields);
     let mut lines = Vec::new();
     let mut changed: Vec<(u128, usize)> = Vec::new();
-    copy(client, table, &changed_sql, &mut rows, &mut lines, |hash, start| {
+    let changed_read = copy(client, table, &changed_sql, &mut rows, &mut lines, |hash, start| {
         changed.push((hash, start));
-    })
-    .await?;
+    });
+    let (keys_read, changed_read) = tokio::join!(keys_read, changed_read);
+    let read_bytes = keys_read? + changed_read?;
     let changed_keys: HashSet<u128, rustc_hash::FxBuildHasher> =
         changed.iter().map(|&(hash, _)| hash).collect();
 
@@ -275,7 +279,7 @@ pub async fn update_table(
     }
     new_index.finish(&raw, &digest.checksum)?;
 
-    let updated = Updated { kept, read: changed.len() as u64, gone };
+    let updated = Updated { kept, read: changed.len() as u64, gone, read_bytes };
     let seconds = started.elapsed().as_secs_f64();
     tracing::info!(table = %table.name, kept, read = updated.read, gone, seconds, "table updated");
     let file = exported.file.clone();
@@ -283,7 +287,7 @@ pub async fn update_table(
 }
 
 /// Runs a COPY through `decoder` into `out`, handing `each` every row's key hash and the offset
-/// of its line in `out`.
+/// of its line in `out`; returns the bytes the server sent.
 async fn copy(
     client: &Client,
     table: &Table,
@@ -291,20 +295,22 @@ async fn copy(
     decoder: &mut RowDecoder,
     out: &mut Vec<u8>,
     mut each: impl FnMut(u128, usize),
-) -> Result<(), ExportError> {
+) -> Result<u64, ExportError> {
     tracing::debug!(table = %table.name, %sql, "copy");
     let stream = client.copy_out(sql).await.map_err(|e| ExportError::read(&table.name, e))?;
     futures_util::pin_mut!(stream);
     let value_error = |source| ExportError::Value { table: table.name.clone(), source };
+    let mut bytes = 0u64;
     while let Some(chunk) = stream.next().await {
         let chunk = chunk.map_err(|e| ExportError::read(&table.name, e))?;
+        bytes += chunk.len() as u64;
         decoder.feed(&chunk, out).map_err(value_error)?;
         for (hash, start) in decoder.take_keyed() {
             each(hash, start);
         }
     }
     decoder.finish().map_err(value_error)?;
-    Ok(())
+    Ok(bytes)
 }
 
 /// Writes `raw` into `writer` without the lines starting at the `skip` offsets (ascending),

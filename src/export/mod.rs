@@ -154,18 +154,22 @@ pub async fn export_recording(
     let jobs = settings.jobs.get().min(tables.len()).max(1);
     let mut clients = vec![coordinator];
     for _ in 1..jobs {
-        let client = connect(url).await?;
-        client.batch_execute(SESSION_SETUP).await.map_err(ExportError::session)?;
-        let adopt =
-            format!("{BEGIN_SNAPSHOT}; SET TRANSACTION SNAPSHOT {}", quote_literal(&snapshot.id));
-        client.batch_execute(&adopt).await.map_err(ExportError::session)?;
-        clients.push(client);
+        clients.push(adopting(url, &snapshot.id).await?);
+    }
+    // An incremental export reads a table's keys and its changed rows at once: a second
+    // connection per worker, in the same snapshot.
+    let mut key_clients = Vec::new();
+    for _ in 0..jobs {
+        key_clients.push(match previous.as_ref() {
+            Some(_) => Some(adopting(url, &snapshot.id).await?),
+            None => None,
+        });
     }
     tracing::debug!(jobs, tables = tables.len(), "reading tables");
 
     let queue = Arc::new(Mutex::new(tables.iter().rev().cloned().collect::<Vec<Table>>()));
     let mut workers = JoinSet::new();
-    for client in clients {
+    for (client, key_client) in clients.into_iter().zip(key_clients) {
         let queue = Arc::clone(&queue);
         let data_dir = data_dir.clone();
         let reporter = Arc::clone(&reporter);
@@ -179,9 +183,16 @@ pub async fn export_recording(
                     None => Some(String::new()),
                     Some(previous) => previous.whole(&table, &data_dir),
                 };
-                if let (Some(previous), None) = (previous.as_ref(), &whole) {
-                    let updated =
-                        incremental::update_table(&client, &table, previous, &data_dir).await?;
+                if let (Some(previous), Some(key_client), None) =
+                    (previous.as_ref(), &key_client, &whole)
+                {
+                    let updated = incremental::update_table(
+                        [&client, key_client],
+                        &table,
+                        previous,
+                        &data_dir,
+                    )
+                    .await?;
                     if let Some((exported, seconds, updated)) = updated {
                         done.push((exported, seconds, Some(updated)));
                         continue;
@@ -194,6 +205,9 @@ pub async fn export_recording(
                 done.push((exported, seconds, None));
             }
             client.batch_execute("COMMIT").await.map_err(ExportError::session)?;
+            if let Some(key_client) = key_client {
+                key_client.batch_execute("COMMIT").await.map_err(ExportError::session)?;
+            }
             Ok::<_, ExportError>(done)
         });
     }
@@ -262,6 +276,16 @@ async fn check_server(client: &Client) -> Result<(String, String), ExportError> 
         return Err(ExportError::ServerTooOld { version: server_version });
     }
     Ok((server_version, row.get(2)))
+}
+
+/// A connection in the snapshot `snapshot_id` exported.
+async fn adopting(url: &DatabaseUrl, snapshot_id: &str) -> Result<Client, ExportError> {
+    let client = connect(url).await?;
+    client.batch_execute(SESSION_SETUP).await.map_err(ExportError::session)?;
+    let adopt =
+        format!("{BEGIN_SNAPSHOT}; SET TRANSACTION SNAPSHOT {}", quote_literal(snapshot_id));
+    client.batch_execute(&adopt).await.map_err(ExportError::session)?;
+    Ok(client)
 }
 
 async fn connect(url: &DatabaseUrl) -> Result<Client, ExportError> {
