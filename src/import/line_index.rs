@@ -8,6 +8,9 @@
 //! since has another, and its index is stale. A missing or stale index is built again by reading
 //! the file through, which checks it against its manifest.
 //!
+//! `export` keeps the same kind of index of its raw files, with the hash of each row's key in
+//! place of the line's (`export::incremental`).
+//!
 //! The layout: runs of 32-byte entries (hash, line, offset; little-endian), each run sorted by
 //! hash and at most [`RUN_ENTRIES`] long, so that writing takes bounded memory and time spread
 //! over the file; then a JSON trailer and its length as 8 bytes. Reading merges the runs (one
@@ -130,8 +133,8 @@ impl LineIndexWriter {
         Ok(())
     }
 
-    /// An entry whose line and offset the caller knows (lines in any order); the entries pushed
-    /// so far must not have moved the line count past `entry.line`.
+    /// An entry whose hash, line and offset the caller gives (a key index: the hash of a row's
+    /// key, not of its line), in any order.
     pub fn push_entry(&mut self, entry: Entry) -> Result<(), DataDirError> {
         self.line += 1;
         self.run.push(entry);
