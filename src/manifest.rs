@@ -36,6 +36,11 @@ pub enum Source {
         url: String,
         database: String,
         server_version: String,
+        /// `<system identifier>:<timeline>:<database oid>`: which cluster, history and database
+        /// were read (none when the user may not read them). `export --incremental` starts only
+        /// from an export of the same.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        identity: Option<String>,
     },
     /// `--from-dump`: the file's name, size and checksum instead of a server.
     Dump { dump: crate::dump::DumpFile },

@@ -84,17 +84,30 @@ impl Previous {
         Ok(Self { manifest, xmin })
     }
 
-    /// Why the export from `server_version`/`database`, whose snapshot's oldest transaction is
-    /// `xmin`, cannot start from this one: `None` when it can.
-    pub fn unusable(&self, server_version: &str, database: &str, xmin: u64) -> Option<String> {
-        let crate::manifest::Source::Server {
-            database: previous_database,
-            server_version: previous_version,
-            ..
-        } = &self.manifest.source
+    /// Why an export of `source`, whose snapshot's oldest transaction is `xmin`, cannot start
+    /// from this one: `None` when it can.
+    pub fn unusable(&self, source: &crate::manifest::Source, xmin: u64) -> Option<String> {
+        use crate::manifest::Source::Server;
+        let (
+            Server {
+                url: previous_url,
+                database: previous_database,
+                server_version: previous_version,
+                identity: previous_identity,
+            },
+            Server { url, database, server_version, identity },
+        ) = (&self.manifest.source, source)
         else {
             return Some("the previous export was not read from a server".into());
         };
+        if previous_url != url {
+            return Some(format!("the previous export read `{previous_url}`"));
+        }
+        if identity.is_none() || previous_identity != identity {
+            // Another cluster, a restored one (another timeline), or the database made again:
+            // its row versions say nothing about the previous export's.
+            return Some("the server or database is not the one the previous export read".into());
+        }
         if previous_database != database {
             return Some(format!("the previous export read database `{previous_database}`"));
         }
@@ -362,4 +375,55 @@ fn copy_without(
         return Err(ExportError::PreviousChanged { path: raw.to_owned() });
     }
     Ok(lengths)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::manifest::{Snapshot, Source};
+
+    fn server(url: &str, identity: Option<&str>) -> Source {
+        Source::Server {
+            url: url.into(),
+            database: "app".into(),
+            server_version: "15.20".into(),
+            identity: identity.map(Into::into),
+        }
+    }
+
+    fn previous(source: Source) -> Previous {
+        let manifest = Manifest {
+            format_version: crate::manifest::FORMAT_VERSION,
+            tool: String::new(),
+            source,
+            snapshot: Snapshot {
+                taken_at: String::new(),
+                transaction_snapshot: "1000:1005:".into(),
+            },
+            schemas: Vec::new(),
+            tables: Vec::new(),
+            catalog: crate::catalog::Catalog { tables: Vec::new() },
+        };
+        Previous::of(Some(manifest)).unwrap()
+    }
+
+    #[test]
+    fn only_the_same_database_of_the_same_cluster_and_history_recently_is_a_base() {
+        let base = previous(server("postgres://a/app", Some("7:1:16384")));
+        assert_eq!(base.unusable(&server("postgres://a/app", Some("7:1:16384")), 1200), None);
+        let refused = [
+            // another URL, another cluster, a restored one (timeline), the database made again
+            (server("postgres://b/app", Some("7:1:16384")), 1200),
+            (server("postgres://a/app", Some("8:1:16384")), 1200),
+            (server("postgres://a/app", Some("7:2:16384")), 1200),
+            (server("postgres://a/app", Some("7:1:16999")), 1200),
+            // unknown identity; transactions gone backwards, or too far forwards
+            (server("postgres://a/app", None), 1200),
+            (server("postgres://a/app", Some("7:1:16384")), 999),
+            (server("postgres://a/app", Some("7:1:16384")), 1000 + MAX_AGE + 1),
+        ];
+        for (source, xmin) in refused {
+            assert!(base.unusable(&source, xmin).is_some(), "{source:?} at {xmin}");
+        }
+    }
 }

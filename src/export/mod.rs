@@ -138,8 +138,14 @@ pub async fn export_recording(
     tables.sort_by_key(|t| std::cmp::Reverse(t.estimated_rows.unwrap_or(0)));
     let xmin: u64 =
         snapshot.transaction_snapshot.split(':').next().and_then(|x| x.parse().ok()).unwrap_or(0);
+    let source = source.unwrap_or_else(|| manifest::Source::Server {
+        url: url.to_string(),
+        database: snapshot.database.clone(),
+        server_version: snapshot.server_version.clone(),
+        identity: snapshot.identity.clone(),
+    });
     let previous = previous.filter(|p| {
-        let why = p.unusable(&snapshot.server_version, &snapshot.database, xmin);
+        let why = p.unusable(&source, xmin);
         if let Some(why) = &why {
             tracing::warn!("reading every table whole: {why}");
         }
@@ -226,11 +232,7 @@ pub async fn export_recording(
     let manifest = Manifest {
         format_version: manifest::FORMAT_VERSION,
         tool: concat!("migrate ", env!("CARGO_PKG_VERSION")).into(),
-        source: source.unwrap_or_else(|| manifest::Source::Server {
-            url: url.to_string(),
-            database: snapshot.database.clone(),
-            server_version: snapshot.server_version.clone(),
-        }),
+        source,
         snapshot: manifest::Snapshot {
             taken_at: snapshot.taken_at.clone(),
             transaction_snapshot: snapshot.transaction_snapshot.clone(),
@@ -306,7 +308,18 @@ struct Snapshot {
     transaction_snapshot: String,
     server_version: String,
     database: String,
+    identity: Option<String>,
 }
+
+/// The cluster's system identifier, its timeline and the database's oid, where the user may read
+/// them (an error would end the snapshot's transaction: the privileges are checked first).
+const IDENTITY: &str = "select case
+      when has_function_privilege('pg_control_system()', 'execute')
+       and has_function_privilege('pg_control_checkpoint()', 'execute')
+      then (select system_identifier::text from pg_control_system()) || ':'
+        || (select timeline_id::text from pg_control_checkpoint()) || ':'
+        || (select oid::text from pg_database where datname = current_database())
+    end";
 
 impl Snapshot {
     async fn export(client: &Client) -> Result<Self, ExportError> {
@@ -320,7 +333,9 @@ impl Snapshot {
             )
             .await
             .map_err(ExportError::session)?;
+        let identity = client.query_one(IDENTITY, &[]).await.map_err(ExportError::session)?.get(0);
         Ok(Snapshot {
+            identity,
             id: row.get(0),
             taken_at: row.get(1),
             transaction_snapshot: row.get(2),

@@ -94,9 +94,20 @@ fn every_type_and_table_shape_exports_exactly_as_reviewed() {
         taken_at.len() == 27 && taken_at.as_bytes()[10] == b'T' && taken_at.ends_with('Z'),
         "{taken_at}"
     );
+    let identity = manifest["source"]["identity"].as_str().unwrap();
+    assert_eq!(identity.split(':').filter(|n| n.parse::<u64>().is_ok()).count(), 3, "{identity}");
     let text = std::fs::read_to_string(work.manifest_path()).unwrap();
     let mut settings = insta::Settings::clone_current();
-    for key in ["taken_at", "transaction_snapshot", "url", "database", "server_version", "tool"] {
+    let volatile = [
+        "taken_at",
+        "transaction_snapshot",
+        "url",
+        "database",
+        "server_version",
+        "identity",
+        "tool",
+    ];
+    for key in volatile {
         settings.add_filter(&format!(r#""{key}": "[^"]*""#), format!(r#""{key}": "[{key}]""#));
     }
     settings.bind(|| insta::assert_snapshot!("manifest", text));
