@@ -15,7 +15,8 @@
 //! (`keys/<table>.jsonl.keys`, written by every export of a table with a primary key) must
 //! describe that file. A table is exported whole instead when anything says the previous rows
 //! may not stand for the ones of now: no key index, another catalog (a column added with a
-//! default, a renamed enum label: values that change without a new row version), another
+//! default, a renamed enum label: values that change without a new row version), a column of a
+//! composite or an extension's type (its text form can change the same way), another
 //! server version, a previous snapshot more than a billion transactions ago (`xmin` is 32 bits
 //! and wraps), or rows there now that neither the previous export nor the changed ones hold
 //! (a partition attached with its rows).
@@ -32,7 +33,7 @@ use tokio_postgres::Client;
 
 use super::binary_copy::{ColumnCodec, RowDecoder};
 use super::{ExportError, column_plan};
-use crate::catalog::{Table, TableKind};
+use crate::catalog::{PgType, Table, TableKind};
 use crate::data_dir::{DataDir, DataDirError, JsonlWriter};
 use crate::import::line_index::{Entry, LineIndex, LineIndexWriter};
 use crate::import::transformed::TransformedFile;
@@ -131,6 +132,11 @@ impl Previous {
         }
         if key_fields(table).is_none() {
             return Some("it has no primary key".into());
+        }
+        // A composite or an extension's type prints what its definition or the extension's
+        // version says, which can change without a new row version.
+        if let Some(column) = table.columns.iter().find(|c| matches!(c.ty, PgType::Other(_))) {
+            return Some(format!("column `{}` is of a type migrate reads as text", column.name));
         }
         let same = Table { estimated_rows: None, ..table.clone() }
             == Table { estimated_rows: None, ..previous.clone() };

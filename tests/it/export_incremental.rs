@@ -17,6 +17,9 @@ insert into items select g, 'item ' || g, case when g % 500 = 0 then repeat('x',
   array['t' || (g % 3)], g / 7.0 from generate_series(1, 3000) g;
 create table pairs (a int, b text, v int, primary key (a, b));
 insert into pairs select g % 50, 'b' || g, g from generate_series(1, 400) g;
+create type point2 as (x int, y int);
+create table shapes (id int primary key, at point2);
+insert into shapes values (1, (1, 2)), (2, (3, 4));
 create table nokey (v int);
 insert into nokey select g from generate_series(1, 100) g;
 create table events (id int, region text, v int, primary key (id, region))
@@ -101,6 +104,7 @@ fn an_incremental_export_holds_exactly_the_rows_a_full_export_holds() {
     assert_eq!(table(&report, "public.pairs")["updated"]["gone"], 8, "{report}");
     assert_eq!(table(&report, "public.events")["updated"]["gone"], 10, "{report}");
     assert!(table(&report, "public.nokey").get("updated").is_none(), "no key: read whole");
+    assert!(table(&report, "public.shapes").get("updated").is_none(), "a composite: read whole");
 
     // WHEN it changes again and a second incremental export starts from the first
     db.execute(
