@@ -378,8 +378,8 @@ fn uploads_to_a_deployment_answering_in_20_ms_keep_many_calls_in_flight() {
     let run = prepared.against(&sink.url(), sink.admin_key(), &["import"]).success();
 
     // THEN every file arrives, and the limiter, judging the deployment by its calls alone,
-    // lets far more than its first 4 calls out at once (27 here; uploads' quick replies mixed
-    // in as samples held it at 4 to 8)
+    // lets far more than its first 4 calls out at once (27 on a quiet machine, 15 under the
+    // whole suite on 2 cores; uploads' quick replies mixed in as samples held it at 4 to 8)
     assert!(run.stdout.contains("files: 300 of 300 uploaded"), "{run}");
     let peak: usize = run
         .stdout
@@ -389,7 +389,7 @@ fn uploads_to_a_deployment_answering_in_20_ms_keep_many_calls_in_flight() {
         .and_then(|rest| rest.split(' ').next())
         .and_then(|n| n.parse().ok())
         .unwrap_or_else(|| panic!("the files line says how many calls were in flight\n{run}"));
-    assert!(peak >= 16, "calls in flight: up to {peak}\n{run}");
+    assert!(peak >= 12, "calls in flight: up to {peak}\n{run}");
     let stats = sink.stats();
-    assert!(stats.peak_in_flight >= 16, "{stats:?}");
+    assert!(stats.peak_in_flight >= 12, "{stats:?}");
 }
