@@ -143,7 +143,9 @@ impl Previous {
         if !same {
             return Some("its definition changed".into());
         }
-        let exported = self.manifest.tables.iter().find(|t| t.table == table.name)?;
+        let Some(exported) = self.manifest.tables.iter().find(|t| t.table == table.name) else {
+            return Some("the previous export has no file of it".into());
+        };
         if !keys_path(&data_dir.path(&exported.file)).exists() {
             return Some("the previous export has no key index of it".into());
         }
