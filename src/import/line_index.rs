@@ -69,6 +69,10 @@ struct Trailer {
     modified_ns: u128,
     /// Entries per run, in file order.
     runs: Vec<u64>,
+    /// The XXH3-128 of the entries' bytes, hex: an index edited or damaged since is not used
+    /// (empty in an index written before it was recorded: not used either).
+    #[serde(default)]
+    entries: String,
 }
 
 /// The size and modification time of `path`, as an index records them.
@@ -87,6 +91,8 @@ pub struct LineIndexWriter {
     to: PathBuf,
     partial: PathBuf,
     out: BufWriter<File>,
+    /// The hash of the entries written so far.
+    hasher: xxhash_rust::xxh3::Xxh3,
     run: Vec<Entry>,
     run_entries: usize,
     runs: Vec<u64>,
@@ -113,6 +119,7 @@ impl LineIndexWriter {
         Ok(Self {
             to,
             out: BufWriter::with_capacity(256 << 10, out),
+            hasher: xxhash_rust::xxh3::Xxh3::new(),
             partial,
             run: Vec::with_capacity(RUN_ENTRIES),
             run_entries: RUN_ENTRIES,
@@ -162,6 +169,7 @@ impl LineIndexWriter {
             bytes[..16].copy_from_slice(&entry.hash.to_le_bytes());
             bytes[16..24].copy_from_slice(&entry.line.to_le_bytes());
             bytes[24..].copy_from_slice(&entry.offset.to_le_bytes());
+            self.hasher.update(&bytes);
             self.out.write_all(&bytes).map_err(DataDirError::new("write", &self.partial))?;
         }
         self.runs.push(self.run.len() as u64);
@@ -182,6 +190,7 @@ impl LineIndexWriter {
             size,
             modified_ns,
             runs: std::mem::take(&mut self.runs),
+            entries: format!("{:032x}", self.hasher.digest128()),
         };
         let text = serde_json::to_vec(&trailer).expect("a trailer serializes");
         let write = |out: &mut BufWriter<File>| {
@@ -244,7 +253,8 @@ impl LineIndex {
             && trailer.lines == file.lines
             && trailer.size == size
             && trailer.modified_ns == modified_ns
-            && trailer.runs.iter().sum::<u64>() == file.lines;
+            && trailer.runs.iter().sum::<u64>() == file.lines
+            && entries_hash(&path, file.lines)? == trailer.entries;
         Ok(current.then_some(Self { path, runs: trailer.runs }))
     }
 
@@ -265,6 +275,23 @@ impl LineIndex {
         }
         Ok(sorted)
     }
+}
+
+/// The hash of the first `entries` entries of the index at `path`, as its trailer records it.
+fn entries_hash(path: &Path, entries: u64) -> Result<String, DataDirError> {
+    let file = File::open(path).map_err(DataDirError::new("open", path))?;
+    let mut reader = BufReader::with_capacity(1 << 20, file).take(entries * ENTRY as u64);
+    let mut hasher = xxhash_rust::xxh3::Xxh3::new();
+    let mut buffer = vec![0u8; 1 << 20];
+    loop {
+        match reader.read(&mut buffer) {
+            Ok(0) => break,
+            Ok(read) => hasher.update(&buffer[..read]),
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(DataDirError::new("read", path)(e)),
+        }
+    }
+    Ok(format!("{:032x}", hasher.digest128()))
 }
 
 fn read_trailer(path: &Path) -> Result<Option<Trailer>, DataDirError> {
@@ -370,6 +397,16 @@ mod tests {
             assert_eq!(entry.hash, line_hash(line.as_bytes()));
             assert_eq!(&text[entry.offset as usize..][..line.len()], line);
         }
+
+        // Its entries edited (an offset pointing elsewhere), the trailer left as it was: not used.
+        let index_path = path_of(&path);
+        let mut bytes = std::fs::read(&index_path).unwrap();
+        bytes[24] ^= 1;
+        std::fs::write(&index_path, &bytes).unwrap();
+        assert!(LineIndex::open(&file).unwrap().is_none(), "an edited index is not used");
+        bytes[24] ^= 1;
+        std::fs::write(&index_path, &bytes).unwrap();
+        assert!(LineIndex::open(&file).unwrap().is_some(), "as written, it is used again");
 
         // Edited after (same length, so only the time tells): stale, and built again.
         std::thread::sleep(std::time::Duration::from_millis(20));
