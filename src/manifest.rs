@@ -74,6 +74,19 @@ pub struct Snapshot {
     pub transaction_snapshot: String,
 }
 
+impl Snapshot {
+    /// The oldest transaction still running when the snapshot was taken (64 bits), when the
+    /// snapshot is recorded.
+    pub fn xmin(&self) -> Option<u64> {
+        xmin_of(&self.transaction_snapshot)
+    }
+}
+
+/// The xmin of a `xmin:xmax:xip-list` snapshot text.
+pub fn xmin_of(transaction_snapshot: &str) -> Option<u64> {
+    transaction_snapshot.split(':').next()?.parse().ok()
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ExportedTable {
     #[serde(flatten)]

@@ -75,13 +75,8 @@ impl Previous {
         if !matches!(manifest.source, crate::manifest::Source::Server { .. }) {
             return Err("the previous export was not read from a server".into());
         }
-        let xmin = manifest
-            .snapshot
-            .transaction_snapshot
-            .split(':')
-            .next()
-            .and_then(|x| x.parse().ok())
-            .ok_or("the previous export's snapshot is not recorded")?;
+        let xmin =
+            manifest.snapshot.xmin().ok_or("the previous export's snapshot is not recorded")?;
         Ok(Self { manifest, xmin })
     }
 
@@ -121,46 +116,45 @@ impl Previous {
         None
     }
 
-    /// Why `table` is exported whole: `None` when it can be brought up to date.
-    pub fn whole(&self, table: &Table, data_dir: &DataDir) -> Option<String> {
+    /// What `table` can be brought up to date from: the previous export's file of it and the
+    /// fields of its primary key; else why it is read whole.
+    pub fn base_of(&self, table: &Table) -> Result<Base<'_>, String> {
         let Some(previous) = self.manifest.catalog.tables.iter().find(|t| t.name == table.name)
         else {
-            return Some("it is new".into());
+            return Err("it is new".into());
         };
         if !matches!(table.kind, TableKind::Table | TableKind::Partitioned) {
-            return Some("it is not a table".into());
+            return Err("it is not a table".into());
         }
-        if key_fields(table).is_none() {
-            return Some("it has no primary key".into());
-        }
+        let key_fields = key_fields(table).ok_or("it has no primary key")?;
         // A composite or an extension's type prints what its definition or the extension's
         // version says, which can change without a new row version.
         if let Some(column) = table.columns.iter().find(|c| matches!(c.ty, PgType::Other(_))) {
-            return Some(format!("column `{}` is of a type migrate reads as text", column.name));
+            return Err(format!("column `{}` is of a type migrate reads as text", column.name));
         }
         let same = Table { estimated_rows: None, ..table.clone() }
             == Table { estimated_rows: None, ..previous.clone() };
         if !same {
-            return Some("its definition changed".into());
+            return Err("its definition changed".into());
         }
-        let Some(exported) = self.manifest.tables.iter().find(|t| t.table == table.name) else {
-            return Some("the previous export has no file of it".into());
-        };
-        if !keys_path(&data_dir.path(&exported.file)).exists() {
-            return Some("the previous export has no key index of it".into());
-        }
-        None
+        let exported = self
+            .manifest
+            .tables
+            .iter()
+            .find(|t| t.table == table.name)
+            .ok_or("the previous export has no file of it")?;
+        Ok(Base { exported, key_fields, xmin32: self.xmin as u32 })
     }
+}
 
-    /// The previous export of `table`.
-    pub fn exported(&self, table: &Table) -> &ExportedTable {
-        self.manifest.tables.iter().find(|t| t.table == table.name).expect("checked by `whole`")
-    }
-
+/// What a table is brought up to date from.
+pub struct Base<'a> {
+    /// The previous export's file of it.
+    exported: &'a ExportedTable,
+    /// Its primary key's fields, by position among its columns.
+    key_fields: Vec<usize>,
     /// The 32-bit form of the previous snapshot's oldest transaction, as `xmin` holds it.
-    fn xmin32(&self) -> u32 {
-        self.xmin as u32
-    }
+    xmin32: u32,
 }
 
 /// What bringing a table up to date found.
@@ -182,13 +176,12 @@ pub struct Updated {
 pub async fn update_table(
     [client, key_client]: [&Client; 2],
     table: &Table,
-    previous: &Previous,
+    base: Base<'_>,
     data_dir: &DataDir,
 ) -> Result<Option<(ExportedTable, f64, Updated)>, ExportError> {
     let started = Instant::now();
-    let exported = previous.exported(table);
+    let Base { exported, key_fields, xmin32 } = base;
     let raw = data_dir.path(&exported.file);
-    let key_fields = key_fields(table).expect("checked by `whole`");
     let index_file = TransformedFile {
         path: raw.clone(),
         lines: exported.rows,
@@ -197,7 +190,7 @@ pub async fn update_table(
     let index = match LineIndex::open_at(keys_path(&raw), &index_file) {
         Ok(Some(index)) => index,
         Ok(None) => {
-            tracing::info!(table = %table.name, "the key index does not describe the raw file");
+            tracing::info!(table = %table.name, "read whole: no key index describes its file");
             return Ok(None);
         }
         Err(error) => {
@@ -228,7 +221,7 @@ pub async fn update_table(
         "COPY (SELECT {} FROM {only}{} WHERE age(xmin) <= age('{}'::xid)) TO STDOUT (FORMAT binary)",
         expressions.join(", "),
         table.name.quoted(),
-        previous.xmin32()
+        xmin32
     );
     let mut rows = RowDecoder::new(codecs).keyed(key_fields);
     let mut lines = Vec::new();
@@ -270,7 +263,13 @@ pub async fn update_table(
     // The new file: the previous one without the skipped lines, checked against its checksum
     // on the way, then the changed rows.
     let mut writer = JsonlWriter::create(raw.clone())?;
-    let skipped_lengths = copy_without(&raw, exported, &skip, &mut writer)?;
+    let Some(skipped_lengths) = copy_without(&raw, exported, &skip, &mut writer)? else {
+        tracing::warn!(
+            table = %table.name,
+            "the key index's lines and offsets do not match the file: exporting it whole"
+        );
+        return Ok(None);
+    };
     writer.write_lines(&lines, changed.len() as u64)?;
     let digest = tokio::task::block_in_place(|| writer.finish())?;
     debug_assert_eq!(digest.lines, current.len() as u64);
@@ -334,14 +333,16 @@ async fn copy(
     Ok(bytes)
 }
 
-/// Writes `raw` into `writer` without the lines starting at the `skip` offsets (ascending),
-/// checking it against `exported`'s checksum and line count; returns each skipped line's length.
+/// Writes `raw` into `writer` without the lines starting at the `skip` offsets (ascending, with
+/// their line numbers), checking it against `exported`'s checksum; returns each skipped line's
+/// length. `None` when the index does not match the file: an offset that is not where its line
+/// starts (the lines copied between two skipped ones are counted).
 fn copy_without(
     raw: &std::path::Path,
     exported: &ExportedTable,
     skip: &[(u64, u64)],
     writer: &mut JsonlWriter,
-) -> Result<Vec<u64>, ExportError> {
+) -> Result<Option<Vec<u64>>, ExportError> {
     let file = File::open(raw).map_err(DataDirError::new("open", raw))?;
     let mut reader = BufReader::with_capacity(1 << 20, file);
     let mut hasher = blake3::Hasher::new();
@@ -349,40 +350,52 @@ fn copy_without(
     let mut at = 0u64;
     let mut line = 0u64;
     let mut chunk = vec![0u8; 1 << 20];
-    // Copies bytes up to `end` (a line start), counting `lines` lines.
+    // Copies bytes up to `end`, which must be where a line starts: `lines` whole lines.
     let mut copy_to = |reader: &mut BufReader<File>,
                        hasher: &mut blake3::Hasher,
                        at: &mut u64,
                        end: u64,
                        lines: u64|
-     -> Result<(), ExportError> {
+     -> Result<bool, ExportError> {
+        let (mut newlines, mut last) = (0u64, b'\n');
         while *at < end {
             let want = ((end - *at) as usize).min(chunk.len());
-            reader.read_exact(&mut chunk[..want]).map_err(DataDirError::new("read", raw))?;
-            hasher.update(&chunk[..want]);
+            let bytes = &mut chunk[..want];
+            reader.read_exact(bytes).map_err(DataDirError::new("read", raw))?;
+            hasher.update(bytes);
+            newlines += memchr::memchr_iter(b'\n', bytes).count() as u64;
+            last = bytes[want - 1];
             *at += want as u64;
-            writer.write_lines(&chunk[..want], if *at == end { lines } else { 0 })?;
+            writer.write_lines(bytes, if *at == end { lines } else { 0 })?;
         }
-        Ok(())
+        Ok(newlines == lines && last == b'\n')
     };
     let mut text = Vec::new();
+    let mut matches = true;
     for &(offset, skipped) in skip {
-        copy_to(&mut reader, &mut hasher, &mut at, offset, skipped - line - 1)?;
+        if offset < at || skipped <= line {
+            return Ok(None);
+        }
+        matches &= copy_to(&mut reader, &mut hasher, &mut at, offset, skipped - line - 1)?;
         text.clear();
         reader.read_until(b'\n', &mut text).map_err(DataDirError::new("read", raw))?;
         hasher.update(&text);
         at += text.len() as u64;
         line = skipped;
-        lengths.push(text.len() as u64 - 1);
+        matches &= text.last() == Some(&b'\n');
+        lengths.push(text.len().saturating_sub(1) as u64);
     }
-    copy_to(&mut reader, &mut hasher, &mut at, exported.bytes, exported.rows - line)?;
+    if exported.bytes < at || exported.rows < line {
+        return Ok(None);
+    }
+    matches &= copy_to(&mut reader, &mut hasher, &mut at, exported.bytes, exported.rows - line)?;
     let mut rest = Vec::new();
     reader.read_to_end(&mut rest).map_err(DataDirError::new("read", raw))?;
     let checksum = format!("blake3:{}", hasher.finalize().to_hex());
     if !rest.is_empty() || checksum != exported.checksum {
         return Err(ExportError::PreviousChanged { path: raw.to_owned() });
     }
-    Ok(lengths)
+    Ok(matches.then_some(lengths))
 }
 
 #[cfg(test)]

@@ -136,8 +136,7 @@ pub async fn export_recording(
     let mut tables =
         introspect::introspect(&coordinator, &settings.schemas, &settings.tables).await?;
     tables.sort_by_key(|t| std::cmp::Reverse(t.estimated_rows.unwrap_or(0)));
-    let xmin: u64 =
-        snapshot.transaction_snapshot.split(':').next().and_then(|x| x.parse().ok()).unwrap_or(0);
+    let xmin = manifest::xmin_of(&snapshot.transaction_snapshot).unwrap_or(0);
     let source = source.unwrap_or_else(|| manifest::Source::Server {
         url: url.to_string(),
         database: snapshot.database.clone(),
@@ -185,26 +184,19 @@ pub async fn export_recording(
             loop {
                 let next = queue.lock().expect("queue lock").pop();
                 let Some(table) = next else { break };
-                let whole = match previous.as_ref() {
-                    None => Some(String::new()),
-                    Some(previous) => previous.whole(&table, &data_dir),
-                };
-                if let (Some(previous), Some(key_client), None) =
-                    (previous.as_ref(), &key_client, &whole)
-                {
-                    let updated = incremental::update_table(
-                        [&client, key_client],
-                        &table,
-                        previous,
-                        &data_dir,
-                    )
-                    .await?;
+                let base = previous.as_ref().as_ref().and_then(|p| {
+                    p.base_of(&table)
+                        .inspect_err(|why| tracing::info!(table = %table.name, "read whole: {why}"))
+                        .ok()
+                });
+                if let (Some(base), Some(key_client)) = (base, &key_client) {
+                    let clients = [&client, key_client];
+                    let updated =
+                        incremental::update_table(clients, &table, base, &data_dir).await?;
                     if let Some((exported, seconds, updated)) = updated {
                         done.push((exported, seconds, Some(updated)));
                         continue;
                     }
-                } else if let Some(why) = whole.filter(|why| !why.is_empty()) {
-                    tracing::info!(table = %table.name, "read whole: {why}");
                 }
                 let (exported, seconds) =
                     export_table(&client, &table, &data_dir, reporter.as_ref()).await?;
