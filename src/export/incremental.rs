@@ -401,6 +401,7 @@ fn copy_without(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::catalog::TableName;
     use crate::manifest::{Snapshot, Source};
 
     fn server(url: &str, identity: Option<&str>) -> Source {
@@ -446,5 +447,32 @@ mod tests {
         for (source, xmin) in refused {
             assert!(base.unusable(&source, xmin).is_some(), "{source:?} at {xmin}");
         }
+    }
+
+    #[test]
+    fn a_file_is_copied_without_the_skipped_lines_only_where_the_offsets_are_line_starts() {
+        let dir = tempfile::tempdir().unwrap();
+        let raw = dir.path().join("t.jsonl");
+        let text = "{\"id\":1}\n{\"id\":2}\n{\"id\":3}\n";
+        std::fs::write(&raw, text).unwrap();
+        let digest = crate::data_dir::FileDigest {
+            lines: 3,
+            bytes: text.len() as u64,
+            checksum: format!("blake3:{}", blake3::hash(text.as_bytes()).to_hex()),
+        };
+        let exported =
+            ExportedTable::new(TableName::new("public", "t"), "raw/t.jsonl".into(), digest);
+        let copy = |skip: &[(u64, u64)]| {
+            let out = dir.path().join("out.jsonl");
+            let mut writer = JsonlWriter::create(out.clone()).unwrap();
+            let kept = copy_without(&raw, &exported, skip, &mut writer).unwrap();
+            writer.finish().unwrap();
+            (kept, std::fs::read_to_string(out).unwrap())
+        };
+        // line 2 starts at 9
+        assert_eq!(copy(&[(9, 2)]), (Some(vec![8]), "{\"id\":1}\n{\"id\":3}\n".into()));
+        // an offset inside line 2, or line 3's offset named as line 2's: not where it says
+        assert_eq!(copy(&[(12, 2)]).0, None);
+        assert_eq!(copy(&[(18, 2)]).0, None);
     }
 }
