@@ -181,6 +181,11 @@ impl ExportError {
     }
 
     /// Classifies a failure while reading a table's rows.
+    /// A value of `table` that cannot be exported.
+    pub(super) fn value(table: &TableName, source: CopyError) -> Self {
+        ExportError::Value { table: table.clone(), source }
+    }
+
     pub(super) fn read(table: &TableName, error: tokio_postgres::Error) -> Self {
         let db = error.as_db_error();
         let privilege = db.is_some_and(|db| db.code() == &SqlState::INSUFFICIENT_PRIVILEGE);

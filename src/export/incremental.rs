@@ -27,12 +27,11 @@ use std::io::{BufRead, BufReader, Read};
 use std::path::PathBuf;
 use std::time::Instant;
 
-use futures_util::StreamExt;
 use serde::Serialize;
 use tokio_postgres::Client;
 
-use super::binary_copy::{ColumnCodec, RowDecoder};
-use super::{ExportError, column_plan};
+use super::binary_copy::RowDecoder;
+use super::{ExportError, copy_rows, copy_statement_of};
 use crate::catalog::{PgType, Table, TableKind};
 use crate::data_dir::{DataDir, DataDirError, JsonlWriter};
 use crate::import::line_index::{Entry, LineIndex, LineIndexWriter};
@@ -198,39 +197,31 @@ pub async fn update_table(
             return Ok(None);
         }
     };
-    let only = if table.kind == TableKind::Table { "ONLY " } else { "" };
-    let (expressions, codecs): (Vec<String>, Vec<ColumnCodec>) =
-        table.columns.iter().map(column_plan).unzip();
-
     // The keys of now.
-    let key_sql = format!(
-        "COPY (SELECT {} FROM {only}{}) TO STDOUT (FORMAT binary)",
-        key_fields.iter().map(|&f| expressions[f].as_str()).collect::<Vec<_>>().join(", "),
-        table.name.quoted()
-    );
-    let mut keys = RowDecoder::keys_only(key_fields.iter().map(|&f| codecs[f].clone()).collect());
+    let (key_sql, key_codecs) = copy_statement_of(table, &key_fields, None);
+    let mut keys = RowDecoder::keys_only(key_codecs);
     let mut current: HashSet<u128, rustc_hash::FxBuildHasher> =
         HashSet::with_capacity_and_hasher(exported.rows as usize, Default::default());
-    let mut no_lines = Vec::new();
-    let keys_read = copy(key_client, table, &key_sql, &mut keys, &mut no_lines, |hash, _| {
-        current.insert(hash);
+    let keys_read = copy_rows(key_client, table, &key_sql, &mut keys, |decoder, chunk| {
+        decoder.feed(chunk, &mut Vec::new()).map_err(|e| ExportError::value(&table.name, e))?;
+        current.extend(decoder.take_keyed().map(|(hash, _)| hash));
+        Ok(())
     });
 
     // The rows written since the previous snapshot.
-    let changed_sql = format!(
-        "COPY (SELECT {} FROM {only}{} WHERE age(xmin) <= age('{}'::xid)) TO STDOUT (FORMAT binary)",
-        expressions.join(", "),
-        table.name.quoted(),
-        xmin32
-    );
+    let every: Vec<usize> = (0..table.columns.len()).collect();
+    let since = format!("age(xmin) <= age('{xmin32}'::xid)");
+    let (changed_sql, codecs) = copy_statement_of(table, &every, Some(&since));
     let mut rows = RowDecoder::new(codecs).keyed(key_fields);
     let mut lines = Vec::new();
     let mut changed: Vec<(u128, usize)> = Vec::new();
-    let changed_read = copy(client, table, &changed_sql, &mut rows, &mut lines, |hash, start| {
-        changed.push((hash, start));
+    let changed_read = copy_rows(client, table, &changed_sql, &mut rows, |decoder, chunk| {
+        decoder.feed(chunk, &mut lines).map_err(|e| ExportError::value(&table.name, e))?;
+        changed.extend(decoder.take_keyed());
+        Ok(())
     });
     let (keys_read, changed_read) = tokio::join!(keys_read, changed_read);
-    let read_bytes = keys_read? + changed_read?;
+    let read_bytes = keys_read?.1 + changed_read?.1;
     let changed_keys: HashSet<u128, rustc_hash::FxBuildHasher> =
         changed.iter().map(|&(hash, _)| hash).collect();
 
@@ -304,33 +295,6 @@ pub async fn update_table(
     tracing::info!(table = %table.name, kept, read = updated.read, gone, seconds, "table updated");
     let file = exported.file.clone();
     Ok(Some((ExportedTable::new(table.name.clone(), file, digest), seconds, updated)))
-}
-
-/// Runs a COPY through `decoder` into `out`, handing `each` every row's key hash and the offset
-/// of its line in `out`; returns the bytes the server sent.
-async fn copy(
-    client: &Client,
-    table: &Table,
-    sql: &str,
-    decoder: &mut RowDecoder,
-    out: &mut Vec<u8>,
-    mut each: impl FnMut(u128, usize),
-) -> Result<u64, ExportError> {
-    tracing::debug!(table = %table.name, %sql, "copy");
-    let stream = client.copy_out(sql).await.map_err(|e| ExportError::read(&table.name, e))?;
-    futures_util::pin_mut!(stream);
-    let value_error = |source| ExportError::Value { table: table.name.clone(), source };
-    let mut bytes = 0u64;
-    while let Some(chunk) = stream.next().await {
-        let chunk = chunk.map_err(|e| ExportError::read(&table.name, e))?;
-        bytes += chunk.len() as u64;
-        decoder.feed(&chunk, out).map_err(value_error)?;
-        for (hash, start) in decoder.take_keyed() {
-            each(hash, start);
-        }
-    }
-    decoder.finish().map_err(value_error)?;
-    Ok(bytes)
 }
 
 /// Writes `raw` into `writer` without the lines starting at the `skip` offsets (ascending, with

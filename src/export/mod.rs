@@ -343,7 +343,7 @@ fn quote_literal(value: &str) -> String {
 
 /// How a column is selected and decoded: natively in binary where `raw_json` knows the type,
 /// else cast to text (or text[]) by the server.
-pub(crate) fn column_plan(column: &Column) -> (String, ColumnCodec) {
+fn column_plan(column: &Column) -> (String, ColumnCodec) {
     let native = match &column.ty {
         PgType::Bool => Some(Wire::Bool),
         PgType::Int2 => Some(Wire::Int2),
@@ -386,15 +386,49 @@ pub(crate) fn column_plan(column: &Column) -> (String, ColumnCodec) {
 /// The COPY statement for a table: partitioned parents include their partitions; plain tables
 /// use `ONLY` so inheritance children are not read twice.
 fn copy_statement(table: &Table) -> (String, Vec<ColumnCodec>) {
+    let every: Vec<usize> = (0..table.columns.len()).collect();
+    copy_statement_of(table, &every, None)
+}
+
+/// [`copy_statement`] of the columns at `fields` only, and of the rows `filter` (an SQL
+/// condition) selects.
+pub(crate) fn copy_statement_of(
+    table: &Table,
+    fields: &[usize],
+    filter: Option<&str>,
+) -> (String, Vec<ColumnCodec>) {
     let (expressions, codecs): (Vec<String>, Vec<ColumnCodec>) =
-        table.columns.iter().map(column_plan).unzip();
+        fields.iter().map(|&f| column_plan(&table.columns[f])).unzip();
     let only = if table.kind == TableKind::Table { "ONLY " } else { "" };
+    let filter = filter.map(|f| format!(" WHERE {f}")).unwrap_or_default();
     let sql = format!(
-        "COPY (SELECT {} FROM {only}{}) TO STDOUT (FORMAT binary)",
+        "COPY (SELECT {} FROM {only}{}{filter}) TO STDOUT (FORMAT binary)",
         expressions.join(", "),
         table.name.quoted()
     );
     (sql, codecs)
+}
+
+/// Runs a COPY statement, handing `on_chunk` the decoder and each chunk the server sends;
+/// returns the rows decoded and the bytes the server sent.
+pub(crate) async fn copy_rows(
+    client: &Client,
+    table: &Table,
+    sql: &str,
+    decoder: &mut RowDecoder,
+    mut on_chunk: impl FnMut(&mut RowDecoder, &[u8]) -> Result<(), ExportError>,
+) -> Result<(u64, u64), ExportError> {
+    tracing::debug!(table = %table.name, %sql, "copy");
+    let stream = client.copy_out(sql).await.map_err(|e| ExportError::read(&table.name, e))?;
+    futures_util::pin_mut!(stream);
+    let mut bytes = 0u64;
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(|e| ExportError::read(&table.name, e))?;
+        bytes += chunk.len() as u64;
+        on_chunk(decoder, &chunk)?;
+    }
+    let rows = decoder.finish().map_err(|source| ExportError::value(&table.name, source))?;
+    Ok((rows, bytes))
 }
 
 /// Progress is reported every this many rows, never per row.
@@ -408,7 +442,6 @@ async fn export_table(
 ) -> Result<(ExportedTable, f64), ExportError> {
     let started = Instant::now();
     let (sql, codecs) = copy_statement(table);
-    tracing::debug!(table = %table.name, %sql, "copy");
     let file = DataDir::raw_file(&table.name);
     let path = data_dir.path(&file);
     let mut writer = JsonlWriter::create(path.clone())?;
@@ -423,17 +456,11 @@ async fn export_table(
     let mut progress =
         reporter.table_started(&table.name.to_string(), table.estimated_rows, Unit::Rows);
 
-    let stream =
-        client.copy_out(sql.as_str()).await.map_err(|e| ExportError::read(&table.name, e))?;
-    futures_util::pin_mut!(stream);
     let mut reported = 0;
-    while let Some(chunk) = stream.next().await {
-        let chunk = chunk.map_err(|e| ExportError::read(&table.name, e))?;
+    let (rows, _) = copy_rows(client, table, &sql, &mut decoder, |decoder, chunk| {
         let before = decoder.rows();
         let flushed = writer.flushed_bytes();
-        decoder
-            .feed(&chunk, writer.buffer())
-            .map_err(|source| ExportError::Value { table: table.name.clone(), source })?;
+        decoder.feed(chunk, writer.buffer()).map_err(|e| ExportError::value(&table.name, e))?;
         if let Some(index) = index.as_mut() {
             for (i, (hash, start)) in decoder.take_keyed().enumerate() {
                 let line = before + i as u64 + 1;
@@ -445,10 +472,9 @@ async fn export_table(
             reported = decoder.rows();
             progress.rows(reported);
         }
-    }
-    let rows = decoder
-        .finish()
-        .map_err(|source| ExportError::Value { table: table.name.clone(), source })?;
+        Ok(())
+    })
+    .await?;
     // fsync of a large file can take a while: keep it off the async workers' backs so the
     // other tables' connections keep flowing.
     let digest = tokio::task::block_in_place(|| writer.finish())?;
